@@ -1,0 +1,239 @@
+// The normalized cluster model every part of weir works on.
+//
+// The loader (src/load) validates raw Kubernetes manifests with zod schemas and turns them
+// into these plain objects, applying the API server's defaulting (policyTypes, protocol TCP,
+// namespace labels). The engine, the lab, the renderer and the analyzer only ever see this
+// model, so defaulting happens in exactly one place.
+
+export type Protocol = 'TCP' | 'UDP' | 'SCTP';
+export const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
+
+export type Labels = Readonly<Record<string, string>>;
+
+export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+
+export interface LabelSelectorRequirement {
+  readonly key: string;
+  readonly operator: SelectorOperator;
+  readonly values?: readonly string[];
+}
+
+/** metav1.LabelSelector. `{}` (no requirements) selects everything. */
+export interface LabelSelector {
+  readonly matchLabels?: Labels;
+  readonly matchExpressions?: readonly LabelSelectorRequirement[];
+}
+
+/** Where an object came from, for error messages and explanations. */
+export interface SourceRef {
+  readonly file: string;
+  /** 1-based line of the document start, where known. */
+  readonly line?: number;
+}
+
+export interface Namespace {
+  readonly name: string;
+  /** Always includes `kubernetes.io/metadata.name` (set by the loader, as the API server does). */
+  readonly labels: Labels;
+  /** True when the namespace was not declared and was created from a reference. */
+  readonly implicit?: boolean;
+  readonly source?: SourceRef;
+}
+
+export interface Node {
+  readonly name: string;
+  readonly labels: Labels;
+  /** Node (host) IP, when known. */
+  readonly ip?: string;
+  readonly source?: SourceRef;
+}
+
+export interface ContainerPort {
+  readonly name?: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+}
+
+export type WorkloadKind =
+  | 'Pod'
+  | 'Deployment'
+  | 'ReplicaSet'
+  | 'StatefulSet'
+  | 'DaemonSet'
+  | 'Job'
+  | 'CronJob'
+  | 'ReplicationController';
+
+/** A controller (or a bare Pod) whose pods share one pod template. */
+export interface Workload {
+  readonly namespace: string;
+  readonly name: string;
+  readonly kind: WorkloadKind;
+  /** Pod template labels. */
+  readonly labels: Labels;
+  readonly ports: readonly ContainerPort[];
+  readonly hostNetwork: boolean;
+  readonly replicas: number;
+  readonly source?: SourceRef;
+}
+
+export interface Pod {
+  readonly namespace: string;
+  readonly name: string;
+  readonly labels: Labels;
+  readonly ports: readonly ContainerPort[];
+  readonly hostNetwork: boolean;
+  /** `status.podIP` or the address the lab assigned. */
+  readonly ip?: string;
+  /** Node the pod runs on, where known. */
+  readonly node?: string;
+  /** Owning workload key, `namespace/name[Kind]`. */
+  readonly workload: string;
+  readonly source?: SourceRef;
+}
+
+export interface ServicePort {
+  readonly name?: string;
+  readonly port: number;
+  readonly targetPort: number | string;
+  readonly protocol: Protocol;
+  readonly nodePort?: number;
+}
+
+export interface Service {
+  readonly namespace: string;
+  readonly name: string;
+  /** Absent selector: a service without selector (endpoints managed elsewhere). */
+  readonly selector?: Labels;
+  readonly ports: readonly ServicePort[];
+  readonly clusterIP?: string;
+  readonly type: 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
+  readonly sessionAffinity: 'None' | 'ClientIP';
+  readonly annotations: Labels;
+  readonly source?: SourceRef;
+}
+
+// ---------------------------------------------------------------- NetworkPolicy
+
+export interface IPBlock {
+  readonly cidr: string;
+  readonly except: readonly string[];
+}
+
+/**
+ * networking.k8s.io/v1 NetworkPolicyPeer. Exactly one of `selector` or `ipBlock` forms.
+ * In the selector form, an absent namespaceSelector means "the policy's namespace" and an
+ * absent podSelector means "all pods" — which is different from an empty `{}` selector on
+ * namespaceSelector ("all namespaces").
+ */
+export type NetworkPolicyPeer =
+  | { readonly kind: 'selector'; readonly podSelector?: LabelSelector; readonly namespaceSelector?: LabelSelector }
+  | { readonly kind: 'ipBlock'; readonly ipBlock: IPBlock };
+
+export interface NetworkPolicyPort {
+  readonly protocol: Protocol;
+  /** Absent: all ports of the protocol. A string is a named container port. */
+  readonly port?: number | string;
+  readonly endPort?: number;
+}
+
+export interface NetworkPolicyRule {
+  /** Empty: matches all peers (the API's "empty or missing from/to"). */
+  readonly peers: readonly NetworkPolicyPeer[];
+  /** Empty: matches all ports and protocols. */
+  readonly ports: readonly NetworkPolicyPort[];
+}
+
+export type PolicyMode = 'enforce' | 'audit';
+
+export interface NetworkPolicy {
+  readonly namespace: string;
+  readonly name: string;
+  readonly podSelector: LabelSelector;
+  /** Already defaulted as the API server does. */
+  readonly policyTypes: readonly ('Ingress' | 'Egress')[];
+  readonly ingress: readonly NetworkPolicyRule[];
+  readonly egress: readonly NetworkPolicyRule[];
+  /** From annotation `weir.dev/mode`; default enforce. */
+  readonly mode: PolicyMode;
+  readonly source?: SourceRef;
+}
+
+// ------------------------------------------------- AdminNetworkPolicy / Baseline
+
+export interface NamespacedPodSelector {
+  readonly namespaceSelector: LabelSelector;
+  readonly podSelector: LabelSelector;
+}
+
+export type AdminSubject =
+  | { readonly namespaces: LabelSelector; readonly pods?: undefined }
+  | { readonly pods: NamespacedPodSelector; readonly namespaces?: undefined };
+
+export type AdminPeer =
+  | { readonly kind: 'namespaces'; readonly namespaces: LabelSelector }
+  | { readonly kind: 'pods'; readonly pods: NamespacedPodSelector }
+  | { readonly kind: 'nodes'; readonly nodes: LabelSelector }
+  | { readonly kind: 'networks'; readonly networks: readonly string[] };
+
+export type AdminPort =
+  | { readonly kind: 'portNumber'; readonly protocol: Protocol; readonly port: number }
+  | { readonly kind: 'namedPort'; readonly name: string }
+  | { readonly kind: 'portRange'; readonly protocol: Protocol; readonly start: number; readonly end: number };
+
+export type AdminAction = 'Allow' | 'Deny' | 'Pass';
+
+export interface AdminRule {
+  readonly name: string;
+  readonly action: AdminAction;
+  readonly peers: readonly AdminPeer[];
+  /** Absent: the rule does not filter by port. */
+  readonly ports?: readonly AdminPort[];
+}
+
+export interface AdminNetworkPolicy {
+  readonly name: string;
+  readonly priority: number;
+  readonly subject: AdminSubject;
+  readonly ingress: readonly AdminRule[];
+  readonly egress: readonly AdminRule[];
+  readonly mode: PolicyMode;
+  readonly source?: SourceRef;
+}
+
+/** The singleton BaselineAdminNetworkPolicy (named `default`); actions are Allow or Deny only. */
+export interface BaselineAdminNetworkPolicy {
+  readonly name: string;
+  readonly subject: AdminSubject;
+  readonly ingress: readonly AdminRule[];
+  readonly egress: readonly AdminRule[];
+  readonly mode: PolicyMode;
+  readonly source?: SourceRef;
+}
+
+export interface Cluster {
+  readonly namespaces: readonly Namespace[];
+  readonly nodes: readonly Node[];
+  readonly workloads: readonly Workload[];
+  readonly pods: readonly Pod[];
+  readonly services: readonly Service[];
+  readonly networkPolicies: readonly NetworkPolicy[];
+  readonly adminNetworkPolicies: readonly AdminNetworkPolicy[];
+  readonly baselineAdminNetworkPolicy?: BaselineAdminNetworkPolicy;
+}
+
+export function emptyCluster(): Cluster {
+  return {
+    namespaces: [],
+    nodes: [],
+    workloads: [],
+    pods: [],
+    services: [],
+    networkPolicies: [],
+    adminNetworkPolicies: [],
+  };
+}
+
+export function workloadKey(namespace: string, name: string, kind: WorkloadKind): string {
+  return `${namespace}/${name}[${kind}]`;
+}
