@@ -1,0 +1,4 @@
+// weir as a library: `import { loadManifests, PolicyEngine, analyze, explain } from 'weir'`.
+export * from './model/cluster.js';
+export * from './model/diagnostics.js';
+export * from './policy/index.js';

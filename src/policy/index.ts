@@ -1,0 +1,12 @@
+export { PolicyEngine, type ProgramMode } from './engine.js';
+export { analyze, buildClasses, type AnalysisClass, type ConnectivityResult } from './analysis.js';
+export { explain, formatExplanation, resolveEndpoint, EndpointNotFoundError, type Explanation, type DirectionExplanation, type ExplainStep, type Verdict } from './explain.js';
+export { evaluatePair, evaluateSide, podEndpoint, externalEndpoint, inGroup, type Endpoint, type PairResult } from './endpoint.js';
+export * from './connections.js';
+export type { Identity, Group, GroupSpec } from './cache.js';
+export type { CompiledPolicy, AnyPolicy } from './compile.js';
+export { policyKey } from './compile.js';
+export type { CompiledRule, DirectionProgram, Direction, PortSpec, RuleRef, Tier } from './rules.js';
+export { resolvePorts } from './rules.js';
+export { matchesSelector, formatSelector, selectorKey } from './selector.js';
+export { parseIp, parseCidr, formatIp, formatInterval, type IpInterval } from './ip.js';
