@@ -1,0 +1,278 @@
+// Raw (validated) manifests → the normalized Cluster model, applying the API server's
+// defaulting exactly once, here.
+
+import type {
+  AdminNetworkPolicy,
+  AdminPeer,
+  AdminPort,
+  AdminRule,
+  AdminSubject,
+  BaselineAdminNetworkPolicy,
+  ContainerPort,
+  LabelSelector,
+  Labels,
+  Namespace,
+  NetworkPolicy,
+  NetworkPolicyPeer,
+  NetworkPolicyPort,
+  NetworkPolicyRule,
+  Node,
+  PolicyMode,
+  Service,
+  SourceRef,
+} from '../model/cluster.js';
+import type { z } from 'zod';
+import { canonicalCIDR, hasHostBits, parseCIDR } from './cidr.js';
+import type {
+  RawAdminEgressPeer,
+  RawAdminIngressPeer,
+  RawAdminNetworkPolicy,
+  RawAdminPort,
+  RawBaselineAdminNetworkPolicy,
+  RawLabelSelector,
+  RawNetworkPolicy,
+  RawNetworkPolicyPeer,
+  RawNetworkPolicyPort,
+  RawPodSpec,
+  namespaceSchema,
+  nodeSchema,
+  serviceSchema,
+} from './schema.js';
+import { MODE_ANNOTATION } from './schema.js';
+
+/** A normalization remark (never an error: errors are caught by the schemas). */
+export interface Remark {
+  readonly code: string;
+  readonly message: string;
+  readonly path: readonly (string | number)[];
+}
+
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+
+export function namespaceLabels(name: string, labels: Labels = {}): Labels {
+  // The API server always sets this label to the namespace's name (NamespaceDefaultLabelName).
+  return { ...labels, [NAMESPACE_NAME_LABEL]: name };
+}
+
+export function normalizeSelector(raw: RawLabelSelector): LabelSelector {
+  return {
+    ...(raw.matchLabels ? { matchLabels: { ...raw.matchLabels } } : {}),
+    ...(raw.matchExpressions
+      ? {
+          matchExpressions: raw.matchExpressions.map((r) => ({
+            key: r.key,
+            operator: r.operator,
+            ...(r.values ? { values: [...r.values] } : {}),
+          })),
+        }
+      : {}),
+  };
+}
+
+function modeOf(annotations: Readonly<Record<string, string>> | undefined): PolicyMode {
+  return annotations?.[MODE_ANNOTATION] === 'audit' ? 'audit' : 'enforce';
+}
+
+// ------------------------------------------------------------------ NetworkPolicy
+
+function normalizeCidr(text: string, path: (string | number)[], remarks: Remark[]): string {
+  const c = parseCIDR(text);
+  if (!c) return text; // unreachable: the schema rejected it
+  if (hasHostBits(c)) {
+    // Kubernetes parses ipBlock CIDRs with ParseCIDR, which keeps only the network part, so
+    // "10.0.0.7/24" is accepted and means 10.0.0.0/24. Worth a note: the author may have
+    // meant a single host.
+    remarks.push({
+      code: 'cidr-host-bits',
+      message: `CIDR "${text}" has host bits set; it is treated as ${canonicalCIDR(c)} (as Kubernetes does)`,
+      path,
+    });
+  }
+  return canonicalCIDR(c);
+}
+
+function normalizePeer(raw: RawNetworkPolicyPeer, path: (string | number)[], remarks: Remark[]): NetworkPolicyPeer {
+  if (raw.ipBlock) {
+    return {
+      kind: 'ipBlock',
+      ipBlock: {
+        cidr: normalizeCidr(raw.ipBlock.cidr, [...path, 'ipBlock', 'cidr'], remarks),
+        except: (raw.ipBlock.except ?? []).map((e, i) => normalizeCidr(e, [...path, 'ipBlock', 'except', i], remarks)),
+      },
+    };
+  }
+  return {
+    kind: 'selector',
+    ...(raw.podSelector ? { podSelector: normalizeSelector(raw.podSelector) } : {}),
+    ...(raw.namespaceSelector ? { namespaceSelector: normalizeSelector(raw.namespaceSelector) } : {}),
+  };
+}
+
+function normalizePort(raw: RawNetworkPolicyPort): NetworkPolicyPort {
+  return {
+    // NetworkPolicyPort.protocol: "If not specified, this field defaults to TCP."
+    protocol: raw.protocol ?? 'TCP',
+    ...(raw.port !== undefined ? { port: raw.port } : {}),
+    ...(raw.endPort !== undefined ? { endPort: raw.endPort } : {}),
+  };
+}
+
+export function normalizeNetworkPolicy(raw: RawNetworkPolicy, namespace: string, source: SourceRef, remarks: Remark[]): NetworkPolicy {
+  const spec = raw.spec;
+  const rules = (dir: 'ingress' | 'egress', list: readonly { from?: RawNetworkPolicyPeer[]; to?: RawNetworkPolicyPeer[]; ports?: RawNetworkPolicyPort[] }[]): NetworkPolicyRule[] =>
+    list.map((rule, i) => {
+      const peerKey = dir === 'ingress' ? 'from' : 'to';
+      return {
+        peers: (rule[peerKey] ?? []).map((p, j) => normalizePeer(p, ['spec', dir, i, peerKey, j], remarks)),
+        ports: (rule.ports ?? []).map(normalizePort),
+      };
+    });
+  const ingress = rules('ingress', spec.ingress ?? []);
+  const egress = rules('egress', spec.egress ?? []);
+
+  // SetDefaults_NetworkPolicy: when policyTypes is empty (absent *or* []), it becomes
+  // ["Ingress"], plus "Egress" if spec.egress has at least one rule.
+  let policyTypes: ('Ingress' | 'Egress')[];
+  if (spec.policyTypes && spec.policyTypes.length > 0) {
+    // Keep a canonical order so equal policies compare equal.
+    policyTypes = (['Ingress', 'Egress'] as const).filter((t) => spec.policyTypes?.includes(t));
+  } else {
+    policyTypes = egress.length > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
+  }
+  for (const dir of ['ingress', 'egress'] as const) {
+    const type = dir === 'ingress' ? 'Ingress' : 'Egress';
+    if ((dir === 'ingress' ? ingress : egress).length > 0 && !policyTypes.includes(type)) {
+      remarks.push({
+        code: 'ignored-rules',
+        message: `spec.${dir} has rules but policyTypes does not include ${type}; these rules have no effect`,
+        path: ['spec', dir],
+      });
+    }
+  }
+
+  return {
+    namespace,
+    name: raw.metadata.name,
+    podSelector: normalizeSelector(spec.podSelector ?? {}),
+    policyTypes,
+    ingress,
+    egress,
+    mode: modeOf(raw.metadata.annotations),
+    source,
+  };
+}
+
+// ---------------------------------------------------- AdminNetworkPolicy / Baseline
+
+function normalizeSubject(raw: RawAdminNetworkPolicy['spec']['subject']): AdminSubject {
+  if (raw.pods) {
+    return { pods: { namespaceSelector: normalizeSelector(raw.pods.namespaceSelector), podSelector: normalizeSelector(raw.pods.podSelector) } };
+  }
+  return { namespaces: normalizeSelector(raw.namespaces ?? {}) };
+}
+
+function normalizeAdminPeer(raw: RawAdminIngressPeer | RawAdminEgressPeer): AdminPeer {
+  if (raw.pods) {
+    return {
+      kind: 'pods',
+      pods: { namespaceSelector: normalizeSelector(raw.pods.namespaceSelector), podSelector: normalizeSelector(raw.pods.podSelector) },
+    };
+  }
+  if ('nodes' in raw && raw.nodes) return { kind: 'nodes', nodes: normalizeSelector(raw.nodes) };
+  if ('networks' in raw && raw.networks) return { kind: 'networks', networks: [...raw.networks] };
+  return { kind: 'namespaces', namespaces: normalizeSelector(raw.namespaces ?? {}) };
+}
+
+function normalizeAdminPort(raw: RawAdminPort): AdminPort {
+  // AdminNetworkPolicyPort: protocol "+kubebuilder:default=TCP".
+  if (raw.portNumber) return { kind: 'portNumber', protocol: raw.portNumber.protocol ?? 'TCP', port: raw.portNumber.port };
+  if (raw.portRange) {
+    return { kind: 'portRange', protocol: raw.portRange.protocol ?? 'TCP', start: raw.portRange.start, end: raw.portRange.end };
+  }
+  return { kind: 'namedPort', name: raw.namedPort ?? '' };
+}
+
+type RawAdminRule = {
+  name?: string;
+  action: string;
+  from?: (RawAdminIngressPeer | RawAdminEgressPeer)[];
+  to?: (RawAdminIngressPeer | RawAdminEgressPeer)[];
+  ports?: RawAdminPort[];
+};
+
+function normalizeAdminRules(dir: 'ingress' | 'egress', list: readonly RawAdminRule[] | undefined): AdminRule[] {
+  return (list ?? []).map((r, i) => ({
+    // Rule names are optional in the API; explanations need a handle, so use the rule's position.
+    name: r.name ?? `${dir}[${i}]`,
+    action: r.action as AdminRule['action'],
+    peers: (dir === 'ingress' ? (r.from ?? []) : (r.to ?? [])).map(normalizeAdminPeer),
+    ...(r.ports ? { ports: r.ports.map(normalizeAdminPort) } : {}),
+  }));
+}
+
+export function normalizeAdminNetworkPolicy(raw: RawAdminNetworkPolicy, source: SourceRef): AdminNetworkPolicy {
+  return {
+    name: raw.metadata.name,
+    priority: raw.spec.priority,
+    subject: normalizeSubject(raw.spec.subject),
+    ingress: normalizeAdminRules('ingress', raw.spec.ingress),
+    egress: normalizeAdminRules('egress', raw.spec.egress),
+    mode: modeOf(raw.metadata.annotations),
+    source,
+  };
+}
+
+export function normalizeBaselineAdminNetworkPolicy(raw: RawBaselineAdminNetworkPolicy, source: SourceRef): BaselineAdminNetworkPolicy {
+  return {
+    name: raw.metadata.name,
+    subject: normalizeSubject(raw.spec.subject),
+    ingress: normalizeAdminRules('ingress', raw.spec.ingress),
+    egress: normalizeAdminRules('egress', raw.spec.egress),
+    mode: modeOf(raw.metadata.annotations),
+    source,
+  };
+}
+
+// ------------------------------------------------------- workloads and the rest
+
+export function containerPorts(spec: RawPodSpec | undefined): ContainerPort[] {
+  const out: ContainerPort[] = [];
+  for (const c of spec?.containers ?? []) {
+    for (const p of c.ports ?? []) {
+      out.push({ ...(p.name !== undefined ? { name: p.name } : {}), port: p.containerPort, protocol: p.protocol ?? 'TCP' });
+    }
+  }
+  return out;
+}
+
+export function normalizeNamespace(raw: z.infer<typeof namespaceSchema>, source: SourceRef): Namespace {
+  return { name: raw.metadata.name, labels: namespaceLabels(raw.metadata.name, raw.metadata.labels), source };
+}
+
+export function normalizeNode(raw: z.infer<typeof nodeSchema>, source: SourceRef): Node {
+  const addrs = raw.status?.addresses ?? [];
+  const ip = (addrs.find((a) => a.type === 'InternalIP') ?? addrs.find((a) => a.type === 'ExternalIP'))?.address;
+  return { name: raw.metadata.name, labels: { ...(raw.metadata.labels ?? {}) }, ...(ip ? { ip } : {}), source };
+}
+
+export function normalizeService(raw: z.infer<typeof serviceSchema>, namespace: string, source: SourceRef): Service {
+  const spec = raw.spec ?? {};
+  return {
+    namespace,
+    name: raw.metadata.name,
+    ...(spec.selector ? { selector: { ...spec.selector } } : {}),
+    ports: (spec.ports ?? []).map((p) => ({
+      ...(p.name !== undefined ? { name: p.name } : {}),
+      port: p.port,
+      // ServicePort.targetPort: "If this is not specified, the value of the 'port' field is used."
+      targetPort: p.targetPort ?? p.port,
+      protocol: p.protocol ?? 'TCP',
+      ...(p.nodePort !== undefined ? { nodePort: p.nodePort } : {}),
+    })),
+    ...(spec.clusterIP !== undefined ? { clusterIP: spec.clusterIP } : {}),
+    type: spec.type ?? 'ClusterIP',
+    sessionAffinity: spec.sessionAffinity ?? 'None',
+    annotations: { ...(raw.metadata.annotations ?? {}) },
+    source,
+  };
+}
