@@ -1,0 +1,64 @@
+// IPv4 arithmetic for the lab's address plan. IPv4 only: the lab's pod, underlay and
+// external ranges are IPv4, like the upstream e2e model.
+
+export interface Cidr {
+  /** Network address as an unsigned 32-bit number. */
+  readonly base: number;
+  readonly bits: number;
+}
+
+export function parseIPv4(text: string): number | undefined {
+  const parts = text.split('.');
+  if (parts.length !== 4) return undefined;
+  let value = 0;
+  for (const part of parts) {
+    if (!/^\d{1,3}$/.test(part)) return undefined;
+    const octet = Number(part);
+    if (octet > 255) return undefined;
+    value = value * 256 + octet;
+  }
+  return value;
+}
+
+export function formatIPv4(value: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
+}
+
+function mask(bits: number): number {
+  return bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+}
+
+/** Parses `a.b.c.d/n`; the host part must be zero. */
+export function parseCidr(text: string): Cidr | undefined {
+  const [addr, len, ...rest] = text.split('/');
+  if (rest.length > 0 || addr === undefined || len === undefined || !/^\d{1,2}$/.test(len)) return undefined;
+  const bits = Number(len);
+  const base = parseIPv4(addr);
+  if (base === undefined || bits > 32) return undefined;
+  if ((base & ~mask(bits)) >>> 0 !== 0) return undefined;
+  return { base, bits };
+}
+
+export function formatCidr(c: Cidr): string {
+  return `${formatIPv4(c.base)}/${c.bits}`;
+}
+
+export function size(c: Cidr): number {
+  return 2 ** (32 - c.bits);
+}
+
+export function contains(c: Cidr, ip: number): boolean {
+  return ip >= c.base && ip < c.base + size(c);
+}
+
+export function overlaps(a: Cidr, b: Cidr): boolean {
+  return a.base < b.base + size(b) && b.base < a.base + size(a);
+}
+
+/** The `index`-th subnet of length `bits` inside `parent`, or undefined when it does not fit. */
+export function subnet(parent: Cidr, bits: number, index: number): Cidr | undefined {
+  if (bits < parent.bits || bits > 32) return undefined;
+  const count = 2 ** (bits - parent.bits);
+  if (index < 0 || index >= count) return undefined;
+  return { base: parent.base + index * 2 ** (32 - bits), bits };
+}
