@@ -13,3 +13,5 @@ export { run, runInNetns, CommandError } from './exec.js';
 export type { ExecResult, RunOptions } from './exec.js';
 export { preflight, preflightDiagnostics } from './preflight.js';
 export { DEFAULT_PREFIX, DEFAULT_LAB_DIR, defaultLabDir, podKey } from './names.js';
+export { upstreamE2eCluster } from './model.js';
+export type { E2eModelOptions } from './model.js';
