@@ -19,6 +19,7 @@ import {
   probe,
   readState,
   removePod,
+  runInNetns,
   statePath,
   updatePodLabels,
   upstreamE2eCluster,
@@ -187,6 +188,38 @@ describe('lab (network namespaces, root)', () => {
       },
     });
     assert.deepEqual(seen, ['node-0', 'node-1', 'node-2']);
+    await labDown({ dir: lab.dir });
+  });
+
+  it('lets an agent enforce with nft in the node namespaces from onNodeReady, and the probe sees it', async (t) => {
+    if (skip) return t.skip(skip);
+    const lab = await scratch(t);
+    // What the nft agent will do: per node, one `nft -f -` in the node's namespace, keyed on
+    // the host-side veth names from the (already complete) planned state.
+    const onNodeReady = async (node: LabState['nodes'][number], state: LabState): Promise<void> => {
+      const target = state.pods.find((p) => p.key === 'x/b');
+      assert.ok(target);
+      const ruleset = [
+        'table inet weir_lab_test {',
+        '  chain forward {',
+        '    type filter hook forward priority 0; policy accept;',
+        `    oifname "${target.hostVeth}" tcp dport 80 drop`,
+        `    oifname "${target.hostVeth}" udp dport 80 drop`,
+        '  }',
+        '}',
+      ].join('\n');
+      await runInNetns(node.netns, ['nft', '-f', '-'], ruleset);
+    };
+    const state = await labUp(upstreamE2eCluster({ namespaces: ['x', 'y'] }), { dir: lab.dir, prefix: lab.prefix, onNodeReady });
+    const started = Date.now();
+    const result = await probe(state, { external: false, ports: [{ port: 80, protocol: 'TCP' }, { port: 80, protocol: 'UDP' }, { port: 81, protocol: 'TCP' }] });
+    t.diagnostic(`probe with drops (6x6x3): ${Date.now() - started} ms`);
+    for (const c of result.cells) {
+      // A pod talking to itself never leaves its namespace, so no node rule applies (upstream: AllowLoopback).
+      const blocked = c.to === 'x/b' && c.from !== 'x/b' && c.port === 80;
+      assert.equal(c.ok, !blocked, `${c.from} -> ${c.to} ${c.port}/${c.protocol}: ${c.error ?? 'ok'}`);
+      if (blocked) assert.equal(c.error, 'timeout');
+    }
     await labDown({ dir: lab.dir });
   });
 
