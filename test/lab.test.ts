@@ -223,6 +223,25 @@ describe('lab (network namespaces, root)', () => {
     await labDown({ dir: lab.dir });
   });
 
+  it('removes everything it created when up fails halfway', async (t) => {
+    if (skip) return t.skip(skip);
+    const lab = await scratch(t);
+    const linksBefore = await rootLinks();
+    await assert.rejects(
+      labUp(upstreamE2eCluster({ namespaces: ['x'], pods: ['a', 'b'] }), {
+        dir: lab.dir,
+        prefix: lab.prefix,
+        onNodeReady: async () => {
+          throw new Error('agent refused the ruleset');
+        },
+      }),
+      /lab up failed: agent refused the ruleset \(everything the lab had created was removed\)/,
+    );
+    assert.deepEqual(await netnsWithPrefix(lab.prefix), []);
+    assert.deepEqual(await rootLinks(), linksBefore);
+    assert.equal((await readState(lab.dir))?.status, 'down');
+  });
+
   it('rejects a bad manifest before creating anything', async (t) => {
     if (skip) return t.skip(skip);
     const lab = await scratch(t);
