@@ -99,6 +99,7 @@ export function splitDocuments(text: string, file: string): { docs: RawDocument[
       diagnostics.push({ severity: 'error', code: 'invalid-yaml', message: `invalid YAML: ${(e as Error).message}`, file, line });
       continue;
     }
+    if (value === null || value === undefined) continue; // e.g. `---` followed by `---`
     expand(value, doc.contents, line, lc, file, docs);
   }
   return { docs, diagnostics };
