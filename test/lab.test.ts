@@ -12,6 +12,7 @@ import {
   type LabState,
   addPod,
   formatReachability,
+  labApply,
   labDown,
   labExec,
   labStatus,
@@ -169,6 +170,25 @@ describe('lab (network namespaces, root)', () => {
     await labDown({ dir: lab.dir, purge: true });
     assert.equal(existsSync(statePath(lab.dir)), false);
     assert.deepEqual(await netnsWithPrefix(lab.prefix), []);
+  });
+
+  it('lab apply adds, removes and relabels pods of a running lab', async (t) => {
+    if (skip) return t.skip(skip);
+    const lab = await scratch(t);
+    const cluster = upstreamE2eCluster({ namespaces: ['x'], pods: ['a', 'b'], ports: [80] });
+    const before = await labUp(cluster, { dir: lab.dir, prefix: lab.prefix });
+    const [a, b] = cluster.pods;
+    assert.ok(a && b);
+    const target: Cluster = { ...cluster, pods: [{ ...a, labels: { pod: 'a', v: '2' } }, { ...a, name: 'c', labels: { pod: 'c' } }] };
+    const result = await labApply(lab.dir, target);
+    assert.deepEqual(result, { added: ['x/c'], removed: ['x/b'], relabelled: ['x/a'] });
+    const after = (await readState(lab.dir)) as LabState;
+    assert.deepEqual(after.pods.map((p) => p.key).sort(), ['x/a', 'x/c']);
+    assert.equal(after.pods.find((p) => p.key === 'x/a')?.ip, before.pods.find((p) => p.key === 'x/a')?.ip);
+    const reach = await probe(after, { external: false });
+    assert.ok(reach.cells.length === 8 && reach.cells.every((c) => c.ok), formatReachability(reach));
+    assert.equal((await netnsWithPrefix(lab.prefix)).length, 6);
+    await labDown({ dir: lab.dir });
   });
 
   it('calls onNodeReady for every node before pods exist', async (t) => {
