@@ -1,0 +1,412 @@
+// Policy lint: mistakes that are valid API objects but almost certainly not what the author
+// meant. Every finding asks the same compiled engine the analyzer uses, so "selects nothing"
+// means exactly what the enforcer would do with the policy.
+
+import type {
+  AdminPeer,
+  AdminPort,
+  AdminRule,
+  Cluster,
+  NetworkPolicy,
+  NetworkPolicyPeer,
+  NetworkPolicyRule,
+  SourceRef,
+} from '../model/cluster.js';
+import { formatDiagnostic, objectName, type Diagnostic } from '../model/diagnostics.js';
+import {
+  buildClasses,
+  inGroup,
+  intersect,
+  isEmpty,
+  parseCidr,
+  resolvePorts,
+  subtract,
+  type AnalysisClass,
+  type CompiledPolicy,
+  type CompiledRule,
+  type Direction,
+  type Group,
+  type PolicyEngine,
+} from '../policy/index.js';
+import { isEmptySelector } from '../policy/selector.js';
+
+/** A lint finding is a diagnostic: severity, stable code, object, field, message. */
+export type Finding = Diagnostic;
+
+export const LINT_CODES = [
+  'policy-selects-nothing',
+  'peer-selects-nothing',
+  'rule-shadowed',
+  'named-port-unresolved',
+  'anp-priority-conflict',
+  'anp-duplicate-priority',
+  'invalid-cidr',
+  'except-outside-cidr',
+  'isolates-allows-nothing',
+  'audit-mode',
+] as const;
+export type LintCode = (typeof LINT_CODES)[number];
+
+type AdminKind = 'AdminNetworkPolicy' | 'BaselineAdminNetworkPolicy';
+
+interface Ctx {
+  readonly engine: PolicyEngine;
+  readonly classes: readonly AnalysisClass[];
+  readonly out: Finding[];
+}
+
+function at(source: SourceRef | undefined): { file?: string; line?: number } {
+  return {
+    ...(source?.file !== undefined ? { file: source.file } : {}),
+    ...(source?.line !== undefined ? { line: source.line } : {}),
+  };
+}
+
+function report(
+  ctx: Ctx,
+  severity: Finding['severity'],
+  code: LintCode,
+  object: string,
+  source: SourceRef | undefined,
+  field: string | undefined,
+  message: string,
+): void {
+  ctx.out.push({ severity, code, message, ...at(source), object, ...(field !== undefined ? { field } : {}) });
+}
+
+const peerKey = (d: Direction) => (d === 'ingress' ? 'from' : 'to');
+const typeOf = (d: Direction) => (d === 'ingress' ? 'Ingress' : 'Egress');
+
+function groupOf(ctx: Ctx, id: number): Group | undefined {
+  return ctx.engine.group(id);
+}
+
+/** Is a peer group empty in the current input? Address groups are empty only when excepts cover them. */
+function groupEmpty(ctx: Ctx, g: Group): boolean {
+  switch (g.spec.kind) {
+    case 'pods':
+      return g.identities.size === 0;
+    case 'cidr':
+      return g.spec.intervals.length === 0;
+    case 'nodes':
+      return !ctx.classes.some((c) => inGroup(g, c.endpoint));
+  }
+}
+
+function inRule(ctx: Ctx, rule: CompiledRule, c: AnalysisClass): boolean {
+  if (rule.peers === 'all') return true;
+  return rule.peers.some((gid) => {
+    const g = groupOf(ctx, gid);
+    return g !== undefined && inGroup(g, c.endpoint);
+  });
+}
+
+// ------------------------------------------------------------------ selection
+
+function checkSubject(ctx: Ctx, compiled: CompiledPolicy, object: string, source: SourceRef | undefined, field: string): void {
+  const subject = groupOf(ctx, compiled.subject);
+  if (subject && subject.identities.size === 0) {
+    report(ctx, 'warning', 'policy-selects-nothing', object, source, field, `selects no pod (${subject.description}): the policy has no effect`);
+  }
+}
+
+function checkPeerGroups(ctx: Ctx, rule: CompiledRule | undefined, object: string, source: SourceRef | undefined, base: string, describePeer: (j: number) => string | undefined): void {
+  if (!rule || rule.peers === 'all') return;
+  rule.peers.forEach((gid, j) => {
+    const g = groupOf(ctx, gid);
+    if (!g || !groupEmpty(ctx, g)) return;
+    const what = g.spec.kind === 'pods' ? 'no pod' : g.spec.kind === 'nodes' ? 'no node' : 'no address';
+    const extra = describePeer(j);
+    report(ctx, 'warning', 'peer-selects-nothing', object, source, `${base}[${j}]`, `peer matches ${what} (${extra ?? g.description})`);
+  });
+}
+
+// ------------------------------------------------------------------ CIDRs
+
+function checkIpBlock(ctx: Ctx, peer: NetworkPolicyPeer, object: string, source: SourceRef | undefined, field: string): void {
+  if (peer.kind !== 'ipBlock') return;
+  const cidr = parseCidr(peer.ipBlock.cidr);
+  if (!cidr) {
+    report(ctx, 'error', 'invalid-cidr', object, source, `${field}.ipBlock.cidr`, `invalid CIDR "${peer.ipBlock.cidr}"`);
+    return;
+  }
+  peer.ipBlock.except.forEach((text, k) => {
+    const ex = parseCidr(text);
+    const f = `${field}.ipBlock.except[${k}]`;
+    if (!ex) {
+      report(ctx, 'error', 'invalid-cidr', object, source, f, `invalid CIDR "${text}" in except`);
+      return;
+    }
+    const inside = ex.family === cidr.family && ex.interval.start >= cidr.interval.start && ex.interval.end <= cidr.interval.end;
+    // ValidateIPBlock: each except entry "must be a strict subset of cidr".
+    const strict = ex.interval.start !== cidr.interval.start || ex.interval.end !== cidr.interval.end;
+    if (!inside || !strict) {
+      report(ctx, 'error', 'except-outside-cidr', object, source, f, `except "${text}" is not a strict subset of cidr "${peer.ipBlock.cidr}": it excludes nothing`);
+    }
+  });
+}
+
+// ------------------------------------------------------------------ named ports
+
+/** Pod classes that can be the destination of a rule: the subject (ingress) or matching peers (egress). */
+function destinations(ctx: Ctx, compiled: CompiledPolicy, rule: CompiledRule, direction: Direction): AnalysisClass[] {
+  const pods = ctx.classes.filter((c) => c.kind === 'pod' && c.identity);
+  if (direction === 'ingress') {
+    const subject = groupOf(ctx, compiled.subject);
+    return pods.filter((c) => subject !== undefined && inGroup(subject, c.endpoint));
+  }
+  return pods.filter((c) => inRule(ctx, rule, c));
+}
+
+function checkNamedPort(
+  ctx: Ctx,
+  compiled: CompiledPolicy,
+  rule: CompiledRule | undefined,
+  direction: Direction,
+  name: string,
+  protocol: string | undefined,
+  object: string,
+  source: SourceRef | undefined,
+  field: string,
+): void {
+  if (!rule) return;
+  const dsts = destinations(ctx, compiled, rule, direction);
+  // With no destination at all, "selects nothing" already says everything.
+  if (dsts.length === 0) return;
+  const found = dsts.some((c) => (c.identity?.ports ?? []).some((p) => p.name === name && (protocol === undefined || p.protocol === protocol)));
+  if (found) return;
+  const proto = protocol !== undefined ? `/${protocol}` : '';
+  const whose = direction === 'ingress' ? 'selected pod' : 'destination pod';
+  report(ctx, 'warning', 'named-port-unresolved', object, source, field, `named port "${name}"${proto} is not a container port of any ${whose}: it allows nothing`);
+}
+
+// ------------------------------------------------------------------ NetworkPolicy
+
+function lintNetworkPolicy(ctx: Ctx, np: NetworkPolicy): void {
+  const key = `NetworkPolicy ${np.namespace}/${np.name}`;
+  const object = objectName('NetworkPolicy', np.name, np.namespace);
+  const compiled = ctx.engine.policy(key);
+  if (np.mode === 'audit') {
+    report(ctx, 'notice', 'audit-mode', object, np.source, 'metadata.annotations', 'in audit mode (weir.dev/mode: audit): reported, not enforced');
+  }
+  if (compiled) checkSubject(ctx, compiled, object, np.source, 'spec.podSelector');
+  for (const direction of ['ingress', 'egress'] as const) {
+    const rules: readonly NetworkPolicyRule[] = np[direction];
+    if (!np.policyTypes.includes(typeOf(direction))) continue; // the loader reports ignored rules
+    // A deliberate default-deny selects everything (`podSelector: {}`) or says so in its name.
+    if (rules.length === 0 && !isEmptySelector(np.podSelector) && !/deny/i.test(np.name)) {
+      report(
+        ctx,
+        'warning',
+        'isolates-allows-nothing',
+        object,
+        np.source,
+        'spec.policyTypes',
+        `isolates the selected pods for ${typeOf(direction)} but allows nothing: likely mistake (a default-deny normally uses an empty podSelector)`,
+      );
+    }
+    rules.forEach((rule, i) => {
+      const base = `spec.${direction}[${i}]`;
+      const crule = compiled?.[direction][i];
+      rule.peers.forEach((peer, j) => checkIpBlock(ctx, peer, object, np.source, `${base}.${peerKey(direction)}[${j}]`));
+      checkPeerGroups(ctx, crule, object, np.source, `${base}.${peerKey(direction)}`, () => undefined);
+      rule.ports.forEach((p, k) => {
+        if (typeof p.port === 'string' && compiled) {
+          checkNamedPort(ctx, compiled, crule, direction, p.port, p.protocol, object, np.source, `${base}.ports[${k}].port`);
+        }
+      });
+    });
+  }
+}
+
+// ------------------------------------------------------------------ admin policies
+
+function portField(p: AdminPort): string {
+  return p.kind === 'portNumber' ? 'portNumber' : p.kind === 'namedPort' ? 'namedPort' : 'portRange';
+}
+
+function describeAdminPeer(p: AdminPeer): string | undefined {
+  return p.kind === 'networks' ? `networks ${p.networks.join(', ')}` : undefined;
+}
+
+function lintAdminRules(ctx: Ctx, compiled: CompiledPolicy | undefined, direction: Direction, rules: readonly AdminRule[], object: string, source: SourceRef | undefined): void {
+  rules.forEach((rule, i) => {
+    const base = `spec.${direction}[${i}]`;
+    const crule = compiled?.[direction][i];
+    checkPeerGroups(ctx, crule, object, source, `${base}.${peerKey(direction)}`, (j) => describeAdminPeer(rule.peers[j]));
+    rule.peers.forEach((peer, j) => {
+      if (peer.kind !== 'networks') return;
+      peer.networks.forEach((n, k) => {
+        if (!parseCidr(n)) report(ctx, 'error', 'invalid-cidr', object, source, `${base}.${peerKey(direction)}[${j}].networks[${k}]`, `invalid CIDR "${n}"`);
+      });
+    });
+    (rule.ports ?? []).forEach((p, k) => {
+      if (p.kind === 'namedPort' && compiled) {
+        checkNamedPort(ctx, compiled, crule, direction, p.name, undefined, object, source, `${base}.ports[${k}].${portField(p)}`);
+      }
+    });
+  });
+}
+
+/**
+ * A rule is shadowed when, for every subject pod and every peer (pod class or address atom)
+ * it matches, the connections it would decide are all decided first by rules evaluated
+ * before it: earlier rules of the same policy, or rules of ANPs with a strictly higher
+ * precedence (lower priority value). Equal priorities have no defined order and are
+ * reported separately.
+ */
+function shadowing(ctx: Ctx, compiled: CompiledPolicy, rule: CompiledRule, direction: Direction): CompiledRule[] | undefined {
+  const subject = groupOf(ctx, compiled.subject);
+  if (!subject) return undefined;
+  const shadowers = new Map<number, CompiledRule>();
+  let matched = false;
+  for (const sid of subject.identities) {
+    const program = ctx.engine.program(sid, direction, 'full');
+    const list = compiled.tier === 'AdminNetworkPolicy' ? program.admin : program.baseline;
+    const idx = list.findIndex((r) => r.id === rule.id);
+    if (idx < 0) continue;
+    const earlier = list
+      .slice(0, idx)
+      .filter((r) => r.ref.policy === rule.ref.policy || (r.ref.priority ?? 0) < (rule.ref.priority ?? 0));
+    const subjectPorts = ctx.engine.cache.identities.get(sid)?.ports;
+    for (const peer of ctx.classes) {
+      if (!inRule(ctx, rule, peer)) continue;
+      const dstPorts = direction === 'ingress' ? subjectPorts : peer.identity?.ports;
+      let conns = resolvePorts(rule, dstPorts);
+      if (isEmpty(conns)) continue;
+      matched = true;
+      for (const e of earlier) {
+        if (isEmpty(conns)) break;
+        if (!inRule(ctx, e, peer)) continue;
+        const hit = intersect(resolvePorts(e, dstPorts), conns);
+        if (isEmpty(hit)) continue;
+        shadowers.set(e.id, e);
+        conns = subtract(conns, hit);
+      }
+      if (!isEmpty(conns)) return undefined;
+    }
+  }
+  return matched ? [...shadowers.values()] : undefined;
+}
+
+function ruleName(r: CompiledRule): string {
+  const prio = r.ref.priority !== undefined ? ` (priority ${r.ref.priority})` : '';
+  return `${r.ref.policy}${prio} ${r.ref.rule}`;
+}
+
+function lintShadowed(ctx: Ctx, compiled: CompiledPolicy | undefined, object: string, source: SourceRef | undefined): void {
+  if (!compiled) return;
+  for (const direction of ['ingress', 'egress'] as const) {
+    compiled[direction].forEach((rule, i) => {
+      const by = shadowing(ctx, compiled, rule, direction);
+      if (!by || by.length === 0) return;
+      report(
+        ctx,
+        'warning',
+        'rule-shadowed',
+        object,
+        source,
+        `spec.${direction}[${i}]`,
+        `rule ${rule.ref.rule} never decides anything: everything it matches is decided first by ${by.map(ruleName).join(', ')}`,
+      );
+    });
+  }
+}
+
+function lintAdmin(ctx: Ctx, tier: AdminKind, p: { name: string; ingress: readonly AdminRule[]; egress: readonly AdminRule[]; mode: string; source?: SourceRef }): void {
+  const object = objectName(tier, p.name);
+  const compiled = ctx.engine.policy(`${tier} ${p.name}`);
+  if (p.mode === 'audit') {
+    report(ctx, 'notice', 'audit-mode', object, p.source, 'metadata.annotations', 'in audit mode (weir.dev/mode: audit): reported, not enforced');
+  }
+  if (compiled) checkSubject(ctx, compiled, object, p.source, 'spec.subject');
+  lintAdminRules(ctx, compiled, 'ingress', p.ingress, object, p.source);
+  lintAdminRules(ctx, compiled, 'egress', p.egress, object, p.source);
+  lintShadowed(ctx, compiled, object, p.source);
+}
+
+function lintPriorities(ctx: Ctx, cluster: Cluster): void {
+  const anps = [...cluster.adminNetworkPolicies].sort((a, b) => a.priority - b.priority || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (let i = 0; i < anps.length; i++) {
+    for (let j = i + 1; j < anps.length && anps[j].priority === anps[i].priority; j++) {
+      const a = anps[i];
+      const b = anps[j];
+      const ga = ctx.engine.policy(`AdminNetworkPolicy ${a.name}`);
+      const gb = ctx.engine.policy(`AdminNetworkPolicy ${b.name}`);
+      const sa = ga ? groupOf(ctx, ga.subject) : undefined;
+      const sb = gb ? groupOf(ctx, gb.subject) : undefined;
+      const overlap = sa !== undefined && sb !== undefined && [...sa.identities].some((id) => sb.identities.has(id));
+      const object = objectName('AdminNetworkPolicy', b.name);
+      if (overlap) {
+        report(
+          ctx,
+          'error',
+          'anp-priority-conflict',
+          object,
+          b.source,
+          'spec.priority',
+          `conflicting: priority ${b.priority} is also used by AdminNetworkPolicy ${a.name} and their subjects overlap; the order between them is undefined`,
+        );
+      } else {
+        report(
+          ctx,
+          'warning',
+          'anp-duplicate-priority',
+          object,
+          b.source,
+          'spec.priority',
+          `priority ${b.priority} is also used by AdminNetworkPolicy ${a.name} (their subjects do not overlap today)`,
+        );
+      }
+    }
+  }
+}
+
+function compareFindings(a: Finding, b: Finding): number {
+  const s = (x: string | undefined) => x ?? '';
+  if (s(a.file) !== s(b.file)) return s(a.file) < s(b.file) ? -1 : 1;
+  if ((a.line ?? 0) !== (b.line ?? 0)) return (a.line ?? 0) - (b.line ?? 0);
+  if (s(a.object) !== s(b.object)) return s(a.object) < s(b.object) ? -1 : 1;
+  return 0;
+}
+
+/** Lints the policies of a cluster loaded into `engine`. Findings are sorted by file, line, object. */
+export function lint(engine: PolicyEngine, cluster: Cluster): Finding[] {
+  const ctx: Ctx = { engine, classes: buildClasses(engine), out: [] };
+  for (const np of cluster.networkPolicies) lintNetworkPolicy(ctx, np);
+  for (const anp of cluster.adminNetworkPolicies) lintAdmin(ctx, 'AdminNetworkPolicy', anp);
+  if (cluster.baselineAdminNetworkPolicy) lintAdmin(ctx, 'BaselineAdminNetworkPolicy', cluster.baselineAdminNetworkPolicy);
+  lintPriorities(ctx, cluster);
+  return ctx.out.sort(compareFindings);
+}
+
+export interface LintSummary {
+  readonly errors: number;
+  readonly warnings: number;
+  readonly notices: number;
+}
+
+export function summarize(findings: readonly Finding[]): LintSummary {
+  return {
+    errors: findings.filter((f) => f.severity === 'error').length,
+    warnings: findings.filter((f) => f.severity === 'warning').length,
+    notices: findings.filter((f) => f.severity === 'notice').length,
+  };
+}
+
+export const LINT_FORMATS = ['txt', 'json'] as const;
+export type LintFormat = (typeof LINT_FORMATS)[number];
+
+/** txt: one formatDiagnostic line per finding; json: the array of findings. */
+export function renderFindings(findings: readonly Finding[], format: LintFormat): string {
+  if (format === 'json') return `${JSON.stringify(findings, null, 2)}\n`;
+  return findings.map((f) => `${formatDiagnostic(f)}\n`).join('');
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+export function summaryText(s: LintSummary): string {
+  return `${plural(s.errors, 'error')}, ${plural(s.warnings, 'warning')}, ${plural(s.notices, 'notice')}`;
+}

@@ -1,0 +1,16 @@
+// Every command group of the CLI, in the order `weir --help` lists them. A group is a module
+// exporting `register…Commands(program)`; to add one, write the module and add it here —
+// nothing else in the CLI core changes.
+
+import type { Command } from 'commander';
+import { registerAnalyzerCommands } from './analyzer.js';
+import { registerLabCommands } from './lab.js';
+import { registerServeCommands } from './serve.js';
+
+export type RegisterCommands = (program: Command) => void;
+
+export const COMMAND_GROUPS: readonly RegisterCommands[] = [
+  registerAnalyzerCommands, // analyze, explain, lint (src/cli/analyzer.ts)
+  registerLabCommands, // lab … (src/cli/lab.ts)
+  registerServeCommands, // serve … (src/cli/serve.ts)
+];
