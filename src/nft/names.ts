@@ -1,0 +1,31 @@
+// Deterministic nftables names, after kube-proxy's nftables proxier: every chain, set and
+// counter name is derived from the object it stands for, so two agents (or one agent before
+// and after a restart) rendering the same desired state produce byte-identical rulesets, and
+// a partial sync can diff by name.
+//
+// nft identifiers must match [a-zA-Z_][a-zA-Z0-9_./-]*; the kernel allows 255 bytes, but
+// `nft list` output stays readable with short names, so names are capped at MAX_NAME and
+// always end in a hash of the full source text (sanitizing `x/a-b` and `x/a_b` to the same
+// characters must not make them collide).
+
+import { createHash } from 'node:crypto';
+
+export const TABLE = 'weir';
+export const FAMILY = 'inet';
+export const MAX_NAME = 64;
+
+export function shortHash(text: string, length = 8): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, length);
+}
+
+/** `<prefix>_<readable>_<hash>`, at most MAX_NAME characters. */
+export function nftName(prefix: string, readable: string, hashInput: string = readable): string {
+  const clean = readable
+    .toLowerCase()
+    .replace(/[^a-z0-9_]+/g, '_')
+    .replace(/^_+|_+$/g, '');
+  const hash = shortHash(hashInput);
+  const room = MAX_NAME - prefix.length - hash.length - 2;
+  const body = clean.length > room ? clean.slice(0, room) : clean;
+  return body ? `${prefix}_${body}_${hash}` : `${prefix}_${hash}`;
+}

@@ -1,0 +1,105 @@
+// The reasons table: the contract between the data plane and the visibility engine.
+//
+// Every point in the ruleset that decides a flow gets a numeric id. Deny points set
+// `meta mark set <id>` before recording the flow in the `denied` set, and every id has a
+// named counter `c_<id>`, so a mark or a counter read from the kernel names the policy and
+// rule that decided. `reasons.json` maps id → reason.
+//
+// Ids are a hash of the reason (not a sequence number) so that adding a policy does not
+// renumber every other reason: marks already recorded in `denied` keep their meaning and
+// counter names stay put, which is what lets a partial sync leave untouched chains alone.
+// Reasons are collected from the whole engine, never from one node's share, so every node
+// derives the same table.
+
+import { createHash } from 'node:crypto';
+import type { CompiledRule, Direction, Tier } from '../policy/rules.js';
+import type { PolicyEngine } from '../policy/engine.js';
+
+export type ReasonVerdict = 'deny' | 'allow' | 'audit';
+
+export interface Reason {
+  readonly policy: string;
+  readonly rule: string;
+  readonly tier: Tier;
+  readonly direction: Direction;
+  readonly verdict: ReasonVerdict;
+}
+
+/** reasons.json: id (decimal string) → reason. */
+export type ReasonsTable = Readonly<Record<string, Reason>>;
+
+/** Rule label of the NetworkPolicy default deny of an isolated pod. */
+export const DEFAULT_DENY_RULE = 'default deny (isolated)';
+
+/** Ids live in [1, 2^31): positive as a mark and as a JSON number. */
+const ID_SPACE = 0x7fffffff;
+
+export function reasonKey(r: Reason): string {
+  return `${r.verdict}\u0000${r.tier}\u0000${r.policy}\u0000${r.direction}\u0000${r.rule}`;
+}
+
+function hashId(key: string): number {
+  const v = createHash('sha256').update(key).digest().readUInt32BE(0) & ID_SPACE;
+  return v === 0 ? 1 : v;
+}
+
+export function ruleReason(rule: CompiledRule): Reason | undefined {
+  if (rule.action === 'Pass') return undefined; // a Pass decides nothing; it has no reason
+  const verdict: ReasonVerdict = rule.action === 'Allow' ? 'allow' : rule.ref.audit ? 'audit' : 'deny';
+  return { policy: rule.ref.policy, rule: rule.ref.rule, tier: rule.ref.tier, direction: rule.ref.direction, verdict };
+}
+
+export function defaultDenyReason(isolatingPolicies: readonly string[], direction: Direction, audit: boolean): Reason {
+  return {
+    policy: [...isolatingPolicies].sort().join(', '),
+    rule: DEFAULT_DENY_RULE,
+    tier: 'NetworkPolicy',
+    direction,
+    verdict: audit ? 'audit' : 'deny',
+  };
+}
+
+export class ReasonRegistry {
+  private readonly ids = new Map<string, number>();
+  readonly table: Record<string, Reason> = {};
+
+  /** Assigns ids to all reasons at once, in sorted key order, so collisions resolve the same way everywhere. */
+  constructor(reasons: Iterable<Reason>) {
+    const byKey = new Map<string, Reason>();
+    for (const r of reasons) byKey.set(reasonKey(r), r);
+    const used = new Set<number>();
+    for (const key of [...byKey.keys()].sort()) {
+      let id = hashId(key);
+      while (used.has(id)) id = id >= ID_SPACE ? 1 : id + 1;
+      used.add(id);
+      this.ids.set(key, id);
+      this.table[String(id)] = byKey.get(key) as Reason;
+    }
+  }
+
+  id(r: Reason): number {
+    const id = this.ids.get(reasonKey(r));
+    if (id === undefined) throw new Error(`reason not registered: ${r.policy} ${r.rule} (${r.verdict})`);
+    return id;
+  }
+}
+
+/** Every reason the engine can produce: each Allow/Deny rule, and each NetworkPolicy default deny. */
+export function collectReasons(engine: PolicyEngine): ReasonRegistry {
+  const reasons: Reason[] = [];
+  for (const rule of engine.allRules()) {
+    const r = ruleReason(rule);
+    if (r) reasons.push(r);
+  }
+  for (const id of engine.identities()) {
+    for (const direction of ['ingress', 'egress'] as const) {
+      const enforce = engine.program(id.id, direction, 'enforce');
+      if (enforce.isolated) reasons.push(defaultDenyReason(enforce.isolatingPolicies, direction, false));
+      const full = engine.program(id.id, direction, 'full');
+      if (full.isolated && full.isolatingPolicies.some((k) => engine.policy(k)?.mode === 'audit')) {
+        reasons.push(defaultDenyReason(full.isolatingPolicies, direction, true));
+      }
+    }
+  }
+  return new ReasonRegistry(reasons);
+}

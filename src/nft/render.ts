@@ -1,0 +1,446 @@
+// The renderer: PolicyEngine + one node's local pods → the desired `inet weir` table.
+// Pure: no I/O, no clock, no randomness; equal inputs give equal rulesets.
+//
+// Shape (after kube-proxy's nftables proxier — membership in sets and maps, rules per
+// policy and per identity, never per pod or per pair):
+//
+//   chain egress  (hook forward, priority filter)       chain ingress (hook forward, priority filter + 10)
+//     ct state established,related accept                ct state established,related accept
+//     ct state invalid drop                               ct state invalid drop
+//     ip saddr vmap @eg_ep  → goto eg_<identity>          ip daddr vmap @in_ep → goto in_<identity>
+//
+// Two base chains on the same hook compose egress and ingress verdicts: `accept` only ends
+// the current base chain (the next base chain on the hook still sees the packet) while
+// `drop` is final. The egress chain decides for the source pod on the source's node, the
+// ingress chain for the destination pod on the destination's node; when both pods share a
+// node both chains run there. Pods are routed through the node netns, hence hook forward.
+//
+// Per identity (in tier order, ANP → NP → BANP, as src/policy/pipeline.ts):
+//
+//   eg_<identity>:
+//     jump au_…               only when audit-mode policies apply (see below)
+//     jump adm_<dir>_<hash>   ANP rules in priority order: Allow → accept, Deny → goto d_<id>,
+//                             Pass → return (back here, i.e. on to the NetworkPolicy tier)
+//     jump np_<policy>_<dir>  if isolated: one shared chain per NetworkPolicy and direction,
+//     …                       its rules `ip daddr @g_X tcp dport { 80, 81 } accept`
+//     goto d_<id>             if isolated: default deny
+//     jump ban_<dir>_<hash>   if not isolated: BANP rules, Allow → accept, Deny → goto d_<id>
+//                             (falling off the end: the base chain's policy, accept)
+//
+// ANP and BANP rules sit in chains named by the hash of their text, shared by every identity
+// with the same admin policies; NetworkPolicy chains are shared by every identity a policy
+// selects. The rule count therefore grows with policies + identities, and a pod add or
+// remove changes set/map elements only.
+//
+// Deny points `goto d_<id>`: set the mark, bump counter c_<id>, record the flow in `denied`,
+// drop. Audit: where the `full` program (audit policies included) differs from `enforce`, a
+// chain evaluates the full program first, turning each deny caused by an audit policy into
+// `goto a_<id>` (mark, count, record with the audit reason, then return) and every other
+// outcome into `return`; then the enforced program runs as usual.
+
+import type { ContainerPort, Protocol } from '../model/cluster.js';
+import type { Identity } from '../policy/cache.js';
+import type { PolicyEngine } from '../policy/engine.js';
+import { V4_BASE, intervalsContain, parseIp, type IpInterval } from '../policy/ip.js';
+import type { CompiledRule, Direction, DirectionProgram, PortSpec } from '../policy/rules.js';
+import { matchesSelector } from '../policy/selector.js';
+import { TABLE, nftName, shortHash } from './names.js';
+import { collectReasons, defaultDenyReason, ruleReason, type ReasonRegistry } from './reasons.js';
+import type { NftChain, NftSet, Ruleset } from './ruleset.js';
+
+export interface LocalPod {
+  /** `namespace/name`. */
+  readonly key: string;
+  /** Overrides the engine's pod IP (the lab's IPAM is authoritative). */
+  readonly ip?: string;
+  /** Node-side veth, for documentation and anti-spoofing; not needed for verdicts. */
+  readonly hostVeth?: string;
+}
+
+export interface RenderInput {
+  readonly engine: PolicyEngine;
+  /** Pods running on this node: only they get entries in the endpoint maps. */
+  readonly localPods: readonly LocalPod[];
+  /** Pod IPs cluster-wide (`ns/name` → IP); default: the engine's `pod.ip`. */
+  readonly podIps?: ReadonlyMap<string, string>;
+  /** A reasons registry computed once for the whole cluster (saves recomputing per node). */
+  readonly reasons?: ReasonRegistry;
+}
+
+export const DENIED_SET = 'denied';
+export const EGRESS_MAP = 'eg_ep';
+export const INGRESS_MAP = 'in_ep';
+export const EGRESS_CHAIN = 'egress';
+export const INGRESS_CHAIN = 'ingress';
+const PORT_PROTOCOLS = '{ tcp, udp, sctp }';
+const FULL_RANGE: readonly [number, number] = [1, 65535];
+
+const counterRef = (id: number): string => `counter name "c_${id}"`;
+const denyChainName = (id: number): string => `d_${id}`;
+const auditChainName = (id: number): string => `a_${id}`;
+const short = (d: Direction): string => (d === 'ingress' ? 'in' : 'eg');
+
+/** How a rule's match ends, per context. */
+type Verdict = { readonly text: string; readonly counter?: number };
+
+function isV4(ip: string | undefined): ip is string {
+  return ip !== undefined && /^\d+\.\d+\.\d+\.\d+$/.test(ip);
+}
+
+function formatV4(v: bigint): string {
+  const n = Number(v - V4_BASE);
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+/** An IPv4 interval as a CIDR when it is one, else `a-b` (both forms are accepted in interval sets). */
+function formatInterval(iv: IpInterval): string {
+  const size = iv.end - iv.start + 1n;
+  const offset = iv.start - V4_BASE;
+  if ((size & (size - 1n)) === 0n && offset % size === 0n) {
+    const prefix = 32 - (size.toString(2).length - 1);
+    return prefix === 32 ? formatV4(iv.start) : `${formatV4(iv.start)}/${prefix}`;
+  }
+  return `${formatV4(iv.start)}-${formatV4(iv.end)}`;
+}
+
+function portText(protocol: Protocol, ranges: readonly (readonly [number, number])[]): string {
+  const p = protocol.toLowerCase();
+  const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
+  const merged: [number, number][] = [];
+  for (const [s, e] of sorted) {
+    const last = merged[merged.length - 1];
+    if (last && s <= last[1] + 1) last[1] = Math.max(last[1], e);
+    else merged.push([s, e]);
+  }
+  if (merged.length === 1 && merged[0][0] <= FULL_RANGE[0] && merged[0][1] >= FULL_RANGE[1]) return `meta l4proto ${p}`;
+  const items = merged.map(([s, e]) => (s === e ? `${s}` : `${s}-${e}`));
+  return items.length === 1 ? `${p} dport ${items[0]}` : `${p} dport { ${items.join(', ')} }`;
+}
+
+function namedMatches(spec: Extract<PortSpec, { kind: 'named' }>, cp: ContainerPort): boolean {
+  return cp.name === spec.name && (spec.protocol === undefined || spec.protocol === cp.protocol);
+}
+
+class Renderer {
+  private readonly sets = new Map<string, NftSet>();
+  private readonly chains = new Map<string, NftChain>();
+  private readonly counters = new Set<number>();
+  private readonly groupSetNames = new Map<number, string>();
+  private readonly identityChains = new Map<string, string | undefined>();
+  private readonly podIp: (key: string) => string | undefined;
+
+  constructor(
+    private readonly engine: PolicyEngine,
+    private readonly reasons: ReasonRegistry,
+    podIps: ReadonlyMap<string, string> | undefined,
+  ) {
+    this.podIp = (key) => podIps?.get(key) ?? engine.pods.get(key)?.ip;
+  }
+
+  // ---------------------------------------------------------------- objects
+
+  private addChain(name: string, rules: readonly string[]): string {
+    if (!this.chains.has(name)) this.chains.set(name, { name, rules });
+    return name;
+  }
+
+  private counter(id: number): string {
+    this.counters.add(id);
+    return counterRef(id);
+  }
+
+  /** `d_<id>` (enforce: drop) or `a_<id>` (audit: record and return). */
+  private denyPoint(id: number, audit: boolean): string {
+    const name = audit ? auditChainName(id) : denyChainName(id);
+    const end = audit ? ' return' : ' drop';
+    const record = `update @${DENIED_SET} { ip saddr . ip daddr . meta l4proto . th dport . meta mark }`;
+    // ICMP and other protocols have no ports: recorded with port 0.
+    const recordNoPort = `update @${DENIED_SET} { ip saddr . ip daddr . meta l4proto . 0 . meta mark }`;
+    return this.addChain(name, [
+      `meta mark set ${id} ${this.counter(id)}`,
+      `meta l4proto ${PORT_PROTOCOLS} ${record}${end}`,
+      `${recordNoPort}${audit ? '' : ' drop'}`,
+    ]);
+  }
+
+  /** One named set per selector-cache group; elements cluster-wide. */
+  private groupSet(gid: number): string {
+    const cached = this.groupSetNames.get(gid);
+    if (cached) return cached;
+    const g = this.engine.group(gid);
+    if (!g) throw new Error(`unknown selector-cache group ${gid}`);
+    const name = nftName('g', '', g.key);
+    const elements = new Set<string>();
+    let interval = false;
+    switch (g.spec.kind) {
+      case 'pods':
+        for (const iid of g.identities) {
+          const id = this.engine.cache.identities.get(iid);
+          if (!id || id.hostNetwork) continue;
+          for (const pod of id.pods) {
+            const ip = this.podIp(pod);
+            if (isV4(ip)) elements.add(ip);
+          }
+        }
+        break;
+      case 'cidr':
+        // IPv6 intervals are left out: the table matches `ip` (IPv4) only; see README of src/nft.
+        interval = true;
+        for (const iv of g.spec.intervals) if (iv.start >= V4_BASE) elements.add(formatInterval(iv));
+        break;
+      case 'nodes':
+        for (const node of this.engine.cache.nodes.values()) {
+          if (isV4(node.ip) && matchesSelector(g.spec.nodeSelector, node.labels)) elements.add(node.ip);
+        }
+        break;
+    }
+    this.sets.set(name, {
+      name,
+      kind: 'set',
+      type: 'ipv4_addr',
+      flags: interval ? ['interval'] : [],
+      extra: [],
+      dynamic: false,
+      elements: [...elements].sort(),
+    });
+    this.groupSetNames.set(gid, name);
+    return name;
+  }
+
+  /**
+   * Egress named ports resolve per destination pod: one element `ip . proto . port` per pod of
+   * the rule's peers that has a matching container port (per pod, never per pair).
+   */
+  private namedPortSet(rule: CompiledRule, specs: readonly Extract<PortSpec, { kind: 'named' }>[]): string {
+    const sig = specs.map((s) => `${s.name}/${s.protocol ?? ''}`).join(',');
+    const name = nftName('nport', `${rule.ref.policy.replace(/^NetworkPolicy /, '')}_${rule.ref.rule}`, `${rule.ref.policy}\u0000${rule.ref.rule}\u0000${sig}`);
+    if (this.sets.has(name)) return name;
+    const groups = rule.peers === 'all' ? undefined : rule.peers.map((g) => this.engine.group(g)).filter((g) => g !== undefined);
+    const elements = new Set<string>();
+    for (const [key, pod] of this.engine.pods) {
+      const ip = this.podIp(key);
+      if (pod.hostNetwork || !isV4(ip)) continue;
+      const id = this.engine.identityOfPod(key);
+      if (!id) continue;
+      const inPeers =
+        groups === undefined ||
+        groups.some((g) =>
+          g.spec.kind === 'pods' ? g.identities.has(id.id) : g.spec.kind === 'cidr' ? intervalsContain(g.spec.intervals, parseIp(ip) as bigint) : false,
+        );
+      if (!inPeers) continue;
+      for (const cp of id.ports) {
+        if (specs.some((s) => namedMatches(s, cp))) elements.add(`${ip} . ${cp.protocol.toLowerCase()} . ${cp.port}`);
+      }
+    }
+    this.sets.set(name, {
+      name,
+      kind: 'set',
+      type: 'ipv4_addr . inet_proto . inet_service',
+      flags: [],
+      extra: [],
+      dynamic: false,
+      elements: [...elements].sort(),
+    });
+    return name;
+  }
+
+  // ---------------------------------------------------------------- rules
+
+  /**
+   * The nft rules of one compiled rule. `subject` is the identity the chain is for; on ingress
+   * it is the destination, so named ports resolve against its container ports.
+   */
+  private ruleLines(rule: CompiledRule, direction: Direction, subject: Identity, verdict: Verdict): string[] {
+    const end = verdict.counter !== undefined ? `${this.counter(verdict.counter)} ${verdict.text}` : verdict.text;
+    const addr = direction === 'ingress' ? 'ip saddr' : 'ip daddr';
+    const peers = rule.peers === 'all' ? [''] : rule.peers.map((g) => `${addr} @${this.groupSet(g)} `);
+    // "If this field is empty or missing, this rule matches all ports" — and all protocols.
+    if (rule.ports === 'all') return peers.map((p) => `${p}${end}`);
+    const ranges = new Map<Protocol, [number, number][]>();
+    const add = (p: Protocol, s: number, e: number) => {
+      let list = ranges.get(p);
+      if (!list) ranges.set(p, (list = []));
+      list.push([s, e]);
+    };
+    const egressNamed: Extract<PortSpec, { kind: 'named' }>[] = [];
+    for (const spec of rule.ports) {
+      if (spec.kind === 'range') add(spec.protocol, spec.start, spec.end);
+      else if (direction === 'ingress') {
+        for (const cp of subject.ports) if (namedMatches(spec, cp)) add(cp.protocol, cp.port, cp.port);
+      } else egressNamed.push(spec);
+    }
+    const ports = [...ranges.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([p, r]) => portText(p, r));
+    const out: string[] = [];
+    for (const p of peers) for (const q of ports) out.push(`${p}${q} ${end}`);
+    if (egressNamed.length > 0) out.push(`ip daddr . meta l4proto . th dport @${this.namedPortSet(rule, egressNamed)} ${end}`);
+    // A rule whose ports resolve to nothing (a named port the pod lacks) matches nothing.
+    return out;
+  }
+
+  private enforceVerdict(rule: CompiledRule): Verdict {
+    const reason = ruleReason(rule);
+    if (rule.action === 'Pass' || !reason) return { text: 'return' };
+    const id = this.reasons.id(reason);
+    if (rule.action === 'Allow') return { text: 'accept', counter: id };
+    return { text: `goto ${this.denyPoint(id, false)}` };
+  }
+
+  /** In the audit pass nothing is enforced: only audit policies count and record. */
+  private auditVerdict(rule: CompiledRule, tail: string | undefined): Verdict {
+    if (rule.action === 'Pass') return { text: tail ? `goto ${tail}` : 'return' };
+    const reason = ruleReason(rule);
+    if (!rule.ref.audit || !reason) return { text: 'return' };
+    const id = this.reasons.id(reason);
+    if (rule.action === 'Allow') return { text: 'return', counter: id };
+    return { text: `goto ${this.denyPoint(id, true)}` };
+  }
+
+  private sharedChain(prefix: string, lines: readonly string[]): string | undefined {
+    if (lines.length === 0) return undefined;
+    return this.addChain(nftName(prefix, '', lines.join('\n')), lines);
+  }
+
+  private npChain(policyKey: string, direction: Direction, subject: Identity): string | undefined {
+    const policy = this.engine.policy(policyKey);
+    if (!policy) return undefined;
+    const rules = policy[direction];
+    const lines = rules.flatMap((r) => this.ruleLines(r, direction, subject, this.enforceVerdict(r)));
+    if (lines.length === 0) return undefined;
+    // Ingress named ports resolve against the selected pod, so such a policy gets one chain per
+    // distinct resolution (per port signature), not one per identity.
+    const perSubject = direction === 'ingress' && rules.some((r) => r.hasNamedPorts) ? `\u0000${lines.join('\n')}` : '';
+    const readable = `${policyKey.replace(/^NetworkPolicy /, '')}_${short(direction)}`;
+    return this.addChain(nftName('np', readable, `${policyKey}\u0000${direction}${perSubject}`), lines);
+  }
+
+  private programLines(program: DirectionProgram, direction: Direction, subject: Identity): string[] {
+    const out: string[] = [];
+    const admin = this.sharedChain(
+      `adm_${short(direction)}`,
+      program.admin.flatMap((r) => this.ruleLines(r, direction, subject, this.enforceVerdict(r))),
+    );
+    if (admin) out.push(`jump ${admin}`);
+    if (program.isolated) {
+      for (const key of program.isolatingPolicies) {
+        const np = this.npChain(key, direction, subject);
+        if (np) out.push(`jump ${np}`);
+      }
+      const id = this.reasons.id(defaultDenyReason(program.isolatingPolicies, direction, false));
+      out.push(`goto ${this.denyPoint(id, false)}`);
+    } else {
+      const banp = this.sharedChain(
+        `ban_${short(direction)}`,
+        program.baseline.flatMap((r) => this.ruleLines(r, direction, subject, this.enforceVerdict(r))),
+      );
+      if (banp) out.push(`jump ${banp}`);
+    }
+    return out;
+  }
+
+  private auditChain(full: DirectionProgram, direction: Direction, subject: Identity): string | undefined {
+    const tailLines: string[] = [];
+    if (full.isolated) {
+      for (const r of full.networkPolicy) {
+        const reason = ruleReason(r);
+        const counter = r.ref.audit && reason ? this.reasons.id(reason) : undefined;
+        tailLines.push(...this.ruleLines(r, direction, subject, { text: 'return', counter }));
+      }
+      const auditIsolated = full.isolatingPolicies.some((k) => this.engine.policy(k)?.mode === 'audit');
+      if (auditIsolated) {
+        const id = this.reasons.id(defaultDenyReason(full.isolatingPolicies, direction, true));
+        tailLines.push(`goto ${this.denyPoint(id, true)}`);
+      }
+    } else {
+      for (const r of full.baseline) tailLines.push(...this.ruleLines(r, direction, subject, this.auditVerdict(r, undefined)));
+    }
+    // Trailing `return`s are no-ops; an empty tail is "nothing to audit".
+    while (tailLines.length > 0 && tailLines[tailLines.length - 1].endsWith(' return') && !tailLines[tailLines.length - 1].includes('counter')) {
+      tailLines.pop();
+    }
+    const tail = tailLines.length > 0 ? this.sharedChain(`aut_${short(direction)}`, tailLines) : undefined;
+    if (full.admin.length === 0) return tail;
+    const headLines = full.admin.flatMap((r) => this.ruleLines(r, direction, subject, this.auditVerdict(r, tail)));
+    if (tail) headLines.push(`goto ${tail}`);
+    return this.sharedChain(`au_${short(direction)}`, headLines);
+  }
+
+  /** eg_/in_<identity>, or undefined when nothing applies (policy accept). */
+  identityChain(identity: Identity, direction: Direction): string | undefined {
+    const memo = `${direction}\u0000${identity.id}`;
+    if (this.identityChains.has(memo)) return this.identityChains.get(memo);
+    let result: string | undefined;
+    if (!identity.hostNetwork) {
+      const enforce = this.engine.program(identity.id, direction, 'enforce');
+      const full = this.engine.program(identity.id, direction, 'full');
+      const lines: string[] = [];
+      if (full.key !== enforce.key) {
+        const audit = this.auditChain(full, direction, identity);
+        if (audit) lines.push(`jump ${audit}`);
+      }
+      lines.push(...this.programLines(enforce, direction, identity));
+      if (lines.length > 0) {
+        const readable = `${identity.namespace}_${Object.values(identity.labels).join('_')}`;
+        result = this.addChain(nftName(short(direction), readable, identity.key), lines);
+      }
+    }
+    this.identityChains.set(memo, result);
+    return result;
+  }
+
+  finish(eg: string[], ing: string[]): Ruleset {
+    const vmap = (name: string, elements: string[]): NftSet => ({
+      name,
+      kind: 'map',
+      type: 'ipv4_addr : verdict',
+      flags: [],
+      extra: [],
+      dynamic: false,
+      elements: [...new Set(elements)].sort(),
+    });
+    this.sets.set(EGRESS_MAP, vmap(EGRESS_MAP, eg));
+    this.sets.set(INGRESS_MAP, vmap(INGRESS_MAP, ing));
+    this.sets.set(DENIED_SET, {
+      name: DENIED_SET,
+      kind: 'set',
+      type: 'ipv4_addr . ipv4_addr . inet_proto . inet_service . mark',
+      flags: ['dynamic', 'timeout'],
+      extra: ['timeout 60s', 'counter', 'size 65536'],
+      dynamic: true,
+      elements: [],
+    });
+    const base = (name: string, priority: string, map: string, key: string): NftChain => ({
+      name,
+      hook: `type filter hook forward priority ${priority}; policy accept;`,
+      rules: ['ct state established,related accept', 'ct state invalid drop', `ip ${key} vmap @${map}`],
+    });
+    this.chains.set(EGRESS_CHAIN, base(EGRESS_CHAIN, 'filter', EGRESS_MAP, 'saddr'));
+    this.chains.set(INGRESS_CHAIN, base(INGRESS_CHAIN, 'filter + 10', INGRESS_MAP, 'daddr'));
+    const sortedMap = <T>(m: Map<string, T>): Map<string, T> => new Map([...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+    return {
+      sets: sortedMap(this.sets),
+      chains: sortedMap(this.chains),
+      counters: [...this.counters].sort((a, b) => a - b).map((id) => `c_${id}`),
+      reasons: this.reasons.table,
+    };
+  }
+}
+
+/** Renders one node's table. */
+export function renderRuleset(input: RenderInput): Ruleset {
+  const { engine } = input;
+  const r = new Renderer(engine, input.reasons ?? collectReasons(engine), input.podIps);
+  const eg: string[] = [];
+  const ing: string[] = [];
+  for (const local of [...input.localPods].sort((a, b) => (a.key < b.key ? -1 : 1))) {
+    const ip = local.ip ?? engine.pods.get(local.key)?.ip;
+    const identity = engine.identityOfPod(local.key);
+    if (!isV4(ip) || !identity) continue;
+    const e = r.identityChain(identity, 'egress');
+    if (e) eg.push(`${ip} : goto ${e}`);
+    const i = r.identityChain(identity, 'ingress');
+    if (i) ing.push(`${ip} : goto ${i}`);
+  }
+  return r.finish(eg, ing);
+}
+
+export { TABLE, shortHash };

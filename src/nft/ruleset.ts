@@ -1,0 +1,58 @@
+// The desired-state model of one node's `inet weir` table: plain data that the renderer
+// produces, the applier diffs against what it applied last, and tests inspect. Sets and maps
+// hold their elements as canonical nft text, so diffs are set differences of strings.
+
+import type { ReasonsTable } from './reasons.js';
+
+export interface NftSet {
+  readonly name: string;
+  readonly kind: 'set' | 'map';
+  /** `ipv4_addr`, `ipv4_addr . inet_proto . inet_service`, `ipv4_addr : verdict`. */
+  readonly type: string;
+  readonly flags: readonly string[];
+  /** Further declaration statements (`timeout 60s`, `counter`, `size 65536`). */
+  readonly extra: readonly string[];
+  /** Filled by the kernel (`update @set`): never diffed, never flushed by a partial sync. */
+  readonly dynamic: boolean;
+  /** Sorted, unique. Map elements are `key : verdict`. */
+  readonly elements: readonly string[];
+}
+
+export interface NftChain {
+  readonly name: string;
+  /** Base chains: `type filter hook forward priority filter; policy accept;`. */
+  readonly hook?: string;
+  readonly rules: readonly string[];
+}
+
+export interface RulesetStats {
+  readonly rules: number;
+  readonly chains: number;
+  readonly sets: number;
+  readonly elements: number;
+  readonly counters: number;
+}
+
+export interface Ruleset {
+  readonly sets: ReadonlyMap<string, NftSet>;
+  readonly chains: ReadonlyMap<string, NftChain>;
+  /** Named counters (`c_<reason id>`), sorted. */
+  readonly counters: readonly string[];
+  /** The cluster-wide reasons table (identical on every node). */
+  readonly reasons: ReasonsTable;
+}
+
+export function rulesetStats(rs: Ruleset): RulesetStats {
+  let rules = 0;
+  let elements = 0;
+  for (const c of rs.chains.values()) rules += c.rules.length;
+  for (const s of rs.sets.values()) elements += s.elements.length;
+  return { rules, chains: rs.chains.size, sets: rs.sets.size, elements, counters: rs.counters.length };
+}
+
+/** The key part of a set or map element (`10.0.0.1 : goto eg_x` → `10.0.0.1`). */
+export function elementKey(set: NftSet, element: string): string {
+  if (set.kind !== 'map') return element;
+  const i = element.indexOf(' : ');
+  return i < 0 ? element : element.slice(0, i);
+}

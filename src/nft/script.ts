@@ -1,0 +1,179 @@
+// Ruleset → nft script text. One script is one transaction (`nft -f` commits a file
+// atomically): either everything in it takes effect or nothing does.
+//
+// The full script replaces the table: `add table` + `delete table` + the new table, the
+// idiom that works whether or not the table exists. The partial script diffs two rulesets
+// and touches only what changed, in an order the kernel accepts inside one transaction:
+// new objects first, then map elements that point at chains about to go, chain refills,
+// element changes, and deletions last (a chain or set can only be deleted when nothing
+// refers to it any more).
+
+import { FAMILY, TABLE } from './names.js';
+import { elementKey, type NftChain, type NftSet, type Ruleset } from './ruleset.js';
+
+const T = `${FAMILY} ${TABLE}`;
+/** Elements per `add element` command: keeps lines reasonable without costing parse time. */
+const ELEMENT_CHUNK = 2000;
+
+function setDecl(s: NftSet): string {
+  const parts = [`type ${s.type};`];
+  if (s.flags.length > 0) parts.push(`flags ${s.flags.join(',')};`);
+  for (const e of s.extra) parts.push(`${e};`);
+  return `${s.kind} ${s.name} { ${parts.join(' ')} }`;
+}
+
+function elementCommands(verb: 'add' | 'delete', set: string, elements: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < elements.length; i += ELEMENT_CHUNK) {
+    out.push(`${verb} element ${T} ${set} { ${elements.slice(i, i + ELEMENT_CHUNK).join(', ')} }`);
+  }
+  return out;
+}
+
+function chainDecl(c: NftChain): string {
+  return c.hook ? `chain ${c.name} { ${c.hook} }` : `chain ${c.name} { }`;
+}
+
+/** Atomic replace of the whole table. Chains are declared before anything refers to them. */
+export function fullScript(rs: Ruleset): string {
+  const lines: string[] = [`add table ${T}`, `delete table ${T}`, `table ${T} {`];
+  for (const c of rs.counters) lines.push(`  counter ${c} { }`);
+  for (const s of rs.sets.values()) lines.push(`  ${setDecl(s)}`);
+  for (const c of rs.chains.values()) if (!c.hook) lines.push(`  ${chainDecl(c)}`);
+  lines.push('}');
+  lines.push(`table ${T} {`);
+  for (const c of rs.chains.values()) {
+    if (c.hook) continue;
+    lines.push(`  chain ${c.name} {`);
+    for (const r of c.rules) lines.push(`    ${r}`);
+    lines.push('  }');
+  }
+  lines.push('}');
+  for (const s of rs.sets.values()) if (!s.dynamic) lines.push(...elementCommands('add', s.name, s.elements));
+  // Base chains last: the hooks see a complete table (the transaction is atomic anyway, but
+  // this keeps a half-read script harmless to a reader).
+  lines.push(`table ${T} {`);
+  for (const c of rs.chains.values()) {
+    if (!c.hook) continue;
+    lines.push(`  chain ${c.name} {`, `    ${c.hook}`);
+    for (const r of c.rules) lines.push(`    ${r}`);
+    lines.push('  }');
+  }
+  lines.push('}');
+  return `${lines.join('\n')}\n`;
+}
+
+export interface DiffSummary {
+  readonly chainsAdded: number;
+  readonly chainsChanged: number;
+  readonly chainsRemoved: number;
+  readonly setsAdded: number;
+  readonly setsRemoved: number;
+  readonly elementsAdded: number;
+  readonly elementsRemoved: number;
+  /** True when something that was allowed may no longer be (rules or elements removed). */
+  readonly narrowed: boolean;
+}
+
+export interface PartialScript {
+  readonly script: string;
+  readonly summary: DiffSummary;
+}
+
+function sameRules(a: NftChain, b: NftChain): boolean {
+  return a.rules.length === b.rules.length && a.rules.every((r, i) => r === b.rules[i]);
+}
+
+/**
+ * The partial sync from `prev` (what the kernel holds) to `next`, or undefined when only a full
+ * replace can get there (a set's type or flags, or a base chain's hook, changed). An empty
+ * script means nothing to do.
+ */
+export function diffScript(prev: Ruleset, next: Ruleset): PartialScript | undefined {
+  for (const [name, s] of next.sets) {
+    const old = prev.sets.get(name);
+    if (old && (old.type !== s.type || old.kind !== s.kind || old.flags.join() !== s.flags.join() || old.extra.join() !== s.extra.join())) return undefined;
+  }
+  for (const [name, c] of next.chains) {
+    const old = prev.chains.get(name);
+    if ((old?.hook ?? c.hook) !== c.hook || (old === undefined && c.hook)) return undefined;
+  }
+  for (const [name, c] of prev.chains) if (c.hook && !next.chains.has(name)) return undefined;
+
+  const head: string[] = [];
+  const mapDeletes: string[] = [];
+  const flushes: string[] = [];
+  const refills: string[] = [];
+  const elementAdds: string[] = [];
+  const elementDeletes: string[] = [];
+  const tail: string[] = [];
+  let chainsAdded = 0;
+  let chainsChanged = 0;
+  let elementsAdded = 0;
+  let elementsRemoved = 0;
+  let setsAdded = 0;
+
+  const prevCounters = new Set(prev.counters);
+  const nextCounters = new Set(next.counters);
+  for (const c of next.counters) if (!prevCounters.has(c)) head.push(`add counter ${T} ${c}`);
+
+  for (const [name, s] of next.sets) {
+    const old = prev.sets.get(name);
+    if (!old) {
+      head.push(`add ${setDecl(s).replace(/^(set|map) /, `$1 ${T} `)}`);
+      setsAdded++;
+    }
+    if (s.dynamic) continue;
+    const had = new Set(old?.elements ?? []);
+    const want = new Set(s.elements);
+    const added = s.elements.filter((e) => !had.has(e));
+    const removed = (old?.elements ?? []).filter((e) => !want.has(e));
+    elementsAdded += added.length;
+    elementsRemoved += removed.length;
+    if (s.kind === 'map') {
+      // A changed verdict is delete + add of the key, before the chains it named may go.
+      mapDeletes.push(...elementCommands('delete', name, removed.map((e) => elementKey(s, e))));
+      elementAdds.push(...elementCommands('add', name, added));
+    } else {
+      elementAdds.push(...elementCommands('add', name, added));
+      elementDeletes.push(...elementCommands('delete', name, removed));
+    }
+  }
+
+  for (const [name, c] of next.chains) {
+    const old = prev.chains.get(name);
+    if (old && sameRules(old, c)) continue;
+    if (!old) {
+      head.push(`add chain ${T} ${name}`);
+      chainsAdded++;
+    } else {
+      flushes.push(`flush chain ${T} ${name}`);
+      chainsChanged++;
+    }
+    for (const r of c.rules) refills.push(`add rule ${T} ${name} ${r}`);
+  }
+
+  const removedChains = [...prev.chains.keys()].filter((n) => !next.chains.has(n));
+  // Flush every chain that goes before deleting any: they may jump to one another.
+  for (const n of removedChains) flushes.push(`flush chain ${T} ${n}`);
+  for (const n of removedChains) tail.push(`delete chain ${T} ${n}`);
+  const removedSets = [...prev.sets.keys()].filter((n) => !next.sets.has(n));
+  for (const n of removedSets) tail.push(`delete ${prev.sets.get(n)?.kind ?? 'set'} ${T} ${n}`);
+  for (const c of prev.counters) if (!nextCounters.has(c)) tail.push(`delete counter ${T} ${c}`);
+
+  const lines = [...head, ...mapDeletes, ...flushes, ...refills, ...elementAdds, ...elementDeletes, ...tail];
+  const narrowed = chainsChanged > 0 || removedChains.length > 0 || elementsRemoved > 0;
+  return {
+    script: lines.length > 0 ? `${lines.join('\n')}\n` : '',
+    summary: {
+      chainsAdded,
+      chainsChanged,
+      chainsRemoved: removedChains.length,
+      setsAdded,
+      setsRemoved: removedSets.length,
+      elementsAdded,
+      elementsRemoved,
+      narrowed,
+    },
+  };
+}
