@@ -104,6 +104,7 @@ function programResults(
   direction: Direction,
   fixedDst: AnalysisClass | undefined,
   portSig: Int32Array,
+  sigSpan: number,
 ): Uint32Array {
   const n = classes.length;
   const out = new Uint32Array(n);
@@ -121,7 +122,9 @@ function programResults(
     const peer = classes[c];
     const dst = direction === 'egress' ? peer : (fixedDst as AnalysisClass);
     const sig = program.hasNamedPorts && direction === 'egress' ? portSig[dst.index] : 0;
-    const key = wide ? -1 : (masks as Int32Array)[c] * 4096 + sig;
+    // The memo key packs (mask, signature) into one number; the signature's span is the number
+    // of distinct signatures, so two different pairs can never share a key (masks < 2^30).
+    const key = wide ? -1 : (masks as Int32Array)[c] * sigSpan + sig;
     let id = key >= 0 ? memo.get(key) : undefined;
     if (id === undefined) {
       const allowed = evaluateDirection({
@@ -202,7 +205,7 @@ export function analyze(engine: PolicyEngine, mode: ProgramMode = 'enforce'): Co
     const slot = slotFor(program, program.hasNamedPorts ? `in:${portSig[d.index]}` : 'in');
     let res = inResults.get(slot);
     if (!res) {
-      res = programResults(engine, slot, classes, members, conns, 'ingress', d, portSig);
+      res = programResults(engine, slot, classes, members, conns, 'ingress', d, portSig, sigIds.size);
       inResults.set(slot, res);
     }
     inOf[d.index] = res;
@@ -220,7 +223,7 @@ export function analyze(engine: PolicyEngine, mode: ProgramMode = 'enforce'): Co
       egRow = allRow;
       lastKey = undefined;
     } else if (p.key !== lastKey || !egRow) {
-      egRow = programResults(engine, slotFor(p, 'eg'), classes, members, conns, 'egress', undefined, portSig);
+      egRow = programResults(engine, slotFor(p, 'eg'), classes, members, conns, 'egress', undefined, portSig, sigIds.size);
       lastKey = p.key;
     }
     const base = s.index * n;
