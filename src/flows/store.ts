@@ -1,0 +1,104 @@
+// Storage contract of the visibility pipeline. Synchronous on purpose: the SQLite
+// implementation answers in microseconds, and a sync interface keeps batch boundaries
+// (one transaction per pipeline flush) explicit.
+import type { Edge, EdgeCounters, GroupBy, PolicyCounter } from './aggregate.js';
+import type { FlowFilter } from './filter.js';
+import type { Endpoint, FlowRecord } from './record.js';
+
+export interface StoredFlow extends FlowRecord {
+  id: number;
+}
+
+export type AlertState = 'firing' | 'resolved' | 'event';
+
+export interface AlertRecord {
+  id: number;
+  rule: string;
+  kind: string;
+  /** `firing` until resolved; `event` for one-shot alerts (e.g. new-external) that never resolve. */
+  state: AlertState;
+  firedAt: number;
+  resolvedAt?: number;
+  message: string;
+  value: number;
+  threshold: number;
+  labels: Record<string, string>;
+}
+
+export type NewAlert = Omit<AlertRecord, 'id'>;
+
+export interface WebhookJob {
+  id: number;
+  alertId: number;
+  url: string;
+  payload: string;
+  attempts: number;
+  nextAt: number;
+}
+
+export interface EdgeMinute {
+  time: number;
+  src: Endpoint;
+  dst: Endpoint;
+  counters: EdgeCounters;
+}
+
+export interface RetentionOptions {
+  /** Raw flows older than this are deleted (their per-minute edge aggregates stay). */
+  rawMaxAgeMs: number;
+  /** At most this many raw flows are kept (oldest go first). */
+  rawMaxRows: number;
+  /** Per-minute edge aggregates older than this are deleted. */
+  aggregateMaxAgeMs: number;
+  /** Resolved alerts and delivered webhook jobs older than this are deleted. */
+  alertMaxAgeMs: number;
+}
+
+export const DEFAULT_RETENTION: RetentionOptions = {
+  rawMaxAgeMs: 3_600_000,
+  rawMaxRows: 2_000_000,
+  aggregateMaxAgeMs: 7 * 86_400_000,
+  alertMaxAgeMs: 7 * 86_400_000,
+};
+
+export interface RetentionResult {
+  rawDeleted: number;
+  aggregatesDeleted: number;
+  alertsDeleted: number;
+}
+
+export interface StoreStats {
+  flows: number;
+  edgeMinutes: number;
+  alerts: number;
+  webhookPending: number;
+}
+
+export interface FlowStore {
+  /** One transaction: raw rows + per-minute edge aggregates + policy counters. */
+  insert(records: readonly FlowRecord[]): void;
+  /** Newest first. */
+  queryFlows(filter: FlowFilter): StoredFlow[];
+  /** Edges from the per-minute aggregates (minute resolution; survives restarts and raw retention). */
+  edges(by: GroupBy, since: number, until?: number): Edge[];
+  edgeMinutes(since: number): EdgeMinute[];
+  policyCounters(): PolicyCounter[];
+
+  insertAlert(a: NewAlert): AlertRecord;
+  resolveAlert(id: number, at: number): void;
+  listAlerts(opts?: { limit?: number; state?: AlertState; since?: number }): AlertRecord[];
+
+  enqueueWebhook(alertId: number, url: string, payload: string, now: number): number;
+  dueWebhooks(now: number, limit: number): WebhookJob[];
+  nextWebhookAt(): number | undefined;
+  webhookDelivered(id: number, at: number): void;
+  webhookFailed(id: number, nextAt: number, error: string, dead: boolean): void;
+
+  /** Small key/value state that must survive restarts (alert engine bookkeeping). */
+  getState(key: string): string | undefined;
+  setState(key: string, value: string): void;
+
+  retention(now: number, opts?: Partial<RetentionOptions>): RetentionResult;
+  stats(): StoreStats;
+  close(): void;
+}
