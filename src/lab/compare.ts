@@ -10,7 +10,7 @@ import type { Cluster, Pod } from '../model/cluster.js';
 import { allows, evaluatePair, explain, externalEndpoint, formatExplanation, parseIp, podEndpoint, PolicyEngine } from '../policy/index.js';
 import type { Endpoint, Explanation, Verdict } from '../policy/index.js';
 import { EXTERNAL_PEER, portLabel, type ProbeCell, type ProbeResult } from './probe.js';
-import type { LabState } from './state.js';
+import type { LabPort, LabState } from './state.js';
 
 /** Why a probed cell is left out of the comparison. */
 export type SkipReason =
@@ -80,16 +80,20 @@ interface PeerInfo {
   readonly served: ReadonlySet<string>;
 }
 
+function servedSet(ports: readonly LabPort[]): Set<string> {
+  return new Set(ports.map((p) => `${p.port}/${p.protocol}`));
+}
+
 function peerTable(engine: PolicyEngine, state: LabState): Map<string, PeerInfo> {
   const table = new Map<string, PeerInfo>();
   for (const p of state.pods) {
     const pod = engine.pods.get(p.key);
     if (!pod) continue;
-    table.set(p.key, { endpoint: podEndpoint(engine, pod), spec: p.key, served: new Set(p.served.map(portLabel)) });
+    table.set(p.key, { endpoint: podEndpoint(engine, pod), spec: p.key, served: servedSet(p.served) });
   }
   const ip = parseIp(state.external.ip);
   if (ip === undefined) throw new Error(`lab state: external host address "${state.external.ip}" is not an IP address`);
-  table.set(EXTERNAL_PEER, { endpoint: externalEndpoint(ip), spec: state.external.ip, served: new Set(state.external.served.map(portLabel)) });
+  table.set(EXTERNAL_PEER, { endpoint: externalEndpoint(ip), spec: state.external.ip, served: servedSet(state.external.served) });
   return table;
 }
 
