@@ -362,7 +362,8 @@ function lintPriorities(ctx: Ctx, cluster: Cluster): void {
   }
 }
 
-function compareFindings(a: Finding, b: Finding): number {
+/** Orders findings by file, line and object; findings of one object keep their order. */
+export function compareFindings(a: Finding, b: Finding): number {
   const s = (x: string | undefined) => x ?? '';
   if (s(a.file) !== s(b.file)) return s(a.file) < s(b.file) ? -1 : 1;
   if ((a.line ?? 0) !== (b.line ?? 0)) return (a.line ?? 0) - (b.line ?? 0);
