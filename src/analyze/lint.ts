@@ -110,9 +110,19 @@ function checkSubject(ctx: Ctx, compiled: CompiledPolicy, object: string, source
   }
 }
 
-function checkPeerGroups(ctx: Ctx, rule: CompiledRule | undefined, object: string, source: SourceRef | undefined, base: string, describePeer: (j: number) => string | undefined): void {
+function checkPeerGroups(
+  ctx: Ctx,
+  rule: CompiledRule | undefined,
+  object: string,
+  source: SourceRef | undefined,
+  base: string,
+  describePeer: (j: number) => string | undefined,
+  invalid: ReadonlySet<number> = new Set(),
+): void {
   if (!rule || rule.peers === 'all') return;
   rule.peers.forEach((gid, j) => {
+    // A peer with an invalid CIDR has its error already; "matches nothing" would only repeat it.
+    if (invalid.has(j)) return;
     const g = groupOf(ctx, gid);
     if (!g || !groupEmpty(ctx, g)) return;
     const what = g.spec.kind === 'pods' ? 'no pod' : g.spec.kind === 'nodes' ? 'no node' : 'no address';
@@ -123,27 +133,32 @@ function checkPeerGroups(ctx: Ctx, rule: CompiledRule | undefined, object: strin
 
 // ------------------------------------------------------------------ CIDRs
 
-function checkIpBlock(ctx: Ctx, peer: NetworkPolicyPeer, object: string, source: SourceRef | undefined, field: string): void {
-  if (peer.kind !== 'ipBlock') return;
+/** Checks an ipBlock peer; false when it has an error. */
+function checkIpBlock(ctx: Ctx, peer: NetworkPolicyPeer, object: string, source: SourceRef | undefined, field: string): boolean {
+  if (peer.kind !== 'ipBlock') return true;
   const cidr = parseCidr(peer.ipBlock.cidr);
   if (!cidr) {
     report(ctx, 'error', 'invalid-cidr', object, source, `${field}.ipBlock.cidr`, `invalid CIDR "${peer.ipBlock.cidr}"`);
-    return;
+    return false;
   }
+  let ok = true;
   peer.ipBlock.except.forEach((text, k) => {
     const ex = parseCidr(text);
     const f = `${field}.ipBlock.except[${k}]`;
     if (!ex) {
       report(ctx, 'error', 'invalid-cidr', object, source, f, `invalid CIDR "${text}" in except`);
+      ok = false;
       return;
     }
     const inside = ex.family === cidr.family && ex.interval.start >= cidr.interval.start && ex.interval.end <= cidr.interval.end;
     // ValidateIPBlock: each except entry "must be a strict subset of cidr".
     const strict = ex.interval.start !== cidr.interval.start || ex.interval.end !== cidr.interval.end;
     if (!inside || !strict) {
-      report(ctx, 'error', 'except-outside-cidr', object, source, f, `except "${text}" is not a strict subset of cidr "${peer.ipBlock.cidr}": it excludes nothing`);
+      ok = false;
+      report(ctx, 'error', 'except-outside-cidr', object, source, f, `except "${text}" is not a strict subset of cidr "${peer.ipBlock.cidr}"`);
     }
   });
+  return ok;
 }
 
 // ------------------------------------------------------------------ named ports
@@ -208,8 +223,11 @@ function lintNetworkPolicy(ctx: Ctx, np: NetworkPolicy): void {
     rules.forEach((rule, i) => {
       const base = `spec.${direction}[${i}]`;
       const crule = compiled?.[direction][i];
-      rule.peers.forEach((peer, j) => checkIpBlock(ctx, peer, object, np.source, `${base}.${peerKey(direction)}[${j}]`));
-      checkPeerGroups(ctx, crule, object, np.source, `${base}.${peerKey(direction)}`, () => undefined);
+      const invalid = new Set<number>();
+      rule.peers.forEach((peer, j) => {
+        if (!checkIpBlock(ctx, peer, object, np.source, `${base}.${peerKey(direction)}[${j}]`)) invalid.add(j);
+      });
+      checkPeerGroups(ctx, crule, object, np.source, `${base}.${peerKey(direction)}`, () => undefined, invalid);
       rule.ports.forEach((p, k) => {
         if (typeof p.port === 'string' && compiled) {
           checkNamedPort(ctx, compiled, crule, direction, p.port, p.protocol, object, np.source, `${base}.ports[${k}].port`);
@@ -233,13 +251,16 @@ function lintAdminRules(ctx: Ctx, compiled: CompiledPolicy | undefined, directio
   rules.forEach((rule, i) => {
     const base = `spec.${direction}[${i}]`;
     const crule = compiled?.[direction][i];
-    checkPeerGroups(ctx, crule, object, source, `${base}.${peerKey(direction)}`, (j) => describeAdminPeer(rule.peers[j]));
+    const invalid = new Set<number>();
     rule.peers.forEach((peer, j) => {
       if (peer.kind !== 'networks') return;
       peer.networks.forEach((n, k) => {
-        if (!parseCidr(n)) report(ctx, 'error', 'invalid-cidr', object, source, `${base}.${peerKey(direction)}[${j}].networks[${k}]`, `invalid CIDR "${n}"`);
+        if (parseCidr(n)) return;
+        invalid.add(j);
+        report(ctx, 'error', 'invalid-cidr', object, source, `${base}.${peerKey(direction)}[${j}].networks[${k}]`, `invalid CIDR "${n}"`);
       });
     });
+    checkPeerGroups(ctx, crule, object, source, `${base}.${peerKey(direction)}`, (j) => describeAdminPeer(rule.peers[j]), invalid);
     (rule.ports ?? []).forEach((p, k) => {
       if (p.kind === 'namedPort' && compiled) {
         checkNamedPort(ctx, compiled, crule, direction, p.name, undefined, object, source, `${base}.ports[${k}].${portField(p)}`);
