@@ -1,0 +1,78 @@
+import { useEffect, useMemo, useState, useSyncExternalStore } from 'react';
+import { formatCount, type GroupBy } from './api';
+import { AlertsView } from './AlertsView';
+import { EdgePanel } from './EdgePanel';
+import { FlowsView } from './FlowsView';
+import { LiveStore } from './live';
+import { MapView } from './MapView';
+import { PoliciesView } from './PoliciesView';
+
+type Tab = 'map' | 'flows' | 'policies' | 'alerts';
+
+export function App() {
+  const live = useMemo(() => new LiveStore(), []);
+  useSyncExternalStore(live.subscribe, live.getVersion);
+  const [tab, setTab] = useState<Tab>('map');
+  const [group, setGroup] = useState<GroupBy>('workload');
+  const [window, setWindow] = useState('5m');
+  const [selected, setSelected] = useState<string | undefined>(undefined);
+
+  useEffect(() => {
+    live.connect(group, window);
+    setSelected(undefined);
+    return () => live.close();
+  }, [live, group, window]);
+
+  const edge = selected ? live.edges.get(selected) : undefined;
+  const firing = live.alerts.filter((a) => a.state === 'firing').length;
+
+  return (
+    <div className="app">
+      <header className="top">
+        <div className="brand">
+          <span className="logo">≋</span> weir <span className="muted">flows</span>
+        </div>
+        <nav>
+          {(['map', 'flows', 'policies', 'alerts'] as const).map((t) => (
+            <button key={t} className={tab === t ? 'on' : ''} onClick={() => setTab(t)} data-testid={`tab-${t}`}>
+              {t}
+              {t === 'alerts' && firing > 0 && <span className="pill">{firing}</span>}
+            </button>
+          ))}
+        </nav>
+        <div className="controls">
+          <label>
+            group by
+            <select value={group} onChange={(e) => setGroup(e.target.value as GroupBy)} data-testid="group-by">
+              <option value="workload">workload</option>
+              <option value="namespace">namespace</option>
+              <option value="identity">identity</option>
+            </select>
+          </label>
+          <label>
+            window
+            <select value={window} onChange={(e) => setWindow(e.target.value)}>
+              <option>1m</option>
+              <option>5m</option>
+              <option>1h</option>
+            </select>
+          </label>
+          <span className={`status ${live.connected ? 'up' : 'down'}`} data-testid="status">
+            <i /> {live.connected ? `${formatCount(Math.round(live.flowsPerSecond))} flows/s` : 'offline'}
+          </span>
+        </div>
+      </header>
+      <main>
+        {tab === 'map' && (
+          <div className="map-layout">
+            <MapView live={live} group={group} selected={selected} onSelect={setSelected} />
+            {edge && <EdgePanel edge={edge} group={group} onClose={() => setSelected(undefined)} />}
+          </div>
+        )}
+        {tab === 'flows' && <FlowsView live={live} />}
+        {tab === 'policies' && <PoliciesView />}
+        {tab === 'alerts' && <AlertsView live={live} />}
+      </main>
+    </div>
+  );
+}
