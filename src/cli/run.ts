@@ -6,13 +6,30 @@ import { ValidationError, formatDiagnostic } from '../model/diagnostics.js';
 import { CliError, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, exitStatus } from './exit.js';
 import { buildProgram } from './program.js';
 
-function debug(): boolean {
-  const v = process.env.WEIR_DEBUG;
+function debugEnabled(env: NodeJS.ProcessEnv): boolean {
+  const v = env.WEIR_DEBUG;
   return v !== undefined && v !== '' && v !== '0';
 }
 
-function errorLine(text: string): void {
-  process.stderr.write(`weir: error: ${text}\n`);
+/**
+ * Turns anything a command threw into lines on stderr and an exit code. Commander has
+ * already printed its own usage errors, help and version.
+ */
+export function reportError(e: unknown, write: (text: string) => void, env: NodeJS.ProcessEnv = process.env): number {
+  const debug = debugEnabled(env);
+  if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT_OK : EXIT_INPUT;
+  if (debug && e instanceof Error) write(`${e.stack ?? e.message}\n`);
+  if (e instanceof CliError) {
+    write(`weir: error: ${e.message}\n`);
+    return e.exitCode;
+  }
+  if (e instanceof ValidationError) {
+    for (const d of e.diagnostics) write(`${formatDiagnostic(d)}\n`);
+    return EXIT_INPUT;
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  write(`weir: error: internal error: ${message}${debug ? '' : ' (set WEIR_DEBUG=1 for the stack trace)'}\n`);
+  return EXIT_INTERNAL;
 }
 
 /** Runs `weir` with node-style argv (`[node, script, ...args]`); returns the exit code. */
@@ -27,21 +44,6 @@ export async function run(argv: readonly string[]): Promise<number> {
     await program.parseAsync([...argv]);
     return exitStatus.code;
   } catch (e) {
-    if (debug() && e instanceof Error && !(e instanceof CommanderError)) process.stderr.write(`${e.stack ?? e.message}\n`);
-    if (e instanceof CommanderError) {
-      // Commander has printed its message (or the help, or the version) already.
-      return e.exitCode === 0 ? EXIT_OK : EXIT_INPUT;
-    }
-    if (e instanceof CliError) {
-      errorLine(e.message);
-      return e.exitCode;
-    }
-    if (e instanceof ValidationError) {
-      for (const d of e.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
-      return EXIT_INPUT;
-    }
-    const message = e instanceof Error ? e.message : String(e);
-    errorLine(`internal error: ${message}${debug() ? '' : ' (set WEIR_DEBUG=1 for the stack trace)'}`);
-    return EXIT_INTERNAL;
+    return reportError(e, (t) => process.stderr.write(t));
   }
 }
