@@ -307,8 +307,14 @@ class Renderer {
     const lines = rules.flatMap((r) => this.ruleLines(r, direction, subject, this.enforceVerdict(r)));
     if (lines.length === 0) return undefined;
     // Ingress named ports resolve against the selected pod, so such a policy gets one chain per
-    // distinct resolution (per port signature), not one per identity.
-    const perSubject = direction === 'ingress' && rules.some((r) => r.hasNamedPorts) ? `\u0000${lines.join('\n')}` : '';
+    // distinct resolution (the pod's port signature), not one per identity. The signature, not
+    // the rule text, goes into the name: editing the policy then refills the same chain.
+    let perSubject = '';
+    if (direction === 'ingress' && rules.some((r) => r.hasNamedPorts)) {
+      const names = new Set(rules.flatMap((r) => (r.ports === 'all' ? [] : r.ports.flatMap((p) => (p.kind === 'named' ? [p.name] : [])))));
+      const sig = subject.ports.filter((cp) => cp.name !== undefined && names.has(cp.name)).map((cp) => `${cp.name}=${cp.protocol}/${cp.port}`);
+      perSubject = `\u0000${sig.sort().join(',')}`;
+    }
     const readable = `${policyKey.replace(/^NetworkPolicy /, '')}_${short(direction)}`;
     return this.addChain(nftName('np', readable, `${policyKey}\u0000${direction}${perSubject}`), lines);
   }

@@ -71,7 +71,7 @@ export interface DiffSummary {
   readonly setsRemoved: number;
   readonly elementsAdded: number;
   readonly elementsRemoved: number;
-  /** True when something that was allowed may no longer be (rules or elements removed). */
+  /** True when something that was allowed may no longer be: the cue for a conntrack sweep. */
   readonly narrowed: boolean;
 }
 
@@ -162,7 +162,9 @@ export function diffScript(prev: Ruleset, next: Ruleset): PartialScript | undefi
   for (const c of prev.counters) if (!nextCounters.has(c)) tail.push(`delete counter ${T} ${c}`);
 
   const lines = [...head, ...mapDeletes, ...flushes, ...refills, ...elementAdds, ...elementDeletes, ...tail];
-  const narrowed = chainsChanged > 0 || removedChains.length > 0 || elementsRemoved > 0;
+  // Any change may narrow what is allowed (a new chain behind a new map element isolates a pod,
+  // a new element joins a denied group), so every non-empty diff counts.
+  const narrowed = lines.length > 0;
   return {
     script: lines.length > 0 ? `${lines.join('\n')}\n` : '',
     summary: {

@@ -1,0 +1,612 @@
+// The nftables data plane: renderer structure (pure), scripts validated by the kernel
+// (`nft -c` in a throwaway netns), and real packets through a small topology this file
+// builds itself: one "node" namespace routing three "pod" namespaces.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import type { AdminNetworkPolicy, BaselineAdminNetworkPolicy, Cluster, NetworkPolicy, Pod } from '../src/model/cluster.js';
+import { PolicyEngine, allows, evaluatePair, podEndpoint, type Direction } from '../src/policy/index.js';
+import {
+  Applier,
+  NodeAgent,
+  diffScript,
+  fullScript,
+  nftRunner,
+  renderRuleset,
+  rulesetStats,
+  type LocalPod,
+  type NftRunner,
+  type Ruleset,
+} from '../src/nft/index.js';
+import { run } from '../src/lab/exec.js';
+import { assetPath, startServer, stopServer } from '../src/lab/processes.js';
+import type { LabState } from '../src/lab/state.js';
+import { e2eModel, modelPod } from './helpers/model.js';
+import { genPolicyMatchLabels, ipBlockPeer, nsPeer, podPeer, port, rule, setSpecEgressRules, setSpecIngressRules } from './helpers/scenarios.js';
+
+const isRoot = process.getuid?.() === 0;
+const PREFIX = `wnt${randomBytes(2).toString('hex')}`;
+const createdNetns: string[] = [];
+
+async function addNetns(name: string): Promise<void> {
+  await run(['ip', 'netns', 'add', name]);
+  createdNetns.push(name);
+}
+
+async function removeAllNetns(): Promise<void> {
+  for (const n of createdNetns.splice(0)) await run(['ip', 'netns', 'del', n], { allowFailure: true });
+}
+
+function allLocal(cluster: Cluster): LocalPod[] {
+  return cluster.pods.map((p) => ({ key: `${p.namespace}/${p.name}` }));
+}
+
+function render(cluster: Cluster, local: LocalPod[] = allLocal(cluster)): Ruleset {
+  return renderRuleset({ engine: new PolicyEngine(cluster), localPods: local });
+}
+
+const anp = (name: string, priority: number, subjectNs: string, ingress: AdminNetworkPolicy['ingress'], mode: 'enforce' | 'audit' = 'enforce'): AdminNetworkPolicy => ({
+  name,
+  priority,
+  mode,
+  subject: { namespaces: { matchLabels: { ns: subjectNs } } },
+  ingress,
+  egress: [],
+});
+const fromNs = (ns: string) => [{ kind: 'namespaces' as const, namespaces: { matchLabels: { ns } } }];
+
+/** A policy mix touching every feature of the renderer. */
+function richCluster(extraReplicas = 0): Cluster {
+  const base = e2eModel([
+    genPolicyMatchLabels('x', 'allow-b', { pod: 'a' }, setSpecIngressRules(rule([podPeer({ matchLabels: { pod: 'b' } })], [port(80), port('serve-81-udp', 'UDP')]))),
+    genPolicyMatchLabels(
+      'x',
+      'egress-mix',
+      { pod: 'b' },
+      setSpecEgressRules(rule([ipBlockPeer('10.0.0.0/8', ['10.2.0.0/16'])], [port(80, 'TCP', 90), port('serve-81-tcp')]), rule([nsPeer({})], [port(53, 'UDP'), port(53, 'SCTP')])),
+    ),
+    { ...genPolicyMatchLabels('y', 'audit-deny', {}, setSpecIngressRules()), mode: 'audit' },
+  ]);
+  const pods: Pod[] = [...base.pods];
+  for (let r = 0; r < extraReplicas; r++) {
+    for (const ns of ['x', 'y', 'z']) {
+      for (const p of ['a', 'b', 'c']) {
+        const m = modelPod(ns, p);
+        pods.push({ ...m, name: `${p}-r${r}`, ip: `10.${['x', 'y', 'z'].indexOf(ns) + 1}.${1 + Math.floor(r / 200)}.${(r % 200) * 3 + ['a', 'b', 'c'].indexOf(p) + 1}` });
+      }
+    }
+  }
+  const banp: BaselineAdminNetworkPolicy = {
+    name: 'default',
+    mode: 'enforce',
+    subject: { namespaces: {} },
+    ingress: [{ name: 'deny-z', action: 'Deny', peers: fromNs('z') }],
+    egress: [],
+  };
+  return {
+    ...base,
+    pods,
+    adminNetworkPolicies: [
+      anp('anp1', 10, 'x', [
+        { name: 'deny-z', action: 'Deny', peers: fromNs('z') },
+        { name: 'pass-y', action: 'Pass', peers: fromNs('y'), ports: [{ kind: 'portNumber', protocol: 'TCP', port: 80 }] },
+      ]),
+    ],
+    baselineAdminNetworkPolicy: banp,
+  };
+}
+
+// ===================================================================== pure renderer
+
+describe('nft renderer (pure)', () => {
+  it('is deterministic: engines built in different orders render byte-identical scripts', () => {
+    const c = richCluster();
+    const reversed: Cluster = { ...c, pods: [...c.pods].reverse(), networkPolicies: [...c.networkPolicies].reverse() };
+    const a = fullScript(render(c));
+    const b = fullScript(render(reversed));
+    assert.equal(a, b);
+    assert.match(a, /^add table inet weir\ndelete table inet weir\n/);
+  });
+
+  it('rule count grows with policies and identities, never with pods: double the pods → same rules, more elements', () => {
+    const small = rulesetStats(render(richCluster(1)));
+    const big = rulesetStats(render(richCluster(3)));
+    assert.equal(big.rules, small.rules);
+    assert.equal(big.chains, small.chains);
+    assert.ok(big.elements > small.elements, `${big.elements} > ${small.elements}`);
+  });
+
+  it('puts membership in sets: pod groups hold cluster-wide pod IPs, CIDR groups intervals with except', () => {
+    const rs = render(richCluster(), [{ key: 'x/b' }]);
+    const cidr = [...rs.sets.values()].find((s) => s.flags.includes('interval'));
+    assert.ok(cidr);
+    assert.deepEqual(cidr.elements, ['10.0.0.0/15', '10.3.0.0-10.255.255.255']);
+    // Only the local pod x/b is in the endpoint maps, but peer groups hold every matching pod.
+    assert.equal(rs.sets.get('eg_ep')?.elements.length, 1);
+    const allNs = [...rs.sets.values()].find((s) => s.name.startsWith('g_') && s.elements.length === 9);
+    assert.ok(allNs, 'group of all pods in all namespaces');
+  });
+
+  it('renders tiers ANP → NP → BANP with shared policy chains and per-reason deny chains', () => {
+    const rs = render(richCluster());
+    const chains = [...rs.chains.values()];
+    const xa = chains.find((c) => c.name.startsWith('in_x_a_'));
+    assert.ok(xa);
+    assert.match(xa.rules[0], /^jump adm_in_/);
+    assert.match(xa.rules[1], /^jump np_x_allow_b_in_/);
+    assert.match(xa.rules[2], /^goto d_\d+$/);
+    const xb = chains.find((c) => c.name.startsWith('in_x_b_'));
+    assert.ok(xb);
+    assert.match(xb.rules[1], /^jump ban_in_/, 'not isolated: on to the baseline');
+    const adm = rs.chains.get(xa.rules[0].slice('jump '.length));
+    assert.ok(adm);
+    assert.match(adm.rules[0], /goto d_\d+$/, 'ANP Deny');
+    assert.match(adm.rules[1], /tcp dport 80 return$/, 'ANP Pass returns to the NP tier');
+    const deny = rs.chains.get(xa.rules[2].slice('goto '.length));
+    assert.ok(deny);
+    assert.match(deny.rules[0], /^meta mark set (\d+) counter name "c_\1"$/);
+    assert.match(deny.rules[1], /update @denied \{ ip saddr \. ip daddr \. meta l4proto \. th dport \. meta mark \} drop$/);
+    const id = /^meta mark set (\d+)/.exec(deny.rules[0])?.[1] ?? '';
+    assert.deepEqual(rs.reasons[id], { policy: 'NetworkPolicy x/allow-b', rule: 'default deny (isolated)', tier: 'NetworkPolicy', direction: 'ingress', verdict: 'deny' });
+    // Egress: one NP chain, SCTP as sctp dport, ports merged per protocol, endPort as a range.
+    const np = chains.find((c) => c.name.startsWith('np_x_egress_mix_eg_'));
+    assert.ok(np);
+    assert.ok(np.rules.some((r) => /tcp dport 80-90 counter name "c_\d+" accept$/.test(r)));
+    assert.ok(np.rules.some((r) => /sctp dport 53 /.test(r)));
+  });
+
+  it('resolves named ports: ingress per destination identity, egress as per-pod set elements', () => {
+    const c = richCluster();
+    // Give x/a's twin a different number for the same port name: a second chain, not a rule per pod.
+    const twin: Pod = { ...modelPod('x', 'a', { pod: 'a', twin: 'yes' }), name: 'a2', ip: '10.1.0.99', ports: [{ name: 'serve-81-udp', port: 8181, protocol: 'UDP' }] };
+    const rs = render({ ...c, pods: [...c.pods, twin] });
+    const npChains = [...rs.chains.values()].filter((ch) => ch.name.startsWith('np_x_allow_b_in_'));
+    assert.equal(npChains.length, 2);
+    assert.ok(npChains.some((ch) => ch.rules.some((r) => r.includes('udp dport 8181'))));
+    assert.ok(npChains.some((ch) => ch.rules.some((r) => r.includes('udp dport 81 '))));
+    const named = [...rs.sets.values()].find((s) => s.type === 'ipv4_addr . inet_proto . inet_service');
+    assert.ok(named);
+    // serve-81-tcp on every pod in 10.0.0.0/8 except 10.2.0.0/16 (x and z): 6 elements.
+    assert.equal(named.elements.length, 6);
+    assert.ok(named.elements.includes('10.1.0.10 . tcp . 81'));
+    assert.ok(!named.elements.some((e) => e.startsWith('10.2.')));
+  });
+
+  it('renders audit mode as a non-enforcing pre-pass with the audit reason', () => {
+    const rs = render(richCluster());
+    const ya = [...rs.chains.values()].find((c) => c.name.startsWith('in_y_a_'));
+    assert.ok(ya);
+    assert.match(ya.rules[0], /^jump aut?_in_/);
+    const audit = rs.chains.get(ya.rules[0].slice('jump '.length));
+    assert.ok(audit);
+    const target = /goto (a_\d+)$/.exec(audit.rules[audit.rules.length - 1])?.[1];
+    assert.ok(target, 'audit default deny goes to an a_<id> chain');
+    const a = rs.chains.get(target);
+    assert.ok(a);
+    assert.ok(a.rules.every((r) => !/\bdrop$/.test(r)), 'audit never drops');
+    const id = target.slice(2);
+    assert.equal(rs.reasons[id]?.verdict, 'audit');
+    assert.equal(rs.reasons[id]?.policy, 'NetworkPolicy y/audit-deny');
+    // The audit policy is not enforced: y/a is not isolated in the enforce program.
+    assert.ok(!ya.rules.some((r) => /^goto d_/.test(r)));
+  });
+
+  it('partial sync: a pod of an existing identity changes set and map elements only', () => {
+    const c = richCluster();
+    const before = render(c);
+    const extra: Pod = { ...modelPod('x', 'a'), name: 'a-new', ip: '10.1.0.77' };
+    const after = render({ ...c, pods: [...c.pods, extra] });
+    const diff = diffScript(before, after);
+    assert.ok(diff);
+    const lines = diff.script.trim().split('\n');
+    assert.ok(lines.length > 0);
+    assert.ok(lines.every((l) => l.startsWith('add element ')), diff.script);
+    assert.equal(diff.summary.chainsChanged + diff.summary.chainsAdded + diff.summary.chainsRemoved, 0);
+    assert.ok(diff.script.includes('10.1.0.77 : goto in_x_a_'));
+    // And back: removing it deletes exactly those elements.
+    const back = diffScript(after, before);
+    assert.ok(back?.script.trim().split('\n').every((l) => l.startsWith('delete element ')));
+  });
+
+  it('partial sync: a policy change flushes and refills only the chains whose rules changed', () => {
+    const c = richCluster();
+    const before = render(c);
+    const changed: NetworkPolicy = genPolicyMatchLabels('x', 'allow-b', { pod: 'a' }, setSpecIngressRules(rule([podPeer({ matchLabels: { pod: 'c' } })], [port(80), port('serve-81-udp', 'UDP')])));
+    const after = render({ ...c, networkPolicies: c.networkPolicies.map((p) => (p.name === 'allow-b' ? changed : p)) });
+    const diff = diffScript(before, after);
+    assert.ok(diff);
+    const flushed = diff.script.split('\n').filter((l) => l.startsWith('flush chain'));
+    assert.equal(flushed.length, 1, diff.script);
+    assert.match(flushed[0], /np_x_allow_b_in_/);
+    assert.equal(diffScript(after, after)?.script, '');
+  });
+});
+
+// ===================================================================== kernel validation
+
+async function nftCheck(netns: string, script: string): Promise<{ ok: boolean; stderr: string }> {
+  const r = await run(['ip', 'netns', 'exec', netns, 'nft', '-c', '-f', '-'], { input: script, allowFailure: true });
+  return { ok: r.code === 0, stderr: r.stderr };
+}
+
+describe('nft scripts accepted by the kernel (nft -c)', { skip: !isRoot && 'needs root' }, () => {
+  const ns = `${PREFIX}-chk`;
+  before(() => addNetns(ns));
+  after(removeAllNetns);
+
+  it('full scripts of the e2e model, rich policies and SCTP validate', async () => {
+    for (const c of [e2eModel(), richCluster(), richCluster(2)]) {
+      const r = await nftCheck(ns, fullScript(render(c)));
+      assert.ok(r.ok, r.stderr);
+    }
+  });
+
+  it('partial scripts validate against the table they start from', async () => {
+    const c = richCluster();
+    const before = render(c);
+    const applied = await run(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], { input: fullScript(before), allowFailure: true });
+    assert.equal(applied.code, 0, applied.stderr);
+    const changed = { ...c, networkPolicies: c.networkPolicies.slice(1), pods: [...c.pods, { ...modelPod('z', 'c'), name: 'c2', ip: '10.3.0.50' }] };
+    const diff = diffScript(before, render(changed));
+    assert.ok(diff);
+    const r = await nftCheck(ns, diff.script);
+    assert.ok(r.ok, `${r.stderr}\n${diff.script}`);
+  });
+});
+
+// ===================================================================== real packets
+
+interface TopoPod {
+  readonly key: string;
+  readonly netns: string;
+  readonly ip: string;
+  readonly veth: string;
+}
+
+/** One node namespace routing pod namespaces over veths; servers on TCP/UDP 80 and 81. */
+class Topology {
+  readonly node = `${PREFIX}-n0`;
+  readonly pods = new Map<string, TopoPod>();
+  readonly pids: number[] = [];
+  readonly logDir: Promise<string> = mkdtemp(join(tmpdir(), 'weir-nft-test-'));
+
+  async up(keys: readonly string[]): Promise<void> {
+    await addNetns(this.node);
+    await run(['ip', 'netns', 'exec', this.node, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    await run(['ip', '-n', this.node, 'link', 'set', 'lo', 'up']);
+    let i = 0;
+    for (const key of keys) {
+      i++;
+      const netns = `${PREFIX}-p${i}`;
+      const veth = `wv${i}`;
+      const ip = `10.99.${i}.2`;
+      await addNetns(netns);
+      await run(['ip', '-n', this.node, 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns]);
+      await run(['ip', '-n', this.node, 'addr', 'add', `10.99.${i}.1/24`, 'dev', veth]);
+      await run(['ip', '-n', this.node, 'link', 'set', veth, 'up']);
+      await run(['ip', '-n', netns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+      await run(['ip', '-n', netns, 'link', 'set', 'eth0', 'up']);
+      await run(['ip', '-n', netns, 'link', 'set', 'lo', 'up']);
+      await run(['ip', '-n', netns, 'route', 'add', 'default', 'via', `10.99.${i}.1`]);
+      this.pods.set(key, { key, netns, ip, veth });
+      const ports = [80, 81].flatMap((p) => [{ port: p, protocol: 'TCP' as const }, { port: p, protocol: 'UDP' as const }]);
+      this.pids.push(await startServer({ netns, identity: key, ports, logDir: await this.logDir }));
+    }
+  }
+
+  async down(): Promise<void> {
+    for (const pid of this.pids.splice(0)) await stopServer(pid).catch(() => undefined);
+    await rm(await this.logDir, { recursive: true, force: true });
+  }
+
+  /** Cluster pods for the topology: labels pod=<name>, namespace labels ns=<name>. */
+  cluster(policies: Partial<Cluster> = {}): Cluster {
+    const pods: Pod[] = [...this.pods.values()].map((p) => {
+      const [ns, name] = p.key.split('/') as [string, string];
+      return {
+        namespace: ns,
+        name,
+        labels: { pod: name },
+        ports: [80, 81].flatMap((n) => [{ name: `serve-${n}-tcp`, port: n, protocol: 'TCP' as const }, { name: `serve-${n}-udp`, port: n, protocol: 'UDP' as const }]),
+        hostNetwork: false,
+        ip: p.ip,
+        node: 'n0',
+        workload: `${p.key}[Pod]`,
+      };
+    });
+    const nss = [...new Set(pods.map((p) => p.namespace))];
+    return {
+      namespaces: nss.map((n) => ({ name: n, labels: { ns: n, 'kubernetes.io/metadata.name': n } })),
+      nodes: [{ name: 'n0', labels: {} }],
+      workloads: [],
+      pods,
+      services: [],
+      networkPolicies: [],
+      adminNetworkPolicies: [],
+      ...policies,
+    };
+  }
+
+  localPods(): LocalPod[] {
+    return [...this.pods.values()].map((p) => ({ key: p.key, ip: p.ip, hostVeth: p.veth }));
+  }
+
+  /** Probes every ordered pair on the given ports; returns `from->to proto/port` → reachable. */
+  async probeAll(probes: readonly { protocol: 'TCP' | 'UDP'; port: number }[]): Promise<Map<string, boolean>> {
+    const out = new Map<string, boolean>();
+    await Promise.all(
+      [...this.pods.values()].map(async (src) => {
+        const targets = [...this.pods.values()]
+          .filter((d) => d !== src)
+          .flatMap((d) => probes.map((p) => ({ id: `${src.key}->${d.key} ${p.protocol}/${p.port}`, ip: d.ip, port: p.port, protocol: p.protocol })));
+        const r = await run(['ip', 'netns', 'exec', src.netns, process.execPath, assetPath('prober.mjs')], {
+          input: JSON.stringify({ targets, timeoutMs: 400, udpAttempts: 2, concurrency: 32 }),
+          timeoutMs: 20_000,
+        });
+        for (const cell of JSON.parse(r.stdout) as { id: string; ok: boolean }[]) out.set(cell.id, cell.ok);
+      }),
+    );
+    return out;
+  }
+
+  async nft(args: readonly string[]): Promise<string> {
+    return (await run(['ip', 'netns', 'exec', this.node, 'nft', ...args])).stdout;
+  }
+}
+
+const PROBES = [
+  { protocol: 'TCP' as const, port: 80 },
+  { protocol: 'UDP' as const, port: 81 },
+];
+
+/** The engine's verdict for every probed cell. */
+function expected(cluster: Cluster): Map<string, boolean> {
+  const engine = new PolicyEngine(cluster);
+  const out = new Map<string, boolean>();
+  for (const s of cluster.pods) {
+    for (const d of cluster.pods) {
+      if (s === d) continue;
+      const pair = evaluatePair(engine, podEndpoint(engine, s), podEndpoint(engine, d));
+      for (const p of PROBES) out.set(`${s.namespace}/${s.name}->${d.namespace}/${d.name} ${p.protocol}/${p.port}`, allows(pair.allowed, p.protocol, p.port));
+    }
+  }
+  return out;
+}
+
+function assertMatrix(observed: Map<string, boolean>, want: Map<string, boolean>, spot: Record<string, boolean>): void {
+  const wrong: string[] = [];
+  for (const [cell, ok] of want) if (observed.get(cell) !== ok) wrong.push(`${cell}: engine ${ok ? 'allow' : 'deny'}, kernel ${observed.get(cell) ? 'allow' : 'deny'}`);
+  assert.deepEqual(wrong, [], 'kernel and engine disagree');
+  for (const [cell, ok] of Object.entries(spot)) assert.equal(observed.get(cell), ok, `spot check ${cell}`);
+}
+
+interface CounterJson {
+  nftables: { counter?: { name: string; packets: number } }[];
+}
+
+async function counters(topo: Topology): Promise<Map<string, number>> {
+  const json = JSON.parse(await topo.nft(['-j', 'list', 'counters', 'table', 'inet', 'weir'])) as CounterJson;
+  const out = new Map<string, number>();
+  for (const o of json.nftables) if (o.counter) out.set(o.counter.name, o.counter.packets);
+  return out;
+}
+
+function reasonId(rs: Ruleset, match: (r: { policy: string; rule: string; verdict: string; direction: Direction }) => boolean): string {
+  const id = Object.entries(rs.reasons).find(([, r]) => match(r))?.[0];
+  assert.ok(id, 'reason present');
+  return id;
+}
+
+describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, () => {
+  const topo = new Topology();
+  let agent: NodeAgent;
+  before(async () => {
+    await topo.up(['x/a', 'x/b', 'y/a']);
+    agent = new NodeAgent({ node: 'n0', netns: topo.node });
+  });
+  after(async () => {
+    await topo.down();
+    await removeAllNetns();
+  });
+
+  const scenario = async (policies: Partial<Cluster>, spot: Record<string, boolean>): Promise<Ruleset> => {
+    const c = topo.cluster(policies);
+    const status = await agent.sync(c, topo.localPods());
+    assert.ok(status.lastApplyOk, status.error ?? 'apply failed');
+    assertMatrix(await topo.probeAll(PROBES), expected(c), spot);
+    assert.ok(agent.lastRuleset);
+    return agent.lastRuleset;
+  };
+
+  it('no policies: everything reachable', async () => {
+    await scenario({}, { 'x/a->x/b TCP/80': true, 'y/a->x/a UDP/81': true });
+  });
+
+  it('default deny ingress; established replies pass although the reverse direction is denied', async () => {
+    const rs = await scenario(
+      { networkPolicies: [genPolicyMatchLabels('x', 'deny-a', { pod: 'a' }, setSpecIngressRules())] },
+      { 'x/b->x/a TCP/80': false, 'y/a->x/a UDP/81': false, 'x/a->x/b TCP/80': true, 'x/a->y/a UDP/81': true },
+    );
+    // x/a → x/b worked: the TCP reply from x/b to x/a is established and passes ingress.
+    const id = reasonId(rs, (r) => r.rule === 'default deny (isolated)' && r.policy === 'NetworkPolicy x/deny-a');
+    assert.ok(((await counters(topo)).get(`c_${id}`) ?? 0) > 0, 'default-deny counter counts');
+    const denied = await topo.nft(['list', 'set', 'inet', 'weir', 'denied']);
+    assert.match(denied, new RegExp(`10\\.99\\.2\\.2 \\. 10\\.99\\.1\\.2 \\. tcp \\. 80 \\. 0x${Number(id).toString(16).padStart(8, '0')}`));
+  });
+
+  it('allow from a selector', async () => {
+    await scenario(
+      { networkPolicies: [genPolicyMatchLabels('x', 'allow-b', { pod: 'a' }, setSpecIngressRules(rule([podPeer({ matchLabels: { pod: 'b' } })], [port(80)])))] },
+      { 'x/b->x/a TCP/80': true, 'x/b->x/a UDP/81': false, 'y/a->x/a TCP/80': false },
+    );
+  });
+
+  it('egress ipBlock with except', async () => {
+    await scenario(
+      { networkPolicies: [genPolicyMatchLabels('x', 'eg-b', { pod: 'b' }, setSpecEgressRules(rule([ipBlockPeer('10.99.0.0/16', ['10.99.3.0/24'])])))] },
+      { 'x/b->x/a TCP/80': true, 'x/b->y/a TCP/80': false, 'x/b->y/a UDP/81': false, 'y/a->x/b TCP/80': true },
+    );
+  });
+
+  it('ANP Deny wins over a NetworkPolicy allow', async () => {
+    await scenario(
+      {
+        networkPolicies: [genPolicyMatchLabels('x', 'allow-all', { pod: 'a' }, setSpecIngressRules(rule()))],
+        adminNetworkPolicies: [anp('deny-y', 5, 'x', [{ name: 'deny-from-y', action: 'Deny', peers: fromNs('y') }])],
+      },
+      { 'y/a->x/a TCP/80': false, 'x/b->x/a TCP/80': true, 'y/a->x/b UDP/81': false },
+    );
+  });
+
+  it('ANP Pass hands over to NetworkPolicy, skipping lower-priority ANP rules', async () => {
+    await scenario(
+      {
+        networkPolicies: [genPolicyMatchLabels('x', 'allow-y', { pod: 'a' }, setSpecIngressRules(rule([nsPeer({ matchLabels: { ns: 'y' } })], [port(80)])))],
+        adminNetworkPolicies: [
+          anp('pass-y', 1, 'x', [{ name: 'pass', action: 'Pass', peers: fromNs('y'), ports: [{ kind: 'portNumber', protocol: 'TCP', port: 80 }] }]),
+          anp('deny-y', 2, 'x', [{ name: 'deny', action: 'Deny', peers: fromNs('y') }]),
+        ],
+      },
+      { 'y/a->x/a TCP/80': true, 'y/a->x/a UDP/81': false, 'y/a->x/b TCP/80': true, 'y/a->x/b UDP/81': false },
+    );
+  });
+
+  it('BANP default deny applies to non-isolated pods only', async () => {
+    await scenario(
+      {
+        networkPolicies: [genPolicyMatchLabels('x', 'allow-b', { pod: 'a' }, setSpecIngressRules(rule([podPeer({ matchLabels: { pod: 'b' } })])))],
+        baselineAdminNetworkPolicy: { name: 'default', mode: 'enforce', subject: { namespaces: {} }, ingress: [{ name: 'deny-all', action: 'Deny', peers: [{ kind: 'namespaces', namespaces: {} }] }], egress: [] },
+      },
+      { 'x/b->x/a TCP/80': true, 'y/a->x/a TCP/80': false, 'x/a->x/b TCP/80': false, 'x/a->y/a UDP/81': false },
+    );
+  });
+
+  it('audit mode passes traffic but counts it and records it in `denied` with the audit reason', async () => {
+    const audit: NetworkPolicy = { ...genPolicyMatchLabels('x', 'audit-deny', { pod: 'a' }, setSpecIngressRules()), mode: 'audit' };
+    const rs = await scenario({ networkPolicies: [audit] }, { 'x/b->x/a TCP/80': true, 'y/a->x/a UDP/81': true });
+    const id = reasonId(rs, (r) => r.verdict === 'audit' && r.policy === 'NetworkPolicy x/audit-deny');
+    assert.ok(((await counters(topo)).get(`c_${id}`) ?? 0) > 0, 'audit counter counts');
+    const denied = await topo.nft(['list', 'set', 'inet', 'weir', 'denied']);
+    assert.match(denied, new RegExp(`10\\.99\\.2\\.2 \\. 10\\.99\\.1\\.2 \\. tcp \\. 80 \\. 0x${Number(id).toString(16).padStart(8, '0')}`));
+  });
+
+  it('a failed apply keeps the previous ruleset in force and is reported', async () => {
+    const c = topo.cluster({ networkPolicies: [genPolicyMatchLabels('x', 'deny-a', { pod: 'a' }, setSpecIngressRules())] });
+    const ok = await agent.sync(c, topo.localPods());
+    assert.ok(ok.lastApplyOk);
+    const before = await topo.nft(['list', 'table', 'inet', 'weir']);
+    // Same desired state plus a change, through a runner that corrupts the end of every script.
+    const real = nftRunner(topo.node);
+    const broken: NftRunner = (script) => real(`${script}add rule inet weir no_such_chain accept\n`);
+    const applier = new Applier(broken);
+    const failed = await applier.apply(renderRuleset({ engine: new PolicyEngine(topo.cluster()), localPods: topo.localPods() }));
+    assert.equal(failed.ok, false);
+    assert.match(failed.error ?? '', /no_such_chain|No such file/);
+    const afterText = await topo.nft(['list', 'table', 'inet', 'weir']);
+    const strip = (t: string) => t.replace(/packets \d+ bytes \d+/g, '').replace(/expires \S+/g, '');
+    assert.equal(strip(afterText), strip(before));
+    const cells = await topo.probeAll([{ protocol: 'TCP', port: 80 }]);
+    assert.equal(cells.get('x/b->x/a TCP/80'), false, 'still enforced');
+  });
+
+  it('strict mode flushes conntrack entries of connections no longer allowed', async () => {
+    const strictAgent = new NodeAgent({ node: 'n0', netns: topo.node, strict: true });
+    await strictAgent.sync(topo.cluster(), topo.localPods());
+    // A long-lived UDP flow x/b → x/a is established (replies seen).
+    const cells = await topo.probeAll([{ protocol: 'UDP', port: 81 }]);
+    assert.equal(cells.get('x/b->x/a UDP/81'), true);
+    const list = async () => (await run(['ip', 'netns', 'exec', topo.node, 'conntrack', '-L', '-p', 'udp', '--dport', '81', '-s', '10.99.2.2', '-d', '10.99.1.2'], { allowFailure: true })).stdout;
+    assert.match(await list(), /dport=81/);
+    const status = await strictAgent.sync(topo.cluster({ networkPolicies: [genPolicyMatchLabels('x', 'deny-a', { pod: 'a' }, setSpecIngressRules())] }), topo.localPods());
+    assert.ok(status.conntrackDeleted >= 1, JSON.stringify(status));
+    assert.doesNotMatch(await list(), /dport=81/);
+  });
+
+  it('agent process: watches the lab dir, survives SIGKILL mid-apply, and a restart converges', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'weir-nft-agent-'));
+    const node = topo.node;
+    const pods = [...topo.pods.values()];
+    const state: LabState = {
+      version: 1,
+      prefix: `${PREFIX}-`,
+      dir,
+      status: 'up',
+      updatedAt: new Date().toISOString(),
+      network: { clusterCidr: '10.99.0.0/16', underlayCidr: '192.0.2.0/24', externalCidr: '198.51.100.0/24', vni: 1, vxlanPort: 4789, mtu: 1450, podGateway: '169.254.1.1' },
+      namespacePools: {},
+      underlay: { netns: `${PREFIX}-ul`, bridge: 'br0' },
+      namespaces: [{ name: 'x', labels: { ns: 'x', 'kubernetes.io/metadata.name': 'x' } }, { name: 'y', labels: { ns: 'y', 'kubernetes.io/metadata.name': 'y' } }],
+      nodes: [{ name: 'n0', index: 0, labels: {}, netns: node, underlayIp: '192.0.2.10', underlayDev: 'eth0', vxlanDev: 'vxlan0', vtepIp: '10.99.0.0', vtepMac: '02:77:65:69:00:00', podCidr: '10.99.0.0/16' }],
+      pods: pods.map((p) => {
+        const [ns, name] = p.key.split('/') as [string, string];
+        return { key: p.key, namespace: ns, name, labels: { pod: name }, workload: `${p.key}[Pod]`, ip: p.ip, node: 'n0', netns: p.netns, dev: 'eth0', hostVeth: p.veth, ports: [{ name: 'serve-80-tcp', port: 80, protocol: 'TCP' as const }], served: [] };
+      }),
+      external: { name: 'external', netns: `${PREFIX}-ext`, ip: '198.51.100.2', cidr: '198.51.100.0/24', gateway: '198.51.100.1', node: 'n0', hostVeth: 'wext', served: [] },
+    };
+    await writeFile(join(dir, 'state.json'), JSON.stringify(state));
+    const denyA = ['apiVersion: networking.k8s.io/v1', 'kind: NetworkPolicy', 'metadata: {name: deny-a, namespace: x}', 'spec:', '  podSelector: {matchLabels: {pod: a}}', '  policyTypes: [Ingress]', ''].join('\n');
+    await writeFile(join(dir, 'desired.yaml'), denyA);
+    const main = join(import.meta.dirname, '..', 'src', 'nft', 'main.ts');
+    const start = () => spawn(process.execPath, ['--import', 'tsx', main, '--lab-dir', dir, '--node', 'n0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const readStatus = async () => JSON.parse(await readFile(join(dir, 'agent-n0.json'), 'utf8').catch(() => '{}')) as { generation?: number; lastApplyOk?: boolean; rules?: number };
+    const waitFor = async (pred: () => Promise<boolean>, ms: number, what: string) => {
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        if (await pred()) return;
+        await sleep(50);
+      }
+      assert.fail(`timed out waiting for ${what}`);
+    };
+    const children: ReturnType<typeof start>[] = [];
+    try {
+      // Kill the first agent at a random point of its start-up / first apply.
+      await run(['ip', 'netns', 'exec', node, 'nft', 'delete', 'table', 'inet', 'weir'], { allowFailure: true });
+      const first = start();
+      children.push(first);
+      await sleep(300 + Math.floor(Math.random() * 900));
+      first.kill('SIGKILL');
+      await new Promise((r) => first.once('exit', r));
+      // Whatever the kill interrupted, the table is all or nothing: never a half-applied ruleset.
+      const listed = await run(['ip', 'netns', 'exec', node, 'nft', 'list', 'table', 'inet', 'weir'], { allowFailure: true });
+      if (listed.code === 0) assert.match(listed.stdout, /chain ingress \{/);
+
+      await rm(join(dir, 'agent-n0.json'), { force: true });
+      const second = start();
+      children.push(second);
+      await waitFor(async () => (await readStatus()).lastApplyOk === true, 15_000, 'the restarted agent to apply');
+      let cells = await topo.probeAll([{ protocol: 'TCP', port: 80 }]);
+      assert.equal(cells.get('x/b->x/a TCP/80'), false, 'deny-a enforced after restart');
+      assert.equal(cells.get('x/a->x/b TCP/80'), true);
+      const reasons = JSON.parse(await readFile(join(dir, 'reasons.json'), 'utf8')) as Record<string, { policy: string }>;
+      assert.ok(Object.values(reasons).some((r) => r.policy === 'NetworkPolicy x/deny-a'));
+
+      // Live change through the lab dir: enforced within a second.
+      const gen = (await readStatus()).generation ?? 0;
+      const t0 = Date.now();
+      await writeFile(join(dir, 'desired.yaml'), '');
+      await waitFor(async () => ((await readStatus()).generation ?? 0) > gen, 1000, 'the agent to pick up the change within 1 s');
+      const took = Date.now() - t0;
+      cells = await topo.probeAll([{ protocol: 'TCP', port: 80 }]);
+      assert.equal(cells.get('x/b->x/a TCP/80'), true, `change enforced (${took} ms)`);
+    } finally {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+      await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('pod set: the rendered table in the kernel matches the model (chains, sets, element counts)', async () => {
+    const c = topo.cluster({ networkPolicies: [genPolicyMatchLabels('x', 'allow-b', { pod: 'a' }, setSpecIngressRules(rule([podPeer({ matchLabels: { pod: 'b' } })])))] });
+    await agent.sync(c, topo.localPods());
+    const json = JSON.parse(await topo.nft(['-j', 'list', 'table', 'inet', 'weir'])) as { nftables: Record<string, { name?: string }>[] };
+    const chains = json.nftables.filter((o) => 'chain' in o).map((o) => o.chain?.name).sort();
+    assert.deepEqual(chains, [...(agent.lastRuleset?.chains.keys() ?? [])].sort());
+  });
+});
+
