@@ -492,7 +492,13 @@ async function runApply(paths: string[], opts: ChangeOptions, cmd: Command): Pro
   const quiet = cmd.optsWithGlobals<GlobalOptions>().quiet === true;
   const dir = labDir(opts);
   await requireUp(dir);
-  const input = await loadInput(paths, { quiet });
+  // A file applied alone refers to namespaces the lab already has: the loader's notice that
+  // they are not declared (in this file) would only confuse; the merged set is checked below.
+  const input = await loadInput(paths, { silent: true });
+  printDiagnostics(
+    input.diagnostics.filter((d) => d.code !== 'implicit-namespace'),
+    quiet,
+  );
   if (input.hasErrors) {
     const n = countErrors(input.diagnostics);
     throw new CliError(`${n} error${n === 1 ? '' : 's'} in the manifests: nothing was changed`);
