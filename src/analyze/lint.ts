@@ -28,6 +28,7 @@ import {
   type Group,
   type PolicyEngine,
 } from '../policy/index.js';
+import { portsKey } from '../policy/cache.js';
 import { isEmptySelector } from '../policy/selector.js';
 
 /** A lint finding is a diagnostic: severity, stable code, object, field, message. */
@@ -281,8 +282,13 @@ function shadowing(ctx: Ctx, compiled: CompiledPolicy, rule: CompiledRule, direc
   if (!subject) return undefined;
   const shadowers = new Map<number, CompiledRule>();
   let matched = false;
+  // Subjects with the same program (and, for named ports, the same container ports) give the same answer.
+  const seen = new Set<string>();
   for (const sid of subject.identities) {
     const program = ctx.engine.program(sid, direction, 'full');
+    const sig = `${program.key}#${direction === 'ingress' && program.hasNamedPorts ? portsKey(ctx.engine.cache.identities.get(sid)?.ports ?? []) : ''}`;
+    if (seen.has(sig)) continue;
+    seen.add(sig);
     const list = compiled.tier === 'AdminNetworkPolicy' ? program.admin : program.baseline;
     const idx = list.findIndex((r) => r.id === rule.id);
     if (idx < 0) continue;
