@@ -52,7 +52,7 @@ async function runAnalyze(paths: string[], opts: AnalyzeOptions, cmd: Command): 
   try {
     lines = connectivityList(engine, result, { focusWorkload: opts.focusWorkload, explain: opts.explain });
   } catch (e) {
-    if (e instanceof FocusNotFoundError) throw new CliError(e.message);
+    if (e instanceof FocusNotFoundError) throw new CliError(e.message, EXIT_INPUT, e);
     throw e;
   }
   await writeOutput(renderConnList(lines, opts.format), opts.output);
@@ -113,7 +113,7 @@ async function runExplain(paths: string[], opts: ExplainOptions, cmd: Command): 
     await writeOutput(text, opts.output);
     if (opts.failOnDeny && e.verdict === 'Denied') exitStatus.raise(EXIT_FINDINGS);
   } catch (e) {
-    if (e instanceof EndpointNotFoundError) throw new CliError(e.message);
+    if (e instanceof EndpointNotFoundError) throw new CliError(e.message, EXIT_INPUT, e);
     throw e;
   }
   partialInput(input, 'the explanation');

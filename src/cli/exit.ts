@@ -13,8 +13,8 @@ export const EXIT_INTERNAL = 3;
 /** An expected failure: printed as one line, never with a stack. */
 export class CliError extends Error {
   readonly exitCode: number;
-  constructor(message: string, exitCode: number = EXIT_INPUT) {
-    super(message);
+  constructor(message: string, exitCode: number = EXIT_INPUT, cause?: unknown) {
+    super(message, cause !== undefined ? { cause } : undefined);
     this.name = 'CliError';
     this.exitCode = exitCode;
   }

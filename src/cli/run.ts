@@ -18,7 +18,10 @@ function debugEnabled(env: NodeJS.ProcessEnv): boolean {
 export function reportError(e: unknown, write: (text: string) => void, env: NodeJS.ProcessEnv = process.env): number {
   const debug = debugEnabled(env);
   if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT_OK : EXIT_INPUT;
-  if (debug && e instanceof Error) write(`${e.stack ?? e.message}\n`);
+  if (debug && e instanceof Error) {
+    write(`${e.stack ?? e.message}\n`);
+    if (e.cause instanceof Error) write(`caused by: ${e.cause.stack ?? e.cause.message}\n`);
+  }
   if (e instanceof CliError) {
     write(`weir: error: ${e.message}\n`);
     return e.exitCode;
