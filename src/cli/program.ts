@@ -34,7 +34,7 @@ export function buildProgram(): Command {
       'after',
       `
 Examples:
-  $ weir analyze examples/demo                       list allowed connections
+  $ weir analyze examples/demo                        list allowed connections
   $ weir analyze examples/demo --format dot -o g.dot  the same as a graph
   $ weir explain examples/demo --from shop/frontend --to shop/cart --port 8080/TCP
   $ weir lint examples/demo
