@@ -408,7 +408,6 @@ function collect(value: string, previous: string[]): string[] {
 
 async function runProbe(opts: ProbeOptions): Promise<void> {
   const dir = labDir(opts);
-  const state = await requireUp(dir);
   let ports: PortSpec[] | undefined;
   try {
     ports = opts.port.length > 0 ? opts.port.flatMap((p) => p.split(',')).map(parsePortSpec) : undefined;
@@ -417,6 +416,7 @@ async function runProbe(opts: ProbeOptions): Promise<void> {
   }
   const timeoutMs = opts.timeout !== undefined ? Number(opts.timeout) : undefined;
   if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs < 50)) throw new CliError(`invalid --timeout "${opts.timeout}": milliseconds, at least 50`);
+  const state = await requireUp(dir);
   const desired = opts.compare ? await loadDesired(dir) : undefined;
   if (desired && !desired.present) throw new CliError(`the lab in ${dir} has no desired manifests (${desiredDir(dir)}): start it with \`weir lab up\` to compare`);
   const result = await labCall(() =>
