@@ -228,6 +228,36 @@ describe('nft renderer (pure)', () => {
   });
 });
 
+describe('nft agent fast path (pure, stub runner)', () => {
+  const canonical = (rs: Ruleset | undefined) => (rs ? fullScript(rs) : '');
+
+  it('pod add/remove of an existing identity is patched, equals a full render, and applies elements only', async () => {
+    const scripts: string[] = [];
+    const agent = new NodeAgent({ node: 'n0', runner: async (script) => (scripts.push(script), { ok: true, stderr: '' }) });
+    const c = richCluster();
+    const local = (cl: Cluster) => cl.pods.filter((p) => p.namespace !== 'z').map((p) => ({ key: `${p.namespace}/${p.name}` }));
+    await agent.sync(c, local(c));
+    const grown: Cluster = { ...c, pods: [...c.pods, { ...modelPod('x', 'a'), name: 'a-new', ip: '10.1.0.77' }, { ...modelPod('z', 'b'), name: 'b-new', ip: '10.3.0.78' }] };
+    const status = await agent.sync(grown, local(grown));
+    assert.equal(status.mode, 'partial');
+    assert.equal(canonical(agent.lastRuleset), canonical(render(grown, local(grown))));
+    assert.ok(scripts[1].trim().split('\n').every((l) => l.startsWith('add element ')), scripts[1]);
+    assert.match(scripts[1], /10\.1\.0\.77 \. tcp \. 81/, 'egress named-port set element');
+    await agent.sync(c, local(c));
+    assert.equal(canonical(agent.lastRuleset), canonical(render(c, local(c))));
+    assert.ok(scripts[2].trim().split('\n').every((l) => l.startsWith('delete element ')), scripts[2]);
+  });
+
+  it('a pod with a new identity falls back to a full render', async () => {
+    const agent = new NodeAgent({ node: 'n0', runner: async () => ({ ok: true, stderr: '' }) });
+    const c = richCluster();
+    await agent.sync(c, allLocal(c));
+    const grown: Cluster = { ...c, pods: [...c.pods, { ...modelPod('x', 'd', { pod: 'b', extra: 'yes' }), ip: '10.1.0.88' }] };
+    await agent.sync(grown, allLocal(grown));
+    assert.equal(canonical(agent.lastRuleset), canonical(render(grown)));
+  });
+});
+
 // ===================================================================== kernel validation
 
 async function nftCheck(netns: string, script: string): Promise<{ ok: boolean; stderr: string }> {

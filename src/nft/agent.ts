@@ -16,12 +16,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { emptyCluster, type Cluster, type Namespace, type Node, type Pod } from '../model/cluster.js';
 import { hasErrors, formatDiagnostic, type Diagnostic } from '../model/diagnostics.js';
 import { PolicyEngine } from '../policy/engine.js';
+import type { Identity } from '../policy/cache.js';
 import { loadManifests } from '../load/index.js';
 import { readState, type LabNode, type LabState } from '../lab/state.js';
 import { Applier, nftRunner, type ApplyResult, type NftRunner } from './apply.js';
 import { sweepConntrack } from './conntrack.js';
 import { collectReasons } from './reasons.js';
-import { renderRuleset, type LocalPod } from './render.js';
+import { patchPods, renderRuleset, type LocalPod } from './render.js';
 import type { Ruleset } from './ruleset.js';
 
 export const REASONS_FILE = 'reasons.json';
@@ -68,23 +69,61 @@ function same<T>(a: T, b: T): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-/** Brings `engine` from `prev` to `next` with incremental calls only. */
-export function reconcileEngine(engine: PolicyEngine, prev: Cluster, next: Cluster): void {
-  const diff = <T>(a: readonly T[], b: readonly T[], key: (x: T) => string, upsert: (x: T) => void, remove: (x: T) => void) => {
+export interface EngineChanges {
+  /** Anything besides pods being added or removed (policies, namespaces, nodes, changed pods). */
+  readonly other: boolean;
+  readonly added: Pod[];
+  readonly removed: Pod[];
+  /** Identity each removed pod had, captured before removal. */
+  readonly removedIdentities: Map<string, Identity>;
+}
+
+/** Brings `engine` from `prev` to `next` with incremental calls only; reports what changed. */
+export function reconcileEngine(engine: PolicyEngine, prev: Cluster, next: Cluster): EngineChanges {
+  let other = false;
+  const diff = <T>(a: readonly T[], b: readonly T[], key: (x: T) => string, upsert: (x: T) => void, remove: (x: T) => void, isPods = false) => {
+    if (a === b) return;
     const old = new Map(a.map((x) => [key(x), x]));
     const now = new Map(b.map((x) => [key(x), x]));
     for (const [k, x] of now) {
       const o = old.get(k);
-      if (!o || !same(o, x)) upsert(x);
+      if (o === x || (o && same(o, x))) continue;
+      if (o || !isPods) other = true;
+      upsert(x);
+      if (!o && isPods) added.push(x as Pod);
     }
-    for (const [k, x] of old) if (!now.has(k)) remove(x);
+    for (const [k, x] of old) {
+      if (now.has(k)) continue;
+      if (!isPods) other = true;
+      remove(x);
+    }
   };
+  const added: Pod[] = [];
+  const removed: Pod[] = [];
+  const removedIdentities = new Map<string, Identity>();
   diff<Namespace>(prev.namespaces, next.namespaces, (n) => n.name, (n) => engine.upsertNamespace(n), (n) => engine.removeNamespace(n.name));
   diff<Node>(prev.nodes, next.nodes, (n) => n.name, (n) => engine.upsertNode(n), (n) => engine.removeNode(n.name));
-  diff<Pod>(prev.pods, next.pods, (p) => `${p.namespace}/${p.name}`, (p) => engine.upsertPod(p), (p) => engine.removePod(p.namespace, p.name));
+  diff<Pod>(
+    prev.pods,
+    next.pods,
+    (p) => `${p.namespace}/${p.name}`,
+    (p) => engine.upsertPod(p),
+    (p) => {
+      const key = `${p.namespace}/${p.name}`;
+      const id = engine.identityOfPod(key);
+      if (id) removedIdentities.set(key, id);
+      removed.push(p);
+      engine.removePod(p.namespace, p.name);
+    },
+    true,
+  );
   diff(prev.networkPolicies, next.networkPolicies, (p) => `${p.namespace}/${p.name}`, (p) => engine.upsertNetworkPolicy(p), (p) => engine.removePolicy(`NetworkPolicy ${p.namespace}/${p.name}`));
   diff(prev.adminNetworkPolicies, next.adminNetworkPolicies, (p) => p.name, (p) => engine.upsertAdminNetworkPolicy(p), (p) => engine.removePolicy(`AdminNetworkPolicy ${p.name}`));
-  if (!same(prev.baselineAdminNetworkPolicy, next.baselineAdminNetworkPolicy)) engine.setBaselineAdminNetworkPolicy(next.baselineAdminNetworkPolicy);
+  if (prev.baselineAdminNetworkPolicy !== next.baselineAdminNetworkPolicy && !same(prev.baselineAdminNetworkPolicy, next.baselineAdminNetworkPolicy)) {
+    engine.setBaselineAdminNetworkPolicy(next.baselineAdminNetworkPolicy);
+    other = true;
+  }
+  return { other, added, removed, removedIdentities };
 }
 
 async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
@@ -101,6 +140,7 @@ export class NodeAgent {
   private lastReasons = '';
   last: AgentStatus | undefined;
   lastRuleset: Ruleset | undefined;
+  private lastLocal: Set<string> | undefined;
 
   constructor(private readonly opts: NodeAgentOptions) {
     this.applier = new Applier(opts.runner ?? nftRunner(opts.netns));
@@ -109,9 +149,24 @@ export class NodeAgent {
   /** Renders `cluster` for this node's `localPods` and applies it in one transaction. */
   async sync(cluster: Cluster, localPods: readonly LocalPod[], diagnostics: readonly Diagnostic[] = []): Promise<AgentStatus> {
     const t0 = performance.now();
-    reconcileEngine(this.engine, this.current, cluster);
+    const identitiesBefore = new Set(this.engine.cache.identities.keys());
+    const changes = reconcileEngine(this.engine, this.current, cluster);
     this.current = cluster;
-    const ruleset = renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine) });
+    const localKeys = new Set(localPods.map((p) => p.key));
+    // Replicas coming and going: patch elements instead of re-rendering (same result, see
+    // patchPods). Only when the local pods changed by exactly those pods (none moved nodes).
+    const applied = this.applier.applied;
+    let patched: Ruleset | undefined;
+    if (applied && !changes.other && this.lastLocal) {
+      const expectedLocal = new Set(this.lastLocal);
+      for (const p of changes.removed) expectedLocal.delete(`${p.namespace}/${p.name}`);
+      for (const p of changes.added) if (localKeys.has(`${p.namespace}/${p.name}`)) expectedLocal.add(`${p.namespace}/${p.name}`);
+      if (expectedLocal.size === localKeys.size && [...localKeys].every((k) => expectedLocal.has(k))) {
+        patched = patchPods(applied, this.engine, changes, changes.removedIdentities, localKeys, identitiesBefore);
+      }
+    }
+    const ruleset = patched ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine) });
+    this.lastLocal = localKeys;
     const renderMs = performance.now() - t0;
     const result = await this.applier.apply(ruleset);
     let conntrackDeleted = 0;

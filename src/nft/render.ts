@@ -38,7 +38,7 @@
 // `goto a_<id>` (mark, count, record with the audit reason, then return) and every other
 // outcome into `return`; then the enforced program runs as usual.
 
-import type { ContainerPort, Protocol } from '../model/cluster.js';
+import type { ContainerPort, Pod, Protocol } from '../model/cluster.js';
 import type { Identity } from '../policy/cache.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import { V4_BASE, intervalsContain, parseIp, type IpInterval } from '../policy/ip.js';
@@ -121,6 +121,46 @@ function namedMatches(spec: Extract<PortSpec, { kind: 'named' }>, cp: ContainerP
   return cp.name === spec.name && (spec.protocol === undefined || spec.protocol === cp.protocol);
 }
 
+type NamedSpec = Extract<PortSpec, { kind: 'named' }>;
+
+function namedSpecs(rule: CompiledRule): NamedSpec[] {
+  return rule.ports === 'all' ? [] : rule.ports.filter((p): p is NamedSpec => p.kind === 'named');
+}
+
+function namedPortSetName(rule: CompiledRule, specs: readonly NamedSpec[]): string {
+  const sig = specs.map((s) => `${s.name}/${s.protocol ?? ''}`).join(',');
+  return nftName('nport', `${rule.ref.policy.replace(/^NetworkPolicy /, '')}_${rule.ref.rule}`, `${rule.ref.policy}\u0000${rule.ref.rule}\u0000${sig}`);
+}
+
+/**
+ * Egress named ports resolve per destination pod: one element `ip . proto . port` per pod of
+ * the rule's peers that has a matching container port (per pod, never per pair).
+ */
+function namedPortElements(engine: PolicyEngine, rule: CompiledRule, specs: readonly NamedSpec[], pod: Pod, ip: string | undefined): string[] {
+  if (pod.hostNetwork || !isV4(ip)) return [];
+  const id = engine.identityOfPod(`${pod.namespace}/${pod.name}`);
+  if (!id) return [];
+  if (rule.peers !== 'all') {
+    const inPeers = rule.peers.some((gid) => {
+      const g = engine.group(gid);
+      if (!g) return false;
+      if (g.spec.kind === 'pods') return g.identities.has(id.id);
+      if (g.spec.kind === 'cidr') return intervalsContain(g.spec.intervals, parseIp(ip) as bigint);
+      return false;
+    });
+    if (!inPeers) return [];
+  }
+  return id.ports.filter((cp) => specs.some((s) => namedMatches(s, cp))).map((cp) => `${ip} . ${cp.protocol.toLowerCase()} . ${cp.port}`);
+}
+
+function identityChainName(identity: Identity, direction: Direction): string {
+  return nftName(short(direction), `${identity.namespace}_${Object.values(identity.labels).join('_')}`, identity.key);
+}
+
+function groupSetName(key: string): string {
+  return nftName('g', '', key);
+}
+
 class Renderer {
   private readonly sets = new Map<string, NftSet>();
   private readonly chains = new Map<string, NftChain>();
@@ -169,7 +209,7 @@ class Renderer {
     if (cached) return cached;
     const g = this.engine.group(gid);
     if (!g) throw new Error(`unknown selector-cache group ${gid}`);
-    const name = nftName('g', '', g.key);
+    const name = groupSetName(g.key);
     const elements = new Set<string>();
     let interval = false;
     switch (g.spec.kind) {
@@ -212,25 +252,11 @@ class Renderer {
    * the rule's peers that has a matching container port (per pod, never per pair).
    */
   private namedPortSet(rule: CompiledRule, specs: readonly Extract<PortSpec, { kind: 'named' }>[]): string {
-    const sig = specs.map((s) => `${s.name}/${s.protocol ?? ''}`).join(',');
-    const name = nftName('nport', `${rule.ref.policy.replace(/^NetworkPolicy /, '')}_${rule.ref.rule}`, `${rule.ref.policy}\u0000${rule.ref.rule}\u0000${sig}`);
+    const name = namedPortSetName(rule, specs);
     if (this.sets.has(name)) return name;
-    const groups = rule.peers === 'all' ? undefined : rule.peers.map((g) => this.engine.group(g)).filter((g) => g !== undefined);
     const elements = new Set<string>();
     for (const [key, pod] of this.engine.pods) {
-      const ip = this.podIp(key);
-      if (pod.hostNetwork || !isV4(ip)) continue;
-      const id = this.engine.identityOfPod(key);
-      if (!id) continue;
-      const inPeers =
-        groups === undefined ||
-        groups.some((g) =>
-          g.spec.kind === 'pods' ? g.identities.has(id.id) : g.spec.kind === 'cidr' ? intervalsContain(g.spec.intervals, parseIp(ip) as bigint) : false,
-        );
-      if (!inPeers) continue;
-      for (const cp of id.ports) {
-        if (specs.some((s) => namedMatches(s, cp))) elements.add(`${ip} . ${cp.protocol.toLowerCase()} . ${cp.port}`);
-      }
+      for (const e of namedPortElements(this.engine, rule, specs, pod, this.podIp(key))) elements.add(e);
     }
     this.sets.set(name, {
       name,
@@ -385,8 +411,7 @@ class Renderer {
       }
       lines.push(...this.programLines(enforce, direction, identity));
       if (lines.length > 0) {
-        const readable = `${identity.namespace}_${Object.values(identity.labels).join('_')}`;
-        result = this.addChain(nftName(short(direction), readable, identity.key), lines);
+        result = this.addChain(identityChainName(identity, direction), lines);
       }
     }
     this.identityChains.set(memo, result);
@@ -450,3 +475,80 @@ export function renderRuleset(input: RenderInput): Ruleset {
 }
 
 export { TABLE, shortHash };
+
+export interface PodDelta {
+  readonly added: readonly Pod[];
+  readonly removed: readonly Pod[];
+}
+
+/**
+ * The fast path for the commonest change — replicas coming and going: when every added or
+ * removed pod belongs to an identity that exists both before and after (and nothing else
+ * changed), the new ruleset differs from `prev` in set and map elements only, so it is
+ * patched instead of re-rendered. `engine` is already updated; `removedIdentities` maps each
+ * removed pod key to the identity it had. Returns undefined when the fast path does not apply
+ * (the caller renders in full).
+ */
+export function patchPods(
+  prev: Ruleset,
+  engine: PolicyEngine,
+  delta: PodDelta,
+  removedIdentities: ReadonlyMap<string, Identity>,
+  localKeys: ReadonlySet<string>,
+  /** Identity ids that existed before the change: a pod of a new identity needs a full render. */
+  identitiesBefore: ReadonlySet<number>,
+): Ruleset | undefined {
+  const edits = new Map<string, { add: Set<string>; del: Set<string> }>();
+  const edit = (set: string, element: string, add: boolean) => {
+    if (!prev.sets.has(set)) return;
+    let e = edits.get(set);
+    if (!e) edits.set(set, (e = { add: new Set(), del: new Set() }));
+    (add ? e.add : e.del).add(element);
+  };
+  const named = engine
+    .allRules()
+    .filter((r) => r.hasNamedPorts && r.ref.direction === 'egress')
+    .map((r) => ({ rule: r, specs: namedSpecs(r) }));
+  const apply = (pod: Pod, identity: Identity, add: boolean): boolean => {
+    const key = `${pod.namespace}/${pod.name}`;
+    if (pod.hostNetwork || identity.hostNetwork || !isV4(pod.ip)) return true;
+    for (const g of engine.cache.groups.values()) {
+      if (g.spec.kind === 'pods' && g.identities.has(identity.id)) edit(groupSetName(g.key), pod.ip, add);
+    }
+    for (const { rule, specs } of named) {
+      const name = namedPortSetName(rule, specs);
+      // On removal the pod is gone from the engine: its elements are found from the old set.
+      const elements = add ? namedPortElements(engine, rule, specs, pod, pod.ip) : (prev.sets.get(name)?.elements ?? []).filter((e) => e.startsWith(`${pod.ip} . `));
+      for (const e of elements) edit(name, e, add);
+    }
+    // A removed pod is no longer in localKeys; deleting a map element it never had is a no-op
+    // on the model (the diff only emits what differs).
+    if (localKeys.has(key) || !add) {
+      for (const [dir, map] of [['egress', EGRESS_MAP], ['ingress', INGRESS_MAP]] as const) {
+        const chain = identityChainName(identity, dir);
+        if (prev.chains.has(chain)) edit(map, `${pod.ip} : goto ${chain}`, add);
+        else if (add && (engine.program(identity.id, dir, 'full').key !== '' || engine.program(identity.id, dir, 'enforce').key !== '')) return false;
+      }
+    }
+    return true;
+  };
+  for (const pod of delta.removed) {
+    const identity = removedIdentities.get(`${pod.namespace}/${pod.name}`);
+    if (!identity || !engine.cache.identities.has(identity.id)) return undefined;
+    if (!apply(pod, identity, false)) return undefined;
+  }
+  for (const pod of delta.added) {
+    const identity = engine.identityOfPod(`${pod.namespace}/${pod.name}`);
+    if (!identity || !identitiesBefore.has(identity.id)) return undefined; // a new identity needs chains and reasons
+    if (!apply(pod, identity, true)) return undefined;
+  }
+  const sets = new Map(prev.sets);
+  for (const [name, e] of edits) {
+    const old = prev.sets.get(name) as NftSet;
+    const next = new Set(old.elements);
+    for (const x of e.del) next.delete(x);
+    for (const x of e.add) next.add(x);
+    sets.set(name, { ...old, elements: [...next].sort() });
+  }
+  return { ...prev, sets };
+}
