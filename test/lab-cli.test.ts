@@ -215,6 +215,17 @@ spec:
     assert.equal(reachable(p, 'z/b', 'x/a', 81), false);
     assert.equal(reachable(p, 'x/b', 'x/a', 80), false);
     assert.equal(p.cells.find((c) => c.from === 'x/b' && c.to === 'x/a' && c.port === 80 && c.protocol === 'UDP')?.ok, false);
+
+    // An agent that died: status says so, and a change is refused before anything is written.
+    const { readFile } = await import('node:fs/promises');
+    process.kill(Number(await readFile(`${lab.dir}/agent-node-1.pid`, 'utf8')), 'SIGKILL');
+    for (let i = 0; i < 100 && (await agentInfo(lab.dir, [{ name: 'node-1' }]))[0]?.running; i++) await new Promise((r) => setTimeout(r, 20));
+    const st = await ok(['lab', 'status', ...lab.at], 1);
+    assert.match(st.stdout, /agent of node-1 \(pid \d+\) is not running/);
+    const refused = await ok(['lab', 'delete', policy, ...lab.at], 2);
+    assert.match(refused.stderr, /no agent is running for node-1 .*nothing was changed/);
+    assert.ok(existsSync(`${lab.dir}/desired/NetworkPolicy_x_allow-ns-y.yaml`));
+
     await ok(['lab', 'down', ...lab.at, '--purge']);
     assert.deepEqual(await netnsWithPrefix(lab.prefix), []);
     assert.equal(existsSync(`${lab.dir}/state.json`), false);

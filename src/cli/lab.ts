@@ -9,8 +9,10 @@
 // bumped last after every change, and the command waits until every agent has applied it.
 
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
 import { stringify } from 'yaml';
 import { comparisonJson, compareWithDesired, formatComparison, labCluster, type Comparison } from '../lab/compare.js';
@@ -65,7 +67,15 @@ interface DirOptions {
   readonly prefix?: string;
 }
 
-const DEFAULT_PATHS = ['examples/demo/'];
+/** `examples/demo/` of the working directory, else the one shipped with weir. */
+function defaultPaths(): string[] {
+  if (existsSync('examples/demo')) return ['examples/demo/'];
+  for (const rel of ['../../examples/demo/', '../../../examples/demo/']) {
+    const path = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(path)) return [path];
+  }
+  return ['examples/demo/'];
+}
 
 /** The lab directory, absolute: agents and pid checks compare it textually. */
 function labDir(opts: DirOptions): string {
@@ -212,7 +222,8 @@ async function runUp(paths: string[], opts: UpOptions, cmd: Command): Promise<vo
   const nodes = parseNodes(opts.nodes);
   const dir = labDir(opts);
   await preflight();
-  const input = await loadInput(paths.length > 0 ? paths : DEFAULT_PATHS, { quiet });
+  const sources = paths.length > 0 ? paths : defaultPaths();
+  const input = await loadInput(sources, { quiet });
   if (input.hasErrors) {
     const n = countErrors(input.diagnostics);
     throw new CliError(`${n} error${n === 1 ? '' : 's'} in the manifests: nothing was created (fix them, \`weir lint\` helps)`);
@@ -220,7 +231,7 @@ async function runUp(paths: string[], opts: UpOptions, cmd: Command): Promise<vo
   if (await isUp(dir)) throw new CliError(`a lab is already up in ${dir}: run \`weir lab down\` first (or \`weir lab apply\` to change it)`);
   if (opts.agent) await stopAgents(dir); // leftovers of a lab that was never taken down
 
-  const objects = await readObjects(paths.length > 0 ? paths : DEFAULT_PATHS);
+  const objects = await readObjects(sources);
   await writeDesired(dir, new Map(objects.map((o) => [o.file, o.text])));
   await bumpGeneration(dir);
 
@@ -449,6 +460,14 @@ interface ChangeOptions extends DirOptions {
 /** Validates the next desired set, applies pods to the lab, writes the folder, waits for the agents. */
 async function changeDesired(dir: string, next: Map<string, string>, quiet: boolean, timeoutMs: number): Promise<{ pods: string; agents: SettledAgent[] | undefined }> {
   const state = await requireUp(dir);
+  // A lab with agents must have all of them: a change only some nodes enforce is refused
+  // before anything is written.
+  const info = await agentInfo(dir, state.nodes);
+  const enforced = info.some((a) => a.pid !== undefined);
+  const dead = info.filter((a) => !a.running).map((a) => a.node);
+  if (enforced && dead.length > 0) {
+    throw new CliError(`no agent is running for ${dead.join(', ')} (see ${join(dir, 'logs')}): nothing was changed; restart the lab with \`weir lab down\` and \`weir lab up\``);
+  }
   const built = buildDesired(dir, next);
   if (hasErrors(built.diagnostics)) {
     printDiagnostics(
@@ -469,8 +488,7 @@ async function changeDesired(dir: string, next: Map<string, string>, quiet: bool
   const generation = await bumpGeneration(dir);
   const since = Date.now();
   const pods = `pods: ${applied.added.length} added, ${applied.removed.length} removed, ${applied.relabelled.length} relabelled`;
-  const info = await agentInfo(dir, state.nodes);
-  if (!info.some((a) => a.pid !== undefined)) return { pods, agents: undefined };
+  if (!enforced) return { pods, agents: undefined };
   const agents = await labCall(() => waitForAgents(dir, state.nodes, { generation, since, timeoutMs }));
   return { pods, agents };
 }
