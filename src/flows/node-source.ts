@@ -1,0 +1,194 @@
+// The kernel-facing adapter of one node: follows conntrack events and polls the denied set and
+// named counters of the node's `inet weir` table, inside the node's network namespace. Pure
+// parsing lives in conntrack.ts / nftjson.ts; this file only spawns, reads and times.
+import { spawn, execFile, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { EventEmitter, once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { ConntrackFlowParser } from './conntrack.js';
+import type { Enricher } from './enrich.js';
+import { CounterTracker, DeniedSetTracker, parseDeniedSet, parseNamedCounters, type CounterDelta } from './nftjson.js';
+import { loadReasons, type ReasonsTable } from './reasons.js';
+import type { FlowRecord } from './record.js';
+
+const execFileP = promisify(execFile);
+
+export interface NodeFlowSourceOptions {
+  node: string;
+  /** Network namespace of the node; absent: the current one. */
+  netns?: string;
+  /** The agent's reasons table (re-read on every poll, so new policies are attributed). */
+  reasonsFile?: string;
+  /** nft family + table holding the denied sets and counters. */
+  table?: string;
+  sets?: readonly string[];
+  pollMs?: number;
+  enricher?: Enricher;
+  /** Flush conntrack records at least this often (they are batched between flushes). */
+  batchMs?: number;
+}
+
+export interface NodeFlowSourceEvents {
+  records: [FlowRecord[]];
+  counters: [CounterDelta[]];
+  warning: [Error];
+  exit: [];
+}
+
+export class NodeFlowSource extends EventEmitter<NodeFlowSourceEvents> implements AsyncIterable<FlowRecord[]> {
+  private child: ChildProcessWithoutNullStreams | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private batchTimer: NodeJS.Timeout | undefined;
+  private reasons: ReasonsTable = new Map();
+  private readonly parser: ConntrackFlowParser;
+  private readonly denied: DeniedSetTracker;
+  private readonly counters = new CounterTracker();
+  private pending: FlowRecord[] = [];
+  private lastPoll = 0;
+  private polling = false;
+  private stopped = false;
+  readonly stats = { conntrackLines: 0, polls: 0, pollErrors: 0 };
+
+  constructor(private readonly opts: NodeFlowSourceOptions) {
+    super();
+    this.parser = new ConntrackFlowParser({ node: opts.node, reasons: () => this.reasons });
+    this.denied = new DeniedSetTracker(opts.node, () => this.reasons);
+  }
+
+  private argv(cmd: string, args: readonly string[]): [string, string[]] {
+    return this.opts.netns ? ['ip', ['netns', 'exec', this.opts.netns, cmd, ...args]] : [cmd, [...args]];
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async start(): Promise<this> {
+    await this.reloadReasons();
+    const [cmd, args] = this.argv('conntrack', ['-E', '-e', 'NEW,DESTROY', '-o', 'timestamp,extended,id']);
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = child;
+    child.on('error', (e) => this.emit('warning', e));
+    child.stderr.on('data', (d: Buffer) => {
+      const t = d.toString().trim();
+      // conntrack prints its summary on stderr when it exits.
+      if (t && !/flow events have been shown/.test(t)) this.emit('warning', new Error(`conntrack (${this.opts.node}): ${t}`));
+    });
+    child.on('exit', () => {
+      if (!this.stopped) this.emit('warning', new Error(`conntrack (${this.opts.node}) exited`));
+    });
+    const rl = createInterface({ input: child.stdout });
+    rl.on('line', (line) => {
+      this.stats.conntrackLines++;
+      const r = this.parser.push(line);
+      if (r) this.pending.push(this.opts.enricher ? this.opts.enricher.enrich(r) : r);
+    });
+    this.batchTimer = setInterval(() => this.flushPending(), this.opts.batchMs ?? 100);
+    this.pollTimer = setInterval(() => void this.poll(), this.opts.pollMs ?? 500);
+    await this.poll(); // baseline of the counters
+    return this;
+  }
+
+  private flushPending(): void {
+    if (this.pending.length === 0) return;
+    const recs = this.pending;
+    this.pending = [];
+    this.emit('records', recs);
+  }
+
+  private async reloadReasons(): Promise<void> {
+    if (!this.opts.reasonsFile) return;
+    try {
+      this.reasons = await loadReasons(this.opts.reasonsFile);
+    } catch (e) {
+      this.emit('warning', e as Error);
+    }
+  }
+
+  private async nftJson(args: readonly string[]): Promise<string> {
+    const [cmd, argv] = this.argv('nft', ['-j', ...args]);
+    const { stdout } = await execFileP(cmd, argv, { timeout: 5000, maxBuffer: 256 * 1024 * 1024 });
+    return stdout;
+  }
+
+  /** One poll of the denied sets and counters. */
+  async poll(): Promise<void> {
+    if (this.polling || this.stopped) return;
+    this.polling = true;
+    try {
+      await this.reloadReasons();
+      const [family = 'inet', table = 'weir'] = (this.opts.table ?? 'inet weir').split(/\s+/);
+      const now = Date.now();
+      const interval = this.lastPoll ? now - this.lastPoll : 0;
+      this.lastPoll = now;
+      const elements = [];
+      for (const set of this.opts.sets ?? ['denied']) {
+        try {
+          elements.push(...parseDeniedSet(await this.nftJson(['list', 'set', family, table, set])));
+        } catch (e) {
+          this.stats.pollErrors++;
+          this.emit('warning', e as Error);
+        }
+      }
+      let recs = this.denied.update(elements, now, interval);
+      const en = this.opts.enricher;
+      if (en) recs = recs.map((r) => en.enrich(r));
+      if (recs.length) this.emit('records', recs);
+      try {
+        const deltas = this.counters.update(parseNamedCounters(await this.nftJson(['list', 'counters', 'table', family, table])));
+        if (deltas.length) this.emit('counters', deltas);
+      } catch (e) {
+        this.stats.pollErrors++;
+        this.emit('warning', e as Error);
+      }
+      this.stats.polls++;
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  /** Stops polling and ends our own conntrack process (by its pid). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.pollTimer);
+    clearInterval(this.batchTimer);
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 2000);
+      await exited;
+      clearTimeout(t);
+    }
+    this.flushPending();
+    this.emit('exit');
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<FlowRecord[]> {
+    const queue: FlowRecord[][] = [];
+    let wake: (() => void) | undefined;
+    const onRecords = (r: FlowRecord[]): void => {
+      queue.push(r);
+      wake?.();
+    };
+    const onExit = (): void => wake?.();
+    this.on('records', onRecords);
+    this.on('exit', onExit);
+    try {
+      for (;;) {
+        const next = queue.shift();
+        if (next) {
+          yield next;
+          continue;
+        }
+        if (this.stopped) return;
+        await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+      }
+    } finally {
+      this.off('records', onRecords);
+      this.off('exit', onExit);
+    }
+  }
+}
