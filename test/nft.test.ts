@@ -140,19 +140,22 @@ describe('nft renderer (pure)', () => {
     assert.ok(xa);
     assert.match(xa.rules[0], /^jump adm_in_/);
     assert.match(xa.rules[1], /^jump np_x_allow_b_in_/);
-    assert.match(xa.rules[2], /^goto d_\d+$/);
+    assert.match(xa.rules[2], /^meta mark set \d+ goto deny$/);
     const xb = chains.find((c) => c.name.startsWith('in_x_b_'));
     assert.ok(xb);
     assert.match(xb.rules[1], /^jump ban_in_/, 'not isolated: on to the baseline');
     const adm = rs.chains.get(xa.rules[0].slice('jump '.length));
     assert.ok(adm);
-    assert.match(adm.rules[0], /goto d_\d+$/, 'ANP Deny');
+    assert.match(adm.rules[0], /meta mark set \d+ goto deny$/, 'ANP Deny');
     assert.match(adm.rules[1], /tcp dport 80 return$/, 'ANP Pass returns to the NP tier');
-    const deny = rs.chains.get(xa.rules[2].slice('goto '.length));
+    // One shared deny chain: count by mark through the reason_ctr map, record, drop.
+    const deny = rs.chains.get('deny');
     assert.ok(deny);
-    assert.match(deny.rules[0], /^meta mark set (\d+) counter name "c_\1"$/);
+    assert.equal(deny.rules[0], 'counter name meta mark map @reason_ctr');
     assert.match(deny.rules[1], /update @denied \{ ip saddr \. ip daddr \. meta l4proto \. th dport \. meta mark \} drop$/);
-    const id = /^meta mark set (\d+)/.exec(deny.rules[0])?.[1] ?? '';
+    const id = /^meta mark set (\d+)/.exec(xa.rules[2])?.[1] ?? '';
+    assert.ok(rs.sets.get('reason_ctr')?.elements.includes(`${id} : "c_${id}"`));
+    assert.ok(rs.counters.includes(`c_${id}`));
     assert.deepEqual(rs.reasons[id], { policy: 'NetworkPolicy x/allow-b', rule: 'default deny (isolated)', tier: 'NetworkPolicy', direction: 'ingress', verdict: 'deny' });
     // Egress: one NP chain, SCTP as sctp dport, ports merged per protocol, endPort as a range.
     const np = chains.find((c) => c.name.startsWith('np_x_egress_mix_eg_'));
@@ -185,16 +188,15 @@ describe('nft renderer (pure)', () => {
     assert.match(ya.rules[0], /^jump aut?_in_/);
     const audit = rs.chains.get(ya.rules[0].slice('jump '.length));
     assert.ok(audit);
-    const target = /goto (a_\d+)$/.exec(audit.rules[audit.rules.length - 1])?.[1];
-    assert.ok(target, 'audit default deny goes to an a_<id> chain');
-    const a = rs.chains.get(target);
+    const id = /meta mark set (\d+) goto audit$/.exec(audit.rules[audit.rules.length - 1])?.[1];
+    assert.ok(id, 'audit default deny goes to the audit chain with its reason');
+    const a = rs.chains.get('audit');
     assert.ok(a);
     assert.ok(a.rules.every((r) => !/\bdrop$/.test(r)), 'audit never drops');
-    const id = target.slice(2);
     assert.equal(rs.reasons[id]?.verdict, 'audit');
     assert.equal(rs.reasons[id]?.policy, 'NetworkPolicy y/audit-deny');
     // The audit policy is not enforced: y/a is not isolated in the enforce program.
-    assert.ok(!ya.rules.some((r) => /^goto d_/.test(r)));
+    assert.ok(!ya.rules.some((r) => /goto deny$/.test(r)));
   });
 
   it('partial sync: a pod of an existing identity changes set and map elements only', () => {

@@ -72,12 +72,14 @@ export const EGRESS_MAP = 'eg_ep';
 export const INGRESS_MAP = 'in_ep';
 export const EGRESS_CHAIN = 'egress';
 export const INGRESS_CHAIN = 'ingress';
+export const DENY_CHAIN = 'deny';
+export const AUDIT_CHAIN = 'audit';
+/** mark (reason id) → named counter `c_<id>`, for the shared deny and audit chains. */
+export const REASON_COUNTER_MAP = 'reason_ctr';
 const PORT_PROTOCOLS = '{ tcp, udp, sctp }';
 const FULL_RANGE: readonly [number, number] = [1, 65535];
 
 const counterRef = (id: number): string => `counter name "c_${id}"`;
-const denyChainName = (id: number): string => `d_${id}`;
-const auditChainName = (id: number): string => `a_${id}`;
 const short = (d: Direction): string => (d === 'ingress' ? 'in' : 'eg');
 
 /** How a rule's match ends, per context. */
@@ -165,6 +167,7 @@ class Renderer {
   private readonly sets = new Map<string, NftSet>();
   private readonly chains = new Map<string, NftChain>();
   private readonly counters = new Set<number>();
+  private readonly reasonCounters = new Set<number>();
   private readonly groupSetNames = new Map<number, string>();
   private readonly identityChains = new Map<string, string | undefined>();
   private readonly podIp: (key: string) => string | undefined;
@@ -189,18 +192,16 @@ class Renderer {
     return counterRef(id);
   }
 
-  /** `d_<id>` (enforce: drop) or `a_<id>` (audit: record and return). */
+  /**
+   * A deny point: `meta mark set <id> goto deny` (enforce) or `… goto audit` (audit: record
+   * and return). One shared chain each, counting through the `reason_ctr` map (mark → named
+   * counter): thousands of per-reason chains made the kernel's jump-graph validation the
+   * bottleneck of a full apply (8.5 s vs 1.3 s for 10k pods / 5k policies).
+   */
   private denyPoint(id: number, audit: boolean): string {
-    const name = audit ? auditChainName(id) : denyChainName(id);
-    const end = audit ? ' return' : ' drop';
-    const record = `update @${DENIED_SET} { ip saddr . ip daddr . meta l4proto . th dport . meta mark }`;
-    // ICMP and other protocols have no ports: recorded with port 0.
-    const recordNoPort = `update @${DENIED_SET} { ip saddr . ip daddr . meta l4proto . 0 . meta mark }`;
-    return this.addChain(name, [
-      `meta mark set ${id} ${this.counter(id)}`,
-      `meta l4proto ${PORT_PROTOCOLS} ${record}${end}`,
-      `${recordNoPort}${audit ? '' : ' drop'}`,
-    ]);
+    this.counter(id);
+    this.reasonCounters.add(id);
+    return `meta mark set ${id} goto ${audit ? AUDIT_CHAIN : DENY_CHAIN}`;
   }
 
   /** One named set per selector-cache group; elements cluster-wide. */
@@ -308,7 +309,7 @@ class Renderer {
     if (rule.action === 'Pass' || !reason) return { text: 'return' };
     const id = this.reasons.id(reason);
     if (rule.action === 'Allow') return { text: 'accept', counter: id };
-    return { text: `goto ${this.denyPoint(id, false)}` };
+    return { text: this.denyPoint(id, false) };
   }
 
   /** In the audit pass nothing is enforced: only audit policies count and record. */
@@ -318,7 +319,7 @@ class Renderer {
     if (!rule.ref.audit || !reason) return { text: 'return' };
     const id = this.reasons.id(reason);
     if (rule.action === 'Allow') return { text: 'return', counter: id };
-    return { text: `goto ${this.denyPoint(id, true)}` };
+    return { text: this.denyPoint(id, true) };
   }
 
   private sharedChain(prefix: string, lines: readonly string[]): string | undefined {
@@ -358,7 +359,7 @@ class Renderer {
         if (np) out.push(`jump ${np}`);
       }
       const id = this.reasons.id(defaultDenyReason(program.isolatingPolicies, direction, false));
-      out.push(`goto ${this.denyPoint(id, false)}`);
+      out.push(this.denyPoint(id, false));
     } else {
       const banp = this.sharedChain(
         `ban_${short(direction)}`,
@@ -380,7 +381,7 @@ class Renderer {
       const auditIsolated = full.isolatingPolicies.some((k) => this.engine.policy(k)?.mode === 'audit');
       if (auditIsolated) {
         const id = this.reasons.id(defaultDenyReason(full.isolatingPolicies, direction, true));
-        tailLines.push(`goto ${this.denyPoint(id, true)}`);
+        tailLines.push(this.denyPoint(id, true));
       }
     } else {
       for (const r of full.baseline) tailLines.push(...this.ruleLines(r, direction, subject, this.auditVerdict(r, undefined)));
@@ -439,6 +440,24 @@ class Renderer {
       dynamic: true,
       elements: [],
     });
+    const ids = [...this.reasonCounters].sort((a, b) => a - b);
+    this.sets.set(REASON_COUNTER_MAP, {
+      name: REASON_COUNTER_MAP,
+      kind: 'map',
+      type: 'mark : counter',
+      flags: [],
+      extra: [],
+      dynamic: false,
+      elements: ids.map((id) => `${id} : "c_${id}"`).sort(),
+    });
+    const record = `update @${DENIED_SET} { ip saddr . ip daddr . meta l4proto . th dport . meta mark }`;
+    // ICMP and other protocols have no ports: recorded with port 0.
+    const recordNoPort = `update @${DENIED_SET} { ip saddr . ip daddr . meta l4proto . 0 . meta mark }`;
+    const count = `counter name meta mark map @${REASON_COUNTER_MAP}`;
+    this.chains.set(DENY_CHAIN, { name: DENY_CHAIN, rules: [count, `meta l4proto ${PORT_PROTOCOLS} ${record} drop`, `${recordNoPort} drop`] });
+    // Audit records what it would have denied and returns to the identity chain (via goto, to
+    // the chain that jumped into the audit pass), which then runs the enforced program.
+    this.chains.set(AUDIT_CHAIN, { name: AUDIT_CHAIN, rules: [count, `meta l4proto ${PORT_PROTOCOLS} ${record} return`, recordNoPort] });
     const base = (name: string, priority: string, map: string, key: string): NftChain => ({
       name,
       hook: `type filter hook forward priority ${priority}; policy accept;`,

@@ -1,0 +1,256 @@
+// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--seconds 3]` (root).
+//
+// In namespaces this script creates (and removes, also on failure or Ctrl-C): two "nodes"
+// joined by a veth, one pod on each, routed through the nodes' forward hooks. Measured side
+// by side between the two pods, for (a) no rules, (b) weir's ruleset for a synthetic cluster
+// (bench/generate.ts: N pods, N/2 NetworkPolicies) and (c) a naive per-pair rule list for the
+// same policies (one rule per allowed pair, loaded up to a bound):
+//   iperf3 TCP throughput, new TCP connections per second (bounded loop), rules and elements;
+// and for weir: full apply time (render + nft) and one pod add from source change to kernel.
+
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Cluster, NetworkPolicy, Pod } from '../src/model/cluster.js';
+import { PolicyEngine, allows, evaluatePair, podEndpoint } from '../src/policy/index.js';
+import { NodeAgent, fullScript, renderRuleset, type LocalPod } from '../src/nft/index.js';
+import { run } from '../src/lab/exec.js';
+import { generateCluster } from './generate.js';
+
+const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '3' }, 'naive-max': { type: 'string', default: '100000' } } });
+const POD_COUNT = Number(values.pods);
+const SECONDS = Number(values.seconds);
+const NAIVE_MAX = Number(values['naive-max']);
+const NAIVE_TIME_BOUND_MS = 60_000;
+
+const tag = randomBytes(2).toString('hex');
+const NS = { n1: `wbench${tag}-n1`, n2: `wbench${tag}-n2`, p1: `wbench${tag}-p1`, p2: `wbench${tag}-p2` };
+const created: string[] = [];
+const pids: number[] = [];
+
+async function sh(argv: string[], input?: string): Promise<string> {
+  return (await run(argv, { input, timeoutMs: 300_000 })).stdout;
+}
+const inNs = (ns: string, argv: string[], input?: string) => sh(['ip', 'netns', 'exec', ns, ...argv], input);
+
+async function cleanup(): Promise<void> {
+  for (const pid of pids.splice(0)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  for (const ns of created.splice(0)) await run(['ip', 'netns', 'del', ns], { allowFailure: true });
+}
+
+// ------------------------------------------------------------------ topology
+
+/** The synthetic cluster, with two real pods: P1 (node 1) and P2 (node 2), same workload. */
+function benchCluster(): { cluster: Cluster; src: Pod; dst: Pod } {
+  const c = generateCluster({ pods: POD_COUNT, policiesPerPod: 0.5 });
+  const src = c.pods[1];
+  const dst = c.pods[2];
+  // Ensure the measured flow is allowed and goes through policy chains on both sides: the
+  // destination is isolated (ns-0 has a default deny) and this policy lets the source in.
+  const allow: NetworkPolicy = {
+    namespace: dst.namespace,
+    name: 'bench-allow',
+    podSelector: { matchLabels: { app: dst.labels.app } },
+    policyTypes: ['Ingress'],
+    ingress: [{ peers: [{ kind: 'selector', podSelector: { matchLabels: { app: src.labels.app } } }], ports: [{ protocol: 'TCP', port: 5201 }, { protocol: 'TCP', port: 5202 }] }],
+    egress: [],
+    mode: 'enforce',
+  };
+  const pods = c.pods.map((p, i) => ({ ...p, node: i % 2 === 1 ? 'n1' : 'n2' }));
+  return { cluster: { ...c, pods, networkPolicies: [...c.networkPolicies, allow] }, src: pods[1], dst: pods[2] };
+}
+
+async function topology(srcIp: string, dstIp: string): Promise<void> {
+  for (const ns of Object.values(NS)) {
+    await sh(['ip', 'netns', 'add', ns]);
+    created.push(ns);
+  }
+  for (const n of [NS.n1, NS.n2]) {
+    await inNs(n, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    await sh(['ip', '-n', n, 'link', 'set', 'lo', 'up']);
+  }
+  await sh(['ip', '-n', NS.n1, 'link', 'add', 'wire', 'type', 'veth', 'peer', 'name', 'wire', 'netns', NS.n2]);
+  await sh(['ip', '-n', NS.n1, 'addr', 'add', '192.0.2.1/30', 'dev', 'wire']);
+  await sh(['ip', '-n', NS.n2, 'addr', 'add', '192.0.2.2/30', 'dev', 'wire']);
+  for (const [node, pod, ip, other, via] of [
+    [NS.n1, NS.p1, srcIp, dstIp, '192.0.2.2'],
+    [NS.n2, NS.p2, dstIp, srcIp, '192.0.2.1'],
+  ] as const) {
+    await sh(['ip', '-n', node, 'link', 'set', 'wire', 'up']);
+    await sh(['ip', '-n', node, 'link', 'add', 'wpod', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod]);
+    await sh(['ip', '-n', node, 'addr', 'add', '169.254.1.1/32', 'dev', 'wpod']);
+    await sh(['ip', '-n', node, 'link', 'set', 'wpod', 'up']);
+    await sh(['ip', '-n', node, 'route', 'add', `${ip}/32`, 'dev', 'wpod']);
+    await sh(['ip', '-n', node, 'route', 'add', `${other}/32`, 'via', via]);
+    await sh(['ip', '-n', pod, 'addr', 'add', `${ip}/32`, 'dev', 'eth0']);
+    await sh(['ip', '-n', pod, 'link', 'set', 'eth0', 'up']);
+    await sh(['ip', '-n', pod, 'link', 'set', 'lo', 'up']);
+    await sh(['ip', '-n', pod, 'route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link']);
+    await sh(['ip', '-n', pod, 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0']);
+  }
+}
+
+function background(ns: string, argv: string[]): void {
+  const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: 'ignore', detached: false });
+  if (child.pid !== undefined) pids.push(child.pid);
+}
+
+const CONN_SERVER = `require('net').createServer((s) => { s.on('error', () => {}); s.end('x'); }).listen(5202, '0.0.0.0');`;
+const CONN_CLIENT = `
+const net = require('net');
+const [ip, seconds] = process.argv.slice(1);
+const end = Date.now() + Number(seconds) * 1000;
+let done = 0, failed = 0;
+function one() {
+  if (Date.now() >= end) return Promise.resolve();
+  return new Promise((resolve) => {
+    const s = net.connect({ host: ip, port: 5202 });
+    s.setTimeout(2000, () => { failed++; s.destroy(); resolve(); });
+    s.on('error', () => { failed++; resolve(); });
+    s.on('data', () => {});
+    s.on('end', () => { done++; s.destroy(); resolve(); });
+  }).then(one);
+}
+Promise.all(Array.from({ length: 16 }, one)).then(() => console.log(JSON.stringify({ rate: done / Number(seconds), failed })));
+`;
+
+async function measure(dstIp: string): Promise<{ gbps: number; cps: number; failed: number }> {
+  const ipf = JSON.parse(await inNs(NS.p1, ['iperf3', '-c', dstIp, '-t', String(SECONDS), '-J'])) as { end: { sum_received: { bits_per_second: number } } };
+  const conn = JSON.parse(await inNs(NS.p1, [process.execPath, '-e', CONN_CLIENT, dstIp, String(SECONDS)])) as { rate: number; failed: number };
+  // Let TIME_WAIT entries of this round not skew the next one.
+  await inNs(NS.n1, ['conntrack', '-F']).catch(() => '');
+  await inNs(NS.n2, ['conntrack', '-F']).catch(() => '');
+  return { gbps: ipf.end.sum_received.bits_per_second / 1e9, cps: conn.rate, failed: conn.failed };
+}
+
+// ------------------------------------------------------------------ rulesets
+
+/** One rule per allowed (src, dst) pair on each node, like a naive per-pair firewall. */
+function naiveScript(engine: PolicyEngine, cluster: Cluster, node: string, measured: { src: Pod; dst: Pod }): { script: string; rules: number; complete: boolean } {
+  const rules: string[] = [];
+  const started = Date.now();
+  const locals = cluster.pods.filter((p) => p.node === node);
+  const eps = new Map(cluster.pods.map((p) => [p, podEndpoint(engine, p)]));
+  let complete = true;
+  outer: for (const dst of locals) {
+    for (const src of cluster.pods) {
+      if (rules.length >= NAIVE_MAX || Date.now() - started > NAIVE_TIME_BOUND_MS) {
+        complete = false;
+        break outer;
+      }
+      if (src === dst || (src === measured.src && dst === measured.dst)) continue;
+      const allowed = evaluatePair(engine, eps.get(src) as ReturnType<typeof podEndpoint>, eps.get(dst) as ReturnType<typeof podEndpoint>).allowed;
+      if (allows(allowed, 'TCP', 80) || allowed.other) rules.push(`ip saddr ${src.ip} ip daddr ${dst.ip} accept`);
+    }
+  }
+  // The measured pair last: a packet of an arbitrary pair walks the list.
+  rules.push(`ip saddr ${measured.src.ip} ip daddr ${measured.dst.ip} tcp dport { 5201, 5202 } accept`);
+  const script = [
+    'add table inet naive',
+    'delete table inet naive',
+    'table inet naive {',
+    '  chain pairs {',
+    '    type filter hook forward priority filter; policy drop;',
+    '    ct state established,related accept',
+    ...rules.map((r) => `    ${r}`),
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+  return { script, rules: rules.length + 2, complete };
+}
+
+async function main(): Promise<void> {
+  const onSignal = () => {
+    void cleanup().then(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const { cluster, src, dst } = benchCluster();
+  console.error(`synthetic cluster: ${cluster.pods.length} pods, ${cluster.networkPolicies.length} NetworkPolicies; measured ${src.namespace}/${src.name} (${src.ip}) → ${dst.namespace}/${dst.name} (${dst.ip})`);
+  await topology(src.ip as string, dst.ip as string);
+  background(NS.p2, ['iperf3', '-s']);
+  background(NS.p2, [process.execPath, '-e', CONN_SERVER]);
+  await sleep(500);
+
+  const rows: { name: string; gbps: number; cps: number; rules: number; elements: number; note: string }[] = [];
+
+  // (a) no rules
+  const a = await measure(dst.ip as string);
+  rows.push({ name: 'no rules', ...a, rules: 0, elements: 0, note: a.failed ? `${a.failed} conn failures` : '' });
+
+  // (b) weir
+  const localOf = (node: string): LocalPod[] => cluster.pods.filter((p) => p.node === node).map((p) => ({ key: `${p.namespace}/${p.name}`, ip: p.ip }));
+  const agents = { n1: new NodeAgent({ node: 'n1', netns: NS.n1 }), n2: new NodeAgent({ node: 'n2', netns: NS.n2 }) };
+  const t0 = performance.now();
+  const s1 = await agents.n1.sync(cluster, localOf('n1'));
+  const fullMs = performance.now() - t0;
+  const s2 = await agents.n2.sync(cluster, localOf('n2'));
+  if (!s1.lastApplyOk || !s2.lastApplyOk) throw new Error(`weir apply failed: ${s1.error ?? s2.error ?? ''}`);
+  const b = await measure(dst.ip as string);
+  rows.push({ name: 'weir', ...b, rules: s2.rules, elements: s2.setElements, note: b.failed ? `${b.failed} conn failures` : '' });
+
+  // Pod add (a new replica of an existing workload on n2): from source change to kernel.
+  const template = cluster.pods[2];
+  const added: Pod = { ...template, name: `${template.name}-extra`, ip: '10.250.0.7', node: 'n2' };
+  const grown: Cluster = { ...cluster, pods: [...cluster.pods, added] };
+  const t1 = performance.now();
+  const addStatus = await agents.n2.sync(grown, [...localOf('n2'), { key: `${added.namespace}/${added.name}`, ip: added.ip }]);
+  const podAddMs = performance.now() - t1;
+  // And a full render alone, for the record.
+  const engine = agents.n2.engine;
+  const t2 = performance.now();
+  const rs = renderRuleset({ engine, localPods: localOf('n2') });
+  const renderMs = performance.now() - t2;
+  const scriptBytes = fullScript(rs).length;
+  await inNs(NS.n1, ['nft', 'delete', 'table', 'inet', 'weir']);
+  await inNs(NS.n2, ['nft', 'delete', 'table', 'inet', 'weir']);
+
+  // (c) naive per-pair list
+  const naiveEngine = new PolicyEngine(cluster);
+  const tn = performance.now();
+  const naive1 = naiveScript(naiveEngine, cluster, 'n1', { src, dst });
+  const naive2 = naiveScript(naiveEngine, cluster, 'n2', { src, dst });
+  const genMs = performance.now() - tn;
+  const tl = performance.now();
+  await inNs(NS.n1, ['nft', '-f', '-'], naive1.script);
+  await inNs(NS.n2, ['nft', '-f', '-'], naive2.script);
+  const naiveLoadMs = performance.now() - tl;
+  const c = await measure(dst.ip as string);
+  rows.push({
+    name: 'naive per-pair',
+    ...c,
+    rules: naive2.rules,
+    elements: 0,
+    note: `${naive2.complete ? 'complete' : `bounded at ${naive2.rules} rules (of ~${(cluster.pods.length / 2) * cluster.pods.length} pairs)`}; gen ${Math.round(genMs)} ms, load ${Math.round(naiveLoadMs)} ms`,
+  });
+
+  const pad = (s: string, n: number) => s.padEnd(n);
+  const lines = [
+    `${pad('ruleset', 16)}${pad('TCP Gbit/s', 12)}${pad('ratio', 8)}${pad('conn/s', 10)}${pad('ratio', 8)}${pad('rules', 10)}${pad('elements', 10)}note`,
+    ...rows.map(
+      (r) =>
+        `${pad(r.name, 16)}${pad(r.gbps.toFixed(2), 12)}${pad((r.gbps / rows[0].gbps).toFixed(3), 8)}${pad(Math.round(r.cps).toString(), 10)}${pad((r.cps / rows[0].cps).toFixed(3), 8)}${pad(String(r.rules), 10)}${pad(String(r.elements), 10)}${r.note}`,
+    ),
+    '',
+    `weir on node 2: ${s2.rules} rules, ${s2.chains} chains, ${s2.sets} sets, ${s2.setElements} elements, ${s2.counters} counters; script ${(scriptBytes / 1e6).toFixed(1)} MB`,
+    `rules per policy: ${(s2.rules / cluster.networkPolicies.length).toFixed(2)} (goal ≤ 20)`,
+    `full apply, ${cluster.pods.length} pods (engine + render + nft, node 1): ${Math.round(fullMs)} ms (render alone, warm: ${Math.round(renderMs)} ms; nft: ${Math.round(s1.applyMs)} ms) (goal ≤ 2000 ms)`,
+    `pod add, source change → kernel: ${podAddMs.toFixed(1)} ms (${addStatus.mode}, render/patch ${addStatus.renderMs} ms, nft ${addStatus.applyMs} ms) (goal ≤ 50 ms)`,
+    `throughput ratio weir/no-rules: ${(rows[1].gbps / rows[0].gbps).toFixed(3)}, conn/s ratio: ${(rows[1].cps / rows[0].cps).toFixed(3)} (goal ≥ 0.95)`,
+  ];
+  console.log(lines.join('\n'));
+}
+
+try {
+  await main();
+} finally {
+  await cleanup();
+}
