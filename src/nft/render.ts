@@ -159,6 +159,11 @@ function identityChainName(identity: Identity, direction: Direction): string {
   return nftName(short(direction), `${identity.namespace}_${Object.values(identity.labels).join('_')}`, identity.key);
 }
 
+/** Nothing to render: no admin rules, not isolated, no baseline rules (the chain would be empty). */
+function programEmpty(p: DirectionProgram): boolean {
+  return p.admin.length === 0 && !p.isolated && p.baseline.length === 0;
+}
+
 function groupSetName(key: string): string {
   return nftName('g', '', key);
 }
@@ -546,7 +551,7 @@ export function patchPods(
       for (const [dir, map] of [['egress', EGRESS_MAP], ['ingress', INGRESS_MAP]] as const) {
         const chain = identityChainName(identity, dir);
         if (prev.chains.has(chain)) edit(map, `${pod.ip} : goto ${chain}`, add);
-        else if (add && (engine.program(identity.id, dir, 'full').key !== '' || engine.program(identity.id, dir, 'enforce').key !== '')) return false;
+        else if (add && (!programEmpty(engine.program(identity.id, dir, 'full')) || !programEmpty(engine.program(identity.id, dir, 'enforce')))) return false;
       }
     }
     return true;
@@ -564,10 +569,20 @@ export function patchPods(
   const sets = new Map(prev.sets);
   for (const [name, e] of edits) {
     const old = prev.sets.get(name) as NftSet;
-    const next = new Set(old.elements);
-    for (const x of e.del) next.delete(x);
-    for (const x of e.add) next.add(x);
-    sets.set(name, { ...old, elements: [...next].sort() });
+    // Elements stay sorted: delete by filter, add by binary insertion (no full re-sort of
+    // sets with thousands of members for one pod).
+    const next = e.del.size > 0 ? old.elements.filter((x) => !e.del.has(x)) : [...old.elements];
+    for (const x of e.add) {
+      let lo = 0;
+      let hi = next.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (next[mid] < x) lo = mid + 1;
+        else hi = mid;
+      }
+      if (next[lo] !== x) next.splice(lo, 0, x);
+    }
+    sets.set(name, { ...old, elements: next });
   }
   return { ...prev, sets };
 }

@@ -119,6 +119,7 @@ export function diffScript(prev: Ruleset, next: Ruleset): PartialScript | undefi
 
   for (const [name, s] of next.sets) {
     const old = prev.sets.get(name);
+    if (old === s) continue; // untouched by a patch: nothing to compare
     if (!old) {
       head.push(`add ${setDecl(s).replace(/^(set|map) /, `$1 ${T} `)}`);
       setsAdded++;
@@ -142,7 +143,7 @@ export function diffScript(prev: Ruleset, next: Ruleset): PartialScript | undefi
 
   for (const [name, c] of next.chains) {
     const old = prev.chains.get(name);
-    if (old && sameRules(old, c)) continue;
+    if (old === c || (old && sameRules(old, c))) continue;
     if (!old) {
       head.push(`add chain ${T} ${name}`);
       chainsAdded++;
