@@ -48,7 +48,7 @@ export function parseConntrackLine(line: string, now: () => number = Date.now): 
   let cur: ConntrackTuple | undefined;
   let mark = 0;
   let id: number | undefined;
-  for (const tok of line.slice(m[0].length).split(/\s+/)) {
+  for (const tok of line.slice(m[0].length).split(' ')) {
     const eq = tok.indexOf('=');
     if (eq <= 0) continue;
     const k = tok.slice(0, eq);
@@ -111,16 +111,11 @@ export class ConntrackFlowParser {
     const ev = parseConntrackLine(line, this.opts.now);
     if (!ev || ev.type === 'UPDATE') return undefined;
     const reasons = this.opts.reasons?.() ?? NO_REASONS;
-    const base = {
-      time: ev.time,
-      node: this.opts.node,
-      src: { ip: ev.orig.src },
-      dst: { ip: ev.orig.dst },
-      srcPort: ev.orig.sport,
-      dstPort: ev.orig.dport,
-      protocol: protocolFrom(ev.protocol),
-      ...attributeAllowed(reasons, ev.mark),
-    };
+    const a = attributeAllowed(reasons, ev.mark);
+    let bytes = 0;
+    let packets = 0;
+    let durationMs = 0;
+    let event: FlowRecord['event'] = 'start';
     if (ev.type === 'NEW') {
       if (ev.id !== undefined) {
         if (this.open.size >= this.maxOpen) {
@@ -130,17 +125,34 @@ export class ConntrackFlowParser {
         }
         this.open.set(ev.id, ev.time);
       }
-      return { ...base, bytes: 0, packets: 0, durationMs: 0, event: 'start' };
+    } else {
+      const started = ev.id !== undefined ? this.open.get(ev.id) : undefined;
+      if (ev.id !== undefined) this.open.delete(ev.id);
+      bytes = ev.orig.bytes + ev.reply.bytes;
+      packets = ev.orig.packets + ev.reply.packets;
+      durationMs = started !== undefined ? Math.max(0, ev.time - started) : 0;
+      event = started !== undefined ? 'end' : 'sample';
     }
-    const started = ev.id !== undefined ? this.open.get(ev.id) : undefined;
-    if (ev.id !== undefined) this.open.delete(ev.id);
-    return {
-      ...base,
-      bytes: ev.orig.bytes + ev.reply.bytes,
-      packets: ev.orig.packets + ev.reply.packets,
-      durationMs: started !== undefined ? Math.max(0, ev.time - started) : 0,
-      event: started !== undefined ? 'end' : 'sample',
+    // One object literal with a fixed shape: this runs for every conntrack event.
+    const r: FlowRecord = {
+      time: ev.time,
+      node: this.opts.node,
+      src: { ip: ev.orig.src },
+      dst: { ip: ev.orig.dst },
+      srcPort: ev.orig.sport,
+      dstPort: ev.orig.dport,
+      protocol: protocolFrom(ev.protocol),
+      verdict: a.verdict,
+      policy: a.policy,
+      rule: a.rule,
+      tier: a.tier,
+      bytes,
+      packets,
+      durationMs,
+      event,
     };
+    if (a.direction) r.direction = a.direction;
+    return r;
   }
 
   get openConnections(): number {

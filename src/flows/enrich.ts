@@ -116,7 +116,10 @@ export class Enricher {
     return ep;
   }
 
+  /** Replaces the endpoints in place (records are freshly parsed and not shared yet) and returns the record. */
   enrich(r: FlowRecord): FlowRecord {
-    return { ...r, src: this.endpoint(r.src.ip), dst: this.endpoint(r.dst.ip) };
+    r.src = this.endpoint(r.src.ip);
+    r.dst = this.endpoint(r.dst.ip);
+    return r;
   }
 }
