@@ -10,27 +10,30 @@
 //   NetworkPolicy applies, to the BaselineAdminNetworkPolicy".
 // - BANP is evaluated only for traffic that neither an ANP nor a NetworkPolicy decided; a
 //   NetworkPolicy that selects the pod (isolation) always wins over BANP.
+//
+// The cases in ADMIN_CASES (helpers/scenarios.ts) are defined there because
+// lab-conformance.test.ts runs them with real packets too.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type {
-  AdminNetworkPolicy,
-  AdminPeer,
-  AdminPort,
-  AdminRule,
-  AdminSubject,
-  BaselineAdminNetworkPolicy,
-  Pod,
-} from '../src/model/cluster.js';
+import type { Pod } from '../src/model/cluster.js';
 import { analyze, explain } from '../src/policy/index.js';
 import { allPodKeys, e2eModel, modelPodIp } from './helpers/model.js';
 import { podMatrix, Reachability, validateOrFail } from './helpers/reachability.js';
 import {
+  ADMIN_CASES,
+  adminRule,
+  allNamespacesPeer,
+  anp,
+  banp,
   genPolicy,
   genPolicyMatchLabels,
-  nsPeer,
+  namespacesPeer,
+  nsSel,
+  nsSubject,
   podPeer,
   rule,
+  runCase,
   Scenario,
   setSpecIngressRules,
   TCP80,
@@ -38,41 +41,11 @@ import {
   UDP80,
 } from './helpers/scenarios.js';
 
-const NS_LABEL = 'kubernetes.io/metadata.name';
-const nsSel = (name: string) => ({ matchLabels: { [NS_LABEL]: name } });
-const namespacesPeer = (name: string): AdminPeer => ({ kind: 'namespaces', namespaces: nsSel(name) });
-const allNamespacesPeer: AdminPeer = { kind: 'namespaces', namespaces: {} };
-const nsSubject = (name: string): AdminSubject => ({ namespaces: nsSel(name) });
-
-function adminRule(name: string, action: AdminRule['action'], peers: AdminPeer[], ports?: AdminPort[]): AdminRule {
-  return ports === undefined ? { name, action, peers } : { name, action, peers, ports };
-}
-
-function anp(
-  name: string,
-  priority: number,
-  subject: AdminSubject,
-  ingress: AdminRule[] = [],
-  egress: AdminRule[] = [],
-  mode: AdminNetworkPolicy['mode'] = 'enforce',
-): AdminNetworkPolicy {
-  return { name, priority, subject, ingress, egress, mode };
-}
-
-function banp(subject: AdminSubject, ingress: AdminRule[] = [], egress: AdminRule[] = []): BaselineAdminNetworkPolicy {
-  return { name: 'default', subject, ingress, egress, mode: 'enforce' };
-}
-
 const reach = (pods?: readonly string[]): Reachability => new Reachability(pods);
 
 describe('AdminNetworkPolicy / BaselineAdminNetworkPolicy conformance (network-policy-api, on the x/y/z model)', () => {
-  it('priority: the lower priority value decides (Allow at 5 over Deny at 10), and re-prioritising flips it', () => {
-    const s = new Scenario()
-      .createAdminPolicy(anp('allow-from-y', 5, nsSubject('x'), [adminRule('allow-y', 'Allow', [namespacesPeer('y')])]))
-      .createAdminPolicy(anp('deny-from-y', 10, nsSubject('x'), [adminRule('deny-y', 'Deny', [namespacesPeer('y')])]));
-    s.validate(TCP80, reach(), 'allow first');
-    s.createAdminPolicy(anp('allow-from-y', 20, nsSubject('x'), [adminRule('allow-y', 'Allow', [namespacesPeer('y')])]));
-    s.validate(TCP80, reach().expectPeer({ namespace: 'y' }, { namespace: 'x' }, false), 'deny first');
+  it(ADMIN_CASES.priority.name, () => {
+    runCase(ADMIN_CASES.priority);
   });
 
   it('rule order inside one ANP: the first matching rule wins', () => {
@@ -87,77 +60,28 @@ describe('AdminNetworkPolicy / BaselineAdminNetworkPolicy conformance (network-p
     s.validate(TCP80, reach().expectPeer({ namespace: 'y' }, { namespace: 'x' }, false).expectPeer({ namespace: 'y', pod: 'a' }, { namespace: 'x' }, true));
   });
 
-  it('ANP Deny wins over a NetworkPolicy that allows', () => {
-    const s = new Scenario()
-      .createPolicy(genPolicyMatchLabels('x', 'allow-all', {}, setSpecIngressRules(rule())))
-      .createAdminPolicy(anp('deny-from-y', 10, nsSubject('x'), [adminRule('deny-y', 'Deny', [namespacesPeer('y')])]));
-    s.validate(TCP80, reach().expectPeer({ namespace: 'y' }, { namespace: 'x' }, false));
+  it(ADMIN_CASES.denyOverNetworkPolicyAllow.name, () => {
+    runCase(ADMIN_CASES.denyOverNetworkPolicyAllow);
   });
 
-  it('ANP Allow wins over a NetworkPolicy default deny', () => {
-    const s = new Scenario()
-      .createPolicy(genPolicy('x', 'deny-ingress', {}, setSpecIngressRules()))
-      .createAdminPolicy(anp('allow-from-y', 10, nsSubject('x'), [adminRule('allow-y', 'Allow', [namespacesPeer('y')])]));
-    s.validate(TCP80, reach().expectPeer({}, { namespace: 'x' }, false).expectPeer({ namespace: 'y' }, { namespace: 'x' }, true));
+  it(ADMIN_CASES.allowOverNetworkPolicyDeny.name, () => {
+    runCase(ADMIN_CASES.allowOverNetworkPolicyDeny);
   });
 
-  it('Pass delegates to NetworkPolicy, which then isolates the pod', () => {
-    const s = new Scenario()
-      .createAdminPolicy(anp('pass-from-y', 10, nsSubject('x'), [adminRule('pass-y', 'Pass', [namespacesPeer('y')])]))
-      // A lower-priority Deny must not see what was passed.
-      .createAdminPolicy(anp('deny-from-y', 20, nsSubject('x'), [adminRule('deny-y', 'Deny', [namespacesPeer('y')])]))
-      .createPolicy(
-        genPolicyMatchLabels(
-          'x',
-          'allow-from-y-a',
-          {},
-          setSpecIngressRules(rule([{ kind: 'selector', namespaceSelector: nsSel('y'), podSelector: { matchLabels: { pod: 'a' } } }])),
-        ),
-      );
-    s.validate(TCP80, reach().expectPeer({}, { namespace: 'x' }, false).expectPeer({ namespace: 'y', pod: 'a' }, { namespace: 'x' }, true));
+  it(ADMIN_CASES.allowOverBaselineDeny.name, () => {
+    runCase(ADMIN_CASES.allowOverBaselineDeny);
   });
 
-  it('integration (core-anp-np-banp): Deny, then Pass to a NetworkPolicy Allow, then Pass to a BANP Deny', () => {
-    const passExample = (ingressAction: AdminRule['action'], egressAction: AdminRule['action']) =>
-      anp(
-        'pass-example',
-        16,
-        nsSubject('x'),
-        [adminRule('deny-all-ingress-from-y', ingressAction, [namespacesPeer('y')])],
-        [adminRule('deny-all-egress-to-y', egressAction, [namespacesPeer('y')])],
-      );
-    const s = new Scenario()
-      .createAdminPolicy(passExample('Deny', 'Deny'))
-      .createPolicy(
-        genPolicy(
-          'x',
-          'allow-gress-from-to-y-to-x',
-          {},
-          setSpecIngressRules(rule([nsPeer(nsSel('y'))])),
-          (p) => {
-            p.egress = [rule([nsPeer(nsSel('y'))]), rule([nsPeer(nsSel('x'))]), rule([nsPeer(nsSel('z'))])];
-            p.policyTypes.push('Egress');
-          },
-        ),
-      )
-      .setBaseline(banp(nsSubject('x'), [adminRule('deny-from-y', 'Deny', [namespacesPeer('y')])], [adminRule('deny-to-y', 'Deny', [namespacesPeer('y')])]));
-    // The NetworkPolicy isolates x for ingress: only y is allowed, and the ANP denies y.
-    s.validate(TCP80, reach().expectPeer({}, { namespace: 'x' }, false).expectPeer({ namespace: 'x' }, { namespace: 'y' }, false), 'ANP denies');
-    s.createAdminPolicy(passExample('Pass', 'Pass'));
-    s.validate(
-      TCP80,
-      reach().expectPeer({ namespace: 'x' }, { namespace: 'x' }, false).expectPeer({ namespace: 'z' }, { namespace: 'x' }, false),
-      'passed to NetworkPolicy',
-    );
-    s.deletePolicy('x', 'allow-gress-from-to-y-to-x');
-    s.validate(TCP80, reach().expectPeer({ namespace: 'y' }, { namespace: 'x' }, false).expectPeer({ namespace: 'x' }, { namespace: 'y' }, false), 'passed to BANP');
+  it(ADMIN_CASES.passToNetworkPolicy.name, () => {
+    runCase(ADMIN_CASES.passToNetworkPolicy);
   });
 
-  it('BANP as a default deny, overridden by a NetworkPolicy that selects the pod', () => {
-    const s = new Scenario().setBaseline(banp({ namespaces: {} }, [adminRule('deny-all', 'Deny', [allNamespacesPeer])]));
-    s.validate(TCP80, reach(undefined).expectPeer({}, {}, false), 'BANP only');
-    s.createPolicy(genPolicyMatchLabels('x', 'allow-from-all-ns', {}, setSpecIngressRules(rule([nsPeer({})]))));
-    s.validate(TCP80, reach().expectPeer({}, {}, false).expectPeer({}, { namespace: 'x' }, true), 'NetworkPolicy in x');
+  it(ADMIN_CASES.anpNpBanp.name, () => {
+    runCase(ADMIN_CASES.anpNpBanp);
+  });
+
+  it(ADMIN_CASES.baselineDefaultDeny.name, () => {
+    runCase(ADMIN_CASES.baselineDefaultDeny);
   });
 
   it('BANP Allow does not override a NetworkPolicy deny (NetworkPolicy wins)', () => {
@@ -193,13 +117,8 @@ describe('AdminNetworkPolicy / BaselineAdminNetworkPolicy conformance (network-p
     s.validate(UDP80, reach(), 'UDP 80');
   });
 
-  it('ANP portRange: denies every port of the range for its protocol only', () => {
-    const s = new Scenario().createAdminPolicy(
-      anp('deny-range', 10, nsSubject('x'), [adminRule('deny-z-80-81', 'Deny', [namespacesPeer('z')], [{ kind: 'portRange', protocol: 'TCP', start: 80, end: 81 }])]),
-    );
-    s.validate(TCP80, reach().expectPeer({ namespace: 'z' }, { namespace: 'x' }, false), 'TCP 80');
-    s.validate(TCP81, reach().expectPeer({ namespace: 'z' }, { namespace: 'x' }, false), 'TCP 81');
-    s.validate(UDP80, reach(), 'UDP 80');
+  it(ADMIN_CASES.portRange.name, () => {
+    runCase(ADMIN_CASES.portRange);
   });
 
   it('ANP nodes peer matches a host-network pod on a matching node; the host-network pod is never a subject', () => {
@@ -252,13 +171,8 @@ describe('AdminNetworkPolicy / BaselineAdminNetworkPolicy conformance (network-p
     assert.equal(explain(s.engine, 'z/a', 'x/a', 'TCP', 80).audit, undefined);
   });
 
-  it('ANP subject by pods: only the selected pods are affected; deleting the ANP restores everything', () => {
-    const s = new Scenario().createAdminPolicy(
-      anp('deny-into-x-a', 10, { pods: { namespaceSelector: nsSel('x'), podSelector: { matchLabels: { pod: 'a' } } } }, [adminRule('deny-all', 'Deny', [allNamespacesPeer])]),
-    );
-    s.validate(TCP80, reach().expectAllIngress('x/a', false), 'with ANP');
-    s.deleteAdminPolicy('deny-into-x-a');
-    s.validate(TCP80, reach(), 'deleted');
+  it(ADMIN_CASES.podSubject.name, () => {
+    runCase(ADMIN_CASES.podSubject);
   });
 
   it('BANP egress deny with a NetworkPolicy egress isolating a different pod', () => {

@@ -8,11 +8,18 @@
 //
 // Every `validate` checks the incrementally updated engine AND a fresh engine built from the
 // same final state, and both against each other.
+//
+// The cases in UPSTREAM_CASES (helpers/scenarios.ts) are defined there because
+// lab-conformance.test.ts runs them with real packets too.
 
 import { describe, it } from 'node:test';
 import { Reachability } from './helpers/reachability.js';
 import {
   genPolicy,
+  makeLargeCIDRForIP,
+  NS_LABEL,
+  runCase,
+  UPSTREAM_CASES,
   genPolicyMatchLabels,
   ipBlockPeer,
   nsPeer,
@@ -32,35 +39,23 @@ import {
 } from './helpers/scenarios.js';
 import { modelPodIp } from './helpers/model.js';
 
-const NS_LABEL = 'kubernetes.io/metadata.name';
 const nsX = 'x';
 const nsY = 'y';
 const nsZ = 'z';
 const pod = (ns: string, name: string): string => `${ns}/${name}`;
 const reach = (): Reachability => new Reachability();
 
-/** Upstream makeLargeCIDRForIP: the /4 that contains the IP. */
-function makeLargeCIDRForIP(ip: string): string {
-  const first = Number(ip.split('.')[0]) & 0xf0;
-  return `${first}.0.0.0/4`;
-}
-
 describe('upstream NetworkPolicy e2e: NetworkPolicy between server and client', () => {
-  it("should support a 'default-deny-ingress' policy", () => {
-    const s = new Scenario().createPolicy(genPolicy(nsX, 'deny-ingress', {}, setSpecIngressRules()));
-    s.validate(TCP80, reach().expectPeer({}, { namespace: nsX }, false));
+  it(UPSTREAM_CASES.defaultDenyIngress.name, () => {
+    runCase(UPSTREAM_CASES.defaultDenyIngress);
   });
 
-  it("should support a 'default-deny-all' policy", () => {
-    const s = new Scenario().createPolicy(genPolicy(nsX, 'deny-all', {}, setSpecIngressRules(), setSpecEgressRules()));
-    s.validate(TCP80, reach().expectPeer({}, { namespace: nsX }, false).expectPeer({ namespace: nsX }, {}, false));
+  it(UPSTREAM_CASES.defaultDenyAll.name, () => {
+    runCase(UPSTREAM_CASES.defaultDenyAll);
   });
 
-  it('should enforce policy to allow traffic from pods within server namespace based on PodSelector', () => {
-    const s = new Scenario().createPolicy(
-      genPolicyMatchLabels(nsX, 'x-a-allows-x-b', { pod: 'a' }, setSpecIngressRules(rule([podPeer({ matchLabels: { pod: 'b' } })]))),
-    );
-    s.validate(TCP80, reach().expectAllIngress(pod(nsX, 'a'), false).expect(pod(nsX, 'b'), pod(nsX, 'a'), true));
+  it(UPSTREAM_CASES.podSelectorSameNamespace.name, () => {
+    runCase(UPSTREAM_CASES.podSelectorSameNamespace);
   });
 
   it('should enforce policy to allow ingress traffic for a target', () => {
@@ -106,50 +101,16 @@ describe('upstream NetworkPolicy e2e: NetworkPolicy between server and client', 
     s.validate(TCP80, reach().expectAllIngress(pod(nsX, 'a'), false).expect(pod(nsX, 'b'), pod(nsX, 'a'), true));
   });
 
-  it('should enforce policy based on NamespaceSelector with MatchExpressions', () => {
-    const s = new Scenario().createPolicy(
-      genPolicyMatchLabels(
-        nsX,
-        'allow-ns-y-match-selector',
-        { pod: 'a' },
-        setSpecIngressRules(rule([nsPeer({ matchExpressions: [{ key: NS_LABEL, operator: 'In', values: [nsY] }] })])),
-      ),
-    );
-    s.validate(
-      TCP80,
-      reach().expectPeer({ namespace: nsX }, { namespace: nsX, pod: 'a' }, false).expectPeer({ namespace: nsZ }, { namespace: nsX, pod: 'a' }, false),
-    );
+  it(UPSTREAM_CASES.namespaceSelectorMatchExpressions.name, () => {
+    runCase(UPSTREAM_CASES.namespaceSelectorMatchExpressions);
   });
 
-  it('should enforce policy based on PodSelector or NamespaceSelector', () => {
-    const s = new Scenario().createPolicy(
-      genPolicyMatchLabels(
-        nsX,
-        'allow-ns-y-match-selector',
-        { pod: 'a' },
-        setSpecIngressRules(
-          rule([nsPeer({ matchExpressions: [{ key: NS_LABEL, operator: 'NotIn', values: [nsX] }] }), podPeer({ matchLabels: { pod: 'b' } })]),
-        ),
-      ),
-    );
-    s.validate(TCP80, reach().expect(pod(nsX, 'a'), pod(nsX, 'a'), false).expect(pod(nsX, 'c'), pod(nsX, 'a'), false));
+  it(UPSTREAM_CASES.podSelectorOrNamespaceSelector.name, () => {
+    runCase(UPSTREAM_CASES.podSelectorOrNamespaceSelector);
   });
 
-  it('should enforce policy based on PodSelector and NamespaceSelector', () => {
-    const s = new Scenario().createPolicy(
-      genPolicyMatchLabels(
-        nsX,
-        'allow-ns-y-podselector-and-nsselector',
-        { pod: 'a' },
-        setSpecIngressRules(
-          rule([nsPodPeer({ matchExpressions: [{ key: NS_LABEL, operator: 'NotIn', values: [nsX] }] }, { matchLabels: { pod: 'b' } })]),
-        ),
-      ),
-    );
-    s.validate(
-      TCP80,
-      reach().expectAllIngress(pod(nsX, 'a'), false).expect(pod(nsY, 'b'), pod(nsX, 'a'), true).expect(pod(nsZ, 'b'), pod(nsX, 'a'), true),
-    );
+  it(UPSTREAM_CASES.podSelectorAndNamespaceSelector.name, () => {
+    runCase(UPSTREAM_CASES.podSelectorAndNamespaceSelector);
   });
 
   it('should enforce policy based on Multiple PodSelectors and NamespaceSelectors', () => {
@@ -207,22 +168,8 @@ describe('upstream NetworkPolicy e2e: NetworkPolicy between server and client', 
     });
   }
 
-  it('should enforce policy based on Ports', () => {
-    const s = new Scenario().createPolicy(
-      genPolicyMatchLabels(
-        nsX,
-        'allow-client-a-via-ns-selector',
-        { pod: 'a' },
-        setSpecIngressRules(rule([nsPeer({ matchLabels: { [NS_LABEL]: nsY } })], [port(81, 'TCP')])),
-      ),
-    );
-    s.validate(
-      TCP81,
-      reach()
-        .expectPeer({ namespace: nsX }, { namespace: nsX, pod: 'a' }, false)
-        .expectPeer({ namespace: nsY }, { namespace: nsX, pod: 'a' }, true)
-        .expectPeer({ namespace: nsZ }, { namespace: nsX, pod: 'a' }, false),
-    );
+  it(UPSTREAM_CASES.ports.name, () => {
+    runCase(UPSTREAM_CASES.ports);
   });
 
   for (const [probe, protocol] of [
@@ -245,21 +192,8 @@ describe('upstream NetworkPolicy e2e: NetworkPolicy between server and client', 
     });
   }
 
-  it('should enforce multiple, stacked policies with overlapping podSelectors', () => {
-    const allowedLabels = { matchLabels: { [NS_LABEL]: nsY } };
-    const s = new Scenario().createPolicy(
-      genPolicyMatchLabels(nsX, 'allow-client-a-via-ns-selector', { pod: 'a' }, setSpecIngressRules(rule([nsPeer(allowedLabels)], [port(81, 'TCP')]))),
-    );
-    const reachabilityALLOW = reach()
-      .expectPeer({ namespace: nsX }, { namespace: nsX, pod: 'a' }, false)
-      .expectPeer({ namespace: nsY }, { namespace: nsX, pod: 'a' }, true)
-      .expectPeer({ namespace: nsZ }, { namespace: nsX, pod: 'a' }, false);
-    s.validate(TCP81, reachabilityALLOW, 'port 81');
-    s.validate(TCP80, reach().expectAllIngress(pod(nsX, 'a'), false), 'port 80 before');
-    s.createPolicy(
-      genPolicyMatchLabels(nsX, 'allow-client-a-via-ns-selector-80', { pod: 'a' }, setSpecIngressRules(rule([nsPeer(allowedLabels)], [port(80, 'TCP')]))),
-    );
-    s.validate(TCP80, reachabilityALLOW, 'port 80 after');
+  it(UPSTREAM_CASES.stackedPolicies.name, () => {
+    runCase(UPSTREAM_CASES.stackedPolicies);
   });
 
   it('should support allow-all policy', () => {
@@ -274,20 +208,8 @@ describe('upstream NetworkPolicy e2e: NetworkPolicy between server and client', 
     s.validate(TCP80, reach().expectPeer({}, { namespace: nsX }, false));
   });
 
-  it('should allow ingress access from namespace on one named port', () => {
-    const s = new Scenario().createPolicy(
-      genPolicyMatchLabels(
-        nsX,
-        'allow-client-a-via-ns-selector-80',
-        { pod: 'a' },
-        setSpecIngressRules(rule([nsPeer({ matchLabels: { [NS_LABEL]: nsY } })], [port('serve-80-tcp', 'TCP')])),
-      ),
-    );
-    s.validate(
-      TCP80,
-      reach().expectPeer({ namespace: nsX }, { namespace: nsX, pod: 'a' }, false).expectPeer({ namespace: nsZ }, { namespace: nsX, pod: 'a' }, false),
-    );
-    s.validate(TCP81, reach().expectAllIngress(pod(nsX, 'a'), false));
+  it(UPSTREAM_CASES.namedPortFromNamespace.name, () => {
+    runCase(UPSTREAM_CASES.namedPortFromNamespace);
   });
 
   it('should allow egress access on one named port', () => {
@@ -296,30 +218,16 @@ describe('upstream NetworkPolicy e2e: NetworkPolicy between server and client', 
     s.validate(TCP81, reach().expectPeer({ namespace: nsX }, {}, false));
   });
 
-  it('should enforce updated policy', () => {
-    const s = new Scenario().createPolicy(genPolicyMatchLabels(nsX, 'allow-all-mutate-to-deny-all', {}, setSpecIngressRules(rule())));
-    s.validate(TCP81, reach(), 'allow all');
-    s.updatePolicy(genPolicyMatchLabels(nsX, 'allow-all-mutate-to-deny-all', {}, setSpecIngressRules()));
-    s.validate(TCP81, reach().expectPeer({}, { namespace: nsX }, false), 'deny all');
+  it(UPSTREAM_CASES.updatedPolicy.name, () => {
+    runCase(UPSTREAM_CASES.updatedPolicy);
   });
 
-  it('should allow ingress access from updated namespace', () => {
-    const s = new Scenario().createPolicy(
-      genPolicyMatchLabels(nsX, 'allow-client-a-via-ns-selector', { pod: 'a' }, setSpecIngressRules(rule([nsPeer({ matchLabels: { ns2: 'updated' } })]))),
-    );
-    s.validate(TCP80, reach().expectAllIngress(pod(nsX, 'a'), false), 'before');
-    s.addNamespaceLabel(nsY, 'ns2', 'updated');
-    s.validate(TCP80, reach().expectAllIngress(pod(nsX, 'a'), false).expectPeer({ namespace: nsY }, {}, true), 'after');
+  it(UPSTREAM_CASES.updatedNamespace.name, () => {
+    runCase(UPSTREAM_CASES.updatedNamespace);
   });
 
-  it('should allow ingress access from updated pod', () => {
-    const matchLabels = { pod: 'b', pod2: 'updated' };
-    const s = new Scenario().createPolicy(
-      genPolicyMatchLabels(nsX, 'allow-client-a-via-pod-selector', { pod: 'a' }, setSpecIngressRules(rule([podPeer({ matchLabels })]))),
-    );
-    s.validate(TCP80, reach().expectAllIngress(pod(nsX, 'a'), false), 'before');
-    s.addPodLabels(pod(nsX, 'b'), matchLabels);
-    s.validate(TCP80, reach().expectAllIngress(pod(nsX, 'a'), false).expect(pod(nsX, 'b'), pod(nsX, 'a'), true), 'after');
+  it(UPSTREAM_CASES.updatedPod.name, () => {
+    runCase(UPSTREAM_CASES.updatedPod);
   });
 
   it('should deny ingress from pods on other namespaces', () => {
@@ -327,16 +235,12 @@ describe('upstream NetworkPolicy e2e: NetworkPolicy between server and client', 
     s.validate(TCP80, reach().expectPeer({ namespace: nsY }, { namespace: nsX }, false).expectPeer({ namespace: nsZ }, { namespace: nsX }, false));
   });
 
-  it('should deny ingress access to updated pod', () => {
-    const s = new Scenario().createPolicy(genPolicy(nsX, 'deny-ingress-via-label-selector', { matchLabels: { target: 'isolated' } }, setSpecIngressRules()));
-    s.validate(TCP80, reach(), 'before');
-    s.addPodLabels(pod(nsX, 'a'), { target: 'isolated' });
-    s.validate(TCP80, reach().expectAllIngress(pod(nsX, 'a'), false), 'after');
+  it(UPSTREAM_CASES.deniedUpdatedPod.name, () => {
+    runCase(UPSTREAM_CASES.deniedUpdatedPod);
   });
 
-  it('should deny egress from pods based on PodSelector', () => {
-    const s = new Scenario().createPolicy(genPolicy(nsX, 'deny-egress-pod-a', { matchLabels: { pod: 'a' } }, setSpecEgressRules()));
-    s.validate(TCP80, reach().expectAllEgress(pod(nsX, 'a'), false));
+  it(UPSTREAM_CASES.denyEgressByPodSelector.name, () => {
+    runCase(UPSTREAM_CASES.denyEgressByPodSelector);
   });
 
   it('should deny egress from all pods in a namespace', () => {
@@ -344,45 +248,12 @@ describe('upstream NetworkPolicy e2e: NetworkPolicy between server and client', 
     s.validate(TCP80, reach().expectPeer({ namespace: nsX }, {}, false));
   });
 
-  it('should work with Ingress, Egress specified together', () => {
-    const base = genPolicyMatchLabels(
-      nsX,
-      'allow-client-a-via-pod-selector',
-      { pod: 'a' },
-      setSpecIngressRules(rule([podPeer({ matchLabels: { pod: 'b' } })])),
-    );
-    // Upstream appends an egress rule on port 80 (no protocol: TCP) and sets both policyTypes.
-    const policy = { ...base, egress: [rule([], [port(80)])], policyTypes: ['Egress', 'Ingress'] as ('Egress' | 'Ingress')[] };
-    const s = new Scenario().createPolicy(policy);
-    s.validate(TCP80, reach().expectAllIngress(pod(nsX, 'a'), false).expect(pod(nsX, 'b'), pod(nsX, 'a'), true), 'port 80');
-    s.validate(
-      TCP81,
-      reach().expectAllIngress(pod(nsX, 'a'), false).expectAllEgress(pod(nsX, 'a'), false).expect(pod(nsX, 'b'), pod(nsX, 'a'), true),
-      'port 81',
-    );
+  it(UPSTREAM_CASES.ingressAndEgress.name, () => {
+    runCase(UPSTREAM_CASES.ingressAndEgress);
   });
 
-  it('should support denying of egress traffic on the client side (even if the server explicitly allows this traffic)', () => {
-    const ingressRule = rule([nsPodPeer({ matchLabels: { [NS_LABEL]: nsX } }, { matchLabels: { pod: 'a' } })]);
-    const s = new Scenario()
-      .createPolicy(
-        genPolicyMatchLabels(
-          nsX,
-          'allow-to-ns-y-pod-a',
-          { pod: 'a' },
-          setSpecEgressRules(rule([nsPodPeer({ matchLabels: { [NS_LABEL]: nsY } }, { matchLabels: { pod: 'a' } })])),
-        ),
-      )
-      .createPolicy(genPolicyMatchLabels(nsY, 'allow-from-xa-on-ya-match-selector', { pod: 'a' }, setSpecIngressRules(ingressRule)))
-      .createPolicy(genPolicyMatchLabels(nsY, 'allow-from-xa-on-yb-match-selector', { pod: 'b' }, setSpecIngressRules(ingressRule)));
-    s.validate(
-      TCP80,
-      reach()
-        .expectPeer({ namespace: nsX, pod: 'a' }, {}, false)
-        .expectPeer({}, { namespace: nsY, pod: 'a' }, false)
-        .expectPeer({ namespace: nsX, pod: 'a' }, { namespace: nsY, pod: 'a' }, true)
-        .expectPeer({}, { namespace: nsY, pod: 'b' }, false),
-    );
+  it(UPSTREAM_CASES.clientSideEgressDeny.name, () => {
+    runCase(UPSTREAM_CASES.clientSideEgressDeny);
   });
 
   it('should enforce egress policy allowing traffic to a server in a different namespace based on PodSelector and NamespaceSelector', () => {
@@ -405,11 +276,8 @@ describe('upstream NetworkPolicy e2e: NetworkPolicy between server and client', 
     s.validate(UDP80, reach().expectPeer({}, { namespace: nsX, pod: 'a' }, false), 'UDP');
   });
 
-  it('should enforce multiple ingress policies with ingress allow-all policy taking precedence', () => {
-    const s = new Scenario().createPolicy(genPolicyMatchLabels(nsX, 'allow-ingress-port-80', {}, setSpecIngressRules(rule([], [port(80)]))));
-    s.validate(TCP81, reach().expectPeer({}, { namespace: nsX }, false), 'port 80 only');
-    s.createPolicy(genPolicyMatchLabels(nsX, 'allow-ingress', {}, setSpecIngressRules(rule())));
-    s.validate(TCP81, reach(), 'allow all');
+  it(UPSTREAM_CASES.ingressAllowAllPrecedence.name, () => {
+    runCase(UPSTREAM_CASES.ingressAllowAllPrecedence);
   });
 
   it('should enforce multiple egress policies with egress allow-all policy taking precedence', () => {
@@ -426,24 +294,12 @@ describe('upstream NetworkPolicy e2e: NetworkPolicy between server and client', 
     s.validate(TCP80, reach(), 'after delete');
   });
 
-  it('should allow egress access to server in CIDR block', () => {
-    const s = new Scenario().createPolicy(
-      genPolicyMatchLabels(nsX, 'allow-client-a-via-cidr-egress-rule', { pod: 'a' }, setSpecEgressRules(rule([ipBlockPeer(`${modelPodIp(nsY, 'b')}/32`)]))),
-    );
-    s.validate(TCP80, reach().expectAllEgress(pod(nsX, 'a'), false).expect(pod(nsX, 'a'), pod(nsY, 'b'), true));
+  it(UPSTREAM_CASES.egressToCidr.name, () => {
+    runCase(UPSTREAM_CASES.egressToCidr);
   });
 
-  it('should enforce except clause while egress access to server in CIDR block', () => {
-    const podB = modelPodIp(nsX, 'b');
-    const s = new Scenario().createPolicy(
-      genPolicyMatchLabels(
-        nsX,
-        'allow-client-a-via-cidr-egress-rule',
-        { pod: 'a' },
-        setSpecEgressRules(rule([ipBlockPeer(makeLargeCIDRForIP(podB), [`${podB}/32`])])),
-      ),
-    );
-    s.validate(TCP80, reach().expect(pod(nsX, 'a'), pod(nsX, 'b'), false));
+  it(UPSTREAM_CASES.ipBlockExcept.name, () => {
+    runCase(UPSTREAM_CASES.ipBlockExcept);
   });
 
   it('should ensure an IP overlapping both IPBlock.CIDR and IPBlock.Except is allowed', () => {
@@ -471,14 +327,8 @@ describe('upstream NetworkPolicy e2e: NetworkPolicy between server and client', 
     s.validate(TCP80, reach().expectAllIngress(pod(nsX, 'a'), false), 'deny ingress');
   });
 
-  it("should not mistakenly treat 'protocol: SCTP' as 'protocol: TCP', even if the plugin doesn't support SCTP", () => {
-    const s = new Scenario()
-      .createPolicy(genPolicy(nsX, 'deny-ingress', {}, setSpecIngressRules()))
-      .createPolicy(genPolicyMatchLabels(nsX, 'allow-only-sctp-ingress-on-port-81', { pod: 'a' }, setSpecIngressRules(rule([], [port(81, 'SCTP')]))));
-    s.validate(TCP81, reach().expectPeer({}, { namespace: nsX }, false));
-    // Beyond upstream (this machine's kernel has no SCTP, the analyzer checks it): SCTP/81
-    // to x/a is what the second policy allows.
-    s.validate(SCTP81, reach().expectPeer({}, { namespace: nsX }, false).expectAllIngress(pod(nsX, 'a'), true), 'SCTP');
+  it(UPSTREAM_CASES.sctpIsNotTcp.name, () => {
+    runCase(UPSTREAM_CASES.sctpIsNotTcp);
   });
 
   it("should properly isolate pods that are selected by a policy allowing SCTP, even if the plugin doesn't support SCTP", () => {
@@ -490,12 +340,8 @@ describe('upstream NetworkPolicy e2e: NetworkPolicy between server and client', 
     s.validate(SCTP81, reach().expectAllIngress(pod(nsX, 'a'), false), 'SCTP 81 (beyond upstream)');
   });
 
-  it('should not allow access by TCP when a policy specifies only UDP', () => {
-    const s = new Scenario().createPolicy(
-      genPolicyMatchLabels(nsX, 'allow-only-udp-ingress-on-port-81', { pod: 'a' }, setSpecIngressRules(rule([], [port(81, 'UDP')]))),
-    );
-    s.validate(TCP81, reach().expectAllIngress(pod(nsX, 'a'), false));
-    s.validate(UDP81, reach(), 'UDP 81 (beyond upstream)');
+  it(UPSTREAM_CASES.udpOnly.name, () => {
+    runCase(UPSTREAM_CASES.udpOnly);
   });
 
   it('should enforce policy to allow traffic based on NamespaceSelector with MatchLabels using default ns label', () => {
@@ -539,20 +385,8 @@ describe('upstream NetworkPolicy e2e: NetworkPolicy between server and client us
 // port to endPort if set, inclusive, should be allowed by the policy". The current upstream
 // file has no endPort case; these follow its style on the same model.
 describe('port range (endPort), in the upstream style', () => {
-  it('should support enforcing policy based on port range (endPort) covering both model ports', () => {
-    const s = new Scenario().createPolicy(
-      genPolicyMatchLabels(
-        nsX,
-        'allow-ns-y-ports-80-81',
-        { pod: 'a' },
-        setSpecIngressRules(rule([nsPeer({ matchLabels: { [NS_LABEL]: nsY } })], [port(80, 'TCP', 81)])),
-      ),
-    );
-    const onlyY = (): Reachability =>
-      reach().expectPeer({ namespace: nsX }, { namespace: nsX, pod: 'a' }, false).expectPeer({ namespace: nsZ }, { namespace: nsX, pod: 'a' }, false);
-    s.validate(TCP80, onlyY(), 'TCP 80');
-    s.validate(TCP81, onlyY(), 'TCP 81');
-    s.validate(UDP80, reach().expectAllIngress(pod(nsX, 'a'), false), 'UDP 80');
+  it(UPSTREAM_CASES.endPortBothModelPorts.name, () => {
+    runCase(UPSTREAM_CASES.endPortBothModelPorts);
   });
 
   it('should enforce a port range (endPort) that starts after port 80 only from its first port', () => {
