@@ -278,7 +278,7 @@ describe('weir explain', () => {
     const r = await weir(args);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^verdict: DENIED$/m);
-    assert.match(r.stdout, /app\/web\[Deployment\] is isolated by NetworkPolicy and no rule allows this: default deny/);
+    assert.match(r.stdout, /app\/web\[Deployment\] is isolated for ingress by NetworkPolicy app\/web-from-outside and no rule of those policies allows this: default deny/);
     const strict = await weir([...args, '--fail-on-deny']);
     assert.equal(strict.code, 1);
   });

@@ -238,7 +238,7 @@ spec:
     assert.match(up.stdout, /NOT enforced/);
     const r = await ok(['lab', 'probe', ...lab.at, '--compare', '--port', '5432/TCP', '--to', 'app/db'], 1);
     assert.match(r.stdout, /DISAGREE app\/web -> app\/db 5432\/TCP: the engine says DENIED, the kernel: reachable/);
-    assert.match(r.stdout, /app\/db is isolated by NetworkPolicy/);
+    assert.match(r.stdout, /app\/db is isolated for ingress by NetworkPolicy app\/[a-z-]+/);
     assert.match(r.stdout, /^\d+ cells, 3 disagreements/m);
     await ok(['lab', 'down', ...lab.at]);
   });

@@ -107,7 +107,7 @@ describe('lab compare (engine vs probe)', () => {
     const text = formatComparison(cmp);
     assert.match(text, /DISAGREE x\/c -> x\/b 80\/TCP: the engine says DENIED, the kernel: reachable/);
     assert.match(text, /DISAGREE x\/a -> x\/c 80\/TCP: the engine says ALLOWED, the kernel: not reachable \(timeout\)/);
-    assert.match(text, /x\/b is isolated by NetworkPolicy/);
+    assert.match(text, /x\/b is isolated for ingress by NetworkPolicy x\/[a-z-]+ and no rule of those policies allows this/);
     assert.match(text, /^12 cells, 2 disagreements/m);
     const json = comparisonJson(cmp) as { cells: number; disagreements: unknown[] };
     assert.equal(json.cells, 12);

@@ -81,7 +81,7 @@ export function resolveEndpoint(engine: PolicyEngine, spec: string): { endpoint:
   throw new EndpointNotFoundError(spec, 'expected ns/pod, ns/workload, an IP address or a CIDR');
 }
 
-function stepOf(d: Decision, subject: string): ExplainStep {
+function stepOf(d: Decision, subject: string, direction: Direction, isolating: readonly string[] = []): ExplainStep {
   if (d.rule) {
     const r = d.rule.ref;
     const prio = r.priority !== undefined ? ` (priority ${r.priority})` : '';
@@ -100,7 +100,8 @@ function stepOf(d: Decision, subject: string): ExplainStep {
       tier: 'default',
       action: 'Deny',
       audit: false,
-      text: `${subject} is isolated by NetworkPolicy and no rule allows this: default deny`,
+      policy: isolating.join(', ') || undefined,
+      text: `${subject} is isolated for ${direction} by ${isolating.length ? isolating.join(', ') : 'NetworkPolicy'} and no rule of those policies allows this: default deny`,
     };
   }
   return { tier: 'default', action: 'Allow', audit: false, text: `no policy denies this for ${subject}: default allow` };
@@ -137,8 +138,11 @@ function explainSide(
     };
     return { direction, subject: subject.label, verdict, decidedBy: step, steps: [step] };
   }
-  const steps = trace.filter((d) => !isEmpty(d.conns)).map((d) => stepOf(d, subject.label));
-  const decisive = [...steps].reverse().find((s) => s.action !== 'Pass') ?? stepOf({ rule: undefined, reason: 'default-allow', action: 'Allow', conns: portsConn(protocol, port, port) }, subject.label);
+  const isolating = subject.endpoint.identity ? engine.program(subject.endpoint.identity.id, direction, mode).isolatingPolicies : [];
+  const steps = trace.filter((d) => !isEmpty(d.conns)).map((d) => stepOf(d, subject.label, direction, isolating));
+  const decisive =
+    [...steps].reverse().find((s) => s.action !== 'Pass') ??
+    stepOf({ rule: undefined, reason: 'default-allow', action: 'Allow', conns: portsConn(protocol, port, port) }, subject.label, direction);
   return { direction, subject: subject.label, verdict, decidedBy: decisive, steps };
 }
 
