@@ -1,5 +1,8 @@
 // IPv4 arithmetic for the lab's address plan. IPv4 only: the lab's pod, underlay and
-// external ranges are IPv4, like the upstream e2e model.
+// external ranges are IPv4, like the upstream e2e model. Text goes through the one strict
+// parser in src/net.
+
+import { formatIP, parseIP } from '../net/address.js';
 
 export interface Cidr {
   /** Network address as an unsigned 32-bit number. */
@@ -8,20 +11,12 @@ export interface Cidr {
 }
 
 export function parseIPv4(text: string): number | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  let value = 0;
-  for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part)) return undefined;
-    const octet = Number(part);
-    if (octet > 255) return undefined;
-    value = value * 256 + octet;
-  }
-  return value;
+  const parsed = parseIP(text);
+  return parsed?.family === 4 ? Number(parsed.value) : undefined;
 }
 
 export function formatIPv4(value: number): string {
-  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
+  return formatIP(4, BigInt(value));
 }
 
 function mask(bits: number): number {

@@ -16,7 +16,7 @@ export { findManifestFiles, MANIFEST_EXTENSIONS } from './files.js';
 export { formatPath } from './issues.js';
 export { MODE_ANNOTATION } from './schema.js';
 export { NAMESPACE_NAME_LABEL } from './normalize.js';
-export { parseCIDR, parseIP, canonicalCIDR, isStrictSubset, hasHostBits, type ParsedCIDR, type ParsedIP } from './cidr.js';
+export { parseCIDR, parseIP, canonicalCIDR, isStrictSubset, hasHostBits, type ParsedCIDR, type ParsedIP } from '../net/address.js';
 
 export type LoadOptions = ParseOptions;
 

@@ -22,7 +22,7 @@ import type {
   SourceRef,
 } from '../model/cluster.js';
 import type { z } from 'zod';
-import { canonicalCIDR, hasHostBits, parseCIDR } from './cidr.js';
+import { canonicalCIDR, hasHostBits, parseCIDR } from '../net/address.js';
 import type {
   RawAdminEgressPeer,
   RawAdminIngressPeer,

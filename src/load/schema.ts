@@ -11,7 +11,7 @@
 
 import { z } from 'zod';
 import { PROTOCOLS } from '../model/cluster.js';
-import { hasHostBits, isStrictSubset, parseCIDR, parseIP } from './cidr.js';
+import { hasHostBits, isStrictSubset, parseCIDR, parseIP } from '../net/address.js';
 import { checkLabelKey, checkLabelValue, checkNamespaceName, checkObjectName, checkPortName, checkPortNumber } from './syntax.js';
 
 type Ctx = z.RefinementCtx;

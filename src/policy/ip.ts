@@ -4,7 +4,7 @@
 // [2^128, 2^128 + 2^32), so that an IPv4 ipBlock never matches IPv6 traffic and vice versa
 // (Kubernetes treats the families separately: `0.0.0.0/0` does not select IPv6 peers).
 
-import { isIPv4, isIPv6 } from 'node:net';
+import { formatIP, hasHostBits, parseCIDR, parseIP } from '../net/address.js';
 
 export type Family = 4 | 6;
 
@@ -27,35 +27,11 @@ export interface ParsedCidr {
   readonly hostBitsSet: boolean;
 }
 
-function v4ToBig(ip: string): bigint {
-  const parts = ip.split('.').map((p) => Number(p));
-  return BigInt(((parts[0] << 24) >>> 0) + (parts[1] << 16) + (parts[2] << 8) + parts[3]);
-}
-
-function v6ToBig(ip: string): bigint {
-  let text = ip;
-  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hextets.
-  const lastColon = text.lastIndexOf(':');
-  const tail = text.slice(lastColon + 1);
-  if (tail.includes('.')) {
-    const v = Number(v4ToBig(tail));
-    text = `${text.slice(0, lastColon + 1)}${(v >>> 16).toString(16)}:${(v & 0xffff).toString(16)}`;
-  }
-  const [head, rest] = text.split('::');
-  const headParts = head ? head.split(':') : [];
-  const restParts = rest !== undefined && rest !== '' ? rest.split(':') : [];
-  const missing = 8 - headParts.length - restParts.length;
-  const all = rest !== undefined ? [...headParts, ...Array<string>(missing).fill('0'), ...restParts] : headParts;
-  let value = 0n;
-  for (const h of all) value = (value << 16n) + BigInt(parseInt(h, 16));
-  return value;
-}
-
 /** Parses an address to its position on the number line, or undefined when invalid. */
 export function parseIp(ip: string): bigint | undefined {
-  if (isIPv4(ip)) return V4_BASE + v4ToBig(ip);
-  if (isIPv6(ip)) return v6ToBig(ip);
-  return undefined;
+  const parsed = parseIP(ip);
+  if (!parsed) return undefined;
+  return parsed.family === 4 ? V4_BASE + parsed.value : parsed.value;
 }
 
 export function familyOf(value: bigint): Family {
@@ -64,37 +40,16 @@ export function familyOf(value: bigint): Family {
 
 /** Parses `a.b.c.d/n` or `x::/n`; returns undefined when the text is not a valid CIDR. */
 export function parseCidr(text: string): ParsedCidr | undefined {
-  const slash = text.indexOf('/');
-  if (slash < 0) return undefined;
-  const addr = text.slice(0, slash);
-  const prefixText = text.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(prefixText)) return undefined;
-  const prefix = Number(prefixText);
-  let family: Family;
-  let base: bigint;
-  let bits: number;
-  if (isIPv4(addr)) {
-    family = 4;
-    bits = 32;
-    base = V4_BASE;
-  } else if (isIPv6(addr) && !addr.includes('%')) {
-    family = 6;
-    bits = 128;
-    base = 0n;
-  } else {
-    return undefined;
-  }
-  if (prefix > bits) return undefined;
-  const raw = (parseIp(addr) as bigint) - base;
-  const hostBits = BigInt(bits - prefix);
-  const size = 1n << hostBits;
-  const network = (raw >> hostBits) << hostBits;
+  const c = parseCIDR(text);
+  if (!c) return undefined;
+  const base = c.family === 4 ? V4_BASE : 0n;
+  const size = 1n << BigInt((c.family === 4 ? 32 : 128) - c.prefix);
   return {
-    family,
+    family: c.family,
     text,
-    prefix,
-    interval: { start: base + network, end: base + network + size - 1n },
-    hostBitsSet: network !== raw,
+    prefix: c.prefix,
+    interval: { start: base + c.network, end: base + c.network + size - 1n },
+    hostBitsSet: hasHostBits(c),
   };
 }
 
@@ -109,32 +64,7 @@ export function contains(outer: IpInterval, inner: IpInterval): boolean {
 }
 
 export function formatIp(value: bigint): string {
-  if (value >= V4_BASE) {
-    const v = Number(value - V4_BASE);
-    return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
-  }
-  const hextets: string[] = [];
-  for (let i = 7; i >= 0; i--) hextets.push(((value >> BigInt(i * 16)) & 0xffffn).toString(16));
-  // Compress the longest run of zero hextets, as RFC 5952 asks.
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (hextets[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && hextets[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestStart < 0) return hextets.join(':');
-  const left = hextets.slice(0, bestStart).join(':');
-  const right = hextets.slice(bestStart + bestLen).join(':');
-  return `${left}::${right}`;
+  return value >= V4_BASE ? formatIP(4, value - V4_BASE) : formatIP(6, value);
 }
 
 export function formatInterval(iv: IpInterval): string {

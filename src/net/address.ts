@@ -1,4 +1,6 @@
-// IP address and CIDR parsing for validation (ipBlock.cidr, ipBlock.except, ANP networks).
+// IP address and CIDR text: the one strict parser every part of weir uses (the loader's
+// validation of ipBlock.cidr, ipBlock.except and ANP networks; the engine's address line; the
+// lab's address plan; the flow enricher).
 //
 // Addresses are held as bigint so IPv4 and IPv6 share one code path. Only the syntax the
 // Kubernetes API accepts is accepted here: dotted-quad IPv4 and RFC 4291 IPv6 text (with an
