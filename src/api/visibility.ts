@@ -1,15 +1,29 @@
 // One call to run the whole visibility side against a lab: store, pipeline, alerts, one
 // NodeFlowSource per lab node (conntrack + nft in the node's netns), and the HTTP server.
+//
+// The lab is watched (state.json and the desired generation, polled): on every change the
+// pod table and the policy engine are rebuilt from the same desired manifests and pod
+// addresses the agents enforce (src/lab/compare.ts labCluster), so accepted connections are
+// attributed by the engine the kernel was compiled from (src/flows/attribution.ts).
 import type { FastifyInstance } from 'fastify';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { labCluster } from '../lab/compare.js';
 import { readState, type LabState } from '../lab/state.js';
+import { desiredDir, GENERATION_FILE } from '../lab/supervisor.js';
+import { loadManifests } from '../load/index.js';
+import { emptyCluster } from '../model/cluster.js';
+import { PolicyEngine } from '../policy/engine.js';
 import { AlertEngine, WebhookDispatcher, loadAlertConfig } from '../flows/alerts.js';
+import { FlowAttribution, type AttributedPod, type AttributionStats } from '../flows/attribution.js';
 import { Enricher, identityOf, type PodInfo } from '../flows/enrich.js';
 import { FlowMetrics } from '../flows/metrics.js';
 import { NodeFlowSource } from '../flows/node-source.js';
 import { FlowPipeline } from '../flows/pipeline.js';
 import { SqliteFlowStore } from '../flows/sqlite-store.js';
 import type { RetentionOptions } from '../flows/store.js';
+import type { KnownPolicy } from './routes/policies.js';
 import { DEFAULT_PORT, createServer } from './server.js';
 
 export interface VisibilityOptions {
@@ -24,9 +38,20 @@ export interface VisibilityOptions {
   /** Follow the kernel of every lab node (default true). */
   sources?: boolean;
   retention?: Partial<RetentionOptions>;
-  /** How often the lab state is re-read for new pods. */
+  /** How often the lab state and desired generation are checked for changes (default 500 ms). */
   refreshMs?: number;
+  /** nft poll period of the node sources (default 500 ms). */
+  pollMs?: number;
   log?: (line: string) => void;
+}
+
+/** The lab as the visibility side sees it at one moment; rebuilt whenever the lab changes. */
+export interface LabView {
+  readonly state: LabState | undefined;
+  readonly generation: string;
+  readonly pods: ReadonlyMap<string, PodInfo>;
+  readonly attribution: FlowAttribution | undefined;
+  readonly knownPolicies: readonly KnownPolicy[];
 }
 
 export interface Visibility {
@@ -36,30 +61,89 @@ export interface Visibility {
   pipeline: FlowPipeline;
   metrics: FlowMetrics;
   sources: NodeFlowSource[];
+  /** The current lab view (engine, pods). */
+  view(): LabView;
+  /** Re-reads the lab now (also done every refreshMs); resolves once the view is current. */
+  refresh(): Promise<LabView>;
+  /** Attribution counters summed over engine rebuilds. */
+  attributionStats(): AttributionStats;
   stop(): Promise<void>;
 }
 
-function podIndex(state: LabState | undefined): Map<string, PodInfo> {
-  const m = new Map<string, PodInfo>();
-  for (const p of state?.pods ?? []) m.set(p.ip, { ip: p.ip, namespace: p.namespace, name: p.name, workload: p.workload, labels: p.labels, identity: identityOf(p.namespace, p.labels) });
-  return m;
+async function signatureOf(labDir: string): Promise<{ state: LabState | undefined; generation: string }> {
+  const state = await readState(labDir);
+  const generation = (await readFile(join(desiredDir(labDir), GENERATION_FILE), 'utf8').catch(() => '')).trim();
+  return { state, generation };
+}
+
+async function buildView(labDir: string, state: LabState | undefined, generation: string, log: (l: string) => void): Promise<LabView> {
+  const pods = new Map<string, PodInfo>();
+  const placed = new Map<string, AttributedPod>();
+  for (const p of state?.pods ?? []) {
+    pods.set(p.ip, { ip: p.ip, namespace: p.namespace, name: p.name, workload: p.workload, labels: p.labels, identity: identityOf(p.namespace, p.labels) });
+    placed.set(p.ip, { key: p.key, ip: p.ip, node: p.node });
+  }
+  if (!state) return { state, generation, pods, attribution: undefined, knownPolicies: [] };
+  const folder = desiredDir(labDir);
+  const desired = existsSync(folder) ? (await loadManifests([folder])).cluster : emptyCluster();
+  const engine = new PolicyEngine(labCluster(desired, state));
+  let lastLog = 0;
+  const attribution = new FlowAttribution(engine, {
+    pods: placed,
+    defaultNode: state.external.node,
+    onMismatch: (m) => {
+      // One line per 10 s at most: a systematic disagreement would otherwise flood the log.
+      if (Date.now() - lastLog < 10_000) return;
+      lastLog = Date.now();
+      log(`weir flows: kernel and engine disagree: ${m}`);
+    },
+  });
+  const knownPolicies = [...engine.policies.values()].map((p) => ({ policy: p.key, tier: p.tier }));
+  return { state, generation, pods, attribution, knownPolicies };
+}
+
+function addStats(into: AttributionStats, from: AttributionStats): void {
+  into.attributed += from.attributed;
+  into.evaluations += from.evaluations;
+  into.otherNode += from.otherNode;
+  into.droppedElsewhere += from.droppedElsewhere;
+  into.auditStarts += from.auditStarts;
+  into.auditOfDropped += from.auditOfDropped;
+  into.mismatches += from.mismatches;
+  if (from.lastMismatch !== undefined) into.lastMismatch = from.lastMismatch;
+}
+
+function emptyStats(): AttributionStats {
+  return { attributed: 0, evaluations: 0, otherNode: 0, droppedElsewhere: 0, auditStarts: 0, auditOfDropped: 0, mismatches: 0 };
 }
 
 export async function startVisibility(opts: VisibilityOptions): Promise<Visibility> {
   const log = opts.log ?? ((l: string) => console.error(l));
-  let state = await readState(opts.labDir);
-  let pods = podIndex(state);
-  const enricher = new Enricher({ lookup: (ip) => pods.get(ip), externalCidrs: state ? [state.network.externalCidr] : [] });
-  const refresh = setInterval(() => {
-    readState(opts.labDir)
-      .then((s) => {
-        if (s?.updatedAt === state?.updatedAt) return;
-        state = s;
-        pods = podIndex(s);
+  const first = await signatureOf(opts.labDir);
+  let view = await buildView(opts.labDir, first.state, first.generation, log);
+  const retired = emptyStats();
+  const enricher = new Enricher({ lookup: (ip) => view.pods.get(ip), externalCidrs: first.state ? [first.state.network.externalCidr] : [] });
+
+  let refreshing: Promise<LabView> | undefined;
+  const refreshNow = (): Promise<LabView> => {
+    refreshing ??= (async () => {
+      try {
+        const next = await signatureOf(opts.labDir);
+        if (next.state?.updatedAt === view.state?.updatedAt && next.generation === view.generation) return view;
+        const rebuilt = await buildView(opts.labDir, next.state, next.generation, log);
+        if (view.attribution) addStats(retired, view.attribution.stats);
+        view = rebuilt;
         enricher.invalidate();
-      })
-      .catch((e: unknown) => log(`weir flows: lab state: ${(e as Error).message}`));
-  }, opts.refreshMs ?? 2000);
+        return view;
+      } finally {
+        refreshing = undefined;
+      }
+    })();
+    return refreshing;
+  };
+  const refresh = setInterval(() => {
+    refreshNow().catch((e: unknown) => log(`weir flows: lab state: ${(e as Error).message}`));
+  }, opts.refreshMs ?? 500);
   refresh.unref();
 
   const store = new SqliteFlowStore(opts.storePath ?? join(opts.labDir, 'flows.db'), opts.retention ? { retention: opts.retention } : {});
@@ -74,18 +158,62 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
   }
 
   const sources: NodeFlowSource[] = [];
-  if (opts.sources ?? true) {
-    for (const node of state?.nodes ?? []) {
-      const src = new NodeFlowSource({ node: node.name, netns: node.netns, reasonsFile: join(opts.labDir, 'reasons.json'), enricher });
-      src.on('records', (r) => pipeline.ingest(r));
-      src.on('warning', (e) => log(`weir flows: ${node.name}: ${e.message}`));
-      await src.start();
-      sources.push(src);
+  const stopSources = async (): Promise<void> => {
+    await Promise.all(sources.map((s) => s.stop()));
+  };
+  try {
+    if (opts.sources ?? true) {
+      for (const node of first.state?.nodes ?? []) {
+        const src = new NodeFlowSource({
+          node: node.name,
+          netns: node.netns,
+          reasonsFile: join(opts.labDir, 'reasons.json'),
+          enricher,
+          attributor: () => view.attribution,
+          ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
+        });
+        src.on('records', (r) => pipeline.ingest(r));
+        src.on('warning', (e) => log(`weir flows: ${node.name}: ${e.message}`));
+        await src.start();
+        sources.push(src);
+      }
     }
+  } catch (e) {
+    clearInterval(refresh);
+    await stopSources();
+    pipeline.stop();
+    store.close();
+    throw e;
   }
 
-  const app = createServer({ store, pipeline, metrics, ...(alerts ? { alerts } : {}), ...(opts.uiDir ? { uiDir: opts.uiDir } : {}) });
-  await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? DEFAULT_PORT });
+  const attributionStats = (): AttributionStats => {
+    const s = { ...retired };
+    if (view.attribution) addStats(s, view.attribution.stats);
+    return s;
+  };
+  const app = createServer({
+    store,
+    pipeline,
+    metrics,
+    knownPolicies: () => view.knownPolicies,
+    ...(alerts ? { alerts } : {}),
+    ...(opts.uiDir ? { uiDir: opts.uiDir } : {}),
+  });
+  app.get('/api/attribution', { schema: { tags: ['flows'], summary: 'How kernel records were attributed and deduplicated across nodes' } }, async () => ({
+    generation: view.generation,
+    stateUpdatedAt: view.state?.updatedAt ?? null,
+    ...attributionStats(),
+  }));
+  try {
+    await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? DEFAULT_PORT });
+  } catch (e) {
+    clearInterval(refresh);
+    await stopSources();
+    await dispatcher?.stop();
+    pipeline.stop();
+    store.close();
+    throw e;
+  }
   const addr = app.server.address();
   const url = typeof addr === 'object' && addr ? `http://${opts.host ?? '127.0.0.1'}:${addr.port}` : String(addr);
 
@@ -96,9 +224,12 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
     pipeline,
     metrics,
     sources,
+    view: () => view,
+    refresh: refreshNow,
+    attributionStats,
     async stop() {
       clearInterval(refresh);
-      await Promise.all(sources.map((s) => s.stop()));
+      await stopSources();
       await app.close();
       await dispatcher?.stop();
       pipeline.stop();

@@ -6,6 +6,7 @@ import { EventEmitter, once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { ConntrackFlowParser } from './conntrack.js';
+import type { RecordAttributor } from './attribution.js';
 import type { Enricher } from './enrich.js';
 import { CounterTracker, DeniedSetTracker, parseDeniedSet, parseNamedCounters, type CounterDelta } from './nftjson.js';
 import { loadReasons, type ReasonsTable } from './reasons.js';
@@ -26,6 +27,33 @@ export interface NodeFlowSourceOptions {
   enricher?: Enricher;
   /** Flush conntrack records at least this often (they are batched between flushes). */
   batchMs?: number;
+  /**
+   * Asked for every record before it is handed on (current one per call, so a rebuilt engine
+   * takes effect at once): attributes accepted connections, drops what another node reports.
+   */
+  attributor?: () => RecordAttributor | undefined;
+  /**
+   * A denied-set element carries no source port, so several dropped first packets between the
+   * same pair, port and reason in one poll arrive as one packet delta. Each dropped first
+   * packet is one denied connection attempt (as the `c_<id>` counters count them), so the
+   * delta is split into one record per packet, at most this many per element and poll (the
+   * rest rides on the last record). Default 1000.
+   */
+  maxDeniedRecordsPerElement?: number;
+}
+
+/** One record per dropped first packet (see maxDeniedRecordsPerElement). */
+export function splitDenied(r: FlowRecord, max: number): FlowRecord[] {
+  const n = Math.min(r.packets, Math.max(1, max));
+  if (n <= 1) return [r];
+  const out: FlowRecord[] = [];
+  const per = Math.floor(r.bytes / r.packets);
+  for (let i = 0; i < n; i++) {
+    const last = i === n - 1;
+    const packets = last ? r.packets - (n - 1) : 1;
+    out.push({ ...r, packets, bytes: last ? r.bytes - per * (n - 1) : per });
+  }
+  return out;
 }
 
 export interface NodeFlowSourceEvents {
@@ -59,6 +87,10 @@ export class NodeFlowSource extends EventEmitter<NodeFlowSourceEvents> implement
     return this.opts.netns ? ['ip', ['netns', 'exec', this.opts.netns, cmd, ...args]] : [cmd, [...args]];
   }
 
+  get node(): string {
+    return this.opts.node;
+  }
+
   get pid(): number | undefined {
     return this.child?.pid;
   }
@@ -80,7 +112,9 @@ export class NodeFlowSource extends EventEmitter<NodeFlowSourceEvents> implement
     const rl = createInterface({ input: child.stdout });
     rl.on('line', (line) => {
       this.stats.conntrackLines++;
-      const r = this.parser.push(line);
+      let r = this.parser.push(line);
+      const attributor = this.opts.attributor?.();
+      if (r && attributor) r = attributor.conntrack(r, this.opts.node);
       if (r) this.pending.push(this.opts.enricher ? this.opts.enricher.enrich(r) : r);
     });
     this.batchTimer = setInterval(() => this.flushPending(), this.opts.batchMs ?? 100);
@@ -131,6 +165,10 @@ export class NodeFlowSource extends EventEmitter<NodeFlowSourceEvents> implement
         }
       }
       let recs = this.denied.update(elements, now, interval);
+      const max = this.opts.maxDeniedRecordsPerElement ?? 1000;
+      recs = recs.flatMap((r) => splitDenied(r, max));
+      const attributor = this.opts.attributor?.();
+      if (attributor) recs = recs.map((r) => attributor.denied(r, this.opts.node)).filter((r): r is FlowRecord => r !== undefined);
       const en = this.opts.enricher;
       if (en) recs = recs.map((r) => en.enrich(r));
       if (recs.length) this.emit('records', recs);
