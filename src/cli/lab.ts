@@ -42,7 +42,11 @@ import {
   bumpGeneration,
   desiredDir,
   readGeneration,
+  serveInfo,
+  serveLogFile,
+  startServe,
   stopAgents,
+  stopServe,
   waitForAgents,
   weirCommand,
   type AgentInfo,
@@ -201,6 +205,17 @@ interface UpOptions extends DirOptions {
   readonly nodes?: string;
   readonly agent: boolean;
   readonly strict?: boolean;
+  /** Start `weir serve` for the lab (`--no-serve` turns it off). */
+  readonly serve: boolean;
+  readonly servePort?: string;
+  readonly alerts?: string;
+}
+
+function parseServePort(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 65535) throw new CliError(`invalid --serve-port "${text}": expected a port number 0-65535`);
+  return n;
 }
 
 function parseNodes(text: string | undefined): number | undefined {
@@ -220,6 +235,8 @@ async function isUp(dir: string): Promise<boolean> {
 async function runUp(paths: string[], opts: UpOptions, cmd: Command): Promise<void> {
   const quiet = cmd.optsWithGlobals<GlobalOptions>().quiet === true;
   const nodes = parseNodes(opts.nodes);
+  const servePort = parseServePort(opts.servePort);
+  if (opts.alerts !== undefined && !existsSync(opts.alerts)) throw new CliError(`--alerts: no such file ${opts.alerts}`);
   const dir = labDir(opts);
   await preflight();
   const sources = paths.length > 0 ? paths : defaultPaths();
@@ -230,6 +247,7 @@ async function runUp(paths: string[], opts: UpOptions, cmd: Command): Promise<vo
   }
   if (await isUp(dir)) throw new CliError(`a lab is already up in ${dir}: run \`weir lab down\` first (or \`weir lab apply\` to change it)`);
   if (opts.agent) await stopAgents(dir); // leftovers of a lab that was never taken down
+  if (opts.serve) await stopServe(dir);
 
   const objects = await readObjects(sources);
   await writeDesired(dir, new Map(objects.map((o) => [o.file, o.text])));
@@ -252,11 +270,28 @@ async function runUp(paths: string[], opts: UpOptions, cmd: Command): Promise<vo
     }
   });
   const agents = opts.agent ? await agentInfo(dir, state.nodes) : [];
+  let serveLine = 'no visibility server (--no-serve): start one with `weir serve' + (opts.dir !== undefined ? ` --lab-dir ${resolve(opts.dir)}` : '') + '`';
+  if (opts.serve) {
+    try {
+      const served = await startServe(dir, {
+        command: weirCommand(),
+        ...(servePort !== undefined ? { port: servePort } : {}),
+        ...(opts.alerts !== undefined ? { alertsFile: resolve(opts.alerts) } : {}),
+      });
+      serveLine = `dashboard: ${served.url}/ (weir serve pid ${served.pid}; weir flows --server ${served.url})`;
+    } catch (e) {
+      // The lab itself is up and enforced: say what failed, keep it, exit 1.
+      process.stderr.write(`weir: error: ${e instanceof Error ? e.message : String(e)} (the lab is up; see ${serveLogFile(dir)})\n`);
+      serveLine = 'no visibility server: it failed to start (see above)';
+      exitStatus.raise(EXIT_FINDINGS);
+    }
+  }
   const lines = [
     `lab up in ${dir} (${Date.now() - started} ms): ${state.nodes.length} nodes, ${state.pods.length} pods, external host ${state.external.ip}`,
     opts.agent
       ? `agents: ${agents.map((a) => `${a.node} pid ${a.pid ?? '?'} (${a.status?.rules ?? '?'} rules)`).join(', ')}`
       : 'no agents (--no-agent): policies are NOT enforced, every pod reaches every pod',
+    serveLine,
     `next: weir lab status${dirFlag(opts)} | weir lab probe${dirFlag(opts)} | weir lab down${dirFlag(opts)}`,
   ];
   await writeOutput(`${lines.join('\n')}\n`);
@@ -274,6 +309,8 @@ interface DownOptions extends DirOptions {
 async function runDown(opts: DownOptions): Promise<void> {
   const dir = labDir(opts);
   await preflight();
+  // First: its conntrack children run inside the lab's namespaces.
+  const served = await stopServe(dir);
   const agents = await stopAgents(dir);
   const result = await labCall(() =>
     labDown({ dir, ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}), force: opts.force === true, purge: opts.purge === true }),
@@ -281,10 +318,10 @@ async function runDown(opts: DownOptions): Promise<void> {
   if (opts.purge) {
     await rm(desiredDir(dir), { recursive: true, force: true });
     const names = await readdir(dir).catch(() => [] as string[]);
-    for (const n of names) if (/^agent-.*\.(json|pid)$/.test(n) || n === 'reasons.json') await rm(join(dir, n), { force: true });
+    for (const n of names) if (/^agent-.*\.(json|pid)$/.test(n) || /^flows\.db(-wal|-shm)?$/.test(n) || n === 'reasons.json') await rm(join(dir, n), { force: true });
   }
   await writeOutput(
-    `lab down in ${dir}: ${result.removedNetns.length} namespaces removed, ${result.stoppedPids.length} processes and ${agents.length} agents stopped${opts.purge ? ', state purged' : ''}\n`,
+    `lab down in ${dir}: ${result.removedNetns.length} namespaces removed, ${result.stoppedPids.length} processes, ${agents.length} agents${served !== undefined ? ' and the visibility server' : ''} stopped${opts.purge ? ', state purged' : ''}\n`,
   );
 }
 
@@ -327,8 +364,10 @@ async function runStatus(opts: StatusOptions): Promise<void> {
   const desired = await loadDesired(dir);
   const engine = new PolicyEngine(labCluster(desired.cluster, state));
   const agents = await agentInfo(dir, state.nodes);
+  const serve = await serveInfo(dir);
   const recorded = agents.some((a) => a.pid !== undefined);
   const allProblems = [...problems];
+  if (serve.pid !== undefined && !serve.running) allProblems.push(`the visibility server (pid ${serve.pid}) is not running: see ${serveLogFile(dir)}`);
   for (const a of agents) {
     if (a.pid !== undefined && !a.running) allProblems.push(`agent of ${a.node} (pid ${a.pid}) is not running: see ${agentLogFile(dir, a.node)}`);
     else if (a.status && !a.status.lastApplyOk) allProblems.push(`agent of ${a.node}: last apply failed (${a.status.error ?? ''}); the previous ruleset stays in force`);
@@ -348,6 +387,7 @@ async function runStatus(opts: StatusOptions): Promise<void> {
       generation,
       policies,
       enforced: recorded,
+      serve: serve.pid !== undefined ? serve : null,
       nodes: state.nodes.map((n) => {
         const a = agents.find((x) => x.node === n.name);
         return { name: n.name, netns: n.netns, underlayIp: n.underlayIp, podCidr: n.podCidr, agent: a ?? null };
@@ -362,6 +402,13 @@ async function runStatus(opts: StatusOptions): Promise<void> {
     lines.push(
       `lab ${dir}: ${state.status}, prefix ${state.prefix}, ${state.nodes.length} nodes, ${state.pods.length} pods, ${policies} policies (desired generation ${generation})` +
         (recorded ? '' : ' — no agents: policies are NOT enforced'),
+    );
+    lines.push(
+      serve.pid === undefined
+        ? 'visibility: no server (start one with `weir serve`)'
+        : serve.running
+          ? `visibility: ${serve.url ?? '?'}/ (weir serve pid ${serve.pid})`
+          : `visibility: weir serve pid ${serve.pid} NOT RUNNING`,
     );
     lines.push('');
     lines.push(table([['NODE', 'NETNS', 'ADDRESS', 'POD CIDR', 'AGENT'], ...state.nodes.map((n) => [n.name, n.netns, n.underlayIp, n.podCidr, agentText(agents.find((a) => a.node === n.name))])]));
@@ -631,7 +678,10 @@ Examples:
     .option('-n, --nodes <n>', 'number of emulated nodes (default: declared nodes, at least 2)')
     .option('--no-agent', 'do not start the agents: no policy is enforced (plain connectivity)')
     .option('--strict', 'agents flush conntrack entries a narrowed policy no longer allows')
-    .addHelpText('after', '\nExit status: 0 up, 2 invalid manifests (nothing created), not root, missing tools, or a lab already up.')
+    .option('--no-serve', 'do not start the visibility server (`weir serve`: flows API and dashboard)')
+    .option('--serve-port <port>', 'port of the visibility server on 127.0.0.1 (default 7680; 0: any free port)')
+    .option('--alerts <file>', 'alert rules for the visibility server (YAML)')
+    .addHelpText('after', '\nExit status: 0 up, 1 up but the visibility server did not start, 2 invalid manifests (nothing created), not root, missing tools, or a lab already up.')
     .action(runUp);
 
   dirOptions(lab.command('down').description('stop the agents and servers, remove every namespace of the lab'))

@@ -296,3 +296,144 @@ export function agentHooks(dir: string, opts: SupervisorOptions = {}): { onNodeR
     },
   };
 }
+
+// ------------------------------------------------------------------ the visibility server
+//
+// `weir lab up` also starts one `weir serve --lab-dir DIR` (flows API + dashboard) for the lab,
+// detached like the agents, and `weir lab down` stops it by its recorded PID:
+//
+//   <dir>/serve.pid         written here, after the spawn
+//   <dir>/serve.json        { pid, url, startedAt }, written once it listens
+//   <dir>/logs/serve.log    its stdout and stderr
+//
+// It runs in the root namespace (it listens on loopback) and enters node namespaces only
+// through its `conntrack`/`nft` children, which it ends itself when stopped — so it is
+// stopped before the lab's namespaces are torn down.
+
+export const servePidFile = (dir: string): string => join(dir, 'serve.pid');
+export const serveInfoFile = (dir: string): string => join(dir, 'serve.json');
+export const serveLogFile = (dir: string): string => join(dir, 'logs', 'serve.log');
+/** The line `weir serve` prints once it listens (src/cli/serve.ts prints it). */
+export const SERVE_LISTENING = 'weir serve: listening on ';
+
+const serveInfoSchema = z.object({ pid: z.number().int(), url: z.string(), startedAt: z.string() });
+export type ServeRecord = z.infer<typeof serveInfoSchema>;
+
+export interface ServeOptions {
+  readonly command?: readonly string[];
+  /** Port to listen on (0: any free port; default 7680). */
+  readonly port?: number;
+  readonly host?: string;
+  readonly alertsFile?: string;
+  readonly readyTimeoutMs?: number;
+}
+
+/** True when `pid` runs `weir serve --lab-dir <dir>` (guards against a recycled PID). */
+export async function isServeOf(pid: number, dir: string): Promise<boolean> {
+  const argv = await readFile(`/proc/${pid}/cmdline`, 'utf8')
+    .then((t) => t.split('\0'))
+    .catch(() => undefined);
+  if (!argv) return false;
+  const i = argv.indexOf('--lab-dir');
+  return argv.includes('serve') && i >= 0 && argv[i + 1] === dir;
+}
+
+/** Starts the lab's visibility server and resolves with its record once it listens. */
+export async function startServe(dir: string, opts: ServeOptions = {}): Promise<ServeRecord> {
+  const running = await readPid(servePidFile(dir));
+  if (running !== undefined && (await isAlive(running)) && (await isServeOf(running, dir))) {
+    throw new Error(`the visibility server of this lab is already running (pid ${running}); run \`weir lab down\` first`);
+  }
+  await mkdir(join(dir, 'logs'), { recursive: true });
+  await rm(serveInfoFile(dir), { force: true });
+  const [file, ...prefix] = opts.command ?? weirCommand();
+  if (file === undefined) throw new Error('empty serve command');
+  const logPath = serveLogFile(dir);
+  const log = await open(logPath, 'w');
+  let pid: number | undefined;
+  let exited: string | undefined;
+  try {
+    const args = [
+      ...prefix,
+      'serve',
+      '--lab-dir',
+      dir,
+      '--port',
+      String(opts.port ?? 7680),
+      '--host',
+      opts.host ?? '127.0.0.1',
+      ...(opts.alertsFile !== undefined ? ['--alerts', opts.alertsFile] : []),
+    ];
+    const child = spawn(file, args, { detached: true, stdio: ['ignore', log.fd, log.fd] });
+    pid = child.pid;
+    if (pid === undefined) throw new Error('cannot start the visibility server');
+    child.on('exit', (code, signal) => {
+      exited = signal ?? `exit code ${code ?? '?'}`;
+    });
+    child.on('error', (error) => {
+      exited = error.message;
+    });
+    child.unref();
+    await writeFile(`${servePidFile(dir)}.tmp`, `${pid}\n`);
+    await rename(`${servePidFile(dir)}.tmp`, servePidFile(dir));
+  } finally {
+    await log.close();
+  }
+  const timeoutMs = opts.readyTimeoutMs ?? 30_000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await readFile(logPath, 'utf8').catch(() => '');
+    const line = text.split('\n').find((l) => l.startsWith(SERVE_LISTENING));
+    if (line) {
+      const url = line.slice(SERVE_LISTENING.length).split(' ')[0] ?? '';
+      const record: ServeRecord = { pid, url, startedAt: new Date().toISOString() };
+      await writeFile(`${serveInfoFile(dir)}.tmp`, `${JSON.stringify(record)}\n`);
+      await rename(`${serveInfoFile(dir)}.tmp`, serveInfoFile(dir));
+      return record;
+    }
+    if (exited !== undefined) {
+      await rm(servePidFile(dir), { force: true });
+      const tail = text.trim().split('\n').filter(Boolean).slice(-3).join('; ');
+      throw new Error(`the visibility server stopped (${exited}) before it listened${tail ? `: ${tail}` : ''}`);
+    }
+    if (Date.now() > deadline) {
+      await stopServe(dir);
+      throw new Error(`the visibility server did not listen within ${timeoutMs / 1000} s (log: ${logPath})`);
+    }
+    await sleep(50);
+  }
+}
+
+/** Stops the lab's visibility server by its recorded PID (only if it still is that server); returns the PID stopped. */
+export async function stopServe(dir: string): Promise<number | undefined> {
+  const pid = await readPid(servePidFile(dir));
+  let stopped: number | undefined;
+  // Its conntrack children run in the lab's namespaces: give it time to end them itself.
+  if (pid !== undefined && (await isAlive(pid)) && (await isServeOf(pid, dir))) {
+    await stopPid(pid, 5000);
+    stopped = pid;
+  }
+  await rm(servePidFile(dir), { force: true });
+  await rm(serveInfoFile(dir), { force: true });
+  return stopped;
+}
+
+export interface ServeInfo {
+  readonly pid?: number;
+  readonly running: boolean;
+  readonly url?: string;
+}
+
+export async function serveInfo(dir: string): Promise<ServeInfo> {
+  const pid = await readPid(servePidFile(dir));
+  const running = pid !== undefined && (await isAlive(pid)) && (await isServeOf(pid, dir));
+  const text = await readFile(serveInfoFile(dir), 'utf8').catch(() => undefined);
+  let url: string | undefined;
+  try {
+    const parsed = text !== undefined ? serveInfoSchema.safeParse(JSON.parse(text)) : undefined;
+    if (parsed?.success && parsed.data.pid === pid) url = parsed.data.url;
+  } catch {
+    url = undefined;
+  }
+  return { ...(pid !== undefined ? { pid } : {}), running, ...(url !== undefined ? { url } : {}) };
+}
