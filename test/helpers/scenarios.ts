@@ -121,10 +121,6 @@ export const SCTP81: Probe = { port: 81, protocol: 'SCTP' };
 
 // ------------------------------------------------------------------ scenario state
 
-function nsKey(n: string): string {
-  return n;
-}
-
 /**
  * The desired state of a cluster plus an engine kept up to date with incremental calls only.
  * `fresh()` builds a new engine from the same desired state.
@@ -139,7 +135,7 @@ export class Scenario {
   readonly engine: PolicyEngine;
 
   constructor(initial: Cluster = e2eModel()) {
-    for (const n of initial.namespaces) this.namespaces.set(nsKey(n.name), n);
+    for (const n of initial.namespaces) this.namespaces.set(n.name, n);
     for (const n of initial.nodes) this.nodes.set(n.name, n);
     for (const p of initial.pods) this.pods.set(`${p.namespace}/${p.name}`, p);
     for (const np of initial.networkPolicies) this.networkPolicies.set(`${np.namespace}/${np.name}`, np);
@@ -241,6 +237,18 @@ export class Scenario {
   upsertNamespace(ns: Namespace): this {
     this.namespaces.set(ns.name, ns);
     this.engine.upsertNamespace(ns);
+    return this;
+  }
+
+  removeNamespace(name: string): this {
+    this.namespaces.delete(name);
+    this.engine.removeNamespace(name);
+    return this;
+  }
+
+  upsertNode(node: Node): this {
+    this.nodes.set(node.name, node);
+    this.engine.upsertNode(node);
     return this;
   }
 
