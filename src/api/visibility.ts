@@ -90,7 +90,6 @@ async function buildView(labDir: string, state: LabState | undefined, generation
   let lastLog = 0;
   const attribution = new FlowAttribution(engine, {
     pods: placed,
-    defaultNode: state.external.node,
     onMismatch: (m) => {
       // One line per 10 s at most: a systematic disagreement would otherwise flood the log.
       if (Date.now() - lastLog < 10_000) return;
@@ -106,6 +105,7 @@ function addStats(into: AttributionStats, from: AttributionStats): void {
   into.attributed += from.attributed;
   into.evaluations += from.evaluations;
   into.otherNode += from.otherNode;
+  into.nodeTraffic += from.nodeTraffic;
   into.droppedElsewhere += from.droppedElsewhere;
   into.auditStarts += from.auditStarts;
   into.auditOfDropped += from.auditOfDropped;
@@ -114,7 +114,7 @@ function addStats(into: AttributionStats, from: AttributionStats): void {
 }
 
 function emptyStats(): AttributionStats {
-  return { attributed: 0, evaluations: 0, otherNode: 0, droppedElsewhere: 0, auditStarts: 0, auditOfDropped: 0, mismatches: 0 };
+  return { attributed: 0, evaluations: 0, otherNode: 0, nodeTraffic: 0, droppedElsewhere: 0, auditStarts: 0, auditOfDropped: 0, mismatches: 0 };
 }
 
 export async function startVisibility(opts: VisibilityOptions): Promise<Visibility> {

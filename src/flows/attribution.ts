@@ -7,7 +7,8 @@
 // Dedup across nodes: a connection between pods on two nodes crosses the forward hook of both
 // nodes, so both conntrack tables see it. Every connection is kept on exactly one node: the
 // node of its source pod, or of its destination pod when the source is not a pod (external).
-// Denied flows come from the `denied` set of the node that dropped them, which is one node
+// Conntrack records with no pod on either side are the nodes' own traffic (the VXLAN
+// encapsulation between nodes) and are not reported. Denied flows come from the `denied` set of the node that dropped them, which is one node
 // by construction (a drop is final). A connection whose egress passed on the source node and
 // whose ingress was dropped on the destination node leaves a conntrack entry on the source
 // node only; the engine says it is denied there, so that half is discarded, and the drop is
@@ -60,6 +61,8 @@ export interface AttributionStats {
   evaluations: number;
   /** Conntrack records of a connection owned by another node (counted there). */
   otherNode: number;
+  /** Conntrack records with no pod on either side: the nodes' own traffic (VXLAN on the underlay). */
+  nodeTraffic: number;
   /** Conntrack halves of connections dropped on another node (reported by that node's denied set). */
   droppedElsewhere: number;
   /** Starts of audited connections (the kernel's audit record counts them). */
@@ -91,8 +94,6 @@ function connOf(protocol: FlowProtocol, port: number): ConnSet {
 export interface FlowAttributionOptions {
   /** Pods by IP with their node (the lab state). */
   readonly pods: ReadonlyMap<string, AttributedPod>;
-  /** Node that owns connections with no pod on either side (the external host's node). */
-  readonly defaultNode?: string;
   /** Bound on memoized decisions. */
   readonly cacheSize?: number;
   readonly onMismatch?: (message: string) => void;
@@ -105,7 +106,7 @@ export interface FlowAttributionOptions {
  * outside the cluster only the CIDR groups. Build a new instance when the engine changes.
  */
 export class FlowAttribution implements RecordAttributor {
-  readonly stats: AttributionStats = { attributed: 0, evaluations: 0, otherNode: 0, droppedElsewhere: 0, auditStarts: 0, auditOfDropped: 0, mismatches: 0 };
+  readonly stats: AttributionStats = { attributed: 0, evaluations: 0, otherNode: 0, nodeTraffic: 0, droppedElsewhere: 0, auditStarts: 0, auditOfDropped: 0, mismatches: 0 };
   private readonly memo = new Map<string, EngineDecision>();
   private readonly classes = new Map<string, { key: string; endpoint: Endpoint }>();
   private readonly cidrGroups: number[];
@@ -185,7 +186,7 @@ export class FlowAttribution implements RecordAttributor {
   }
 
   private ownerNode(srcIp: string, dstIp: string): string | undefined {
-    return this.opts.pods.get(srcIp)?.node ?? this.opts.pods.get(dstIp)?.node ?? this.opts.defaultNode;
+    return this.opts.pods.get(srcIp)?.node ?? this.opts.pods.get(dstIp)?.node;
   }
 
   private mismatch(message: string): void {
@@ -196,7 +197,12 @@ export class FlowAttribution implements RecordAttributor {
 
   conntrack(r: FlowRecord, node: string): FlowRecord | undefined {
     const owner = this.ownerNode(r.src.ip, r.dst.ip);
-    if (owner !== undefined && owner !== node) {
+    if (owner === undefined) {
+      // Workload traffic has a pod on at least one side; the rest is the node's own.
+      this.stats.nodeTraffic++;
+      return undefined;
+    }
+    if (owner !== node) {
       this.stats.otherNode++;
       return undefined;
     }
