@@ -99,7 +99,7 @@ describe('visibility against a lab (root)', () => {
     if (skip) return t.skip(skip);
     const prefix = testPrefix();
     const dir = await tempLabDir();
-    let servePid: number | undefined;
+    const recorded: { servePid?: number } = {};
     t.after(async () => {
       await stopServe(dir).catch(() => undefined);
       await stopAgents(dir).catch(() => undefined);
@@ -108,7 +108,7 @@ describe('visibility against a lab (root)', () => {
       await labDown({ dir, prefix, force: true }).catch(() => undefined);
       await cleanupPrefix(prefix, pids);
       await removeDir(dir);
-      if (servePid !== undefined) assert.equal(await pidAlive(servePid), false, 'weir serve is gone');
+      if (recorded.servePid !== undefined) assert.equal(await pidAlive(recorded.servePid), false, 'weir serve is gone');
     });
     const hook = await webhookReceiver(t);
     const alertsFile = join(dir, 'alerts.yaml');
@@ -122,7 +122,7 @@ describe('visibility against a lab (root)', () => {
     assert.ok(url, `lab up prints the dashboard URL:\n${up}`);
     const info = await serveInfo(dir);
     assert.ok(info.running && info.url === url, `serve is recorded and running: ${JSON.stringify(info)}`);
-    servePid = info.pid;
+    recorded.servePid = info.pid;
     assert.match(await ok(['lab', 'status', '--dir', dir]), new RegExp(`visibility: ${url}/ \\(weir serve pid ${info.pid}\\)`));
     const state = await readState(dir);
     assert.ok(state, 'lab state');
@@ -209,7 +209,7 @@ describe('visibility against a lab (root)', () => {
 
     const down = await ok(['lab', 'down', '--dir', dir]);
     assert.match(down, /and the visibility server stopped/);
-    assert.equal(servePid !== undefined && (await pidAlive(servePid)), false, 'serve stopped by lab down');
+    assert.equal(recorded.servePid !== undefined && (await pidAlive(recorded.servePid)), false, 'serve stopped by lab down');
     assert.ok(Date.now() - t0 < 60_000, 'bounded');
   });
 });
