@@ -6,6 +6,7 @@ import type { Cluster, Pod } from '../src/model/cluster.js';
 import { ValidationError } from '../src/model/diagnostics.js';
 import { formatReachability, parsePortSpec, planLab, upstreamE2eCluster } from '../src/lab/index.js';
 import type { ProbeResult } from '../src/lab/index.js';
+import { isInstanceNetns } from '../src/lab/names.js';
 
 const tcp80 = [{ port: 80, protocol: 'TCP' as const }];
 
@@ -172,5 +173,19 @@ describe('lab probe formatting', () => {
       durationMs: 1,
     };
     assert.equal(formatReachability(result), ['reachability 80/TCP:', '-   x/a x/b', 'x/a .   X', 'x/b .   -', '2/3 reachable'].join('\n'));
+  });
+});
+
+describe('instance namespaces', () => {
+  it('the default instance never claims a test instance whose prefix starts with it', () => {
+    assert.equal(isInstanceNetns('weir-', 'weir-n0'), true);
+    assert.equal(isInstanceNetns('weir-', 'weir-n12'), true);
+    assert.equal(isInstanceNetns('weir-', 'weir-ul'), true);
+    assert.equal(isInstanceNetns('weir-', 'weir-ext'), true);
+    assert.equal(isInstanceNetns('weir-', 'weir-p-0123abcd'), true);
+    assert.equal(isInstanceNetns('weir-', 'weir-t1a2b-n0'), false);
+    assert.equal(isInstanceNetns('weir-', 'weir-t1a2b-p-0123abcd'), false);
+    assert.equal(isInstanceNetns('weir-t1a2b-', 'weir-t1a2b-n0'), true);
+    assert.equal(isInstanceNetns('weir-', 'other-n0'), false);
   });
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Cluster, Labels, Pod } from '../model/cluster.js';
 import { type Diagnostic, ValidationError } from '../model/diagnostics.js';
 import { type ExecResult, runInNetns } from './exec.js';
-import { DEFAULT_PREFIX, defaultLabDir, isValidPrefix, podKey } from './names.js';
+import { DEFAULT_PREFIX, defaultLabDir, isInstanceNetns, isValidPrefix, podKey } from './names.js';
 import { type LabPlanOptions, planLab } from './plan.js';
 import { preflight } from './preflight.js';
 import { isAlive, startServer, stopPid, stopServer } from './processes.js';
@@ -171,7 +171,7 @@ export async function labDown(opts: LabDownOptions = {}): Promise<LabDownResult>
     const netns = state ? allNetns(state) : [];
     if (opts.force) {
       const owned = state?.prefix ?? prefix;
-      for (const n of await listNetns()) if (n.startsWith(owned) && !netns.includes(n)) netns.push(n);
+      for (const n of await listNetns()) if (isInstanceNetns(owned, n) && !netns.includes(n)) netns.push(n);
     }
     const result = await teardown(netns, state ? [...state.pods.map((p) => p.serverPid), state.external.serverPid] : []);
     if (opts.purge) {

@@ -51,6 +51,15 @@ export const netnsNames = {
   pod: (prefix: string, key: string): string => `${prefix}p-${podHash(key)}`,
 };
 
+/**
+ * Is this network namespace one of the instance's own? Only the exact role names count, so
+ * the default instance (`weir-`) never claims a test instance's `weir-t1a2b-n0`.
+ */
+export function isInstanceNetns(prefix: string, name: string): boolean {
+  if (!name.startsWith(prefix)) return false;
+  return /^(ul|ext|n\d+|p-[0-9a-f]{8})$/.test(name.slice(prefix.length));
+}
+
 /** Host-side (node namespace) end of a pod's veth. */
 export function hostVethName(key: string): string {
   return `wp${podHash(key)}`;
