@@ -273,10 +273,12 @@ async function runUp(paths: string[], opts: UpOptions, cmd: Command): Promise<vo
   let serveLine = 'no visibility server (--no-serve): start one with `weir serve' + (opts.dir !== undefined ? ` --lab-dir ${resolve(opts.dir)}` : '') + '`';
   if (opts.serve) {
     try {
-      const served = await startServe(dir, {
-        command: weirCommand(),
-        ...(servePort !== undefined ? { port: servePort } : {}),
-        ...(opts.alerts !== undefined ? { alertsFile: resolve(opts.alerts) } : {}),
+      const start = (port: number | undefined) =>
+        startServe(dir, { command: weirCommand(), ...(port !== undefined ? { port } : {}), ...(opts.alerts !== undefined ? { alertsFile: resolve(opts.alerts) } : {}) });
+      // The default port may be taken (another lab's server): then any free port, printed below.
+      const served = await start(servePort).catch((e: unknown) => {
+        if (servePort === undefined && e instanceof Error && /port is in use/.test(e.message)) return start(0);
+        throw e;
       });
       serveLine = `dashboard: ${served.url}/ (weir serve pid ${served.pid}; weir flows --server ${served.url})`;
     } catch (e) {
