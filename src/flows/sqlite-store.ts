@@ -37,10 +37,13 @@ CREATE INDEX IF NOT EXISTS flows_time ON flows(time);
 -- Denied and audited flows are the rare, interesting ones: a partial index keeps them fast to
 -- find without paying an index update for every forwarded flow.
 CREATE INDEX IF NOT EXISTS flows_notfwd_time ON flows(verdict, time) WHERE verdict != 'FORWARDED';
--- One namespace index (from, to, time) serves from_namespace and namespace-to-namespace edge
--- queries; a second one for to_namespace alone halved insert throughput, and those queries
--- are served by scanning the time index newest-first.
-CREATE INDEX IF NOT EXISTS flows_ns_time ON flows(src_ns, dst_ns, time);
+-- One namespace index, (from, time): it serves from_namespace, and namespace-to-namespace
+-- queries filter dst_ns within it; to_namespace alone scans the time index newest-first.
+-- Every raw row pays for it: (src_ns, dst_ns, time) spread inserts over one B-tree segment per
+-- namespace pair and cost ~12 µs CPU per row against ~8.5 µs for (src_ns, time) and ~6 µs
+-- with no namespace index (25k-row transactions, 400 pods in 20 namespaces).
+DROP INDEX IF EXISTS flows_ns_time;
+CREATE INDEX IF NOT EXISTS flows_src_ns_time ON flows(src_ns, time);
 CREATE TABLE IF NOT EXISTS edge_minutes (
   minute INTEGER NOT NULL,
   src_ns TEXT NOT NULL, src_workload TEXT NOT NULL, src_identity TEXT NOT NULL,
@@ -184,16 +187,50 @@ function aggEndpoint(ns: string, wl: string, id: string): Endpoint {
 }
 
 const ROWS_PER_INSERT = 32;
+const RETENTION_CHUNK = 20_000;
+const FLOW_COLS = 28;
 
-function flowParams(r: FlowRecord): unknown[] {
+/** Appends the 28 column values of one flow row (no per-row array: this runs for every record). */
+function pushFlowParams(out: unknown[], r: FlowRecord): void {
   const s = r.src;
   const d = r.dst;
-  return [
+  out.push(
     r.time, r.node,
     s.ip, s.namespace ?? null, s.pod ?? null, s.workload ?? null, s.identity ?? null, s.external ? 1 : 0, s.cidr ?? null,
     d.ip, d.namespace ?? null, d.pod ?? null, d.workload ?? null, d.identity ?? null, d.external ? 1 : 0, d.cidr ?? null,
     r.srcPort, r.dstPort, r.protocol, r.verdict, r.policy, r.rule, r.tier, r.direction ?? null, r.bytes, r.packets, r.durationMs, r.event ?? null,
-  ];
+  );
+}
+
+type EdgeMinuteCols = [number, string, string, string, string, string, string];
+
+/**
+ * What a batch adds to the per-minute edge aggregates and the policy counters. Plain data, so it
+ * can be computed on one thread and committed on another (the shed path of WorkerFlowStore).
+ */
+export interface Rollup {
+  edges: { cols: EdgeMinuteCols; c: EdgeCounters }[];
+  policies: PolicyCounter[];
+}
+
+export function rollUpRecords(records: readonly FlowRecord[]): Rollup {
+  const minutes = new Map<string, { cols: EdgeMinuteCols; c: EdgeCounters }>();
+  for (const r of records) {
+    const minute = r.time - (r.time % 60_000);
+    const cols: EdgeMinuteCols = [minute, ...aggCols(r.src), ...aggCols(r.dst)];
+    const k = cols.join('\u0000');
+    let m = minutes.get(k);
+    if (!m) minutes.set(k, (m = { cols, c: emptyCounters() }));
+    const n = flowCount(r);
+    m.c.flows += n;
+    m.c.bytes += r.bytes;
+    m.c.packets += r.packets;
+    if (r.verdict === 'DROPPED') m.c.dropped += n;
+    else if (r.verdict === 'AUDIT') m.c.audit += n;
+    else m.c.forwarded += n;
+    if (r.time > m.c.lastSeen) m.c.lastSeen = r.time;
+  }
+  return { edges: [...minutes.values()], policies: [...aggregatePolicies(records).values()] };
 }
 
 export interface SqliteFlowStoreOptions {
@@ -212,6 +249,7 @@ export class SqliteFlowStore implements FlowStore {
   private readonly upsertPolicy: Database.Statement;
   private readonly upsertRule: Database.Statement;
   private readonly insertTx: (records: readonly FlowRecord[]) => void;
+  private readonly rollupTx: (r: Rollup) => void;
 
   constructor(
     readonly path: string,
@@ -244,6 +282,7 @@ export class SqliteFlowStore implements FlowStore {
         bytes = bytes + excluded.bytes, last_seen = max(last_seen, excluded.last_seen)`);
     this.upsertRule = this.db.prepare(`INSERT INTO policy_rule_hits VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET hits = hits + excluded.hits`);
     this.insertTx = this.db.transaction((records: readonly FlowRecord[]) => this.insertRows(records));
+    this.rollupTx = this.db.transaction((r: Rollup) => this.applyRollup(r));
   }
 
   private stmt(sql: string): Database.Statement {
@@ -259,48 +298,34 @@ export class SqliteFlowStore implements FlowStore {
     if (records.length > 0) this.insertTx(records);
   }
 
+  /** Aggregates only (no raw rows), one transaction: how shed batches keep their counts. */
+  insertRollup(r: Rollup): void {
+    if (r.edges.length > 0 || r.policies.length > 0) this.rollupTx(r);
+  }
+
   private insertRows(records: readonly FlowRecord[]): void {
     const full = records.length - (records.length % ROWS_PER_INSERT);
     const args: unknown[] = [];
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i] as FlowRecord;
-      const row = flowParams(r);
-      if (i < full) {
-        for (const v of row) args.push(v);
-        if (args.length === ROWS_PER_INSERT * 28) {
-          this.insertFlowMany.run(args);
-          args.length = 0;
-        }
-      } else {
-        this.insertFlow.run(row);
+    for (let i = 0; i < full; i++) {
+      pushFlowParams(args, records[i] as FlowRecord);
+      if (args.length === ROWS_PER_INSERT * FLOW_COLS) {
+        this.insertFlowMany.run(args);
+        args.length = 0;
       }
     }
-    this.rollUp(records);
+    for (let i = full; i < records.length; i++) {
+      args.length = 0;
+      pushFlowParams(args, records[i] as FlowRecord);
+      this.insertFlow.run(args);
+    }
+    this.applyRollup(rollUpRecords(records));
   }
 
-  private rollUp(records: readonly FlowRecord[]): void {
-    const minutes = new Map<string, { cols: [number, string, string, string, string, string, string]; c: EdgeCounters }>();
-    for (const r of records) {
-      const s = r.src;
-      const d = r.dst;
-      const minute = r.time - (r.time % 60_000);
-      const cols: [number, string, string, string, string, string, string] = [minute, ...aggCols(s), ...aggCols(d)];
-      const k = cols.join('\u0000');
-      let m = minutes.get(k);
-      if (!m) minutes.set(k, (m = { cols, c: emptyCounters() }));
-      const n = flowCount(r);
-      m.c.flows += n;
-      m.c.bytes += r.bytes;
-      m.c.packets += r.packets;
-      if (r.verdict === 'DROPPED') m.c.dropped += n;
-      else if (r.verdict === 'AUDIT') m.c.audit += n;
-      else m.c.forwarded += n;
-      if (r.time > m.c.lastSeen) m.c.lastSeen = r.time;
-    }
-    for (const { cols, c } of minutes.values()) {
+  private applyRollup(r: Rollup): void {
+    for (const { cols, c } of r.edges) {
       this.upsertEdge.run(...cols, c.flows, c.bytes, c.packets, c.forwarded, c.dropped, c.audit, c.lastSeen);
     }
-    for (const p of aggregatePolicies(records).values()) {
+    for (const p of r.policies) {
       this.upsertPolicy.run(p.policy, p.tier, p.hits, p.forwarded, p.dropped, p.audit, p.packets, p.bytes, p.lastSeen);
       for (const [rule, hits] of Object.entries(p.rules)) this.upsertRule.run(p.policy, rule, hits);
     }
@@ -467,9 +492,17 @@ export class SqliteFlowStore implements FlowStore {
 
   retention(now: number, opts: Partial<RetentionOptions> = {}): RetentionResult {
     const o = { ...this.retentionOpts, ...opts };
-    let rawDeleted = this.stmt('DELETE FROM flows WHERE time < ?').run(now - o.rawMaxAgeMs).changes;
+    // In chunks, each its own transaction: at 25k flows/s one retention pass deletes hundreds of
+    // thousands of rows, and one big DELETE would hold the write lock (and stall every other
+    // writer of the file, e.g. alert bookkeeping) for seconds.
+    let rawDeleted = 0;
+    const byAge = this.stmt('DELETE FROM flows WHERE id IN (SELECT id FROM flows WHERE time < ? ORDER BY time LIMIT ?)');
+    for (let n = RETENTION_CHUNK; n === RETENTION_CHUNK; rawDeleted += n) n = byAge.run(now - o.rawMaxAgeMs, RETENTION_CHUNK).changes;
     const cut = this.stmt('SELECT id FROM flows ORDER BY id DESC LIMIT 1 OFFSET ?').get(o.rawMaxRows) as { id: number } | undefined;
-    if (cut) rawDeleted += this.stmt('DELETE FROM flows WHERE id <= ?').run(cut.id).changes;
+    if (cut) {
+      const byId = this.stmt('DELETE FROM flows WHERE id <= ? AND id < (SELECT min(id) FROM flows) + ?');
+      for (let n = 1; n > 0; rawDeleted += n) n = byId.run(cut.id, RETENTION_CHUNK).changes;
+    }
     const aggregatesDeleted = this.stmt('DELETE FROM edge_minutes WHERE minute < ?').run(now - o.aggregateMaxAgeMs).changes;
     const alertsDeleted = this.stmt(`DELETE FROM alerts WHERE state != 'firing' AND fired_at < ?`).run(now - o.alertMaxAgeMs).changes;
     this.stmt('DELETE FROM webhook_queue WHERE (delivered_at IS NOT NULL OR dead = 1) AND created_at < ?').run(now - o.alertMaxAgeMs);
