@@ -1,6 +1,11 @@
 // The pipeline: sources ingest records (cheap: an array push); a timer flushes batches into
 // the store (one transaction), the aggregator, metrics and alert rules, then hands each batch
 // to subscribers (the live stream). Ingest never waits on storage or on subscribers.
+//
+// With a background store (WorkerFlowStore) the timer's flush only hands the batch to the
+// writer thread, so the live stream's latency does not depend on SQLite; `stored` then counts
+// what the writer has committed. An explicit `flush()` or `stop()` waits for the writer, so
+// "flush, then query" keeps meaning what it says.
 import { Aggregator } from './aggregate.js';
 import type { FlowMetrics } from './metrics.js';
 import type { FlowRecord } from './record.js';
@@ -39,10 +44,18 @@ export interface PipelineOptions {
 
 export interface PipelineStats {
   ingested: number;
+  /** Records whose raw rows are committed. */
   stored: number;
+  /** Records dropped from the ingest buffer (the flush did not keep up). */
   overflowDropped: number;
   batches: number;
   storeErrors: number;
+  /** Records lost to store errors (their transaction rolled back). */
+  storeFailed: number;
+  /** Records whose raw rows a background store shed under overload (aggregates kept). */
+  storeShed: number;
+  /** Records handed to a background store and not committed yet. */
+  storeQueued: number;
   buffered: number;
   subscribers: number;
   lastFlushMs: number;
@@ -65,7 +78,16 @@ export class FlowPipeline {
   private timer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private earlyFlush = false;
-  private readonly s: Omit<PipelineStats, 'buffered' | 'subscribers'> = { ingested: 0, stored: 0, overflowDropped: 0, batches: 0, storeErrors: 0, lastFlushMs: 0 };
+  private readonly s: Omit<PipelineStats, 'buffered' | 'subscribers' | 'storeQueued'> = {
+    ingested: 0,
+    stored: 0,
+    overflowDropped: 0,
+    batches: 0,
+    storeErrors: 0,
+    storeFailed: 0,
+    storeShed: 0,
+    lastFlushMs: 0,
+  };
 
   constructor(opts: PipelineOptions) {
     this.store = opts.store;
@@ -77,6 +99,15 @@ export class FlowPipeline {
     this.maxBuffer = opts.maxBuffer ?? 200_000;
     this.retentionEveryMs = opts.retentionEveryMs ?? 30_000;
     this.onError = opts.onError ?? ((e) => console.error('weir flows:', e));
+    this.store.background?.onReport((r) => {
+      this.s.stored += r.committed;
+      this.s.storeShed += r.shed;
+      this.s.storeFailed += r.failed;
+      if (r.error) {
+        this.s.storeErrors++;
+        this.onError(r.error);
+      }
+    });
     if (opts.seedFromStore ?? true) {
       this.aggregator.seed(this.store.edgeMinutes(this.now() - this.aggregator.horizonMs));
       this.aggregator.seedPolicies(this.store.policyCounters());
@@ -85,7 +116,7 @@ export class FlowPipeline {
 
   start(): this {
     if (!this.timer) {
-      this.timer = setInterval(() => this.flush(), this.flushMs);
+      this.timer = setInterval(() => this.flushBatch(), this.flushMs);
       this.timer.unref();
       this.retentionTimer = setInterval(() => this.runRetention(), this.retentionEveryMs);
       this.retentionTimer.unref();
@@ -93,7 +124,7 @@ export class FlowPipeline {
     return this;
   }
 
-  /** Stops the timers and flushes what is waiting. */
+  /** Stops the timers and flushes what is waiting (committed when this returns). */
   stop(): void {
     clearInterval(this.timer);
     clearInterval(this.retentionTimer);
@@ -119,7 +150,7 @@ export class FlowPipeline {
       this.earlyFlush = true;
       setImmediate(() => {
         this.earlyFlush = false;
-        this.flush();
+        this.flushBatch();
       });
     }
   }
@@ -138,17 +169,42 @@ export class FlowPipeline {
     return () => this.listeners.delete(listener);
   }
 
+  /** Flushes what is waiting; with a background store, also waits until it is committed. */
   flush(): PipelineBatch | undefined {
+    const batch = this.flushBatch();
+    const bg = this.store.background;
+    if (bg) {
+      try {
+        bg.sync();
+      } catch (e) {
+        this.s.storeErrors++;
+        this.onError(e);
+      }
+    }
+    return batch;
+  }
+
+  private flushBatch(): PipelineBatch | undefined {
     const now = this.now();
     const t0 = performance.now();
     const records = this.buffer;
     this.buffer = [];
     if (records.length > 0) {
+      const bg = this.store.background;
+      let done = 0;
       try {
-        for (let i = 0; i < records.length; i += this.maxBatch) this.store.insert(records.slice(i, i + this.maxBatch));
-        this.s.stored += records.length;
+        if (bg) {
+          // Queues only; the store splits, commits and reports (see the constructor).
+          this.store.insert(records);
+        } else {
+          for (; done < records.length; done += this.maxBatch) {
+            this.store.insert(records.slice(done, done + this.maxBatch));
+            this.s.stored += Math.min(this.maxBatch, records.length - done);
+          }
+        }
       } catch (e) {
         this.s.storeErrors++;
+        this.s.storeFailed += records.length - done;
         this.onError(e);
       }
       this.aggregator.add(records);
@@ -178,13 +234,15 @@ export class FlowPipeline {
 
   runRetention(): void {
     try {
-      this.store.retention(this.now());
+      const bg = this.store.background;
+      if (bg) bg.retentionLater(this.now());
+      else this.store.retention(this.now());
     } catch (e) {
       this.onError(e);
     }
   }
 
   get stats(): PipelineStats {
-    return { ...this.s, buffered: this.buffer.length, subscribers: this.listeners.size };
+    return { ...this.s, storeQueued: this.store.background?.queued ?? 0, buffered: this.buffer.length, subscribers: this.listeners.size };
   }
 }

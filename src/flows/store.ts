@@ -1,6 +1,8 @@
 // Storage contract of the visibility pipeline. Synchronous on purpose: the SQLite
 // implementation answers in microseconds, and a sync interface keeps batch boundaries
-// (one transaction per pipeline flush) explicit.
+// (one transaction per pipeline flush) explicit. The one exception is bulk flow writes, which
+// at tens of thousands of rows per second would own the caller's thread: a store may commit
+// them in the background and say so through `background` (see WorkerFlowStore).
 import type { Edge, EdgeCounters, GroupBy, PolicyCounter } from './aggregate.js';
 import type { FlowFilter } from './filter.js';
 import type { Endpoint, FlowRecord } from './record.js';
@@ -74,9 +76,40 @@ export interface StoreStats {
   webhookPending: number;
 }
 
+/** What a background writer did with one job (a batch of records, or retention). */
+export interface WriteReport {
+  /** Records whose raw rows (and aggregates) are committed. */
+  committed: number;
+  /** Records whose raw rows were shed under overload; their aggregates are committed. */
+  shed: number;
+  /** Records lost: the job failed and its transaction rolled back (`error` says why). */
+  failed: number;
+  error?: Error;
+  retention?: RetentionResult;
+}
+
+/**
+ * Present on stores whose `insert` only queues (the commit happens on another thread). Errors of
+ * background jobs go to `onReport` listeners; with no listener subscribed they are thrown by the
+ * next `insert`/`sync`/`close` instead, so they are never lost silently.
+ */
+export interface BackgroundWrites {
+  /** Records handed to `insert` and not yet committed, shed or failed. */
+  readonly queued: number;
+  /** Blocks until every job queued so far has finished; throws if the writer is gone or too slow. */
+  sync(timeoutMs?: number): void;
+  /** Runs retention on the writer's thread; the result arrives as a report. */
+  retentionLater(now: number, opts?: Partial<RetentionOptions>): void;
+  onReport(listener: (r: WriteReport) => void): () => void;
+}
+
 export interface FlowStore {
-  /** One transaction: raw rows + per-minute edge aggregates + policy counters. */
+  /**
+   * One transaction: raw rows + per-minute edge aggregates + policy counters. With `background`
+   * the rows are committed later, on the writer's thread, in the order inserted.
+   */
   insert(records: readonly FlowRecord[]): void;
+  readonly background?: BackgroundWrites;
   /** Newest first. */
   queryFlows(filter: FlowFilter): StoredFlow[];
   /** Edges from the per-minute aggregates (minute resolution; survives restarts and raw retention). */
