@@ -11,7 +11,7 @@ import { portsKey } from './cache.js';
 import { ConnTable } from './connections.js';
 import { inGroup, podEndpoint, externalEndpoint, type Endpoint } from './endpoint.js';
 import type { PolicyEngine, ProgramMode } from './engine.js';
-import { atomize, familyOf, type Family, type IpInterval } from './ip.js';
+import { atomize, familyOf, parseIp, type Family, type IpInterval } from './ip.js';
 import { evaluateDirection } from './pipeline.js';
 import type { Direction, DirectionProgram } from './rules.js';
 
@@ -58,6 +58,13 @@ export function buildClasses(engine: PolicyEngine): AnalysisClass[] {
     for (const iv of g.spec.intervals) families.add(familyOf(iv.start));
   }
   const pieces = cidrGroups.flatMap((g) => (g.spec.kind === 'cidr' ? g.spec.intervals : []));
+  // Node addresses are atoms of their own: a `nodes` peer matches exactly those addresses.
+  for (const node of engine.cache.nodes.values()) {
+    const ip = node.ip !== undefined ? parseIp(node.ip) : undefined;
+    if (ip === undefined) continue;
+    pieces.push({ start: ip, end: ip });
+    families.add(familyOf(ip));
+  }
   const atoms = atomize([...families].sort(), pieces);
   const classes: AnalysisClass[] = [];
   const byKey = new Map<string, AnalysisClass>();
@@ -130,7 +137,7 @@ function programResults(
       const allowed = evaluateDirection({
         program,
         inGroup: wide
-          ? (g) => inGroup(engine.group(g) as Group, peer.endpoint)
+          ? (g) => inGroup(engine.group(g) as Group, peer.endpoint, engine.cache.nodes.values())
           : (g) => (((masks as Int32Array)[c] >> (slot.bitOf.get(g) as number)) & 1) === 1,
         dstPorts: dst.identity?.ports,
       });
@@ -165,7 +172,7 @@ export function analyze(engine: PolicyEngine, mode: ProgramMode = 'enforce'): Co
     if (g.spec.kind === 'pods') {
       for (const iid of g.identities) for (const c of byIdentity.get(iid) ?? []) if (inGroup(g, classes[c].endpoint)) list.push(c);
     } else {
-      for (const c of classes) if (inGroup(g, c.endpoint)) list.push(c.index);
+      for (const c of classes) if (inGroup(g, c.endpoint, engine.cache.nodes.values())) list.push(c.index);
     }
     memberCache.set(gid, list);
     return list;

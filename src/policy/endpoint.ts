@@ -1,6 +1,6 @@
 // Endpoints as the tiers see them, and the peer test against selector-cache groups.
 
-import type { ContainerPort, Labels, Pod } from '../model/cluster.js';
+import type { ContainerPort, Labels, Node, Pod } from '../model/cluster.js';
 import type { Group, Identity } from './cache.js';
 import type { PolicyEngine, ProgramMode } from './engine.js';
 import { intervalsContain, parseIp } from './ip.js';
@@ -41,14 +41,22 @@ export function externalEndpoint(ip: bigint): Endpoint {
  * address that is known, pods included — "an ipBlock matches a pod whose IP is known", as CNIs
  * that pass the upstream e2e suite do; node selectors see host-network endpoints.
  */
-export function inGroup(group: Group, ep: Endpoint): boolean {
+export function inGroup(group: Group, ep: Endpoint, nodes?: Iterable<Node>): boolean {
   switch (group.spec.kind) {
     case 'pods':
       return ep.kind === 'pod' && ep.identity !== undefined && !ep.identity.hostNetwork && group.identities.has(ep.identity.id);
     case 'cidr':
       return ep.ip !== undefined && intervalsContain(group.spec.intervals, ep.ip);
     case 'nodes':
-      return ep.nodeLabels !== undefined && matchesSelector(group.spec.nodeSelector, ep.nodeLabels);
+      if (ep.nodeLabels !== undefined) return matchesSelector(group.spec.nodeSelector, ep.nodeLabels);
+      // "Nodes defines a way to select a set of nodes in the cluster": traffic to or from a
+      // selected node's address is the node's, whether or not a host-network pod is modelled
+      // there (the kernel matches the node IPs; the analyzer must agree).
+      if (ep.kind !== 'external' || ep.ip === undefined || nodes === undefined) return false;
+      for (const n of nodes) {
+        if (n.ip !== undefined && parseIp(n.ip) === ep.ip && matchesSelector(group.spec.nodeSelector, n.labels)) return true;
+      }
+      return false;
   }
 }
 
@@ -80,7 +88,7 @@ export function evaluateSide(
       program,
       inGroup: (g) => {
         const group = engine.group(g);
-        return group !== undefined && inGroup(group, peer);
+        return group !== undefined && inGroup(group, peer, engine.cache.nodes.values());
       },
       dstPorts: portsOf(dst),
       trace,
