@@ -17,7 +17,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Pod } from '../src/model/cluster.js';
-import { analyze, explain } from '../src/policy/index.js';
+import { analyze, explain, formatConns, parseIp } from '../src/policy/index.js';
 import { allPodKeys, e2eModel, modelPodIp } from './helpers/model.js';
 import { podMatrix, Reachability, validateOrFail } from './helpers/reachability.js';
 import {
@@ -25,6 +25,7 @@ import {
   adminRule,
   allNamespacesPeer,
   anp,
+  assertSameConnectivity,
   banp,
   genPolicy,
   genPolicyMatchLabels,
@@ -151,8 +152,36 @@ describe('AdminNetworkPolicy / BaselineAdminNetworkPolicy conformance (network-p
         .expect('y/h', 'x/b', false)
         .expect('y/h', 'x/c', false),
     );
-    // The node's address (outside the cluster) is matched by the node, not by the pod.
-    assert.equal(explain(s.engine, '192.168.10.1', 'x/a', 'TCP', 80).verdict, 'Allowed');
+    // The node's own address (kubelet, anything on the host) is the node too: the kernel
+    // matches `nodes` peers by node IP, and so must the analyzer.
+    assert.equal(explain(s.engine, '192.168.10.1', 'x/a', 'TCP', 80).verdict, 'Denied');
+    assert.equal(explain(s.engine, '192.168.10.2', 'x/a', 'TCP', 80).verdict, 'Allowed');
+  });
+
+  it('ANP egress to nodes: traffic to a selected node address is denied, also when no pod runs on the host network', () => {
+    const nodes = [
+      { name: 'n1', labels: { role: 'worker' }, ip: '192.168.10.1' },
+      { name: 'n2', labels: { role: 'infra' }, ip: '192.168.10.2' },
+    ];
+    const s = new Scenario(e2eModel([], { nodes })).createAdminPolicy(
+      anp('deny-to-workers', 10, nsSubject('x'), [], [adminRule('deny-workers', 'Deny', [{ kind: 'nodes', nodes: { matchLabels: { role: 'worker' } } }])]),
+    );
+    s.validate(TCP80, reach());
+    const toNode = (from: string, ip: string) => explain(s.engine, from, ip, 'TCP', 10250);
+    assert.equal(toNode('x/a', '192.168.10.1').verdict, 'Denied');
+    assert.equal(toNode('x/a', '192.168.10.1').egress.decidedBy.rule, 'egress[0] "deny-workers"');
+    assert.equal(toNode('x/a', '192.168.10.2').verdict, 'Allowed');
+    assert.equal(toNode('y/a', '192.168.10.1').verdict, 'Allowed');
+    // The analyzer's matrix has the node address as its own external class, with the same verdict.
+    const r = analyze(s.engine);
+    const node1 = r.classes.find((c) => c.kind === 'external' && c.range?.start === c.range?.end && c.range?.start === parseIp('192.168.10.1'));
+    const xa = r.classes.find((c) => c.pods.some((p) => p.namespace === 'x' && p.name === 'a'));
+    assert.ok(node1 && xa, 'classes for 192.168.10.1 and x/a');
+    assert.equal(formatConns(r.conns.get(r.connId(xa.index, node1.index))), 'No Connections');
+    // Relabelling the node (incrementally) lifts the deny, and incremental == fresh.
+    s.upsertNode({ ...nodes[0], labels: { role: 'infra' } });
+    assertSameConnectivity(s.engine, s.fresh());
+    assert.equal(toNode('x/a', '192.168.10.1').verdict, 'Allowed');
   });
 
   it('audit-mode ANP is not enforced, but explain shows what it would do', () => {
