@@ -55,6 +55,8 @@ export interface StepReport {
   readonly cells: number;
   /** Cells the engine allows that the first probe missed and the patient re-probe reached. */
   readonly retried: number;
+  /** What the first probe saw on those cells, e.g. `UDP timeout: 12`. */
+  readonly retriedWhy?: string;
   readonly compared: number;
 }
 
@@ -215,7 +217,7 @@ export class ConformanceLab {
    * that is really blocked stays blocked. A reachable cell is never re-probed: a packet that
    * got through is proof.
    */
-  async probeAll(): Promise<{ result: ProbeResult; retried: number }> {
+  async probeAll(): Promise<{ result: ProbeResult; retried: number; retriedWhy?: string }> {
     const first = await probe(this.state, { external: false, ports: LAB_PORTS, ...PROBE });
     const allowed = this.engineVerdicts();
     const missed = first.cells.filter((c) => !c.ok && c.from !== c.to && allowed.get(cellKey(c)) === true);
@@ -232,32 +234,40 @@ export class ConformanceLab {
     const rounds = await Promise.all([...bySource].map(([from, e]) => probe(this.state, { from: [from], to: [...e.to], ports: [...e.ports.values()], ...RETRY })));
     for (const cell of rounds.flatMap((r) => r.cells)) if (wanted.has(cellKey(cell))) again.set(cellKey(cell), cell);
     const cells = first.cells.map((c) => again.get(cellKey(c)) ?? c);
-    return { result: resultOf(cells, first.durationMs), retried: [...again.values()].filter((c) => c.ok).length };
+    const why = new Map<string, number>();
+    for (const c of missed) if (again.get(cellKey(c))?.ok) why.set(`${c.protocol} ${c.error ?? '?'}`, (why.get(`${c.protocol} ${c.error ?? '?'}`) ?? 0) + 1);
+    const retriedWhy = [...why].map(([k, n]) => `${k}: ${n}`).join(', ');
+    return { result: resultOf(cells, first.durationMs), retried: [...again.values()].filter((c) => c.ok).length, ...(retriedWhy ? { retriedWhy } : {}) };
   }
 
   /**
-   * Probes only `cells` (quick timeouts, one UDP attempt) until each shows the verdict in
-   * `want`; returns the start of the conclusive round, in ms after `t0`.
+   * Probes only the cells of `want` until each shows its verdict there; returns the start of
+   * the conclusive round, in ms after `t0`. A cell that must become reachable gets a patient
+   * timeout (it answers at once when it works); one that must become blocked a short one and
+   * a single UDP attempt, since only a reply would prove it wrong.
    */
   private async follow(want: ReadonlyMap<string, boolean>, t0: number, limitMs: number): Promise<number> {
-    const keys = [...want.keys()];
-    const byPair = new Map<string, { from: string; to: string; ports: PortSpec[] }>();
-    for (const k of keys) {
+    const groups = new Map<string, { from: string; to: string; allowed: boolean; ports: PortSpec[] }>();
+    for (const [k, allowed] of want) {
       const m = /^(\S+) -> (\S+) (\d+)\/(TCP|UDP)$/.exec(k);
       if (!m) throw new Error(`bad cell key ${k}`);
       const [, from = '', to = '', p = '0', protocol = 'TCP'] = m;
-      const e = byPair.get(`${from} ${to}`) ?? { from, to, ports: [] };
-      e.ports.push({ port: Number(p), protocol: protocol as PortSpec['protocol'] });
-      byPair.set(`${from} ${to}`, e);
+      const g = groups.get(`${from} ${to} ${allowed}`) ?? { from, to, allowed, ports: [] };
+      g.ports.push({ port: Number(p), protocol: protocol as PortSpec['protocol'] });
+      groups.set(`${from} ${to} ${allowed}`, g);
     }
     for (;;) {
       const start = performance.now() - t0;
       const seen = await Promise.all(
-        [...byPair.values()].map((e) => probe(this.state, { from: [e.from], to: [e.to], ports: e.ports, timeoutMs: 300, udpAttempts: 1, concurrency: 64 })),
+        [...groups.values()].map((g) =>
+          probe(this.state, { from: [g.from], to: [g.to], ports: g.ports, ...(g.allowed ? { timeoutMs: 1000, udpAttempts: 2 } : { timeoutMs: 300, udpAttempts: 1 }) }),
+        ),
       );
       const wrong = seen.flatMap((r) => r.cells).filter((c) => want.get(cellKey(c)) !== c.ok);
       if (wrong.length === 0) return start;
-      if (start > limitMs * 3) throw new assert.AssertionError({ message: `enforcement did not follow the label change: ${wrong.map(cellKey).join(', ')} still ${wrong[0]?.ok ? 'reachable' : 'blocked'}` });
+      if (start > limitMs * 3) {
+        throw new assert.AssertionError({ message: `enforcement did not follow the label change: ${wrong.map((c) => `${cellKey(c)} ${c.ok ? 'reachable' : 'blocked'}`).join(', ')}` });
+      }
     }
   }
 
@@ -286,12 +296,12 @@ export class ConformanceLab {
           followMs = await this.follow(changed, t0, LABEL_FOLLOW_LIMIT_MS);
         }
         const p0 = performance.now();
-        const { result, retried } = await this.probeAll();
+        const { result, retried, retriedWhy } = await this.probeAll();
         const probeMs = performance.now() - p0;
         const cmp = compareWithDesired(s.cluster(), this.state, result);
         const problems = [...this.checkUpstream(s, st.checks, result), ...this.checkEngine(cmp, result)];
         if (problems.length > 0) throw new assert.AssertionError({ message: `${c.name} / ${label}:\n${problems.join('\n\n')}` });
-        steps.push({ label, syncMs, ...(followMs !== undefined ? { followMs } : {}), probeMs, cells: result.cells.length, retried, compared: cmp.compared });
+        steps.push({ label, syncMs, ...(followMs !== undefined ? { followMs } : {}), probeMs, cells: result.cells.length, retried, ...(retriedWhy ? { retriedWhy } : {}), compared: cmp.compared });
         if (followMs !== undefined) {
           assert.ok(followMs <= LABEL_FOLLOW_LIMIT_MS, `${c.name} / ${label}: the kernel followed the label change after ${Math.round(followMs)} ms (limit ${LABEL_FOLLOW_LIMIT_MS} ms)`);
         }
@@ -342,7 +352,7 @@ export function formatReport(r: CaseReport): string {
   const steps = r.steps.map(
     (s) =>
       `${s.label}: sync ${Math.round(s.syncMs)} ms${s.followMs !== undefined ? `, label change enforced after ${Math.round(s.followMs)} ms` : ''}, probe ${s.cells} cells ${Math.round(s.probeMs)} ms` +
-      (s.retried > 0 ? ` (${s.retried} slow cells re-probed)` : ''),
+      (s.retried > 0 ? ` (${s.retried} slow cells reached on a patient re-probe; first probe: ${s.retriedWhy ?? '?'})` : ''),
   );
   return `${Math.round(r.ms)} ms — ${steps.join('; ')}`;
 }
