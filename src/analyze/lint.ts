@@ -90,7 +90,7 @@ function groupEmpty(ctx: Ctx, g: Group): boolean {
     case 'cidr':
       return g.spec.intervals.length === 0;
     case 'nodes':
-      return !ctx.classes.some((c) => inGroup(g, c.endpoint));
+      return !ctx.classes.some((c) => inGroup(g, c.endpoint, ctx.engine.cache.nodes.values()));
   }
 }
 
@@ -98,7 +98,7 @@ function inRule(ctx: Ctx, rule: CompiledRule, c: AnalysisClass): boolean {
   if (rule.peers === 'all') return true;
   return rule.peers.some((gid) => {
     const g = groupOf(ctx, gid);
-    return g !== undefined && inGroup(g, c.endpoint);
+    return g !== undefined && inGroup(g, c.endpoint, ctx.engine.cache.nodes.values());
   });
 }
 
@@ -169,7 +169,7 @@ function destinations(ctx: Ctx, compiled: CompiledPolicy, rule: CompiledRule, di
   const pods = ctx.classes.filter((c) => c.kind === 'pod' && c.identity);
   if (direction === 'ingress') {
     const subject = groupOf(ctx, compiled.subject);
-    return pods.filter((c) => subject !== undefined && inGroup(subject, c.endpoint));
+    return pods.filter((c) => subject !== undefined && inGroup(subject, c.endpoint, ctx.engine.cache.nodes.values()));
   }
   return pods.filter((c) => inRule(ctx, rule, c));
 }

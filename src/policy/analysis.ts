@@ -170,7 +170,7 @@ export function analyze(engine: PolicyEngine, mode: ProgramMode = 'enforce'): Co
     const g = engine.group(gid) as Group;
     list = [];
     if (g.spec.kind === 'pods') {
-      for (const iid of g.identities) for (const c of byIdentity.get(iid) ?? []) if (inGroup(g, classes[c].endpoint)) list.push(c);
+      for (const iid of g.identities) for (const c of byIdentity.get(iid) ?? []) if (inGroup(g, classes[c].endpoint, engine.cache.nodes.values())) list.push(c);
     } else {
       for (const c of classes) if (inGroup(g, c.endpoint, engine.cache.nodes.values())) list.push(c.index);
     }

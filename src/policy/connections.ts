@@ -181,7 +181,8 @@ export class ConnTable {
     if (a === b || b === this.all) return a;
     if (a === this.all) return b;
     if (a === this.none || b === this.none) return this.none;
-    const key = a < b ? a * 0x100000 + b : b * 0x100000 + a;
+    // Ids stay far below 2^26, so the packed key is exact (< 2^52) and never collides.
+    const key = a < b ? a * 0x4000000 + b : b * 0x4000000 + a;
     let r = this.interMemo.get(key);
     if (r === undefined) {
       r = this.intern(intersect(this.sets[a], this.sets[b]));

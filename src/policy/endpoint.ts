@@ -41,7 +41,7 @@ export function externalEndpoint(ip: bigint): Endpoint {
  * address that is known, pods included — "an ipBlock matches a pod whose IP is known", as CNIs
  * that pass the upstream e2e suite do; node selectors see host-network endpoints.
  */
-export function inGroup(group: Group, ep: Endpoint, nodes?: Iterable<Node>): boolean {
+export function inGroup(group: Group, ep: Endpoint, nodes: Iterable<Node>): boolean {
   switch (group.spec.kind) {
     case 'pods':
       return ep.kind === 'pod' && ep.identity !== undefined && !ep.identity.hostNetwork && group.identities.has(ep.identity.id);
@@ -52,7 +52,7 @@ export function inGroup(group: Group, ep: Endpoint, nodes?: Iterable<Node>): boo
       // "Nodes defines a way to select a set of nodes in the cluster": traffic to or from a
       // selected node's address is the node's, whether or not a host-network pod is modelled
       // there (the kernel matches the node IPs; the analyzer must agree).
-      if (ep.kind !== 'external' || ep.ip === undefined || nodes === undefined) return false;
+      if (ep.kind !== 'external' || ep.ip === undefined) return false;
       for (const n of nodes) {
         if (n.ip !== undefined && parseIp(n.ip) === ep.ip && matchesSelector(group.spec.nodeSelector, n.labels)) return true;
       }
