@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compareWithDesired, comparisonJson, formatComparison, labCluster } from '../src/lab/compare.js';
+import { compareWithDesired, comparisonJson, formatComparison, labCluster, mergeProbeCells, timedOutAllowedCells } from '../src/lab/compare.js';
 import { EXTERNAL_PEER, planLab, type LabState, type ProbeCell, type ProbeResult } from '../src/lab/index.js';
 import { loadManifestText } from '../src/load/index.js';
 import type { Cluster } from '../src/model/cluster.js';
@@ -157,5 +157,27 @@ spec:
     const cmp = compareWithDesired(desired, stateOf(desired), { ...result, cells: [...result.cells, extra] });
     assert.equal(cmp.cells.at(-1)?.skipped, 'not-served');
     assert.deepEqual(cmp.disagreements, []);
+  });
+
+  it('re-probes only allowed cells that timed out, never a cell that got through where denied', () => {
+    const desired = load(MANIFESTS);
+    const state = stateOf(desired);
+    // a -> c timed out (slow machine) and c -> b got through (a real missed deny).
+    const kernel = (from: string, to: string): boolean => (from === 'x/c' && to === 'x/b') || (truth(from, to) && !(from === 'x/a' && to === 'x/c'));
+    const first = compareWithDesired(desired, state, probeResult(kernel));
+    assert.deepEqual(
+      timedOutAllowedCells(first).map((c) => `${c.from}->${c.to}`),
+      ['x/a->x/c'],
+    );
+    // The patient second look reaches x/c: only the real disagreement is left.
+    const retry = probeResult(() => true);
+    const again: ProbeResult = { ...retry, cells: retry.cells.filter((c) => c.from === 'x/a' && c.to === 'x/c') };
+    const merged = mergeProbeCells(probeResult(kernel), [again]);
+    assert.equal(merged.cells.length, 16);
+    const second = compareWithDesired(desired, state, merged);
+    assert.deepEqual(
+      second.disagreements.map((d) => `${d.cell.from}->${d.cell.to}`),
+      ['x/c->x/b'],
+    );
   });
 });

@@ -136,6 +136,25 @@ export function compareProbe(engine: PolicyEngine, state: LabState, result: Prob
   return { cells, compared: cells.filter((c) => !c.skipped).length, disagreements, auditCells };
 }
 
+/**
+ * Cells worth probing again: the engine allows them but the probe timed out. On a loaded
+ * machine a connect can miss a short timeout; a cell that got through where the engine denies
+ * is never retried (that is a real disagreement, not a slow reply). Bounded to `limit` cells.
+ */
+export function timedOutAllowedCells(cmp: Comparison, limit = 64): ComparedCell[] {
+  return cmp.disagreements
+    .map((d) => d.cell)
+    .filter((c) => c.expected === 'Allowed' && (c.error === 'timeout' || c.error === 'no-reply'))
+    .slice(0, limit);
+}
+
+/** Replaces cells of `result` by the same cells from `retry` (matched by from, to, port, protocol). */
+export function mergeProbeCells(result: ProbeResult, retry: readonly ProbeResult[]): ProbeResult {
+  const key = (c: { from: string; to: string; port: number; protocol: string }) => `${c.from}|${c.to}|${c.port}|${c.protocol}`;
+  const again = new Map(retry.flatMap((r) => r.cells).map((c) => [key(c), c]));
+  return { ...result, cells: result.cells.map((c) => again.get(key(c)) ?? c) };
+}
+
 /** Builds the engine from the desired manifests and the lab state, then compares. */
 export function compareWithDesired(desired: Cluster, state: LabState, result: ProbeResult): Comparison {
   return compareProbe(new PolicyEngine(labCluster(desired, state)), state, result);
