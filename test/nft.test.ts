@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -139,8 +139,11 @@ describe('nft renderer (pure)', () => {
     const xa = chains.find((c) => c.name.startsWith('in_x_a_'));
     assert.ok(xa);
     assert.match(xa.rules[0], /^jump adm_in_/);
-    assert.match(xa.rules[1], /^jump np_x_allow_b_in_/);
-    assert.match(xa.rules[2], /^meta mark set \d+ goto deny$/);
+    // allow-b selects one identity on this node: its rules are inlined (no np_ chain, no jump).
+    assert.match(xa.rules[1], /^ip saddr @g_\w+ tcp dport 80 counter name "c_\d+" accept$/);
+    assert.match(xa.rules[2], /^ip saddr @g_\w+ udp dport 81 counter name "c_\d+" accept$/);
+    assert.match(xa.rules[3], /^meta mark set \d+ goto deny$/);
+    assert.ok(!chains.some((c) => c.name.startsWith('np_x_allow_b_in_')));
     const xb = chains.find((c) => c.name.startsWith('in_x_b_'));
     assert.ok(xb);
     assert.match(xb.rules[1], /^jump ban_in_/, 'not isolated: on to the baseline');
@@ -153,15 +156,31 @@ describe('nft renderer (pure)', () => {
     assert.ok(deny);
     assert.equal(deny.rules[0], 'counter name meta mark map @reason_ctr');
     assert.match(deny.rules[1], /update @denied \{ ip saddr \. ip daddr \. meta l4proto \. th dport \. meta mark \} drop$/);
-    const id = /^meta mark set (\d+)/.exec(xa.rules[2])?.[1] ?? '';
+    const id = /^meta mark set (\d+)/.exec(xa.rules[3])?.[1] ?? '';
     assert.ok(rs.sets.get('reason_ctr')?.elements.includes(`${id} : "c_${id}"`));
     assert.ok(rs.counters.includes(`c_${id}`));
     assert.deepEqual(rs.reasons[id], { policy: 'NetworkPolicy x/allow-b', rule: 'default deny (isolated)', tier: 'NetworkPolicy', direction: 'ingress', verdict: 'deny' });
-    // Egress: one NP chain, SCTP as sctp dport, ports merged per protocol, endPort as a range.
-    const np = chains.find((c) => c.name.startsWith('np_x_egress_mix_eg_'));
+    // Egress (inlined in x/b's chain): SCTP as sctp dport, ports merged per protocol, endPort as a range.
+    const np = chains.find((c) => c.name.startsWith('eg_x_b_'));
     assert.ok(np);
     assert.ok(np.rules.some((r) => /tcp dport 80-90 counter name "c_\d+" accept$/.test(r)));
     assert.ok(np.rules.some((r) => /sctp dport 53 /.test(r)));
+  });
+
+  it('shares a NetworkPolicy chain between the identities it selects (jump), inlines it for one', () => {
+    const c = richCluster();
+    const shared = genPolicyMatchLabels('z', 'allow-x', {}, setSpecIngressRules(rule([nsPeer({ matchLabels: { ns: 'x' } })], [port(80)])));
+    const rs = render({ ...c, networkPolicies: [...c.networkPolicies, shared] });
+    const np = [...rs.chains.values()].filter((ch) => ch.name.startsWith('np_z_allow_x_in_'));
+    assert.equal(np.length, 1, 'one chain for z/a, z/b, z/c');
+    for (const p of ['a', 'b', 'c']) {
+      const id = [...rs.chains.values()].find((ch) => ch.name.startsWith(`in_z_${p}_`));
+      assert.ok(id?.rules.includes(`jump ${np[0].name}`), `z/${p} jumps to the shared chain`);
+    }
+    // Only local identities are rendered: with z/a alone on this node, the chain is inlined.
+    const one = render({ ...c, networkPolicies: [...c.networkPolicies, shared] }, [{ key: 'z/a' }]);
+    assert.ok(![...one.chains.keys()].some((n) => n.startsWith('np_')));
+    assert.ok(![...one.chains.keys()].some((n) => n.startsWith('in_x_') || n.startsWith('eg_x_')), 'no chains for identities without local pods');
   });
 
   it('resolves named ports: ingress per destination identity, egress as per-pod set elements', () => {
@@ -169,7 +188,8 @@ describe('nft renderer (pure)', () => {
     // Give x/a's twin a different number for the same port name: a second chain, not a rule per pod.
     const twin: Pod = { ...modelPod('x', 'a', { pod: 'a', twin: 'yes' }), name: 'a2', ip: '10.1.0.99', ports: [{ name: 'serve-81-udp', port: 8181, protocol: 'UDP' }] };
     const rs = render({ ...c, pods: [...c.pods, twin] });
-    const npChains = [...rs.chains.values()].filter((ch) => ch.name.startsWith('np_x_allow_b_in_'));
+    // One identity chain each (the policy's rules inlined), resolved per identity, not per pod.
+    const npChains = [...rs.chains.values()].filter((ch) => ch.name.startsWith('in_x_a_'));
     assert.equal(npChains.length, 2);
     assert.ok(npChains.some((ch) => ch.rules.some((r) => r.includes('udp dport 8181'))));
     assert.ok(npChains.some((ch) => ch.rules.some((r) => r.includes('udp dport 81 '))));
@@ -225,7 +245,7 @@ describe('nft renderer (pure)', () => {
     assert.ok(diff);
     const flushed = diff.script.split('\n').filter((l) => l.startsWith('flush chain'));
     assert.equal(flushed.length, 1, diff.script);
-    assert.match(flushed[0], /np_x_allow_b_in_/);
+    assert.match(flushed[0], /in_x_a_/, 'the chain that holds allow-b (inlined: one identity uses it)');
     assert.equal(diffScript(after, after)?.script, '');
   });
 });
@@ -248,6 +268,35 @@ describe('nft agent fast path (pure, stub runner)', () => {
     await agent.sync(c, local(c));
     assert.equal(canonical(agent.lastRuleset), canonical(render(c, local(c))));
     assert.ok(scripts[2].trim().split('\n').every((l) => l.startsWith('delete element ')), scripts[2]);
+  });
+
+  it('pod events (podAdded/podRemoved): element-only scripts, no cluster diff, same table as a full render', async () => {
+    const scripts: string[] = [];
+    const agent = new NodeAgent({ node: 'n0', runner: async (script) => (scripts.push(script), { ok: true, stderr: '' }) });
+    const c = richCluster();
+    const local = (cl: Cluster): LocalPod[] => cl.pods.filter((p) => p.namespace !== 'z').map((p) => ({ key: `${p.namespace}/${p.name}`, ip: p.ip, hostVeth: `v-${p.namespace}-${p.name}` }));
+    await agent.sync(c, local(c));
+    const pod: Pod = { ...modelPod('x', 'a'), name: 'a-new', ip: '10.1.0.77' };
+    const grown: Cluster = { ...c, pods: [...c.pods, pod] };
+    const added = await agent.podAdded(pod, { key: 'x/a-new', ip: pod.ip, hostVeth: 'v-x-a-new' });
+    assert.equal(added.mode, 'partial');
+    assert.equal(canonical(agent.lastRuleset), canonical(render(grown, local(grown))));
+    const lines = scripts[1].trim().split('\n');
+    assert.ok(lines.every((l) => l.startsWith('add element ')), scripts[1]);
+    assert.ok(lines.some((l) => l.includes('pod_src { "v-x-a-new" . 10.1.0.77 }')), 'anti-spoofing element');
+    assert.ok(lines.some((l) => /in_ep \{ 10\.1\.0\.77 : goto in_x_a_/.test(l)), 'endpoint map element');
+    const removed = await agent.podRemoved('x', 'a-new');
+    assert.equal(removed.mode, 'partial');
+    assert.equal(canonical(agent.lastRuleset), canonical(render(c, local(c))));
+    assert.ok(scripts[2].trim().split('\n').every((l) => l.startsWith('delete element ')), scripts[2]);
+    // A later full sync starts from what the events left: nothing to do.
+    const again = await agent.sync(c, local(c));
+    assert.equal(again.mode, 'noop');
+    // A pod of a new identity: a full render (new chains), still correct.
+    const fresh: Pod = { ...modelPod('x', 'd', { pod: 'd' }), ip: '10.1.0.88' };
+    await agent.podAdded(fresh, { key: 'x/d', ip: fresh.ip, hostVeth: 'v-x-d' });
+    const withFresh: Cluster = { ...c, pods: [...c.pods, fresh] };
+    assert.equal(canonical(agent.lastRuleset), canonical(render(withFresh, local(withFresh))));
   });
 
   it('a pod with a new identity falls back to a full render', async () => {
@@ -586,7 +635,7 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
     await writeFile(join(dir, 'desired.yaml'), denyA);
     const main = join(import.meta.dirname, '..', 'src', 'nft', 'main.ts');
     const start = () => spawn(process.execPath, ['--import', 'tsx', main, '--lab-dir', dir, '--node', 'n0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const readStatus = async () => JSON.parse(await readFile(join(dir, 'agent-n0.json'), 'utf8').catch(() => '{}')) as { generation?: number; lastApplyOk?: boolean; rules?: number };
+    const readStatus = async () => JSON.parse(await readFile(join(dir, 'agent-n0.json'), 'utf8').catch(() => '{}')) as { generation?: number; desiredGeneration?: number; lastApplyOk?: boolean; rules?: number };
     const waitFor = async (pred: () => Promise<boolean>, ms: number, what: string) => {
       const end = Date.now() + ms;
       while (Date.now() < end) {
@@ -618,19 +667,90 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
       const reasons = JSON.parse(await readFile(join(dir, 'reasons.json'), 'utf8')) as Record<string, { policy: string }>;
       assert.ok(Object.values(reasons).some((r) => r.policy === 'NetworkPolicy x/deny-a'));
 
-      // Live change through the lab dir: enforced within a second.
+      // Live change through the lab dir: enforced within a second, reporting the desired
+      // generation (`desired/.generation`, as `weir lab apply` writes it) it was computed from.
       const gen = (await readStatus()).generation ?? 0;
+      await mkdir(join(dir, 'desired'), { recursive: true });
+      await writeFile(join(dir, 'desired', '.generation'), '7\n');
       const t0 = Date.now();
       await writeFile(join(dir, 'desired.yaml'), '');
       await waitFor(async () => ((await readStatus()).generation ?? 0) > gen, 1000, 'the agent to pick up the change within 1 s');
       const took = Date.now() - t0;
       cells = await topo.probeAll([{ protocol: 'TCP', port: 80 }]);
       assert.equal(cells.get('x/b->x/a TCP/80'), true, `change enforced (${took} ms)`);
+      await waitFor(async () => (await readStatus()).desiredGeneration === 7, 2000, 'desiredGeneration 7 in the status');
     } finally {
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
       await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('IPv6 is never a silent allow: forwarded IPv6 between pods is dropped and counted', async () => {
+    const rs = await scenario({}, { 'x/b->x/a TCP/80': true });
+    const [a, b] = [topo.pods.get('x/a'), topo.pods.get('x/b')];
+    assert.ok(a && b);
+    await run(['ip', 'netns', 'exec', topo.node, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
+    for (const [p, i] of [[a, 1], [b, 2]] as const) {
+      await run(['ip', '-n', topo.node, '-6', 'addr', 'add', `fd00:99:${i}::1/64`, 'dev', p.veth, 'nodad']);
+      await run(['ip', '-n', p.netns, '-6', 'addr', 'add', `fd00:99:${i}::2/64`, 'dev', 'eth0', 'nodad']);
+      await run(['ip', '-n', p.netns, '-6', 'route', 'add', 'default', 'via', `fd00:99:${i}::1`]);
+    }
+    // No ping here: a TCP connect to a closed port answers 'refused' (RST: reachable) or 'timeout'.
+    const knock = async (ns: string, to: string) =>
+      (
+        await run(['ip', 'netns', 'exec', ns, process.execPath, '-e', `const s=require('net').connect({host:'${to}',port:9,timeout:800});s.on('connect',()=>{console.log('open');s.destroy()});s.on('timeout',()=>{console.log('timeout');s.destroy()});s.on('error',(e)=>console.log(e.code==='ECONNREFUSED'?'refused':e.code))`], { allowFailure: true })
+      ).stdout.trim();
+    // IPv6 works on the link (to the node itself: no forwarding, not weir's business) …
+    assert.equal(await knock(b.netns, 'fd00:99:2::1'), 'refused', 'pod → node over IPv6');
+    const id = reasonId(rs, (r) => r.policy === 'weir data plane' && r.rule.startsWith('IPv6'));
+    const before = (await counters(topo)).get(`c_${id}`) ?? 0;
+    // … but pod → pod IPv6 (forwarded) is dropped, although IPv4 between them is allowed.
+    assert.equal(await knock(b.netns, 'fd00:99:1::2'), 'timeout', 'IPv6 pod → pod dropped');
+    assert.ok(((await counters(topo)).get(`c_${id}`) ?? 0) > before, 'IPv6 drop counted');
+  });
+
+  it('anti-spoofing: a packet from a pod interface with another source address is dropped and counted', async () => {
+    const rs = await scenario({}, { 'x/b->x/a TCP/80': true });
+    const [a, b] = [topo.pods.get('x/a'), topo.pods.get('x/b')];
+    assert.ok(a && b);
+    const connect = async (from: string) =>
+      (
+        await run(
+          ['ip', 'netns', 'exec', b.netns, process.execPath, '-e', `const s=require('net').connect({host:'${a.ip}',port:80,localAddress:'${from}',timeout:800});s.on('connect',()=>{console.log('ok');s.destroy()});s.on('timeout',()=>{console.log('timeout');s.destroy()});s.on('error',()=>console.log('error'))`],
+          { allowFailure: true },
+        )
+      ).stdout.trim();
+    const spoofed = '10.99.2.77';
+    await run(['ip', '-n', b.netns, 'addr', 'add', `${spoofed}/32`, 'dev', 'eth0']);
+    try {
+      const id = reasonId(rs, (r) => r.policy === 'weir data plane' && r.rule === 'spoofed source address');
+      const before = (await counters(topo)).get(`c_${id}`) ?? 0;
+      assert.equal(await connect(b.ip), 'ok', 'the pod\'s own address passes');
+      assert.equal(await connect(spoofed), 'timeout', 'a forged source is dropped');
+      assert.ok(((await counters(topo)).get(`c_${id}`) ?? 0) > before, 'spoofing counted');
+      const denied = await topo.nft(['list', 'set', 'inet', 'weir', 'denied']);
+      assert.match(denied, new RegExp(`10\\.99\\.2\\.77 \\. ${a.ip.replace(/\./g, '\\.')} \\. tcp \\. 80 \\. 0x${Number(id).toString(16).padStart(8, '0')}`));
+    } finally {
+      await run(['ip', '-n', b.netns, 'addr', 'del', `${spoofed}/32`, 'dev', 'eth0'], { allowFailure: true });
+    }
+  });
+
+  it('pod events reach the kernel as element commands (podAdded → listed element → podRemoved)', async () => {
+    await scenario({ networkPolicies: [genPolicyMatchLabels('x', 'deny-a', { pod: 'a' }, setSpecIngressRules())] }, {});
+    const base = topo.cluster().pods.find((p) => p.name === 'a' && p.namespace === 'x');
+    assert.ok(base);
+    const pod: Pod = { ...base, name: 'a-extra', ip: '10.99.1.99' };
+    const t0 = performance.now();
+    const st = await agent.podAdded(pod, { key: 'x/a-extra', ip: pod.ip, hostVeth: topo.pods.get('x/a')?.veth });
+    const ms = performance.now() - t0;
+    assert.ok(st.lastApplyOk, st.error ?? '');
+    assert.equal(st.mode, 'partial', `element-only (${ms.toFixed(1)} ms)`);
+    assert.match(await topo.nft(['get', 'element', 'inet', 'weir', 'in_ep', '{ 10.99.1.99 }']), /10\.99\.1\.99 : goto in_x_a_/);
+    assert.match(await topo.nft(['list', 'set', 'inet', 'weir', 'pod_src']), /"wv1" \. 10\.99\.1\.99/);
+    const gone = await agent.podRemoved('x', 'a-extra');
+    assert.ok(gone.lastApplyOk && gone.mode === 'partial', gone.error ?? '');
+    assert.doesNotMatch(await topo.nft(['list', 'map', 'inet', 'weir', 'in_ep']), /10\.99\.1\.99/);
   });
 
   it('pod set: the rendered table in the kernel matches the model (chains, sets, element counts)', async () => {

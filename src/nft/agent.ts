@@ -22,12 +22,15 @@ import { readState, type LabNode, type LabState } from '../lab/state.js';
 import { Applier, nftRunner, type ApplyResult, type NftRunner } from './apply.js';
 import { sweepConntrack } from './conntrack.js';
 import { collectReasons } from './reasons.js';
-import { patchPods, renderRuleset, type LocalPod } from './render.js';
+import { namedEgress, patchPods, renderRuleset, type LocalPod } from './render.js';
+import type { CompiledRule } from '../policy/rules.js';
 import type { Ruleset } from './ruleset.js';
 
 export const REASONS_FILE = 'reasons.json';
 export const DESIRED_FILE = 'desired.yaml';
 export const DESIRED_DIR = 'desired';
+/** Written by `weir lab apply` after every change of the desired folder (src/lab/supervisor.ts). */
+export const GENERATION_FILE = '.generation';
 export const statusFile = (node: string): string => `agent-${node}.json`;
 
 /** agent-<node>.json */
@@ -35,6 +38,12 @@ export interface AgentStatus {
   readonly node: string;
   readonly pid: number;
   readonly generation: number;
+  /**
+   * The desired generation (`<lab dir>/desired/.generation`, written by `weir lab apply`) read
+   * before the manifests this sync applied: `lab apply` knows its change is enforced once
+   * every agent reports at least its generation.
+   */
+  readonly desiredGeneration?: number;
   readonly lastApplyOk: boolean;
   readonly error?: string;
   readonly updatedAt: string;
@@ -69,6 +78,31 @@ function same<T>(a: T, b: T): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
+function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => a[k] === b[k]);
+}
+
+/**
+ * Pod equality without serialising: a full sync compares every pod of the cluster, and
+ * JSON.stringify of 2×10k pods alone cost tens of milliseconds per sync.
+ */
+export function samePod(a: Pod, b: Pod): boolean {
+  return (
+    a.namespace === b.namespace &&
+    a.name === b.name &&
+    a.ip === b.ip &&
+    a.node === b.node &&
+    a.hostNetwork === b.hostNetwork &&
+    a.workload === b.workload &&
+    sameLabels(a.labels, b.labels) &&
+    a.ports.length === b.ports.length &&
+    a.ports.every((p, i) => p.name === b.ports[i].name && p.port === b.ports[i].port && p.protocol === b.ports[i].protocol) &&
+    (a.source === b.source || same(a.source, b.source))
+  );
+}
+
 export interface EngineChanges {
   /** Anything besides pods being added or removed (policies, namespaces, nodes, changed pods). */
   readonly other: boolean;
@@ -81,13 +115,13 @@ export interface EngineChanges {
 /** Brings `engine` from `prev` to `next` with incremental calls only; reports what changed. */
 export function reconcileEngine(engine: PolicyEngine, prev: Cluster, next: Cluster): EngineChanges {
   let other = false;
-  const diff = <T>(a: readonly T[], b: readonly T[], key: (x: T) => string, upsert: (x: T) => void, remove: (x: T) => void, isPods = false) => {
+  const diff = <T>(a: readonly T[], b: readonly T[], key: (x: T) => string, upsert: (x: T) => void, remove: (x: T) => void, isPods = false, eq: (x: T, y: T) => boolean = same) => {
     if (a === b) return;
     const old = new Map(a.map((x) => [key(x), x]));
     const now = new Map(b.map((x) => [key(x), x]));
     for (const [k, x] of now) {
       const o = old.get(k);
-      if (o === x || (o && same(o, x))) continue;
+      if (o === x || (o && eq(o, x))) continue;
       if (o || !isPods) other = true;
       upsert(x);
       if (!o && isPods) added.push(x as Pod);
@@ -116,6 +150,7 @@ export function reconcileEngine(engine: PolicyEngine, prev: Cluster, next: Clust
       engine.removePod(p.namespace, p.name);
     },
     true,
+    samePod,
   );
   diff(prev.networkPolicies, next.networkPolicies, (p) => `${p.namespace}/${p.name}`, (p) => engine.upsertNetworkPolicy(p), (p) => engine.removePolicy(`NetworkPolicy ${p.namespace}/${p.name}`));
   diff(prev.adminNetworkPolicies, next.adminNetworkPolicies, (p) => p.name, (p) => engine.upsertAdminNetworkPolicy(p), (p) => engine.removePolicy(`AdminNetworkPolicy ${p.name}`));
@@ -141,18 +176,25 @@ export class NodeAgent {
   last: AgentStatus | undefined;
   lastRuleset: Ruleset | undefined;
   private lastLocal: Set<string> | undefined;
+  private lastLocalPods = new Map<string, LocalPod>();
+  private lastDiagnostics: readonly Diagnostic[] = [];
+  private desiredGeneration: number | undefined;
+  private policyVersion = 0;
+  private namedCache: { policies: number; version: number; rules: CompiledRule[] } | undefined;
 
   constructor(private readonly opts: NodeAgentOptions) {
     this.applier = new Applier(opts.runner ?? nftRunner(opts.netns));
   }
 
   /** Renders `cluster` for this node's `localPods` and applies it in one transaction. */
-  async sync(cluster: Cluster, localPods: readonly LocalPod[], diagnostics: readonly Diagnostic[] = []): Promise<AgentStatus> {
+  async sync(cluster: Cluster, localPods: readonly LocalPod[], diagnostics: readonly Diagnostic[] = [], desiredGeneration?: number): Promise<AgentStatus> {
     const t0 = performance.now();
     const identitiesBefore = new Set(this.engine.cache.identities.keys());
     const changes = reconcileEngine(this.engine, this.current, cluster);
+    if (changes.other) this.policyVersion++;
     this.current = cluster;
     const localKeys = new Set(localPods.map((p) => p.key));
+    const locals = new Map(localPods.map((p) => [p.key, p]));
     // Replicas coming and going: patch elements instead of re-rendering (same result, see
     // patchPods). Only when the local pods changed by exactly those pods (none moved nodes).
     const applied = this.applier.applied;
@@ -162,25 +204,100 @@ export class NodeAgent {
       for (const p of changes.removed) expectedLocal.delete(`${p.namespace}/${p.name}`);
       for (const p of changes.added) if (localKeys.has(`${p.namespace}/${p.name}`)) expectedLocal.add(`${p.namespace}/${p.name}`);
       if (expectedLocal.size === localKeys.size && [...localKeys].every((k) => expectedLocal.has(k))) {
-        patched = patchPods(applied, this.engine, changes, changes.removedIdentities, localKeys, identitiesBefore);
+        patched = patchPods(applied, this.engine, changes, changes.removedIdentities, locals, identitiesBefore);
       }
     }
     const ruleset = patched ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine) });
     this.lastLocal = localKeys;
-    const renderMs = performance.now() - t0;
+    this.lastLocalPods = locals;
+    this.lastDiagnostics = diagnostics;
+    if (desiredGeneration !== undefined) this.desiredGeneration = desiredGeneration;
+    return this.applyRuleset(ruleset, performance.now() - t0);
+  }
+
+  /**
+   * Event path for one pod that appeared (`local` when it runs on this node): an engine
+   * upsert and the element changes its identity's group memberships imply — no cluster diff,
+   * no render — in one small `nft -f` of element commands. Falls back to a full render when
+   * the pod brings a new identity (new chains) or replaces a pod of the same name.
+   */
+  async podAdded(pod: Pod, local?: LocalPod): Promise<AgentStatus> {
+    const t0 = performance.now();
+    const key = `${pod.namespace}/${pod.name}`;
+    if (this.engine.pods.has(key)) return this.sync({ ...this.current, pods: this.current.pods.map((p) => (`${p.namespace}/${p.name}` === key ? pod : p)) }, this.localList(key, local));
+    this.engine.upsertPod(pod);
+    this.current = { ...this.current, pods: [...this.current.pods, pod] };
+    if (local) this.lastLocalPods = new Map(this.lastLocalPods).set(key, local);
+    const identity = this.engine.identityOfPod(key);
+    const applied = this.applier.applied;
+    // The identity existed before when the pod is not its only one.
+    const known = identity && identity.pods.size > 1 ? new Set([identity.id]) : new Set<number>();
+    const patched = applied ? patchPods(applied, this.engine, { added: [pod], removed: [] }, new Map(), this.lastLocalPods, known, this.namedEgress()) : undefined;
+    return this.afterEvent(patched, t0);
+  }
+
+  /** Event path for a pod that went away (see podAdded). */
+  async podRemoved(namespace: string, name: string): Promise<AgentStatus> {
+    const t0 = performance.now();
+    const key = `${namespace}/${name}`;
+    const pod = this.engine.pods.get(key);
+    const identity = this.engine.identityOfPod(key);
+    if (!pod || !identity) return this.applyRuleset(this.applier.applied ?? this.renderNow(), performance.now() - t0);
+    this.engine.removePod(namespace, name);
+    this.current = { ...this.current, pods: this.current.pods.filter((p) => p.namespace !== namespace || p.name !== name) };
+    if (this.lastLocalPods.has(key)) {
+      this.lastLocalPods = new Map(this.lastLocalPods);
+      this.lastLocalPods.delete(key);
+    }
+    const applied = this.applier.applied;
+    const patched =
+      applied && this.engine.cache.identities.has(identity.id)
+        ? patchPods(applied, this.engine, { added: [], removed: [pod] }, new Map([[key, identity]]), this.lastLocalPods, new Set([identity.id]), this.namedEgress())
+        : undefined;
+    return this.afterEvent(patched, t0);
+  }
+
+  private localList(replace: string, local: LocalPod | undefined): LocalPod[] {
+    const out = [...this.lastLocalPods.values()].filter((p) => p.key !== replace);
+    if (local) out.push(local);
+    return out;
+  }
+
+  private renderNow(): Ruleset {
+    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: collectReasons(this.engine) });
+  }
+
+  /** Named-port egress rules change only with policies; cached per policy set. */
+  private namedEgress(): CompiledRule[] {
+    if (this.namedCache?.policies !== this.engine.policies.size || this.namedCache.version !== this.policyVersion) {
+      this.namedCache = { policies: this.engine.policies.size, version: this.policyVersion, rules: namedEgress(this.engine) };
+    }
+    return this.namedCache.rules;
+  }
+
+  private async afterEvent(patched: Ruleset | undefined, t0: number): Promise<AgentStatus> {
+    this.lastLocal = new Set(this.lastLocalPods.keys());
+    return this.applyRuleset(patched ?? this.renderNow(), performance.now() - t0);
+  }
+
+  private async applyRuleset(ruleset: Ruleset, renderMs: number): Promise<AgentStatus> {
+    const diagnostics = this.lastDiagnostics;
+    const localPods = [...this.lastLocalPods.values()];
+    const desiredGeneration = this.desiredGeneration;
     const result = await this.applier.apply(ruleset);
     let conntrackDeleted = 0;
     if (result.ok && this.opts.strict && result.narrowed) {
       const local = new Set(localPods.map((p) => p.ip ?? this.engine.pods.get(p.key)?.ip).filter((ip): ip is string => ip !== undefined));
       conntrackDeleted = await sweepConntrack(this.engine, this.opts.netns, local);
     }
-    if (result.ok) this.lastRuleset = ruleset;
+    if (result.ok) this.lastRuleset = this.applier.applied;
     this.generation++;
     const errors = diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
     const status: AgentStatus = {
       node: this.opts.node,
       pid: process.pid,
       generation: this.generation,
+      ...(desiredGeneration !== undefined ? { desiredGeneration } : {}),
       lastApplyOk: result.ok,
       error: result.error,
       updatedAt: new Date().toISOString(),
@@ -303,6 +420,14 @@ async function manifestPaths(opts: RunAgentOptions): Promise<string[]> {
   return out;
 }
 
+/** `<labDir>/desired/.generation` (see src/lab/supervisor.ts); undefined when absent or not an integer. */
+export async function readDesiredGeneration(labDir: string): Promise<number | undefined> {
+  const text = await readFile(join(labDir, DESIRED_DIR, GENERATION_FILE), 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  const n = Number(text.trim());
+  return Number.isInteger(n) && n >= 0 ? n : undefined;
+}
+
 /** mtime+size of every input, to notice changes fs.watch missed. */
 async function inputsSignature(labDir: string, paths: readonly string[]): Promise<string> {
   const parts: string[] = [];
@@ -344,12 +469,14 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
       return;
     }
     if (!agent) agent = new NodeAgent({ node: node.name, netns: node.netns, strict: opts.strict, statusDir: opts.labDir, log });
+    // Read before the manifests: whatever they contain is at least this generation.
+    const desiredGeneration = await readDesiredGeneration(opts.labDir);
     const paths = await manifestPaths(opts);
     const loaded = paths.length > 0 ? await loadManifests(paths) : { cluster: emptyCluster(), diagnostics: [] };
     if (hasErrors(loaded.diagnostics)) {
       for (const d of loaded.diagnostics.filter((x) => x.severity === 'error').slice(0, 5)) log(`weir agent ${opts.node}: ${formatDiagnostic(d)}`);
     }
-    last = await agent.sync(clusterFromLab(state, loaded.cluster), localPodsOf(state, node.name), loaded.diagnostics);
+    last = await agent.sync(clusterFromLab(state, loaded.cluster), localPodsOf(state, node.name), loaded.diagnostics, desiredGeneration);
   };
 
   await syncOnce();

@@ -5,7 +5,7 @@
 // last applied model is still exactly what the kernel holds.
 
 import { run } from '../lab/exec.js';
-import { diffScript, fullScript, type DiffSummary } from './script.js';
+import { diffScript, fullScript, patchScript, type DiffSummary } from './script.js';
 import { rulesetStats, type Ruleset, type RulesetStats } from './ruleset.js';
 
 export interface NftRunResult {
@@ -48,6 +48,11 @@ function shortError(stderr: string): string {
   return lines.slice(0, 6).join('\n') || 'nft failed';
 }
 
+/** The applied model keeps no link to the one before it (a chain of patches would leak). */
+function withoutPatch(rs: Ruleset): Ruleset {
+  return rs.patch ? { sets: rs.sets, chains: rs.chains, counters: rs.counters, reasons: rs.reasons } : rs;
+}
+
 export class Applier {
   private last: Ruleset | undefined;
 
@@ -66,14 +71,15 @@ export class Applier {
   async apply(next: Ruleset): Promise<ApplyResult> {
     const stats = rulesetStats(next);
     if (this.last) {
-      const diff = diffScript(this.last, next);
+      // A patch recorded against exactly what the kernel holds needs no diff.
+      const diff = next.patch?.base === this.last ? patchScript(next, next.patch) : diffScript(this.last, next);
       if (diff && diff.script === '') return { ok: true, mode: 'noop', applyMs: 0, scriptBytes: 0, stats, summary: diff.summary, narrowed: false };
       if (diff) {
         const t0 = performance.now();
         const r = await this.runner(diff.script);
         const applyMs = performance.now() - t0;
         if (r.ok) {
-          this.last = next;
+          this.last = withoutPatch(next);
           return { ok: true, mode: 'partial', applyMs, scriptBytes: diff.script.length, stats, summary: diff.summary, narrowed: diff.summary.narrowed };
         }
         // The kernel may have drifted from our model (someone edited the table): fall back to
@@ -86,7 +92,7 @@ export class Applier {
     const applyMs = performance.now() - t0;
     if (!r.ok) return { ok: false, mode: 'full', error: shortError(r.stderr), applyMs, scriptBytes: script.length, stats, narrowed: false };
     const narrowed = this.last !== undefined;
-    this.last = next;
+    this.last = withoutPatch(next);
     return { ok: true, mode: 'full', applyMs, scriptBytes: script.length, stats, narrowed };
   }
 }

@@ -17,10 +17,13 @@ import type { PolicyEngine } from '../policy/engine.js';
 
 export type ReasonVerdict = 'deny' | 'allow' | 'audit';
 
+/** `default`: a verdict of the data plane itself (not of any policy), as src/flows reads it. */
+export type ReasonTier = Tier | 'default';
+
 export interface Reason {
   readonly policy: string;
   readonly rule: string;
-  readonly tier: Tier;
+  readonly tier: ReasonTier;
   readonly direction: Direction;
   readonly verdict: ReasonVerdict;
 }
@@ -59,6 +62,17 @@ export function defaultDenyReason(isolatingPolicies: readonly string[], directio
   };
 }
 
+/** The policy name of the data plane's own drops (not caused by any policy). */
+export const DATAPLANE_POLICY = 'weir data plane';
+
+/**
+ * Drops the data plane makes on its own: forwarded IPv6 (the table filters IPv4 only, so
+ * IPv6 must never pass unfiltered), and a packet from a local pod's interface whose source
+ * address is not that pod's (anti-spoofing).
+ */
+export const IPV6_REASON: Reason = { policy: DATAPLANE_POLICY, rule: 'IPv6 not filtered: dropped', tier: 'default', direction: 'egress', verdict: 'deny' };
+export const SPOOF_REASON: Reason = { policy: DATAPLANE_POLICY, rule: 'spoofed source address', tier: 'default', direction: 'egress', verdict: 'deny' };
+
 export class ReasonRegistry {
   private readonly ids = new Map<string, number>();
   readonly table: Record<string, Reason> = {};
@@ -86,7 +100,7 @@ export class ReasonRegistry {
 
 /** Every reason the engine can produce: each Allow/Deny rule, and each NetworkPolicy default deny. */
 export function collectReasons(engine: PolicyEngine): ReasonRegistry {
-  const reasons: Reason[] = [];
+  const reasons: Reason[] = [IPV6_REASON, SPOOF_REASON];
   for (const rule of engine.allRules()) {
     const r = ruleReason(rule);
     if (r) reasons.push(r);

@@ -45,7 +45,7 @@ import { V4_BASE, intervalsContain, parseIp, type IpInterval } from '../policy/i
 import type { CompiledRule, Direction, DirectionProgram, PortSpec } from '../policy/rules.js';
 import { matchesSelector } from '../policy/selector.js';
 import { TABLE, nftName, shortHash } from './names.js';
-import { collectReasons, defaultDenyReason, ruleReason, type ReasonRegistry } from './reasons.js';
+import { IPV6_REASON, SPOOF_REASON, collectReasons, defaultDenyReason, ruleReason, type ReasonRegistry } from './reasons.js';
 import type { NftChain, NftSet, Ruleset } from './ruleset.js';
 
 export interface LocalPod {
@@ -76,6 +76,9 @@ export const DENY_CHAIN = 'deny';
 export const AUDIT_CHAIN = 'audit';
 /** mark (reason id) → named counter `c_<id>`, for the shared deny and audit chains. */
 export const REASON_COUNTER_MAP = 'reason_ctr';
+/** Host-side interfaces of local pods, and `interface . address` of each local pod (anti-spoofing). */
+export const POD_IFS_SET = 'pod_ifs';
+export const POD_SRC_SET = 'pod_src';
 const PORT_PROTOCOLS = '{ tcp, udp, sctp }';
 const FULL_RANGE: readonly [number, number] = [1, 65535];
 
@@ -175,6 +178,8 @@ class Renderer {
   private readonly reasonCounters = new Set<number>();
   private readonly groupSetNames = new Map<number, string>();
   private readonly identityChains = new Map<string, string | undefined>();
+  /** NetworkPolicy chain name → the identity chains (direction + identity) that use it. */
+  private readonly npUsers = new Map<string, Set<string>>();
   private readonly podIp: (key: string) => string | undefined;
 
   constructor(
@@ -332,23 +337,17 @@ class Renderer {
     return this.addChain(nftName(prefix, '', lines.join('\n')), lines);
   }
 
-  private npChain(policyKey: string, direction: Direction, subject: Identity): string | undefined {
+  /**
+   * The NetworkPolicy chain's name and rules, not yet added: a chain only one identity chain
+   * of this node uses is inlined there instead (see `npUsers`).
+   */
+  private npChain(policyKey: string, direction: Direction, subject: Identity): { name: string; lines: string[] } | undefined {
     const policy = this.engine.policy(policyKey);
     if (!policy) return undefined;
     const rules = policy[direction];
     const lines = rules.flatMap((r) => this.ruleLines(r, direction, subject, this.enforceVerdict(r)));
     if (lines.length === 0) return undefined;
-    // Ingress named ports resolve against the selected pod, so such a policy gets one chain per
-    // distinct resolution (the pod's port signature), not one per identity. The signature, not
-    // the rule text, goes into the name: editing the policy then refills the same chain.
-    let perSubject = '';
-    if (direction === 'ingress' && rules.some((r) => r.hasNamedPorts)) {
-      const names = new Set(rules.flatMap((r) => (r.ports === 'all' ? [] : r.ports.flatMap((p) => (p.kind === 'named' ? [p.name] : [])))));
-      const sig = subject.ports.filter((cp) => cp.name !== undefined && names.has(cp.name)).map((cp) => `${cp.name}=${cp.protocol}/${cp.port}`);
-      perSubject = `\u0000${sig.sort().join(',')}`;
-    }
-    const readable = `${policyKey.replace(/^NetworkPolicy /, '')}_${short(direction)}`;
-    return this.addChain(nftName('np', readable, `${policyKey}\u0000${direction}${perSubject}`), lines);
+    return { name: this.npChainName(policyKey, direction, subject, rules), lines };
   }
 
   private programLines(program: DirectionProgram, direction: Direction, subject: Identity): string[] {
@@ -361,7 +360,13 @@ class Renderer {
     if (program.isolated) {
       for (const key of program.isolatingPolicies) {
         const np = this.npChain(key, direction, subject);
-        if (np) out.push(`jump ${np}`);
+        if (!np) continue;
+        // NetworkPolicy rules only allow (accept) or fall through, so inlining a chain that a
+        // single identity chain uses is the same program with one chain and one jump fewer:
+        // fewer chains is less for the kernel to validate and for `nft` to fetch before
+        // every command (its cache cost is what a pod add pays).
+        if ((this.npUsers.get(np.name)?.size ?? 0) <= 1) out.push(...np.lines);
+        else out.push(`jump ${this.addChain(np.name, np.lines)}`);
       }
       const id = this.reasons.id(defaultDenyReason(program.isolatingPolicies, direction, false));
       out.push(this.denyPoint(id, false));
@@ -402,6 +407,37 @@ class Renderer {
     return this.sharedChain(`au_${short(direction)}`, headLines);
   }
 
+  /** Counts, before rendering, which identity chains use each NetworkPolicy chain. */
+  planNetworkPolicyChains(identity: Identity, direction: Direction): void {
+    if (identity.hostNetwork) return;
+    const enforce = this.engine.program(identity.id, direction, 'enforce');
+    if (!enforce.isolated) return;
+    for (const key of enforce.isolatingPolicies) {
+      const policy = this.engine.policy(key);
+      if (!policy || policy[direction].length === 0) continue;
+      const name = this.npChainName(key, direction, identity, policy[direction]);
+      let users = this.npUsers.get(name);
+      if (!users) this.npUsers.set(name, (users = new Set()));
+      users.add(`${direction}\u0000${identity.id}`);
+    }
+  }
+
+  /**
+   * Ingress named ports resolve against the selected pod, so such a policy gets one chain per
+   * distinct resolution (the pod's port signature), not one per identity. The signature, not
+   * the rule text, goes into the name: editing the policy then refills the same chain.
+   */
+  private npChainName(policyKey: string, direction: Direction, subject: Identity, rules: readonly CompiledRule[]): string {
+    let perSubject = '';
+    if (direction === 'ingress' && rules.some((r) => r.hasNamedPorts)) {
+      const names = new Set(rules.flatMap((r) => (r.ports === 'all' ? [] : r.ports.flatMap((p) => (p.kind === 'named' ? [p.name] : [])))));
+      const sig = subject.ports.filter((cp) => cp.name !== undefined && names.has(cp.name)).map((cp) => `${cp.name}=${cp.protocol}/${cp.port}`);
+      perSubject = `\u0000${sig.sort().join(',')}`;
+    }
+    const readable = `${policyKey.replace(/^NetworkPolicy /, '')}_${short(direction)}`;
+    return nftName('np', readable, `${policyKey}\u0000${direction}${perSubject}`);
+  }
+
   /** eg_/in_<identity>, or undefined when nothing applies (policy accept). */
   identityChain(identity: Identity, direction: Direction): string | undefined {
     const memo = `${direction}\u0000${identity.id}`;
@@ -424,7 +460,7 @@ class Renderer {
     return result;
   }
 
-  finish(eg: string[], ing: string[]): Ruleset {
+  finish(eg: string[], ing: string[], podIfs: string[], podSrc: string[]): Ruleset {
     const vmap = (name: string, elements: string[]): NftSet => ({
       name,
       kind: 'map',
@@ -436,6 +472,9 @@ class Renderer {
     });
     this.sets.set(EGRESS_MAP, vmap(EGRESS_MAP, eg));
     this.sets.set(INGRESS_MAP, vmap(INGRESS_MAP, ing));
+    const plain = (name: string, type: string, elements: string[]): NftSet => ({ name, kind: 'set', type, flags: [], extra: [], dynamic: false, elements: [...new Set(elements)].sort() });
+    this.sets.set(POD_IFS_SET, plain(POD_IFS_SET, 'ifname', podIfs));
+    this.sets.set(POD_SRC_SET, plain(POD_SRC_SET, 'ifname . ipv4_addr', podSrc));
     this.sets.set(DENIED_SET, {
       name: DENIED_SET,
       kind: 'set',
@@ -445,6 +484,9 @@ class Renderer {
       dynamic: true,
       elements: [],
     });
+    const v6 = this.reasons.id(IPV6_REASON);
+    this.counter(v6);
+    const spoof = this.denyPoint(this.reasons.id(SPOOF_REASON), false);
     const ids = [...this.reasonCounters].sort((a, b) => a - b);
     this.sets.set(REASON_COUNTER_MAP, {
       name: REASON_COUNTER_MAP,
@@ -463,13 +505,19 @@ class Renderer {
     // Audit records what it would have denied and returns to the identity chain (via goto, to
     // the chain that jumped into the audit pass), which then runs the enforced program.
     this.chains.set(AUDIT_CHAIN, { name: AUDIT_CHAIN, rules: [count, `meta l4proto ${PORT_PROTOCOLS} ${record} return`, recordNoPort] });
-    const base = (name: string, priority: string, map: string, key: string): NftChain => ({
+    const base = (name: string, priority: string, map: string, key: string, guards: readonly string[]): NftChain => ({
       name,
       hook: `type filter hook forward priority ${priority}; policy accept;`,
-      rules: ['ct state established,related accept', 'ct state invalid drop', `ip ${key} vmap @${map}`],
+      rules: [...guards, 'ct state established,related accept', 'ct state invalid drop', `ip ${key} vmap @${map}`],
     });
-    this.chains.set(EGRESS_CHAIN, base(EGRESS_CHAIN, 'filter', EGRESS_MAP, 'saddr'));
-    this.chains.set(INGRESS_CHAIN, base(INGRESS_CHAIN, 'filter + 10', INGRESS_MAP, 'daddr'));
+    // Guards before the conntrack shortcut, so that no packet skips them:
+    // - IPv6: every rule below matches IPv4 (`ip saddr`, ipv4_addr sets), so IPv6 would pass
+    //   unfiltered; it is dropped and counted instead (and not recorded: `denied` is IPv4).
+    // - Anti-spoofing: a packet from a local pod's interface must carry that pod's address
+    //   (checked on every packet, or a forged source could ride another pod's connection).
+    const guards = [`meta nfproto ipv6 ${counterRef(v6)} drop`, `iifname @${POD_IFS_SET} iifname . ip saddr != @${POD_SRC_SET} ${spoof}`];
+    this.chains.set(EGRESS_CHAIN, base(EGRESS_CHAIN, 'filter', EGRESS_MAP, 'saddr', guards));
+    this.chains.set(INGRESS_CHAIN, base(INGRESS_CHAIN, 'filter + 10', INGRESS_MAP, 'daddr', []));
     const sortedMap = <T>(m: Map<string, T>): Map<string, T> => new Map([...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
     return {
       sets: sortedMap(this.sets),
@@ -480,22 +528,46 @@ class Renderer {
   }
 }
 
+/** `"veth" . ip`: the anti-spoofing element of a local pod. */
+export function podSourceElement(veth: string, ip: string): string {
+  return `"${veth}" . ${ip}`;
+}
+
 /** Renders one node's table. */
 export function renderRuleset(input: RenderInput): Ruleset {
   const { engine } = input;
   const r = new Renderer(engine, input.reasons ?? collectReasons(engine), input.podIps);
   const eg: string[] = [];
   const ing: string[] = [];
+  const locals: { ip: string; identity: Identity; veth?: string }[] = [];
   for (const local of [...input.localPods].sort((a, b) => (a.key < b.key ? -1 : 1))) {
     const ip = local.ip ?? engine.pods.get(local.key)?.ip;
     const identity = engine.identityOfPod(local.key);
     if (!isV4(ip) || !identity) continue;
+    locals.push({ ip, identity, veth: local.hostVeth });
+  }
+  // Only identities with pods on this node get chains, and only the chains, sets and counters
+  // those reach are rendered (per-node pruning; set elements stay cluster-wide).
+  const seen = new Set<number>();
+  for (const { identity } of locals) {
+    if (seen.has(identity.id)) continue;
+    seen.add(identity.id);
+    r.planNetworkPolicyChains(identity, 'egress');
+    r.planNetworkPolicyChains(identity, 'ingress');
+  }
+  const ifs: string[] = [];
+  const src: string[] = [];
+  for (const { ip, identity, veth } of locals) {
     const e = r.identityChain(identity, 'egress');
     if (e) eg.push(`${ip} : goto ${e}`);
     const i = r.identityChain(identity, 'ingress');
     if (i) ing.push(`${ip} : goto ${i}`);
+    if (veth) {
+      ifs.push(`"${veth}"`);
+      src.push(podSourceElement(veth, ip));
+    }
   }
-  return r.finish(eg, ing);
+  return r.finish(eg, ing, ifs, src);
 }
 
 export { TABLE, shortHash };
@@ -503,6 +575,33 @@ export { TABLE, shortHash };
 export interface PodDelta {
   readonly added: readonly Pod[];
   readonly removed: readonly Pod[];
+}
+
+function mapsIp(prev: Ruleset, ip: string): boolean {
+  return [EGRESS_MAP, INGRESS_MAP].some((m) => (prev.sets.get(m)?.elements ?? []).some((e) => e.startsWith(`${ip} : `)));
+}
+
+function hasLocalSibling(locals: ReadonlyMap<string, LocalPod>, identity: Identity): boolean {
+  for (const key of identity.pods) if (locals.has(key)) return true;
+  return false;
+}
+
+/** Egress rules with named ports: their sets hold per-pod elements. */
+export function namedEgress(engine: PolicyEngine): CompiledRule[] {
+  return engine.allRules().filter((r) => r.hasNamedPorts && r.ref.direction === 'egress');
+}
+
+/**
+ * The chain a local pod of `identity` maps to in `prev`: found through a sibling pod's map
+ * element (chains are named per identity, and NetworkPolicy chains may be inlined, so the
+ * sibling's element is the ground truth), `''` when the identity needs no chain, undefined
+ * when it needs one `prev` does not have (a full render is needed).
+ */
+function identityChain(prev: Ruleset, engine: PolicyEngine, identity: Identity, direction: Direction): string | undefined {
+  const name = identityChainName(identity, direction);
+  if (prev.chains.has(name)) return name;
+  const empty = programEmpty(engine.program(identity.id, direction, 'full')) && programEmpty(engine.program(identity.id, direction, 'enforce'));
+  return empty ? '' : undefined;
 }
 
 /**
@@ -518,9 +617,12 @@ export function patchPods(
   engine: PolicyEngine,
   delta: PodDelta,
   removedIdentities: ReadonlyMap<string, Identity>,
-  localKeys: ReadonlySet<string>,
+  /** This node's pods after the change, by key (veth and address overrides). */
+  locals: ReadonlyMap<string, LocalPod>,
   /** Identity ids that existed before the change: a pod of a new identity needs a full render. */
   identitiesBefore: ReadonlySet<number>,
+  /** Egress rules with named ports (default: found in the engine; callers may cache them). */
+  namedEgressRules: readonly CompiledRule[] = namedEgress(engine),
 ): Ruleset | undefined {
   const edits = new Map<string, { add: Set<string>; del: Set<string> }>();
   const edit = (set: string, element: string, add: boolean) => {
@@ -529,29 +631,50 @@ export function patchPods(
     if (!e) edits.set(set, (e = { add: new Set(), del: new Set() }));
     (add ? e.add : e.del).add(element);
   };
-  const named = engine
-    .allRules()
-    .filter((r) => r.hasNamedPorts && r.ref.direction === 'egress')
-    .map((r) => ({ rule: r, specs: namedSpecs(r) }));
+  const named = namedEgressRules.map((r) => ({ rule: r, specs: namedSpecs(r) }));
   const apply = (pod: Pod, identity: Identity, add: boolean): boolean => {
     const key = `${pod.namespace}/${pod.name}`;
-    if (pod.hostNetwork || identity.hostNetwork || !isV4(pod.ip)) return true;
+    const local = locals.get(key);
+    const ip = (add ? local?.ip : undefined) ?? pod.ip;
+    if (pod.hostNetwork || identity.hostNetwork || !isV4(ip)) return true;
     for (const g of engine.cache.groups.values()) {
-      if (g.spec.kind === 'pods' && g.identities.has(identity.id)) edit(groupSetName(g.key), pod.ip, add);
+      if (g.spec.kind === 'pods' && g.identities.has(identity.id)) edit(groupSetName(g.key), ip, add);
     }
     for (const { rule, specs } of named) {
       const name = namedPortSetName(rule, specs);
       // On removal the pod is gone from the engine: its elements are found from the old set.
-      const elements = add ? namedPortElements(engine, rule, specs, pod, pod.ip) : (prev.sets.get(name)?.elements ?? []).filter((e) => e.startsWith(`${pod.ip} . `));
+      const elements = add ? namedPortElements(engine, rule, specs, pod, ip) : (prev.sets.get(name)?.elements ?? []).filter((e) => e.startsWith(`${ip} . `));
       for (const e of elements) edit(name, e, add);
     }
-    // A removed pod is no longer in localKeys; deleting a map element it never had is a no-op
+    // A removed pod is no longer in `locals`; deleting a map element it never had is a no-op
     // on the model (the diff only emits what differs).
-    if (localKeys.has(key) || !add) {
+    if (!add && mapsIp(prev, ip) && !hasLocalSibling(locals, identity)) {
+      // The identity's last local pod: its chains go, which may change how the remaining
+      // ones share NetworkPolicy chains. A full render keeps the table minimal.
+      return false;
+    }
+    if (local || !add) {
       for (const [dir, map] of [['egress', EGRESS_MAP], ['ingress', INGRESS_MAP]] as const) {
-        const chain = identityChainName(identity, dir);
-        if (prev.chains.has(chain)) edit(map, `${pod.ip} : goto ${chain}`, add);
-        else if (add && (!programEmpty(engine.program(identity.id, dir, 'full')) || !programEmpty(engine.program(identity.id, dir, 'enforce')))) return false;
+        const mapped = (prev.sets.get(map)?.elements ?? []).find((e) => e.startsWith(`${ip} : `));
+        if (!add) {
+          if (mapped) edit(map, mapped, false);
+          continue;
+        }
+        const chain = identityChain(prev, engine, identity, dir);
+        if (chain === undefined) return false;
+        if (chain) edit(map, `${ip} : goto ${chain}`, true);
+      }
+      if (add && local?.hostVeth) {
+        edit(POD_IFS_SET, `"${local.hostVeth}"`, true);
+        edit(POD_SRC_SET, podSourceElement(local.hostVeth, ip), true);
+      }
+      if (!add) {
+        const src = prev.sets.get(POD_SRC_SET)?.elements ?? [];
+        for (const e of src.filter((x) => x.endsWith(`" . ${ip}`))) {
+          edit(POD_SRC_SET, e, false);
+          const veth = e.slice(0, e.indexOf(' . '));
+          if (!src.some((x) => x !== e && x.startsWith(`${veth} . `))) edit(POD_IFS_SET, veth, false);
+        }
       }
     }
     return true;
@@ -567,22 +690,36 @@ export function patchPods(
     if (!apply(pod, identity, true)) return undefined;
   }
   const sets = new Map(prev.sets);
+  const added = new Map<string, string[]>();
+  const removed = new Map<string, string[]>();
+  const search = (xs: readonly string[], x: string): number => {
+    let lo = 0;
+    let hi = xs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (xs[mid] < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
   for (const [name, e] of edits) {
     const old = prev.sets.get(name) as NftSet;
-    // Elements stay sorted: delete by filter, add by binary insertion (no full re-sort of
-    // sets with thousands of members for one pod).
-    const next = e.del.size > 0 ? old.elements.filter((x) => !e.del.has(x)) : [...old.elements];
+    // Elements stay sorted: binary search, no full re-sort (or diff) of sets with thousands
+    // of members for one pod; only real changes are recorded.
+    const del = [...e.del].filter((x) => old.elements[search(old.elements, x)] === x);
+    const next = del.length > 0 ? old.elements.filter((x) => !e.del.has(x)) : [...old.elements];
+    const add: string[] = [];
     for (const x of e.add) {
-      let lo = 0;
-      let hi = next.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (next[mid] < x) lo = mid + 1;
-        else hi = mid;
+      const at = search(next, x);
+      if (next[at] !== x) {
+        next.splice(at, 0, x);
+        add.push(x);
       }
-      if (next[lo] !== x) next.splice(lo, 0, x);
     }
+    if (add.length === 0 && del.length === 0) continue;
+    if (add.length > 0) added.set(name, add);
+    if (del.length > 0) removed.set(name, del);
     sets.set(name, { ...old, elements: next });
   }
-  return { ...prev, sets };
+  return { sets, chains: prev.chains, counters: prev.counters, reasons: prev.reasons, patch: { base: prev, added, removed } };
 }

@@ -33,6 +33,17 @@ export interface RulesetStats {
   readonly counters: number;
 }
 
+/**
+ * Element changes from `base` to the ruleset carrying it (set name → elements), recorded by
+ * the pod fast path so that the applier need not diff sets of thousands of elements to find
+ * the one it changed.
+ */
+export interface ElementPatch {
+  readonly base: Ruleset;
+  readonly added: ReadonlyMap<string, readonly string[]>;
+  readonly removed: ReadonlyMap<string, readonly string[]>;
+}
+
 export interface Ruleset {
   readonly sets: ReadonlyMap<string, NftSet>;
   readonly chains: ReadonlyMap<string, NftChain>;
@@ -40,6 +51,8 @@ export interface Ruleset {
   readonly counters: readonly string[];
   /** The cluster-wide reasons table (identical on every node). */
   readonly reasons: ReasonsTable;
+  /** Set only on a ruleset patched from another (see ElementPatch). */
+  readonly patch?: ElementPatch;
 }
 
 export function rulesetStats(rs: Ruleset): RulesetStats {

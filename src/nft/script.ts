@@ -9,7 +9,7 @@
 // refers to it any more).
 
 import { FAMILY, TABLE } from './names.js';
-import { elementKey, type NftChain, type NftSet, type Ruleset } from './ruleset.js';
+import { elementKey, type ElementPatch, type NftChain, type NftSet, type Ruleset } from './ruleset.js';
 
 const T = `${FAMILY} ${TABLE}`;
 /** Elements per `add element` command: keeps lines reasonable without costing parse time. */
@@ -61,6 +61,30 @@ export function fullScript(rs: Ruleset): string {
   }
   lines.push('}');
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The script of an element patch (see ElementPatch): map keys are deleted before new ones are
+ * added (a changed verdict is delete + add), plain set elements added before others go.
+ */
+export function patchScript(next: Ruleset, patch: ElementPatch): PartialScript {
+  const lines: string[] = [];
+  let elementsAdded = 0;
+  let elementsRemoved = 0;
+  for (const [name, els] of patch.removed) {
+    const s = next.sets.get(name);
+    if (!s) continue;
+    elementsRemoved += els.length;
+    lines.push(...elementCommands('delete', name, els.map((e) => elementKey(s, e))));
+  }
+  for (const [name, els] of patch.added) {
+    elementsAdded += els.length;
+    lines.push(...elementCommands('add', name, els));
+  }
+  return {
+    script: lines.length > 0 ? `${lines.join('\n')}\n` : '',
+    summary: { chainsAdded: 0, chainsChanged: 0, chainsRemoved: 0, setsAdded: 0, setsRemoved: 0, elementsAdded, elementsRemoved, narrowed: lines.length > 0 },
+  };
 }
 
 export interface DiffSummary {
