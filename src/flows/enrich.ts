@@ -1,5 +1,6 @@
 // Enrichment: kernel records carry addresses only; the caller's view of the cluster (lab state,
 // Kubernetes watch) says which pod owns an address. Anything not a pod is external.
+import { parseCidr as parseCidrLine, parseIp } from '../policy/ip.js';
 import type { Endpoint, FlowRecord } from './record.js';
 
 export interface PodInfo {
@@ -26,47 +27,23 @@ export function identityOf(namespace: string, labels: Readonly<Record<string, st
   return `${namespace}:${parts.join(',')}`;
 }
 
-interface Cidr {
-  text: string;
-  v6: boolean;
-  base: bigint;
-  mask: bigint;
+/** A CIDR as a range on the engine's address line (src/policy/ip.ts): one family, inclusive. */
+export interface Cidr {
+  readonly text: string;
+  readonly start: bigint;
+  readonly end: bigint;
 }
 
-export function parseIp(ip: string): { v6: boolean; value: bigint } | undefined {
-  if (ip.includes(':')) {
-    const [head, tail = ''] = ip.split('::') as [string, string?];
-    if (ip.split('::').length > 2) return undefined;
-    const h = head ? head.split(':') : [];
-    const t = tail ? tail.split(':') : [];
-    const fill = ip.includes('::') ? 8 - h.length - t.length : 0;
-    const groups = [...h, ...Array<string>(fill).fill('0'), ...t];
-    if (groups.length !== 8 || !groups.every((g) => /^[0-9a-fA-F]{1,4}$/.test(g))) return undefined;
-    let v = 0n;
-    for (const g of groups) v = (v << 16n) | BigInt(parseInt(g, 16));
-    return { v6: true, value: v };
-  }
-  const p = ip.split('.');
-  if (p.length !== 4 || !p.every((x) => /^\d{1,3}$/.test(x) && Number(x) <= 255)) return undefined;
-  return { v6: false, value: p.reduce((a, x) => (a << 8n) | BigInt(Number(x)), 0n) };
-}
-
+/** `10.0.0.0/8`, `fd00::/8`; a bare address is its own /32 or /128. */
 export function parseCidr(text: string): Cidr | undefined {
-  const [ip, lenText] = text.split('/');
-  if (!ip) return undefined;
-  const a = parseIp(ip);
-  if (!a) return undefined;
-  const bits = a.v6 ? 128 : 32;
-  const len = lenText === undefined ? bits : Number(lenText);
-  if (!Number.isInteger(len) || len < 0 || len > bits) return undefined;
-  const all = (1n << BigInt(bits)) - 1n;
-  const mask = len === 0 ? 0n : (all << BigInt(bits - len)) & all;
-  return { text, v6: a.v6, base: a.value & mask, mask };
+  const full = text.includes('/') ? text : `${text}/${text.includes(':') ? 128 : 32}`;
+  const c = parseCidrLine(full);
+  return c ? { text, start: c.interval.start, end: c.interval.end } : undefined;
 }
 
 export function cidrContains(c: Cidr, ip: string): boolean {
-  const a = parseIp(ip);
-  return !!a && a.v6 === c.v6 && (a.value & c.mask) === c.base;
+  const v = parseIp(ip);
+  return v !== undefined && c.start <= v && v <= c.end;
 }
 
 export interface EnricherOptions {
@@ -85,7 +62,11 @@ export class Enricher {
     this.cidrs = (opts.externalCidrs ?? [])
       .map(parseCidr)
       .filter((c): c is Cidr => !!c)
-      .sort((a, b) => (b.mask > a.mask ? 1 : b.mask < a.mask ? -1 : 0));
+      .sort((a, b) => {
+        // The most specific network first: the smallest range.
+        const d = a.end - a.start - (b.end - b.start);
+        return d < 0n ? -1 : d > 0n ? 1 : 0;
+      });
     this.cacheSize = opts.cacheSize ?? 50_000;
   }
 
