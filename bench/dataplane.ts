@@ -187,7 +187,9 @@ async function main(): Promise<void> {
   rows.push({ name: 'no rules', ...a, rules: 0, elements: 0, note: a.failed ? `${a.failed} conn failures` : '' });
 
   // (b) weir
-  const localOf = (node: string): LocalPod[] => cluster.pods.filter((p) => p.node === node).map((p) => ({ key: `${p.namespace}/${p.name}`, ip: p.ip }));
+  // The measured pods' host veth is `wpod` on both nodes: the anti-spoofing check is in the path.
+  const localOf = (node: string): LocalPod[] =>
+    cluster.pods.filter((p) => p.node === node).map((p) => ({ key: `${p.namespace}/${p.name}`, ip: p.ip, ...(p === src || p === dst ? { hostVeth: 'wpod' } : {}) }));
   const agents = { n1: new NodeAgent({ node: 'n1', netns: NS.n1 }), n2: new NodeAgent({ node: 'n2', netns: NS.n2 }) };
   const t0 = performance.now();
   const s1 = await agents.n1.sync(cluster, localOf('n1'));
@@ -197,13 +199,23 @@ async function main(): Promise<void> {
   const b = await measure(dst.ip as string);
   rows.push({ name: 'weir', ...b, rules: s2.rules, elements: s2.setElements, note: b.failed ? `${b.failed} conn failures` : '' });
 
-  // Pod add (a new replica of an existing workload on n2): from source change to kernel.
+  // Pod add (a new replica of an existing workload on n2): from the event (podAdded) to `nft`
+  // returning, verified by reading the element back from the kernel; median of 5.
   const template = cluster.pods[2];
-  const added: Pod = { ...template, name: `${template.name}-extra`, ip: '10.250.0.7', node: 'n2' };
-  const grown: Cluster = { ...cluster, pods: [...cluster.pods, added] };
-  const t1 = performance.now();
-  const addStatus = await agents.n2.sync(grown, [...localOf('n2'), { key: `${added.namespace}/${added.name}`, ip: added.ip }]);
-  const podAddMs = performance.now() - t1;
+  const adds: { ms: number; status: Awaited<ReturnType<NodeAgent['podAdded']>> }[] = [];
+  for (let i = 0; i < 5; i++) {
+    const added: Pod = { ...template, name: `${template.name}-extra${i}`, ip: `10.250.0.${7 + i}`, node: 'n2' };
+    const t1 = performance.now();
+    const status = await agents.n2.podAdded(added, { key: `${added.namespace}/${added.name}`, ip: added.ip, hostVeth: 'wpod' });
+    adds.push({ ms: performance.now() - t1, status });
+    const listed = await inNs(NS.n2, ['nft', 'get', 'element', 'inet', 'weir', 'in_ep', `{ ${added.ip} }`]);
+    if (!listed.includes(added.ip as string)) throw new Error(`pod add not in the kernel: ${added.ip}`);
+    await agents.n2.podRemoved(added.namespace, added.name);
+  }
+  adds.sort((x, y) => x.ms - y.ms);
+  const podAdd = adds[Math.floor(adds.length / 2)];
+  const podAddMs = podAdd.ms;
+  const addStatus = podAdd.status;
   // And a full render alone, for the record.
   const engine = agents.n2.engine;
   const t2 = performance.now();
@@ -243,9 +255,22 @@ async function main(): Promise<void> {
     `weir on node 2: ${s2.rules} rules, ${s2.chains} chains, ${s2.sets} sets, ${s2.setElements} elements, ${s2.counters} counters; script ${(scriptBytes / 1e6).toFixed(1)} MB`,
     `rules per policy: ${(s2.rules / cluster.networkPolicies.length).toFixed(2)} (goal ≤ 20)`,
     `full apply, ${cluster.pods.length} pods (engine + render + nft, node 1): ${Math.round(fullMs)} ms (render alone, warm: ${Math.round(renderMs)} ms; nft: ${Math.round(s1.applyMs)} ms) (goal ≤ 2000 ms)`,
-    `pod add, source change → kernel: ${podAddMs.toFixed(1)} ms (${addStatus.mode}, render/patch ${addStatus.renderMs} ms, nft ${addStatus.applyMs} ms) (goal ≤ 50 ms)`,
+    `pod add, podAdded() → nft returned (median of ${adds.length}: ${adds.map((x) => x.ms.toFixed(0)).join('/')} ms): ${podAddMs.toFixed(1)} ms (${addStatus.mode}, in-process ${addStatus.renderMs} ms, nft ${addStatus.applyMs} ms) (goal ≤ 50 ms)`,
     `throughput ratio weir/no-rules: ${(rows[1].gbps / rows[0].gbps).toFixed(3)}, conn/s ratio: ${(rows[1].cps / rows[0].cps).toFixed(3)} (goal ≥ 0.95)`,
   ];
+  const goal = (name: string, ok: boolean, value: string) => `${name} ${ok ? 'met' : 'MISSED'} (${value})`;
+  const perPolicy = s2.rules / cluster.networkPolicies.length;
+  const tput = rows[1].gbps / rows[0].gbps;
+  const conn = rows[1].cps / rows[0].cps;
+  lines.push(
+    `goals: ${[
+      goal('full apply ≤ 2 s', fullMs <= 2000, `${Math.round(fullMs)} ms`),
+      goal('pod add ≤ 50 ms', podAddMs <= 50, `${podAddMs.toFixed(1)} ms`),
+      goal('rules/policy ≤ 20', perPolicy <= 20, perPolicy.toFixed(2)),
+      goal('throughput ≥ 0.95', tput >= 0.95, tput.toFixed(3)),
+      goal('conn/s ≥ 0.95', conn >= 0.95, conn.toFixed(3)),
+    ].join('; ')}`,
+  );
   console.log(lines.join('\n'));
 }
 
