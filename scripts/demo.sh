@@ -35,7 +35,7 @@ npx weir lint examples/demo || true
 
 echo "==> weir lab up examples/demo (2 nodes, one netns per pod, nftables agents, flow server)"
 npx weir lab down >/dev/null 2>&1 || true
-npx weir lab up examples/demo
+npx weir lab up examples/demo --alerts examples/alerts.yaml
 
 echo "==> weir lab probe --compare (real TCP/UDP packets vs the analyzer)"
 npx weir lab probe --compare
