@@ -1,10 +1,11 @@
-// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--seconds 3]` (root).
+// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--seconds 3] [--rounds 3]` (root).
 //
 // In namespaces this script creates (and removes, also on failure or Ctrl-C): two "nodes"
 // joined by a veth, one pod on each, routed through the nodes' forward hooks. Measured side
 // by side between the two pods, for (a) no rules, (b) weir's ruleset for a synthetic cluster
 // (bench/generate.ts: N pods, N/2 NetworkPolicies) and (c) a naive per-pair rule list for the
-// same policies (one rule per allowed pair, loaded up to a bound):
+// same policies (one rule per allowed pair, loaded up to a bound), plus a conntrack-only table
+// (the cost of being stateful at all); (a), (b) and conntrack-only alternate over rounds:
 //   iperf3 TCP throughput, new TCP connections per second (bounded loop), rules and elements;
 // and for weir: full apply time (render + nft) and one pod add from source change to kernel.
 
@@ -18,11 +19,12 @@ import { NodeAgent, fullScript, renderRuleset, type LocalPod } from '../src/nft/
 import { run } from '../src/lab/exec.js';
 import { generateCluster } from './generate.js';
 
-const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '3' }, 'naive-max': { type: 'string', default: '100000' } } });
+const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '3' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '3' } } });
 const POD_COUNT = Number(values.pods);
 const SECONDS = Number(values.seconds);
 const NAIVE_MAX = Number(values['naive-max']);
 const NAIVE_TIME_BOUND_MS = 60_000;
+const ROUNDS = Number(values.rounds);
 
 const tag = randomBytes(2).toString('hex');
 const NS = { n1: `wbench${tag}-n1`, n2: `wbench${tag}-n2`, p1: `wbench${tag}-p1`, p2: `wbench${tag}-p2` };
@@ -182,11 +184,8 @@ async function main(): Promise<void> {
 
   const rows: { name: string; gbps: number; cps: number; rules: number; elements: number; note: string }[] = [];
 
-  // (a) no rules
-  const a = await measure(dst.ip as string);
-  rows.push({ name: 'no rules', ...a, rules: 0, elements: 0, note: a.failed ? `${a.failed} conn failures` : '' });
-
-  // (b) weir
+  // (b) weir: first sync through the agents (timed), then the rendered scripts are kept so the
+  // rulesets can be swapped in and out between measurement rounds.
   // The measured pods' host veth is `wpod` on both nodes: the anti-spoofing check is in the path.
   const localOf = (node: string): LocalPod[] =>
     cluster.pods.filter((p) => p.node === node).map((p) => ({ key: `${p.namespace}/${p.name}`, ip: p.ip, ...(p === src || p === dst ? { hostVeth: 'wpod' } : {}) }));
@@ -196,8 +195,55 @@ async function main(): Promise<void> {
   const fullMs = performance.now() - t0;
   const s2 = await agents.n2.sync(cluster, localOf('n2'));
   if (!s1.lastApplyOk || !s2.lastApplyOk) throw new Error(`weir apply failed: ${s1.error ?? s2.error ?? ''}`);
-  const b = await measure(dst.ip as string);
-  rows.push({ name: 'weir', ...b, rules: s2.rules, elements: s2.setElements, note: b.failed ? `${b.failed} conn failures` : '' });
+  const weirScript = {
+    n1: fullScript(renderRuleset({ engine: agents.n1.engine, localPods: localOf('n1') })),
+    n2: fullScript(renderRuleset({ engine: agents.n2.engine, localPods: localOf('n2') })),
+  };
+  // A minimal stateful firewall: conntrack on, established accepted, nothing else. It separates
+  // what conntrack itself costs from what weir's rules cost.
+  const CT_ONLY = 'table inet wbench_ct {\n chain ctonly {\n  type filter hook forward priority filter; policy accept;\n  ct state established,related accept\n  ct state invalid drop\n }\n}\n';
+  type Config = 'no rules' | 'conntrack only' | 'weir';
+  const setConfig = async (config: Config): Promise<void> => {
+    for (const n of [NS.n1, NS.n2]) {
+      await inNs(n, ['nft', 'delete', 'table', 'inet', 'weir']).catch(() => '');
+      await inNs(n, ['nft', 'delete', 'table', 'inet', 'wbench_ct']).catch(() => '');
+    }
+    if (config === 'conntrack only') for (const n of [NS.n1, NS.n2]) await inNs(n, ['nft', '-f', '-'], CT_ONLY);
+    if (config === 'weir') {
+      await inNs(NS.n1, ['nft', '-f', '-'], weirScript.n1);
+      await inNs(NS.n2, ['nft', '-f', '-'], weirScript.n2);
+    }
+  };
+  // Alternating rounds, median per configuration: the machine's noise hits every row alike.
+  const samples = new Map<Config, { gbps: number; cps: number; failed: number }[]>();
+  const orders: Config[][] = [
+    ['no rules', 'conntrack only', 'weir'],
+    ['weir', 'conntrack only', 'no rules'],
+    ['conntrack only', 'no rules', 'weir'],
+  ];
+  for (const order of orders.slice(0, ROUNDS)) {
+    for (const config of order) {
+      await setConfig(config);
+      const m = await measure(dst.ip as string);
+      samples.set(config, [...(samples.get(config) ?? []), m]);
+    }
+  }
+  const median = (config: Config) => {
+    const xs = samples.get(config) ?? [];
+    const mid = (k: 'gbps' | 'cps') => [...xs].sort((p, q) => p[k] - q[k])[Math.floor(xs.length / 2)][k];
+    return { gbps: mid('gbps'), cps: mid('cps'), failed: xs.reduce((n, x) => n + x.failed, 0) };
+  };
+  const note = (config: Config) => {
+    const xs = samples.get(config) ?? [];
+    const f = median(config).failed;
+    return `median of ${xs.length}: ${xs.map((x) => x.gbps.toFixed(1)).join('/')} Gbit/s, ${xs.map((x) => Math.round(x.cps)).join('/')} conn/s${f ? `; ${f} conn failures` : ''}`;
+  };
+  const a = median('no rules');
+  rows.push({ name: 'no rules', ...a, rules: 0, elements: 0, note: note('no rules') });
+  const ct = median('conntrack only');
+  const b = median('weir');
+  rows.push({ name: 'weir', ...b, rules: s2.rules, elements: s2.setElements, note: note('weir') });
+  await setConfig('weir');
 
   // Pod add (a new replica of an existing workload on n2): from the event (podAdded) to `nft`
   // returning, verified by reading the element back from the kernel; median of 5.
@@ -256,6 +302,8 @@ async function main(): Promise<void> {
     `rules per policy: ${(s2.rules / cluster.networkPolicies.length).toFixed(2)} (goal ≤ 20)`,
     `full apply, ${cluster.pods.length} pods (engine + render + nft, node 1): ${Math.round(fullMs)} ms (render alone, warm: ${Math.round(renderMs)} ms; nft: ${Math.round(s1.applyMs)} ms) (goal ≤ 2000 ms)`,
     `pod add, podAdded() → nft returned (median of ${adds.length}: ${adds.map((x) => x.ms.toFixed(0)).join('/')} ms): ${podAddMs.toFixed(1)} ms (${addStatus.mode}, in-process ${addStatus.renderMs} ms, nft ${addStatus.applyMs} ms) (goal ≤ 50 ms)`,
+    `conntrack only (stateful minimum): ${ct.gbps.toFixed(2)} Gbit/s (${(ct.gbps / rows[0].gbps).toFixed(3)}), ${Math.round(ct.cps)} conn/s (${(ct.cps / rows[0].cps).toFixed(3)}); ${note('conntrack only')}`,
+    `weir vs conntrack only: throughput ${(rows[1].gbps / ct.gbps).toFixed(3)}, conn/s ${(rows[1].cps / ct.cps).toFixed(3)}`,
     `throughput ratio weir/no-rules: ${(rows[1].gbps / rows[0].gbps).toFixed(3)}, conn/s ratio: ${(rows[1].cps / rows[0].cps).toFixed(3)} (goal ≥ 0.95)`,
   ];
   const goal = (name: string, ok: boolean, value: string) => `${name} ${ok ? 'met' : 'MISSED'} (${value})`;
