@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 import type { Cluster, NetworkPolicy, Pod } from '../src/model/cluster.js';
 import { PolicyEngine, analyze, explain, isEmpty, matchesSelector } from '../src/index.js';
-import { generateCluster, rng } from './generate.js';
+import { rng } from '../src/synthetic/random.js';
+import { generateCluster } from './generate.js';
 
 interface Figures {
   pods: number;

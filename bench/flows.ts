@@ -23,7 +23,8 @@ import { parseReasons } from '../src/flows/reasons.js';
 import type { FlowRecord } from '../src/flows/record.js';
 import { SqliteFlowStore } from '../src/flows/sqlite-store.js';
 import { WorkerFlowStore } from '../src/flows/store-worker.js';
-import { SAMPLE_REASONS, conntrackLines, deniedSetJson, rng, syntheticCluster, type DeniedSpec } from '../src/flows/synthetic.js';
+import { SAMPLE_REASONS, conntrackLines, deniedSetJson, syntheticCluster, type DeniedSpec } from '../src/flows/synthetic.js';
+import { rng } from '../src/synthetic/random.js';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);

@@ -4,18 +4,8 @@
 // ports, endPort ranges and ipBlock egress with except.
 
 import type { Cluster, LabelSelector, Namespace, NetworkPolicy, NetworkPolicyRule, Pod, Workload } from '../src/model/cluster.js';
+import { rng } from '../src/synthetic/random.js';
 
-/** mulberry32: small, fast, good enough for reproducible synthetic data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TIERS = ['web', 'api', 'db', 'cache', 'worker'] as const;
 const PORTS = {

@@ -8,7 +8,8 @@ import { chromium, type Browser } from 'playwright-core';
 import { createServer } from '../src/api/server.js';
 import { FlowPipeline } from '../src/flows/pipeline.js';
 import { SqliteFlowStore } from '../src/flows/sqlite-store.js';
-import { podRecord, rng, syntheticCluster } from '../src/flows/synthetic.js';
+import { podRecord, syntheticCluster } from '../src/flows/synthetic.js';
+import { rng } from '../src/synthetic/random.js';
 import { ensureUiBuilt } from '../src/ui/build.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weir-dash-'));

@@ -40,6 +40,7 @@ import {
   PolicyEngine,
   type ConnSet,
 } from '../src/policy/index.js';
+import { rng } from '../src/synthetic/random.js';
 import { e2eModel, modelNamespace } from './helpers/model.js';
 import { observedConns } from './helpers/reachability.js';
 import { assertSameConnectivity, genPolicy, ipBlockPeer, nsPeer, nsPodPeer, podPeer, port, rule, Scenario, setSpecEgressRules, setSpecIngressRules } from './helpers/scenarios.js';
@@ -544,19 +545,9 @@ describe('incremental updates equal a fresh engine', () => {
 
 // ------------------------------------------------------------------ random walk
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function runRandomWalk(seed: number, steps: number): void {
-  const rnd = mulberry32(seed);
+  const rnd = rng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
   const chance = (p: number): boolean => rnd() < p;
   const NS = ['x', 'y', 'z', 'w'];

@@ -26,17 +26,6 @@ export function syntheticCluster(namespaces = 3, workloadsPerNamespace = 3, pods
   return { pods, byIp, lookup: (ip) => byIp.get(ip) };
 }
 
-/** Deterministic PRNG (mulberry32) so generated traffic is reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface RecordOptions {
   time?: number;
