@@ -10,12 +10,13 @@ import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { labCluster } from '../src/lab/compare.js';
-import { labDown, probe, readState, type LabState } from '../src/lab/index.js';
-import { desiredDir, stopAgents, stopServe } from '../src/lab/supervisor.js';
+import { probe, readState, type LabState } from '../src/lab/index.js';
+import { desiredDir } from '../src/lab/supervisor.js';
 import { loadManifests } from '../src/load/index.js';
 import { allows, evaluatePair, podEndpoint, PolicyEngine } from '../src/policy/index.js';
 import { ensureUiBuilt } from '../src/ui/build.js';
-import { cleanupPrefix, netnsSkipReason, removeDir, tempLabDir, testPrefix } from './helpers/netns.js';
+import { scratchLab } from './helpers/lab.js';
+import { netnsSkipReason } from './helpers/netns.js';
 
 const WEIR = fileURLToPath(new URL('../bin/weir.js', import.meta.url));
 const DEMO = fileURLToPath(new URL('../examples/demo/', import.meta.url));
@@ -76,17 +77,7 @@ describe('dashboard of a lab (root, chromium)', () => {
   it('shows the demo groups and edges, a denied probe in red, and an edge click lists its flows', async (t) => {
     if (skip) return t.skip(skip);
     ensureUiBuilt();
-    const prefix = testPrefix();
-    const dir = await tempLabDir();
-    t.after(async () => {
-      await stopServe(dir).catch(() => undefined);
-      await stopAgents(dir).catch(() => undefined);
-      const state = await readState(dir).catch(() => undefined);
-      const pids = state ? [...state.pods.map((p) => p.serverPid), state.external.serverPid].filter((p): p is number => p !== undefined) : [];
-      await labDown({ dir, prefix, force: true }).catch(() => undefined);
-      await cleanupPrefix(prefix, pids);
-      await removeDir(dir);
-    });
+    const { prefix, dir } = await scratchLab(t);
     const up = await weir(['lab', 'up', DEMO, '--dir', dir, '--prefix', prefix, '--serve-port', '0']);
     assert.equal(up.code, 0, `lab up:\n${up.stdout}\n${up.stderr}`);
     const url = /dashboard: (http:\/\/127\.0\.0\.1:\d+)\//.exec(up.stdout)?.[1];

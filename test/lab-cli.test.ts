@@ -9,9 +9,10 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { before, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { labDown, readState } from '../src/lab/index.js';
-import { agentInfo, stopAgents } from '../src/lab/supervisor.js';
-import { cleanupPrefix, netnsSkipReason, netnsWithPrefix, pidAlive, removeDir, rootLinks, tempLabDir, testPrefix } from './helpers/netns.js';
+import { readState } from '../src/lab/index.js';
+import { agentInfo } from '../src/lab/supervisor.js';
+import { scratchLab } from './helpers/lab.js';
+import { netnsSkipReason, netnsWithPrefix, pidAlive, removeDir, rootLinks, tempLabDir } from './helpers/netns.js';
 
 const WEIR = fileURLToPath(new URL('../bin/weir.js', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('./fixtures/lab-cli/', import.meta.url));
@@ -58,16 +59,7 @@ interface Lab {
 }
 
 async function scratch(t: TestContext): Promise<Lab> {
-  const prefix = testPrefix();
-  const dir = await tempLabDir();
-  t.after(async () => {
-    await stopAgents(dir).catch(() => undefined);
-    const state = await readState(dir).catch(() => undefined);
-    const pids = state ? [...state.pods.map((p) => p.serverPid), state.external.serverPid].filter((p): p is number => p !== undefined) : [];
-    await labDown({ dir, prefix, force: true }).catch(() => undefined);
-    await cleanupPrefix(prefix, pids);
-    await removeDir(dir);
-  });
+  const { prefix, dir } = await scratchLab(t);
   return { prefix, dir, at: ['--dir', dir] };
 }
 

@@ -19,11 +19,12 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { before, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { labDown, probe, readState, type LabState } from '../src/lab/index.js';
-import { serveInfo, stopAgents, stopServe } from '../src/lab/supervisor.js';
+import { probe, readState, type LabState } from '../src/lab/index.js';
+import { serveInfo } from '../src/lab/supervisor.js';
 import type { PolicyCounter } from '../src/flows/aggregate.js';
 import type { StoredFlow, AlertRecord } from '../src/flows/store.js';
-import { cleanupPrefix, netnsSkipReason, pidAlive, removeDir, tempLabDir, testPrefix } from './helpers/netns.js';
+import { scratchLab } from './helpers/lab.js';
+import { netnsSkipReason, pidAlive } from './helpers/netns.js';
 
 const WEIR = fileURLToPath(new URL('../bin/weir.js', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('./fixtures/visibility-lab/', import.meta.url));
@@ -97,17 +98,10 @@ before(async () => {
 describe('visibility against a lab (root)', () => {
   it('lab up + serve: attributed, deduplicated flows; exact policy counters; alert at N+1; metrics; engine rebuilt on apply', async (t) => {
     if (skip) return t.skip(skip);
-    const prefix = testPrefix();
-    const dir = await tempLabDir();
+    const { prefix, dir } = await scratchLab(t);
     const recorded: { servePid?: number } = {};
     t.after(async () => {
-      await stopServe(dir).catch(() => undefined);
-      await stopAgents(dir).catch(() => undefined);
-      const state = await readState(dir).catch(() => undefined);
-      const pids = state ? [...state.pods.map((p) => p.serverPid), state.external.serverPid].filter((p): p is number => p !== undefined) : [];
-      await labDown({ dir, prefix, force: true }).catch(() => undefined);
-      await cleanupPrefix(prefix, pids);
-      await removeDir(dir);
+      // Runs after the scratch lab's teardown (after hooks run in the order they were added).
       if (recorded.servePid !== undefined) assert.equal(await pidAlive(recorded.servePid), false, 'weir serve is gone');
     });
     const hook = await webhookReceiver(t);
