@@ -148,6 +148,19 @@ describe('visibility against a lab (root)', () => {
       assert.deepEqual({ ns: f.dst.namespace, pod: f.dst.pod, wl: f.dst.workload, id: f.dst.identity }, { ns: 'back', pod: 'api', wl: 'back/api[Pod]', id: 'back:app=api' }, 'destination endpoint');
       assert.deepEqual([f.policy, f.rule, f.tier, f.direction, f.dstPort, f.protocol], [API_POLICY, 'ingress[0]', 'NetworkPolicy', 'ingress', 8080, 'TCP'], 'attributed by the engine');
     }
+    // ---- bytes: conntrack accounting is on in the nodes, so the end of a connection carries its
+    // counters. Closed TCP connections linger in TIME_WAIT for two minutes; deleting their
+    // entries ends them now (a DESTROY event with the final counters), as the kernel would later.
+    const ipOf = (key: string): string => state.pods.find((p) => p.key === key)?.ip ?? '';
+    const node0 = state.nodes.find((n) => n.name === 'node-0')?.netns ?? '';
+    await new Promise<void>((resolve, reject) =>
+      execFile('ip', ['netns', 'exec', node0, 'conntrack', '-D', '-p', 'tcp', '-s', ipOf('front/web'), '-d', ipOf('back/api'), '--dport', '8080'], (e) => (e ? reject(e) : resolve())),
+    );
+    const ends = await until('4 connection ends of web -> api with their counters', async () => {
+      const all = (await get<{ flows: StoredFlow[] }>(`${url}/api/flows?from_pod=front/web&to_pod=back/api`)).flows.filter((f) => f.event === 'end');
+      return all.length === 4 ? all : undefined;
+    });
+    for (const f of ends) assert.ok(f.bytes > 0 && f.packets > 0, `bytes and packets counted (nf_conntrack_acct): ${f.bytes} B, ${f.packets} packets`);
     const apiToWeb = await flows('from_pod=back/api&to_pod=front/web');
     assert.deepEqual(apiToWeb.map((f) => [f.node, f.verdict, f.policy, f.rule]), [1, 2].map(() => ['node-1', 'FORWARDED', 'default', 'default-allow']), 'api -> web: on node-1 only, default allow');
 

@@ -83,6 +83,20 @@ export class NodeFlowSource extends EventEmitter<NodeFlowSourceEvents> implement
     this.denied = new DeniedSetTracker(opts.node, () => this.reasons);
   }
 
+  /**
+   * Byte and packet counts of allowed flows come from conntrack's accounting extension, which
+   * is off by default and per network namespace (`net.netfilter.nf_conntrack_acct`): without
+   * it, DESTROY events carry no `packets=`/`bytes=`. Turned on for the node before following.
+   */
+  private async enableAccounting(): Promise<void> {
+    const [cmd, args] = this.argv('sysctl', ['-qw', 'net.netfilter.nf_conntrack_acct=1']);
+    try {
+      await execFileP(cmd, args);
+    } catch (e) {
+      this.emit('warning', new Error(`conntrack accounting could not be enabled on ${this.opts.node} (flows will have no byte counts): ${(e as Error).message.split('\n')[0]}`));
+    }
+  }
+
   private argv(cmd: string, args: readonly string[]): [string, string[]] {
     return this.opts.netns ? ['ip', ['netns', 'exec', this.opts.netns, cmd, ...args]] : [cmd, [...args]];
   }
@@ -97,6 +111,7 @@ export class NodeFlowSource extends EventEmitter<NodeFlowSourceEvents> implement
 
   async start(): Promise<this> {
     await this.reloadReasons();
+    await this.enableAccounting();
     const [cmd, args] = this.argv('conntrack', ['-E', '-e', 'NEW,DESTROY', '-o', 'timestamp,extended,id']);
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
