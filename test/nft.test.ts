@@ -736,6 +736,28 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
     }
   });
 
+  it('fail closed: a pod interface the agent has not synced yet passes nothing, until it is synced', async () => {
+    const closed = new NodeAgent({ node: 'n0', netns: topo.node, podInterfaces: 'wv*' });
+    const c = topo.cluster();
+    // x/b's veth exists (its pod is running) but the agent has not seen it yet.
+    const known = topo.localPods().filter((p) => p.key !== 'x/b');
+    const st = await closed.sync(c, known);
+    assert.ok(st.lastApplyOk, st.error ?? 'apply failed');
+    assert.ok(closed.lastRuleset, 'applied');
+    const id = reasonId(closed.lastRuleset, (r) => r.policy === 'weir data plane' && r.rule === 'endpoint not yet enforced');
+    const before = (await counters(topo)).get(`c_${id}`) ?? 0;
+    const seen = await topo.probeAll([{ protocol: 'TCP', port: 80 }]);
+    assert.equal(seen.get('x/b->x/a TCP/80'), false, 'nothing leaves a pod that is not enforced yet');
+    assert.equal(seen.get('x/a->x/b TCP/80'), false, 'nothing reaches it either');
+    assert.equal(seen.get('x/a->y/a TCP/80'), true, 'known pods are unaffected');
+    assert.ok(((await counters(topo)).get(`c_${id}`) ?? 0) > before, 'counted as not yet enforced');
+    const synced = await closed.sync(c, topo.localPods());
+    assert.ok(synced.lastApplyOk, synced.error ?? 'apply failed');
+    const after = await topo.probeAll([{ protocol: 'TCP', port: 80 }]);
+    assert.equal(after.get('x/b->x/a TCP/80'), true, 'enforced (no policy): reachable once synced');
+    assert.equal(after.get('x/a->x/b TCP/80'), true, 'and reachable');
+  });
+
   it('pod events reach the kernel as element commands (podAdded → listed element → podRemoved)', async () => {
     await scenario({ networkPolicies: [genPolicyMatchLabels('x', 'deny-a', { pod: 'a' }, setSpecIngressRules())] }, {});
     const base = topo.cluster().pods.find((p) => p.name === 'a' && p.namespace === 'x');

@@ -60,9 +60,13 @@ export function isInstanceNetns(prefix: string, name: string): boolean {
   return /^(ul|ext|n\d+|p-[0-9a-f]{8})$/.test(name.slice(prefix.length));
 }
 
+const HOST_VETH_PREFIX = 'wp';
+/** nft interface wildcard matching every pod's host-side veth (and nothing else on a node). */
+export const HOST_VETH_PATTERN = `${HOST_VETH_PREFIX}*`;
+
 /** Host-side (node namespace) end of a pod's veth. */
 export function hostVethName(key: string): string {
-  return `wp${podHash(key)}`;
+  return `${HOST_VETH_PREFIX}${podHash(key)}`;
 }
 
 /** Underlay bridge port of node `index` (inside the underlay namespace). */

@@ -18,6 +18,7 @@ import { hasErrors, formatDiagnostic, type Diagnostic } from '../model/diagnosti
 import { PolicyEngine } from '../policy/engine.js';
 import type { Identity } from '../policy/cache.js';
 import { loadManifests } from '../load/index.js';
+import { HOST_VETH_PATTERN as LAB_POD_INTERFACES } from '../lab/names.js';
 import { readState, type LabNode, type LabState } from '../lab/state.js';
 import { Applier, nftRunner, type ApplyResult, type NftRunner } from './apply.js';
 import { sweepConntrack } from './conntrack.js';
@@ -72,6 +73,8 @@ export interface NodeAgentOptions {
   /** Where agent-<node>.json and reasons.json go; nothing is written when absent. */
   readonly statusDir?: string;
   readonly log?: (line: string) => void;
+  /** nft wildcard of the node's pod interfaces: fail closed for pods not synced yet (see RenderInput). */
+  readonly podInterfaces?: string;
 }
 
 function same<T>(a: T, b: T): boolean {
@@ -207,7 +210,7 @@ export class NodeAgent {
         patched = patchPods(applied, this.engine, changes, changes.removedIdentities, locals, identitiesBefore);
       }
     }
-    const ruleset = patched ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine) });
+    const ruleset = patched ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces });
     this.lastLocal = localKeys;
     this.lastLocalPods = locals;
     this.lastDiagnostics = diagnostics;
@@ -264,7 +267,7 @@ export class NodeAgent {
   }
 
   private renderNow(): Ruleset {
-    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: collectReasons(this.engine) });
+    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces });
   }
 
   /** Named-port egress rules change only with policies; cached per policy set. */
@@ -368,7 +371,7 @@ export function labEnforcer(desired: () => Cluster, opts: { strict?: boolean; st
   const agentFor = (node: LabNode, state: LabState): NodeAgent => {
     let a = agents.get(node.name);
     if (!a) {
-      a = new NodeAgent({ node: node.name, netns: node.netns, strict: opts.strict, statusDir: opts.statusDir ?? state.dir, log: opts.log });
+      a = new NodeAgent({ node: node.name, netns: node.netns, strict: opts.strict, statusDir: opts.statusDir ?? state.dir, log: opts.log, podInterfaces: LAB_POD_INTERFACES });
       agents.set(node.name, a);
     }
     return a;
@@ -468,7 +471,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
       log(`weir agent: node ${opts.node} is not in the lab (${state.nodes.map((n) => n.name).join(', ')})`);
       return;
     }
-    if (!agent) agent = new NodeAgent({ node: node.name, netns: node.netns, strict: opts.strict, statusDir: opts.labDir, log });
+    if (!agent) agent = new NodeAgent({ node: node.name, netns: node.netns, strict: opts.strict, statusDir: opts.labDir, log, podInterfaces: LAB_POD_INTERFACES });
     // Read before the manifests: whatever they contain is at least this generation.
     const desiredGeneration = await readDesiredGeneration(opts.labDir);
     const paths = await manifestPaths(opts);

@@ -72,6 +72,8 @@ export const DATAPLANE_POLICY = 'weir data plane';
  */
 export const IPV6_REASON: Reason = { policy: DATAPLANE_POLICY, rule: 'IPv6 not filtered: dropped', tier: 'default', direction: 'egress', verdict: 'deny' };
 export const SPOOF_REASON: Reason = { policy: DATAPLANE_POLICY, rule: 'spoofed source address', tier: 'default', direction: 'egress', verdict: 'deny' };
+/** A pod interface the agent has not enforced yet (a pod attached before the agent's sync): fail closed. */
+export const NOT_READY_REASON: Reason = { policy: DATAPLANE_POLICY, rule: 'endpoint not yet enforced', tier: 'default', direction: 'egress', verdict: 'deny' };
 
 export class ReasonRegistry {
   private readonly ids = new Map<string, number>();
@@ -100,7 +102,7 @@ export class ReasonRegistry {
 
 /** Every reason the engine can produce: each Allow/Deny rule, and each NetworkPolicy default deny. */
 export function collectReasons(engine: PolicyEngine): ReasonRegistry {
-  const reasons: Reason[] = [IPV6_REASON, SPOOF_REASON];
+  const reasons: Reason[] = [IPV6_REASON, SPOOF_REASON, NOT_READY_REASON];
   for (const rule of engine.allRules()) {
     const r = ruleReason(rule);
     if (r) reasons.push(r);

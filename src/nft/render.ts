@@ -45,7 +45,7 @@ import { V4_BASE, intervalsContain, parseIp, type IpInterval } from '../policy/i
 import type { CompiledRule, Direction, DirectionProgram, PortSpec } from '../policy/rules.js';
 import { matchesSelector } from '../policy/selector.js';
 import { TABLE, nftName, shortHash } from './names.js';
-import { IPV6_REASON, SPOOF_REASON, collectReasons, defaultDenyReason, ruleReason, type ReasonRegistry } from './reasons.js';
+import { IPV6_REASON, NOT_READY_REASON, SPOOF_REASON, collectReasons, defaultDenyReason, ruleReason, type ReasonRegistry } from './reasons.js';
 import type { NftChain, NftSet, Ruleset } from './ruleset.js';
 
 export interface LocalPod {
@@ -65,6 +65,12 @@ export interface RenderInput {
   readonly podIps?: ReadonlyMap<string, string>;
   /** A reasons registry computed once for the whole cluster (saves recomputing per node). */
   readonly reasons?: ReasonRegistry;
+  /**
+   * nft wildcard of the node's pod interfaces (the lab's `wp*`). When set, the node fails
+   * closed: traffic from or to a pod interface the ruleset does not know yet (a pod attached
+   * before the agent's sync) is dropped and counted, instead of passing unfiltered.
+   */
+  readonly podInterfaces?: string;
 }
 
 export const DENIED_SET = 'denied';
@@ -460,7 +466,7 @@ class Renderer {
     return result;
   }
 
-  finish(eg: string[], ing: string[], podIfs: string[], podSrc: string[]): Ruleset {
+  finish(eg: string[], ing: string[], podIfs: string[], podSrc: string[], podInterfaces?: string): Ruleset {
     const vmap = (name: string, elements: string[]): NftSet => ({
       name,
       kind: 'map',
@@ -487,6 +493,7 @@ class Renderer {
     const v6 = this.reasons.id(IPV6_REASON);
     this.counter(v6);
     const spoof = this.denyPoint(this.reasons.id(SPOOF_REASON), false);
+    const notReady = podInterfaces !== undefined ? this.denyPoint(this.reasons.id(NOT_READY_REASON), false) : undefined;
     const ids = [...this.reasonCounters].sort((a, b) => a - b);
     this.sets.set(REASON_COUNTER_MAP, {
       name: REASON_COUNTER_MAP,
@@ -515,9 +522,16 @@ class Renderer {
     //   unfiltered; it is dropped and counted instead (and not recorded: `denied` is IPv4).
     // - Anti-spoofing: a packet from a local pod's interface must carry that pod's address
     //   (checked on every packet, or a forged source could ride another pod's connection).
+    // - Not ready (fail closed, with `podInterfaces`): a pod interface missing from `pod_ifs`
+    //   belongs to a pod the agent has not synced; nothing from or to it passes until it has.
     const guards = [`meta nfproto ipv6 ${counterRef(v6)} drop`, `iifname @${POD_IFS_SET} iifname . ip saddr != @${POD_SRC_SET} ${spoof}`];
+    const ingressGuards: string[] = [];
+    if (podInterfaces !== undefined && notReady !== undefined) {
+      guards.push(`iifname "${podInterfaces}" iifname != @${POD_IFS_SET} ${notReady}`);
+      ingressGuards.push(`oifname "${podInterfaces}" oifname != @${POD_IFS_SET} ${notReady}`);
+    }
     this.chains.set(EGRESS_CHAIN, base(EGRESS_CHAIN, 'filter', EGRESS_MAP, 'saddr', guards));
-    this.chains.set(INGRESS_CHAIN, base(INGRESS_CHAIN, 'filter + 10', INGRESS_MAP, 'daddr', []));
+    this.chains.set(INGRESS_CHAIN, base(INGRESS_CHAIN, 'filter + 10', INGRESS_MAP, 'daddr', ingressGuards));
     const sortedMap = <T>(m: Map<string, T>): Map<string, T> => new Map([...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
     return {
       sets: sortedMap(this.sets),
@@ -567,7 +581,7 @@ export function renderRuleset(input: RenderInput): Ruleset {
       src.push(podSourceElement(veth, ip));
     }
   }
-  return r.finish(eg, ing, ifs, src);
+  return r.finish(eg, ing, ifs, src, input.podInterfaces);
 }
 
 export { TABLE, shortHash };
