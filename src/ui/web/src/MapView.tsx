@@ -14,6 +14,16 @@ export function edgeClass(e: { dropped: number; audit: number }): 'dropped' | 'a
   return e.dropped > 0 ? 'dropped' : e.audit > 0 ? 'audit' : 'forwarded';
 }
 
+/**
+ * Stroke width in half-pixel steps. Counters grow on every batch; if the width followed them
+ * exactly, every edge would change (and the whole SVG repaint) several times a second under
+ * load. Quantized, an edge's props change only when its visible width does, so memoized edges
+ * skip rendering and the browser skips painting.
+ */
+export function edgeWidth(weight: number, maxWeight: number): number {
+  return Math.round((1 + (2.5 * weight) / maxWeight) * 2) / 2;
+}
+
 interface EdgeProps {
   edgeKey: string;
   src: string;
@@ -25,7 +35,6 @@ interface EdgeProps {
   width: number;
   cls: string;
   selected: boolean;
-  rev: number;
   onSelect: (key: string) => void;
 }
 
@@ -54,7 +63,7 @@ const EdgeView = memo(function EdgeView(p: EdgeProps) {
     <g className={`edge ${p.cls}${p.selected ? ' selected' : ''}`} data-testid="edge" data-src={p.src} data-dst={p.dst} data-verdict={p.cls} onClick={select}>
       <path className="edge-line" d={d} strokeWidth={p.width} markerEnd={`url(#arrow-${p.cls})`} />
       <path className="edge-hit" d={d} />
-      <circle className="edge-handle" data-testid="edge-handle" cx={mx} cy={my} r={Math.max(4, p.width * 0.9)} />
+      <circle className="edge-handle" data-testid="edge-handle" cx={mx} cy={my} r={Math.max(3.5, p.width)} />
     </g>
   );
 });
@@ -76,13 +85,20 @@ const NodeView = memo(function NodeView(p: { group: string; x: number; y: number
 export function MapView(props: { live: LiveStore; group: GroupBy; selected: string | undefined; onSelect: (key: string | undefined) => void }) {
   const { live } = props;
   // Layout depends only on the set of groups: recomputed when a group appears, never per event.
+  // `layouts` counts recomputations and is exposed as `data-layouts`, so tests can check that
+  // traffic never triggers a re-layout.
   const groupsVersion = live.groupsVersion;
-  const layout: Layout = useMemo(() => computeLayout([...live.groups]), [groupsVersion]);
+  const layouts = useRef(0);
+  const layout: Layout = useMemo(() => {
+    layouts.current++;
+    return computeLayout([...live.groups]);
+  }, [groupsVersion]);
   const [view, setView] = useState<{ x: number; y: number; k: number } | undefined>(undefined);
   const drag = useRef<{ x: number; y: number; vx: number; vy: number } | undefined>(undefined);
   const svgRef = useRef<SVGSVGElement>(null);
   const pad = 40;
-  const base = { x: -pad, y: -pad, w: Math.max(layout.width, 300) + 2 * pad, h: Math.max(layout.height, 300) + 2 * pad };
+  // Extra room at the bottom for the legend, which floats over the map.
+  const base = { x: -pad, y: -pad, w: Math.max(layout.width, 300) + 2 * pad, h: Math.max(layout.height, 300) + 2 * pad + 50 };
   const v = view ?? { x: base.x, y: base.y, k: 1 };
   const vb = `${v.x} ${v.y} ${base.w / v.k} ${base.h / v.k}`;
 
@@ -125,7 +141,7 @@ export function MapView(props: { live: LiveStore; group: GroupBy; selected: stri
 
   return (
     <div className="map-wrap">
-      <svg ref={svgRef} className="map" viewBox={vb} onWheel={onWheel} onPointerDown={onDown} onPointerMove={onMove} onPointerUp={onUp} onPointerLeave={onUp} data-testid="map">
+      <svg ref={svgRef} className="map" viewBox={vb} onWheel={onWheel} onPointerDown={onDown} onPointerMove={onMove} onPointerUp={onUp} onPointerLeave={onUp} data-testid="map" data-layouts={layouts.current}>
         <defs>
           {(['forwarded', 'audit', 'dropped'] as const).map((c) => (
             <marker key={c} id={`arrow-${c}`} viewBox="0 0 10 10" refX="19" refY="5" markerWidth="3.2" markerHeight="3.2" orient="auto-start-reverse" markerUnits="strokeWidth">
@@ -135,7 +151,7 @@ export function MapView(props: { live: LiveStore; group: GroupBy; selected: stri
         </defs>
         {layout.clusters.map((c) => (
           <g key={c.namespace} className="cluster">
-            <circle cx={c.x} cy={c.y} r={c.r} />
+            <ellipse cx={c.x} cy={c.y} rx={c.rx} ry={c.r} />
             <text x={c.x} y={c.y - c.r - 8} textAnchor="middle">
               {c.namespace}
             </text>
@@ -156,10 +172,9 @@ export function MapView(props: { live: LiveStore; group: GroupBy; selected: stri
                 y1={a.y}
                 x2={b.x}
                 y2={b.y}
-                width={1 + (5 * weight(e)) / maxW}
+                width={edgeWidth(weight(e), maxW)}
                 cls={edgeClass(e)}
                 selected={e.key === props.selected}
-                rev={e.rev}
                 onSelect={onSelect}
               />
             );
