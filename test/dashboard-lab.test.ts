@@ -8,19 +8,18 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { labCluster } from '../src/lab/compare.js';
 import { probe, readState, type LabState } from '../src/lab/index.js';
 import { desiredDir } from '../src/lab/supervisor.js';
 import { loadManifests } from '../src/load/index.js';
 import { allows, evaluatePair, podEndpoint, PolicyEngine } from '../src/policy/index.js';
 import { ensureUiBuilt } from '../src/ui/build.js';
+import { launchChromium } from './helpers/browser.js';
 import { scratchLab } from './helpers/lab.js';
 import { netnsSkipReason } from './helpers/netns.js';
 
 const WEIR = fileURLToPath(new URL('../bin/weir.js', import.meta.url));
 const DEMO = fileURLToPath(new URL('../examples/demo/', import.meta.url));
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 /** The demo pod whose traffic is held back until the page is open, and a target its egress policy denies. */
 const LATE_SOURCE = 'shop/nightly-report-0';
 const DENIED_TARGET = 'data/postgres-0';
@@ -93,7 +92,7 @@ describe('dashboard of a lab (root, chromium)', () => {
     await probe(state, { from: ['external'], to: ['ingress/gateway-0'], timeoutMs: 500, external: true });
     const sources = [...new Set(cells.map((c) => c.from))];
 
-    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    const browser = await launchChromium();
     t.after(() => browser.close());
     const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
     const errors: string[] = [];

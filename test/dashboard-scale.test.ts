@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { createServer } from '../src/api/server.js';
 import type { PodInfo } from '../src/flows/enrich.js';
 import { FlowPipeline } from '../src/flows/pipeline.js';
@@ -16,6 +16,7 @@ import { SqliteFlowStore } from '../src/flows/sqlite-store.js';
 import { podRecord, syntheticCluster } from '../src/flows/synthetic.js';
 import { rng } from '../src/synthetic/random.js';
 import { ensureUiBuilt } from '../src/ui/build.js';
+import { launchChromium } from './helpers/browser.js';
 
 const NAMESPACES = 20;
 const PER_NAMESPACE = 10;
@@ -67,10 +68,7 @@ before(async () => {
   const addr = app.server.address();
   assert.ok(addr && typeof addr === 'object', 'server listens on a TCP port');
   url = `http://127.0.0.1:${addr.port}`;
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -4,13 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { createServer } from '../src/api/server.js';
 import { FlowPipeline } from '../src/flows/pipeline.js';
 import { SqliteFlowStore } from '../src/flows/sqlite-store.js';
 import { podRecord, syntheticCluster } from '../src/flows/synthetic.js';
 import { rng } from '../src/synthetic/random.js';
 import { ensureUiBuilt } from '../src/ui/build.js';
+import { launchChromium } from './helpers/browser.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weir-dash-'));
 const c = syntheticCluster(4, 5, 2);
@@ -30,10 +31,7 @@ before(async () => {
   const addr = app.server.address();
   assert.ok(addr && typeof addr === 'object');
   base = `http://127.0.0.1:${addr.port}`;
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
