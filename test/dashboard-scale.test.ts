@@ -2,21 +2,14 @@
 // updates per second must not cost a re-layout per event or stall the page. A real server
 // (pipeline + SQLite store) and a real headless Chromium; every figure is measured in the page.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdirSync, statSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import type { FastifyInstance } from 'fastify';
-import type { Browser, Page } from 'playwright-core';
-import { createServer } from '../src/api/server.js';
+import type { Page } from 'playwright-core';
 import type { PodInfo } from '../src/flows/enrich.js';
-import { FlowPipeline } from '../src/flows/pipeline.js';
 import type { FlowRecord } from '../src/flows/record.js';
-import { SqliteFlowStore } from '../src/flows/sqlite-store.js';
 import { podRecord, syntheticCluster } from '../src/flows/synthetic.js';
 import { rng } from '../src/synthetic/random.js';
-import { ensureUiBuilt } from '../src/ui/build.js';
-import { launchChromium } from './helpers/browser.js';
+import { startDashboard, type DashboardFixture } from './helpers/dashboard.js';
 
 const NAMESPACES = 20;
 const PER_NAMESPACE = 10;
@@ -49,35 +42,16 @@ const background = [...pairs].map((k) => k.split('>').map(Number) as [number, nu
 const denied = [0, 1, 2, 3, 4, 5].map((i): [number, number] => [i * 31, i * 31 + 17]);
 const podOf = (i: number): PodInfo => byWorkload.get(workloads[i] ?? '') as PodInfo;
 
-const dir = mkdtempSync(join(tmpdir(), 'weir-dash-scale-'));
-let store: SqliteFlowStore;
-let pipeline: FlowPipeline;
-let app: FastifyInstance;
-let browser: Browser;
+let dash: DashboardFixture;
 let page: Page;
-let url: string;
 const pageErrors: string[] = [];
 
 before(async () => {
-  const uiDir = ensureUiBuilt();
-  store = new SqliteFlowStore(join(dir, 'flows.db'));
   // The production flush interval (200 ms): the stream sends what a real server would.
-  pipeline = new FlowPipeline({ store }).start();
-  app = createServer({ store, pipeline, uiDir });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const addr = app.server.address();
-  assert.ok(addr && typeof addr === 'object', 'server listens on a TCP port');
-  url = `http://127.0.0.1:${addr.port}`;
-  browser = await launchChromium();
+  dash = await startDashboard();
 });
 
-after(async () => {
-  await browser?.close();
-  await app?.close();
-  pipeline?.stop();
-  store?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => dash?.close());
 
 interface Box {
   x: number;
@@ -114,15 +88,15 @@ test('dashboard at 200 groups: every group is drawn, inside the map, with labels
   for (const [a, b] of denied) recs.push(podRecord(podOf(a), podOf(b), { verdict: 'DROPPED', dstPort: 5432 }));
   recs.push(podRecord(podOf(5), podOf(150), { verdict: 'AUDIT', policy: 'NetworkPolicy ns15/audit-lockdown', rule: 'default-deny' }));
   recs.push({ ...podRecord(podOf(0), podOf(1)), dst: EXTERNAL });
-  pipeline.ingest(recs);
-  pipeline.flush();
+  dash.pipeline.ingest(recs);
+  dash.pipeline.flush();
 
-  page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
+  page = await dash.browser.newPage({ viewport: { width: 1500, height: 900 } });
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   // tsx (esbuild keepNames) wraps named functions in `__name(...)`; the functions handed to
   // page.evaluate run in the page, where that helper does not exist.
   await page.addInitScript({ content: 'globalThis.__name = (f) => f;' });
-  await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 15_000 });
+  await page.goto(dash.url, { waitUntil: 'domcontentloaded', timeout: 15_000 });
   await page.waitForFunction((n) => document.querySelectorAll('[data-testid=group-node]').length >= n, workloads.length + 1, { timeout: 15_000 });
   assert.equal(await page.locator('[data-testid=group-node]').count(), workloads.length + 1, '200 workloads + the external world');
   const edges = await page.locator('[data-testid=edge]').count();
@@ -272,7 +246,7 @@ test('dashboard under 2,000 flows/s for 5 s: no re-layout per event, the page ke
       recs[1] = podRecord(s, d);
       sent[`${s.workload ?? ''}>${d.workload ?? ''}`] = Date.now();
     }
-    pipeline.ingest(recs);
+    dash.pipeline.ingest(recs);
     ingested += recs.length;
     const wait = t0 + (i + 1) * TICK_MS - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));

@@ -1,46 +1,19 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdirSync, statSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import type { FastifyInstance } from 'fastify';
-import type { Browser } from 'playwright-core';
-import { createServer } from '../src/api/server.js';
-import { FlowPipeline } from '../src/flows/pipeline.js';
-import { SqliteFlowStore } from '../src/flows/sqlite-store.js';
 import { podRecord, syntheticCluster } from '../src/flows/synthetic.js';
 import { rng } from '../src/synthetic/random.js';
-import { ensureUiBuilt } from '../src/ui/build.js';
-import { launchChromium } from './helpers/browser.js';
+import { startDashboard, type DashboardFixture } from './helpers/dashboard.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'weir-dash-'));
 const c = syntheticCluster(4, 5, 2);
 const pod = (ns: string, wl: string) => c.pods.find((p) => p.namespace === ns && p.name === `${wl}-0`)!;
-let store: SqliteFlowStore;
-let pipeline: FlowPipeline;
-let app: FastifyInstance;
-let browser: Browser;
-let base: string;
+let dash: DashboardFixture;
 
 before(async () => {
-  const uiDir = ensureUiBuilt();
-  store = new SqliteFlowStore(join(dir, 'flows.db'));
-  pipeline = new FlowPipeline({ store, flushMs: 100 }).start();
-  app = createServer({ store, pipeline, uiDir });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const addr = app.server.address();
-  assert.ok(addr && typeof addr === 'object');
-  base = `http://127.0.0.1:${addr.port}`;
-  browser = await launchChromium();
+  dash = await startDashboard({ flushMs: 100 });
 });
 
-after(async () => {
-  await browser?.close();
-  await app?.close();
-  pipeline?.stop();
-  store?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => dash?.close());
 
 test('dashboard: map shows groups and edges; a DROPPED flow appears red; clicking an edge lists its flows', async () => {
   // Background traffic: each workload talks to the next ones; an audit edge; an external edge.
@@ -54,13 +27,13 @@ test('dashboard: map shows groups and edges; a DROPPED flow appears red; clickin
   }
   recs.push(podRecord(pod('ns1', 'w1'), pod('ns2', 'w3'), { verdict: 'AUDIT', policy: 'NetworkPolicy ns2/audit-lockdown', rule: 'default-deny' }));
   recs.push({ ...podRecord(pod('ns3', 'w0'), pod('ns0', 'w0')), dst: { ip: '93.184.216.34', external: true, cidr: '0.0.0.0/0' } });
-  pipeline.ingest(recs);
-  pipeline.flush();
+  dash.pipeline.ingest(recs);
+  dash.pipeline.flush();
 
-  const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
+  const page = await dash.browser.newPage({ viewport: { width: 1500, height: 900 } });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(base, { waitUntil: 'domcontentloaded', timeout: 15_000 });
+  await page.goto(dash.url, { waitUntil: 'domcontentloaded', timeout: 15_000 });
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=group-node]').length >= 20, undefined, { timeout: 10_000 });
   const groups = await page.locator('[data-testid=group-node]').count();
   assert.equal(groups, 21, '20 workloads + the external world');
@@ -72,7 +45,7 @@ test('dashboard: map shows groups and edges; a DROPPED flow appears red; clickin
   const src = pod('ns0', 'w4');
   const dst = pod('ns3', 'w2');
   assert.equal(await page.locator(`[data-testid=edge][data-src="${src.workload}"][data-dst="${dst.workload}"]`).count(), 0);
-  pipeline.ingest(podRecord(src, dst, { verdict: 'DROPPED', dstPort: 81, policy: 'NetworkPolicy ns3/default-deny', rule: 'default-deny' }));
+  dash.pipeline.ingest(podRecord(src, dst, { verdict: 'DROPPED', dstPort: 81, policy: 'NetworkPolicy ns3/default-deny', rule: 'default-deny' }));
   const sel = `[data-testid=edge][data-src="${src.workload}"][data-dst="${dst.workload}"][data-verdict=dropped]`;
   await page.waitForSelector(sel, { timeout: 5000 });
   const stroke = await page.locator(`${sel} .edge-line`).evaluate((el) => getComputedStyle(el).stroke);
