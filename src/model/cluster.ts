@@ -191,9 +191,9 @@ export interface AdminRule {
   readonly ports?: readonly AdminPort[];
 }
 
-export interface AdminNetworkPolicy {
+/** What AdminNetworkPolicy and BaselineAdminNetworkPolicy share. */
+export interface AdminPolicySpec {
   readonly name: string;
-  readonly priority: number;
   readonly subject: AdminSubject;
   readonly ingress: readonly AdminRule[];
   readonly egress: readonly AdminRule[];
@@ -201,15 +201,15 @@ export interface AdminNetworkPolicy {
   readonly source?: SourceRef;
 }
 
-/** The singleton BaselineAdminNetworkPolicy (named `default`); actions are Allow or Deny only. */
-export interface BaselineAdminNetworkPolicy {
-  readonly name: string;
-  readonly subject: AdminSubject;
-  readonly ingress: readonly AdminRule[];
-  readonly egress: readonly AdminRule[];
-  readonly mode: PolicyMode;
-  readonly source?: SourceRef;
+export interface AdminNetworkPolicy extends AdminPolicySpec {
+  readonly priority: number;
 }
+
+/**
+ * The singleton BaselineAdminNetworkPolicy (named `default`): no priority, and actions are
+ * Allow or Deny only (the loader refuses Pass).
+ */
+export type BaselineAdminNetworkPolicy = AdminPolicySpec;
 
 export interface Cluster {
   readonly namespaces: readonly Namespace[];

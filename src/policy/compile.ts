@@ -2,6 +2,7 @@
 
 import type {
   AdminNetworkPolicy,
+  AdminPolicySpec,
   AdminPeer,
   AdminPort,
   AdminRule,
@@ -177,7 +178,7 @@ function adminPorts(ports: readonly AdminPort[] | undefined): PortSpec[] | 'all'
 function compileAdmin(
   cache: SelectorCache,
   tier: 'AdminNetworkPolicy' | 'BaselineAdminNetworkPolicy',
-  p: { name: string; subject: AdminSubject; ingress: readonly AdminRule[]; egress: readonly AdminRule[]; mode: PolicyMode; source?: SourceRef },
+  p: AdminPolicySpec,
   priority: number,
   nextRuleId: () => number,
 ): CompiledPolicy {
