@@ -165,6 +165,9 @@ test('a dead webhook does not slow ingestion; jobs survive a restart and are ret
   pipeline.ingest({ ...podRecord(pod('x', 'a'), pod('y', 'b')), dst: { ip: '203.0.113.1', external: true } });
   pipeline.flush();
   assert.equal(store.listAlerts({ limit: 1000 }).length, 50, 'seen destinations persisted across restart');
+  // The receiver has all 50 bodies; the dispatcher marks the last job delivered when its
+  // response arrives, a moment later.
+  await until(() => store.stats().webhookPending === 0, 3000);
   assert.equal(store.stats().webhookPending, 0);
   await dispatcher.stop();
   await h.close();
