@@ -125,13 +125,25 @@ test('denied-rate fires exactly when the threshold is crossed; webhook gets it o
   store.close();
 });
 
-test('a dead webhook does not slow ingestion; jobs survive a restart and are retried', async () => {
+test('a dead webhook does not slow ingestion; jobs survive a restart and are retried', async (t) => {
   // A webhook that accepts the connection and never answers.
   const hang = await hook(() => undefined);
   const path = join(dir, 'dead.db');
   let store = new SqliteFlowStore(path);
   let pipeline = new FlowPipeline({ store });
   let dispatcher = new WebhookDispatcher({ store, timeoutMs: 300, baseDelayMs: 100 }).start();
+  const receivers: Awaited<ReturnType<typeof hook>>[] = [];
+  // Whatever fails below, no dispatcher loop, server or database is left to keep the file alive.
+  t.after(async () => {
+    await dispatcher.stop().catch(() => undefined);
+    await hang.close().catch(() => undefined);
+    for (const r of receivers) await r.close().catch(() => undefined);
+    try {
+      store.close();
+    } catch {
+      // already closed by the test
+    }
+  });
   new AlertEngine({ store, pipeline, webhookUrl: hang.url, onQueued: dispatcher.kick, rules: parseAlertConfig('rules: [{ name: egress, kind: new-external, cidrs: [0.0.0.0/0] }]').rules });
   const t0 = performance.now();
   for (let i = 0; i < 50; i++) {
@@ -156,6 +168,7 @@ test('a dead webhook does not slow ingestion; jobs survive a restart and are ret
 
   // Restart with the receiver back up at the same address: everything queued is delivered, nothing re-fires.
   const h = await hook(undefined, Number(new URL(hang.url).port));
+  receivers.push(h);
   store = new SqliteFlowStore(path);
   pipeline = new FlowPipeline({ store });
   dispatcher = new WebhookDispatcher({ store, baseDelayMs: 100 }).start();
