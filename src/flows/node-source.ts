@@ -116,8 +116,10 @@ export class NodeFlowSource extends EventEmitter<NodeFlowSourceEvents> implement
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     child.on('error', (e) => this.emit('warning', e));
-    child.stderr.on('data', (d: Buffer) => {
-      const t = d.toString().trim();
+    // Read stderr by line: a pipe may split one message across chunks (seen in CI: the exit
+    // summary arrived as "conntrack v1.4.7 (conntrack-tools):" and then the rest).
+    createInterface({ input: child.stderr }).on('line', (line) => {
+      const t = line.trim();
       // conntrack prints its summary on stderr when it exits.
       if (t && !/flow events have been shown/.test(t)) this.emit('warning', new Error(`conntrack (${this.opts.node}): ${t}`));
     });
