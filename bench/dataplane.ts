@@ -1,4 +1,4 @@
-// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--seconds 3] [--rounds 3]` (root).
+// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--seconds 3] [--rounds 5]` (root).
 //
 // In namespaces this script creates (and removes, also on failure or Ctrl-C): two "nodes"
 // joined by a veth, one pod on each, routed through the nodes' forward hooks. Measured side
@@ -19,7 +19,7 @@ import { NodeAgent, fullScript, renderRuleset, type LocalPod } from '../src/nft/
 import { run } from '../src/lab/exec.js';
 import { generateCluster } from './generate.js';
 
-const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '3' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '3' } } });
+const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '3' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '5' } } });
 const POD_COUNT = Number(values.pods);
 const SECONDS = Number(values.seconds);
 const NAIVE_MAX = Number(values['naive-max']);
@@ -220,9 +220,12 @@ async function main(): Promise<void> {
     ['no rules', 'conntrack only', 'weir'],
     ['weir', 'conntrack only', 'no rules'],
     ['conntrack only', 'no rules', 'weir'],
+    ['no rules', 'weir', 'conntrack only'],
+    ['conntrack only', 'weir', 'no rules'],
+    ['weir', 'no rules', 'conntrack only'],
   ];
-  for (const order of orders.slice(0, ROUNDS)) {
-    for (const config of order) {
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const config of orders[round % orders.length]) {
       await setConfig(config);
       const m = await measure(dst.ip as string);
       samples.set(config, [...(samples.get(config) ?? []), m]);
@@ -298,7 +301,7 @@ async function main(): Promise<void> {
         `${pad(r.name, 16)}${pad(r.gbps.toFixed(2), 12)}${pad((r.gbps / rows[0].gbps).toFixed(3), 8)}${pad(Math.round(r.cps).toString(), 10)}${pad((r.cps / rows[0].cps).toFixed(3), 8)}${pad(String(r.rules), 10)}${pad(String(r.elements), 10)}${r.note}`,
     ),
     '',
-    `weir on node 2: ${s2.rules} rules, ${s2.chains} chains, ${s2.sets} sets, ${s2.setElements} elements, ${s2.counters} counters; script ${(scriptBytes / 1e6).toFixed(1)} MB`,
+    `weir on node 2: ${s2.rules} rules, ${s2.chains} chains, ${s2.sets} sets, ${s2.setElements} elements, ${s2.counters} reasons counted in one \`hits\` set; script ${(scriptBytes / 1e6).toFixed(1)} MB`,
     `rules per policy: ${(s2.rules / cluster.networkPolicies.length).toFixed(2)} (goal ≤ 20)`,
     `full apply, ${cluster.pods.length} pods (engine + render + nft, node 1): ${Math.round(fullMs)} ms (render alone, warm: ${Math.round(renderMs)} ms; nft: ${Math.round(s1.applyMs)} ms) (goal ≤ 2000 ms)`,
     `pod add, podAdded() → nft returned (median of ${adds.length}: ${adds.map((x) => x.ms.toFixed(0)).join('/')} ms): ${podAddMs.toFixed(1)} ms (${addStatus.mode}, in-process ${addStatus.renderMs} ms, nft ${addStatus.applyMs} ms) (goal ≤ 50 ms)`,

@@ -34,13 +34,12 @@ before(() => {
   // The shape the nft agent programs: allow rules stamp the ct mark with their reason id,
   // deny rules log into the dynamic `denied` set (key ends with the reason id as mark).
   sh(['ip', 'netns', 'exec', B, 'nft', '-f', '-'], `table inet weir {
-  counter c_1 { }
-  counter c_3 { }
+  set hits { type mark; flags dynamic; counter; size 1048576; }
   set denied { type ipv4_addr . ipv4_addr . inet_proto . inet_service . mark; flags dynamic,timeout; timeout 5m; counter; }
   chain input { type filter hook input priority 0; policy accept;
     ct state established,related accept
-    tcp dport 80 ct mark set 1 counter name c_1 accept
-    tcp dport 81 meta mark set 3 update @denied { ip saddr . ip daddr . meta l4proto . th dport . meta mark counter } counter name c_3 drop
+    tcp dport 80 ct mark set 1 meta mark set 1 update @hits { meta mark counter } accept
+    tcp dport 81 meta mark set 3 update @denied { ip saddr . ip daddr . meta l4proto . th dport . meta mark counter } update @hits { meta mark counter } drop
   }
 }`);
   writeFileSync(join(dir, 'reasons.json'), JSON.stringify(SAMPLE_REASONS));
@@ -96,6 +95,7 @@ test('NodeFlowSource: real conntrack events and denied-set counters become attri
   assert.equal(drop.policy, 'NetworkPolicy y/default-deny');
   assert.equal(drop.src.namespace, 'x');
   assert.ok(drop.packets >= 1);
-  assert.ok(counters.includes(3));
+  assert.ok(counters.includes(3), 'the deny is counted');
+  assert.ok(counters.includes(1), 'the allow is counted');
   assert.deepEqual(warnings.map(String), []);
 });

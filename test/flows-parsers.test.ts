@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConntrackFlowParser, parseConntrackLine } from '../src/flows/conntrack.js';
 import { Enricher, identityOf, parseCidr, cidrContains } from '../src/flows/enrich.js';
-import { CounterTracker, DeniedSetTracker, parseDeniedSet, parseNamedCounters } from '../src/flows/nftjson.js';
+import { CounterTracker, DeniedSetTracker, parseDeniedSet, parseHitCounters } from '../src/flows/nftjson.js';
 import { parseReasons, ReasonsError } from '../src/flows/reasons.js';
 import { flowRecordSchema } from '../src/flows/record.js';
 import { SAMPLE_REASONS, deniedSetJson, syntheticCluster } from '../src/flows/synthetic.js';
@@ -15,11 +15,11 @@ const CT = [
   '[1795471248.062176]\t[DESTROY] ipv4     2 udp      17 29 src=10.99.0.1 dst=10.99.0.2 sport=48773 dport=53 packets=1 bytes=30 [UNREPLIED] src=10.99.0.2 dst=10.99.0.1 sport=53 dport=48773 packets=0 bytes=0 id=2970096082 [USERSPACE] portid=6606',
   'conntrack v1.4.7 (conntrack-tools): 4 flow events have been shown.',
 ];
-// Captured from nftables 1.0.6: `nft -j list set inet weir denied` / `nft -j list counters table inet weir`.
+// Captured from nftables 1.0.6: `nft -j list set inet weir denied` / `nft -j list set inet weir hits`.
 const SET_JSON =
   '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"set": {"family": "inet", "name": "denied", "table": "weir", "type": ["ipv4_addr", "ipv4_addr", "inet_proto", "inet_service", "mark"], "handle": 3, "size": 65535, "flags": ["timeout"], "timeout": 300, "elem": [{"elem": {"val": {"concat": ["10.99.0.1", "10.99.0.2", "tcp", 81, 3]}, "expires": 293, "counter": {"packets": 1, "bytes": 60}}}], "stmt": [{"counter": null}]}}]}';
-const COUNTERS_JSON =
-  '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"counter": {"family": "inet", "name": "c_3", "table": "weir", "handle": 2, "packets": 1, "bytes": 60}}]}';
+const HITS_JSON =
+  '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"set": {"family": "inet", "name": "hits", "table": "weir", "type": "mark", "handle": 2, "size": 1048576, "elem": [{"elem": {"val": 17, "counter": {"packets": 1, "bytes": 60}}}, {"elem": {"val": 18, "counter": {"packets": 2, "bytes": 120}}}], "stmt": [{"counter": null}]}}]}';
 
 const reasons = parseReasons(SAMPLE_REASONS);
 
@@ -80,9 +80,12 @@ test('conntrack parser: open-connection memory is bounded', () => {
   assert.equal(p.openConnections, 10);
 });
 
-test('nft JSON: denied set elements and named counters (real output)', () => {
+test('nft JSON: denied set elements and hit counters (real output)', () => {
   assert.deepEqual(parseDeniedSet(SET_JSON), [{ set: 'denied', saddr: '10.99.0.1', daddr: '10.99.0.2', proto: 'tcp', dport: 81, mark: 3, packets: 1, bytes: 60 }]);
-  assert.deepEqual(parseNamedCounters(COUNTERS_JSON), [{ name: 'c_3', packets: 1, bytes: 60 }]);
+  assert.deepEqual(parseHitCounters(HITS_JSON), [
+    { reasonId: 17, packets: 1, bytes: 60 },
+    { reasonId: 18, packets: 2, bytes: 120 },
+  ]);
   assert.throws(() => parseDeniedSet('{"nope": 1}'), /nftables/);
   assert.throws(() => parseDeniedSet('not json'), /invalid JSON/);
 });
@@ -109,10 +112,15 @@ test('denied set tracker: first poll is a baseline, then deltas become DROPPED/A
   assert.equal(t.size, 1);
 });
 
-test('named counter tracker: deltas per reason id', () => {
+test('hit counter tracker: deltas per reason id; an element first seen after the baseline counts whole', () => {
   const c = new CounterTracker();
-  assert.deepEqual(c.update([{ name: 'c_3', packets: 1, bytes: 60 }]), []);
-  assert.deepEqual(c.update([{ name: 'c_3', packets: 4, bytes: 240 }, { name: 'other', packets: 9, bytes: 9 }]), [{ reasonId: 3, packets: 3, bytes: 180 }]);
+  assert.deepEqual(c.update([{ reasonId: 3, packets: 1, bytes: 60 }]), []);
+  assert.deepEqual(c.update([{ reasonId: 3, packets: 4, bytes: 240 }, { reasonId: 9, packets: 2, bytes: 120 }]), [
+    { reasonId: 3, packets: 3, bytes: 180 },
+    { reasonId: 9, packets: 2, bytes: 120 },
+  ]);
+  // The table was replaced (counters start again): the new value is all new.
+  assert.deepEqual(c.update([{ reasonId: 3, packets: 1, bytes: 60 }]), [{ reasonId: 3, packets: 1, bytes: 60 }]);
 });
 
 test('reasons table: validated with the field named', () => {

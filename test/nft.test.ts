@@ -24,6 +24,7 @@ import {
   type NftRunner,
   type Ruleset,
 } from '../src/nft/index.js';
+import { parseHitCounters } from '../src/flows/nftjson.js';
 import { run } from '../src/lab/exec.js';
 import { assetPath, startServer, stopServer } from '../src/lab/processes.js';
 import type { LabState } from '../src/lab/state.js';
@@ -140,8 +141,8 @@ describe('nft renderer (pure)', () => {
     assert.ok(xa);
     assert.match(xa.rules[0], /^jump adm_in_/);
     // allow-b selects one identity on this node: its rules are inlined (no np_ chain, no jump).
-    assert.match(xa.rules[1], /^ip saddr @g_\w+ tcp dport 80 counter name "c_\d+" accept$/);
-    assert.match(xa.rules[2], /^ip saddr @g_\w+ udp dport 81 counter name "c_\d+" accept$/);
+    assert.match(xa.rules[1], /^ip saddr @g_\w+ tcp dport 80 meta mark set \d+ goto allow$/);
+    assert.match(xa.rules[2], /^ip saddr @g_\w+ udp dport 81 meta mark set \d+ goto allow$/);
     assert.match(xa.rules[3], /^meta mark set \d+ goto deny$/);
     assert.ok(!chains.some((c) => c.name.startsWith('np_x_allow_b_in_')));
     const xb = chains.find((c) => c.name.startsWith('in_x_b_'));
@@ -151,19 +152,23 @@ describe('nft renderer (pure)', () => {
     assert.ok(adm);
     assert.match(adm.rules[0], /meta mark set \d+ goto deny$/, 'ANP Deny');
     assert.match(adm.rules[1], /tcp dport 80 return$/, 'ANP Pass returns to the NP tier');
-    // One shared deny chain: count by mark through the reason_ctr map, record, drop.
+    // One shared deny chain: count the mark in the hits set, record, drop.
     const deny = rs.chains.get('deny');
     assert.ok(deny);
-    assert.equal(deny.rules[0], 'counter name meta mark map @reason_ctr');
+    assert.equal(deny.rules[0], 'update @hits { meta mark counter }');
     assert.match(deny.rules[1], /update @denied \{ ip saddr \. ip daddr \. meta l4proto \. th dport \. meta mark \} drop$/);
     const id = /^meta mark set (\d+)/.exec(xa.rules[3])?.[1] ?? '';
-    assert.ok(rs.sets.get('reason_ctr')?.elements.includes(`${id} : "c_${id}"`));
-    assert.ok(rs.counters.includes(`c_${id}`));
+    assert.equal(rs.sets.get('hits')?.dynamic, true, 'hits is filled from the packet path');
+    // Counted allows end in one shared chain, so only a handful of rules bind the hits set.
+    assert.deepEqual(rs.chains.get('allow')?.rules, ['update @hits { meta mark counter } accept']);
+    const binders = [...rs.chains.values()].flatMap((c) => c.rules).filter((r) => r.includes('@hits'));
+    assert.ok(binders.length <= 5, `rules binding hits: ${binders.length}`);
+    assert.ok(rs.counted.includes(Number(id)), 'the deny reason is counted');
     assert.deepEqual(rs.reasons[id], { policy: 'NetworkPolicy x/allow-b', rule: 'default deny (isolated)', tier: 'NetworkPolicy', direction: 'ingress', verdict: 'deny' });
     // Egress (inlined in x/b's chain): SCTP as sctp dport, ports merged per protocol, endPort as a range.
     const np = chains.find((c) => c.name.startsWith('eg_x_b_'));
     assert.ok(np);
-    assert.ok(np.rules.some((r) => /tcp dport 80-90 counter name "c_\d+" accept$/.test(r)));
+    assert.ok(np.rules.some((r) => /tcp dport 80-90 meta mark set \d+ goto allow$/.test(r)));
     assert.ok(np.rules.some((r) => /sctp dport 53 /.test(r)));
   });
 
@@ -467,15 +472,9 @@ function assertMatrix(observed: Map<string, boolean>, want: Map<string, boolean>
   for (const [cell, ok] of Object.entries(spot)) assert.equal(observed.get(cell), ok, `spot check ${cell}`);
 }
 
-interface CounterJson {
-  nftables: { counter?: { name: string; packets: number } }[];
-}
-
+/** Packets counted per reason id (the `hits` set), read from the kernel. */
 async function counters(topo: Topology): Promise<Map<string, number>> {
-  const json = JSON.parse(await topo.nft(['-j', 'list', 'counters', 'table', 'inet', 'weir'])) as CounterJson;
-  const out = new Map<string, number>();
-  for (const o of json.nftables) if (o.counter) out.set(o.counter.name, o.counter.packets);
-  return out;
+  return new Map(parseHitCounters(await topo.nft(['-j', 'list', 'set', 'inet', 'weir', 'hits'])).map((c) => [String(c.reasonId), c.packets]));
 }
 
 function reasonId(rs: Ruleset, match: (r: { policy: string; rule: string; verdict: string; direction: Direction }) => boolean): string {
@@ -516,7 +515,7 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
     );
     // x/a → x/b worked: the TCP reply from x/b to x/a is established and passes ingress.
     const id = reasonId(rs, (r) => r.rule === 'default deny (isolated)' && r.policy === 'NetworkPolicy x/deny-a');
-    assert.ok(((await counters(topo)).get(`c_${id}`) ?? 0) > 0, 'default-deny counter counts');
+    assert.ok(((await counters(topo)).get(id) ?? 0) > 0, 'default-deny counter counts');
     const denied = await topo.nft(['list', 'set', 'inet', 'weir', 'denied']);
     assert.match(denied, new RegExp(`10\\.99\\.2\\.2 \\. 10\\.99\\.1\\.2 \\. tcp \\. 80 \\. 0x${Number(id).toString(16).padStart(8, '0')}`));
   });
@@ -572,7 +571,7 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
     const audit: NetworkPolicy = { ...genPolicyMatchLabels('x', 'audit-deny', { pod: 'a' }, setSpecIngressRules()), mode: 'audit' };
     const rs = await scenario({ networkPolicies: [audit] }, { 'x/b->x/a TCP/80': true, 'y/a->x/a UDP/81': true });
     const id = reasonId(rs, (r) => r.verdict === 'audit' && r.policy === 'NetworkPolicy x/audit-deny');
-    assert.ok(((await counters(topo)).get(`c_${id}`) ?? 0) > 0, 'audit counter counts');
+    assert.ok(((await counters(topo)).get(id) ?? 0) > 0, 'audit counter counts');
     const denied = await topo.nft(['list', 'set', 'inet', 'weir', 'denied']);
     assert.match(denied, new RegExp(`10\\.99\\.2\\.2 \\. 10\\.99\\.1\\.2 \\. tcp \\. 80 \\. 0x${Number(id).toString(16).padStart(8, '0')}`));
   });
@@ -704,10 +703,10 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
     // IPv6 works on the link (to the node itself: no forwarding, not weir's business) …
     assert.equal(await knock(b.netns, 'fd00:99:2::1'), 'refused', 'pod → node over IPv6');
     const id = reasonId(rs, (r) => r.policy === 'weir data plane' && r.rule.startsWith('IPv6'));
-    const before = (await counters(topo)).get(`c_${id}`) ?? 0;
+    const before = (await counters(topo)).get(id) ?? 0;
     // … but pod → pod IPv6 (forwarded) is dropped, although IPv4 between them is allowed.
     assert.equal(await knock(b.netns, 'fd00:99:1::2'), 'timeout', 'IPv6 pod → pod dropped');
-    assert.ok(((await counters(topo)).get(`c_${id}`) ?? 0) > before, 'IPv6 drop counted');
+    assert.ok(((await counters(topo)).get(id) ?? 0) > before, 'IPv6 drop counted');
   });
 
   it('anti-spoofing: a packet from a pod interface with another source address is dropped and counted', async () => {
@@ -725,10 +724,10 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
     await run(['ip', '-n', b.netns, 'addr', 'add', `${spoofed}/32`, 'dev', 'eth0']);
     try {
       const id = reasonId(rs, (r) => r.policy === 'weir data plane' && r.rule === 'spoofed source address');
-      const before = (await counters(topo)).get(`c_${id}`) ?? 0;
+      const before = (await counters(topo)).get(id) ?? 0;
       assert.equal(await connect(b.ip), 'ok', 'the pod\'s own address passes');
       assert.equal(await connect(spoofed), 'timeout', 'a forged source is dropped');
-      assert.ok(((await counters(topo)).get(`c_${id}`) ?? 0) > before, 'spoofing counted');
+      assert.ok(((await counters(topo)).get(id) ?? 0) > before, 'spoofing counted');
       const denied = await topo.nft(['list', 'set', 'inet', 'weir', 'denied']);
       assert.match(denied, new RegExp(`10\\.99\\.2\\.77 \\. ${a.ip.replace(/\./g, '\\.')} \\. tcp \\. 80 \\. 0x${Number(id).toString(16).padStart(8, '0')}`));
     } finally {
@@ -745,12 +744,12 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
     assert.ok(st.lastApplyOk, st.error ?? 'apply failed');
     assert.ok(closed.lastRuleset, 'applied');
     const id = reasonId(closed.lastRuleset, (r) => r.policy === 'weir data plane' && r.rule === 'endpoint not yet enforced');
-    const before = (await counters(topo)).get(`c_${id}`) ?? 0;
+    const before = (await counters(topo)).get(id) ?? 0;
     const seen = await topo.probeAll([{ protocol: 'TCP', port: 80 }]);
     assert.equal(seen.get('x/b->x/a TCP/80'), false, 'nothing leaves a pod that is not enforced yet');
     assert.equal(seen.get('x/a->x/b TCP/80'), false, 'nothing reaches it either');
     assert.equal(seen.get('x/a->y/a TCP/80'), true, 'known pods are unaffected');
-    assert.ok(((await counters(topo)).get(`c_${id}`) ?? 0) > before, 'counted as not yet enforced');
+    assert.ok(((await counters(topo)).get(id) ?? 0) > before, 'counted as not yet enforced');
     const synced = await closed.sync(c, topo.localPods());
     assert.ok(synced.lastApplyOk, synced.error ?? 'apply failed');
     const after = await topo.probeAll([{ protocol: 'TCP', port: 80 }]);

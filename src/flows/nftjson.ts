@@ -6,9 +6,10 @@
 //     "type": ["ipv4_addr", "ipv4_addr", "inet_proto", "inet_service", "mark"], ...,
 //     "elem": [{"elem": {"val": {"concat": ["10.99.0.1", "10.99.0.2", "tcp", 81, 3]},
 //                        "expires": 293, "counter": {"packets": 1, "bytes": 60}}}]}}]}
-// `nft -j list counters table inet weir` — named counters `c_<reasonId>`:
-//   {"nftables": [{"metainfo": {...}}, {"counter": {"family": "inet", "name": "c_3", "table": "weir",
-//     "handle": 2, "packets": 1, "bytes": 60}}]}
+// `nft -j list set inet weir hits` — per-reason hit counters, a dynamic set keyed by mark
+//   (the reason id) filled with `meta mark set <id> update @hits { meta mark counter }`:
+//   {"nftables": [{"metainfo": {...}}, {"set": {"family": "inet", "name": "hits", "table": "weir",
+//     "type": "mark", ..., "elem": [{"elem": {"val": 3, "counter": {"packets": 1, "bytes": 60}}}]}}]}
 import type { FlowRecord } from './record.js';
 import { protocolFrom } from './record.js';
 import { attributeDenied, type ReasonsTable } from './reasons.js';
@@ -24,8 +25,8 @@ export interface DeniedElement {
   bytes: number;
 }
 
-export interface NamedCounter {
-  name: string;
+export interface ReasonCounter {
+  reasonId: number;
   packets: number;
   bytes: number;
 }
@@ -100,21 +101,22 @@ export function parseDeniedSet(text: string | unknown): DeniedElement[] {
   return out;
 }
 
-export function parseNamedCounters(text: string | unknown): NamedCounter[] {
-  const out: NamedCounter[] = [];
+/** Elements of the `hits` set (mark → counter): one counter per reason id that was hit. */
+export function parseHitCounters(text: string | unknown): ReasonCounter[] {
+  const out: ReasonCounter[] = [];
   for (const it of items(text)) {
-    if (!isObj(it) || !isObj(it.counter)) continue;
-    const c = it.counter;
-    if (typeof c.name !== 'string') continue;
-    out.push({ name: c.name, packets: num(c.packets), bytes: num(c.bytes) });
+    if (!isObj(it) || !isObj(it.set) || !Array.isArray(it.set.elem)) continue;
+    for (const raw of it.set.elem) {
+      const wrapped = isObj(raw) && isObj(raw.elem) ? raw.elem : undefined;
+      const key = wrapped ? wrapped.val : raw;
+      // A mark prints as a number (or a hex string with some nft versions).
+      const id = typeof key === 'number' ? key : typeof key === 'string' && /^(0x[0-9a-f]+|\d+)$/i.test(key) ? Number(key) : undefined;
+      if (id === undefined || !Number.isInteger(id) || id <= 0) continue;
+      const counter = wrapped && isObj(wrapped.counter) ? wrapped.counter : undefined;
+      out.push({ reasonId: id, packets: counter ? num(counter.packets) : 0, bytes: counter ? num(counter.bytes) : 0 });
+    }
   }
   return out;
-}
-
-/** `c_<reasonId>` → reason id. */
-export function counterReasonId(name: string): number | undefined {
-  const m = /^c_(\d+)$/.exec(name);
-  return m ? Number(m[1]) : undefined;
 }
 
 interface Seen {
@@ -186,29 +188,25 @@ export interface CounterDelta {
   bytes: number;
 }
 
-/** Deltas of the named `c_<id>` counters between polls (first poll is the baseline; a reset counter counts from zero). */
+/** Deltas of the per-reason hit counters between polls (first poll is the baseline; a reset counter counts from zero). */
 export class CounterTracker {
-  private readonly prev = new Map<string, NamedCounter>();
+  private readonly prev = new Map<number, ReasonCounter>();
   private first = true;
-  update(counters: readonly NamedCounter[]): CounterDelta[] {
+  update(counters: readonly ReasonCounter[]): CounterDelta[] {
     const out: CounterDelta[] = [];
-    const names = new Set<string>();
+    const ids = new Set<number>();
     for (const c of counters) {
-      const id = counterReasonId(c.name);
-      if (id === undefined) continue;
-      names.add(c.name);
-      const p = this.prev.get(c.name);
-      if (!p && this.first) {
-        this.prev.set(c.name, c);
-        continue;
-      }
+      ids.add(c.reasonId);
+      const p = this.prev.get(c.reasonId);
+      this.prev.set(c.reasonId, c);
+      // Elements are created by the first hit: an id unseen after the baseline is all new.
+      if (this.first) continue;
       const reset = !p || c.packets < p.packets || c.bytes < p.bytes;
       const packets = reset ? c.packets : c.packets - p.packets;
       const bytes = reset ? c.bytes : c.bytes - p.bytes;
-      this.prev.set(c.name, c);
-      if (packets > 0 || bytes > 0) out.push({ reasonId: id, packets, bytes });
+      if (packets > 0 || bytes > 0) out.push({ reasonId: c.reasonId, packets, bytes });
     }
-    for (const k of this.prev.keys()) if (!names.has(k)) this.prev.delete(k);
+    for (const k of this.prev.keys()) if (!ids.has(k)) this.prev.delete(k);
     this.first = false;
     return out;
   }

@@ -1,5 +1,5 @@
 // The kernel-facing adapter of one node: follows conntrack events and polls the denied set and
-// named counters of the node's `inet weir` table, inside the node's network namespace. Pure
+// the hit counters (`hits` set) of the node's `inet weir` table, inside the node's network namespace. Pure
 // parsing lives in conntrack.ts / nftjson.ts; this file only spawns, reads and times.
 import { spawn, execFile, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { ConntrackFlowParser } from './conntrack.js';
 import type { RecordAttributor } from './attribution.js';
 import type { Enricher } from './enrich.js';
-import { CounterTracker, DeniedSetTracker, parseDeniedSet, parseNamedCounters, type CounterDelta } from './nftjson.js';
+import { CounterTracker, DeniedSetTracker, parseDeniedSet, parseHitCounters, type CounterDelta } from './nftjson.js';
 import { loadReasons, type ReasonsTable } from './reasons.js';
 import type { FlowRecord } from './record.js';
 
@@ -20,9 +20,12 @@ export interface NodeFlowSourceOptions {
   netns?: string;
   /** The agent's reasons table (re-read on every poll, so new policies are attributed). */
   reasonsFile?: string;
-  /** nft family + table holding the denied sets and counters. */
+  /** nft family + table holding the denied sets and the hit counters. */
   table?: string;
+  /** Dynamic sets of denied flows (default `denied`). */
   sets?: readonly string[];
+  /** Dynamic set of per-reason hit counters, keyed by mark (default `hits`). */
+  hitsSet?: string;
   pollMs?: number;
   enricher?: Enricher;
   /** Flush conntrack records at least this often (they are batched between flushes). */
@@ -35,7 +38,7 @@ export interface NodeFlowSourceOptions {
   /**
    * A denied-set element carries no source port, so several dropped first packets between the
    * same pair, port and reason in one poll arrive as one packet delta. Each dropped first
-   * packet is one denied connection attempt (as the `c_<id>` counters count them), so the
+   * packet is one denied connection attempt (as the `hits` counters count them), so the
    * delta is split into one record per packet, at most this many per element and poll (the
    * rest rides on the last record). Default 1000.
    */
@@ -190,7 +193,7 @@ export class NodeFlowSource extends EventEmitter<NodeFlowSourceEvents> implement
       if (en) recs = recs.map((r) => en.enrich(r));
       if (recs.length) this.emit('records', recs);
       try {
-        const deltas = this.counters.update(parseNamedCounters(await this.nftJson(['list', 'counters', 'table', family, table])));
+        const deltas = this.counters.update(parseHitCounters(await this.nftJson(['list', 'set', family, table, this.opts.hitsSet ?? 'hits'])));
         if (deltas.length) this.emit('counters', deltas);
       } catch (e) {
         this.stats.pollErrors++;

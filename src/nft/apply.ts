@@ -50,7 +50,7 @@ function shortError(stderr: string): string {
 
 /** The applied model keeps no link to the one before it (a chain of patches would leak). */
 function withoutPatch(rs: Ruleset): Ruleset {
-  return rs.patch ? { sets: rs.sets, chains: rs.chains, counters: rs.counters, reasons: rs.reasons } : rs;
+  return rs.patch ? { sets: rs.sets, chains: rs.chains, counted: rs.counted, reasons: rs.reasons } : rs;
 }
 
 export class Applier {

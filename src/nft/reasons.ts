@@ -1,13 +1,13 @@
 // The reasons table: the contract between the data plane and the visibility engine.
 //
 // Every point in the ruleset that decides a flow gets a numeric id. Deny points set
-// `meta mark set <id>` before recording the flow in the `denied` set, and every id has a
-// named counter `c_<id>`, so a mark or a counter read from the kernel names the policy and
-// rule that decided. `reasons.json` maps id → reason.
+// `meta mark set <id>` before recording the flow in the `denied` set, and every decision is
+// counted under its id in the `hits` set, so a mark or a counter read from the kernel names
+// the policy and rule that decided. `reasons.json` maps id → reason.
 //
 // Ids are a hash of the reason (not a sequence number) so that adding a policy does not
-// renumber every other reason: marks already recorded in `denied` keep their meaning and
-// counter names stay put, which is what lets a partial sync leave untouched chains alone.
+// renumber every other reason: marks already recorded in `denied` and counts in `hits` keep
+// their meaning, which is what lets a partial sync leave untouched chains alone.
 // Reasons are collected from the whole engine, never from one node's share, so every node
 // derives the same table.
 

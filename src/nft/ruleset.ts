@@ -47,8 +47,8 @@ export interface ElementPatch {
 export interface Ruleset {
   readonly sets: ReadonlyMap<string, NftSet>;
   readonly chains: ReadonlyMap<string, NftChain>;
-  /** Named counters (`c_<reason id>`), sorted. */
-  readonly counters: readonly string[];
+  /** Reason ids counted in the `hits` set, sorted. */
+  readonly counted: readonly number[];
   /** The cluster-wide reasons table (identical on every node). */
   readonly reasons: ReasonsTable;
   /** Set only on a ruleset patched from another (see ElementPatch). */
@@ -60,7 +60,7 @@ export function rulesetStats(rs: Ruleset): RulesetStats {
   let elements = 0;
   for (const c of rs.chains.values()) rules += c.rules.length;
   for (const s of rs.sets.values()) elements += s.elements.length;
-  return { rules, chains: rs.chains.size, sets: rs.sets.size, elements, counters: rs.counters.length };
+  return { rules, chains: rs.chains.size, sets: rs.sets.size, elements, counters: rs.counted.length };
 }
 
 /** The key part of a set or map element (`10.0.0.1 : goto eg_x` → `10.0.0.1`). */

@@ -37,7 +37,6 @@ function chainDecl(c: NftChain): string {
 /** Atomic replace of the whole table. Chains are declared before anything refers to them. */
 export function fullScript(rs: Ruleset): string {
   const lines: string[] = [`add table ${T}`, `delete table ${T}`, `table ${T} {`];
-  for (const c of rs.counters) lines.push(`  counter ${c} { }`);
   for (const s of rs.sets.values()) lines.push(`  ${setDecl(s)}`);
   for (const c of rs.chains.values()) if (!c.hook) lines.push(`  ${chainDecl(c)}`);
   lines.push('}');
@@ -137,9 +136,6 @@ export function diffScript(prev: Ruleset, next: Ruleset): PartialScript | undefi
   let elementsRemoved = 0;
   let setsAdded = 0;
 
-  const prevCounters = new Set(prev.counters);
-  const nextCounters = new Set(next.counters);
-  for (const c of next.counters) if (!prevCounters.has(c)) head.push(`add counter ${T} ${c}`);
 
   for (const [name, s] of next.sets) {
     const old = prev.sets.get(name);
@@ -184,7 +180,6 @@ export function diffScript(prev: Ruleset, next: Ruleset): PartialScript | undefi
   for (const n of removedChains) tail.push(`delete chain ${T} ${n}`);
   const removedSets = [...prev.sets.keys()].filter((n) => !next.sets.has(n));
   for (const n of removedSets) tail.push(`delete ${prev.sets.get(n)?.kind ?? 'set'} ${T} ${n}`);
-  for (const c of prev.counters) if (!nextCounters.has(c)) tail.push(`delete counter ${T} ${c}`);
 
   const lines = [...head, ...mapDeletes, ...flushes, ...refills, ...elementAdds, ...elementDeletes, ...tail];
   // Any change may narrow what is allowed (a new chain behind a new map element isolates a pod,
