@@ -1,12 +1,14 @@
-// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--seconds 3] [--rounds 5]` (root).
+// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--seconds 2] [--rounds 9]` (root).
 //
 // In namespaces this script creates (and removes, also on failure or Ctrl-C): two "nodes"
-// joined by a veth, one pod on each, routed through the nodes' forward hooks. Measured side
-// by side between the two pods, for (a) no rules, (b) weir's ruleset for a synthetic cluster
-// (bench/generate.ts: N pods, N/2 NetworkPolicies) and (c) a naive per-pair rule list for the
-// same policies (one rule per allowed pair, loaded up to a bound), plus a conntrack-only table
-// (the cost of being stateful at all); (a), (b) and conntrack-only alternate over rounds:
-//   iperf3 TCP throughput, new TCP connections per second (bounded loop), rules and elements;
+// joined by a veth, one pod on each, routed through the nodes' forward hooks. Three such
+// topologies stand side by side, each with its ruleset loaded once: (a) no rules, (b) a
+// conntrack-only table (the cost of being stateful at all) and (c) weir's ruleset for a
+// synthetic cluster (bench/generate.ts: N pods, N/2 NetworkPolicies). Rounds alternate
+// between them (iperf3 TCP throughput, new TCP connections per second in a bounded loop), so
+// the noise of a shared machine hits every configuration alike; each ratio is the median of
+// the per-round ratios against (a) measured in the same round. Then (d) a naive per-pair rule
+// list for the same policies (one rule per allowed pair, loaded up to a bound) replaces (c);
 // and for weir: full apply time (render + nft) and one pod add from source change to kernel.
 
 import { spawn } from 'node:child_process';
@@ -19,7 +21,7 @@ import { NodeAgent, fullScript, renderRuleset, type LocalPod } from '../src/nft/
 import { run } from '../src/lab/exec.js';
 import { generateCluster } from './generate.js';
 
-const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '3' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '5' } } });
+const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' } } });
 const POD_COUNT = Number(values.pods);
 const SECONDS = Number(values.seconds);
 const NAIVE_MAX = Number(values['naive-max']);
@@ -27,7 +29,15 @@ const NAIVE_TIME_BOUND_MS = 60_000;
 const ROUNDS = Number(values.rounds);
 
 const tag = randomBytes(2).toString('hex');
-const NS = { n1: `wbench${tag}-n1`, n2: `wbench${tag}-n2`, p1: `wbench${tag}-p1`, p2: `wbench${tag}-p2` };
+type Config = 'no rules' | 'conntrack only' | 'weir';
+interface Topo {
+  n1: string;
+  n2: string;
+  p1: string;
+  p2: string;
+}
+const topoNames = (c: string): Topo => ({ n1: `wbench${tag}${c}-n1`, n2: `wbench${tag}${c}-n2`, p1: `wbench${tag}${c}-p1`, p2: `wbench${tag}${c}-p2` });
+const TOPO: Record<Config, Topo> = { 'no rules': topoNames('a'), 'conntrack only': topoNames('b'), weir: topoNames('c') };
 const created: string[] = [];
 const pids: number[] = [];
 
@@ -69,7 +79,7 @@ function benchCluster(): { cluster: Cluster; src: Pod; dst: Pod } {
   return { cluster: { ...c, pods, networkPolicies: [...c.networkPolicies, allow] }, src: pods[1], dst: pods[2] };
 }
 
-async function topology(srcIp: string, dstIp: string): Promise<void> {
+async function topology(NS: Topo, srcIp: string, dstIp: string): Promise<void> {
   for (const ns of Object.values(NS)) {
     await sh(['ip', 'netns', 'add', ns]);
     created.push(ns);
@@ -123,7 +133,7 @@ function one() {
 Promise.all(Array.from({ length: 16 }, one)).then(() => console.log(JSON.stringify({ rate: done / Number(seconds), failed })));
 `;
 
-async function measure(dstIp: string): Promise<{ gbps: number; cps: number; failed: number }> {
+async function measure(NS: Topo, dstIp: string): Promise<{ gbps: number; cps: number; failed: number }> {
   const ipf = JSON.parse(await inNs(NS.p1, ['iperf3', '-c', dstIp, '-t', String(SECONDS), '-J'])) as { end: { sum_received: { bits_per_second: number } } };
   const conn = JSON.parse(await inNs(NS.p1, [process.execPath, '-e', CONN_CLIENT, dstIp, String(SECONDS)])) as { rate: number; failed: number };
   // Let TIME_WAIT entries of this round not skew the next one.
@@ -177,16 +187,18 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
   const { cluster, src, dst } = benchCluster();
   console.error(`synthetic cluster: ${cluster.pods.length} pods, ${cluster.networkPolicies.length} NetworkPolicies; measured ${src.namespace}/${src.name} (${src.ip}) → ${dst.namespace}/${dst.name} (${dst.ip})`);
-  await topology(src.ip as string, dst.ip as string);
-  background(NS.p2, ['iperf3', '-s']);
-  background(NS.p2, [process.execPath, '-e', CONN_SERVER]);
+  for (const t of Object.values(TOPO)) {
+    await topology(t, src.ip as string, dst.ip as string);
+    background(t.p2, ['iperf3', '-s']);
+    background(t.p2, [process.execPath, '-e', CONN_SERVER]);
+  }
   await sleep(500);
 
-  const rows: { name: string; gbps: number; cps: number; rules: number; elements: number; note: string }[] = [];
+  const rows: { name: string; gbps: number; cps: number; gbpsRatio: number; cpsRatio: number; rules: number; elements: number; note: string }[] = [];
 
-  // (b) weir: first sync through the agents (timed), then the rendered scripts are kept so the
-  // rulesets can be swapped in and out between measurement rounds.
+  // (c) weir: synced through the agents (timed) into its own topology's nodes.
   // The measured pods' host veth is `wpod` on both nodes: the anti-spoofing check is in the path.
+  const NS = TOPO.weir;
   const localOf = (node: string): LocalPod[] =>
     cluster.pods.filter((p) => p.node === node).map((p) => ({ key: `${p.namespace}/${p.name}`, ip: p.ip, ...(p === src || p === dst ? { hostVeth: 'wpod' } : {}) }));
   const agents = { n1: new NodeAgent({ node: 'n1', netns: NS.n1 }), n2: new NodeAgent({ node: 'n2', netns: NS.n2 }) };
@@ -195,26 +207,12 @@ async function main(): Promise<void> {
   const fullMs = performance.now() - t0;
   const s2 = await agents.n2.sync(cluster, localOf('n2'));
   if (!s1.lastApplyOk || !s2.lastApplyOk) throw new Error(`weir apply failed: ${s1.error ?? s2.error ?? ''}`);
-  const weirScript = {
-    n1: fullScript(renderRuleset({ engine: agents.n1.engine, localPods: localOf('n1') })),
-    n2: fullScript(renderRuleset({ engine: agents.n2.engine, localPods: localOf('n2') })),
-  };
-  // A minimal stateful firewall: conntrack on, established accepted, nothing else. It separates
-  // what conntrack itself costs from what weir's rules cost.
+  // (b) A minimal stateful firewall: conntrack on, established accepted, nothing else. It
+  // separates what conntrack itself costs from what weir's rules cost.
   const CT_ONLY = 'table inet wbench_ct {\n chain ctonly {\n  type filter hook forward priority filter; policy accept;\n  ct state established,related accept\n  ct state invalid drop\n }\n}\n';
-  type Config = 'no rules' | 'conntrack only' | 'weir';
-  const setConfig = async (config: Config): Promise<void> => {
-    for (const n of [NS.n1, NS.n2]) {
-      await inNs(n, ['nft', 'delete', 'table', 'inet', 'weir']).catch(() => '');
-      await inNs(n, ['nft', 'delete', 'table', 'inet', 'wbench_ct']).catch(() => '');
-    }
-    if (config === 'conntrack only') for (const n of [NS.n1, NS.n2]) await inNs(n, ['nft', '-f', '-'], CT_ONLY);
-    if (config === 'weir') {
-      await inNs(NS.n1, ['nft', '-f', '-'], weirScript.n1);
-      await inNs(NS.n2, ['nft', '-f', '-'], weirScript.n2);
-    }
-  };
-  // Alternating rounds, median per configuration: the machine's noise hits every row alike.
+  for (const n of [TOPO['conntrack only'].n1, TOPO['conntrack only'].n2]) await inNs(n, ['nft', '-f', '-'], CT_ONLY);
+
+  // Alternating rounds over the standing topologies.
   const samples = new Map<Config, { gbps: number; cps: number; failed: number }[]>();
   const orders: Config[][] = [
     ['no rules', 'conntrack only', 'weir'],
@@ -226,27 +224,37 @@ async function main(): Promise<void> {
   ];
   for (let round = 0; round < ROUNDS; round++) {
     for (const config of orders[round % orders.length]) {
-      await setConfig(config);
-      const m = await measure(dst.ip as string);
+      const m = await measure(TOPO[config], dst.ip as string);
       samples.set(config, [...(samples.get(config) ?? []), m]);
     }
   }
+  const mid = (xs: readonly number[]): number => {
+    const sorted = [...xs].sort((p, q) => p - q);
+    const n = sorted.length;
+    return n % 2 === 1 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  };
+  const base = samples.get('no rules') ?? [];
   const median = (config: Config) => {
     const xs = samples.get(config) ?? [];
-    const mid = (k: 'gbps' | 'cps') => [...xs].sort((p, q) => p[k] - q[k])[Math.floor(xs.length / 2)][k];
-    return { gbps: mid('gbps'), cps: mid('cps'), failed: xs.reduce((n, x) => n + x.failed, 0) };
+    // Paired: each round's value over the no-rules value of the same round.
+    const ratio = (k: 'gbps' | 'cps') => mid(xs.map((x, r) => x[k] / base[r][k]));
+    return { gbps: mid(xs.map((x) => x.gbps)), cps: mid(xs.map((x) => x.cps)), gbpsRatio: ratio('gbps'), cpsRatio: ratio('cps'), failed: xs.reduce((n, x) => n + x.failed, 0) };
+  };
+  const paired = (x: Config, y: Config, k: 'gbps' | 'cps'): number => {
+    const ys = samples.get(y) ?? [];
+    return mid((samples.get(x) ?? []).map((v, r) => v[k] / ys[r][k]));
   };
   const note = (config: Config) => {
     const xs = samples.get(config) ?? [];
     const f = median(config).failed;
-    return `median of ${xs.length}: ${xs.map((x) => x.gbps.toFixed(1)).join('/')} Gbit/s, ${xs.map((x) => Math.round(x.cps)).join('/')} conn/s${f ? `; ${f} conn failures` : ''}`;
+    return `${xs.length} rounds: ${xs.map((x) => x.gbps.toFixed(1)).join('/')} Gbit/s, ${xs.map((x) => Math.round(x.cps)).join('/')} conn/s${f ? `; ${f} conn failures` : ''}`;
   };
   const a = median('no rules');
   rows.push({ name: 'no rules', ...a, rules: 0, elements: 0, note: note('no rules') });
   const ct = median('conntrack only');
   const b = median('weir');
+  rows.push({ name: 'conntrack only', ...ct, rules: 2, elements: 0, note: note('conntrack only') });
   rows.push({ name: 'weir', ...b, rules: s2.rules, elements: s2.setElements, note: note('weir') });
-  await setConfig('weir');
 
   // Pod add (a new replica of an existing workload on n2): from the event (podAdded) to `nft`
   // returning, verified by reading the element back from the kernel; median of 5.
@@ -274,7 +282,7 @@ async function main(): Promise<void> {
   await inNs(NS.n1, ['nft', 'delete', 'table', 'inet', 'weir']);
   await inNs(NS.n2, ['nft', 'delete', 'table', 'inet', 'weir']);
 
-  // (c) naive per-pair list
+  // (d) naive per-pair list, in place of weir; its ratio against a no-rules run right after.
   const naiveEngine = new PolicyEngine(cluster);
   const tn = performance.now();
   const naive1 = naiveScript(naiveEngine, cluster, 'n1', { src, dst });
@@ -284,10 +292,13 @@ async function main(): Promise<void> {
   await inNs(NS.n1, ['nft', '-f', '-'], naive1.script);
   await inNs(NS.n2, ['nft', '-f', '-'], naive2.script);
   const naiveLoadMs = performance.now() - tl;
-  const c = await measure(dst.ip as string);
+  const c = await measure(NS, dst.ip as string);
+  const cBase = await measure(TOPO['no rules'], dst.ip as string);
   rows.push({
     name: 'naive per-pair',
     ...c,
+    gbpsRatio: c.gbps / cBase.gbps,
+    cpsRatio: c.cps / cBase.cps,
     rules: naive2.rules,
     elements: 0,
     note: `${naive2.complete ? 'complete' : `bounded at ${naive2.rules} rules (of ~${(cluster.pods.length / 2) * cluster.pods.length} pairs)`}; gen ${Math.round(genMs)} ms, load ${Math.round(naiveLoadMs)} ms`,
@@ -298,21 +309,20 @@ async function main(): Promise<void> {
     `${pad('ruleset', 16)}${pad('TCP Gbit/s', 12)}${pad('ratio', 8)}${pad('conn/s', 10)}${pad('ratio', 8)}${pad('rules', 10)}${pad('elements', 10)}note`,
     ...rows.map(
       (r) =>
-        `${pad(r.name, 16)}${pad(r.gbps.toFixed(2), 12)}${pad((r.gbps / rows[0].gbps).toFixed(3), 8)}${pad(Math.round(r.cps).toString(), 10)}${pad((r.cps / rows[0].cps).toFixed(3), 8)}${pad(String(r.rules), 10)}${pad(String(r.elements), 10)}${r.note}`,
+        `${pad(r.name, 16)}${pad(r.gbps.toFixed(2), 12)}${pad(r.gbpsRatio.toFixed(3), 8)}${pad(Math.round(r.cps).toString(), 10)}${pad(r.cpsRatio.toFixed(3), 8)}${pad(String(r.rules), 10)}${pad(String(r.elements), 10)}${r.note}`,
     ),
     '',
     `weir on node 2: ${s2.rules} rules, ${s2.chains} chains, ${s2.sets} sets, ${s2.setElements} elements, ${s2.counters} reasons counted in one \`hits\` set; script ${(scriptBytes / 1e6).toFixed(1)} MB`,
     `rules per policy: ${(s2.rules / cluster.networkPolicies.length).toFixed(2)} (goal ≤ 20)`,
     `full apply, ${cluster.pods.length} pods (engine + render + nft, node 1): ${Math.round(fullMs)} ms (render alone, warm: ${Math.round(renderMs)} ms; nft: ${Math.round(s1.applyMs)} ms) (goal ≤ 2000 ms)`,
     `pod add, podAdded() → nft returned (median of ${adds.length}: ${adds.map((x) => x.ms.toFixed(0)).join('/')} ms): ${podAddMs.toFixed(1)} ms (${addStatus.mode}, in-process ${addStatus.renderMs} ms, nft ${addStatus.applyMs} ms) (goal ≤ 50 ms)`,
-    `conntrack only (stateful minimum): ${ct.gbps.toFixed(2)} Gbit/s (${(ct.gbps / rows[0].gbps).toFixed(3)}), ${Math.round(ct.cps)} conn/s (${(ct.cps / rows[0].cps).toFixed(3)}); ${note('conntrack only')}`,
-    `weir vs conntrack only: throughput ${(rows[1].gbps / ct.gbps).toFixed(3)}, conn/s ${(rows[1].cps / ct.cps).toFixed(3)}`,
-    `throughput ratio weir/no-rules: ${(rows[1].gbps / rows[0].gbps).toFixed(3)}, conn/s ratio: ${(rows[1].cps / rows[0].cps).toFixed(3)} (goal ≥ 0.95)`,
+    `weir vs conntrack only (paired per round): throughput ${paired('weir', 'conntrack only', 'gbps').toFixed(3)}, conn/s ${paired('weir', 'conntrack only', 'cps').toFixed(3)}`,
+    `throughput ratio weir/no-rules: ${b.gbpsRatio.toFixed(3)}, conn/s ratio: ${b.cpsRatio.toFixed(3)} (goal ≥ 0.95; conntrack only: ${ct.gbpsRatio.toFixed(3)}, ${ct.cpsRatio.toFixed(3)})`,
   ];
   const goal = (name: string, ok: boolean, value: string) => `${name} ${ok ? 'met' : 'MISSED'} (${value})`;
   const perPolicy = s2.rules / cluster.networkPolicies.length;
-  const tput = rows[1].gbps / rows[0].gbps;
-  const conn = rows[1].cps / rows[0].cps;
+  const tput = b.gbpsRatio;
+  const conn = b.cpsRatio;
   lines.push(
     `goals: ${[
       goal('full apply ≤ 2 s', fullMs <= 2000, `${Math.round(fullMs)} ms`),
