@@ -1,5 +1,5 @@
-// The kernel-facing adapter of one node: follows conntrack events and polls the denied set and
-// the hit counters (`hits` set) of the node's `inet weir` table, inside the node's network namespace. Pure
+// The kernel-facing adapter of one node: follows conntrack events and polls the `denied` and
+// `hits` sets of the node's `inet weir` table, inside the node's network namespace. Pure
 // parsing lives in conntrack.ts / nftjson.ts; this file only spawns, reads and times.
 import { spawn, execFile, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';

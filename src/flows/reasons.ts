@@ -1,6 +1,7 @@
 // The reasons table: written by the nft agent next to the ruleset it applies. Every verdict
 // rule that logs into a set or counter stamps a numeric reason id (the packet mark, which
-// also keys the `hits` counters); this table maps the id back to the policy and rule that decided.
+// also keys the `hits` counters); this table maps the id back to the policy and rule that
+// decided.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { tierSchema, type FlowRecord, type Tier, type Verdict } from './record.js';
