@@ -38,7 +38,7 @@ before(() => {
   set denied { type ipv4_addr . ipv4_addr . inet_proto . inet_service . mark; flags dynamic,timeout; timeout 5m; counter; }
   chain input { type filter hook input priority 0; policy accept;
     ct state established,related accept
-    tcp dport 80 ct mark set 1 meta mark set 1 update @hits { meta mark counter } accept
+    tcp dport 80 ct mark set 1 update @hits { 1 counter } accept
     tcp dport 81 meta mark set 3 update @denied { ip saddr . ip daddr . meta l4proto . th dport . meta mark counter } update @hits { meta mark counter } drop
   }
 }`);

@@ -80,14 +80,14 @@ export const EGRESS_CHAIN = 'egress';
 export const INGRESS_CHAIN = 'ingress';
 export const DENY_CHAIN = 'deny';
 export const AUDIT_CHAIN = 'audit';
-/** Shared ends of counted allows: count the mark in `hits`, then accept / return. */
-export const ALLOW_CHAIN = 'allow';
-export const COUNT_RETURN_CHAIN = 'count_return';
 /**
- * Per-reason hit counters: a dynamic set keyed by mark (the reason id) whose elements carry
- * counters, filled from the packet path (`meta mark set <id> update @hits { meta mark counter }`).
- * One set instead of thousands of named counter objects: nft fetches every object of the table
- * before any change, so 8k named counters alone cost ~25 ms of each pod add (10k pods / 5k policies).
+ * Per-reason hit counters: a dynamic set keyed by the reason id whose elements carry counters,
+ * filled from the packet path: `update @hits { <id> counter }` where a rule decides (allows
+ * leave the packet untouched: its mark may belong to kube-proxy or a CNI), `update @hits
+ * { meta mark counter }` in the shared deny and audit chains (the mark is set just before the
+ * `goto`). One set instead of thousands of named counter objects: nft fetches every object of
+ * the table before any change, so 8k named counters alone cost ~25 ms of each pod add (10k
+ * pods / 5k policies).
  */
 export const HITS_SET = 'hits';
 /** Host-side interfaces of local pods, and `interface . address` of each local pod (anti-spoofing). */
@@ -97,7 +97,7 @@ const PORT_PROTOCOLS = '{ tcp, udp, sctp }';
 const FULL_RANGE: readonly [number, number] = [1, 65535];
 
 const countMark = `update @${HITS_SET} { meta mark counter }`;
-const counterRef = (id: number): string => `meta mark set ${id} ${countMark}`;
+const counterRef = (id: number): string => `update @${HITS_SET} { ${id} counter }`;
 const short = (d: Direction): string => (d === 'ingress' ? 'in' : 'eg');
 
 /** How a rule's match ends, per context. */
@@ -301,7 +301,7 @@ class Renderer {
    * it is the destination, so named ports resolve against its container ports.
    */
   private ruleLines(rule: CompiledRule, direction: Direction, subject: Identity, verdict: Verdict): string[] {
-    const end = verdict.counter !== undefined ? this.countedEnd(verdict.counter, verdict.text) : verdict.text;
+    const end = verdict.counter !== undefined ? `${this.counter(verdict.counter)} ${verdict.text}` : verdict.text;
     const addr = direction === 'ingress' ? 'ip saddr' : 'ip daddr';
     const peers = rule.peers === 'all' ? [''] : rule.peers.map((g) => `${addr} @${this.groupSet(g)} `);
     // "If this field is empty or missing, this rule matches all ports" — and all protocols.
@@ -325,19 +325,6 @@ class Renderer {
     if (egressNamed.length > 0) out.push(`ip daddr . meta l4proto . th dport @${this.namedPortSet(rule, egressNamed)} ${end}`);
     // A rule whose ports resolve to nothing (a named port the pod lacks) matches nothing.
     return out;
-  }
-
-  /**
-   * A counted verdict: the mark names the reason; one shared chain per verdict counts it in
-   * `hits` and ends the same way (`goto` keeps `return` returning to the same caller). Only
-   * those chains bind the `hits` set: one dynset per rule made the kernel's set binding the
-   * bottleneck of a full apply (+0.3 s for 10k pods / 5k policies).
-   */
-  private countedEnd(id: number, text: string): string {
-    this.counters.add(id);
-    if (text === 'accept') return `meta mark set ${id} goto ${ALLOW_CHAIN}`;
-    if (text === 'return') return `meta mark set ${id} goto ${COUNT_RETURN_CHAIN}`;
-    return `${counterRef(id)} ${text}`;
   }
 
   private enforceVerdict(rule: CompiledRule): Verdict {
@@ -532,8 +519,6 @@ class Renderer {
     // Audit records what it would have denied and returns to the identity chain (via goto, to
     // the chain that jumped into the audit pass), which then runs the enforced program.
     this.chains.set(AUDIT_CHAIN, { name: AUDIT_CHAIN, rules: [count, `meta l4proto ${PORT_PROTOCOLS} ${record} return`, recordNoPort] });
-    this.chains.set(ALLOW_CHAIN, { name: ALLOW_CHAIN, rules: [`${count} accept`] });
-    this.chains.set(COUNT_RETURN_CHAIN, { name: COUNT_RETURN_CHAIN, rules: [`${count} return`] });
     const base = (name: string, priority: string, map: string, key: string, guards: readonly string[]): NftChain => ({
       name,
       hook: `type filter hook forward priority ${priority}; policy accept;`,

@@ -37,7 +37,11 @@ function chainDecl(c: NftChain): string {
 /** Atomic replace of the whole table. Chains are declared before anything refers to them. */
 export function fullScript(rs: Ruleset): string {
   const lines: string[] = [`add table ${T}`, `delete table ${T}`, `table ${T} {`];
-  for (const s of rs.sets.values()) lines.push(`  ${setDecl(s)}`);
+  // The kernel finds a set named in a rule by walking the table's sets in creation order, so
+  // the dynamic sets go first: `hits` is named by a rule per counted verdict (thousands), and
+  // declared last it added 0.25 s to a full load of 10k pods / 5k policies.
+  const sets = [...rs.sets.values()];
+  for (const s of [...sets.filter((x) => x.dynamic), ...sets.filter((x) => !x.dynamic)]) lines.push(`  ${setDecl(s)}`);
   for (const c of rs.chains.values()) if (!c.hook) lines.push(`  ${chainDecl(c)}`);
   lines.push('}');
   lines.push(`table ${T} {`);
