@@ -160,9 +160,9 @@ describe('nft renderer (pure)', () => {
     const id = /^meta mark set (\d+)/.exec(xa.rules[3])?.[1] ?? '';
     assert.equal(rs.sets.get('hits')?.dynamic, true, 'hits is filled from the packet path');
     // Allows count by a constant key and never touch the packet mark (it may carry kube-proxy's
-    // masquerade bit or a CNI's bits); only dropped or audited packets get weir's mark.
+    // masquerade bit or a CNI's bits); only packets on their way to be dropped get weir's mark.
     const rules = [...rs.chains.values()].flatMap((c) => c.rules);
-    assert.deepEqual(rules.filter((r) => /meta mark set/.test(r) && !/goto (deny|audit)$/.test(r)), [], 'the mark is set only on the way to deny/audit');
+    assert.deepEqual(rules.filter((r) => /meta mark set/.test(r) && !/goto deny$/.test(r)), [], 'the mark is set only on the way to deny');
     // hits is declared first (the kernel looks sets up by name in creation order).
     assert.match(fullScript(rs).split('\n').find((l) => /^\s+(set|map) /.test(l)) ?? '', /set (hits|denied) /);
     assert.ok(rs.counted.includes(Number(id)), 'the deny reason is counted');
@@ -215,11 +215,14 @@ describe('nft renderer (pure)', () => {
     assert.match(ya.rules[0], /^jump aut?_in_/);
     const audit = rs.chains.get(ya.rules[0].slice('jump '.length));
     assert.ok(audit);
-    const id = /meta mark set (\d+) goto audit$/.exec(audit.rules[audit.rules.length - 1])?.[1];
-    assert.ok(id, 'audit default deny goes to the audit chain with its reason');
-    const a = rs.chains.get('audit');
-    assert.ok(a);
-    assert.ok(a.rules.every((r) => !/\bdrop$/.test(r)), 'audit never drops');
+    // The audit default deny: count and record under its reason, then return, in two
+    // alternatives (with the port for TCP/UDP/SCTP, port 0 for the rest).
+    const [withPort, noPort] = audit.rules.slice(-2);
+    const id = /update @hits \{ (\d+) counter \} update @denied \{ ip saddr \. ip daddr \. meta l4proto \. th dport \. \1 \} return$/.exec(withPort ?? '')?.[1];
+    assert.ok(id, `audit default deny counts and records with its reason: ${withPort}`);
+    assert.match(withPort ?? '', /^meta l4proto \{ tcp, udp, sctp \} /);
+    assert.equal(noPort, `update @hits { ${id} counter } update @denied { ip saddr . ip daddr . meta l4proto . 0 . ${id} } return`);
+    assert.ok(audit.rules.every((r) => !/\bdrop$/.test(r) && !/meta mark set/.test(r)), 'audit never drops and never marks the packet');
     assert.equal(rs.reasons[id]?.verdict, 'audit');
     assert.equal(rs.reasons[id]?.policy, 'NetworkPolicy y/audit-deny');
     // The audit policy is not enforced: y/a is not isolated in the enforce program.
@@ -576,6 +579,22 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
     assert.ok(((await counters(topo)).get(id) ?? 0) > 0, 'audit counter counts');
     const denied = await topo.nft(['list', 'set', 'inet', 'weir', 'denied']);
     assert.match(denied, new RegExp(`10\\.99\\.2\\.2 \\. 10\\.99\\.1\\.2 \\. tcp \\. 80 \\. 0x${Number(id).toString(16).padStart(8, '0')}`));
+    // Packets that pass keep their mark (it may be kube-proxy's masquerade bit or a CNI's):
+    // count forwarded packets leaving with a mark, after weir's table, over new connections.
+    await topo.nft(['add', 'table', 'inet', 'wmarks']);
+    try {
+      await topo.nft(['add', 'chain', 'inet', 'wmarks', 'post', '{ type filter hook postrouting priority 100; }']);
+      await topo.nft(['add', 'rule', 'inet', 'wmarks', 'post', 'meta mark != 0 counter']);
+      await topo.nft(['add', 'rule', 'inet', 'wmarks', 'post', 'counter']);
+      const again = await topo.probeAll([{ protocol: 'TCP', port: 80 }]);
+      assert.equal(again.get('x/b->x/a TCP/80'), true, 'audited traffic passes');
+      const listed = await topo.nft(['list', 'chain', 'inet', 'wmarks', 'post']);
+      const [marked, all] = [...listed.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
+      assert.ok((all ?? 0) > 0, `the watch saw forwarded packets: ${listed}`);
+      assert.equal(marked, 0, `no forwarded packet carries a mark: ${listed}`);
+    } finally {
+      await topo.nft(['delete', 'table', 'inet', 'wmarks']);
+    }
   });
 
   it('a failed apply keeps the previous ruleset in force and is reported', async () => {
