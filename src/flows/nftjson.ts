@@ -6,8 +6,9 @@
 //     "type": ["ipv4_addr", "ipv4_addr", "inet_proto", "inet_service", "mark"], ...,
 //     "elem": [{"elem": {"val": {"concat": ["10.99.0.1", "10.99.0.2", "tcp", 81, 3]},
 //                        "expires": 293, "counter": {"packets": 1, "bytes": 60}}}]}}]}
-// `nft -j list set inet weir hits` — per-reason hit counters, a dynamic set keyed by mark
-//   (the reason id) filled with `meta mark set <id> update @hits { meta mark counter }`:
+// `nft -j list set inet weir hits` — per-reason hit counters, a dynamic set keyed by the reason
+//   id, filled with `update @hits { <id> counter }` (or `{ meta mark counter }` where a deny
+//   point set the mark):
 //   {"nftables": [{"metainfo": {...}}, {"set": {"family": "inet", "name": "hits", "table": "weir",
 //     "type": "mark", ..., "elem": [{"elem": {"val": 3, "counter": {"packets": 1, "bytes": 60}}}]}}]}
 import type { FlowRecord } from './record.js';
@@ -67,36 +68,31 @@ function scalar(v: Json | undefined): string | number | undefined {
   return typeof v === 'string' || typeof v === 'number' ? v : undefined;
 }
 
+/** Every element of every set in the document: its set's name, its key, its counter (zeros without one). */
+function* setElements(text: string | unknown): Generator<{ set: string; key: Json | undefined; packets: number; bytes: number }> {
+  for (const it of items(text)) {
+    if (!isObj(it) || !isObj(it.set) || !Array.isArray(it.set.elem)) continue;
+    const set = typeof it.set.name === 'string' ? it.set.name : '';
+    for (const raw of it.set.elem) {
+      // With per-element state (counter, expires) nft wraps the key: {"elem": {"val": key, ...}}.
+      const wrapped = isObj(raw) && isObj(raw.elem) ? raw.elem : undefined;
+      const counter = wrapped && isObj(wrapped.counter) ? wrapped.counter : undefined;
+      yield { set, key: wrapped ? wrapped.val : raw, packets: counter ? num(counter.packets) : 0, bytes: counter ? num(counter.bytes) : 0 };
+    }
+  }
+}
+
 /**
  * Elements of every set in the document whose key is `saddr . daddr . l4proto . dport . mark`.
  * Elements without a counter (set declared without `counter`) count as zero.
  */
 export function parseDeniedSet(text: string | unknown): DeniedElement[] {
   const out: DeniedElement[] = [];
-  for (const it of items(text)) {
-    if (!isObj(it) || !isObj(it.set)) continue;
-    const set = it.set;
-    const name = typeof set.name === 'string' ? set.name : '';
-    if (!Array.isArray(set.elem)) continue;
-    for (const raw of set.elem) {
-      // With per-element state (counter, expires) nft wraps the key: {"elem": {"val": key, ...}}.
-      const wrapped = isObj(raw) && isObj(raw.elem) ? raw.elem : undefined;
-      const key = wrapped ? wrapped.val : raw;
-      if (!isObj(key) || !Array.isArray(key.concat) || key.concat.length < 5) continue;
-      const [sa, da, pr, dp, mk] = key.concat.map(scalar);
-      if (sa === undefined || da === undefined || pr === undefined) continue;
-      const counter = wrapped && isObj(wrapped.counter) ? wrapped.counter : undefined;
-      out.push({
-        set: name,
-        saddr: String(sa),
-        daddr: String(da),
-        proto: String(pr),
-        dport: num(dp),
-        mark: num(mk),
-        packets: counter ? num(counter.packets) : 0,
-        bytes: counter ? num(counter.bytes) : 0,
-      });
-    }
+  for (const { set, key, packets, bytes } of setElements(text)) {
+    if (!isObj(key) || !Array.isArray(key.concat) || key.concat.length < 5) continue;
+    const [sa, da, pr, dp, mk] = key.concat.map(scalar);
+    if (sa === undefined || da === undefined || pr === undefined) continue;
+    out.push({ set, saddr: String(sa), daddr: String(da), proto: String(pr), dport: num(dp), mark: num(mk), packets, bytes });
   }
   return out;
 }
@@ -104,17 +100,11 @@ export function parseDeniedSet(text: string | unknown): DeniedElement[] {
 /** Elements of the `hits` set (mark → counter): one counter per reason id that was hit. */
 export function parseHitCounters(text: string | unknown): ReasonCounter[] {
   const out: ReasonCounter[] = [];
-  for (const it of items(text)) {
-    if (!isObj(it) || !isObj(it.set) || !Array.isArray(it.set.elem)) continue;
-    for (const raw of it.set.elem) {
-      const wrapped = isObj(raw) && isObj(raw.elem) ? raw.elem : undefined;
-      const key = wrapped ? wrapped.val : raw;
-      // A mark prints as a number (or a hex string with some nft versions).
-      const id = typeof key === 'number' ? key : typeof key === 'string' && /^(0x[0-9a-f]+|\d+)$/i.test(key) ? Number(key) : undefined;
-      if (id === undefined || !Number.isInteger(id) || id <= 0) continue;
-      const counter = wrapped && isObj(wrapped.counter) ? wrapped.counter : undefined;
-      out.push({ reasonId: id, packets: counter ? num(counter.packets) : 0, bytes: counter ? num(counter.bytes) : 0 });
-    }
+  for (const { key, packets, bytes } of setElements(text)) {
+    // A mark prints as a number (or a hex string with some nft versions).
+    const id = typeof key === 'number' ? key : typeof key === 'string' && /^(0x[0-9a-f]+|\d+)$/i.test(key) ? Number(key) : undefined;
+    if (id === undefined || !Number.isInteger(id) || id <= 0) continue;
+    out.push({ reasonId: id, packets, bytes });
   }
   return out;
 }

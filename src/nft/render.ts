@@ -96,8 +96,10 @@ export const POD_SRC_SET = 'pod_src';
 const PORT_PROTOCOLS = '{ tcp, udp, sctp }';
 const FULL_RANGE: readonly [number, number] = [1, 65535];
 
-const countMark = `update @${HITS_SET} { meta mark counter }`;
-const counterRef = (id: number): string => `update @${HITS_SET} { ${id} counter }`;
+/** Counts one hit of the reason `key` (a constant id, or `meta mark` in the shared deny chain). */
+const countHit = (key: string | number): string => `update @${HITS_SET} { ${key} counter }`;
+/** Records the flow in `denied` under the reason `key`; `port` is `th dport`, or 0 for protocols without ports. */
+const recordDenied = (port: string, key: string | number): string => `update @${DENIED_SET} { ip saddr . ip daddr . meta l4proto . ${port} . ${key} }`;
 const short = (d: Direction): string => (d === 'ingress' ? 'in' : 'eg');
 
 /** How a rule's match ends, per context. */
@@ -213,7 +215,7 @@ class Renderer {
 
   private counter(id: number): string {
     this.counters.add(id);
-    return counterRef(id);
+    return countHit(id);
   }
 
   /**
@@ -235,8 +237,7 @@ class Renderer {
    */
   private auditPoint(id: number): readonly string[] {
     const count = this.counter(id);
-    const record = (port: string) => `update @${DENIED_SET} { ip saddr . ip daddr . meta l4proto . ${port} . ${id} }`;
-    return [`meta l4proto ${PORT_PROTOCOLS} ${count} ${record('th dport')} return`, `${count} ${record('0')} return`];
+    return [`meta l4proto ${PORT_PROTOCOLS} ${count} ${recordDenied('th dport', id)} return`, `${count} ${recordDenied('0', id)} return`];
   }
 
   /** One named set per selector-cache group; elements cluster-wide. */
@@ -523,11 +524,11 @@ class Renderer {
       dynamic: true,
       elements: [],
     });
-    const record = `update @${DENIED_SET} { ip saddr . ip daddr . meta l4proto . th dport . meta mark }`;
     // ICMP and other protocols have no ports: recorded with port 0.
-    const recordNoPort = `update @${DENIED_SET} { ip saddr . ip daddr . meta l4proto . 0 . meta mark }`;
-    const count = countMark;
-    this.chains.set(DENY_CHAIN, { name: DENY_CHAIN, rules: [count, `meta l4proto ${PORT_PROTOCOLS} ${record} drop`, `${recordNoPort} drop`] });
+    this.chains.set(DENY_CHAIN, {
+      name: DENY_CHAIN,
+      rules: [countHit('meta mark'), `meta l4proto ${PORT_PROTOCOLS} ${recordDenied('th dport', 'meta mark')} drop`, `${recordDenied('0', 'meta mark')} drop`],
+    });
     const base = (name: string, priority: string, map: string, key: string, guards: readonly string[]): NftChain => ({
       name,
       hook: `type filter hook forward priority ${priority}; policy accept;`,
@@ -540,7 +541,7 @@ class Renderer {
     //   (checked on every packet, or a forged source could ride another pod's connection).
     // - Not ready (fail closed, with `podInterfaces`): a pod interface missing from `pod_ifs`
     //   belongs to a pod the agent has not synced; nothing from or to it passes until it has.
-    const guards = [`meta nfproto ipv6 ${counterRef(v6)} drop`, `iifname @${POD_IFS_SET} iifname . ip saddr != @${POD_SRC_SET} ${spoof}`];
+    const guards = [`meta nfproto ipv6 ${countHit(v6)} drop`, `iifname @${POD_IFS_SET} iifname . ip saddr != @${POD_SRC_SET} ${spoof}`];
     const ingressGuards: string[] = [];
     if (podInterfaces !== undefined && notReady !== undefined) {
       guards.push(`iifname "${podInterfaces}" iifname != @${POD_IFS_SET} ${notReady}`);
