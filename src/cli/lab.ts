@@ -10,11 +10,10 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
-import { stringify } from 'yaml';
 import { comparisonJson, compareWithDesired, formatComparison, labCluster, mergeProbeCells, timedOutAllowedCells, type Comparison } from '../lab/compare.js';
 import {
   CommandError,
@@ -52,9 +51,8 @@ import {
   type AgentInfo,
   type SettledAgent,
 } from '../lab/supervisor.js';
-import { splitDocuments, isPlainObject } from '../load/documents.js';
-import { buildCluster, findManifestFiles, parseManifests, type ManifestObject } from '../load/index.js';
-import { emptyCluster, type Cluster } from '../model/cluster.js';
+import { findManifestFiles } from '../load/index.js';
+import { buildDesired, loadDesired, readDesired, readObjects, removeDesired, writeDesired } from '../lab/desired.js';
 import { formatDiagnostic, hasErrors, ValidationError, type Diagnostic } from '../model/diagnostics.js';
 import { PolicyEngine } from '../policy/index.js';
 import { runAgent } from '../nft/index.js';
@@ -109,94 +107,6 @@ async function requireUp(dir: string): Promise<LabState> {
   const state = await labCall(() => readState(dir));
   if (!state || state.status !== 'up') throw new CliError(`no lab is up in ${dir}: run \`weir lab up\` first (or pass --dir)`);
   return state;
-}
-
-// ------------------------------------------------------------------ the desired folder
-
-const CLUSTER_SCOPED = new Set(['Namespace', 'Node', 'AdminNetworkPolicy', 'BaselineAdminNetworkPolicy']);
-
-interface DesiredObject {
-  /** `Kind ns/name` or `Kind name`, as diagnostics name objects. */
-  readonly id: string;
-  /** File name inside the desired folder. */
-  readonly file: string;
-  readonly text: string;
-}
-
-function safe(part: string): string {
-  return part.replace(/[^A-Za-z0-9.-]/g, '-');
-}
-
-/** Every object of the manifest files under `paths`, one YAML text each (Lists expanded). */
-async function readObjects(paths: readonly string[]): Promise<DesiredObject[]> {
-  const { files } = await findManifestFiles(paths);
-  const out = new Map<string, DesiredObject>();
-  for (const file of files) {
-    const { docs } = splitDocuments(await readFile(file, 'utf8'), file);
-    for (const doc of docs) {
-      if (!isPlainObject(doc.value)) continue;
-      const kind = typeof doc.value.kind === 'string' ? doc.value.kind : '';
-      const meta = isPlainObject(doc.value.metadata) ? doc.value.metadata : {};
-      const name = typeof meta.name === 'string' ? meta.name : '';
-      if (!kind || !name) continue; // the loader has reported it already
-      const ns = CLUSTER_SCOPED.has(kind) ? undefined : typeof meta.namespace === 'string' && meta.namespace ? meta.namespace : 'default';
-      const value = ns !== undefined ? { ...doc.value, metadata: { ...meta, namespace: ns } } : doc.value;
-      const obj: DesiredObject = {
-        id: ns !== undefined ? `${kind} ${ns}/${name}` : `${kind} ${name}`,
-        file: ns !== undefined ? `${safe(kind)}_${safe(ns)}_${safe(name)}.yaml` : `${safe(kind)}_${safe(name)}.yaml`,
-        text: `# ${doc.file}:${doc.line}\n${stringify(value)}`,
-      };
-      // The last definition wins, as with `kubectl apply` of several files.
-      out.set(obj.file, obj);
-    }
-  }
-  return [...out.values()];
-}
-
-/** The desired folder as file → text (the generation file and temp files left out). */
-async function readDesired(dir: string): Promise<Map<string, string>> {
-  const folder = desiredDir(dir);
-  const names = await readdir(folder).catch(() => [] as string[]);
-  const out = new Map<string, string>();
-  for (const n of names.sort()) if (!n.startsWith('.')) out.set(n, await readFile(join(folder, n), 'utf8'));
-  return out;
-}
-
-/** Loads a desired set from memory, exactly as the agents will load it from the folder. */
-function buildDesired(dir: string, files: ReadonlyMap<string, string>): { cluster: Cluster; diagnostics: Diagnostic[] } {
-  const objects: ManifestObject[] = [];
-  const diagnostics: Diagnostic[] = [];
-  for (const [name, text] of [...files].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const parsed = parseManifests(text, join(desiredDir(dir), name));
-    objects.push(...parsed.objects);
-    diagnostics.push(...parsed.diagnostics);
-  }
-  const built = buildCluster(objects);
-  return { cluster: built.cluster, diagnostics: [...diagnostics, ...built.diagnostics] };
-}
-
-/** The desired cluster of a running lab (empty when the lab was not started by `weir lab up`). */
-async function loadDesired(dir: string): Promise<{ cluster: Cluster; present: boolean }> {
-  const exists = await stat(desiredDir(dir)).then(
-    () => true,
-    () => false,
-  );
-  if (!exists) return { cluster: emptyCluster(), present: false };
-  return { cluster: buildDesired(dir, await readDesired(dir)).cluster, present: true };
-}
-
-/** Brings the folder to `next`: writes new and changed files (tmp + rename), removes the rest. */
-async function writeDesired(dir: string, next: ReadonlyMap<string, string>): Promise<void> {
-  const folder = desiredDir(dir);
-  await mkdir(folder, { recursive: true });
-  const current = await readDesired(dir);
-  for (const [name, text] of next) {
-    if (current.get(name) === text) continue;
-    const tmp = join(folder, `.${name}.${process.pid}.tmp`);
-    await writeFile(tmp, text, { mode: 0o644 });
-    await rename(tmp, join(folder, name));
-  }
-  for (const name of current.keys()) if (!next.has(name)) await rm(join(folder, name), { force: true });
 }
 
 // ------------------------------------------------------------------ up / down
@@ -318,7 +228,7 @@ async function runDown(opts: DownOptions): Promise<void> {
     labDown({ dir, ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}), force: opts.force === true, purge: opts.purge === true }),
   );
   if (opts.purge) {
-    await rm(desiredDir(dir), { recursive: true, force: true });
+    await removeDesired(dir);
     const names = await readdir(dir).catch(() => [] as string[]);
     for (const n of names) if (/^agent-.*\.(json|pid)$/.test(n) || /^flows\.db(-wal|-shm)?$/.test(n) || n === 'reasons.json') await rm(join(dir, n), { force: true });
   }

@@ -6,7 +6,8 @@
 //
 // Pure: plain data in, plain data out; the CLI does the loading and the probing.
 
-import type { Cluster, Pod } from '../model/cluster.js';
+import type { Cluster } from '../model/cluster.js';
+import { labCluster } from './cluster.js';
 import { allows, evaluatePair, explain, externalEndpoint, formatExplanation, parseIp, podEndpoint, PolicyEngine } from '../policy/index.js';
 import type { Endpoint, Explanation, Verdict } from '../policy/index.js';
 import { EXTERNAL_PEER, portLabel, type ProbeCell, type ProbeResult } from './probe.js';
@@ -53,25 +54,8 @@ export interface Comparison {
   readonly auditCells: readonly ComparedCell[];
 }
 
-function podOfLab(p: LabState['pods'][number]): Pod {
-  return { namespace: p.namespace, name: p.name, labels: p.labels, ports: p.ports, hostNetwork: false, ip: p.ip, node: p.node, workload: p.workload };
-}
-
-/**
- * The cluster the kernel is enforcing: policies and namespaces from the desired manifests,
- * pods and nodes as the lab runs them (addresses, node placement, current labels). Namespaces
- * only the lab knows (a pod applied before its namespace) are kept from the state.
- */
-export function labCluster(desired: Cluster, state: LabState): Cluster {
-  const declared = new Set(desired.namespaces.map((n) => n.name));
-  const nodeLabels = new Map(desired.nodes.map((n) => [n.name, n.labels]));
-  return {
-    ...desired,
-    namespaces: [...desired.namespaces, ...state.namespaces.filter((n) => !declared.has(n.name)).map((n) => ({ name: n.name, labels: n.labels }))],
-    nodes: state.nodes.map((n) => ({ name: n.name, labels: { ...(nodeLabels.get(n.name) ?? {}), ...n.labels }, ip: n.underlayIp })),
-    pods: state.pods.map(podOfLab),
-  };
-}
+// The one lab → cluster join lives in cluster.ts; re-exported for the callers of this module.
+export { labCluster } from './cluster.js';
 
 interface PeerInfo {
   readonly endpoint: Endpoint;
