@@ -154,9 +154,10 @@ function auditNote(c: ComparedCell): string {
 
 /**
  * Text report: every disagreeing cell with the engine's explanation, the cells audit-mode
- * policies would change, and one summary line ("N cells, 0 disagreements").
+ * policies would change (at most `auditLimit`, default all), and one summary line
+ * ("N cells, 0 disagreements").
  */
-export function formatComparison(cmp: Comparison): string {
+export function formatComparison(cmp: Comparison, opts: { readonly auditLimit?: number } = {}): string {
   const lines: string[] = [];
   for (const d of cmp.disagreements) {
     const c = d.cell;
@@ -164,15 +165,19 @@ export function formatComparison(cmp: Comparison): string {
     lines.push(`DISAGREE ${cellName(c)}: the engine says ${c.expected.toUpperCase()}, the kernel: ${seen}${auditNote(c)}`);
     for (const l of formatExplanation(d.explanation).split('\n')) lines.push(`    ${l}`);
   }
-  if (cmp.auditCells.length > 0) {
-    lines.push(`${cmp.auditCells.length} cell${cmp.auditCells.length === 1 ? '' : 's'} where audit-mode policies would change the verdict:`);
-    for (const c of cmp.auditCells) lines.push(`  ${cellName(c)}: ${c.expected}${auditNote(c)}`);
+  const audits = cmp.auditCells.length;
+  if (audits > 0) {
+    const limit = opts.auditLimit ?? audits;
+    lines.push(`${audits} cell${audits === 1 ? '' : 's'} where audit-mode policies would change the verdict:`);
+    for (const c of cmp.auditCells.slice(0, limit)) lines.push(`  ${cellName(c)}: ${c.expected}${auditNote(c)}`);
+    if (audits > limit) lines.push(`  … and ${audits - limit} more (--matrix or --output json lists them all)`);
   }
   const skipped = cmp.cells.length - cmp.compared;
   const n = cmp.disagreements.length;
   lines.push(
     `${cmp.compared} cell${cmp.compared === 1 ? '' : 's'}, ${n} disagreement${n === 1 ? '' : 's'}` +
-      (skipped > 0 ? ` (${skipped} not compared: loopback or not served)` : ''),
+      (skipped > 0 ? ` (${skipped} not compared: loopback or not served)` : '') +
+      (audits > 0 ? `; ${audits} audit change${audits === 1 ? '' : 's'}` : ''),
   );
   return lines.join('\n');
 }

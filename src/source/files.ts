@@ -31,6 +31,8 @@ export class FilesSource implements ClusterSource {
   private lastDiagnostics: readonly Diagnostic[] = [];
   private handlers: ClusterSourceHandlers | undefined;
   private watcher: FileWatch | undefined;
+  private reads = 0;
+  private lastEvents: readonly ClusterEvent[] = [];
 
   constructor(
     readonly paths: readonly string[],
@@ -61,7 +63,11 @@ export class FilesSource implements ClusterSource {
 
   /** Re-reads the files now and delivers what changed; resolves once delivered. */
   async refresh(): Promise<readonly ClusterEvent[]> {
-    return this.read(false);
+    if (!this.watcher) return this.read(false);
+    // Through the watch's queue, so reads never overlap.
+    const before = this.reads;
+    await this.watcher.trigger();
+    return this.reads === before ? this.read(false) : this.lastEvents;
   }
 
   private async read(initial: boolean): Promise<readonly ClusterEvent[]> {
@@ -71,6 +77,8 @@ export class FilesSource implements ClusterSource {
     this.current = next;
     this.lastDiagnostics = loaded.diagnostics;
     this.handlers?.onDiagnostics?.(loaded.diagnostics);
+    this.reads++;
+    this.lastEvents = events;
     if (initial || events.length > 0) this.handlers?.onEvents(events);
     return events;
   }

@@ -52,6 +52,8 @@ export class LabSource implements ClusterSource {
   private lastDiagnostics: readonly Diagnostic[] = [];
   private handlers: ClusterSourceHandlers | undefined;
   private watcher: FileWatch | undefined;
+  private reads = 0;
+  private lastRead: LabRead = { state: undefined, generation: undefined, diagnostics: [], events: [] };
 
   constructor(private readonly opts: LabSourceOptions) {
     this.description = `lab ${opts.dir}`;
@@ -76,9 +78,15 @@ export class LabSource implements ClusterSource {
     await this.watcher.start();
   }
 
-  /** Re-reads the lab now and delivers what changed; resolves once delivered. */
+  /**
+   * Re-reads the lab now and delivers what changed; resolves once delivered. While watching,
+   * the read goes through the watch's queue, so reads never overlap or deliver out of order.
+   */
   async refresh(): Promise<LabRead> {
-    return this.read(false);
+    if (!this.watcher) return this.read(false);
+    const before = this.reads;
+    await this.watcher.trigger();
+    return this.reads > before ? this.lastRead : this.read(false);
   }
 
   private async read(initial: boolean): Promise<LabRead> {
@@ -107,8 +115,10 @@ export class LabSource implements ClusterSource {
     this.lastGeneration = generation;
     this.lastDiagnostics = desired.diagnostics;
     this.handlers?.onDiagnostics?.(desired.diagnostics);
+    this.reads++;
+    this.lastRead = { state, generation, diagnostics: desired.diagnostics, events };
     if (initial || events.length > 0) this.handlers?.onEvents(events);
-    return { state, generation, diagnostics: desired.diagnostics, events };
+    return this.lastRead;
   }
 
   /** The lab state of the last read (pod interfaces, node namespaces: what only the lab knows). */
