@@ -3,7 +3,7 @@
 // Exit code 0 on SIGTERM/SIGINT; with --once, 0 when the apply succeeded, 1 otherwise.
 
 import { parseArgs } from 'node:util';
-import { runAgent } from './agent.js';
+import { runAgent } from '../agent/agent.js';
 
 const { values } = parseArgs({
   options: {
