@@ -1,3 +1,4 @@
+// suite: lab (needs root: real network namespaces and nftables; `npm run test:lab`)
 // The nftables data plane: renderer structure (pure), scripts validated by the kernel
 // (`nft -c` in a throwaway netns), and real packets through a small topology this file
 // builds itself: one "node" namespace routing three "pod" namespaces.
