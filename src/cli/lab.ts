@@ -57,7 +57,8 @@ import { buildCluster, findManifestFiles, parseManifests, type ManifestObject } 
 import { emptyCluster, type Cluster } from '../model/cluster.js';
 import { formatDiagnostic, hasErrors, ValidationError, type Diagnostic } from '../model/diagnostics.js';
 import { PolicyEngine } from '../policy/index.js';
-import { runAgent } from '../agent/index.js';
+import { runAgent } from '../lab/agent.js';
+import { REASONS_FILE } from '../agent/status.js';
 import { CliError, EXIT_FINDINGS, EXIT_INPUT, exitStatus } from './exit.js';
 import { countErrors, loadInput } from './input.js';
 import { writeOutput } from './output.js';
@@ -320,7 +321,7 @@ async function runDown(opts: DownOptions): Promise<void> {
   if (opts.purge) {
     await rm(desiredDir(dir), { recursive: true, force: true });
     const names = await readdir(dir).catch(() => [] as string[]);
-    for (const n of names) if (/^agent-.*\.(json|pid)$/.test(n) || /^flows\.db(-wal|-shm)?$/.test(n) || n === 'reasons.json') await rm(join(dir, n), { force: true });
+    for (const n of names) if (/^agent-.*\.(json|pid)$/.test(n) || /^flows\.db(-wal|-shm)?$/.test(n) || n === REASONS_FILE) await rm(join(dir, n), { force: true });
   }
   await writeOutput(
     `lab down in ${dir}: ${result.removedNetns.length} namespaces removed, ${result.stoppedPids.length} processes, ${agents.length} agents${served !== undefined ? ' and the visibility server' : ''} stopped${opts.purge ? ', state purged' : ''}\n`,

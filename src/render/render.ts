@@ -45,7 +45,9 @@ import type { PolicyEngine } from '../policy/engine.js';
 import { V4_BASE, intervalsContain, parseIp, type IpInterval } from '../policy/ip.js';
 import type { CompiledRule, Direction, DirectionProgram, PortSpec } from '../policy/rules.js';
 import { matchesSelector } from '../policy/selector.js';
-import { TABLE, nftName, shortHash } from './names.js';
+import { DENIED_SET, HITS_SET, TABLE, nftName, shortHash } from './names.js';
+
+export { DENIED_SET, HITS_SET };
 import { IPV6_REASON, NOT_READY_REASON, SPOOF_REASON, collectReasons, defaultDenyReason, ruleReason, type ReasonRegistry } from './reasons.js';
 import type { NftChain, NftSet, Ruleset } from './ruleset.js';
 
@@ -74,14 +76,13 @@ export interface RenderInput {
   readonly podInterfaces?: string;
 }
 
-export const DENIED_SET = 'denied';
 export const EGRESS_MAP = 'eg_ep';
 export const INGRESS_MAP = 'in_ep';
 export const EGRESS_CHAIN = 'egress';
 export const INGRESS_CHAIN = 'ingress';
 export const DENY_CHAIN = 'deny';
-/**
- * Per-reason hit counters: a dynamic set keyed by the reason id whose elements carry counters,
+/*
+ * HITS_SET — per-reason hit counters: a dynamic set keyed by the reason id whose elements carry counters,
  * filled from the packet path: `update @hits { <id> counter }` where a rule decides (allows
  * leave the packet untouched: its mark may belong to kube-proxy or a CNI), `update @hits
  * { meta mark counter }` in the shared deny and audit chains (the mark is set just before the
@@ -89,7 +90,6 @@ export const DENY_CHAIN = 'deny';
  * the table before any change, so 8k named counters alone cost ~25 ms of each pod add (10k
  * pods / 5k policies).
  */
-export const HITS_SET = 'hits';
 /** Host-side interfaces of local pods, and `interface . address` of each local pod (anti-spoofing). */
 export const POD_IFS_SET = 'pod_ifs';
 export const POD_SRC_SET = 'pod_src';
