@@ -161,7 +161,7 @@ export class NodeAgent {
       for (const p of changes.removed) expectedLocal.delete(`${p.namespace}/${p.name}`);
       for (const p of changes.added) if (localKeys.has(`${p.namespace}/${p.name}`)) expectedLocal.add(`${p.namespace}/${p.name}`);
       if (expectedLocal.size === localKeys.size && [...localKeys].every((k) => expectedLocal.has(k))) {
-        patched = patchPods(applied, this.engine, changes, changes.removedIdentities, locals, identitiesBefore);
+        patched = patchPods(applied, this.engine, changes, { removedIdentities: changes.removedIdentities, locals, localsBefore: this.lastLocalPods, identitiesBefore });
       }
     }
     const ruleset = patched ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces });
@@ -184,12 +184,13 @@ export class NodeAgent {
     if (this.engine.pods.has(key)) return this.sync({ ...this.current, pods: this.current.pods.map((p) => (`${p.namespace}/${p.name}` === key ? pod : p)) }, this.localList(key, local));
     this.engine.upsertPod(pod);
     this.current = { ...this.current, pods: [...this.current.pods, pod] };
+    const localsBefore = this.lastLocalPods;
     if (local) this.lastLocalPods = new Map(this.lastLocalPods).set(key, local);
     const identity = this.engine.identityOfPod(key);
     const applied = this.applier.applied;
     // The identity existed before when the pod is not its only one.
     const known = identity && identity.pods.size > 1 ? new Set([identity.id]) : new Set<number>();
-    const patched = applied ? patchPods(applied, this.engine, { added: [pod], removed: [] }, new Map(), this.lastLocalPods, known, this.namedEgress()) : undefined;
+    const patched = applied ? patchPods(applied, this.engine, { added: [pod], removed: [] }, { removedIdentities: new Map(), locals: this.lastLocalPods, localsBefore, identitiesBefore: known, namedEgressRules: this.namedEgress() }) : undefined;
     return this.afterEvent(patched, t0);
   }
 
@@ -202,6 +203,7 @@ export class NodeAgent {
     if (!pod || !identity) return this.applyRuleset(this.applier.applied ?? this.renderNow(), performance.now() - t0);
     this.engine.removePod(namespace, name);
     this.current = { ...this.current, pods: this.current.pods.filter((p) => p.namespace !== namespace || p.name !== name) };
+    const localsBefore = this.lastLocalPods;
     if (this.lastLocalPods.has(key)) {
       this.lastLocalPods = new Map(this.lastLocalPods);
       this.lastLocalPods.delete(key);
@@ -209,7 +211,7 @@ export class NodeAgent {
     const applied = this.applier.applied;
     const patched =
       applied && this.engine.cache.identities.has(identity.id)
-        ? patchPods(applied, this.engine, { added: [], removed: [pod] }, new Map([[key, identity]]), this.lastLocalPods, new Set([identity.id]), this.namedEgress())
+        ? patchPods(applied, this.engine, { added: [], removed: [pod] }, { removedIdentities: new Map([[key, identity]]), locals: this.lastLocalPods, localsBefore, identitiesBefore: new Set([identity.id]), namedEgressRules: this.namedEgress() })
         : undefined;
     return this.afterEvent(patched, t0);
   }
