@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import { Enricher } from '../src/flows/enrich.js';
 import { parseFlowFilter } from '../src/flows/filter.js';
 import { SqliteFlowStore } from '../src/flows/sqlite-store.js';
-import { decodeBatch, encodeBatch } from '../src/flows/store-worker.js';
+import { decodeBatch, encodeBatch } from '../bench/store-worker.js';
 import type { FlowRecord } from '../src/flows/record.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weir-flow-id-'));

@@ -21,6 +21,7 @@ import { SqliteFlowStore } from '../flows/sqlite-store.js';
 import type { RetentionOptions } from '../flows/store.js';
 import type { KnownPolicy } from './routes/policies.js';
 import { DEFAULT_PORT, createServer } from './server.js';
+import { REASONS_FILE } from '../agent/status.js';
 
 export interface VisibilityOptions {
   labDir: string;
@@ -156,7 +157,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
         const src = new NodeFlowSource({
           node: node.name,
           netns: node.netns,
-          reasonsFile: join(opts.labDir, 'reasons.json'),
+          reasonsFile: join(opts.labDir, REASONS_FILE),
           enricher,
           attributor: () => view.attribution,
           ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { emptyCluster, type Cluster, type Labels, type Pod } from '../model/cluster.js';
 import { HOSTNAME_LABEL, labCluster, nodeOfLab, podOfLab } from './cluster.js';
 import { type Diagnostic, ValidationError } from '../model/diagnostics.js';
-import { type ExecResult, runInNetns } from './exec.js';
+import { type ExecResult, runInNetns } from '../exec/run.js';
 import { DEFAULT_PREFIX, defaultLabDir, isInstanceNetns, isValidPrefix, podKey } from './names.js';
 import { type LabPlanOptions, planLab } from './plan.js';
 import { preflight } from './preflight.js';

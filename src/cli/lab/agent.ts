@@ -1,7 +1,7 @@
 // `weir agent --lab-dir DIR --node NAME`: the per-node enforcement agent `lab up` starts.
 
 import { resolve } from 'node:path';
-import { runAgent } from '../../nft/index.js';
+import { runAgent } from '../../lab/agent.js';
 import { EXIT_FINDINGS, exitStatus } from '../exit.js';
 
 export interface AgentOptions {

@@ -3,6 +3,7 @@
 
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { REASONS_FILE } from '../../agent/status.js';
 import { removeDesired } from '../../lab/desired.js';
 import { labDown, preflight } from '../../lab/index.js';
 import { stopAgents, stopServe } from '../../lab/supervisor.js';
@@ -26,7 +27,7 @@ export async function runDown(opts: DownOptions): Promise<void> {
   if (opts.purge) {
     await removeDesired(dir);
     const names = await readdir(dir).catch(() => [] as string[]);
-    for (const n of names) if (/^agent-.*\.(json|pid)$/.test(n) || /^flows\.db(-wal|-shm)?$/.test(n) || n === 'reasons.json') await rm(join(dir, n), { force: true });
+    for (const n of names) if (/^agent-.*\.(json|pid)$/.test(n) || /^flows\.db(-wal|-shm)?$/.test(n) || n === REASONS_FILE) await rm(join(dir, n), { force: true });
   }
   await writeOutput(
     `lab down in ${dir}: ${result.removedNetns.length} namespaces removed, ${result.stoppedPids.length} processes, ${agents.length} agents${served !== undefined ? ' and the visibility server' : ''} stopped${opts.purge ? ', state purged' : ''}\n`,
