@@ -12,6 +12,7 @@ import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { PolicyCounter } from '../src/flows/aggregate.js';
 import type { StoredFlow } from '../src/flows/store.js';
+import { readAgentStatus } from '../src/agent/status.js';
 import { readState } from '../src/lab/index.js';
 import { startServer, stopServer } from '../src/lab/processes.js';
 import { serveInfo } from '../src/lab/supervisor.js';
@@ -129,15 +130,14 @@ describe('one source of cluster state (root)', () => {
       flows.every((f) => f.src.identityId === statusId),
       `flow records carry identity ${statusId}: ${JSON.stringify(flows.map((f) => f.src))}`,
     );
-    await assertAgentIdentity(dir, 'node-0', 'app/client', statusId);
+    await assertAgentIdentity(dir, 'node-0', 'app', { app: 'client' }, statusId);
     await ok(['lab', 'down', ...at]);
   });
 });
 
-/** The agent of `node` reports the identity of its local pod `key` under the same id. */
-async function assertAgentIdentity(dir: string, node: string, key: string, id: number): Promise<void> {
-  const { readFile } = await import('node:fs/promises');
-  const status = JSON.parse(await readFile(join(dir, `agent-${node}.json`), 'utf8')) as { identities?: { id: number; pods: string[] }[] };
-  const found = status.identities?.find((i) => i.pods.includes(key));
-  assert.equal(found?.id, id, `agent-${node}.json names ${key}'s identity: ${JSON.stringify(status.identities)}`);
+/** The agent of `node` reports the identity of its local pods (namespace + labels) under the same id. */
+async function assertAgentIdentity(dir: string, node: string, namespace: string, labels: Record<string, string>, id: number): Promise<void> {
+  const status = await readAgentStatus(dir, node);
+  const found = status?.identities?.find((i) => i.namespace === namespace && JSON.stringify(i.labels) === JSON.stringify(labels));
+  assert.equal(found?.id, id, `agent-${node}.json names the identity of ${namespace} ${JSON.stringify(labels)}: ${JSON.stringify(status?.identities)}`);
 }

@@ -7,7 +7,8 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { emptyCluster, type Cluster, type Namespace } from '../model/cluster.js';
+import { emptyCluster, type Cluster } from '../model/cluster.js';
+import { labCluster } from './cluster.js';
 import { hasErrors, formatDiagnostic } from '../model/diagnostics.js';
 import { loadManifests } from '../load/index.js';
 import { NodeAgent } from '../agent/agent.js';
@@ -20,28 +21,11 @@ import { DESIRED_DIR, GENERATION_FILE } from './supervisor.js';
 export const DESIRED_FILE = 'desired.yaml';
 
 /**
- * The desired cluster for the lab: pods, their addresses and nodes come from the lab state
- * (the lab's IPAM is authoritative); policies and namespace labels from the manifests.
+ * The desired cluster for the lab: the one join (cluster.ts), kept under this name for the
+ * agent's callers.
  */
 export function clusterFromLab(state: LabState, desired: Cluster): Cluster {
-  const declared = new Set(desired.namespaces.map((n) => n.name));
-  const namespaces: Namespace[] = [...desired.namespaces];
-  for (const n of state.namespaces) if (!declared.has(n.name)) namespaces.push({ name: n.name, labels: n.labels });
-  return {
-    ...desired,
-    namespaces,
-    nodes: state.nodes.map((n) => ({ name: n.name, labels: n.labels, ip: n.underlayIp })),
-    pods: state.pods.map((p) => ({
-      namespace: p.namespace,
-      name: p.name,
-      labels: p.labels,
-      ports: p.ports,
-      hostNetwork: false,
-      ip: p.ip,
-      node: p.node,
-      workload: p.workload,
-    })),
-  };
+  return labCluster(desired, state);
 }
 
 export function localPodsOf(state: LabState, node: string): LocalPod[] {
