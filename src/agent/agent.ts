@@ -2,8 +2,9 @@
 // (src/agent/status.ts). `NodeAgent` is the in-process core; the lab runs one per emulated node
 // (src/lab/agent.ts: in-process hooks, and the `weir agent` process).
 //
-// The engine is updated incrementally from the difference between the previous and the new
-// desired cluster, so a pod add costs a pod upsert, a render and an element-only transaction.
+// It consumes a cluster source (src/source) batch by batch: the engine's incremental handlers
+// take the events (applyEventsToEngine), so a pod add costs a pod upsert and an element-only
+// transaction (render/elements.ts), and a policy change a render and a partial sync.
 //
 // Restart: the agent keeps no state on disk besides its status; a new agent does an atomic
 // full replace from the sources, so nothing is lost and nothing is left half-applied.
