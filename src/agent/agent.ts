@@ -200,6 +200,19 @@ export class NodeAgent {
     return this.applyRuleset(patched ?? this.renderNow(), performance.now() - t0);
   }
 
+  /** The identities of the local pods (one entry per identity, not per pod: the file stays small). */
+  private localIdentities(localPods: readonly LocalPod[]): NonNullable<AgentStatus['identities']> {
+    const byId = new Map<number, { id: number; namespace: string; labels: Readonly<Record<string, string>>; pods: number }>();
+    for (const p of localPods) {
+      const id = this.engine.identityOfPod(p.key);
+      if (!id) continue;
+      const entry = byId.get(id.id);
+      if (entry) entry.pods++;
+      else byId.set(id.id, { id: id.id, namespace: id.namespace, labels: id.labels, pods: 1 });
+    }
+    return [...byId.values()].sort((a, b) => a.id - b.id).map((e) => ({ ...e, labels: { ...e.labels } }));
+  }
+
   private async applyRuleset(ruleset: Ruleset, renderMs: number): Promise<AgentStatus> {
     const diagnostics = this.lastDiagnostics;
     const localPods = [...this.lastLocalPods.values()];
@@ -233,6 +246,7 @@ export class NodeAgent {
       diagnostics: diagnostics.length,
       diagnosticErrors: errors.slice(0, 20),
       conntrackDeleted,
+      identities: this.localIdentities(localPods),
     };
     this.last = status;
     if (!result.ok) this.opts.log?.(`weir agent ${this.opts.node}: apply failed, previous ruleset kept: ${result.error ?? ''}`);

@@ -41,6 +41,13 @@ export const agentStatusSchema = z.object({
   diagnostics: z.number().int(),
   diagnosticErrors: z.array(z.string()),
   conntrackDeleted: z.number().int(),
+  /**
+   * The identities of this node's pods, with the engine's id: the same id `lab status` and
+   * the flow records show for the group (ids are derived from the identity, src/policy/cache.ts).
+   */
+  identities: z
+    .array(z.object({ id: z.number().int(), namespace: z.string(), labels: z.record(z.string(), z.string()), pods: z.number().int() }))
+    .optional(),
 });
 
 /** agent-<node>.json */
