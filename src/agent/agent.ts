@@ -2,22 +2,26 @@
 // (src/agent/status.ts). `NodeAgent` is the in-process core; the lab runs one per emulated node
 // (src/lab/agent.ts: in-process hooks, and the `weir agent` process).
 //
-// The engine is updated incrementally from the difference between the previous and the new
-// desired cluster, so a pod add costs a pod upsert, a render and an element-only transaction.
+// It consumes a cluster source (src/source) batch by batch: the engine's incremental handlers
+// take the events (applyEventsToEngine), so a pod add costs a pod upsert and an element-only
+// transaction (render/elements.ts), and a policy change a render and a partial sync.
 //
 // Restart: the agent keeps no state on disk besides its status; a new agent does an atomic
 // full replace from the sources, so nothing is lost and nothing is left half-applied.
 
 import { join } from 'node:path';
-import { emptyCluster, type Cluster, type Namespace, type Node, type Pod } from '../model/cluster.js';
+import type { Cluster, Pod } from '../model/cluster.js';
 import { formatDiagnostic, type Diagnostic } from '../model/diagnostics.js';
 import { PolicyEngine } from '../policy/engine.js';
-import type { Identity } from '../policy/cache.js';
 import type { CompiledRule } from '../policy/rules.js';
 import { Applier, nftRunner, type NftRunner } from '../nft/apply.js';
 import { collectReasons } from '../render/reasons.js';
 import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/render.js';
 import type { Ruleset } from '../render/ruleset.js';
+import { applyEventsToEngine } from '../source/engine.js';
+import { diffSnapshots, EMPTY_SNAPSHOT } from '../source/diff.js';
+import { snapshotOfCluster } from '../source/files.js';
+import type { ClusterEvent, ClusterSnapshot } from '../source/types.js';
 import { sweepConntrack } from './conntrack.js';
 import { REASONS_FILE, writeAgentStatus, writeJsonAtomic, type AgentStatus } from './status.js';
 
@@ -37,97 +41,30 @@ export interface NodeAgentOptions {
   readonly podInterfaces?: string;
 }
 
-function same<T>(a: T, b: T): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+/** One batch of a cluster source, with what only the node knows. */
+export interface AgentBatch {
+  /** Source events, in order (src/source). */
+  readonly events: readonly ClusterEvent[];
+  /** This node's pods after the batch (veth and address overrides). */
+  readonly localPods: readonly LocalPod[];
+  /** Diagnostics of the source's input (reported in the status). */
+  readonly diagnostics?: readonly Diagnostic[];
+  /** The desired generation the batch was computed from (reported in the status). */
+  readonly desiredGeneration?: number;
+  /** The source's snapshot after the batch, when it has one: lets a later `sync(cluster)` diff from it. */
+  readonly snapshot?: ClusterSnapshot;
 }
 
-function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  return ka.every((k) => a[k] === b[k]);
-}
-
-/**
- * Pod equality without serialising: a full sync compares every pod of the cluster, and
- * JSON.stringify of 2×10k pods alone cost tens of milliseconds per sync.
- */
-export function samePod(a: Pod, b: Pod): boolean {
-  return (
-    a.namespace === b.namespace &&
-    a.name === b.name &&
-    a.ip === b.ip &&
-    a.node === b.node &&
-    a.hostNetwork === b.hostNetwork &&
-    a.workload === b.workload &&
-    sameLabels(a.labels, b.labels) &&
-    a.ports.length === b.ports.length &&
-    a.ports.every((p, i) => p.name === b.ports[i].name && p.port === b.ports[i].port && p.protocol === b.ports[i].protocol) &&
-    (a.source === b.source || same(a.source, b.source))
-  );
-}
-
-export interface EngineChanges {
-  /** Anything besides pods being added or removed (policies, namespaces, nodes, changed pods). */
-  readonly other: boolean;
-  readonly added: Pod[];
-  readonly removed: Pod[];
-  /** Identity each removed pod had, captured before removal. */
-  readonly removedIdentities: Map<string, Identity>;
-}
-
-/** Brings `engine` from `prev` to `next` with incremental calls only; reports what changed. */
-export function reconcileEngine(engine: PolicyEngine, prev: Cluster, next: Cluster): EngineChanges {
-  let other = false;
-  const diff = <T>(a: readonly T[], b: readonly T[], key: (x: T) => string, upsert: (x: T) => void, remove: (x: T) => void, isPods = false, eq: (x: T, y: T) => boolean = same) => {
-    if (a === b) return;
-    const old = new Map(a.map((x) => [key(x), x]));
-    const now = new Map(b.map((x) => [key(x), x]));
-    for (const [k, x] of now) {
-      const o = old.get(k);
-      if (o === x || (o && eq(o, x))) continue;
-      if (o || !isPods) other = true;
-      upsert(x);
-      if (!o && isPods) added.push(x as Pod);
-    }
-    for (const [k, x] of old) {
-      if (now.has(k)) continue;
-      if (!isPods) other = true;
-      remove(x);
-    }
-  };
-  const added: Pod[] = [];
-  const removed: Pod[] = [];
-  const removedIdentities = new Map<string, Identity>();
-  diff<Namespace>(prev.namespaces, next.namespaces, (n) => n.name, (n) => engine.upsertNamespace(n), (n) => engine.removeNamespace(n.name));
-  diff<Node>(prev.nodes, next.nodes, (n) => n.name, (n) => engine.upsertNode(n), (n) => engine.removeNode(n.name));
-  diff<Pod>(
-    prev.pods,
-    next.pods,
-    (p) => `${p.namespace}/${p.name}`,
-    (p) => engine.upsertPod(p),
-    (p) => {
-      const key = `${p.namespace}/${p.name}`;
-      const id = engine.identityOfPod(key);
-      if (id) removedIdentities.set(key, id);
-      removed.push(p);
-      engine.removePod(p.namespace, p.name);
-    },
-    true,
-    samePod,
-  );
-  diff(prev.networkPolicies, next.networkPolicies, (p) => `${p.namespace}/${p.name}`, (p) => engine.upsertNetworkPolicy(p), (p) => engine.removePolicy(`NetworkPolicy ${p.namespace}/${p.name}`));
-  diff(prev.adminNetworkPolicies, next.adminNetworkPolicies, (p) => p.name, (p) => engine.upsertAdminNetworkPolicy(p), (p) => engine.removePolicy(`AdminNetworkPolicy ${p.name}`));
-  if (prev.baselineAdminNetworkPolicy !== next.baselineAdminNetworkPolicy && !same(prev.baselineAdminNetworkPolicy, next.baselineAdminNetworkPolicy)) {
-    engine.setBaselineAdminNetworkPolicy(next.baselineAdminNetworkPolicy);
-    other = true;
-  }
-  return { other, added, removed, removedIdentities };
+/** A snapshot with other pods (its EndpointSlices are not recomputed: the filter does not read them). */
+function withPods(s: ClusterSnapshot, pods: readonly Pod[]): ClusterSnapshot {
+  return { cluster: { ...s.cluster, pods }, endpointSlices: s.endpointSlices };
 }
 
 export class NodeAgent {
   readonly engine = new PolicyEngine();
   readonly applier: Applier;
-  private current: Cluster = emptyCluster();
+  /** The snapshot of the last whole-state sync (or batch that carried one), kept up to date by pod events. */
+  private synced: ClusterSnapshot | undefined;
   private generation = 0;
   private lastReasons = '';
   last: AgentStatus | undefined;
@@ -143,17 +80,23 @@ export class NodeAgent {
     this.applier = new Applier(opts.runner ?? nftRunner(opts.netns));
   }
 
-  /** Renders `cluster` for this node's `localPods` and applies it in one transaction. */
-  async sync(cluster: Cluster, localPods: readonly LocalPod[], diagnostics: readonly Diagnostic[] = [], desiredGeneration?: number): Promise<AgentStatus> {
+  /**
+   * Consumes one batch of source events: the engine's incremental handlers take the events
+   * (applyEventsToEngine), then the ruleset is patched (pods of known identities coming and
+   * going: element changes only) or rendered, and applied in one transaction.
+   */
+  async apply(batch: AgentBatch): Promise<AgentStatus> {
     const t0 = performance.now();
     const identitiesBefore = new Set(this.engine.cache.identities.keys());
-    const changes = reconcileEngine(this.engine, this.current, cluster);
+    const changes = applyEventsToEngine(this.engine, batch.events);
     if (changes.other) this.policyVersion++;
-    this.current = cluster;
+    this.synced = batch.snapshot;
+    const localPods = batch.localPods;
     const localKeys = new Set(localPods.map((p) => p.key));
     const locals = new Map(localPods.map((p) => [p.key, p]));
     // Replicas coming and going: patch elements instead of re-rendering (same result, see
     // patchPods). Only when the local pods changed by exactly those pods (none moved nodes).
+    // Services and EndpointSlices change nothing in the policy filter.
     const applied = this.applier.applied;
     let patched: Ruleset | undefined;
     if (applied && !changes.other && this.lastLocal) {
@@ -167,9 +110,22 @@ export class NodeAgent {
     const ruleset = patched ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces });
     this.lastLocal = localKeys;
     this.lastLocalPods = locals;
-    this.lastDiagnostics = diagnostics;
-    if (desiredGeneration !== undefined) this.desiredGeneration = desiredGeneration;
+    if (batch.diagnostics) this.lastDiagnostics = batch.diagnostics;
+    if (batch.desiredGeneration !== undefined) this.desiredGeneration = batch.desiredGeneration;
     return this.applyRuleset(ruleset, performance.now() - t0);
+  }
+
+  /**
+   * Whole-state convenience (tests, benchmarks, in-process hooks): the events that bring the
+   * agent from the state it last synced to `cluster` (src/source/diff.ts), applied as a batch.
+   */
+  async sync(cluster: Cluster, localPods: readonly LocalPod[], diagnostics: readonly Diagnostic[] = [], desiredGeneration?: number): Promise<AgentStatus> {
+    if (this.synced === undefined && this.engine.pods.size + this.engine.policies.size + this.engine.cache.nodes.size + this.engine.cache.namespaces.size > 0) {
+      throw new Error(`weir agent ${this.opts.node}: sync(cluster) after a batch without a snapshot: the state to diff from is unknown`);
+    }
+    const next = snapshotOfCluster(cluster);
+    const events = diffSnapshots(this.synced ?? EMPTY_SNAPSHOT, next);
+    return this.apply({ events, localPods, diagnostics, desiredGeneration, snapshot: next });
   }
 
   /**
@@ -181,9 +137,14 @@ export class NodeAgent {
   async podAdded(pod: Pod, local?: LocalPod): Promise<AgentStatus> {
     const t0 = performance.now();
     const key = `${pod.namespace}/${pod.name}`;
-    if (this.engine.pods.has(key)) return this.sync({ ...this.current, pods: this.current.pods.map((p) => (`${p.namespace}/${p.name}` === key ? pod : p)) }, this.localList(key, local));
+    const old = this.engine.pods.get(key);
+    if (old) {
+      // A replacement: an update event (the pod's identity may change), rendered in full.
+      this.synced = this.synced && withPods(this.synced, this.synced.cluster.pods.map((p) => (`${p.namespace}/${p.name}` === key ? pod : p)));
+      return this.apply({ events: [{ type: 'updated', kind: 'Pod', object: pod, old }], localPods: this.localList(key, local), snapshot: this.synced });
+    }
     this.engine.upsertPod(pod);
-    this.current = { ...this.current, pods: [...this.current.pods, pod] };
+    this.synced = this.synced && withPods(this.synced, [...this.synced.cluster.pods, pod]);
     const localsBefore = this.lastLocalPods;
     if (local) this.lastLocalPods = new Map(this.lastLocalPods).set(key, local);
     const identity = this.engine.identityOfPod(key);
@@ -202,7 +163,7 @@ export class NodeAgent {
     const identity = this.engine.identityOfPod(key);
     if (!pod || !identity) return this.applyRuleset(this.applier.applied ?? this.renderNow(), performance.now() - t0);
     this.engine.removePod(namespace, name);
-    this.current = { ...this.current, pods: this.current.pods.filter((p) => p.namespace !== namespace || p.name !== name) };
+    this.synced = this.synced && withPods(this.synced, this.synced.cluster.pods.filter((p) => p.namespace !== namespace || p.name !== name));
     const localsBefore = this.lastLocalPods;
     if (this.lastLocalPods.has(key)) {
       this.lastLocalPods = new Map(this.lastLocalPods);

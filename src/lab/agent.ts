@@ -1,34 +1,25 @@
 // The lab's agents: the lab runs one NodeAgent (src/agent) per emulated node, either in-process
 // (`labEnforcer`: hooks for `labUp` / `addPod` / `labApply`) or as the `weir agent --lab-dir DIR
 // --node NAME` process that `weir lab up` starts per node (`runAgent`, see supervisor.ts). The
-// lab uses the agent; the agent knows nothing of the lab.
+// lab uses the agent; the agent knows nothing of the lab. Both read the lab through the one
+// join (cluster.ts): the process through the lab source (src/source/lab.ts), whose events the
+// agent consumes batch by batch.
 
-import { watch, type FSWatcher } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { emptyCluster, type Cluster } from '../model/cluster.js';
-import { labCluster } from './cluster.js';
-import { hasErrors, formatDiagnostic } from '../model/diagnostics.js';
-import { loadManifests } from '../load/index.js';
+import type { Cluster } from '../model/cluster.js';
+import { formatDiagnostic, hasErrors } from '../model/diagnostics.js';
 import { NodeAgent } from '../agent/agent.js';
 import { REASONS_FILE, type AgentStatus } from '../agent/status.js';
 import type { LocalPod } from '../render/render.js';
+import { snapshotEvents } from '../source/diff.js';
+import { LabSource } from '../source/lab.js';
+import { FileWatch } from '../source/watch.js';
+import { labCluster } from './cluster.js';
+import { DESIRED_FILE, desiredDir } from './desired.js';
 import { HOST_VETH_PATTERN as LAB_POD_INTERFACES } from './names.js';
-import { readState, type LabNode, type LabState } from './state.js';
-import { DESIRED_DIR, GENERATION_FILE } from './supervisor.js';
+import { STATE_FILE, type LabNode, type LabState } from './state.js';
 
-export const DESIRED_FILE = 'desired.yaml';
-
-/**
- * The desired cluster for the lab: the one join (cluster.ts), kept under this name for the
- * agent's callers.
- */
-export function clusterFromLab(state: LabState, desired: Cluster): Cluster {
-  return labCluster(desired, state);
-}
-
-export function localPodsOf(state: LabState, node: string): LocalPod[] {
+export function localPodsOf(state: Pick<LabState, 'pods'>, node: string): LocalPod[] {
   return state.pods.filter((p) => p.node === node).map((p) => ({ key: p.key, ip: p.ip, hostVeth: p.hostVeth }));
 }
 
@@ -47,7 +38,7 @@ export function labEnforcer(desired: () => Cluster, opts: { strict?: boolean; st
     return a;
   };
   const syncNode = async (node: LabNode, state: LabState): Promise<void> => {
-    const status = await agentFor(node, state).sync(clusterFromLab(state, desired()), localPodsOf(state, node.name));
+    const status = await agentFor(node, state).sync(labCluster(desired(), state), localPodsOf(state, node.name));
     if (!status.lastApplyOk) throw new Error(`nftables apply failed on ${node.name}: ${status.error ?? ''}`);
   };
   return {
@@ -79,121 +70,65 @@ export interface RunAgentOptions {
   readonly log?: (line: string) => void;
 }
 
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
-}
-
-async function manifestPaths(opts: RunAgentOptions): Promise<string[]> {
-  if (opts.manifests) return [...opts.manifests];
-  const out: string[] = [];
-  for (const p of [join(opts.labDir, DESIRED_FILE), join(opts.labDir, DESIRED_DIR)]) if (await exists(p)) out.push(p);
-  return out;
-}
-
-/** `<labDir>/desired/.generation` (see src/lab/supervisor.ts); undefined when absent or not an integer. */
-export async function readDesiredGeneration(labDir: string): Promise<number | undefined> {
-  const text = await readFile(join(labDir, DESIRED_DIR, GENERATION_FILE), 'utf8').catch(() => undefined);
-  if (text === undefined) return undefined;
-  const n = Number(text.trim());
-  return Number.isInteger(n) && n >= 0 ? n : undefined;
-}
-
-/** mtime+size of every input, to notice changes fs.watch missed. */
-async function inputsSignature(labDir: string, paths: readonly string[]): Promise<string> {
-  const parts: string[] = [];
-  for (const p of [join(labDir, 'state.json'), join(labDir, DESIRED_FILE), join(labDir, DESIRED_DIR), ...paths]) {
-    const s = await stat(p).catch(() => undefined);
-    parts.push(s ? `${p}:${s.mtimeMs}:${s.size}` : `${p}:-`);
-    if (s?.isDirectory()) {
-      const { readdir } = await import('node:fs/promises');
-      for (const f of (await readdir(p).catch(() => [])).sort()) {
-        const fs = await stat(join(p, f)).catch(() => undefined);
-        parts.push(fs ? `${f}:${fs.mtimeMs}:${fs.size}` : `${f}:-`);
-      }
-    }
-  }
-  return parts.join('|');
-}
-
 /**
- * `weir agent --lab-dir DIR --node NAME [--strict] [--manifests PATH...] [--once]`.
+ * `weir agent --lab-dir DIR --node NAME [--strict] [--manifests PATH...] [--once]`: the lab
+ * source's batches → the node's agent. Every read of the lab is applied, also one without
+ * events, so that the status reports the desired generation `weir lab apply` waits for.
  * Resolves when `signal` aborts (or after one sync with `once`). The ruleset stays in the
  * kernel when the agent stops: enforcement must not depend on the agent being alive.
  */
 export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | undefined> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const source = new LabSource({ dir: opts.labDir, ...(opts.manifests ? { manifests: opts.manifests } : {}) });
   let agent: NodeAgent | undefined;
   let last: AgentStatus | undefined;
+  let reportedErrors = '';
+  await source.start({
+    // The agent takes every read below (refresh), events or not; the first is the snapshot.
+    onEvents: () => undefined,
+    onError: (e) => log(`weir agent ${opts.node}: ${e.message}`),
+  });
   const syncOnce = async (): Promise<void> => {
-    let state: LabState | undefined;
-    try {
-      state = await readState(opts.labDir);
-    } catch (error) {
-      log(`weir agent ${opts.node}: ${error instanceof Error ? error.message : String(error)}`);
-      return;
-    }
+    const read = await source.refresh();
+    const state = read.state;
     if (!state) return;
     const node = state.nodes.find((n) => n.name === opts.node);
     if (!node) {
       log(`weir agent: node ${opts.node} is not in the lab (${state.nodes.map((n) => n.name).join(', ')})`);
       return;
     }
+    const errors = read.diagnostics.filter((d) => d.severity === 'error').slice(0, 5).map(formatDiagnostic);
+    if (hasErrors(read.diagnostics) && errors.join('\n') !== reportedErrors) for (const e of errors) log(`weir agent ${opts.node}: ${e}`);
+    reportedErrors = errors.join('\n');
+    // The first batch of a new agent is the whole snapshot (a restart is a full replace).
+    const first = !agent;
     if (!agent) agent = new NodeAgent({ node: node.name, netns: node.netns, strict: opts.strict, statusDir: opts.labDir, log, podInterfaces: LAB_POD_INTERFACES });
-    // Read before the manifests: whatever they contain is at least this generation.
-    const desiredGeneration = await readDesiredGeneration(opts.labDir);
-    const paths = await manifestPaths(opts);
-    const loaded = paths.length > 0 ? await loadManifests(paths) : { cluster: emptyCluster(), diagnostics: [] };
-    if (hasErrors(loaded.diagnostics)) {
-      for (const d of loaded.diagnostics.filter((x) => x.severity === 'error').slice(0, 5)) log(`weir agent ${opts.node}: ${formatDiagnostic(d)}`);
-    }
-    last = await agent.sync(clusterFromLab(state, loaded.cluster), localPodsOf(state, node.name), loaded.diagnostics, desiredGeneration);
+    const events = first ? snapshotEvents(source.snapshot()) : read.events;
+    last = await agent.apply({ events, localPods: localPodsOf(state, node.name), diagnostics: read.diagnostics, desiredGeneration: read.generation, snapshot: source.snapshot() });
   };
 
-  await syncOnce();
-  if (opts.once) return last;
-
-  let dirty = false;
-  let running: Promise<void> | undefined;
-  const trigger = (): void => {
-    dirty = true;
-    if (running) return;
-    running = (async () => {
-      while (dirty) {
-        dirty = false;
-        await syncOnce().catch((error: unknown) => log(`weir agent ${opts.node}: sync failed: ${error instanceof Error ? error.message : String(error)}`));
-      }
-      running = undefined;
-    })();
-  };
-  let watcher: FSWatcher | undefined;
   try {
-    watcher = watch(opts.labDir, (_event, file) => {
-      const name = file?.toString() ?? '';
-      // Our own outputs change the directory too; they are no reason to re-sync.
-      if (name === REASONS_FILE || name.startsWith('agent-') || name.endsWith('.tmp') || name === 'state.lock') return;
-      trigger();
+    await syncOnce();
+    if (opts.once) return last;
+    const dir = opts.labDir;
+    const inputs = new Set([STATE_FILE, DESIRED_FILE, 'desired']);
+    const watch = new FileWatch({
+      paths: () => [join(dir, STATE_FILE), join(dir, DESIRED_FILE), desiredDir(dir), ...(opts.manifests ?? [])],
+      watchDirs: [dir, desiredDir(dir)],
+      // The lab directory also holds the agents' own outputs; they are no reason to re-sync.
+      ignore: (name) => name === REASONS_FILE || name.startsWith('agent-') || name === 'state.lock' || (!inputs.has(name) && !name.endsWith('.yaml') && name !== '.generation'),
+      pollMs: opts.pollMs,
+      reload: syncOnce,
+      onError: (e) => log(`weir agent ${opts.node}: sync failed: ${e.message}`),
     });
-  } catch {
-    watcher = undefined; // the poll below still notices changes
-  }
-  const extra = opts.manifests ?? [];
-  let signature = await inputsSignature(opts.labDir, extra);
-  const pollMs = opts.pollMs ?? 200;
-  try {
-    while (!opts.signal?.aborted) {
-      await sleep(pollMs, undefined, { signal: opts.signal }).catch(() => undefined);
-      const now = await inputsSignature(opts.labDir, extra);
-      if (now !== signature) {
-        signature = now;
-        trigger();
-      }
-    }
+    await watch.start();
+    await new Promise<void>((resolve) => {
+      if (opts.signal?.aborted) resolve();
+      else opts.signal?.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await watch.stop();
+    return last;
   } finally {
-    watcher?.close();
-    await running;
+    await source.stop();
   }
-  return last;
 }

@@ -5,6 +5,7 @@
 
 import type { Protocol } from '../model/cluster.js';
 import { runInNetns } from '../exec/run.js';
+import { parsePortText, PortTextError, type PortText } from '../net/port.js';
 import { PROBER_SCRIPT, assetPath } from './processes.js';
 import type { LabPort, LabState } from './state.js';
 import { forEachLimit } from './topology.js';
@@ -71,14 +72,17 @@ interface Peer {
   readonly served: readonly LabPort[];
 }
 
-/** Parses `80`, `80/TCP`, `53/udp`; SCTP is refused (the kernel has no SCTP). */
+/** Parses `80`, `80/TCP`, `53/udp` (src/net/port.ts); SCTP is refused (the kernel has no SCTP). */
 export function parsePortSpec(text: string): PortSpec {
-  const m = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/i.exec(text.trim());
-  const port = m ? Number(m[1]) : NaN;
-  if (!m || port < 1 || port > 65535) throw new Error(`invalid port "${text}": expected PORT or PORT/TCP or PORT/UDP`);
-  const protocol = (m[2] ?? 'TCP').toUpperCase();
+  let parsed: PortText;
+  try {
+    parsed = parsePortText(text);
+  } catch (e) {
+    throw new Error(`invalid port "${text}": expected PORT or PORT/TCP or PORT/UDP${e instanceof PortTextError && e.reason !== 'syntax' ? ` (${e.message})` : ''}`, { cause: e });
+  }
+  const protocol = parsed.protocol ?? 'TCP';
   if (protocol === 'SCTP') throw new Error(`cannot probe ${text}: this kernel has no SCTP (the analyzer checks SCTP rules)`);
-  return { port, protocol: protocol as PortSpec['protocol'] };
+  return { port: parsed.port as number, protocol };
 }
 
 export function portLabel(p: PortSpec): string {
