@@ -110,10 +110,10 @@ function comparable(events: unknown): unknown {
   return JSON.parse(JSON.stringify(events, (k, v: unknown) => (k === 'source' ? undefined : v)));
 }
 
-function collect(source: ClusterSource): { batches: ClusterEvent[][]; synced: () => boolean } {
+async function collect(source: ClusterSource): Promise<{ batches: ClusterEvent[][]; synced: () => boolean }> {
   const batches: ClusterEvent[][] = [];
   let synced = false;
-  void source.start({ onEvents: (e) => batches.push([...e]), onSynced: () => (synced = true) });
+  await source.start({ onEvents: (e) => batches.push([...e]), onSynced: () => (synced = true) });
   return { batches, synced: () => synced };
 }
 
@@ -223,13 +223,12 @@ describe('files and lab sources', () => {
 
     const files = new FilesSource([file]);
     const lab = new LabSource({ dir: labDir });
-    const f = collect(files);
-    const l = collect(lab);
     t.after(async () => {
       await files.stop();
       await lab.stop();
     });
-    await new Promise((r) => setTimeout(r, 200));
+    const f = await collect(files);
+    const l = await collect(lab);
     assert.ok(f.synced() && l.synced(), 'both sources report synced after the first batch');
     assert.equal(f.batches.length, 1);
     assert.equal(l.batches.length, 1);
