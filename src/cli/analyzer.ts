@@ -31,7 +31,7 @@ function globals(cmd: Command): GlobalOptions {
 function partialInput(input: Input, what: string): void {
   if (!input.hasErrors) return;
   const n = countErrors(input.diagnostics);
-  note(`${n} error${n === 1 ? '' : 's'} in the input: ${what} covers the valid objects only`);
+  note(`${n} error${n === 1 ? '' : 's'} in the input: ${what} covers what is certain; what an invalid part could change is UNKNOWN`);
   exitStatus.raise(EXIT_INPUT);
 }
 
@@ -57,6 +57,8 @@ async function runAnalyze(paths: string[], opts: AnalyzeOptions, cmd: Command): 
   }
   await writeOutput(renderConnList(lines, opts.format), opts.output);
   partialInput(input, 'the analysis');
+  // An UNKNOWN verdict is never an answer to rely on: the input-error status, whatever else.
+  if (lines.some((l) => l.unknown)) exitStatus.raise(EXIT_INPUT);
 }
 
 // ------------------------------------------------------------------ explain
@@ -111,7 +113,9 @@ async function runExplain(paths: string[], opts: ExplainOptions, cmd: Command): 
     const e = explain(engine, opts.from, opts.to, protocol, port);
     const text = opts.format === 'json' ? `${JSON.stringify(e, null, 2)}\n` : `${formatExplanation(e)}\n`;
     await writeOutput(text, opts.output);
-    if (opts.failOnDeny && e.verdict === 'Denied') exitStatus.raise(EXIT_FINDINGS);
+    const verdicts = e.ranges ? e.ranges.map((r) => r.verdict) : [e.verdict];
+    if (opts.failOnDeny && verdicts.includes('Denied')) exitStatus.raise(EXIT_FINDINGS);
+    if (verdicts.includes('Unknown')) exitStatus.raise(EXIT_INPUT);
   } catch (e) {
     if (e instanceof EndpointNotFoundError) throw new CliError(e.message, EXIT_INPUT, e);
     throw e;
