@@ -96,7 +96,7 @@ function cmp(a: string, b: string): number {
 }
 
 /** Workload and pod nodes: pods of a workload share a node unless their connectivity differs. */
-function clusterNodes(result: ConnectivityResult): ConnNode[] {
+export function clusterNodes(result: ConnectivityResult): ConnNode[] {
   const n = result.classes.length;
   const byWorkload = new Map<string, { classes: Set<number>; pods: { name: string; namespace: string; cls: number }[] }>();
   for (const c of result.classes) {

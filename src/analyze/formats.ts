@@ -1,6 +1,7 @@
 // One connectivity list, several renderings (after np-guard's netpol-analyzer, so outputs can
 // be diffed against it): txt, json, csv, md and dot.
 
+import { escapeControl, escapeJson } from './escape.js';
 import { connText, lineText, type ConnLine, type ConnNode, type LineExplanation, type Reason, type UnknownConns } from './connlist.js';
 
 export const OUTPUT_FORMATS = ['txt', 'json', 'csv', 'md', 'dot'] as const;
@@ -24,8 +25,8 @@ function explanationLines(l: ConnLine, e: LineExplanation, indent: string): stri
 export function renderTxt(lines: readonly ConnLine[]): string {
   const out: string[] = [];
   for (const l of lines) {
-    out.push(lineText(l));
-    if (l.explanation) out.push(...explanationLines(l, l.explanation, '    '));
+    out.push(escapeControl(lineText(l)));
+    if (l.explanation) out.push(...explanationLines(l, l.explanation, '    ').map(escapeControl));
   }
   return out.length ? `${out.join('\n')}\n` : '';
 }
@@ -50,7 +51,7 @@ export function renderJson(lines: readonly ConnLine[]): string {
     if (l.explanation) j.explanation = l.explanation;
     return j;
   });
-  return `${JSON.stringify(out, null, 2)}\n`;
+  return escapeJson(`${JSON.stringify(out, null, 2)}\n`);
 }
 
 /** RFC 4180 quoting: fields with a comma, quote or newline are quoted, quotes doubled. */
@@ -65,13 +66,13 @@ export function renderCsv(lines: readonly ConnLine[]): string {
   for (const l of lines) {
     const fields = [l.src.name, l.dst.name, connText(l)];
     if (explain && l.explanation) fields.push(reasonsText(l.explanation.egress), reasonsText(l.explanation.ingress));
-    rows.push(fields.map(csvField).join(','));
+    rows.push(fields.map((f) => csvField(escapeControl(f))).join(','));
   }
   return `${rows.join('\n')}\n`;
 }
 
 function mdCell(s: string): string {
-  return s.replace(/\|/g, '\\|');
+  return escapeControl(s).replace(/\|/g, '\\|');
 }
 
 export function renderMd(lines: readonly ConnLine[]): string {
@@ -88,7 +89,7 @@ export function renderMd(lines: readonly ConnLine[]): string {
 }
 
 function dotString(s: string): string {
-  return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  return `"${escapeControl(s).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
 /**

@@ -2,6 +2,7 @@
 // meant. Every finding asks the same compiled engine the analyzer uses, so "selects nothing"
 // means exactly what the enforcer would do with the policy.
 
+import { escapeControl, escapeJson } from './escape.js';
 import type {
   AdminPeer,
   AdminPort,
@@ -427,8 +428,8 @@ export type LintFormat = (typeof LINT_FORMATS)[number];
 
 /** txt: one formatDiagnostic line per finding; json: the array of findings. */
 export function renderFindings(findings: readonly Finding[], format: LintFormat): string {
-  if (format === 'json') return `${JSON.stringify(findings, null, 2)}\n`;
-  return findings.map((f) => `${formatDiagnostic(f)}\n`).join('');
+  if (format === 'json') return escapeJson(`${JSON.stringify(findings, null, 2)}\n`);
+  return findings.map((f) => `${escapeControl(formatDiagnostic(f))}\n`).join('');
 }
 
 function plural(n: number, word: string): string {

@@ -175,17 +175,8 @@ function parseObject(doc: RawDocument, defaultNamespace: string, diagnostics: Di
     const r = schema.safeParse(value);
     if (r.success) return { raw: r.data, priority: false, rules: new Map() };
     diagnostics.push(...issuesToDiagnostics(r.error.issues, { doc, object }));
+    // The errors above say what is invalid; the analyzer says which verdicts it leaves UNKNOWN.
     const salvaged = salvagePolicy(kind as PolicyKind, value, object, r.error.issues, schema);
-    if (salvaged) {
-      diagnostics.push({
-        severity: 'warning',
-        code: 'doubtful-policy',
-        message: 'kept what is certain of this invalid policy; every verdict its invalid part could change is UNKNOWN, and the data plane denies it',
-        file: doc.file,
-        line: doc.line,
-        object,
-      });
-    }
     return salvaged;
   };
   const remarks: Remark[] = [];

@@ -31,6 +31,28 @@ function issuePaths(issues: readonly z.core.$ZodIssue[]): Path[] {
 // peers are in doubt is marked `anyPeer` and matches every peer once normalized.
 const ANY_ADMIN_PEERS = [{ namespaces: {} }];
 
+/**
+ * Widens the doubtful part of peer `rest[0]` in place: a selector in doubt selects everything,
+ * an `except` in doubt excepts nothing, `networks` in doubt are every address. False when the
+ * doubt is the peer itself (then any peer).
+ */
+function widenPeer(peers: unknown, rest: Path, admin: boolean): boolean {
+  const [j, part, sub] = rest;
+  if (!Array.isArray(peers) || typeof j !== 'number' || !isPlainObject(peers[j])) return false;
+  const peer = peers[j] as Record<string, unknown>;
+  if (!admin) {
+    if ((part === 'podSelector' || part === 'namespaceSelector') && sub !== undefined) peer[part] = {};
+    else if (part === 'ipBlock' && sub === 'except' && isPlainObject(peer.ipBlock)) delete (peer.ipBlock as Record<string, unknown>).except;
+    else return false;
+    return true;
+  }
+  if (part === 'pods' && (sub === 'podSelector' || sub === 'namespaceSelector') && isPlainObject(peer.pods)) (peer.pods as Record<string, unknown>)[sub] = {};
+  else if ((part === 'namespaces' || part === 'nodes') && sub !== undefined) peer[part] = {};
+  else if (part === 'networks' && sub !== undefined) peer.networks = ['0.0.0.0/0', '::/0'];
+  else return false;
+  return true;
+}
+
 function clone(v: unknown): unknown {
   return JSON.parse(JSON.stringify(v)) as unknown;
 }
@@ -74,7 +96,9 @@ export function salvagePolicy<S extends z.ZodType>(
           continue;
         }
         if (key === 'ports') delete r.ports;
-        else if (key === peerKey || key === undefined || !(key === 'action')) {
+        else if (key === peerKey && widenPeer(r[peerKey], path.slice(4), admin)) {
+          // The one doubtful part of a peer is widened; its other parts still hold.
+        } else if (key === peerKey || key === undefined || !(key === 'action')) {
           // Peers in doubt (or the rule itself): any peer.
           if (key !== undefined && key !== peerKey) delete r[key as string];
           if (admin) {
