@@ -6,6 +6,7 @@ import { Option, type Command } from 'commander';
 import { connectivityList, FocusNotFoundError } from '../analyze/connlist.js';
 import { escapeControl, escapeJson } from '../analyze/escape.js';
 import { diffConnectivity, DIFF_TYPES, type DiffType } from '../analyze/diff.js';
+import { exposure, exposureJson, renderExposureMd, renderExposureTxt } from '../analyze/exposure.js';
 import { DIFF_FORMATS, renderDiff, type DiffFormat } from '../analyze/diff-formats.js';
 import { OUTPUT_FORMATS, renderConnList, type OutputFormat } from '../analyze/formats.js';
 import { compareFindings, lint, LINT_FORMATS, renderFindings, summarize, summaryText, type LintFormat } from '../analyze/lint.js';
@@ -44,6 +45,7 @@ interface AnalyzeOptions {
   readonly format: OutputFormat;
   readonly focusWorkload?: string;
   readonly explain?: boolean;
+  readonly exposure?: boolean;
   readonly output?: string;
 }
 
@@ -58,7 +60,18 @@ async function runAnalyze(paths: string[], opts: AnalyzeOptions, cmd: Command): 
     if (e instanceof FocusNotFoundError) throw new CliError(e.message, EXIT_INPUT, e);
     throw e;
   }
-  await writeOutput(renderConnList(lines, opts.format), opts.output);
+  if (opts.exposure && (opts.format === 'csv' || opts.format === 'dot')) {
+    throw new CliError(`--exposure is printed as txt, md or json, not ${opts.format}`);
+  }
+  let text = renderConnList(lines, opts.format);
+  if (opts.exposure) {
+    // After the connectivity list, as np-guard prints it: a blank line, then the section.
+    const x = exposure(engine, result, lines);
+    if (opts.format === 'json') text = escapeJson(`${JSON.stringify({ connlist: JSON.parse(text) as unknown, exposure: exposureJson(x) }, null, 2)}\n`);
+    else if (opts.format === 'md') text = `${text}${renderExposureMd(x)}`;
+    else text = `${text}${text ? '\n' : ''}${renderExposureTxt(x)}`;
+  }
+  await writeOutput(text, opts.output);
   partialInput(input, 'the analysis');
   // An UNKNOWN verdict is never an answer to rely on: the input-error status, whatever else.
   if (lines.some((l) => l.unknown)) {
@@ -216,6 +229,7 @@ export function registerAnalyzerCommands(program: Command): void {
     .addOption(new Option('-f, --format <format>', 'output format').choices(OUTPUT_FORMATS).default('txt'))
     .option('--focus-workload <workload>', 'keep only connections of this workload (ns/name or name)')
     .option('--explain', 'name, per connection, the policy rules that allow it')
+    .option('--exposure', 'then which workloads are exposed to the entire cluster, label-selected namespaces and pods (existing or not) and external addresses, and which no policy protects')
     .option('-o, --output <file>', 'write the result to a file instead of stdout')
     .addHelpText(
       'after',
@@ -226,6 +240,7 @@ namespace/name[Kind], external addresses as first-last[External] ranges.
 Examples:
   $ weir analyze examples/demo
   $ weir analyze examples/demo --focus-workload shop/frontend --explain
+  $ weir analyze examples/demo --exposure
   $ weir analyze k8s/ --format dot -o graph.dot && dot -Tsvg graph.dot > graph.svg
 
 Exit status: 0 ok, 2 when some input was invalid (the valid objects are still analyzed).`,
