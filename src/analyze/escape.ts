@@ -4,7 +4,9 @@
 
 // C0 controls, DEL, C1 controls, and the Unicode bidirectional overrides and isolates (which
 // can reorder what a line appears to say).
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_BUT_LAYOUT = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 function code(c: string): string {
