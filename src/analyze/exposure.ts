@@ -81,11 +81,21 @@ function implied(g: Group, rep: Group | undefined): boolean {
   return rep.spec.namespace === undefined && JSON.stringify(g.spec.namespaceSelector ?? {}) === JSON.stringify(rep.spec.namespaceSelector ?? {});
 }
 
-/** A representative the input's pods already stand for: a pod selector of one namespace that real pods match. */
+/**
+ * A representative the input's pods already stand for: a pod selector confined to one named
+ * namespace (the policy's own, or `kubernetes.io/metadata.name` alone) that real pods match.
+ */
 function coveredByRealPods(engine: PolicyEngine, g: Group): boolean {
-  if (g.spec.kind !== 'pods' || g.spec.namespace === undefined) return false;
+  if (g.spec.kind !== 'pods') return false;
+  let ns = g.spec.namespace;
+  if (ns === undefined) {
+    const nsSel = g.spec.namespaceSelector ?? {};
+    const keys = Object.keys(nsSel.matchLabels ?? {});
+    if (keys.length !== 1 || keys[0] !== 'kubernetes.io/metadata.name' || (nsSel.matchExpressions ?? []).length > 0) return false;
+    ns = nsSel.matchLabels?.['kubernetes.io/metadata.name'];
+    if (ns === undefined || !engine.cache.namespaces.has(ns)) return false;
+  }
   const sel = g.spec.podSelector;
-  const ns = g.spec.namespace;
   for (const p of engine.pods.values()) if (p.namespace === ns && matchesSelector(sel, p.labels)) return true;
   return false;
 }
