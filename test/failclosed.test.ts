@@ -9,6 +9,7 @@ import { connectivityList, lineText, renderJson } from '../src/analyze/index.js'
 import { loadManifestText } from '../src/load/index.js';
 import { allows, analyze, evaluatePair, explain, formatExplanation, podEndpoint, PolicyEngine } from '../src/policy/index.js';
 import { weir } from './helpers/cli.js';
+import { fullScript, renderRuleset } from '../src/nft/index.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,6 +173,31 @@ describe('never fail open: AdminNetworkPolicy and BaselineAdminNetworkPolicy', (
   it('a BANP Deny rule with an invalid selector', () => {
     const from = '[{ namespaces: { matchLabels: { "a b": x } } }]';
     assertUnknown(banp(`${subjectB}  ingress:\n    - { action: Deny, from: ${from} }\n`), 'a', 'b', 'BaselineAdminNetworkPolicy default spec.ingress[0].from[0].namespaces.matchLabels["a b"]');
+  });
+});
+
+describe('never fail open: what the data plane renders', () => {
+  it('the probe: the pods the invalid policy might select are isolated, nothing of it is accepted', () => {
+    const { engine } = engineOf(np('deny', '  podSelector:\n    matchExpressions: [{ key: app, operator: in, values: [b] }]\n  policyTypes: [Ingress]\n'));
+    const localPods = [...engine.pods.values()].map((p, i) => ({ key: `${p.namespace}/${p.name}`, ip: `10.9.0.${i + 1}` }));
+    const script = fullScript(renderRuleset({ engine, localPods }));
+    for (const pod of ['a', 'b', 'c']) {
+      const chain = new RegExp(`chain in_x_${pod}_[0-9a-f]+ \\{\\n([^}]*)\\}`).exec(script);
+      assert.ok(chain, `an ingress chain for x/${pod}:\n${script}`);
+      assert.match(chain[1], /goto deny/);
+      assert.doesNotMatch(chain[1], /accept/);
+    }
+  });
+
+  it('an ANP rule with an invalid action is enforced as a Deny', () => {
+    const subjectB = '  subject: { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: b } } } }\n';
+    const { engine } = engineOf(anp('drop-a', `  priority: 10\n${subjectB}  ingress:\n    - { action: Drop, from: [{ namespaces: {} }] }\n`));
+    const localPods = [...engine.pods.values()].map((p, i) => ({ key: `${p.namespace}/${p.name}`, ip: `10.9.0.${i + 1}` }));
+    const script = fullScript(renderRuleset({ engine, localPods }));
+    const chain = /chain adm_in_[0-9a-f]+ \{\n([^}]*)\}/.exec(script);
+    assert.ok(chain, script);
+    assert.match(chain[1], /^\s*ip saddr @g_\w+ meta mark set \d+ goto deny$/m);
+    assert.doesNotMatch(chain[1], /accept/);
   });
 });
 
