@@ -10,7 +10,7 @@ import { loadManifestText } from '../src/load/index.js';
 import { allows, analyze, evaluatePair, explain, formatExplanation, podEndpoint, PolicyEngine } from '../src/policy/index.js';
 import { weir } from './helpers/cli.js';
 import { fullScript, renderRuleset } from '../src/nft/index.js';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -207,6 +207,7 @@ describe('never fail open: the CLI', () => {
     writeFileSync(join(dir, 'all.yaml'), `${NS}---\n${PODS}---\n${np('deny', '  podSelector:\n    matchExpressions: [{ key: app, operator: in, values: [b] }]\n')}`);
     const ex = await weir(['explain', dir, '--from', 'x/a', '--to', 'x/b', '--port', '80', '--format', 'json']);
     const an = await weir(['analyze', dir]);
+    rmSync(dir, { recursive: true, force: true });
     const rcExplain = ex.code;
     const explainOut = ex.stdout;
     const rcAnalyze = an.code;
