@@ -169,6 +169,9 @@ describe('weir diff: formats, --fail-on and arguments', () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /expected two versions: weir diff OLD… -- NEW…/);
     assert.equal((await weir(['diff', '--old', at('policy')])).code, 2);
+    const late = await weir(['diff', at('policy'), '--', at('policy'), '-f', 'json']);
+    assert.equal(late.code, 2);
+    assert.match(late.stderr, /"-f" after --: options go before --/);
     assert.equal((await weir(['diff', '--fail-on', 'opened', at('policy'), '--', at('policy')])).code, 2);
   });
 });

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { connectivityList, lineText, renderJson } from '../src/analyze/index.js';
+import { connectivityList, lineText, renderJson, renderTxt } from '../src/analyze/index.js';
 import { loadManifestText } from '../src/load/index.js';
 import { allows, analyze, evaluatePair, explain, formatExplanation, podEndpoint, PolicyEngine } from '../src/policy/index.js';
 import { weir } from './helpers/cli.js';
@@ -219,5 +219,11 @@ describe('never fail open: the CLI', () => {
     const lines = an.stdout.trim().split('\n');
     assert.ok(lines.includes('x/a[Pod] => x/b[Pod] : UNKNOWN All Connections (invalid: NetworkPolicy x/deny spec.podSelector.matchExpressions[0].operator)'), lines.join('\n'));
     assert.ok(!lines.some((l) => l.startsWith('x/a[Pod] => x/b[Pod] : All')), 'never listed as allowed');
+    // --explain says which invalid part the unknown connections hang on.
+    const explained = engineOf(np('deny', '  podSelector:\n    matchExpressions: [{ key: app, operator: in, values: [b] }]\n')).engine;
+    const text = renderTxt(connectivityList(explained, analyze(explained), { explain: true, focusWorkload: 'x/b' })).split('\n');
+    const at = text.indexOf('x/a[Pod] => x/b[Pod] : UNKNOWN All Connections (invalid: NetworkPolicy x/deny spec.podSelector.matchExpressions[0].operator)');
+    assert.ok(at >= 0, text.join('\n'));
+    assert.equal(text[at + 3], '    unknown: All Connections, because of the invalid NetworkPolicy x/deny spec.podSelector.matchExpressions[0].operator');
   });
 });

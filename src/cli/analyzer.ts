@@ -196,6 +196,8 @@ function splitVersions(paths: string[], opts: DiffCliOptions, cmd: Command): { o
   const dash = raw.lastIndexOf('--');
   const after = dash < 0 ? -1 : raw.length - dash - 1;
   if (after <= 0 || after >= paths.length) throw new CliError('expected two versions: weir diff OLD… -- NEW… (or --old OLD --new NEW)');
+  const stray = paths.slice(paths.length - after).find((p) => p.startsWith('-'));
+  if (stray !== undefined) throw new CliError(`"${stray}" after --: options go before --, everything after it is the new version's paths`);
   return { oldPaths: paths.slice(0, paths.length - after), newPaths: paths.slice(paths.length - after) };
 }
 
