@@ -11,8 +11,8 @@
 
 import { z } from 'zod';
 import { PROTOCOLS } from '../model/cluster.js';
-import { hasHostBits, isStrictSubset, parseCIDR, parseIP } from '../net/address.js';
-import { checkLabelKey, checkLabelValue, checkNamespaceName, checkObjectName, checkPortName, checkPortNumber } from './syntax.js';
+import { isStrictSubset, parseCIDR, parseIP } from '../net/address.js';
+import { checkLabelKey, checkLabelValue, checkPortName, checkPortNumber } from './syntax.js';
 
 type Ctx = z.RefinementCtx;
 
@@ -74,17 +74,13 @@ export const labelSelectorSchema = z.strictObject({
 });
 export type RawLabelSelector = z.infer<typeof labelSelectorSchema>;
 
-const nameSchema = z.string().min(1).superRefine((name, ctx) => {
-  const err = checkObjectName(name);
-  if (err) fail(ctx, 'invalid-name', err);
-});
+// Names must not be empty; their RFC 1123 syntax is checked by the parser, which reads a
+// name the API server would reject with a warning (its meaning is not in doubt).
+const nameSchema = z.string().min(1);
+const namespaceNameSchema = z.string().min(1);
 
-const namespaceNameSchema = z.string().min(1).superRefine((name, ctx) => {
-  const err = checkNamespaceName(name);
-  if (err) fail(ctx, 'invalid-name', err);
-});
-
-const ownerReferenceSchema = z.looseObject({ kind: z.string(), name: z.string() });
+/** An owner reference without `kind` is read (with a warning): weir resolves it by name. */
+const ownerReferenceSchema = z.looseObject({ kind: z.string().optional(), name: z.string(), controller: z.boolean().optional() });
 
 /** metadata as weir reads it; every other metadata field (uid, managedFields, ...) passes. */
 export const objectMetaSchema = z.looseObject({
@@ -94,6 +90,7 @@ export const objectMetaSchema = z.looseObject({
   annotations: z.record(z.string(), z.string()).optional(),
   ownerReferences: z.array(ownerReferenceSchema).optional(),
 });
+export type RawObjectMeta = z.infer<typeof objectMetaSchema>;
 
 export const MODE_ANNOTATION = 'weir.dev/mode';
 
@@ -236,9 +233,13 @@ function exactlyOne<T extends object>(what: string, fields: readonly (keyof T & 
   };
 }
 
+/**
+ * Both selectors are required by the API; an omitted one is read as the empty selector (all
+ * namespaces, all pods), as np-guard reads it, with a warning (see normalize.ts).
+ */
 const namespacedPodSchema = z.strictObject({
-  namespaceSelector: labelSelectorSchema,
-  podSelector: labelSelectorSchema,
+  namespaceSelector: labelSelectorSchema.optional(),
+  podSelector: labelSelectorSchema.optional(),
 });
 
 const adminSubjectSchema = z
@@ -249,7 +250,11 @@ const adminIngressPeerSchema = z
   .strictObject({ namespaces: labelSelectorSchema.optional(), pods: namespacedPodSchema.optional() })
   .superRefine(exactlyOne('peer', ['namespaces', 'pods']));
 
-/** ANP `networks` entries: "CIDR must be ... with no host bits set" (CEL `cidr(self) == cidr(self).masked()`). */
+/**
+ * ANP `networks` entries: "CIDR must be ... with no host bits set" (CEL `cidr(self) ==
+ * cidr(self).masked()`). A CIDR with host bits is read as its masked network with a warning
+ * (see normalize.ts); one that does not parse is an error.
+ */
 const adminNetworksSchema = z
   .array(z.string())
   .min(1)
@@ -258,7 +263,6 @@ const adminNetworksSchema = z
     nets.forEach((text, i) => {
       const c = parseCIDR(text);
       if (!c) fail(ctx, 'invalid-cidr', `invalid CIDR "${text}"`, [i]);
-      else if (hasHostBits(c)) fail(ctx, 'invalid-cidr', `CIDR "${text}" has host bits set; AdminNetworkPolicy networks must be canonical`, [i]);
     });
   });
 
@@ -368,10 +372,15 @@ const containerPortSchema = z.looseObject({
       if (err) fail(ctx, 'invalid-port-name', err);
     })
     .optional(),
-  containerPort: z.number().int().superRefine((p, ctx) => {
-    const err = checkPortNumber(p);
-    if (err) fail(ctx, 'invalid-port', err);
-  }),
+  // Required by the API; an entry without it declares nothing and is skipped with a warning.
+  containerPort: z
+    .number()
+    .int()
+    .superRefine((p, ctx) => {
+      const err = checkPortNumber(p);
+      if (err) fail(ctx, 'invalid-port', err);
+    })
+    .optional(),
   protocol: protocolSchema.optional(),
 });
 
@@ -420,9 +429,7 @@ export const cronJobSchema = z.looseObject({
 
 // ------------------------------------------------------- Namespace, Node, Service
 
-export const namespaceSchema = z.looseObject({
-  metadata: objectMetaSchema.extend({ name: namespaceNameSchema }),
-});
+export const namespaceSchema = z.looseObject({ metadata: objectMetaSchema });
 
 export const nodeSchema = z.looseObject({
   metadata: objectMetaSchema,
@@ -451,6 +458,45 @@ export const serviceSchema = z.looseObject({
       clusterIP: z.string().optional(),
       type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName']).optional(),
       sessionAffinity: z.enum(['None', 'ClientIP']).optional(),
+    })
+    .optional(),
+});
+
+// ------------------------------------------------------- KubeVirt (kubevirt.io/v1)
+
+/** `spec.domain.devices.interfaces[].ports`: the ports a VM declares (masquerade binding). */
+const vmInterfacePortSchema = z.looseObject({
+  name: z.string().optional(),
+  port: z.number().int().superRefine((p, ctx) => {
+    const err = checkPortNumber(p);
+    if (err) fail(ctx, 'invalid-port', err);
+  }),
+  protocol: protocolSchema.optional(),
+});
+
+export const vmiSpecSchema = z.looseObject({
+  domain: z
+    .looseObject({
+      devices: z.looseObject({ interfaces: z.array(z.looseObject({ ports: z.array(vmInterfacePortSchema).optional() })).optional() }).optional(),
+    })
+    .optional(),
+});
+export type RawVmiSpec = z.infer<typeof vmiSpecSchema>;
+
+export const virtualMachineSchema = z.looseObject({
+  metadata: objectMetaSchema,
+  spec: z.looseObject({
+    template: z.looseObject({ metadata: z.looseObject({ labels: labelsSchema.optional() }).optional(), spec: vmiSpecSchema.optional() }),
+  }),
+});
+
+export const virtualMachineInstanceSchema = z.looseObject({
+  metadata: objectMetaSchema,
+  spec: vmiSpecSchema.optional(),
+  status: z
+    .looseObject({
+      nodeName: z.string().optional(),
+      interfaces: z.array(z.looseObject({ ipAddress: ipSchema.optional() })).optional(),
     })
     .optional(),
 });
