@@ -5,7 +5,7 @@
 import { Option, type Command } from 'commander';
 import { connectivityList, FocusNotFoundError } from '../analyze/connlist.js';
 import { OUTPUT_FORMATS, renderConnList, type OutputFormat } from '../analyze/formats.js';
-import { compareFindings, lint, LINT_FORMATS, renderFindings, summarize, summaryText, type LintFormat } from '../analyze/lint.js';
+import { compareFindings, lint, LINT_FORMATS, loaderFindings, renderFindings, summarize, summaryText, type LintFormat } from '../analyze/lint.js';
 import { PROTOCOLS, type Protocol } from '../model/cluster.js';
 import {
   analyze,
@@ -132,7 +132,7 @@ async function runLint(paths: string[], opts: LintOptions, cmd: Command): Promis
   const input = await loadInput(paths, { ...globals(cmd), silent: true });
   const engine = new PolicyEngine(input.cluster);
   const quiet = globals(cmd).quiet === true;
-  const findings = [...input.diagnostics, ...lint(engine, input.cluster)]
+  const findings = [...loaderFindings(input.diagnostics), ...lint(engine, input.cluster)]
     .filter((f) => !quiet || f.severity === 'error')
     .sort(compareFindings);
   await writeOutput(renderFindings(findings, opts.format), opts.output);
