@@ -105,12 +105,9 @@ class Owners {
     if (!ref) return undefined;
     const ns = w.value.namespace;
     const chain: LoadedWorkload[] = [];
-    const seen = new Set<string>([wkey(ns, w.value.kind, w.value.name)]);
     for (;;) {
-      const k = wkey(ns, ref.kind, ref.name);
-      const obj = this.byKey.get(k);
-      if (!obj || seen.has(k)) return { kind: ref.kind, name: ref.name, chain };
-      seen.add(k);
+      const obj = this.byKey.get(wkey(ns, ref.kind, ref.name));
+      if (!obj || obj === w || chain.includes(obj)) return { kind: ref.kind, name: ref.name, chain };
       chain.push(obj);
       const next = this.controllerOf(obj);
       if (!next) return { kind: ref.kind, name: ref.name, object: obj, chain };
@@ -142,6 +139,10 @@ function selectorKeys(
 
 /** First label that differs between two label sets among `keys`: [key, a's value, b's value]. */
 function differingLabel(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>, keys: ReadonlySet<string>): [string, string | undefined, string | undefined] | undefined {
+  let same = true;
+  for (const k in a) if (a[k] !== b[k]) same = false;
+  for (const k in b) if (!(k in a)) same = false;
+  if (same) return undefined;
   for (const k of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
     if (a[k] !== b[k] && keys.has(k)) return [k, a[k], b[k]];
   }

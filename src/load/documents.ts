@@ -74,17 +74,28 @@ function dropNulls(value: unknown): unknown {
   return value;
 }
 
+/** The value of a JSON list item that turned out not to be valid JSON. */
+export class InvalidJson {
+  constructor(readonly message: string) {}
+}
+
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-/** Parses all documents of `text`. Broken documents become `invalid-yaml` diagnostics. */
-export function splitDocuments(text: string, file: string): { docs: RawDocument[]; diagnostics: Diagnostic[] } {
-  if (looksLikeJson(text)) {
-    const fast = splitJson(text, file);
+/**
+ * Parses all documents of `text` (a string, or the bytes of a file). Broken documents become
+ * `invalid-yaml` diagnostics. The documents of a JSON list are parsed one by one as they are
+ * read: iterate them once.
+ */
+export function splitDocuments(input: string | Buffer, file: string): { docs: Iterable<RawDocument>; diagnostics: Diagnostic[] } {
+  if (looksLikeJson(input)) {
+    const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
+    const fast = splitJson(bytes, file);
     if (fast) return { docs: fast, diagnostics: [] };
     // Not valid JSON: the YAML parser says where it breaks (or reads what JSON.parse would not).
   }
+  const text = typeof input === 'string' ? input : input.toString('utf8');
   const lc = new LineCounter();
   const parsed = parseAllDocuments(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true });
   const docs: RawDocument[] = [];
@@ -156,34 +167,50 @@ function expandYaml(value: unknown, node: unknown, line: number, lc: LineCounter
 
 // ------------------------------------------------------------------------- JSON
 
-export function looksLikeJson(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09 || c === 0xfeff) continue;
-    return c === 0x7b /* { */ || c === 0x5b; /* [ */
-  }
-  return false;
+const WS = new Uint8Array(256);
+for (const c of [0x20, 0x0a, 0x0d, 0x09]) WS[c] = 1;
+
+function firstNonSpace(b: Uint8Array): number {
+  let i = 0;
+  // A UTF-8 byte order mark.
+  if (b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) i = 3;
+  while (i < b.length && WS[b[i]] === 1) i++;
+  return i;
 }
 
-/** Line numbers for offsets that only grow: counts newlines once over the whole text. */
-function lineCursor(text: string): (offset: number) => number {
-  let pos = 0;
-  let line = 1;
-  return (offset) => {
-    for (let i = text.indexOf('\n', pos); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) line++;
-    pos = Math.max(pos, offset);
-    return line;
-  };
+/** JSON (an object or an array at the top) rather than YAML block syntax. */
+export function looksLikeJson(text: string | Uint8Array): boolean {
+  if (typeof text === 'string') {
+    const m = /^\uFEFF?\s*([{[])/.exec(text);
+    return m !== null;
+  }
+  const c = text[firstNonSpace(text)];
+  return c === 0x7b /* { */ || c === 0x5b; /* [ */
+}
+
+/** Go's meaning of null (absent) on a value JSON.parse just made: null keys are deleted in place. */
+function dropNullsInPlace(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    for (const v of value) if (v !== null && typeof v === 'object') dropNullsInPlace(v);
+  } else if (value !== null && typeof value === 'object') {
+    const o = value as Record<string, unknown>;
+    for (const k in o) {
+      const v = o[k];
+      if (v === null) delete o[k];
+      else if (typeof v === 'object') dropNullsInPlace(v);
+    }
+  }
+  return value;
 }
 
 /** A field's line in a JSON object that starts at `line`: re-read that object with the YAML parser. */
-function lazyJsonLocator(slice: string, line: number): RawDocument['locate'] {
+function lazyJsonLocator(bytes: Uint8Array, start: number, end: number, line: number): RawDocument['locate'] {
   let tree: { contents: unknown; lc: LineCounter } | undefined | null;
   return (path) => {
     if (path.length === 0) return line;
     if (tree === undefined) {
       const lc = new LineCounter();
-      const doc = parseDocument(slice, { lineCounter: lc });
+      const doc = parseDocument(Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString('utf8'), { lineCounter: lc });
       tree = doc.errors.length > 0 ? null : { contents: doc.contents, lc };
     }
     if (tree === null) return line;
@@ -192,116 +219,159 @@ function lazyJsonLocator(slice: string, line: number): RawDocument['locate'] {
   };
 }
 
+// Byte classes for the scan: 0 is anything the scan can skip in a tight loop.
+const QUOTE = 1;
+const OPEN = 2;
+const CLOSE = 3;
+const COMMA = 4;
+const CLASS = new Uint8Array(256);
+CLASS[0x22] = QUOTE;
+CLASS[0x7b] = OPEN;
+CLASS[0x5b] = OPEN;
+CLASS[0x7d] = CLOSE;
+CLASS[0x5d] = CLOSE;
+CLASS[0x2c] = COMMA;
+
 /**
- * The spans of the top-level `"items"` array's elements when `text` is one JSON object; each
- * span is [start, end) in `text`. Undefined when there is no such array.
+ * One pass over the bytes of a JSON object: the [start, end) spans of the object elements of
+ * its top-level `"items"` array, and where that array opens and closes. Strings are skipped
+ * with indexOf and everything else but brackets and commas in a tight loop, so the cost is in
+ * the structure, not in the text. Undefined when `items` holds anything but objects (the
+ * caller then parses the file whole).
  */
-function itemSpans(text: string): [number, number][] | undefined {
+function scanItems(b: Buffer): { spans: Uint32Array; count: number; open: number; close: number } | undefined {
+  const n = b.length;
+  let spans = new Uint32Array(1024);
+  let count = 0;
   let depth = 0;
-  let i = 0;
-  const n = text.length;
-  let inItems = false;
+  let open = -1;
+  let close = -1;
   let itemStart = -1;
-  let spans: [number, number][] | undefined;
-  let lastKey: string | undefined;
+  let sawItem = false;
+  let keyStart = -1;
+  let keyEnd = -1;
+  let i = firstNonSpace(b);
   while (i < n) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22 /* " */) {
-      const start = i;
-      i++;
+    while (i < n && CLASS[b[i]] === 0) i++;
+    if (i >= n) break;
+    const cls = CLASS[b[i]];
+    if (cls === QUOTE) {
+      let q = i;
       for (;;) {
-        const q = text.indexOf('"', i);
+        q = b.indexOf(0x22, q + 1);
         if (q === -1) return undefined;
         let bs = 0;
-        for (let k = q - 1; text.charCodeAt(k) === 0x5c; k--) bs++;
-        i = q + 1;
+        for (let k = q - 1; b[k] === 0x5c; k--) bs++;
         if (bs % 2 === 0) break;
       }
-      if (depth === 1 && !inItems) lastKey = text.slice(start + 1, i - 1);
+      if (depth === 1) {
+        keyStart = i + 1;
+        keyEnd = q;
+      } else if (depth === 2 && open !== -1 && close === -1) {
+        return undefined; // a string item
+      }
+      i = q + 1;
       continue;
     }
-    if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      if (depth === 1 && c === 0x5b && lastKey === 'items' && spans === undefined) {
-        inItems = true;
-        spans = [];
-      } else if (inItems && depth === 2 && itemStart === -1) {
+    if (cls === OPEN) {
+      if (depth === 1 && b[i] === 0x5b && open === -1 && keyEnd - keyStart === 5 && b.toString('latin1', keyStart, keyEnd) === 'items') {
+        open = i;
+      } else if (depth === 2 && open !== -1 && close === -1) {
+        if (b[i] !== 0x7b) return undefined; // a nested list as an item
         itemStart = i;
+        sawItem = true;
       }
       depth++;
-    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+    } else if (cls === CLOSE) {
       depth--;
-      if (inItems && depth === 2 && itemStart !== -1) {
-        spans?.push([itemStart, i + 1]);
+      if (depth === 2 && itemStart !== -1 && close === -1) {
+        if (count * 2 + 2 > spans.length) {
+          const bigger = new Uint32Array(spans.length * 2);
+          bigger.set(spans);
+          spans = bigger;
+        }
+        spans[count * 2] = itemStart;
+        spans[count * 2 + 1] = i + 1;
+        count++;
         itemStart = -1;
-      } else if (inItems && depth === 1) {
-        inItems = false;
+      } else if (depth === 1 && open !== -1 && close === -1) {
+        if (count > 0 && !sawItem) return undefined; // a scalar after the last comma
+        close = i;
       }
-    } else if (inItems && depth === 2 && itemStart === -1 && c > 0x20 && c !== 0x2c /* , */) {
-      // A scalar item (not an object): keep it as its own span up to the next , or ].
-      let j = i;
-      while (j < n && text.charCodeAt(j) !== 0x2c && text.charCodeAt(j) !== 0x5d) j++;
-      spans?.push([i, j]);
-      i = j;
-      continue;
-    } else if (depth === 1 && c === 0x3a /* : */) {
-      // after a key
-    } else if (depth === 1 && c === 0x2c) {
-      lastKey = undefined;
+    } else if (cls === COMMA) {
+      if (depth === 2 && open !== -1 && close === -1) {
+        if (!sawItem) return undefined; // a number, true, false or null item
+        sawItem = false;
+      }
+      if (depth === 1) keyEnd = keyStart = -1;
     }
     i++;
   }
-  return spans;
+  return open === -1 || close === -1 ? undefined : { spans, count, open, close };
 }
 
-function splitJson(text: string, file: string): RawDocument[] | undefined {
-  const spans = itemSpans(text);
-  const lineAt = lineCursor(text);
-  if (spans === undefined || spans.length === 0) {
+/** Line numbers for byte offsets that only grow: counts newlines once over the whole text. */
+function lineCursor(b: Uint8Array): (offset: number) => number {
+  let pos = 0;
+  let line = 1;
+  return (offset) => {
+    for (let i = b.indexOf(0x0a, pos); i !== -1 && i < offset; i = b.indexOf(0x0a, i + 1)) line++;
+    pos = Math.max(pos, offset);
+    return line;
+  };
+}
+
+function parseJson(b: Buffer, start: number, end: number): unknown {
+  return JSON.parse(b.toString('utf8', start, end)) as unknown;
+}
+
+/**
+ * A JSON file's documents: the items of a list one by one (each parsed when the caller gets to
+ * it, so a dump of 100k pods never exists as one tree), or the whole file as one document.
+ * Undefined when the text is not valid JSON (the YAML parser then says where it breaks).
+ */
+function splitJson(b: Buffer, file: string): Iterable<RawDocument> | undefined {
+  const start = firstNonSpace(b);
+  const scan = b[start] === 0x7b ? scanItems(b) : undefined;
+  const whole = (): RawDocument[] | undefined => {
     let value: unknown;
     try {
-      value = JSON.parse(text) as unknown;
+      value = dropNullsInPlace(parseJson(b, 0, b.length));
     } catch {
       return undefined;
     }
-    const start = text.search(/\S/);
-    const line = lineAt(start < 0 ? 0 : start);
-    if (listOf(value)) {
-      // An empty list, or one whose items the scan did not find: no items to locate.
-      return (listOf(value)?.items ?? []).map((item) => ({ value: withDefaults(dropNulls(item), listOf(value)?.defaults), file, line, locate: () => line }));
-    }
-    return [{ value: dropNulls(value), file, line, locate: lazyJsonLocator(text, line) }];
-  }
+    const line = lineCursor(b)(start);
+    const list = listOf(value);
+    if (list) return list.items.map((item) => ({ value: withDefaults(item, list.defaults), file, line, locate: () => line }));
+    return [{ value, file, line, locate: lazyJsonLocator(b, start, b.length, line) }];
+  };
+  if (!scan || scan.count === 0) return whole();
   // The envelope without its items says what the list is (`kind` may come after `items`).
-  const first = spans[0][0];
-  const last = spans[spans.length - 1][1];
   let envelope: unknown;
   try {
-    envelope = JSON.parse(`${text.slice(0, first)}${text.slice(last)}`) as unknown;
+    envelope = JSON.parse(`${b.toString('utf8', 0, scan.open + 1)}${b.toString('utf8', scan.close)}`) as unknown;
   } catch {
     return undefined;
   }
-  const list = listOf(envelope);
-  if (!list) {
-    // An object with an "items" array that is not a Kubernetes list: one document.
-    try {
-      const value = JSON.parse(text) as unknown;
-      const line = lineAt(Math.max(0, text.search(/\S/)));
-      return [{ value: dropNulls(value), file, line, locate: lazyJsonLocator(text, line) }];
-    } catch {
-      return undefined;
-    }
-  }
-  const docs: RawDocument[] = [];
-  for (const [s, e] of spans) {
-    const slice = text.slice(s, e);
+  const list = listOf({ ...(isPlainObject(envelope) ? envelope : {}), items: [] });
+  if (!list) return whole();
+  // Items are parsed one at a time as the caller iterates (and dropped when it moves on); one
+  // that is not valid JSON reads as an InvalidJson value.
+  return itemDocuments(b, scan.spans, scan.count, list.defaults, file);
+}
+
+function* itemDocuments(b: Buffer, spans: Uint32Array, count: number, defaults: ItemDefaults | undefined, file: string): Generator<RawDocument> {
+  const lineAt = lineCursor(b);
+  for (let k = 0; k < count; k++) {
+    const s = spans[k * 2];
+    const e = spans[k * 2 + 1];
+    const line = lineAt(s);
     let value: unknown;
     try {
-      value = JSON.parse(slice) as unknown;
-    } catch {
-      return undefined;
+      value = withDefaults(dropNullsInPlace(parseJson(b, s, e)), defaults);
+    } catch (err) {
+      value = new InvalidJson((err as Error).message);
     }
-    const line = lineAt(s);
-    docs.push({ value: withDefaults(dropNulls(value), list.defaults), file, line, locate: lazyJsonLocator(slice, line) });
+    yield { value, file, line, locate: lazyJsonLocator(b, s, e, line) };
   }
-  return docs;
 }

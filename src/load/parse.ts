@@ -17,7 +17,7 @@ import type {
   Workload,
 } from '../model/cluster.js';
 import { objectName, type Diagnostic } from '../model/diagnostics.js';
-import { isPlainObject, splitDocuments, type RawDocument } from './documents.js';
+import { InvalidJson, isPlainObject, splitDocuments, type RawDocument } from './documents.js';
 import { formatPath, issuesToDiagnostics } from './issues.js';
 import {
   containerPorts,
@@ -231,8 +231,8 @@ function looksLikeObject(value: unknown): value is Record<string, unknown> {
   return ['apiVersion', 'kind', 'metadata'].filter((k) => value[k] !== undefined).length >= 2;
 }
 
-/** Parses and validates every object in `text`. Invalid objects are dropped with an error. */
-export function parseManifests(text: string, file: string, opts: ParseOptions = {}): ParseResult {
+/** Parses and validates every object in `text` (or a file's bytes). Invalid objects are dropped with an error. */
+export function parseManifests(text: string | Buffer, file: string, opts: ParseOptions = {}): ParseResult {
   const { docs, diagnostics } = splitDocuments(text, file);
   const objects: ManifestObject[] = [];
   for (const doc of docs) {
@@ -244,6 +244,10 @@ export function parseManifests(text: string, file: string, opts: ParseOptions = 
 
 function parseObject(doc: RawDocument, defaultNamespace: string, diagnostics: Diagnostic[]): ManifestObject | undefined {
   const value = doc.value;
+  if (value instanceof InvalidJson) {
+    diagnostics.push({ severity: 'error', code: 'invalid-json', message: `invalid JSON: ${value.message}`, file: doc.file, line: doc.line });
+    return undefined;
+  }
   if (!looksLikeObject(value)) {
     const what = Array.isArray(value) ? 'a list' : isPlainObject(value) ? 'an object without apiVersion, kind and metadata' : `a ${typeof value}`;
     diagnostics.push({

@@ -4,7 +4,8 @@
 // objects in their spec: an unknown field there is almost always a typo or wrong indentation
 // (`ingres:`, `from` one level too deep), and silently ignoring it would change what the
 // policy allows. Workloads, Pods and Services are lenient: only the fields weir uses are
-// checked, everything else passes through untouched.
+// checked, everything else is ignored (z.object strips it: a dump's managedFields, status and
+// the rest never reach the model, and are not copied on the way).
 //
 // Semantic checks (CIDRs, selectors, ports) are zod refinements that attach a stable
 // diagnostic code in `params.code`; src/load/issues.ts turns zod issues into Diagnostics.
@@ -80,10 +81,10 @@ const nameSchema = z.string().min(1);
 const namespaceNameSchema = z.string().min(1);
 
 /** An owner reference without `kind` is read (with a warning): weir resolves it by name. */
-const ownerReferenceSchema = z.looseObject({ kind: z.string().optional(), name: z.string(), controller: z.boolean().optional() });
+const ownerReferenceSchema = z.object({ kind: z.string().optional(), name: z.string(), controller: z.boolean().optional() });
 
 /** metadata as weir reads it; every other metadata field (uid, managedFields, ...) passes. */
-export const objectMetaSchema = z.looseObject({
+export const objectMetaSchema = z.object({
   name: nameSchema,
   namespace: namespaceNameSchema.optional(),
   labels: labelsSchema.optional(),
@@ -106,10 +107,10 @@ const policyMetaSchema = objectMetaSchema.superRefine((meta, ctx) => {
 });
 
 /** What every manifest must have before its kind can be looked at. */
-export const headerSchema = z.looseObject({
+export const headerSchema = z.object({
   apiVersion: z.string().min(1),
   kind: z.string().min(1),
-  metadata: z.looseObject({ name: z.string().min(1), namespace: z.string().optional() }),
+  metadata: z.object({ name: z.string().min(1), namespace: z.string().optional() }),
 });
 export type RawHeader = z.infer<typeof headerSchema>;
 
@@ -364,7 +365,7 @@ export type RawAdminEgressPeer = z.infer<typeof adminEgressPeerSchema>;
 
 // ------------------------------------------------------------ workloads (lenient)
 
-const containerPortSchema = z.looseObject({
+const containerPortSchema = z.object({
   name: z
     .string()
     .superRefine((n, ctx) => {
@@ -384,17 +385,17 @@ const containerPortSchema = z.looseObject({
   protocol: protocolSchema.optional(),
 });
 
-const containerSchema = z.looseObject({ name: z.string().optional(), ports: z.array(containerPortSchema).optional() });
+const containerSchema = z.object({ name: z.string().optional(), ports: z.array(containerPortSchema).optional() });
 
-const podSpecSchema = z.looseObject({
+const podSpecSchema = z.object({
   containers: z.array(containerSchema).optional(),
   hostNetwork: z.boolean().optional(),
   nodeName: z.string().optional(),
 });
 export type RawPodSpec = z.infer<typeof podSpecSchema>;
 
-const podTemplateSchema = z.looseObject({
-  metadata: z.looseObject({ labels: labelsSchema.optional() }).optional(),
+const podTemplateSchema = z.object({
+  metadata: z.object({ labels: labelsSchema.optional() }).optional(),
   spec: podSpecSchema.optional(),
 });
 export type RawPodTemplate = z.infer<typeof podTemplateSchema>;
@@ -405,40 +406,40 @@ const ipSchema = z.string().superRefine((ip, ctx) => {
   if (!parseIP(ip)) fail(ctx, 'invalid-ip', `invalid IP address "${ip}"`);
 });
 
-export const podSchema = z.looseObject({
+export const podSchema = z.object({
   metadata: objectMetaSchema,
   spec: podSpecSchema.optional(),
-  status: z.looseObject({ podIP: ipSchema.optional() }).optional(),
+  status: z.object({ podIP: ipSchema.optional() }).optional(),
 });
 
 /** Deployment, ReplicaSet, StatefulSet, DaemonSet, ReplicationController. */
-export const replicatedSchema = z.looseObject({
+export const replicatedSchema = z.object({
   metadata: objectMetaSchema,
-  spec: z.looseObject({ replicas: replicasSchema.optional(), template: podTemplateSchema }),
+  spec: z.object({ replicas: replicasSchema.optional(), template: podTemplateSchema }),
 });
 
-export const jobSchema = z.looseObject({
+export const jobSchema = z.object({
   metadata: objectMetaSchema,
-  spec: z.looseObject({ parallelism: replicasSchema.optional(), template: podTemplateSchema }),
+  spec: z.object({ parallelism: replicasSchema.optional(), template: podTemplateSchema }),
 });
 
-export const cronJobSchema = z.looseObject({
+export const cronJobSchema = z.object({
   metadata: objectMetaSchema,
-  spec: z.looseObject({ jobTemplate: z.looseObject({ spec: z.looseObject({ template: podTemplateSchema }) }) }),
+  spec: z.object({ jobTemplate: z.object({ spec: z.object({ template: podTemplateSchema }) }) }),
 });
 
 // ------------------------------------------------------- Namespace, Node, Service
 
-export const namespaceSchema = z.looseObject({ metadata: objectMetaSchema });
+export const namespaceSchema = z.object({ metadata: objectMetaSchema });
 
-export const nodeSchema = z.looseObject({
+export const nodeSchema = z.object({
   metadata: objectMetaSchema,
   status: z
-    .looseObject({ addresses: z.array(z.looseObject({ type: z.string(), address: z.string() })).optional() })
+    .object({ addresses: z.array(z.object({ type: z.string(), address: z.string() })).optional() })
     .optional(),
 });
 
-const servicePortSchema = z.looseObject({
+const servicePortSchema = z.object({
   name: z.string().optional(),
   port: z.number().int().superRefine((p, ctx) => {
     const err = checkPortNumber(p);
@@ -449,10 +450,10 @@ const servicePortSchema = z.looseObject({
   nodePort: z.number().int().optional(),
 });
 
-export const serviceSchema = z.looseObject({
+export const serviceSchema = z.object({
   metadata: objectMetaSchema,
   spec: z
-    .looseObject({
+    .object({
       selector: labelsSchema.optional(),
       ports: z.array(servicePortSchema).optional(),
       clusterIP: z.string().optional(),
@@ -465,7 +466,7 @@ export const serviceSchema = z.looseObject({
 // ------------------------------------------------------- KubeVirt (kubevirt.io/v1)
 
 /** `spec.domain.devices.interfaces[].ports`: the ports a VM declares (masquerade binding). */
-const vmInterfacePortSchema = z.looseObject({
+const vmInterfacePortSchema = z.object({
   name: z.string().optional(),
   port: z.number().int().superRefine((p, ctx) => {
     const err = checkPortNumber(p);
@@ -474,29 +475,29 @@ const vmInterfacePortSchema = z.looseObject({
   protocol: protocolSchema.optional(),
 });
 
-export const vmiSpecSchema = z.looseObject({
+export const vmiSpecSchema = z.object({
   domain: z
-    .looseObject({
-      devices: z.looseObject({ interfaces: z.array(z.looseObject({ ports: z.array(vmInterfacePortSchema).optional() })).optional() }).optional(),
+    .object({
+      devices: z.object({ interfaces: z.array(z.object({ ports: z.array(vmInterfacePortSchema).optional() })).optional() }).optional(),
     })
     .optional(),
 });
 export type RawVmiSpec = z.infer<typeof vmiSpecSchema>;
 
-export const virtualMachineSchema = z.looseObject({
+export const virtualMachineSchema = z.object({
   metadata: objectMetaSchema,
-  spec: z.looseObject({
-    template: z.looseObject({ metadata: z.looseObject({ labels: labelsSchema.optional() }).optional(), spec: vmiSpecSchema.optional() }),
+  spec: z.object({
+    template: z.object({ metadata: z.object({ labels: labelsSchema.optional() }).optional(), spec: vmiSpecSchema.optional() }),
   }),
 });
 
-export const virtualMachineInstanceSchema = z.looseObject({
+export const virtualMachineInstanceSchema = z.object({
   metadata: objectMetaSchema,
   spec: vmiSpecSchema.optional(),
   status: z
-    .looseObject({
+    .object({
       nodeName: z.string().optional(),
-      interfaces: z.array(z.looseObject({ ipAddress: ipSchema.optional() })).optional(),
+      interfaces: z.array(z.object({ ipAddress: ipSchema.optional() })).optional(),
     })
     .optional(),
 });
