@@ -506,3 +506,45 @@ spec:
     assert.deepEqual(plan.state.pods.map((p) => p.name).sort(), ['one', 'swarm-0', 'swarm-1', 'swarm-2']);
   });
 });
+
+describe('owner references without kind, as in np-guard test manifests', () => {
+  it('pods whose controller has no kind and is not in the input are one workload named as np-guard names it', async () => {
+    const d = await folder('owner-no-kind', {
+      'pods.yaml': `apiVersion: v1
+kind: Pod
+metadata:
+  name: pod-1
+  labels: { security: internal, app: command }
+  ownerReferences: [{ name: internal-security, controller: true }]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: pod-2
+  labels: { security: internal, app: query }
+  ownerReferences: [{ name: internal-security, controller: true }]
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: pod-3, labels: { app: pod3 } }
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: internal }
+spec:
+  podSelector: { matchLabels: { security: internal } }
+  ingress: [{ from: [{ podSelector: { matchLabels: { app: pod3 } } }], ports: [{ port: 80 }] }]
+`,
+    });
+    const r = await weir(['analyze', d]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(lines(r), [
+      `${ANY} => default/pod-3[Pod] : All Connections`,
+      `default/internal-security[Pod] => ${ANY} : All Connections`,
+      'default/internal-security[Pod] => default/pod-3[Pod] : All Connections',
+      `default/pod-3[Pod] => ${ANY} : All Connections`,
+      'default/pod-3[Pod] => default/internal-security[Pod] : TCP 80',
+    ]);
+    assert.equal((r.stderr.match(/\[owner-kind-missing\]/g) ?? []).length, 2);
+  });
+});

@@ -86,14 +86,15 @@ class Owners {
   /**
    * The managing controller: the ownerReferences entry with `controller: true`, as np-guard
    * reads it (a Node owns static pods, which stay pods of their own). A reference without a
-   * kind takes the kind of the one object of that name in the input, or is ignored.
+   * kind takes the kind of the one object of that name in the input; failing that, the kind
+   * np-guard gives an owner without kind, `Pod` (so its pods are `ns/<owner>[Pod]` in both).
    */
   controllerOf(w: LoadedWorkload): OwnerRef | undefined {
     const ref = w.owners.find((o) => o.controller);
     if (!ref || ref.kind === 'Node') return undefined;
     if (ref.kind !== '') return ref;
     const kinds = (this.kindsByName.get(`${w.value.namespace}|${ref.name}`) ?? []).filter((k) => k !== w.value.kind || ref.name !== w.value.name);
-    return kinds.length === 1 ? { ...ref, kind: kinds[0] } : undefined;
+    return { ...ref, kind: kinds.length === 1 ? kinds[0] : 'Pod' };
   }
 
   /**

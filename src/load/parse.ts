@@ -50,7 +50,7 @@ import {
 import { checkNamespaceName, checkObjectName } from './syntax.js';
 
 export interface OwnerRef {
-  /** Empty when the reference has no kind (the API server rejects that; weir resolves it by name). */
+  /** Empty when the reference has no kind (the API server rejects that; build.ts resolves it by name). */
   readonly kind: string;
   readonly name: string;
   /** `controller: true`: the managing controller (at most one per object). */
@@ -342,7 +342,7 @@ function workload(
       ctx.remarks.push({
         severity: 'warning',
         code: 'owner-kind-missing',
-        message: `owner reference "${o.name}" has no kind; the API server rejects it, weir looks the owner up by name`,
+        message: `owner reference "${o.name}" has no kind; the API server rejects it, weir looks the owner up by name (np-guard calls it a Pod)`,
         path: ['metadata', 'ownerReferences', i, 'kind'],
       });
     }
