@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -21,9 +21,11 @@ interface Result {
   readonly stderr: string;
 }
 
-function weir(args: string[]): Promise<Result> {
+function weir(args: string[], asUser?: number): Promise<Result> {
+  // As root, permissions do not stop a read: run as another user (setpriv) to meet them.
+  const [cmd, argv] = asUser === undefined ? [process.execPath, ['bin/weir.js', ...args]] : ['setpriv', [`--reuid=${asUser}`, `--regid=${asUser}`, '--clear-groups', process.execPath, 'bin/weir.js', ...args]];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/weir.js', ...args], {
+    const child = spawn(cmd, argv, {
       cwd: process.cwd(),
       env: { ...process.env, WEIR_DEBUG: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -287,6 +289,20 @@ describe('folders as users have them', () => {
     assert.equal(loop.code, 2, loop.stderr);
     assert.match(loop.stderr, /error: cannot read: .*ELOOP.* \[read-error\]/);
     assert.doesNotMatch(loop.stderr, /internal error/i);
+  });
+
+  it('an unreadable folder is an input error (exit 2), never an internal error', async () => {
+    const d = await folder('unreadable', { 'ok/app.yaml': `${NS_YAML}---\n${PODS_YAML}---\n${POLICY_YAML}` });
+    await mkdir(join(d, 'locked'), { mode: 0o000 });
+    const root = process.getuid?.() === 0;
+    if (root) for (const p of [dir, d, join(d, 'ok')]) await chmod(p, 0o755);
+    await chmod(join(d, 'ok', 'app.yaml'), 0o644);
+    const r = await weir(['analyze', d], root ? 65534 : undefined);
+    await chmod(join(d, 'locked'), 0o755); // so the cleanup can remove it
+    assert.equal(r.code, 2, r.stderr);
+    assert.deepEqual(lines(r), FOLDER_LINES);
+    assert.match(r.stderr, /locked: error: cannot read folder: EACCES: permission denied.* \[read-error\]/);
+    assert.doesNotMatch(r.stderr, /internal error/i);
   });
 
   it('a YAML file too big to parse safely is refused with its size and the limit', async () => {
