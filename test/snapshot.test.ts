@@ -263,6 +263,7 @@ describe('folders as users have them', () => {
       'report.json': JSON.stringify({ tool: 'scanner', findings: [] }, null, 2),
       'Chart.yaml': 'apiVersion: v2\nname: shop\nversion: 0.1.0\n',
       'values.yaml': 'replicaCount: 1\n',
+      'README.yaml': '### This folder holds the shop policies.\n### Written as YAML comments, as some repositories do.\n',
     });
     const r = await weir(['analyze', d]);
     assert.equal(r.code, 0, r.stderr);
@@ -270,6 +271,7 @@ describe('folders as users have them', () => {
     for (const f of ['connlist.json', 'report.json', 'Chart.yaml', 'values.yaml']) {
       assert.match(r.stderr, new RegExp(`${f}:1: notice: not a Kubernetes object .*; skipped \\[not-a-manifest\\]`), f);
     }
+    assert.match(r.stderr, /README\.yaml: notice: no Kubernetes objects in this file \(empty, or only comments\); skipped \[not-a-manifest\]/);
   });
 
   it('a FIFO is refused, never waited on; so is a link loop given as the path', async () => {

@@ -235,9 +235,15 @@ function looksLikeObject(value: unknown): value is Record<string, unknown> {
 export function parseManifests(text: string | Buffer, file: string, opts: ParseOptions = {}): ParseResult {
   const { docs, diagnostics } = splitDocuments(text, file);
   const objects: ManifestObject[] = [];
+  let count = 0;
   for (const doc of docs) {
+    count++;
     const obj = parseObject(doc, opts.defaultNamespace ?? 'default', diagnostics);
     if (obj) objects.push(obj);
+  }
+  if (count === 0 && diagnostics.length === 0) {
+    // An empty file, or a README written as YAML comments: say that it was read and held nothing.
+    diagnostics.push({ severity: 'notice', code: 'not-a-manifest', message: 'no Kubernetes objects in this file (empty, or only comments); skipped', file });
   }
   return { objects, diagnostics };
 }
