@@ -10,6 +10,7 @@
 // share labels, ports and identity, so the model keeps one representative pod and a count.
 
 import {
+  replicaName,
   workloadKey,
   type AdminNetworkPolicy,
   type BaselineAdminNetworkPolicy,
@@ -217,7 +218,7 @@ export function buildCluster(objects: readonly ManifestObject[]): LoadResult {
   for (const w of loaded) {
     if (!w.instance) continue;
     const v = w.value;
-    if (instanceOwners.has(wkey(v.namespace, v.kind, v.name))) continue;
+    if (instanceOwners.size > 0 && instanceOwners.has(wkey(v.namespace, v.kind, v.name))) continue;
     const root = owners.root(w) ?? { kind: v.kind, name: v.name, object: undefined, chain: [] };
     const key = workloadKey(v.namespace, root.name, root.kind);
     let g = groups.get(key);
@@ -251,42 +252,34 @@ export function buildCluster(objects: readonly ManifestObject[]): LoadResult {
   const pods: Pod[] = [];
   const workloads: Workload[] = [];
   const podNames = new Map<string, Pod>();
-  const addPod = (pod: Pod, object: string, source: SourceRef | undefined) => {
-    const clash = podNames.get(`${pod.namespace}/${pod.name}`);
+  /** A pod of workload `key` from a loaded object; the object's own name when it is an instance. */
+  const addPod = (w: LoadedWorkload, key: string, name: string, replicas: number) => {
+    const v = w.value;
+    const podKey = `${v.namespace}/${name}`;
+    const clash = podNames.get(podKey);
     if (clash) {
       diagnostics.push({
         severity: 'warning',
         code: 'duplicate-pod',
-        message: `pod name ${pod.namespace}/${pod.name} of ${pod.workload} is already used by ${clash.workload}; this pod is skipped`,
-        ...at(source),
-        object,
+        message: `pod name ${podKey} of ${key} is already used by ${clash.workload}; this pod is skipped`,
+        ...at(v.source),
+        object: objectName(v.kind, v.name, v.namespace),
       });
       return;
     }
-    podNames.set(`${pod.namespace}/${pod.name}`, pod);
+    // Built field by field: optional fields stay absent (a 100k-pod dump makes this hot).
+    const pod: { -readonly [K in keyof Pod]: Pod[K] } = { namespace: v.namespace, name, labels: v.labels, ports: v.ports, hostNetwork: v.hostNetwork, workload: key };
+    if (w.instance && w.podIP !== undefined) pod.ip = w.podIP;
+    if (w.nodeName !== undefined) pod.node = w.nodeName;
+    if (replicas > 1) pod.replicas = replicas;
+    if (v.source) pod.source = v.source;
+    podNames.set(podKey, pod);
     pods.push(pod);
   };
   const keys = selectorKeys(networkPolicies, [...adminNetworkPolicies, ...(baseline ? [baseline] : [])]);
   for (const [key, g] of groups) {
     const first = g.instances[0];
-    for (const w of g.instances) {
-      const v = w.value;
-      addPod(
-        {
-          namespace: v.namespace,
-          name: v.name,
-          labels: v.labels,
-          ports: v.ports,
-          hostNetwork: v.hostNetwork,
-          ...(w.podIP !== undefined ? { ip: w.podIP } : {}),
-          ...(w.nodeName !== undefined ? { node: w.nodeName } : {}),
-          workload: key,
-          ...(v.source ? { source: v.source } : {}),
-        },
-        objectName(v.kind, v.name, v.namespace),
-        v.source,
-      );
-    }
+    for (const w of g.instances) addPod(w, key, w.value.name, 1);
     // np-guard refuses pods of one owner whose labels differ where a policy selector looks;
     // weir keeps each pod's own labels (the connectivity list then names the pods one by one
     // where their connectivity differs) and says so.
@@ -322,21 +315,7 @@ export function buildCluster(objects: readonly ManifestObject[]): LoadResult {
     const v = w.value;
     workloads.push(v);
     if (v.replicas === 0) continue;
-    addPod(
-      {
-        namespace: v.namespace,
-        name: `${v.name}-0`,
-        labels: v.labels,
-        ports: v.ports,
-        hostNetwork: v.hostNetwork,
-        ...(w.nodeName !== undefined ? { node: w.nodeName } : {}),
-        workload: workloadKey(v.namespace, v.name, v.kind),
-        ...(v.replicas > 1 ? { replicas: v.replicas } : {}),
-        ...(v.source ? { source: v.source } : {}),
-      },
-      objectName(v.kind, v.name, v.namespace),
-      v.source,
-    );
+    addPod(w, workloadKey(v.namespace, v.name, v.kind), replicaName(v.name, 0), v.replicas);
   }
 
   // 6. Namespaces used but never declared exist implicitly, with the labels the API server
