@@ -83,6 +83,9 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+/** Above this size, invalid JSON is not re-read by the YAML parser (about 50 times the text in memory). */
+const YAML_FALLBACK_BYTES = 16 * 1024 * 1024;
+
 /**
  * Parses all documents of `text` (a string, or the bytes of a file). Broken documents become
  * `invalid-yaml` diagnostics. The documents of a JSON list are parsed one by one as they are
@@ -93,7 +96,17 @@ export function splitDocuments(input: string | Buffer, file: string): { docs: It
     const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
     const fast = splitJson(bytes, file);
     if (fast) return { docs: fast, diagnostics: [] };
-    // Not valid JSON: the YAML parser says where it breaks (or reads what JSON.parse would not).
+    // Not valid JSON: the YAML parser says where it breaks (or reads what JSON.parse would
+    // not), unless the text is too big for it; then JSON.parse's own message has to do.
+    if (bytes.length > YAML_FALLBACK_BYTES) {
+      let message = 'not valid JSON';
+      try {
+        JSON.parse(bytes.toString('utf8'));
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      return { docs: [], diagnostics: [{ severity: 'error', code: 'invalid-json', message: `invalid JSON: ${message}`, file }] };
+    }
   }
   const text = typeof input === 'string' ? input : input.toString('utf8');
   const lc = new LineCounter();
