@@ -137,6 +137,32 @@ metadata: { name: a }
     assert.equal(oneError(r, { code: 'invalid-yaml' }).line, 3);
   });
 
+  test('a typed JSON list: items take the list kind; a bad field is reported at its own line; a broken item alone is dropped', () => {
+    const text = JSON.stringify(
+      {
+        kind: 'PodList',
+        apiVersion: 'v1',
+        metadata: {},
+        items: [
+          { metadata: { name: 'a', namespace: 'shop' }, spec: { containers: [{ name: 'c', ports: [{ containerPort: 80 }] }] } },
+          { metadata: { name: 'b', namespace: 'shop' }, spec: { containers: [{ name: 'c', ports: [{ containerPort: 'http' }] }] } },
+        ],
+      },
+      null,
+      2,
+    ).replace(/\n  \]\n\}$/, ',\n    { "metadata": { "name": tru } }\n  ]\n}');
+    const r = loadManifestText(text, 'pods.json');
+    assert.deepEqual(r.cluster.pods.map((p) => p.name), ['a']);
+    const lineOf = (needle: string) => text.split('\n').findIndex((l) => l.includes(needle)) + 1;
+    assert.deepEqual(
+      errors(r).map((d) => [d.code, d.object, d.field, d.line]),
+      [
+        ['invalid-type', 'Pod shop/b', 'spec.containers[0].ports[0].containerPort', lineOf('"containerPort": "http"')],
+        ['invalid-json', undefined, undefined, lineOf('"name": tru')],
+      ],
+    );
+  });
+
   test('a document that is not a Kubernetes object is skipped with a notice', () => {
     for (const [text, line] of [
       [`${NS}---\n- a\n- b\n`, 6],
