@@ -150,7 +150,7 @@ metadata: { name: a }
       },
       null,
       2,
-    ).replace(/\n  \]\n\}$/, ',\n    { "metadata": { "name": tru } }\n  ]\n}');
+    ).replace(/\n {2}\]\n\}$/, ',\n    { "metadata": { "name": tru } }\n  ]\n}');
     const r = loadManifestText(text, 'pods.json');
     assert.deepEqual(r.cluster.pods.map((p) => p.name), ['a']);
     const lineOf = (needle: string) => text.split('\n').findIndex((l) => l.includes(needle)) + 1;
