@@ -310,10 +310,10 @@ describe('folders as users have them', () => {
   it('a YAML file too big to parse safely is refused with its size and the limit', async () => {
     const d = await folder('big', {});
     const big = join(d, 'huge.yaml');
-    await writeFile(big, `# ${'x'.repeat(1024)}\n`.repeat(17 * 1024));
+    await writeFile(big, `# ${'x'.repeat(1024)}\n`.repeat(9 * 1024));
     const r = await weir(['analyze', big]);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /huge\.yaml is 17\.0 MB of YAML; weir reads YAML files up to 16\.0 MB .* \[file-too-large\]/);
+    assert.match(r.stderr, /huge\.yaml is 9\.0 MB of YAML; weir reads YAML files up to 8\.0 MB .* \[file-too-large\]/);
   });
 });
 

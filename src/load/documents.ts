@@ -83,8 +83,8 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-/** Above this size, invalid JSON is not re-read by the YAML parser (about 50 times the text in memory). */
-const YAML_FALLBACK_BYTES = 16 * 1024 * 1024;
+/** Above this size, invalid JSON is not re-read by the YAML parser (about 70 times the text in memory). */
+const YAML_FALLBACK_BYTES = 8 * 1024 * 1024;
 
 /**
  * Parses all documents of `text` (a string, or the bytes of a file). Broken documents become
