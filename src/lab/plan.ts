@@ -2,7 +2,7 @@
 // or diagnostics saying why the lab cannot realise the manifests. Nothing here touches the
 // system, so every check runs before the first namespace is created.
 
-import type { Cluster, ContainerPort, Pod } from '../model/cluster.js';
+import { type Cluster, type ContainerPort, type Pod, materializeReplicas } from '../model/cluster.js';
 import { type Diagnostic, ValidationError, hasErrors, objectName } from '../model/diagnostics.js';
 import { type Cidr, contains, formatCidr, formatIPv4, overlaps, parseCidr, parseIPv4, size, subnet } from './cidr.js';
 import {
@@ -137,6 +137,19 @@ function usable(pool: Cidr): { first: number; last: number } {
   return { first: pool.base + 1, last: pool.base + size(pool) - 2 };
 }
 
+/** The most pods a lab runs: each is a network namespace with a server process. */
+export const LAB_MAX_PODS = 4096;
+
+/** The model keeps one pod per replicated workload with a count; the lab runs every replica. */
+export function replicasOf(pods: readonly Pod[]): Pod[] {
+  try {
+    return materializeReplicas(pods, LAB_MAX_PODS);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new ValidationError([err('lab-too-many-pods', `the lab runs at most ${LAB_MAX_PODS} pods: ${e.message}`)]);
+  }
+}
+
 /** The address spaces of a plan: the cluster CIDR split into node pools, and namespace pools. */
 interface AddressSpaces {
   readonly clusterCidr: Cidr;
@@ -233,7 +246,7 @@ function collectPods(cluster: Cluster, nodes: readonly LabNode[], diags: Diagnos
   const seen = new Set<string>();
   const hashes = new Map<string, string>();
   const pods: Pod[] = [];
-  for (const pod of cluster.pods) {
+  for (const pod of replicasOf(cluster.pods)) {
     const key = podKey(pod.namespace, pod.name);
     if (seen.has(key)) {
       diags.push(err('lab-duplicate-pod', `pod ${key} is declared more than once`, podObject(pod), 'metadata.name'));

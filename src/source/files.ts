@@ -1,11 +1,11 @@
-// The files source: manifests on disk (the loader, with its Deployment → pod expansion and
-// defaulting), optionally watched. Every read is diffed against the previous one, so a
+// The files source: manifests on disk (the loader, with its defaulting; workloads' replicas
+// delivered as pods), optionally watched. Every read is diffed against the previous one, so a
 // consumer receives per-object events, exactly as it would from the Kubernetes API.
 
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { loadManifests, type LoadOptions } from '../load/index.js';
-import type { Cluster } from '../model/cluster.js';
+import { materializeReplicas, type Cluster } from '../model/cluster.js';
 import type { Diagnostic } from '../model/diagnostics.js';
 import { diffSnapshots, EMPTY_SNAPSHOT } from './diff.js';
 import { endpointSlicesOf } from './endpoints.js';
@@ -17,12 +17,22 @@ export function snapshotOfCluster(cluster: Cluster): ClusterSnapshot {
   return { cluster, endpointSlices: endpointSlicesOf(cluster) };
 }
 
+/** Pods a files source materialises from replica counts before it keeps one pod per workload (with its count). */
+export const FILES_MAX_PODS = 100_000;
+
 export interface FilesSourceOptions {
   /** Re-read when a file changes (default false: one snapshot, then nothing). */
   readonly watch?: boolean;
   /** Poll period of the watch (default 200 ms). */
   readonly pollMs?: number;
   readonly load?: LoadOptions;
+  /**
+   * The loader keeps one pod per replicated workload with a count (`Pod.replicas`); a source
+   * delivers every replica as its own Pod event (`web-0`, `web-1`, …), as the Kubernetes API
+   * would, up to this many pods (default FILES_MAX_PODS). Above it the counts are kept and
+   * `onError` says so.
+   */
+  readonly maxPods?: number;
 }
 
 export class FilesSource implements ClusterSource {
@@ -72,7 +82,14 @@ export class FilesSource implements ClusterSource {
 
   private async read(initial: boolean): Promise<readonly ClusterEvent[]> {
     const loaded = await loadManifests([...this.paths], this.opts.load);
-    const next = snapshotOfCluster(loaded.cluster);
+    let cluster = loaded.cluster;
+    try {
+      cluster = { ...cluster, pods: materializeReplicas(cluster.pods, this.opts.maxPods ?? FILES_MAX_PODS) };
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      this.handlers?.onError?.(new Error(`${this.description}: ${e.message}; pods are delivered one per workload, with their replica count`));
+    }
+    const next = snapshotOfCluster(cluster);
     const events = diffSnapshots(this.current, next);
     this.current = next;
     this.lastDiagnostics = loaded.diagnostics;
