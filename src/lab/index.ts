@@ -7,6 +7,9 @@ export { probe, parsePortSpec, portLabel, reachabilityMatrix, formatReachability
 export type { ProbeOptions, ProbeResult, ProbeCell, PortSpec } from './probe.js';
 export { planLab, LAB_DEFAULTS, servedPorts } from './plan.js';
 export type { LabPlan, LabPlanOptions } from './plan.js';
+export { labCluster } from './cluster.js';
+export { readObjects, readDesired, writeDesired, buildDesired, loadDesired, readGeneration, bumpGeneration, desiredDir, DESIRED_DIR, GENERATION_FILE } from './desired.js';
+export type { DesiredObject, DesiredFiles, DesiredCluster } from './desired.js';
 export { readState, statePath, labStateSchema, STATE_FILE } from './state.js';
 export type { LabState, LabNode, LabPod, LabExternal, LabPort } from './state.js';
 export { run, runInNetns, CommandError } from '../exec/run.js';
