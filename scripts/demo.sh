@@ -37,8 +37,11 @@ echo "==> weir lab up examples/demo (2 nodes, one netns per pod, nftables agents
 npx weir lab down >/dev/null 2>&1 || true
 npx weir lab up examples/demo --alerts examples/alerts.yaml
 
-echo "==> weir lab probe --compare (real TCP/UDP packets vs the analyzer)"
+echo "==> weir lab probe --compare (real TCP/UDP packets vs the analyzer; prints only disagreeing cells and a summary)"
 npx weir lab probe --compare
+
+echo "==> weir lab probe --matrix: who reaches data/postgres-0 on 5432/TCP (. reachable, X not)"
+npx weir lab probe --matrix --port 5432/TCP --to data/postgres-0
 
 echo "==> weir explain: why checkout may not reach postgres"
 npx weir explain examples/demo --from shop/checkout --to data/postgres --port 5432/TCP || true

@@ -9,7 +9,7 @@ import { connectivityList, lineText, renderJson, renderTxt } from '../src/analyz
 import { loadManifestText } from '../src/load/index.js';
 import { allows, analyze, evaluatePair, explain, formatExplanation, podEndpoint, PolicyEngine } from '../src/policy/index.js';
 import { weir } from './helpers/cli.js';
-import { fullScript, renderRuleset } from '../src/nft/index.js';
+import { fullScript, renderRuleset } from '../src/render/index.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

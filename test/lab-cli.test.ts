@@ -1,3 +1,4 @@
+// suite: lab (needs root: real network namespaces and nftables; `npm run test:lab`)
 // `weir lab …` end to end, through the real CLI (`node bin/weir.js`), with real namespaces,
 // agents, nftables and packets (root only; skipped otherwise). Every test has its own
 // prefix and directory and removes everything in t.after — agents by their recorded PIDs,
@@ -127,6 +128,10 @@ describe('weir lab (CLI, root)', () => {
     assert.equal(reachable(p, 'other/client', 'app/web', 80), true);
     const summary = await ok(['lab', 'probe', ...lab.at, '--compare']);
     assert.match(summary.stdout, /^\d+ cells, 0 disagreements/m);
+    assert.match(summary.stdout, /^\d+ cells on \d+ ports? \(.*\) in \d+ ms: \d+ reachable, \d+ not/m, 'a summary by default');
+    assert.doesNotMatch(summary.stdout, /^reachability /m, 'no matrix without --matrix');
+    const matrix = await ok(['lab', 'probe', ...lab.at, '--matrix', '--port', '80/TCP', '--to', 'app/web']);
+    assert.match(matrix.stdout, /^reachability 80\/TCP:\n/m, 'the matrix with --matrix');
 
     // A deny policy: `lab apply` returns once every agent has applied it, so the very next
     // probe must see it — and the agents report the change applied well within a second.

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compareWithDesired, comparisonJson, formatComparison, labCluster, mergeProbeCells, timedOutAllowedCells } from '../src/lab/compare.js';
-import { EXTERNAL_PEER, planLab, type LabState, type ProbeCell, type ProbeResult } from '../src/lab/index.js';
+import { EXTERNAL_PEER, formatProbeSummary, planLab, type LabState, type ProbeCell, type ProbeResult } from '../src/lab/index.js';
 import { loadManifestText } from '../src/load/index.js';
 import type { Cluster } from '../src/model/cluster.js';
 
@@ -179,5 +179,19 @@ spec:
       second.disagreements.map((d) => `${d.cell.from}->${d.cell.to}`),
       ['x/c->x/b'],
     );
+  });
+});
+
+describe('probe text output', () => {
+  it('a summary line for the whole probe; audit cells capped, all counted', () => {
+    const desired = load(MANIFESTS + AUDIT);
+    const result = probeResult(truth);
+    assert.match(formatProbeSummary(result), /^\d+ cells on 1 port \(80\/TCP\) in \d+ ms: \d+ reachable, \d+ not/);
+    assert.equal(formatProbeSummary({ ...result, cells: [] }), 'nothing probed (no target serves the requested ports)');
+    const cmp = compareWithDesired(desired, stateOf(desired), result);
+    assert.ok(cmp.auditCells.length >= 2, 'the audit policy changes several cells');
+    const capped = formatComparison(cmp, { auditLimit: 1 });
+    assert.match(capped, new RegExp(`… and ${cmp.auditCells.length - 1} more`));
+    assert.match(capped, new RegExp(`; ${cmp.auditCells.length} audit changes$`));
   });
 });

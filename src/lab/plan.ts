@@ -137,10 +137,6 @@ function usable(pool: Cidr): { first: number; last: number } {
   return { first: pool.base + 1, last: pool.base + size(pool) - 2 };
 }
 
-/**
- * Plans the lab. `previous` is the state left by an earlier `lab up` on the same directory:
- * pods keep their node and address from it, so a restart does not renumber anything.
- */
 /** The most pods a lab runs: each is a network namespace with a server process. */
 export const LAB_MAX_PODS = 4096;
 
@@ -154,17 +150,16 @@ export function replicasOf(pods: readonly Pod[]): Pod[] {
   }
 }
 
-export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: LabState): LabPlan {
-  const diags: Diagnostic[] = [];
-  const prefix = opts.prefix ?? previous?.prefix ?? DEFAULT_PREFIX;
-  if (!isValidPrefix(prefix)) {
-    throw new ValidationError([
-      err('lab-invalid-prefix', `lab prefix "${prefix}" must be lowercase letters, digits and dashes, end with "-" and be at most 16 characters`),
-    ]);
-  }
-  const dir = opts.dir ?? previous?.dir ?? defaultLabDir(prefix);
+/** The address spaces of a plan: the cluster CIDR split into node pools, and namespace pools. */
+interface AddressSpaces {
+  readonly clusterCidr: Cidr;
+  readonly clusterCidrText: string;
+  readonly nodeBits: number;
+  readonly nsPools: ReadonlyMap<string, Cidr>;
+}
 
-  // ---------------------------------------------------------------- address spaces
+/** Pass 0: the cluster CIDR and namespace pools, each checked against the lab's fixed networks and each other. */
+function planAddressSpaces(opts: LabPlanOptions, previous: LabState | undefined, diags: Diagnostic[]): AddressSpaces {
   const clusterCidrText = opts.clusterCidr ?? previous?.network.clusterCidr ?? LAB_DEFAULTS.clusterCidr;
   const nodeBits = opts.nodeCidrBits ?? LAB_DEFAULTS.nodeCidrBits;
   const clusterCidr = parseCidr(clusterCidrText);
@@ -201,8 +196,11 @@ export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: 
     }
     nsPools.set(ns, c);
   }
+  return { clusterCidr, clusterCidrText, nodeBits, nsPools };
+}
 
-  // ------------------------------------------------------------------------ nodes
+/** Pass 1: the nodes — the declared ones first, then `node-<i>` up to the count — each with its pool. */
+function planNodes(cluster: Cluster, opts: LabPlanOptions, spaces: AddressSpaces, prefix: string, diags: Diagnostic[]): LabNode[] {
   const declared = cluster.nodes;
   const nodeCount = opts.nodes ?? Math.max(declared.length, LAB_DEFAULTS.nodes);
   if (!Number.isInteger(nodeCount) || nodeCount < 1 || nodeCount > LAB_DEFAULTS.maxNodes) {
@@ -211,6 +209,7 @@ export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: 
   if (nodeCount < declared.length) {
     diags.push(err('lab-too-few-nodes', `the manifests declare ${declared.length} nodes but the lab was asked for ${nodeCount}`));
   }
+  const underlay = parseCidr(LAB_DEFAULTS.underlayCidr) as Cidr;
   const nodes: LabNode[] = [];
   const usedNames = new Set(declared.map((n) => n.name));
   for (let i = 0; i < nodeCount; i++) {
@@ -220,18 +219,17 @@ export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: 
       for (let n = i; usedNames.has(name) && n < i + nodeCount + declared.length; n++) name = `node-${n + 1}`;
       usedNames.add(name);
     }
-    const pool = subnet(clusterCidr, nodeBits, i);
+    const pool = subnet(spaces.clusterCidr, spaces.nodeBits, i);
     if (!pool) {
-      diags.push(err('lab-cidr-too-small', `cluster CIDR ${clusterCidrText} has no room for a /${nodeBits} pool for node ${i}`));
+      diags.push(err('lab-cidr-too-small', `cluster CIDR ${spaces.clusterCidrText} has no room for a /${spaces.nodeBits} pool for node ${i}`));
       continue;
     }
-    const underlayIp = formatIPv4(underlay.base + LAB_DEFAULTS.underlayHostOffset + i);
     nodes.push({
       name,
       index: i,
       labels: { ...(decl?.labels ?? {}), 'kubernetes.io/hostname': name },
       netns: netnsNames.node(prefix, i),
-      underlayIp,
+      underlayIp: formatIPv4(underlay.base + LAB_DEFAULTS.underlayHostOffset + i),
       underlayDev: UNDERLAY_DEV,
       vxlanDev: VXLAN_DEV,
       vtepIp: formatIPv4(pool.base),
@@ -239,12 +237,13 @@ export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: 
       podCidr: formatCidr(pool),
     });
   }
-  if (hasErrors(diags)) throw new ValidationError(diags);
-  const nodeByName = new Map(nodes.map((n) => [n.name, n]));
-  const nodePools = nodes.map((n) => parseCidr(n.podCidr) as Cidr);
+  return nodes;
+}
 
-  // ------------------------------------------------------------------------- pods
-  const seen = new Map<string, Pod>();
+/** Pass 2: the pods the lab emulates (no duplicates, no host network, known nodes), sorted by key. */
+function collectPods(cluster: Cluster, nodes: readonly LabNode[], diags: Diagnostic[]): Pod[] {
+  const nodeNames = new Set(nodes.map((n) => n.name));
+  const seen = new Set<string>();
   const hashes = new Map<string, string>();
   const pods: Pod[] = [];
   for (const pod of replicasOf(cluster.pods)) {
@@ -253,7 +252,7 @@ export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: 
       diags.push(err('lab-duplicate-pod', `pod ${key} is declared more than once`, podObject(pod), 'metadata.name'));
       continue;
     }
-    seen.set(key, pod);
+    seen.add(key);
     diags.push(...podDiagnostics(pod));
     if (pod.hostNetwork) continue;
     const h = podHash(key);
@@ -262,23 +261,25 @@ export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: 
       diags.push(err('lab-name-hash-clash', `pods ${clash} and ${key} hash to the same lab name; rename one of them`, podObject(pod)));
     }
     hashes.set(h, key);
-    if (pod.node !== undefined && !nodeByName.has(pod.node)) {
+    if (pod.node !== undefined && !nodeNames.has(pod.node)) {
       diags.push(err('lab-unknown-node', `pod is bound to node "${pod.node}" but the lab has nodes ${nodes.map((n) => n.name).join(', ')}`, podObject(pod), 'spec.nodeName'));
     }
     pods.push(pod);
   }
-  pods.sort((a, b) => podKey(a.namespace, a.name).localeCompare(podKey(b.namespace, b.name)));
+  return pods.sort((a, b) => podKey(a.namespace, a.name).localeCompare(podKey(b.namespace, b.name)));
+}
 
-  const poolFor = (pod: Pod, nodeIndex: number): PoolState => {
-    const ns = nsPools.get(pod.namespace);
-    if (ns) return { cidr: ns, label: `namespace ${pod.namespace} pool ${formatCidr(ns)}` };
-    return { cidr: nodePools[nodeIndex] as Cidr, label: `node ${nodes[nodeIndex]?.name} pool ${nodes[nodeIndex]?.podCidr}` };
-  };
-  const allPools: Cidr[] = [...nodePools, ...nsPools.values()];
-  const prevPods = new Map((previous?.pods ?? []).map((p) => [p.key, p]));
+/** What the address passes share: pools, and the addresses taken so far (address → pod key). */
+interface AddressBook {
+  readonly nodes: readonly LabNode[];
+  readonly nodePools: readonly Cidr[];
+  readonly nsPools: ReadonlyMap<string, Cidr>;
+  readonly usedIps: Map<number, string>;
+}
 
-  // Pass 1: explicit addresses are honoured first, so automatic ones never take them.
-  const usedIps = new Map<number, string>();
+/** Pass 3: explicit addresses are honoured first, so automatic ones never take them. */
+function claimExplicitIps(pods: readonly Pod[], book: AddressBook, diags: Diagnostic[]): Map<string, number> {
+  const allPools: Cidr[] = [...book.nodePools, ...book.nsPools.values()];
   const explicitIp = new Map<string, number>();
   for (const pod of pods) {
     if (pod.ip === undefined) continue;
@@ -290,7 +291,7 @@ export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: 
     }
     const pool = allPools.find((c) => contains(c, ip));
     if (!pool) {
-      const pools = [...nodes.map((n) => n.podCidr), ...[...nsPools.values()].map(formatCidr)].join(', ');
+      const pools = [...book.nodes.map((n) => n.podCidr), ...[...book.nsPools.values()].map(formatCidr)].join(', ');
       diags.push(err('lab-pod-ip-outside-pools', `pod IP ${pod.ip} is outside the lab's pools (${pools})`, podObject(pod), 'status.podIP'));
       continue;
     }
@@ -299,27 +300,33 @@ export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: 
       diags.push(err('lab-pod-ip-reserved', `pod IP ${pod.ip} is reserved in ${formatCidr(pool)} (network/VTEP or broadcast address)`, podObject(pod), 'status.podIP'));
       continue;
     }
-    const owner = usedIps.get(ip);
+    const owner = book.usedIps.get(ip);
     if (owner) {
       diags.push(err('lab-pod-ip-clash', `pod IP ${pod.ip} is also the IP of pod ${owner}`, podObject(pod), 'status.podIP'));
       continue;
     }
-    usedIps.set(ip, key);
+    book.usedIps.set(ip, key);
     explicitIp.set(key, ip);
   }
+  return explicitIp;
+}
 
-  // Pass 2: nodes. Bound pods first (nodeName, then the node whose pool holds the explicit
-  // IP, then the node of the previous run); the rest go to the least-loaded node, lowest
-  // index first — round-robin when nothing is bound, and stable for a given pod list.
+/**
+ * Pass 4: nodes. Bound pods first (nodeName, then the node whose pool holds the explicit IP,
+ * then the node of the previous run); the rest go to the least-loaded node, lowest index
+ * first — round-robin when nothing is bound, and stable for a given pod list.
+ */
+function placePods(pods: readonly Pod[], book: AddressBook, explicitIp: ReadonlyMap<string, number>, prevPods: ReadonlyMap<string, LabPod>): Map<string, number> {
+  const nodeByName = new Map(book.nodes.map((n) => [n.name, n]));
   const nodeOf = new Map<string, number>();
-  const load = nodes.map(() => 0);
+  const load = book.nodes.map(() => 0);
   for (const pod of pods) {
     const key = podKey(pod.namespace, pod.name);
     let idx: number | undefined;
     if (pod.node !== undefined) idx = nodeByName.get(pod.node)?.index;
     const ip = explicitIp.get(key);
-    if (idx === undefined && ip !== undefined && !nsPools.has(pod.namespace)) {
-      const i = nodePools.findIndex((c) => contains(c, ip));
+    if (idx === undefined && ip !== undefined && !book.nsPools.has(pod.namespace)) {
+      const i = book.nodePools.findIndex((c) => contains(c, ip));
       if (i >= 0) idx = i;
     }
     const prev = prevPods.get(key);
@@ -337,9 +344,26 @@ export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: 
     nodeOf.set(key, best);
     load[best] = (load[best] ?? 0) + 1;
   }
+  return nodeOf;
+}
 
-  // Pass 3: addresses. The previous run's address is kept when it is still free and in the
-  // pod's pool; otherwise the lowest free address of the pool.
+/**
+ * Pass 5: addresses. The previous run's address is kept when it is still free and in the
+ * pod's pool; otherwise the lowest free address of the pool.
+ */
+function assignAddresses(
+  pods: readonly Pod[],
+  book: AddressBook,
+  explicitIp: ReadonlyMap<string, number>,
+  nodeOf: ReadonlyMap<string, number>,
+  prevPods: ReadonlyMap<string, LabPod>,
+  diags: Diagnostic[],
+): Map<string, number> {
+  const poolFor = (pod: Pod, nodeIndex: number): PoolState => {
+    const ns = book.nsPools.get(pod.namespace);
+    if (ns) return { cidr: ns, label: `namespace ${pod.namespace} pool ${formatCidr(ns)}` };
+    return { cidr: book.nodePools[nodeIndex] as Cidr, label: `node ${book.nodes[nodeIndex]?.name} pool ${book.nodes[nodeIndex]?.podCidr}` };
+  };
   const ipOf = new Map<string, number>(explicitIp);
   for (const pod of pods) {
     const key = podKey(pod.namespace, pod.name);
@@ -347,8 +371,8 @@ export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: 
     const prev = parseIPv4(prevPods.get(key)?.ip ?? '');
     const pool = poolFor(pod, nodeOf.get(key) ?? 0).cidr;
     const { first, last } = usable(pool);
-    if (prev !== undefined && prev >= first && prev <= last && !usedIps.has(prev)) {
-      usedIps.set(prev, key);
+    if (prev !== undefined && prev >= first && prev <= last && !book.usedIps.has(prev)) {
+      book.usedIps.set(prev, key);
       ipOf.set(key, prev);
     }
   }
@@ -359,38 +383,38 @@ export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: 
     const pool = poolFor(pod, nodeOf.get(key) ?? 0);
     const { first, last } = usable(pool.cidr);
     let ip = cursor.get(pool.label) ?? first;
-    while (ip <= last && usedIps.has(ip)) ip++;
+    while (ip <= last && book.usedIps.has(ip)) ip++;
     cursor.set(pool.label, ip);
     if (ip > last) {
       diags.push(err('lab-pool-exhausted', `no free address left in ${pool.label} (${last - first + 1} usable addresses)`, podObject(pod)));
       continue;
     }
-    usedIps.set(ip, key);
+    book.usedIps.set(ip, key);
     ipOf.set(key, ip);
   }
-  if (hasErrors(diags)) throw new ValidationError(diags);
+  return ipOf;
+}
 
-  const labPods: LabPod[] = pods.map((pod) => {
-    const key = podKey(pod.namespace, pod.name);
-    const node = nodes[nodeOf.get(key) ?? 0] as LabNode;
-    return {
-      key,
-      namespace: pod.namespace,
-      name: pod.name,
-      labels: { ...pod.labels },
-      workload: pod.workload,
-      ip: formatIPv4(ipOf.get(key) ?? 0),
-      node: node.name,
-      netns: netnsNames.pod(prefix, key),
-      dev: POD_DEV,
-      hostVeth: hostVethName(key),
-      ports: pod.ports.map((p) => ({ ...p })),
-      served: servedPorts(pod.ports),
-    };
-  });
+function labPodOf(pod: Pod, node: LabNode, ip: number, prefix: string): LabPod {
+  const key = podKey(pod.namespace, pod.name);
+  return {
+    key,
+    namespace: pod.namespace,
+    name: pod.name,
+    labels: { ...pod.labels },
+    workload: pod.workload,
+    ip: formatIPv4(ip),
+    node: node.name,
+    netns: netnsNames.pod(prefix, key),
+    dev: POD_DEV,
+    hostVeth: hostVethName(key),
+    ports: pod.ports.map((p) => ({ ...p })),
+    served: servedPorts(pod.ports),
+  };
+}
 
-  const node0 = nodes[0] as LabNode;
-  const ext: LabExternal = {
+function externalHost(node0: LabNode, prefix: string): LabExternal {
+  return {
     name: 'external',
     netns: netnsNames.external(prefix),
     ip: LAB_DEFAULTS.externalIp,
@@ -400,7 +424,38 @@ export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: 
     hostVeth: EXTERNAL_HOST_VETH,
     served: EXTERNAL_PORTS.map((p) => ({ ...p })),
   };
+}
 
+/**
+ * Plans the lab. `previous` is the state left by an earlier `lab up` on the same directory:
+ * pods keep their node and address from it, so a restart does not renumber anything. The
+ * passes run in order; each adds its diagnostics, and errors stop the plan where later passes
+ * would only repeat them (after the nodes, and at the end).
+ */
+export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: LabState): LabPlan {
+  const diags: Diagnostic[] = [];
+  const prefix = opts.prefix ?? previous?.prefix ?? DEFAULT_PREFIX;
+  if (!isValidPrefix(prefix)) {
+    throw new ValidationError([
+      err('lab-invalid-prefix', `lab prefix "${prefix}" must be lowercase letters, digits and dashes, end with "-" and be at most 16 characters`),
+    ]);
+  }
+  const dir = opts.dir ?? previous?.dir ?? defaultLabDir(prefix);
+  const spaces = planAddressSpaces(opts, previous, diags);
+  const nodes = planNodes(cluster, opts, spaces, prefix, diags);
+  if (hasErrors(diags)) throw new ValidationError(diags);
+  const pods = collectPods(cluster, nodes, diags);
+  const book: AddressBook = { nodes, nodePools: nodes.map((n) => parseCidr(n.podCidr) as Cidr), nsPools: spaces.nsPools, usedIps: new Map() };
+  const prevPods = new Map((previous?.pods ?? []).map((p) => [p.key, p]));
+  const explicitIp = claimExplicitIps(pods, book, diags);
+  const nodeOf = placePods(pods, book, explicitIp, prevPods);
+  const ipOf = assignAddresses(pods, book, explicitIp, nodeOf, prevPods, diags);
+  if (hasErrors(diags)) throw new ValidationError(diags);
+
+  const labPods = pods.map((pod) => {
+    const key = podKey(pod.namespace, pod.name);
+    return labPodOf(pod, nodes[nodeOf.get(key) ?? 0] as LabNode, ipOf.get(key) ?? 0, prefix);
+  });
   const state: LabState = {
     version: 1,
     prefix,
@@ -408,7 +463,7 @@ export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: 
     status: 'starting',
     updatedAt: new Date().toISOString(),
     network: {
-      clusterCidr: formatCidr(clusterCidr),
+      clusterCidr: formatCidr(spaces.clusterCidr),
       underlayCidr: LAB_DEFAULTS.underlayCidr,
       externalCidr: LAB_DEFAULTS.externalCidr,
       vni: LAB_DEFAULTS.vni,
@@ -416,12 +471,12 @@ export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: 
       mtu: LAB_DEFAULTS.mtu,
       podGateway: POD_GATEWAY,
     },
-    namespacePools: Object.fromEntries([...nsPools].map(([ns, c]) => [ns, formatCidr(c)])),
+    namespacePools: Object.fromEntries([...spaces.nsPools].map(([ns, c]) => [ns, formatCidr(c)])),
     underlay: { netns: netnsNames.underlay(prefix), bridge: UNDERLAY_BRIDGE },
     namespaces: cluster.namespaces.map((n) => ({ name: n.name, labels: { ...n.labels } })),
     nodes,
     pods: labPods,
-    external: ext,
+    external: externalHost(nodes[0] as LabNode, prefix),
   };
   return { state, diagnostics: diags };
 }

@@ -1,0 +1,263 @@
+// The per-node agent: desired state → engine → renderer → applier, and the status it publishes
+// (src/agent/status.ts). `NodeAgent` is the in-process core; the lab runs one per emulated node
+// (src/lab/agent.ts: in-process hooks, and the `weir agent` process).
+//
+// It consumes a cluster source (src/source) batch by batch: the engine's incremental handlers
+// take the events (applyEventsToEngine), so a pod add costs a pod upsert and an element-only
+// transaction (render/elements.ts), and a policy change a render and a partial sync.
+//
+// Restart: the agent keeps no state on disk besides its status; a new agent does an atomic
+// full replace from the sources, so nothing is lost and nothing is left half-applied.
+
+import { join } from 'node:path';
+import type { Cluster, Pod } from '../model/cluster.js';
+import { formatDiagnostic, type Diagnostic } from '../model/diagnostics.js';
+import { PolicyEngine } from '../policy/engine.js';
+import type { CompiledRule } from '../policy/rules.js';
+import { Applier, nftRunner, type NftRunner } from '../nft/apply.js';
+import { collectReasons } from '../render/reasons.js';
+import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/render.js';
+import type { Ruleset } from '../render/ruleset.js';
+import { applyEventsToEngine } from '../source/engine.js';
+import { diffSnapshots, EMPTY_SNAPSHOT } from '../source/diff.js';
+import { snapshotOfCluster } from '../source/files.js';
+import type { ClusterEvent, ClusterSnapshot } from '../source/types.js';
+import { sweepConntrack } from './conntrack.js';
+import { REASONS_FILE, writeAgentStatus, writeJsonAtomic, type AgentStatus } from './status.js';
+
+export type { AgentStatus };
+
+export interface NodeAgentOptions {
+  readonly node: string;
+  /** Namespace where `nft` and `conntrack` run; undefined: the current one. */
+  readonly netns?: string;
+  readonly runner?: NftRunner;
+  /** Flush conntrack entries of connections that are no longer allowed. */
+  readonly strict?: boolean;
+  /** Where agent-<node>.json and reasons.json go; nothing is written when absent. */
+  readonly statusDir?: string;
+  readonly log?: (line: string) => void;
+  /** nft wildcard of the node's pod interfaces: fail closed for pods not synced yet (see RenderInput). */
+  readonly podInterfaces?: string;
+}
+
+/** One batch of a cluster source, with what only the node knows. */
+export interface AgentBatch {
+  /** Source events, in order (src/source). */
+  readonly events: readonly ClusterEvent[];
+  /** This node's pods after the batch (veth and address overrides). */
+  readonly localPods: readonly LocalPod[];
+  /** Diagnostics of the source's input (reported in the status). */
+  readonly diagnostics?: readonly Diagnostic[];
+  /** The desired generation the batch was computed from (reported in the status). */
+  readonly desiredGeneration?: number;
+  /** The source's snapshot after the batch, when it has one: lets a later `sync(cluster)` diff from it. */
+  readonly snapshot?: ClusterSnapshot;
+}
+
+/** A snapshot with other pods (its EndpointSlices are not recomputed: the filter does not read them). */
+function withPods(s: ClusterSnapshot, pods: readonly Pod[]): ClusterSnapshot {
+  return { cluster: { ...s.cluster, pods }, endpointSlices: s.endpointSlices };
+}
+
+export class NodeAgent {
+  readonly engine = new PolicyEngine();
+  readonly applier: Applier;
+  /** The snapshot of the last whole-state sync (or batch that carried one), kept up to date by pod events. */
+  private synced: ClusterSnapshot | undefined;
+  private generation = 0;
+  private lastReasons = '';
+  last: AgentStatus | undefined;
+  lastRuleset: Ruleset | undefined;
+  private lastLocal: Set<string> | undefined;
+  private lastLocalPods = new Map<string, LocalPod>();
+  private lastDiagnostics: readonly Diagnostic[] = [];
+  private desiredGeneration: number | undefined;
+  private policyVersion = 0;
+  private namedCache: { policies: number; version: number; rules: CompiledRule[] } | undefined;
+
+  constructor(private readonly opts: NodeAgentOptions) {
+    this.applier = new Applier(opts.runner ?? nftRunner(opts.netns));
+  }
+
+  /**
+   * Consumes one batch of source events: the engine's incremental handlers take the events
+   * (applyEventsToEngine), then the ruleset is patched (pods of known identities coming and
+   * going: element changes only) or rendered, and applied in one transaction.
+   */
+  async apply(batch: AgentBatch): Promise<AgentStatus> {
+    const t0 = performance.now();
+    const identitiesBefore = new Set(this.engine.cache.identities.keys());
+    const changes = applyEventsToEngine(this.engine, batch.events);
+    if (changes.other) this.policyVersion++;
+    this.synced = batch.snapshot;
+    const localPods = batch.localPods;
+    const localKeys = new Set(localPods.map((p) => p.key));
+    const locals = new Map(localPods.map((p) => [p.key, p]));
+    // Replicas coming and going: patch elements instead of re-rendering (same result, see
+    // patchPods). Only when the local pods changed by exactly those pods (none moved nodes).
+    // Services and EndpointSlices change nothing in the policy filter.
+    const applied = this.applier.applied;
+    let patched: Ruleset | undefined;
+    if (applied && !changes.other && this.lastLocal) {
+      const expectedLocal = new Set(this.lastLocal);
+      for (const p of changes.removed) expectedLocal.delete(`${p.namespace}/${p.name}`);
+      for (const p of changes.added) if (localKeys.has(`${p.namespace}/${p.name}`)) expectedLocal.add(`${p.namespace}/${p.name}`);
+      if (expectedLocal.size === localKeys.size && [...localKeys].every((k) => expectedLocal.has(k))) {
+        patched = patchPods(applied, this.engine, changes, { removedIdentities: changes.removedIdentities, locals, localsBefore: this.lastLocalPods, identitiesBefore });
+      }
+    }
+    const ruleset = patched ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces });
+    this.lastLocal = localKeys;
+    this.lastLocalPods = locals;
+    if (batch.diagnostics) this.lastDiagnostics = batch.diagnostics;
+    if (batch.desiredGeneration !== undefined) this.desiredGeneration = batch.desiredGeneration;
+    return this.applyRuleset(ruleset, performance.now() - t0);
+  }
+
+  /**
+   * Whole-state convenience (tests, benchmarks, in-process hooks): the events that bring the
+   * agent from the state it last synced to `cluster` (src/source/diff.ts), applied as a batch.
+   */
+  async sync(cluster: Cluster, localPods: readonly LocalPod[], diagnostics: readonly Diagnostic[] = [], desiredGeneration?: number): Promise<AgentStatus> {
+    if (this.synced === undefined && this.engine.pods.size + this.engine.policies.size + this.engine.cache.nodes.size + this.engine.cache.namespaces.size > 0) {
+      throw new Error(`weir agent ${this.opts.node}: sync(cluster) after a batch without a snapshot: the state to diff from is unknown`);
+    }
+    const next = snapshotOfCluster(cluster);
+    const events = diffSnapshots(this.synced ?? EMPTY_SNAPSHOT, next);
+    return this.apply({ events, localPods, diagnostics, desiredGeneration, snapshot: next });
+  }
+
+  /**
+   * Event path for one pod that appeared (`local` when it runs on this node): an engine
+   * upsert and the element changes its identity's group memberships imply — no cluster diff,
+   * no render — in one small `nft -f` of element commands. Falls back to a full render when
+   * the pod brings a new identity (new chains) or replaces a pod of the same name.
+   */
+  async podAdded(pod: Pod, local?: LocalPod): Promise<AgentStatus> {
+    const t0 = performance.now();
+    const key = `${pod.namespace}/${pod.name}`;
+    const old = this.engine.pods.get(key);
+    if (old) {
+      // A replacement: an update event (the pod's identity may change), rendered in full.
+      this.synced = this.synced && withPods(this.synced, this.synced.cluster.pods.map((p) => (`${p.namespace}/${p.name}` === key ? pod : p)));
+      return this.apply({ events: [{ type: 'updated', kind: 'Pod', object: pod, old }], localPods: this.localList(key, local), snapshot: this.synced });
+    }
+    this.engine.upsertPod(pod);
+    this.synced = this.synced && withPods(this.synced, [...this.synced.cluster.pods, pod]);
+    const localsBefore = this.lastLocalPods;
+    if (local) this.lastLocalPods = new Map(this.lastLocalPods).set(key, local);
+    const identity = this.engine.identityOfPod(key);
+    const applied = this.applier.applied;
+    // The identity existed before when the pod is not its only one.
+    const known = identity && identity.pods.size > 1 ? new Set([identity.id]) : new Set<number>();
+    const patched = applied ? patchPods(applied, this.engine, { added: [pod], removed: [] }, { removedIdentities: new Map(), locals: this.lastLocalPods, localsBefore, identitiesBefore: known, namedEgressRules: this.namedEgress() }) : undefined;
+    return this.afterEvent(patched, t0);
+  }
+
+  /** Event path for a pod that went away (see podAdded). */
+  async podRemoved(namespace: string, name: string): Promise<AgentStatus> {
+    const t0 = performance.now();
+    const key = `${namespace}/${name}`;
+    const pod = this.engine.pods.get(key);
+    const identity = this.engine.identityOfPod(key);
+    if (!pod || !identity) return this.applyRuleset(this.applier.applied ?? this.renderNow(), performance.now() - t0);
+    this.engine.removePod(namespace, name);
+    this.synced = this.synced && withPods(this.synced, this.synced.cluster.pods.filter((p) => p.namespace !== namespace || p.name !== name));
+    const localsBefore = this.lastLocalPods;
+    if (this.lastLocalPods.has(key)) {
+      this.lastLocalPods = new Map(this.lastLocalPods);
+      this.lastLocalPods.delete(key);
+    }
+    const applied = this.applier.applied;
+    const patched =
+      applied && this.engine.cache.identities.has(identity.id)
+        ? patchPods(applied, this.engine, { added: [], removed: [pod] }, { removedIdentities: new Map([[key, identity]]), locals: this.lastLocalPods, localsBefore, identitiesBefore: new Set([identity.id]), namedEgressRules: this.namedEgress() })
+        : undefined;
+    return this.afterEvent(patched, t0);
+  }
+
+  private localList(replace: string, local: LocalPod | undefined): LocalPod[] {
+    const out = [...this.lastLocalPods.values()].filter((p) => p.key !== replace);
+    if (local) out.push(local);
+    return out;
+  }
+
+  private renderNow(): Ruleset {
+    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces });
+  }
+
+  /** Named-port egress rules change only with policies; cached per policy set. */
+  private namedEgress(): CompiledRule[] {
+    if (this.namedCache?.policies !== this.engine.policies.size || this.namedCache.version !== this.policyVersion) {
+      this.namedCache = { policies: this.engine.policies.size, version: this.policyVersion, rules: namedEgress(this.engine) };
+    }
+    return this.namedCache.rules;
+  }
+
+  private async afterEvent(patched: Ruleset | undefined, t0: number): Promise<AgentStatus> {
+    this.lastLocal = new Set(this.lastLocalPods.keys());
+    return this.applyRuleset(patched ?? this.renderNow(), performance.now() - t0);
+  }
+
+  /** The identities of the local pods (one entry per identity, not per pod: the file stays small). */
+  private localIdentities(localPods: readonly LocalPod[]): NonNullable<AgentStatus['identities']> {
+    const byId = new Map<number, { id: number; namespace: string; labels: Readonly<Record<string, string>>; pods: number }>();
+    for (const p of localPods) {
+      const id = this.engine.identityOfPod(p.key);
+      if (!id) continue;
+      const entry = byId.get(id.id);
+      if (entry) entry.pods++;
+      else byId.set(id.id, { id: id.id, namespace: id.namespace, labels: id.labels, pods: 1 });
+    }
+    return [...byId.values()].sort((a, b) => a.id - b.id).map((e) => ({ ...e, labels: { ...e.labels } }));
+  }
+
+  private async applyRuleset(ruleset: Ruleset, renderMs: number): Promise<AgentStatus> {
+    const diagnostics = this.lastDiagnostics;
+    const localPods = [...this.lastLocalPods.values()];
+    const desiredGeneration = this.desiredGeneration;
+    const result = await this.applier.apply(ruleset);
+    let conntrackDeleted = 0;
+    if (result.ok && this.opts.strict && result.narrowed) {
+      const local = new Set(localPods.map((p) => p.ip ?? this.engine.pods.get(p.key)?.ip).filter((ip): ip is string => ip !== undefined));
+      conntrackDeleted = await sweepConntrack(this.engine, this.opts.netns, local);
+    }
+    if (result.ok) this.lastRuleset = this.applier.applied;
+    this.generation++;
+    const errors = diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
+    const status: AgentStatus = {
+      node: this.opts.node,
+      pid: process.pid,
+      generation: this.generation,
+      ...(desiredGeneration !== undefined ? { desiredGeneration } : {}),
+      lastApplyOk: result.ok,
+      error: result.error,
+      updatedAt: new Date().toISOString(),
+      mode: result.mode,
+      renderMs: Math.round(renderMs * 10) / 10,
+      applyMs: Math.round(result.applyMs * 10) / 10,
+      rules: result.stats.rules,
+      chains: result.stats.chains,
+      sets: result.stats.sets,
+      setElements: result.stats.elements,
+      counters: result.stats.counters,
+      localPods: localPods.length,
+      diagnostics: diagnostics.length,
+      diagnosticErrors: errors.slice(0, 20),
+      conntrackDeleted,
+      identities: this.localIdentities(localPods),
+    };
+    this.last = status;
+    if (!result.ok) this.opts.log?.(`weir agent ${this.opts.node}: apply failed, previous ruleset kept: ${result.error ?? ''}`);
+    if (this.opts.statusDir) {
+      await writeAgentStatus(this.opts.statusDir, status);
+      const reasons = JSON.stringify(ruleset.reasons);
+      if (result.ok && reasons !== this.lastReasons) {
+        await writeJsonAtomic(join(this.opts.statusDir, REASONS_FILE), ruleset.reasons);
+        this.lastReasons = reasons;
+      }
+    }
+    return status;
+  }
+}
