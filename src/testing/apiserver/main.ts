@@ -1,0 +1,45 @@
+// The test API server as its own process, with a state file so that it can be killed and
+// restarted where it stopped (the lab's `--source kube` and the restart tests):
+//
+//   node --import tsx src/testing/apiserver/main.ts --state FILE [--port N] [--kubeconfig PATH]
+//        [--token T] [--bookmark-ms MS]
+//
+// Prints one line `weir-apiserver listening on URL` when it accepts connections; SIGTERM or
+// SIGINT writes the state and exits.
+
+import { parseArgs } from 'node:util';
+import { writeKubeconfig } from './kubeconfig.js';
+import { TestApiServer } from './server.js';
+
+export const APISERVER_LISTENING = 'weir-apiserver listening on ';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      state: { type: 'string' },
+      port: { type: 'string', default: '0' },
+      host: { type: 'string', default: '127.0.0.1' },
+      kubeconfig: { type: 'string' },
+      token: { type: 'string' },
+      'bookmark-ms': { type: 'string' },
+    },
+  });
+  const server = new TestApiServer({
+    ...(values.state !== undefined ? { stateFile: values.state } : {}),
+    ...(values.token !== undefined ? { token: values.token } : {}),
+    ...(values['bookmark-ms'] !== undefined ? { bookmarkIntervalMs: Number(values['bookmark-ms']) } : {}),
+  });
+  const url = await server.start(Number(values.port), values.host);
+  if (values.kubeconfig !== undefined) writeKubeconfig(values.kubeconfig, { server: url, ...(values.token !== undefined ? { token: values.token } : {}) });
+  process.stdout.write(`${APISERVER_LISTENING}${url}\n`);
+  const stop = (): void => {
+    void server.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`weir-apiserver: ${(e as Error).message}\n`);
+  process.exit(1);
+});
