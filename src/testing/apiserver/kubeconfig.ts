@@ -5,6 +5,8 @@ import { stringify } from 'yaml';
 
 export interface KubeconfigOptions {
   readonly server: string;
+  /** PEM of the CA that signed the server's certificate (https servers). */
+  readonly ca?: string;
   readonly token?: string;
   readonly namespace?: string;
   readonly name?: string;
@@ -15,7 +17,18 @@ export function kubeconfigText(o: KubeconfigOptions): string {
   return stringify({
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name, cluster: { server: o.server } }],
+    // @kubernetes/client-node refuses plain http unless TLS verification is explicitly
+    // skipped; the test server speaks http on loopback only.
+    clusters: [
+      {
+        name,
+        cluster: {
+          server: o.server,
+          ...(o.server.startsWith('http:') ? { 'insecure-skip-tls-verify': true } : {}),
+          ...(o.ca !== undefined ? { 'certificate-authority-data': Buffer.from(o.ca).toString('base64') } : {}),
+        },
+      },
+    ],
     users: [{ name, user: o.token !== undefined ? { token: o.token } : {} }],
     contexts: [{ name, context: { cluster: name, user: name, ...(o.namespace ? { namespace: o.namespace } : {}) } }],
     'current-context': name,

@@ -2,11 +2,12 @@
 // restarted where it stopped (the lab's `--source kube` and the restart tests):
 //
 //   node --import tsx src/testing/apiserver/main.ts --state FILE [--port N] [--kubeconfig PATH]
-//        [--token T] [--bookmark-ms MS]
+//        [--token T] [--bookmark-ms MS] [--tls-key KEY.pem --tls-cert CERT.pem]
 //
 // Prints one line `weir-apiserver listening on URL` when it accepts connections; SIGTERM or
 // SIGINT writes the state and exits.
 
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { writeKubeconfig } from './kubeconfig.js';
 import { TestApiServer } from './server.js';
@@ -22,15 +23,22 @@ async function main(): Promise<void> {
       kubeconfig: { type: 'string' },
       token: { type: 'string' },
       'bookmark-ms': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-cert': { type: 'string' },
     },
   });
+  const tls =
+    values['tls-key'] !== undefined && values['tls-cert'] !== undefined
+      ? { key: readFileSync(values['tls-key'], 'utf8'), cert: readFileSync(values['tls-cert'], 'utf8') }
+      : undefined;
   const server = new TestApiServer({
+    ...(tls ? { tls } : {}),
     ...(values.state !== undefined ? { stateFile: values.state } : {}),
     ...(values.token !== undefined ? { token: values.token } : {}),
     ...(values['bookmark-ms'] !== undefined ? { bookmarkIntervalMs: Number(values['bookmark-ms']) } : {}),
   });
   const url = await server.start(Number(values.port), values.host);
-  if (values.kubeconfig !== undefined) writeKubeconfig(values.kubeconfig, { server: url, ...(values.token !== undefined ? { token: values.token } : {}) });
+  if (values.kubeconfig !== undefined) writeKubeconfig(values.kubeconfig, { server: url, ...(tls ? { ca: tls.cert } : {}), ...(values.token !== undefined ? { token: values.token } : {}) });
   process.stdout.write(`${APISERVER_LISTENING}${url}\n`);
   const stop = (): void => {
     void server.stop().then(() => process.exit(0));

@@ -24,19 +24,27 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { API_RESOURCES, apiVersionOf, groupVersions, resourceByKind, resourceByPath, type ApiResource } from './resources.js';
 import { ApiError, ObjectStore, type KubeObject, type StoreEvent, type StoreState } from './store.js';
 
 export interface TestApiServerOptions {
-  /** Require `Authorization: Bearer <token>`; none: no authentication. */
+  /**
+   * Require `Authorization: Bearer <token>`; none: no authentication. kubectl sends a bearer
+   * token only over TLS, so a token goes with `tls`.
+   */
   readonly token?: string;
+  /** Serve HTTPS with this PEM key and certificate (as a real API server does). */
+  readonly tls?: { readonly key: string; readonly cert: string };
   /** Changes kept for watches from an older resourceVersion (default 10,000). */
   readonly historyLimit?: number;
   /** How often open watches that asked for bookmarks get one (default 60 s, as kube-apiserver). */
   readonly bookmarkIntervalMs?: number;
   /** Load the state from this file if it exists, and write it back after every change. */
   readonly stateFile?: string;
+  /** Kinds not served at all (e.g. the ANP/BANP CRDs of a cluster that lacks them). */
+  readonly omitKinds?: readonly string[];
 }
 
 export interface RequestRecord {
@@ -118,14 +126,15 @@ export class TestApiServer {
 
   /** The base URL, e.g. http://127.0.0.1:34567. */
   get url(): string {
-    return `http://${this.host}:${this.port}`;
+    return `${this.opts.tls ? 'https' : 'http'}://${this.host}:${this.port}`;
   }
 
   /** Starts listening (port 0: any free port). Can be called again after `stop` (a restart). */
   async start(port = this.port, host = this.host): Promise<string> {
     if (this.server) throw new Error('the test API server is already running');
-    const server = createServer((req, res) => this.handle(req, res));
-    server.on('connection', (s: Socket) => {
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
+    const server: Server = this.opts.tls ? createTlsServer({ key: this.opts.tls.key, cert: this.opts.tls.cert }, handler) : createServer(handler);
+    server.on(this.opts.tls ? 'secureConnection' : 'connection', (s: Socket) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
@@ -315,7 +324,7 @@ export class TestApiServer {
       rest = rest.slice(2);
     }
     const r = resourceByPath(group, version, rest[0]);
-    if (!r || rest.length > 2 || (namespace !== undefined && !r.namespaced)) {
+    if (!r || this.omitted(r) || rest.length > 2 || (namespace !== undefined && !r.namespaced)) {
       throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
     }
     const name = rest[1];
@@ -384,6 +393,10 @@ export class TestApiServer {
     }
   }
 
+  private omitted(r: ApiResource): boolean {
+    return this.opts.omitKinds?.includes(r.kind) ?? false;
+  }
+
   private discovery(seg: string[]): unknown {
     const p = seg.join('/');
     if (p === 'version') {
@@ -392,7 +405,8 @@ export class TestApiServer {
     if (p === 'api') {
       return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `${this.host}:${this.port}` }] };
     }
-    const groups = groupVersions().filter((g) => g.group !== '');
+    const served = API_RESOURCES.filter((r) => !this.omitted(r));
+    const groups = groupVersions().filter((g) => g.group !== '' && served.some((r) => r.group === g.group && r.version === g.version));
     const groupOf = (name: string) => {
       const versions = groups.filter((g) => g.group === name).map((g) => ({ groupVersion: `${g.group}/${g.version}`, version: g.version }));
       return versions.length === 0 ? undefined : { name, versions, preferredVersion: versions[0] };
@@ -408,7 +422,7 @@ export class TestApiServer {
     }
     const gv = seg[0] === 'api' && seg.length === 2 ? { group: '', version: seg[1] } : seg[0] === 'apis' && seg.length === 3 ? { group: seg[1], version: seg[2] } : undefined;
     if (!gv) return undefined;
-    const resources = API_RESOURCES.filter((r) => r.group === gv.group && r.version === gv.version);
+    const resources = served.filter((r) => r.group === gv.group && r.version === gv.version);
     if (resources.length === 0) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
     return {
       kind: 'APIResourceList',
