@@ -134,7 +134,8 @@ export class TestApiServer {
     if (this.server) throw new Error('the test API server is already running');
     const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
     const server: Server = this.opts.tls ? createTlsServer({ key: this.opts.tls.key, cert: this.opts.tls.cert }, handler) : createServer(handler);
-    server.on(this.opts.tls ? 'secureConnection' : 'connection', (s: Socket) => {
+    // The raw TCP socket (also under TLS), so that `stop` can cut every connection at once.
+    server.on('connection', (s: Socket) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
@@ -154,8 +155,11 @@ export class TestApiServer {
     if (!server) return;
     this.server = undefined;
     for (const w of this.watches) this.closeWatch(w);
+    const closed = new Promise<void>((ok) => server.close(() => ok()));
+    // Keep-alive connections would hold `close` open until they time out.
+    server.closeAllConnections();
     for (const s of this.sockets) s.destroy();
-    await new Promise<void>((ok) => server.close(() => ok()));
+    await closed;
     this.flushState();
   }
 
