@@ -4,6 +4,7 @@
 
 import type { Command } from 'commander';
 import { registerAnalyzerCommands } from './analyzer.js';
+import { registerInstallCommands } from './install.js';
 import { registerLabCommands } from './lab.js';
 import { registerServeCommands } from './serve.js';
 
@@ -13,4 +14,5 @@ export const COMMAND_GROUPS: readonly RegisterCommands[] = [
   registerAnalyzerCommands, // analyze, explain, lint (src/cli/analyzer.ts)
   registerLabCommands, // lab … (src/cli/lab.ts)
   registerServeCommands, // serve … (src/cli/serve.ts)
+  registerInstallCommands, // install --dry-run (src/cli/install.ts)
 ];
