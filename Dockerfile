@@ -26,8 +26,8 @@ COPY --from=build /opt/weir/bin ./bin
 COPY --from=build /opt/weir/src ./src
 COPY --from=build /opt/weir/deploy ./deploy
 COPY --from=build /opt/weir/examples ./examples
-# tsx compiles on first use; a writable cache is in /tmp (an emptyDir in the manifests, which
+# tsx compiles on first use into its cache under /tmp (an emptyDir in the manifests, which
 # keep the root filesystem read-only).
-ENV NODE_ENV=production TSX_DISABLE_CACHE=0 WEIR_LAB_DIR=/tmp/weir
+ENV NODE_ENV=production WEIR_LAB_DIR=/tmp/weir
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "/opt/weir/bin/weir.js"]
 CMD ["--help"]

@@ -247,11 +247,11 @@ describe('Kubernetes source against the test API server', () => {
     const r = await start({ timing: { ...FAST, watchdogMs: 600 } });
     let seed = 7;
     const rand = (n: number) => {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      return seed % n;
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 16) % n;
     };
-    for (let round = 0; round < 6; round++) {
-      for (let i = 0; i < 25; i++) {
+    const ops = (n: number) => {
+      for (let i = 0; i < n; i++) {
         const name = `churn-${rand(12)}`;
         const existing = api.server.list('v1', 'Pod', 'shop').find((p) => p.metadata.name === name);
         const op = rand(3);
@@ -259,15 +259,34 @@ describe('Kubernetes source against the test API server', () => {
         else if (op === 0) api.server.delete('v1', 'Pod', 'shop', name);
         else api.server.update(setLabels(existing, { v: String(rand(4)) }));
       }
-      const fault = round % 4;
-      if (fault === 0) api.server.dropWatches();
-      else if (fault === 1) api.server.forceGone();
-      else if (fault === 2) api.server.silenceWatches();
-      await new Promise((ok) => setTimeout(ok, 150));
+    };
+    const pause = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
+    for (let round = 0; round < 3; round++) {
+      // Changes the watch sees, then a cut stream and changes made while it reconnects.
+      ops(20);
+      await pause(50);
+      api.server.dropWatches();
+      ops(20);
+      await pause(150);
+      // Changes a stalled watch never delivers, then a compaction: only the watchdog's re-list
+      // (a diff against what is known, deletions included) can catch up.
+      api.server.silenceWatches();
+      ops(20);
+      api.server.forceGone();
+      ops(10);
+      await pause(900);
+      // A 410 on live watches in the middle of changes.
+      ops(10);
+      api.server.forceGone();
+      ops(10);
+      await pause(150);
     }
     const wantPods = api.server.list('v1', 'Pod').filter((p) => (p.status as { phase?: string }).phase !== 'Succeeded').length;
     await waitFor('convergence', () => r.source.snapshot().cluster.pods.length === wantPods, 8000);
     await new Promise((ok) => setTimeout(ok, 800));
+    const churnEvents = r.ledger.log.filter((l) => / Pod shop\/churn-/.test(l)).length;
+    assert.ok(churnEvents >= 10, `the churn made events (${churnEvents})`);
+    assert.ok(r.ledger.log.some((l) => l.startsWith('deleted Pod shop/churn-')), 'and deletions');
     await assertConverged(api, r);
   });
 
@@ -304,6 +323,35 @@ describe('Kubernetes source against the test API server', () => {
     assert.deepEqual(pods.get('front-0')?.labels, { app: 'front' });
     assert.deepEqual(pods.get('db')?.ports, [{ name: 'http', port: 80, protocol: 'TCP' }]);
     assert.match(r.source.description, /node node-a/);
+  });
+
+  it('authenticates in-cluster with the service account token and CA', async () => {
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const sa = join(api.dir, 'sa', 'var', 'run', 'secrets', 'kubernetes.io', 'serviceaccount');
+    mkdirSync(sa, { recursive: true });
+    writeFileSync(join(sa, 'token'), api.token);
+    writeFileSync(join(sa, 'ca.crt'), api.ca);
+    writeFileSync(join(sa, 'namespace'), 'weir');
+    const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
+    const url = new URL(api.server.url);
+    process.env.KUBERNETES_SERVICE_HOST = url.hostname;
+    process.env.KUBERNETES_SERVICE_PORT = url.port;
+    try {
+      const source = new KubeSource({ auth: { kind: 'in-cluster', root: join(api.dir, 'sa') }, timing: FAST });
+      const ledger = new EventLedger();
+      const r: Running = { source, ledger, errors: [], synced: 0 };
+      running.push(r);
+      await source.start({ onEvents: (b) => ledger.apply(b), onSynced: () => r.synced++, onError: (e) => r.errors.push(e.message) });
+      assert.equal(r.synced, 1);
+      assert.match(source.description, new RegExp(`kubernetes https://127\\.0\\.0\\.1:${url.port}`));
+      assert.ok(ledger.state.has('Pod shop/front-0'));
+    } finally {
+      for (const [k, v] of [['KUBERNETES_SERVICE_HOST', saved.host], ['KUBERNETES_SERVICE_PORT', saved.port]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
   });
 
   it('does not sync with a wrong token: 401 is reported and retried with backoff', async () => {

@@ -23,7 +23,7 @@ function runInstall(o: InstallCliOptions): void {
     const err = checkNamespaceName(o.namespace);
     if (err) throw new CliError(`invalid --namespace "${o.namespace}": ${err}`);
   }
-  if (o.image !== undefined && !/^[a-z0-9]+([._\-/:@][a-zA-Z0-9_.\-]+)*$/.test(o.image)) throw new CliError(`invalid --image "${o.image}"`);
+  if (o.image !== undefined && !/^[a-z0-9]+([._\-/:@][a-zA-Z0-9_.-]+)*$/.test(o.image)) throw new CliError(`invalid --image "${o.image}"`);
   let rendered;
   try {
     rendered = renderInstall({ overlay: o.overlay, ...(o.from !== undefined ? { from: o.from } : {}), ...(o.namespace !== undefined ? { namespace: o.namespace } : {}), ...(o.image !== undefined ? { image: o.image } : {}) });

@@ -108,6 +108,7 @@ export class KubeSource implements ClusterSource {
   async stop(): Promise<void> {
     this.stopped = true;
     await Promise.all(SOURCE_KINDS.map((k) => this.reflectors[k].stop()));
+    this.transport.close();
     this.onSyncedOnce?.();
   }
 

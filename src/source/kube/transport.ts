@@ -8,8 +8,8 @@
 // after a restart (#1933). Here a watch is one request whose every line, its end and its
 // errors are seen, and the reflector decides what happens next.
 
-import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
 
 /** A failed API request: the HTTP status and, where the server sent one, its metav1.Status. */
@@ -46,7 +46,12 @@ export type Query = Readonly<Record<string, string | undefined>>;
 /** Where the Kubernetes source finds the API server and its credentials. */
 export type KubeAuth =
   | { readonly kind: 'kubeconfig'; readonly path?: string; readonly context?: string }
-  | { readonly kind: 'in-cluster' }
+  /**
+   * The pod's service account: $KUBERNETES_SERVICE_HOST/PORT, the CA and the token file under
+   * /var/run/secrets/kubernetes.io/serviceaccount (re-read as the kubelet rotates it). `root`
+   * prefixes that path (tests).
+   */
+  | { readonly kind: 'in-cluster'; readonly root?: string }
   | { readonly kind: 'config'; readonly config: KubeConfig };
 
 /** Loads a KubeConfig: a file (or $KUBECONFIG / ~/.kube/config), or the in-cluster service account. */
@@ -54,7 +59,7 @@ export function loadKubeConfig(auth: KubeAuth): KubeConfig {
   if (auth.kind === 'config') return auth.config;
   const kc = new KubeConfig();
   if (auth.kind === 'in-cluster') {
-    kc.loadFromCluster();
+    kc.loadFromCluster(auth.root);
   } else {
     if (auth.path !== undefined) kc.loadFromFile(auth.path);
     else kc.loadFromDefault();
@@ -74,7 +79,16 @@ function statusMessage(status: number, body: string): { reason: string; message:
 }
 
 export class KubeTransport {
+  /** Lists share keep-alive connections; each watch has a connection of its own. */
+  private listAgent: HttpAgent | undefined;
+
   constructor(private readonly kc: KubeConfig) {}
+
+  /** Ends the shared list connections (after every reflector has stopped). */
+  close(): void {
+    this.listAgent?.destroy();
+    this.listAgent = undefined;
+  }
 
   get server(): string {
     const c = this.kc.getCurrentCluster();
@@ -100,6 +114,17 @@ export class KubeTransport {
   /** GET returning parsed JSON; non-2xx statuses throw a KubeApiError. */
   async getJSON(path: string, query: Query = {}, timeoutMs = 60_000): Promise<unknown> {
     const { url, options } = await this.open(path, query);
+    // KubeConfig makes a new agent (TLS settings) per request: a new TLS handshake for every
+    // page of every list. Plain agents are replaced by one keep-alive agent with the same TLS
+    // options; proxy agents are kept as they are. Headers (the token) are still per request.
+    const made = options.agent;
+    if (made instanceof HttpsAgent && made.constructor === HttpsAgent) {
+      this.listAgent ??= new HttpsAgent({ ...made.options, keepAlive: true, maxSockets: 4 });
+      options.agent = this.listAgent;
+    } else if (made instanceof HttpAgent && made.constructor === HttpAgent) {
+      this.listAgent ??= new HttpAgent({ keepAlive: true, maxSockets: 4 });
+      options.agent = this.listAgent;
+    }
     return new Promise((resolve, reject) => {
       const req = this.send(
         url,
