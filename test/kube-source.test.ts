@@ -211,6 +211,20 @@ describe('Kubernetes source against the test API server', () => {
     await assertConverged(api, r);
   });
 
+  it('takes every event of a slow watch, in order', async () => {
+    const r = await start();
+    api.server.setSlowWatches(40);
+    const before = r.ledger.log.length;
+    const names = Array.from({ length: 12 }, (_, i) => `slow-${String(i).padStart(2, '0')}`);
+    for (const n of names) api.server.create(pod('data', n, { ip: `10.1.2.${names.indexOf(n) + 1}` }));
+    api.server.delete('v1', 'Pod', 'data', 'slow-03');
+    await waitFor('the slow events', () => r.ledger.log.length >= before + 13, 5000);
+    assert.deepEqual(r.ledger.log.slice(before), [...names.map((n) => `added Pod data/${n}`), 'deleted Pod data/slow-03']);
+    assert.ok(r.ledger.batches.length > 3, 'delivered as they trickled in, not at once');
+    api.server.setSlowWatches(0);
+    await assertConverged(api, r);
+  });
+
   it('bookmarks advance the resourceVersion of a quiet kind', async () => {
     api.server.setBookmarkInterval(100);
     const r = await start();
