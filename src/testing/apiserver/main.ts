@@ -10,9 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { writeKubeconfig } from './kubeconfig.js';
-import { TestApiServer } from './server.js';
-
-export const APISERVER_LISTENING = 'weir-apiserver listening on ';
+import { APISERVER_LISTENING, TestApiServer } from './server.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

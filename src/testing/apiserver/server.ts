@@ -29,6 +29,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import { API_RESOURCES, apiVersionOf, groupVersions, resourceByKind, resourceByPath, type ApiResource } from './resources.js';
 import { ApiError, ObjectStore, type KubeObject, type StoreEvent, type StoreState } from './store.js';
 
+/** The line main.ts prints once it accepts connections (followed by the URL). */
+export const APISERVER_LISTENING = 'weir-apiserver listening on ';
+
 export interface TestApiServerOptions {
   /**
    * Require `Authorization: Bearer <token>`; none: no authentication. kubectl sends a bearer
