@@ -312,7 +312,13 @@ describe('Kubernetes source against the test API server', () => {
     assert.equal(r.synced, 1);
     assert.deepEqual(r.source.snapshot().cluster.adminNetworkPolicies, []);
     assert.ok(r.errors.some((e) => /AdminNetworkPolicy: the API server does not serve policy.networking.k8s.io\/v1alpha1/.test(e)));
+    await new Promise((ok) => setTimeout(ok, 1000));
     assert.equal(r.errors.filter((e) => e.startsWith('AdminNetworkPolicy:')).length, 1, 'reported once, not on every retry');
+    // The CRD is installed later: the source finds it and its objects.
+    api.server.create(adminNetworkPolicy('late-anp', 3));
+    api.server.setOmitKinds([]);
+    await waitFor('the AdminNetworkPolicy once its CRD is served', () => r.ledger.state.has('AdminNetworkPolicy late-anp'), 5000);
+    assert.equal(r.source.stats().find((s) => s.kind === 'AdminNetworkPolicy')?.absent, false);
   });
 
   it('reports an object weir cannot read by name and field, and keeps it out of the model', async () => {

@@ -266,8 +266,10 @@ export class Reflector<K extends SourceKind> {
         new Error(`${this.kind.kind}: the API server does not serve ${this.kind.group}/${this.kind.version} ${this.kind.plural} (CRD not installed?); treated as none, looking again every ${Math.round(this.timing.absentRetryMs / 1000)} s`),
       );
     }
-    // The CRD went away (or never was): no such objects exist.
+    // The CRD went away (or never was): no such objects exist. Look for it again by listing
+    // (there is nothing to watch until it is served).
     this.replace([], undefined);
+    this.needList = true;
   }
 
   /** A full list: diff against what is known, as one batch. */

@@ -118,12 +118,14 @@ export class TestApiServer {
   private saveTimer: NodeJS.Timeout | undefined;
   private port = 0;
   private host = '127.0.0.1';
+  private omitKinds: readonly string[];
 
   constructor(private readonly opts: TestApiServerOptions = {}) {
     let state: StoreState | undefined;
     if (opts.stateFile && existsSync(opts.stateFile)) state = JSON.parse(readFileSync(opts.stateFile, 'utf8')) as StoreState;
     this.store = new ObjectStore(opts.historyLimit ?? 10_000, state);
     this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 60_000;
+    this.omitKinds = opts.omitKinds ?? [];
     if (opts.stateFile) this.store.subscribe(() => this.scheduleSave());
   }
 
@@ -401,7 +403,12 @@ export class TestApiServer {
   }
 
   private omitted(r: ApiResource): boolean {
-    return this.opts.omitKinds?.includes(r.kind) ?? false;
+    return this.omitKinds.includes(r.kind);
+  }
+
+  /** Changes the kinds not served (a CRD installed or removed while clients watch). */
+  setOmitKinds(kinds: readonly string[]): void {
+    this.omitKinds = kinds;
   }
 
   private discovery(seg: string[]): unknown {
