@@ -257,6 +257,22 @@ describe('Kubernetes source against the test API server', () => {
     await assertConverged(api, r);
   });
 
+  it('backs off when every watch is answered with 410 at once (no re-list storm)', async () => {
+    const r = await start({ timing: { ...FAST, backoffBaseMs: 100, backoffMaxMs: 800 } });
+    const lists = () => r.source.stats().find((s) => s.kind === 'Pod')?.lists ?? 0;
+    const before = lists();
+    api.server.setGoneAlways(true);
+    api.server.forceGone();
+    await new Promise((ok) => setTimeout(ok, 2000));
+    const relists = lists() - before;
+    // At once, then 100, 200, 400, 800 ms … with jitter: a handful in 2 s, not hundreds.
+    assert.ok(relists >= 2 && relists <= 8, `re-lists in 2 s: ${relists}`);
+    api.server.setGoneAlways(false);
+    api.server.create(pod('shop', 'healed', { ip: '10.1.0.90' }));
+    await waitFor('the pod after the server heals', () => r.ledger.state.has('Pod shop/healed'), 5000);
+    await assertConverged(api, r);
+  });
+
   it('survives random churn with every fault interleaved, ending equal to a fresh list', async () => {
     const r = await start({ timing: { ...FAST, watchdogMs: 600 } });
     let seed = 7;

@@ -75,7 +75,11 @@ interface Entry<K extends SourceKind> {
   readonly object: KindObjects[K] | undefined;
 }
 
-type WatchOutcome = { readonly kind: 'closed'; readonly lines: number; readonly ms: number } | { readonly kind: 'gone' } | { readonly kind: 'stalled' } | { readonly kind: 'stopped' };
+type WatchOutcome =
+  | { readonly kind: 'closed'; readonly lines: number; readonly ms: number }
+  | { readonly kind: 'gone'; readonly lines: number }
+  | { readonly kind: 'stalled' }
+  | { readonly kind: 'stopped' };
 
 function jsonEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
@@ -198,7 +202,12 @@ export class Reflector<K extends SourceKind> {
           case 'gone':
             this.stats.relistsGone++;
             this.needList = true;
-            failures = 0;
+            // 410 straight after a fresh list (nothing but the ERROR line) must not loop at full
+            // speed: the first one re-lists at once, repeats back off.
+            if (outcome.lines <= 1) {
+              delay = failures > 0 ? this.backoff(failures) : 0;
+              failures++;
+            } else failures = 0;
             break;
           case 'stalled':
             this.stats.relistsWatchdog++;
@@ -384,7 +393,7 @@ export class Reflector<K extends SourceKind> {
         if (line.type === 'ERROR') {
           const status = line.object as { code?: number; message?: string; reason?: string };
           this.current?.abort();
-          if (status.code === 410) finish(() => resolve({ kind: 'gone' }));
+          if (status.code === 410) finish(() => resolve({ kind: 'gone', lines }));
           else finish(() => reject(new KubeApiError(status.code ?? 500, status.reason ?? 'Error', `watch: ${status.message ?? 'error event'}`)));
           return;
         }

@@ -119,6 +119,7 @@ export class TestApiServer {
   private port = 0;
   private host = '127.0.0.1';
   private omitKinds: readonly string[];
+  private goneAlways = false;
 
   constructor(private readonly opts: TestApiServerOptions = {}) {
     let state: StoreState | undefined;
@@ -191,6 +192,11 @@ export class TestApiServer {
       this.enqueue(w, this.goneEvent(0));
       this.endWatch(w);
     }
+  }
+
+  /** Every new watch is answered with 410 at once (a broken cache in front of the server). */
+  setGoneAlways(on: boolean): void {
+    this.goneAlways = on;
   }
 
   /** The watches open now stay open but never send anything again (a stalled stream). */
@@ -618,7 +624,7 @@ export class TestApiServer {
     const matches = (e: StoreEvent) => e.resource === r && (namespace === undefined || e.object.metadata.namespace === namespace);
     if (from !== undefined && !sendInitial) {
       const past = this.store.since(r, from);
-      if (!past) {
+      if (!past || this.goneAlways) {
         this.enqueue(w, this.goneEvent(from));
         this.endWatch(w);
         return;
