@@ -20,9 +20,13 @@ export interface NormalizeOptions {
   readonly node?: string;
 }
 
-/** `object` undefined: the API object exists but is not part of the model (a finished pod). */
+/**
+ * `object` undefined: the API object exists but is not part of the model (a finished pod).
+ * `problems` with ok: the loader kept what is certain of an invalid policy (never dropped:
+ * that would fail open) and said what is wrong.
+ */
 export type Normalized<K extends SourceKind> =
-  | { readonly ok: true; readonly object: KindObjects[K] | undefined }
+  | { readonly ok: true; readonly object: KindObjects[K] | undefined; readonly problems?: readonly string[] }
   | { readonly ok: false; readonly problems: readonly string[] };
 
 interface RawMeta {
@@ -81,9 +85,8 @@ export function normalizeKubeObject<K extends SourceKind>(kind: K, input: Record
   const parsed = parseManifests(JSON.stringify(raw), origin);
   const problems = errorsOf(parsed.diagnostics);
   const obj: ManifestObject | undefined = parsed.objects[0];
-  if (!obj || problems.length > 0) {
-    return { ok: false, problems: problems.length > 0 ? problems : [`${origin}: error: not readable as ${kind}`] };
-  }
+  if (!obj) return { ok: false, problems: problems.length > 0 ? problems : [`${origin}: error: not readable as ${kind}`] };
+  const reported = problems.length > 0 ? { problems } : {};
   if (obj.kind === 'Workload') {
     const v = obj.value;
     const meta = metaOf(raw);
@@ -99,10 +102,10 @@ export function normalizeKubeObject<K extends SourceKind>(kind: K, input: Record
       workload: podWorkload(v.namespace, v.name, meta),
       ...(v.source ? { source: v.source } : {}),
     };
-    return { ok: true, object: pod as KindObjects[K] };
+    return { ok: true, object: pod as KindObjects[K], ...reported };
   }
   if (obj.kind !== kind) return { ok: false, problems: [`${origin}: error: read as ${obj.kind}, expected ${kind}`] };
-  return { ok: true, object: obj.value as KindObjects[K] };
+  return { ok: true, object: obj.value as KindObjects[K], ...reported };
 }
 
 // ------------------------------------------------------------------ EndpointSlice

@@ -326,10 +326,13 @@ export class Reflector<K extends SourceKind> {
     }
     const n = normalizeKubeObject(this.kind.kind, raw as Record<string, unknown>, this.normalize);
     let object: KindObjects[K] | undefined;
-    if (n.ok) object = n.object as KindObjects[K] | undefined;
-    else {
-      // An object weir cannot read is treated as absent, as the file loader drops it, and the
-      // problem is reported with the object and field named.
+    if (n.ok) {
+      object = n.object as KindObjects[K] | undefined;
+      // Kept as the loader salvaged it (what is certain, the doubtful part marked), and reported.
+      if (n.problems) this.sink.error(new Error(n.problems.join('\n')));
+    } else {
+      // An object the loader cannot read at all (policies it salvages instead) is treated as
+      // absent, as in files, and the problem is reported with the object and field named.
       this.sink.error(new Error(n.problems.join('\n')));
       object = undefined;
     }
