@@ -4,6 +4,7 @@
 
 import type { Command } from 'commander';
 import { registerAnalyzerCommands } from './analyzer.js';
+import { registerInstallCommands } from './install.js';
 import { registerLabCommands } from './lab/index.js';
 import { registerServeCommands } from './serve.js';
 
@@ -13,4 +14,5 @@ export const COMMAND_GROUPS: readonly RegisterCommands[] = [
   registerAnalyzerCommands, // analyze, explain, lint (src/cli/analyzer.ts)
   registerLabCommands, // lab …, agent (src/cli/lab/: one file per command)
   registerServeCommands, // serve … (src/cli/serve.ts)
+  registerInstallCommands, // install --dry-run (src/cli/install.ts)
 ];

@@ -1,0 +1,151 @@
+// Renders weir's own kustomizations (deploy/) without kubectl: the subset of kustomize they
+// use — `resources` (files and folders), `namespace`, `labels` (metadata only) and `images`.
+// A test renders every overlay with both this and `kubectl kustomize` and requires the same
+// objects, so the subset cannot drift from the real thing unnoticed. Anything else in a
+// kustomization is refused by name rather than ignored.
+
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+
+export interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+export class KustomizeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KustomizeError';
+  }
+}
+
+/** Kinds without a namespace among those weir installs (and a few a user overlay may add). */
+export const CLUSTER_SCOPED = new Set([
+  'Namespace',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'CustomResourceDefinition',
+  'PriorityClass',
+  'Node',
+  'AdminNetworkPolicy',
+  'BaselineAdminNetworkPolicy',
+  'StorageClass',
+  'PersistentVolume',
+  'ValidatingWebhookConfiguration',
+  'MutatingWebhookConfiguration',
+]);
+
+const KNOWN_FIELDS = new Set(['apiVersion', 'kind', 'resources', 'namespace', 'labels', 'images']);
+
+interface Kustomization {
+  resources?: string[];
+  namespace?: string;
+  labels?: { pairs: Record<string, string>; includeSelectors?: boolean; includeTemplates?: boolean }[];
+  images?: { name: string; newName?: string; newTag?: string }[];
+}
+
+function readYamlObjects(file: string): Manifest[] {
+  const out: Manifest[] = [];
+  for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+    if (doc.errors.length > 0) throw new KustomizeError(`${file}: invalid YAML: ${doc.errors[0].message}`);
+    const v = doc.toJS() as unknown;
+    if (v === null || v === undefined) continue;
+    const m = v as Partial<Manifest>;
+    if (typeof m !== 'object' || !m.kind || !m.apiVersion || !m.metadata?.name) throw new KustomizeError(`${file}: every document needs apiVersion, kind and metadata.name`);
+    out.push(m as Manifest);
+  }
+  return out;
+}
+
+function kustomizationFile(dir: string): string {
+  for (const name of ['kustomization.yaml', 'kustomization.yml', 'Kustomization']) {
+    const f = join(dir, name);
+    if (existsSync(f)) return f;
+  }
+  throw new KustomizeError(`${dir}: no kustomization.yaml`);
+}
+
+function podSpecs(m: Manifest): Record<string, unknown>[] {
+  const spec = m.spec as { template?: { spec?: Record<string, unknown> }; jobTemplate?: { spec?: { template?: { spec?: Record<string, unknown> } } } } | undefined;
+  const out: Record<string, unknown>[] = [];
+  if (spec?.template?.spec) out.push(spec.template.spec);
+  if (spec?.jobTemplate?.spec?.template?.spec) out.push(spec.jobTemplate.spec.template.spec);
+  if (m.kind === 'Pod' && m.spec) out.push(m.spec as Record<string, unknown>);
+  return out;
+}
+
+/** Every container of a workload manifest (containers and initContainers). */
+export function containersOf(m: Manifest): { name: string; image?: string }[] {
+  return podSpecs(m).flatMap((s) => [...((s.initContainers as { name: string; image?: string }[] | undefined) ?? []), ...((s.containers as { name: string; image?: string }[] | undefined) ?? [])]);
+}
+
+function imageName(image: string): string {
+  // registry/name:tag or name@digest → registry/name
+  const at = image.indexOf('@');
+  const noDigest = at >= 0 ? image.slice(0, at) : image;
+  const slash = noDigest.lastIndexOf('/');
+  const colon = noDigest.lastIndexOf(':');
+  return colon > slash ? noDigest.slice(0, colon) : noDigest;
+}
+
+/** Renders the kustomization in `dir` (recursively) into a list of objects. */
+export function kustomize(dir: string): Manifest[] {
+  const file = kustomizationFile(resolve(dir));
+  const k = (readYamlObjectsLoose(file) ?? {}) as Kustomization & Record<string, unknown>;
+  for (const key of Object.keys(k)) if (!KNOWN_FIELDS.has(key)) throw new KustomizeError(`${file}: "${key}" is not supported by weir's renderer (use kubectl kustomize)`);
+  let objects: Manifest[] = [];
+  for (const r of k.resources ?? []) {
+    const path = resolve(dirname(file), r);
+    if (!existsSync(path)) throw new KustomizeError(`${file}: resource ${r} does not exist`);
+    objects.push(...(statSync(path).isDirectory() ? kustomize(path) : readYamlObjects(path)));
+  }
+  if (k.namespace) objects = objects.map((o) => setNamespace(o, k.namespace as string, undefined));
+  for (const l of k.labels ?? []) {
+    if (l.includeSelectors || l.includeTemplates) throw new KustomizeError(`${file}: labels with includeSelectors/includeTemplates are not supported by weir's renderer`);
+    objects = objects.map((o) => ({ ...o, metadata: { ...o.metadata, labels: { ...(o.metadata.labels ?? {}), ...l.pairs } } }));
+  }
+  for (const img of k.images ?? []) objects = objects.map((o) => setImage(o, (name) => name === img.name, `${img.newName ?? img.name}${img.newTag ? `:${img.newTag}` : ''}`));
+  return objects;
+}
+
+function readYamlObjectsLoose(file: string): unknown {
+  const docs = parseAllDocuments(readFileSync(file, 'utf8'));
+  if (docs[0]?.errors.length) throw new KustomizeError(`${file}: invalid YAML: ${docs[0].errors[0].message}`);
+  return docs[0]?.toJS();
+}
+
+/**
+ * Puts a namespaced object into `namespace` (as kustomize's `namespace:` does) and points
+ * ServiceAccount subjects of bindings there. With `from`, only objects in namespace `from`
+ * move, the Namespace object named `from` is renamed.
+ */
+export function setNamespace(o: Manifest, namespace: string, from: string | undefined): Manifest {
+  if (o.kind === 'Namespace') {
+    if (from !== undefined && o.metadata.name === from) return { ...o, metadata: { ...o.metadata, name: namespace } };
+    return o;
+  }
+  let next = o;
+  if (!CLUSTER_SCOPED.has(o.kind) && (from === undefined || (o.metadata.namespace ?? from) === from)) {
+    next = { ...next, metadata: { ...next.metadata, namespace } };
+  }
+  if ((o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding') && Array.isArray(o.subjects)) {
+    const subjects = (o.subjects as { kind: string; namespace?: string }[]).map((s) =>
+      s.kind === 'ServiceAccount' && (from === undefined || s.namespace === from) ? { ...s, namespace } : s,
+    );
+    next = { ...next, subjects };
+  }
+  return next;
+}
+
+/** Replaces the image of every container whose image name matches. */
+export function setImage(o: Manifest, match: (name: string) => boolean, image: string): Manifest {
+  if (containersOf(o).length === 0) return o;
+  const copy = structuredClone(o);
+  for (const c of containersOf(copy)) if (c.image !== undefined && match(imageName(c.image))) c.image = image;
+  return copy;
+}
+
+export { imageName };

@@ -1,0 +1,158 @@
+// The cluster manifests (deploy/) and `weir install --dry-run`: rendered by kubectl's own
+// kustomize and by weir (the same objects), every object checked against the Kubernetes
+// types (a typo'd field or a wrong type fails), least-privilege RBAC that matches what the
+// Kubernetes source reads, and the agent's DaemonSet as a node agent needs it.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { parse, parseAllDocuments } from 'yaml';
+import { containersOf, deployDir, kustomize, renderInstall, validateManifest, type Manifest } from '../src/install/index.js';
+import { KUBE_KINDS } from '../src/source/kube/index.js';
+
+const run = promisify(execFile);
+const KUBECTL = '/usr/bin/kubectl';
+const OVERLAYS = ['default', 'with-crds'];
+
+function id(o: Manifest): string {
+  return `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+}
+
+function byId(objects: readonly Manifest[]): Map<string, Manifest> {
+  return new Map(objects.map((o) => [id(o), o]));
+}
+
+async function weir(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['bin/weir.js', ...args], { timeout: 60_000 });
+    return { stdout, stderr, code: 0 };
+  } catch (e) {
+    const err = e as { stdout: string; stderr: string; code: number };
+    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
+  }
+}
+
+describe('cluster manifests', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'weir-install-'));
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+
+  for (const overlay of OVERLAYS) {
+    it(`renders overlay ${overlay} exactly as kubectl kustomize does`, { skip: !existsSync(KUBECTL) && 'kubectl not installed' }, async () => {
+      const { stdout } = await run(KUBECTL, ['kustomize', join(deployDir(), 'overlays', overlay)], { timeout: 60_000 });
+      const theirs = byId(parseAllDocuments(stdout).map((d) => d.toJS() as Manifest));
+      const ours = byId(kustomize(join(deployDir(), 'overlays', overlay)));
+      assert.deepEqual([...ours.keys()].sort(), [...theirs.keys()].sort());
+      for (const [k, v] of theirs) assert.deepEqual(ours.get(k), v, k);
+    });
+  }
+
+  it('validates every object of every overlay against the Kubernetes types', () => {
+    for (const overlay of OVERLAYS) {
+      const r = renderInstall({ overlay });
+      assert.deepEqual(r.problems, [], overlay);
+      const kinds = new Set(r.objects.map((o) => o.kind));
+      for (const k of ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'Deployment', 'Service']) assert.ok(kinds.has(k), `${overlay} has a ${k}`);
+      if (overlay === 'with-crds') assert.equal(r.objects.filter((o) => o.kind === 'CustomResourceDefinition').length, 2);
+    }
+  });
+
+  it('fails on a typo in a field name and on a value of the wrong type', async () => {
+    const copy = join(tmp, 'deploy');
+    cpSync(deployDir(), copy, { recursive: true });
+    const agent = join(copy, 'base', 'agent.yaml');
+    writeFileSync(agent, readFileSync(agent, 'utf8').replace('hostNetwork: true', 'hostNetwrok: true'));
+    const server = join(copy, 'base', 'server.yaml');
+    writeFileSync(server, readFileSync(server, 'utf8').replace('replicas: 1', 'replicas: "1"').replace('containerPort: 7680', 'containerPort: 7680\n              hostPortt: 80'));
+    const r = renderInstall({ from: join(copy, 'overlays', 'default') });
+    assert.deepEqual(r.problems, [
+      'DaemonSet weir/weir-agent: spec.template.spec.hostNetwrok: unknown field "hostNetwrok" (V1PodSpec has no such field)',
+      'Deployment weir/weir-server: spec.replicas: expected a number, got string',
+      'Deployment weir/weir-server: spec.template.spec.containers[0].ports[0].hostPortt: unknown field "hostPortt" (V1ContainerPort has no such field)',
+    ]);
+    // The same through the CLI: nothing printed, exit 2, the object and field named.
+    const out = await weir('install', '--dry-run', '--from', join(copy, 'overlays', 'default'));
+    assert.equal(out.code, 2);
+    assert.equal(out.stdout, '');
+    assert.match(out.stderr, /DaemonSet weir\/weir-agent: spec\.template\.spec\.hostNetwrok: unknown field/);
+    // In a CRD's schema too: a misspelt JSONSchemaProps keyword.
+    const crd = join(copy, 'crds', 'adminnetworkpolicies.yaml');
+    writeFileSync(crd, readFileSync(crd, 'utf8').replace('maxItems: 100', 'maxItem: 100'));
+    const c = renderInstall({ from: join(copy, 'overlays', 'with-crds') });
+    assert.ok(c.problems.some((p) => /CustomResourceDefinition adminnetworkpolicies\.policy\.networking\.k8s\.io: spec\.versions\[0\]\.schema\.openAPIV3Schema\.properties\.spec\.properties\.\w+\.maxItem: unknown field/.test(p)), c.problems.join('\n'));
+    assert.deepEqual(validateManifest({ apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' } }), ['Widget w: no Kubernetes schema for example.com/v1 Widget']);
+  });
+
+  it('grants read-only list/watch on exactly the kinds the Kubernetes source reads, and create on Events', () => {
+    const { objects } = renderInstall();
+    const roles = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
+    const rules = roles.flatMap((r) => (r.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]).map((rule) => ({ role: r.metadata.name, ...rule })));
+    const granted = new Set<string>();
+    for (const rule of rules) {
+      assert.ok(!rule.verbs.includes('*') && !rule.resources.includes('*') && !rule.apiGroups.includes('*'), `no wildcard in ${rule.role}`);
+      for (const g of rule.apiGroups) for (const r of rule.resources) for (const v of rule.verbs) granted.add(`${v} ${g}/${r}`);
+    }
+    const wanted = new Set<string>();
+    for (const k of Object.values(KUBE_KINDS)) for (const v of ['list', 'watch']) wanted.add(`${v} ${k.group}/${k.plural}`);
+    wanted.add('create /events');
+    wanted.add('create events.k8s.io/events');
+    assert.deepEqual([...granted].sort(), [...wanted].sort());
+    // The agent gets both roles, the server only the read role.
+    const bindings = objects.filter((o) => o.kind === 'ClusterRoleBinding').map((b) => `${(b.subjects as { name: string }[])[0].name} → ${(b.roleRef as { name: string }).name}`);
+    assert.deepEqual(bindings.sort(), ['weir-agent → weir-events', 'weir-agent → weir-read', 'weir-server → weir-read']);
+  });
+
+  it('runs the agent on every node with the host network, NET_ADMIN, limits and local probes', () => {
+    const { objects } = renderInstall();
+    const ds = objects.find((o) => o.kind === 'DaemonSet');
+    assert.ok(ds);
+    const spec = (ds.spec as { template: { spec: Record<string, unknown> } }).template.spec;
+    assert.equal(spec.hostNetwork, true);
+    assert.deepEqual(spec.tolerations, [{ operator: 'Exists' }], 'tolerates every taint');
+    const [c] = spec.containers as {
+      securityContext: { capabilities: { add: string[]; drop: string[] }; privileged: boolean };
+      resources: { requests: Record<string, string>; limits: Record<string, string> };
+      readinessProbe: { httpGet: { host: string; path: string; port: number } };
+      livenessProbe: { httpGet: { host: string; path: string; port: number } };
+    }[];
+    assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'], add: ['NET_ADMIN'] });
+    assert.equal(c.securityContext.privileged, false);
+    const settings = parse((objects.find((o) => o.kind === 'ConfigMap')?.data as Record<string, string>)['settings.yaml']) as { healthPort: number };
+    for (const probe of [c.readinessProbe, c.livenessProbe]) {
+      assert.equal(probe.httpGet.host, '127.0.0.1');
+      assert.equal(probe.httpGet.port, settings.healthPort, 'probes the health port of the settings');
+    }
+    assert.deepEqual([c.readinessProbe.httpGet.path, c.livenessProbe.httpGet.path], ['/readyz', '/livez']);
+    for (const w of objects.filter((o) => containersOf(o).length > 0)) {
+      for (const ct of (w.spec as { template: { spec: { containers: { resources: { requests?: object; limits?: object } }[] } } }).template.spec.containers) {
+        assert.ok(ct.resources.requests && ct.resources.limits, `${id(w)} has requests and limits`);
+      }
+    }
+  });
+
+  it('weir install --dry-run renders for another namespace and image', async () => {
+    const out = await weir('install', '--dry-run', '--namespace', 'netsec', '--image', 'registry.example/weir:1.2.3', '--overlay', 'with-crds');
+    assert.equal(out.code, 0, out.stderr);
+    const objects = parseAllDocuments(out.stdout).map((d) => d.toJS() as Manifest);
+    assert.equal(objects.length, 14);
+    assert.ok(objects.every((o) => validateManifest(o).length === 0));
+    assert.deepEqual(objects.filter((o) => o.kind === 'Namespace').map((o) => o.metadata.name), ['netsec']);
+    for (const o of objects) {
+      if (['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition'].includes(o.kind)) assert.equal(o.metadata.namespace, undefined, id(o));
+      else assert.equal(o.metadata.namespace, 'netsec', id(o));
+      for (const c of containersOf(o)) assert.equal(c.image, 'registry.example/weir:1.2.3');
+    }
+    for (const b of objects.filter((o) => o.kind === 'ClusterRoleBinding')) assert.equal((b.subjects as { namespace: string }[])[0].namespace, 'netsec');
+    assert.doesNotMatch(out.stdout, /\bweir\.svc\b|namespace: weir\b/);
+    assert.match(out.stdout, /server: http:\/\/weir-server\.netsec\.svc:7680/);
+    const bad = await weir('install', '--dry-run', '--namespace', 'Not_Valid');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /invalid --namespace "Not_Valid"/);
+    const noDry = await weir('install');
+    assert.equal(noDry.code, 2);
+    assert.match(noDry.stderr, /add --dry-run/);
+  });
+});
