@@ -1,4 +1,6 @@
-// The renderer: PolicyEngine + one node's local pods → the desired `inet weir` table.
+// The policy filter section of the table (see render.ts, table.ts): PolicyEngine + one node's
+// local pods → chains, sets and maps that filter forwarded traffic. Rules are built as typed
+// objects (nft.ts); pod changes become element changes (elements.ts).
 // Pure: no I/O, no clock, no randomness; equal inputs give equal rulesets.
 //
 // Shape (after kube-proxy's nftables proxier — membership in sets and maps, rules per
@@ -45,9 +47,39 @@ import type { PolicyEngine } from '../policy/engine.js';
 import { V4_BASE, intervalsContain, parseIp, type IpInterval } from '../policy/ip.js';
 import type { CompiledRule, Direction, DirectionProgram, PortSpec } from '../policy/rules.js';
 import { matchesSelector } from '../policy/selector.js';
-import { TABLE, nftName, shortHash } from './names.js';
+import { hasElement, patchElements, type ElementChange } from './elements.js';
+import { DENIED_SET, HITS_SET, TABLE, nftName, shortHash } from './names.js';
+import {
+  accept,
+  drop,
+  elementText,
+  end,
+  flags,
+  goto,
+  inSet,
+  is,
+  jump,
+  quoted,
+  records,
+  ret,
+  rule as nftRule,
+  ruleText,
+  setMark,
+  update,
+  vmap,
+  type Element,
+  type Field,
+  type Literal,
+  type Match,
+  type Rule,
+  type RuleEnd,
+  type Statement,
+} from './nft.js';
 import { IPV6_REASON, NOT_READY_REASON, SPOOF_REASON, collectReasons, defaultDenyReason, ruleReason, type ReasonRegistry } from './reasons.js';
-import type { NftChain, NftSet, Ruleset } from './ruleset.js';
+import type { NftSet, Ruleset } from './ruleset.js';
+import type { Section, TableBuilder } from './table.js';
+
+export { DENIED_SET, HITS_SET };
 
 export interface LocalPod {
   /** `namespace/name`. */
@@ -74,14 +106,13 @@ export interface RenderInput {
   readonly podInterfaces?: string;
 }
 
-export const DENIED_SET = 'denied';
 export const EGRESS_MAP = 'eg_ep';
 export const INGRESS_MAP = 'in_ep';
 export const EGRESS_CHAIN = 'egress';
 export const INGRESS_CHAIN = 'ingress';
 export const DENY_CHAIN = 'deny';
-/**
- * Per-reason hit counters: a dynamic set keyed by the reason id whose elements carry counters,
+/*
+ * HITS_SET — per-reason hit counters: a dynamic set keyed by the reason id whose elements carry counters,
  * filled from the packet path: `update @hits { <id> counter }` where a rule decides (allows
  * leave the packet untouched: its mark may belong to kube-proxy or a CNI), `update @hits
  * { meta mark counter }` in the shared deny and audit chains (the mark is set just before the
@@ -89,21 +120,20 @@ export const DENY_CHAIN = 'deny';
  * the table before any change, so 8k named counters alone cost ~25 ms of each pod add (10k
  * pods / 5k policies).
  */
-export const HITS_SET = 'hits';
 /** Host-side interfaces of local pods, and `interface . address` of each local pod (anti-spoofing). */
 export const POD_IFS_SET = 'pod_ifs';
 export const POD_SRC_SET = 'pod_src';
-const PORT_PROTOCOLS = '{ tcp, udp, sctp }';
+const PORT_PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
 const FULL_RANGE: readonly [number, number] = [1, 65535];
 
 /** Counts one hit of the reason `key` (a constant id, or `meta mark` in the shared deny chain). */
-const countHit = (key: string | number): string => `update @${HITS_SET} { ${key} counter }`;
+const countHit = (key: Field | number): Statement => update(HITS_SET, [key], true);
 /** Records the flow in `denied` under the reason `key`; `port` is `th dport`, or 0 for protocols without ports. */
-const recordDenied = (port: string, key: string | number): string => `update @${DENIED_SET} { ip saddr . ip daddr . meta l4proto . ${port} . ${key} }`;
+const recordDenied = (port: Field | 0, key: Field | number): Statement => update(DENIED_SET, ['ip saddr', 'ip daddr', 'meta l4proto', port, key]);
+/** Matches the protocols that have a destination port. */
+const hasPorts = is('meta l4proto', ...PORT_PROTOCOLS);
 const short = (d: Direction): string => (d === 'ingress' ? 'in' : 'eg');
 
-/** How a rule's match ends, per context. */
-type Verdict = { readonly text: string; readonly counter?: number; readonly alternatives?: readonly string[] };
 
 function isV4(ip: string | undefined): ip is string {
   return ip !== undefined && /^\d+\.\d+\.\d+\.\d+$/.test(ip);
@@ -125,8 +155,8 @@ function formatInterval(iv: IpInterval): string {
   return `${formatV4(iv.start)}-${formatV4(iv.end)}`;
 }
 
-function portText(protocol: Protocol, ranges: readonly (readonly [number, number])[]): string {
-  const p = protocol.toLowerCase();
+function portMatch(protocol: Protocol, ranges: readonly (readonly [number, number])[]): Match {
+  const p = protocol.toLowerCase() as 'tcp' | 'udp' | 'sctp';
   const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
   const merged: [number, number][] = [];
   for (const [s, e] of sorted) {
@@ -134,9 +164,8 @@ function portText(protocol: Protocol, ranges: readonly (readonly [number, number
     if (last && s <= last[1] + 1) last[1] = Math.max(last[1], e);
     else merged.push([s, e]);
   }
-  if (merged.length === 1 && merged[0][0] <= FULL_RANGE[0] && merged[0][1] >= FULL_RANGE[1]) return `meta l4proto ${p}`;
-  const items = merged.map(([s, e]) => (s === e ? `${s}` : `${s}-${e}`));
-  return items.length === 1 ? `${p} dport ${items[0]}` : `${p} dport { ${items.join(', ')} }`;
+  if (merged.length === 1 && merged[0][0] <= FULL_RANGE[0] && merged[0][1] >= FULL_RANGE[1]) return is('meta l4proto', p);
+  return is(`${p} dport`, ...merged.map(([s, e]) => (s === e ? `${s}` : `${s}-${e}`)));
 }
 
 function namedMatches(spec: Extract<PortSpec, { kind: 'named' }>, cp: ContainerPort): boolean {
@@ -158,10 +187,8 @@ function namedPortSetName(rule: CompiledRule, specs: readonly NamedSpec[]): stri
  * Egress named ports resolve per destination pod: one element `ip . proto . port` per pod of
  * the rule's peers that has a matching container port (per pod, never per pair).
  */
-function namedPortElements(engine: PolicyEngine, rule: CompiledRule, specs: readonly NamedSpec[], pod: Pod, ip: string | undefined): string[] {
-  if (pod.hostNetwork || !isV4(ip)) return [];
-  const id = engine.identityOfPod(`${pod.namespace}/${pod.name}`);
-  if (!id) return [];
+function namedPortKeys(engine: PolicyEngine, rule: CompiledRule, specs: readonly NamedSpec[], pod: Pod, id: Identity | undefined, ip: string | undefined): Literal[][] {
+  if (pod.hostNetwork || !id || !isV4(ip)) return [];
   if (rule.peers !== 'all') {
     const inPeers = rule.peers.some((gid) => {
       const g = engine.group(gid);
@@ -172,7 +199,7 @@ function namedPortElements(engine: PolicyEngine, rule: CompiledRule, specs: read
     });
     if (!inPeers) return [];
   }
-  return id.ports.filter((cp) => specs.some((s) => namedMatches(s, cp))).map((cp) => `${ip} . ${cp.protocol.toLowerCase()} . ${cp.port}`);
+  return id.ports.filter((cp) => specs.some((s) => namedMatches(s, cp))).map((cp) => [ip, cp.protocol.toLowerCase(), cp.port]);
 }
 
 function identityChainName(identity: Identity, direction: Direction): string {
@@ -189,9 +216,6 @@ function groupSetName(key: string): string {
 }
 
 class Renderer {
-  private readonly sets = new Map<string, NftSet>();
-  private readonly chains = new Map<string, NftChain>();
-  private readonly counters = new Set<number>();
   private readonly groupSetNames = new Map<number, string>();
   private readonly identityChains = new Map<string, string | undefined>();
   /** NetworkPolicy chain name → the identity chains (direction + identity) that use it. */
@@ -199,6 +223,7 @@ class Renderer {
   private readonly podIp: (key: string) => string | undefined;
 
   constructor(
+    private readonly table: TableBuilder,
     private readonly engine: PolicyEngine,
     private readonly reasons: ReasonRegistry,
     podIps: ReadonlyMap<string, string> | undefined,
@@ -208,13 +233,8 @@ class Renderer {
 
   // ---------------------------------------------------------------- objects
 
-  private addChain(name: string, rules: readonly string[]): string {
-    if (!this.chains.has(name)) this.chains.set(name, { name, rules });
-    return name;
-  }
-
-  private counter(id: number): string {
-    this.counters.add(id);
+  private counter(id: number): Statement {
+    this.table.count(id);
     return countHit(id);
   }
 
@@ -224,9 +244,9 @@ class Renderer {
    * per-reason chains made the kernel's jump-graph validation the bottleneck of a full apply
    * (8.5 s vs 1.3 s for 10k pods / 5k policies).
    */
-  private denyPoint(id: number): string {
-    this.counter(id);
-    return `meta mark set ${id} goto ${DENY_CHAIN}`;
+  private denyPoint(id: number): RuleEnd {
+    this.table.count(id);
+    return end(goto(DENY_CHAIN), setMark(id));
   }
 
   /**
@@ -235,9 +255,9 @@ class Renderer {
    * its own mark (kube-proxy's masquerade bit, a CNI's bits). Two alternative endings: with
    * the destination port for protocols that have one, with port 0 for the others.
    */
-  private auditPoint(id: number): readonly string[] {
+  private auditPoint(id: number): RuleEnd[] {
     const count = this.counter(id);
-    return [`meta l4proto ${PORT_PROTOCOLS} ${count} ${recordDenied('th dport', id)} return`, `${count} ${recordDenied('0', id)} return`];
+    return [nftRule([hasPorts], end(ret, count, recordDenied('th dport', id))), end(ret, count, recordDenied(0, id))];
   }
 
   /** One named set per selector-cache group; elements cluster-wide. */
@@ -271,7 +291,7 @@ class Renderer {
         }
         break;
     }
-    this.sets.set(name, {
+    this.table.set({
       name,
       kind: 'set',
       type: 'ipv4_addr',
@@ -290,12 +310,12 @@ class Renderer {
    */
   private namedPortSet(rule: CompiledRule, specs: readonly Extract<PortSpec, { kind: 'named' }>[]): string {
     const name = namedPortSetName(rule, specs);
-    if (this.sets.has(name)) return name;
+    if (this.table.hasSet(name)) return name;
     const elements = new Set<string>();
     for (const [key, pod] of this.engine.pods) {
-      for (const e of namedPortElements(this.engine, rule, specs, pod, this.podIp(key))) elements.add(e);
+      for (const k of namedPortKeys(this.engine, rule, specs, pod, this.engine.identityOfPod(key), this.podIp(key))) elements.add(elementText({ key: k }));
     }
-    this.sets.set(name, {
+    this.table.set({
       name,
       kind: 'set',
       type: 'ipv4_addr . inet_proto . inet_service',
@@ -313,12 +333,12 @@ class Renderer {
    * The nft rules of one compiled rule. `subject` is the identity the chain is for; on ingress
    * it is the destination, so named ports resolve against its container ports.
    */
-  private ruleLines(rule: CompiledRule, direction: Direction, subject: Identity, verdict: Verdict): string[] {
-    const ends = verdict.alternatives ?? [verdict.counter !== undefined ? `${this.counter(verdict.counter)} ${verdict.text}` : verdict.text];
+  private ruleLines(r: CompiledRule, direction: Direction, subject: Identity, ends: readonly RuleEnd[]): Rule[] {
+    const rule = r;
     const addr = direction === 'ingress' ? 'ip saddr' : 'ip daddr';
-    const peers = rule.peers === 'all' ? [''] : rule.peers.map((g) => `${addr} @${this.groupSet(g)} `);
+    const peers: Match[][] = rule.peers === 'all' ? [[]] : rule.peers.map((g) => [inSet(addr, this.groupSet(g))]);
     // "If this field is empty or missing, this rule matches all ports" — and all protocols.
-    if (rule.ports === 'all') return peers.flatMap((p) => ends.map((end) => `${p}${end}`));
+    if (rule.ports === 'all') return peers.flatMap((p) => ends.map((e) => nftRule(p, e)));
     const ranges = new Map<Protocol, [number, number][]>();
     const add = (p: Protocol, s: number, e: number) => {
       let list = ranges.get(p);
@@ -332,42 +352,44 @@ class Renderer {
         for (const cp of subject.ports) if (namedMatches(spec, cp)) add(cp.protocol, cp.port, cp.port);
       } else egressNamed.push(spec);
     }
-    const ports = [...ranges.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([p, r]) => portText(p, r));
-    const out: string[] = [];
-    for (const p of peers) for (const q of ports) for (const end of ends) out.push(`${p}${q} ${end}`);
-    if (egressNamed.length > 0) for (const end of ends) out.push(`ip daddr . meta l4proto . th dport @${this.namedPortSet(rule, egressNamed)} ${end}`);
+    const ports = [...ranges.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([p, rs]) => portMatch(p, rs));
+    const out: Rule[] = [];
+    for (const p of peers) for (const q of ports) for (const e of ends) out.push(nftRule([...p, q], e));
+    if (egressNamed.length > 0) for (const e of ends) out.push(nftRule([inSet(['ip daddr', 'meta l4proto', 'th dport'], this.namedPortSet(rule, egressNamed))], e));
     // A rule whose ports resolve to nothing (a named port the pod lacks) matches nothing.
     return out;
   }
 
-  private enforceVerdict(rule: CompiledRule): Verdict {
+  private enforceVerdict(rule: CompiledRule): RuleEnd[] {
     const reason = ruleReason(rule);
-    if (rule.action === 'Pass' || !reason) return { text: 'return' };
+    if (rule.action === 'Pass' || !reason) return [end(ret)];
     const id = this.reasons.id(reason);
-    if (rule.action === 'Allow') return { text: 'accept', counter: id };
-    return { text: this.denyPoint(id) };
+    if (rule.action === 'Allow') return [end(accept, this.counter(id))];
+    return [this.denyPoint(id)];
   }
 
   /** In the audit pass nothing is enforced: only audit policies count and record. */
-  private auditVerdict(rule: CompiledRule, tail: string | undefined): Verdict {
-    if (rule.action === 'Pass') return { text: tail ? `goto ${tail}` : 'return' };
+  private auditVerdict(rule: CompiledRule, tail: string | undefined): RuleEnd[] {
+    if (rule.action === 'Pass') return [end(tail ? goto(tail) : ret)];
     const reason = ruleReason(rule);
-    if (!rule.ref.audit || !reason) return { text: 'return' };
+    if (!rule.ref.audit || !reason) return [end(ret)];
     const id = this.reasons.id(reason);
-    if (rule.action === 'Allow') return { text: 'return', counter: id };
-    return { text: 'return', alternatives: this.auditPoint(id) };
+    if (rule.action === 'Allow') return [end(ret, this.counter(id))];
+    return this.auditPoint(id);
   }
 
-  private sharedChain(prefix: string, lines: readonly string[]): string | undefined {
-    if (lines.length === 0) return undefined;
-    return this.addChain(nftName(prefix, '', lines.join('\n')), lines);
+  /** A chain named by the hash of its rules, shared by every identity whose program renders to them. */
+  private sharedChain(prefix: string, rules: readonly Rule[]): string | undefined {
+    if (rules.length === 0) return undefined;
+    const text = rules.map(ruleText);
+    return this.table.chain(nftName(prefix, '', text.join('\n')), rules);
   }
 
   /**
    * The NetworkPolicy chain's name and rules, not yet added: a chain only one identity chain
    * of this node uses is inlined there instead (see `npUsers`).
    */
-  private npChain(policyKey: string, direction: Direction, subject: Identity): { name: string; lines: string[] } | undefined {
+  private npChain(policyKey: string, direction: Direction, subject: Identity): { name: string; lines: Rule[] } | undefined {
     const policy = this.engine.policy(policyKey);
     if (!policy) return undefined;
     const rules = policy[direction];
@@ -376,13 +398,13 @@ class Renderer {
     return { name: this.npChainName(policyKey, direction, subject, rules), lines };
   }
 
-  private programLines(program: DirectionProgram, direction: Direction, subject: Identity): string[] {
-    const out: string[] = [];
+  private programLines(program: DirectionProgram, direction: Direction, subject: Identity): Rule[] {
+    const out: Rule[] = [];
     const admin = this.sharedChain(
       `adm_${short(direction)}`,
       program.admin.flatMap((r) => this.ruleLines(r, direction, subject, this.enforceVerdict(r))),
     );
-    if (admin) out.push(`jump ${admin}`);
+    if (admin) out.push(end(jump(admin)));
     if (program.isolated) {
       for (const key of program.isolatingPolicies) {
         const np = this.npChain(key, direction, subject);
@@ -392,7 +414,7 @@ class Renderer {
         // fewer chains is less for the kernel to validate and for `nft` to fetch before
         // every command (its cache cost is what a pod add pays).
         if ((this.npUsers.get(np.name)?.size ?? 0) <= 1) out.push(...np.lines);
-        else out.push(`jump ${this.addChain(np.name, np.lines)}`);
+        else out.push(end(jump(this.table.chain(np.name, np.lines))));
       }
       const id = this.reasons.id(defaultDenyReason(program.isolatingPolicies, direction, false));
       out.push(this.denyPoint(id));
@@ -401,18 +423,18 @@ class Renderer {
         `ban_${short(direction)}`,
         program.baseline.flatMap((r) => this.ruleLines(r, direction, subject, this.enforceVerdict(r))),
       );
-      if (banp) out.push(`jump ${banp}`);
+      if (banp) out.push(end(jump(banp)));
     }
     return out;
   }
 
   private auditChain(full: DirectionProgram, direction: Direction, subject: Identity): string | undefined {
-    const tailLines: string[] = [];
+    const tailLines: Rule[] = [];
     if (full.isolated) {
       for (const r of full.networkPolicy) {
         const reason = ruleReason(r);
         const counter = r.ref.audit && reason ? this.reasons.id(reason) : undefined;
-        tailLines.push(...this.ruleLines(r, direction, subject, { text: 'return', counter }));
+        tailLines.push(...this.ruleLines(r, direction, subject, [counter === undefined ? end(ret) : end(ret, this.counter(counter))]));
       }
       const auditIsolated = full.isolatingPolicies.some((k) => this.engine.policy(k)?.mode === 'audit');
       if (auditIsolated) {
@@ -423,13 +445,13 @@ class Renderer {
       for (const r of full.baseline) tailLines.push(...this.ruleLines(r, direction, subject, this.auditVerdict(r, undefined)));
     }
     // Trailing `return`s that neither count nor record are no-ops; an empty tail is "nothing to audit".
-    while (tailLines.length > 0 && tailLines[tailLines.length - 1].endsWith(' return') && !/@(hits|denied) /.test(tailLines[tailLines.length - 1])) {
-      tailLines.pop();
-    }
+    // (A bare `return`, which matches everything, is kept: it has always been, and chain names hash the rules.)
+    const noop = (r: Rule): boolean => r.verdict?.kind === 'return' && !records(r) && r.matches.length + r.statements.length > 0;
+    while (tailLines.length > 0 && noop(tailLines[tailLines.length - 1])) tailLines.pop();
     const tail = tailLines.length > 0 ? this.sharedChain(`aut_${short(direction)}`, tailLines) : undefined;
     if (full.admin.length === 0) return tail;
     const headLines = full.admin.flatMap((r) => this.ruleLines(r, direction, subject, this.auditVerdict(r, tail)));
-    if (tail) headLines.push(`goto ${tail}`);
+    if (tail) headLines.push(end(goto(tail)));
     return this.sharedChain(`au_${short(direction)}`, headLines);
   }
 
@@ -472,36 +494,39 @@ class Renderer {
     if (!identity.hostNetwork) {
       const enforce = this.engine.program(identity.id, direction, 'enforce');
       const full = this.engine.program(identity.id, direction, 'full');
-      const lines: string[] = [];
+      const lines: Rule[] = [];
       if (full.key !== enforce.key) {
         const audit = this.auditChain(full, direction, identity);
-        if (audit) lines.push(`jump ${audit}`);
+        if (audit) lines.push(end(jump(audit)));
       }
       lines.push(...this.programLines(enforce, direction, identity));
       if (lines.length > 0) {
-        result = this.addChain(identityChainName(identity, direction), lines);
+        result = this.table.chain(identityChainName(identity, direction), lines);
       }
     }
     this.identityChains.set(memo, result);
     return result;
   }
 
-  finish(eg: string[], ing: string[], podIfs: string[], podSrc: string[], podInterfaces?: string): Ruleset {
-    const vmap = (name: string, elements: string[]): NftSet => ({
+  /** The maps, sets and base chains that bind the identity chains to this node's pods. */
+  finish(eg: readonly Element[], ing: readonly Element[], podIfs: readonly Element[], podSrc: readonly Element[], podInterfaces?: string): void {
+    const t = this.table;
+    const texts = (elements: readonly Element[]): string[] => [...new Set(elements.map(elementText))].sort();
+    const vmapSet = (name: string, elements: readonly Element[]): NftSet => ({
       name,
       kind: 'map',
       type: 'ipv4_addr : verdict',
       flags: [],
       extra: [],
       dynamic: false,
-      elements: [...new Set(elements)].sort(),
+      elements: texts(elements),
     });
-    this.sets.set(EGRESS_MAP, vmap(EGRESS_MAP, eg));
-    this.sets.set(INGRESS_MAP, vmap(INGRESS_MAP, ing));
-    const plain = (name: string, type: string, elements: string[]): NftSet => ({ name, kind: 'set', type, flags: [], extra: [], dynamic: false, elements: [...new Set(elements)].sort() });
-    this.sets.set(POD_IFS_SET, plain(POD_IFS_SET, 'ifname', podIfs));
-    this.sets.set(POD_SRC_SET, plain(POD_SRC_SET, 'ifname . ipv4_addr', podSrc));
-    this.sets.set(DENIED_SET, {
+    t.set(vmapSet(EGRESS_MAP, eg));
+    t.set(vmapSet(INGRESS_MAP, ing));
+    const plain = (name: string, type: string, elements: readonly Element[]): NftSet => ({ name, kind: 'set', type, flags: [], extra: [], dynamic: false, elements: texts(elements) });
+    t.set(plain(POD_IFS_SET, 'ifname', podIfs));
+    t.set(plain(POD_SRC_SET, 'ifname . ipv4_addr', podSrc));
+    t.set({
       name: DENIED_SET,
       kind: 'set',
       type: 'ipv4_addr . ipv4_addr . inet_proto . inet_service . mark',
@@ -510,11 +535,10 @@ class Renderer {
       dynamic: true,
       elements: [],
     });
-    const v6 = this.reasons.id(IPV6_REASON);
-    this.counter(v6);
+    const v6 = this.counter(this.reasons.id(IPV6_REASON));
     const spoof = this.denyPoint(this.reasons.id(SPOOF_REASON));
     const notReady = podInterfaces !== undefined ? this.denyPoint(this.reasons.id(NOT_READY_REASON)) : undefined;
-    this.sets.set(HITS_SET, {
+    t.set({
       name: HITS_SET,
       kind: 'set',
       type: 'mark',
@@ -525,15 +549,10 @@ class Renderer {
       elements: [],
     });
     // ICMP and other protocols have no ports: recorded with port 0.
-    this.chains.set(DENY_CHAIN, {
-      name: DENY_CHAIN,
-      rules: [countHit('meta mark'), `meta l4proto ${PORT_PROTOCOLS} ${recordDenied('th dport', 'meta mark')} drop`, `${recordDenied('0', 'meta mark')} drop`],
-    });
-    const base = (name: string, priority: string, map: string, key: string, guards: readonly string[]): NftChain => ({
-      name,
-      hook: `type filter hook forward priority ${priority}; policy accept;`,
-      rules: [...guards, 'ct state established,related accept', 'ct state invalid drop', `ip ${key} vmap @${map}`],
-    });
+    t.chain(DENY_CHAIN, [end(undefined, countHit('meta mark')), nftRule([hasPorts], end(drop, recordDenied('th dport', 'meta mark'))), end(drop, recordDenied(0, 'meta mark'))]);
+    const base = (name: string, priority: string, map: string, key: Field, guards: readonly Rule[]): void => {
+      t.chain(name, [...guards, nftRule([flags('ct state', 'established', 'related')], end(accept)), nftRule([flags('ct state', 'invalid')], end(drop)), end(vmap([key], map))], `type filter hook forward priority ${priority}; policy accept;`);
+    };
     // Guards before the conntrack shortcut, so that no packet skips them:
     // - IPv6: every rule below matches IPv4 (`ip saddr`, ipv4_addr sets), so IPv6 would pass
     //   unfiltered; it is dropped and counted instead (and not recorded: `denied` is IPv4).
@@ -541,64 +560,67 @@ class Renderer {
     //   (checked on every packet, or a forged source could ride another pod's connection).
     // - Not ready (fail closed, with `podInterfaces`): a pod interface missing from `pod_ifs`
     //   belongs to a pod the agent has not synced; nothing from or to it passes until it has.
-    const guards = [`meta nfproto ipv6 ${countHit(v6)} drop`, `iifname @${POD_IFS_SET} iifname . ip saddr != @${POD_SRC_SET} ${spoof}`];
-    const ingressGuards: string[] = [];
+    const guards: Rule[] = [nftRule([is('meta nfproto', 'ipv6')], end(drop, v6)), nftRule([inSet('iifname', POD_IFS_SET), inSet(['iifname', 'ip saddr'], POD_SRC_SET, true)], spoof)];
+    const ingressGuards: Rule[] = [];
     if (podInterfaces !== undefined && notReady !== undefined) {
-      guards.push(`iifname "${podInterfaces}" iifname != @${POD_IFS_SET} ${notReady}`);
-      ingressGuards.push(`oifname "${podInterfaces}" oifname != @${POD_IFS_SET} ${notReady}`);
+      guards.push(nftRule([is('iifname', quoted(podInterfaces)), inSet('iifname', POD_IFS_SET, true)], notReady));
+      ingressGuards.push(nftRule([is('oifname', quoted(podInterfaces)), inSet('oifname', POD_IFS_SET, true)], notReady));
     }
-    this.chains.set(EGRESS_CHAIN, base(EGRESS_CHAIN, 'filter', EGRESS_MAP, 'saddr', guards));
-    this.chains.set(INGRESS_CHAIN, base(INGRESS_CHAIN, 'filter + 10', INGRESS_MAP, 'daddr', ingressGuards));
-    const sortedMap = <T>(m: Map<string, T>): Map<string, T> => new Map([...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
-    return {
-      sets: sortedMap(this.sets),
-      chains: sortedMap(this.chains),
-      counted: [...this.counters].sort((a, b) => a - b),
-      reasons: this.reasons.table,
-    };
+    base(EGRESS_CHAIN, 'filter', EGRESS_MAP, 'ip saddr', guards);
+    base(INGRESS_CHAIN, 'filter + 10', INGRESS_MAP, 'ip daddr', ingressGuards);
   }
 }
 
+/** A local pod's entry in an endpoint map: its address → its identity chain. */
+const endpointElement = (ip: string, chain: string): Element => ({ key: [ip], value: goto(chain) });
+/** `"veth"`: a local pod's interface. */
+const podInterfaceElement = (veth: string): Element => ({ key: [quoted(veth)] });
 /** `"veth" . ip`: the anti-spoofing element of a local pod. */
-export function podSourceElement(veth: string, ip: string): string {
-  return `"${veth}" . ${ip}`;
-}
+const podSourceElement = (veth: string, ip: string): Element => ({ key: [quoted(veth), ip] });
 
-/** Renders one node's table. */
-export function renderRuleset(input: RenderInput): Ruleset {
-  const { engine } = input;
-  const r = new Renderer(engine, input.reasons ?? collectReasons(engine), input.podIps);
-  const eg: string[] = [];
-  const ing: string[] = [];
-  const locals: { ip: string; identity: Identity; veth?: string }[] = [];
-  for (const local of [...input.localPods].sort((a, b) => (a.key < b.key ? -1 : 1))) {
-    const ip = local.ip ?? engine.pods.get(local.key)?.ip;
-    const identity = engine.identityOfPod(local.key);
-    if (!isV4(ip) || !identity) continue;
-    locals.push({ ip, identity, veth: local.hostVeth });
-  }
-  // Only identities with pods on this node get chains, and only the chains, sets and counters
-  // those reach are rendered (per-node pruning; set elements stay cluster-wide).
-  const seen = new Set<number>();
-  for (const { identity } of locals) {
-    if (seen.has(identity.id)) continue;
-    seen.add(identity.id);
-    r.planNetworkPolicyChains(identity, 'egress');
-    r.planNetworkPolicyChains(identity, 'ingress');
-  }
-  const ifs: string[] = [];
-  const src: string[] = [];
-  for (const { ip, identity, veth } of locals) {
-    const e = r.identityChain(identity, 'egress');
-    if (e) eg.push(`${ip} : goto ${e}`);
-    const i = r.identityChain(identity, 'ingress');
-    if (i) ing.push(`${ip} : goto ${i}`);
-    if (veth) {
-      ifs.push(`"${veth}"`);
-      src.push(podSourceElement(veth, ip));
-    }
-  }
-  return r.finish(eg, ing, ifs, src, input.podInterfaces);
+/**
+ * The policy filter: engine verdicts for this node's pods, as the section of the table that
+ * filters forwarded traffic (see the top of this file for its shape).
+ */
+export function policyFilterSection(input: RenderInput): Section {
+  return {
+    name: 'policy filter',
+    render(table: TableBuilder): void {
+      const { engine } = input;
+      const r = new Renderer(table, engine, input.reasons ?? collectReasons(engine), input.podIps);
+      const eg: Element[] = [];
+      const ing: Element[] = [];
+      const locals: { ip: string; identity: Identity; veth?: string }[] = [];
+      for (const local of [...input.localPods].sort((a, b) => (a.key < b.key ? -1 : 1))) {
+        const ip = local.ip ?? engine.pods.get(local.key)?.ip;
+        const identity = engine.identityOfPod(local.key);
+        if (!isV4(ip) || !identity) continue;
+        locals.push({ ip, identity, veth: local.hostVeth });
+      }
+      // Only identities with pods on this node get chains, and only the chains, sets and counters
+      // those reach are rendered (per-node pruning; set elements stay cluster-wide).
+      const seen = new Set<number>();
+      for (const { identity } of locals) {
+        if (seen.has(identity.id)) continue;
+        seen.add(identity.id);
+        r.planNetworkPolicyChains(identity, 'egress');
+        r.planNetworkPolicyChains(identity, 'ingress');
+      }
+      const ifs: Element[] = [];
+      const src: Element[] = [];
+      for (const { ip, identity, veth } of locals) {
+        const e = r.identityChain(identity, 'egress');
+        if (e) eg.push(endpointElement(ip, e));
+        const i = r.identityChain(identity, 'ingress');
+        if (i) ing.push(endpointElement(ip, i));
+        if (veth) {
+          ifs.push(podInterfaceElement(veth));
+          src.push(podSourceElement(veth, ip));
+        }
+      }
+      r.finish(eg, ing, ifs, src, input.podInterfaces);
+    },
+  };
 }
 
 export { TABLE, shortHash };
@@ -608,25 +630,15 @@ export interface PodDelta {
   readonly removed: readonly Pod[];
 }
 
-function mapsIp(prev: Ruleset, ip: string): boolean {
-  return [EGRESS_MAP, INGRESS_MAP].some((m) => (prev.sets.get(m)?.elements ?? []).some((e) => e.startsWith(`${ip} : `)));
-}
-
-function hasLocalSibling(locals: ReadonlyMap<string, LocalPod>, identity: Identity): boolean {
-  for (const key of identity.pods) if (locals.has(key)) return true;
-  return false;
-}
-
 /** Egress rules with named ports: their sets hold per-pod elements. */
 export function namedEgress(engine: PolicyEngine): CompiledRule[] {
   return engine.allRules().filter((r) => r.hasNamedPorts && r.ref.direction === 'egress');
 }
 
 /**
- * The chain a local pod of `identity` maps to in `prev`: found through a sibling pod's map
- * element (chains are named per identity, and NetworkPolicy chains may be inlined, so the
- * sibling's element is the ground truth), `''` when the identity needs no chain, undefined
- * when it needs one `prev` does not have (a full render is needed).
+ * The chain a local pod of `identity` maps to in `prev`: `''` when the identity needs no chain,
+ * undefined when it needs one `prev` does not have (a full render is needed). Chains are named
+ * per identity (NetworkPolicy chains may be inlined into them, never the other way round).
  */
 function identityChain(prev: Ruleset, engine: PolicyEngine, identity: Identity, direction: Direction): string | undefined {
   const name = identityChainName(identity, direction);
@@ -635,122 +647,93 @@ function identityChain(prev: Ruleset, engine: PolicyEngine, identity: Identity, 
   return empty ? '' : undefined;
 }
 
+export interface PodPatchContext {
+  /** Identity each removed pod had, captured before the engine removed it. */
+  readonly removedIdentities: ReadonlyMap<string, Identity>;
+  /** This node's pods after the change, by key (veth and address overrides). */
+  readonly locals: ReadonlyMap<string, LocalPod>;
+  /** This node's pods before the change: a removed local pod's veth and address. */
+  readonly localsBefore: ReadonlyMap<string, LocalPod>;
+  /** Identity ids that existed before the change: a pod of a new identity needs a full render. */
+  readonly identitiesBefore: ReadonlySet<number>;
+  /** Egress rules with named ports (default: found in the engine; callers may cache them). */
+  readonly namedEgressRules?: readonly CompiledRule[];
+}
+
+/**
+ * The element changes one pod brings (`add`) or takes away, computed the same way both ways
+ * from the pod, its identity and its local entry: group sets it is a member of, named-port
+ * elements, and, on its node, its endpoint-map entries and interface. Undefined when elements
+ * are not enough (its identity's chains are missing, or it was the identity's last local pod,
+ * whose chains must go).
+ */
+function podElementChanges(
+  prev: Ruleset,
+  engine: PolicyEngine,
+  pod: Pod,
+  identity: Identity,
+  local: LocalPod | undefined,
+  add: boolean,
+  ctx: PodPatchContext,
+  named: readonly { rule: CompiledRule; specs: NamedSpec[] }[],
+): ElementChange[] | undefined {
+  const ip = local?.ip ?? pod.ip;
+  if (pod.hostNetwork || identity.hostNetwork || !isV4(ip)) return [];
+  const out: ElementChange[] = [];
+  const change = (set: string, element: Element): void => {
+    out.push({ set, element, add });
+  };
+  for (const g of engine.cache.groups.values()) {
+    if (g.spec.kind === 'pods' && g.identities.has(identity.id)) change(groupSetName(g.key), { key: [ip] });
+  }
+  for (const { rule, specs } of named) {
+    for (const key of namedPortKeys(engine, rule, specs, pod, identity, ip)) change(namedPortSetName(rule, specs), { key });
+  }
+  if (!local) return out;
+  for (const [dir, map] of [['egress', EGRESS_MAP], ['ingress', INGRESS_MAP]] as const) {
+    const chain = identityChain(prev, engine, identity, dir);
+    if (chain === undefined) return undefined;
+    if (chain) change(map, endpointElement(ip, chain));
+  }
+  if (!add) {
+    // The identity's last local pod: its chains go, which may change how the remaining ones
+    // share NetworkPolicy chains. A full render keeps the table minimal.
+    const mapped = out.some((c) => (c.set === EGRESS_MAP || c.set === INGRESS_MAP) && hasElement(prev, c.set, c.element));
+    if (mapped && ![...identity.pods].some((key) => ctx.locals.has(key))) return undefined;
+  }
+  if (local.hostVeth) {
+    change(POD_SRC_SET, podSourceElement(local.hostVeth, ip));
+    // An interface goes with the last pod that used it.
+    if (add || ![...ctx.locals.values()].some((l) => l.hostVeth === local.hostVeth)) change(POD_IFS_SET, podInterfaceElement(local.hostVeth));
+  }
+  return out;
+}
+
 /**
  * The fast path for the commonest change — replicas coming and going: when every added or
  * removed pod belongs to an identity that exists both before and after (and nothing else
  * changed), the new ruleset differs from `prev` in set and map elements only, so it is
- * patched instead of re-rendered. `engine` is already updated; `removedIdentities` maps each
- * removed pod key to the identity it had. Returns undefined when the fast path does not apply
- * (the caller renders in full).
+ * patched (elements.ts) instead of re-rendered. `engine` is already updated. Returns undefined
+ * when the fast path does not apply (the caller renders in full).
  */
-export function patchPods(
-  prev: Ruleset,
-  engine: PolicyEngine,
-  delta: PodDelta,
-  removedIdentities: ReadonlyMap<string, Identity>,
-  /** This node's pods after the change, by key (veth and address overrides). */
-  locals: ReadonlyMap<string, LocalPod>,
-  /** Identity ids that existed before the change: a pod of a new identity needs a full render. */
-  identitiesBefore: ReadonlySet<number>,
-  /** Egress rules with named ports (default: found in the engine; callers may cache them). */
-  namedEgressRules: readonly CompiledRule[] = namedEgress(engine),
-): Ruleset | undefined {
-  const edits = new Map<string, { add: Set<string>; del: Set<string> }>();
-  const edit = (set: string, element: string, add: boolean) => {
-    if (!prev.sets.has(set)) return;
-    let e = edits.get(set);
-    if (!e) edits.set(set, (e = { add: new Set(), del: new Set() }));
-    (add ? e.add : e.del).add(element);
-  };
-  const named = namedEgressRules.map((r) => ({ rule: r, specs: namedSpecs(r) }));
-  const apply = (pod: Pod, identity: Identity, add: boolean): boolean => {
-    const key = `${pod.namespace}/${pod.name}`;
-    const local = locals.get(key);
-    const ip = (add ? local?.ip : undefined) ?? pod.ip;
-    if (pod.hostNetwork || identity.hostNetwork || !isV4(ip)) return true;
-    for (const g of engine.cache.groups.values()) {
-      if (g.spec.kind === 'pods' && g.identities.has(identity.id)) edit(groupSetName(g.key), ip, add);
-    }
-    for (const { rule, specs } of named) {
-      const name = namedPortSetName(rule, specs);
-      // On removal the pod is gone from the engine: its elements are found from the old set.
-      const elements = add ? namedPortElements(engine, rule, specs, pod, ip) : (prev.sets.get(name)?.elements ?? []).filter((e) => e.startsWith(`${ip} . `));
-      for (const e of elements) edit(name, e, add);
-    }
-    // A removed pod is no longer in `locals`; deleting a map element it never had is a no-op
-    // on the model (the diff only emits what differs).
-    if (!add && mapsIp(prev, ip) && !hasLocalSibling(locals, identity)) {
-      // The identity's last local pod: its chains go, which may change how the remaining
-      // ones share NetworkPolicy chains. A full render keeps the table minimal.
-      return false;
-    }
-    if (local || !add) {
-      for (const [dir, map] of [['egress', EGRESS_MAP], ['ingress', INGRESS_MAP]] as const) {
-        const mapped = (prev.sets.get(map)?.elements ?? []).find((e) => e.startsWith(`${ip} : `));
-        if (!add) {
-          if (mapped) edit(map, mapped, false);
-          continue;
-        }
-        const chain = identityChain(prev, engine, identity, dir);
-        if (chain === undefined) return false;
-        if (chain) edit(map, `${ip} : goto ${chain}`, true);
-      }
-      if (add && local?.hostVeth) {
-        edit(POD_IFS_SET, `"${local.hostVeth}"`, true);
-        edit(POD_SRC_SET, podSourceElement(local.hostVeth, ip), true);
-      }
-      if (!add) {
-        const src = prev.sets.get(POD_SRC_SET)?.elements ?? [];
-        for (const e of src.filter((x) => x.endsWith(`" . ${ip}`))) {
-          edit(POD_SRC_SET, e, false);
-          const veth = e.slice(0, e.indexOf(' . '));
-          if (!src.some((x) => x !== e && x.startsWith(`${veth} . `))) edit(POD_IFS_SET, veth, false);
-        }
-      }
-    }
-    return true;
-  };
+export function patchPods(prev: Ruleset, engine: PolicyEngine, delta: PodDelta, ctx: PodPatchContext): Ruleset | undefined {
+  const named = (ctx.namedEgressRules ?? namedEgress(engine)).map((r) => ({ rule: r, specs: namedSpecs(r) }));
+  const changes: ElementChange[] = [];
   for (const pod of delta.removed) {
-    const identity = removedIdentities.get(`${pod.namespace}/${pod.name}`);
+    const key = `${pod.namespace}/${pod.name}`;
+    const identity = ctx.removedIdentities.get(key);
     if (!identity || !engine.cache.identities.has(identity.id)) return undefined;
-    if (!apply(pod, identity, false)) return undefined;
+    const c = podElementChanges(prev, engine, pod, identity, ctx.localsBefore.get(key), false, ctx, named);
+    if (!c) return undefined;
+    changes.push(...c);
   }
   for (const pod of delta.added) {
-    const identity = engine.identityOfPod(`${pod.namespace}/${pod.name}`);
-    if (!identity || !identitiesBefore.has(identity.id)) return undefined; // a new identity needs chains and reasons
-    if (!apply(pod, identity, true)) return undefined;
+    const key = `${pod.namespace}/${pod.name}`;
+    const identity = engine.identityOfPod(key);
+    if (!identity || !ctx.identitiesBefore.has(identity.id)) return undefined; // a new identity needs chains and reasons
+    const c = podElementChanges(prev, engine, pod, identity, ctx.locals.get(key), true, ctx, named);
+    if (!c) return undefined;
+    changes.push(...c);
   }
-  const sets = new Map(prev.sets);
-  const added = new Map<string, string[]>();
-  const removed = new Map<string, string[]>();
-  const search = (xs: readonly string[], x: string): number => {
-    let lo = 0;
-    let hi = xs.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (xs[mid] < x) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
-  for (const [name, e] of edits) {
-    const old = prev.sets.get(name) as NftSet;
-    // Elements stay sorted: binary search, no full re-sort (or diff) of sets with thousands
-    // of members for one pod; only real changes are recorded.
-    const del = [...e.del].filter((x) => old.elements[search(old.elements, x)] === x);
-    const next = del.length > 0 ? old.elements.filter((x) => !e.del.has(x)) : [...old.elements];
-    const add: string[] = [];
-    for (const x of e.add) {
-      const at = search(next, x);
-      if (next[at] !== x) {
-        next.splice(at, 0, x);
-        add.push(x);
-      }
-    }
-    if (add.length === 0 && del.length === 0) continue;
-    if (add.length > 0) added.set(name, add);
-    if (del.length > 0) removed.set(name, del);
-    sets.set(name, { ...old, elements: next });
-  }
-  return { sets, chains: prev.chains, counted: prev.counted, reasons: prev.reasons, patch: { base: prev, added, removed } };
+  return patchElements(prev, changes);
 }
