@@ -16,13 +16,18 @@
 // The lookup is one map whatever the number of Services; rules grow with Service ports and
 // endpoints, never with clients. A weight change is an element change of `lb_<port>` only
 // (`serviceWeightPatch`, the element fast path): conntrack keeps every established connection
-// on the endpoint it was translated to, so nothing established is dropped or moved.
+// on the endpoint it was translated to, so nothing established is dropped or moved. One
+// exception: with ClientIP affinity, an endpoint whose weight drops to 0 (drained, unhealthy)
+// also loses its affinity rule, so sticky clients move too — a chain refill, done by the
+// ordinary partial diff (still no established connection touched).
 //
 // DNAT happens before the forward hook, so the policy filter section sees, and judges, the real
 // destination pod and port — NetworkPolicy after translation, as in Kubernetes.
 
+import type { Cluster } from '../model/cluster.js';
+import { allocate, type AllocateOptions } from '../lb/allocate.js';
 import type { Endpoint, ResolvedPort, ResolvedService } from '../lb/endpoints.js';
-import { endpointsForNode, type Frontend } from '../lb/endpoints.js';
+import { endpointsForNode, locationOf, resolveServices, type Frontend, type ResolveOptions } from '../lb/endpoints.js';
 import { parseBalancing } from '../lb/config.js';
 import { computeWeights, WEIGHT_TOTAL, type WeightResult } from '../lb/weights.js';
 import { patchElements, type ElementChange } from './elements.js';
@@ -52,6 +57,30 @@ export interface ServicesInput {
   readonly health?: ReadonlyMap<string, boolean>;
   /** Adaptive factors per Service port (`ns/name/portIndex`), by endpoint key. */
   readonly adaptive?: ReadonlyMap<string, ReadonlyMap<string, number>>;
+}
+
+/**
+ * The section's input for one node from the cluster: addresses allocated, endpoints resolved
+ * (cluster-wide, identical on every node), the node's addresses and location.
+ */
+export function planServices(
+  cluster: Cluster,
+  slices: Parameters<typeof resolveServices>[1],
+  node: string,
+  opts: AllocateOptions & ResolveOptions & Pick<ServicesInput, 'drained' | 'health' | 'adaptive'> = {},
+): ServicesInput {
+  const resolved = resolveServices(cluster, slices, allocate(cluster.services, opts), opts);
+  const n = cluster.nodes.find((x) => x.name === node);
+  const location = locationOf(n?.labels);
+  return {
+    services: resolved.services,
+    node,
+    nodeIps: n?.ip !== undefined ? [n.ip] : [],
+    ...(location !== undefined ? { nodeLocation: location } : {}),
+    ...(opts.drained ? { drained: opts.drained } : {}),
+    ...(opts.health ? { health: opts.health } : {}),
+    ...(opts.adaptive ? { adaptive: opts.adaptive } : {}),
+  };
 }
 
 /** What one Service port decided on this node, for status output and tests. */
