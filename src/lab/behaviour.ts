@@ -11,6 +11,8 @@ export const behaviourSchema = z.strictObject({
   delayMs: z.number().min(0).max(600_000).default(0),
   /** Share of connections reset at once (TCP RST) and of datagrams left unanswered. */
   errorRate: z.number().min(0).max(1).default(0),
+  /** At most this many TCP replies in service at once; the rest queue (limited capacity). */
+  concurrency: z.number().int().min(1).max(100_000).optional(),
   /** Replies are held during the first `forMs` of every `everyMs`. */
   stall: z.strictObject({ everyMs: z.number().min(1).max(3_600_000), forMs: z.number().min(0).max(3_600_000) }).optional(),
 });

@@ -12,7 +12,9 @@
 // src/lab/behaviour.ts, which writes it): every reply waits `delayMs`; a share `errorRate`
 // of connections is reset at once (TCP RST, a fast failure) and of datagrams left unanswered;
 // during the first `forMs` of every `everyMs` window replies are held until the window ends
-// (an intermittent stall). A missing or invalid file means no delay and no errors.
+// (an intermittent stall); with `concurrency`, at most that many TCP replies are in service at
+// once and the rest wait in line (a backend of limited capacity, whose latency grows with its
+// load). A missing or invalid file means no delay and no errors.
 
 import dgram from 'node:dgram';
 import { readFileSync, statSync } from 'node:fs';
@@ -24,7 +26,9 @@ const config = JSON.parse(process.argv[2] ?? '{}');
 const identity = `${config.name ?? 'unknown'}\n`;
 const ports = Array.isArray(config.ports) ? config.ports : [];
 
-const NORMAL = { delayMs: 0, errorRate: 0, stall: undefined };
+const NORMAL = { delayMs: 0, errorRate: 0, stall: undefined, concurrency: undefined };
+let active = 0;
+const waiting = [];
 let behaviour = NORMAL;
 let controlMtime = -1;
 
@@ -54,6 +58,7 @@ function readControl() {
       delayMs: number(raw.delayMs, 0, 600_000) ?? 0,
       errorRate: number(raw.errorRate, 0, 1) ?? 0,
       stall: everyMs !== undefined && forMs !== undefined && forMs > 0 ? { everyMs, forMs } : undefined,
+      concurrency: number(raw.concurrency, 1, 100_000),
     };
     process.stderr.write(`behaviour ${JSON.stringify(behaviour)}\n`);
   } catch (error) {
@@ -89,10 +94,17 @@ function listenTcp(port) {
         socket.resetAndDestroy();
         return;
       }
-      const wait = waitMs();
-      // The idle timeout guards against clients that never read; it must outlast the delay.
-      socket.setTimeout(5000 + wait, () => socket.destroy());
-      later(wait, () => socket.end(identity));
+      const serve = () => {
+        active++;
+        later(waitMs(), () => {
+          socket.end(identity);
+          active--;
+          const next = waiting.shift();
+          if (next) next();
+        });
+      };
+      if (behaviour.concurrency !== undefined && active >= behaviour.concurrency) waiting.push(serve);
+      else serve();
     });
     server.on('error', reject);
     server.listen({ port, host: '0.0.0.0', backlog: 511 }, () => resolve(server));
