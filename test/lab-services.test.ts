@@ -1,6 +1,6 @@
 // suite: lab (needs root: real network namespaces and nftables; `npm run test:lab`)
-// Services in the kernel with real packets: a two-node lab whose nodes carry the policy filter
-// and the service NAT sections in one table; a client pod connects to ClusterIPs. Checks the
+// Services in the kernel with real packets: a two-node lab whose agents render the policy
+// filter and the service NAT sections into one table per node; a client pod connects to ClusterIPs. Checks the
 // spread over endpoints (chi-square), a 90/10 split, ClientIP affinity until its timeout, an
 // immediate reject without endpoints, a weight change through the element fast path that
 // keeps an established connection, and a NetworkPolicy deny that holds through the Service.
@@ -8,13 +8,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PolicyEngine } from '../src/policy/engine.js';
 import { loadManifestText } from '../src/load/index.js';
 import type { Cluster } from '../src/model/cluster.js';
 import { labUp, labExec, runInNetns, type LabState } from '../src/lab/index.js';
-import { clusterFromLab, localPodsOf } from '../src/lab/agent.js';
-import { HOST_VETH_PATTERN } from '../src/lab/names.js';
-import { renderRuleset, fullScript, type Ruleset } from '../src/render/index.js';
+import { clusterFromLab, labEnforcer } from '../src/lab/agent.js';
+import type { Ruleset } from '../src/render/index.js';
 import { clearBehaviour, setBehaviour } from '../src/lab/behaviour.js';
 import { planServices, serviceWeightPatch, type ServicesInput } from '../src/render/services.js';
 import { patchScript } from '../src/render/script.js';
@@ -123,32 +121,15 @@ describe('services in the kernel (lab, root)', { skip }, () => {
     const loaded = loadManifestText(MANIFESTS, 'services.yaml');
     assert.deepEqual(loaded.diagnostics.filter((d) => d.severity === 'error'), []);
     const desired: Cluster = loaded.cluster;
-    const applied = new Map<string, Ruleset>();
-
-    const servicesOf = (state: LabState, node: string, extra: Partial<ServicesInput> = {}): ServicesInput => ({
-      ...planServices(clusterFromLab(state, desired), [], node),
+    // The real agents (src/agent via the lab's enforcer): policy filter and service NAT in one
+    // table per node, applied before any pod is attached.
+    const enforcer = labEnforcer(() => desired);
+    const state = await labUp(desired, { prefix, dir, nodes: 2, ...enforcer });
+    await enforcer.syncAll(state);
+    const servicesOf = (st: LabState, node: string, extra: Partial<ServicesInput> = {}): ServicesInput => ({
+      ...planServices(clusterFromLab(st, desired), [], node),
       ...extra,
     });
-    const render = (state: LabState, node: string, services: ServicesInput): Ruleset => {
-      const cluster = clusterFromLab(state, desired);
-      return renderRuleset({ engine: new PolicyEngine(cluster), localPods: localPodsOf(state, node), podInterfaces: HOST_VETH_PATTERN, services });
-    };
-    const state = await labUp(desired, {
-      prefix,
-      dir,
-      nodes: 2,
-      onNodeReady: async (node, st) => {
-        const rs = render(st, node.name, servicesOf(st, node.name));
-        await runInNetns(node.netns, ['nft', '-f', '-'], fullScript(rs));
-        applied.set(node.name, rs);
-      },
-    });
-    // Attached pods are known to the filter only after a sync with the final state.
-    for (const node of state.nodes) {
-      const rs = render(state, node.name, servicesOf(state, node.name));
-      await runInNetns(node.netns, ['nft', '-f', '-'], fullScript(rs));
-      applied.set(node.name, rs);
-    }
     const clientNode = state.pods.find((p) => p.key === 'shop/client')?.node as string;
     const web = ['shop/web-0', 'shop/web-1', 'shop/web-2'];
 
@@ -205,7 +186,7 @@ describe('services in the kernel (lab, root)', { skip }, () => {
     const nodeNs = state.nodes.find((n) => n.name === clientNode)?.netns as string;
     const web0 = state.pods.find((p) => p.key === 'shop/web-0');
     // web-0 fails its health check: every new connection of \`split\` goes to web-1.
-    const patched = serviceWeightPatch(applied.get(clientNode) as Ruleset, servicesOf(state, clientNode, { health: new Map([[`${web0?.ip}:8080`, false]]) }));
+    const patched = serviceWeightPatch(enforcer.agents.get(clientNode)?.applier.applied as Ruleset, servicesOf(state, clientNode, { health: new Map([[`${web0?.ip}:8080`, false]]) }));
     assert.ok(patched?.patch, 'a weight change is an element patch');
     const script = patchScript(patched, patched.patch);
     assert.match(script.script, /^(delete|add) element inet weir lb_split_80_/m);
