@@ -14,6 +14,7 @@ import {
   parseBalancing,
   resolveServices,
   toIntegers,
+  lintServices,
   type Endpoint,
   type ResolvedService,
 } from '../src/lb/index.js';
@@ -376,5 +377,32 @@ describe('weights', () => {
   test('toIntegers: sums to the total and gives every positive weight at least 1', () => {
     const m = toIntegers(new Map([['a', 1e-9], ['b', 1], ['c', 0]]), 1000);
     assert.deepEqual([...m], [['a', 1], ['b', 999], ['c', 0]]);
+  });
+});
+
+describe('lintServices', () => {
+  test('bad input: selector matching nothing, invalid weights, unknown locations, unresolved port names', () => {
+    const list = services(
+      svc('ghost').replace('namespace: shop }', 'namespace: shop, annotations: { weir.dev/balancing: fast } }') +
+        `apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+  annotations: { weir.dev/weights: "pod/web-9: 1", weir.dev/location-split: "mars: 50, eu: 50" }
+spec:
+  selector: { app: web }
+  ports: [{ port: 80, targetPort: http }, { port: 81, targetPort: nope }]
+`,
+    );
+    const c = cluster(list, [pod('web-0', '10.0.0.1', 'n0', { app: 'web' })], [node('n0', { 'weir.dev/location': 'eu' })]);
+    const findings = lintServices(c).map((d) => `${d.code} ${d.object} ${d.field}`).sort();
+    assert.deepEqual(findings, [
+      'lb-invalid-mode Service shop/ghost metadata.annotations.weir.dev/balancing',
+      'lb-unknown-location Service shop/web metadata.annotations.weir.dev/location-split',
+      'lb-weight-matches-nothing Service shop/web metadata.annotations.weir.dev/weights',
+      'service-port-name-unresolved Service shop/web spec.ports[1].targetPort',
+      'service-selects-nothing Service shop/ghost spec.selector',
+    ]);
   });
 });

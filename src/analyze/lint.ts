@@ -30,6 +30,7 @@ import {
 } from '../policy/index.js';
 import { portsKey } from '../policy/cache.js';
 import { isEmptySelector } from '../policy/selector.js';
+import { lintServices } from '../lb/lint.js';
 
 /** A lint finding is a diagnostic: severity, stable code, object, field, message. */
 export type Finding = Diagnostic;
@@ -405,6 +406,7 @@ export function lint(engine: PolicyEngine, cluster: Cluster): Finding[] {
   for (const anp of cluster.adminNetworkPolicies) lintAdmin(ctx, 'AdminNetworkPolicy', anp);
   if (cluster.baselineAdminNetworkPolicy) lintAdmin(ctx, 'BaselineAdminNetworkPolicy', cluster.baselineAdminNetworkPolicy);
   lintPriorities(ctx, cluster);
+  ctx.out.push(...lintServices(cluster));
   return ctx.out.sort(compareFindings);
 }
 

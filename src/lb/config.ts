@@ -81,10 +81,12 @@ export function parseBalancing(service: Service): { readonly config: BalancingCo
   }
 
   let mode: BalancingMode = 'equal';
+  let modeInvalid = false;
   const modeText = a[ANNOTATION.balancing];
   if (modeText !== undefined) {
     if (modeText === 'equal' || modeText === 'weighted' || modeText === 'adaptive') mode = modeText;
-    else report(ANNOTATION.balancing, 'lb-invalid-mode', `must be "equal", "weighted" or "adaptive", got "${modeText}"; equal weights are used`);
+    else modeInvalid = true;
+    if (modeInvalid) report(ANNOTATION.balancing, 'lb-invalid-mode', `must be "equal", "weighted" or "adaptive", got "${modeText}"; equal weights are used`);
   }
 
   let weights: WeightEntry[] | undefined;
@@ -97,7 +99,7 @@ export function parseBalancing(service: Service): { readonly config: BalancingCo
     } else if (parsed.entries.every((e) => e.weight === 0)) {
       report(ANNOTATION.weights, 'lb-invalid-weights', 'every weight is 0, which would drop all traffic; equal weights are used');
       if (mode === 'weighted') mode = 'equal';
-    } else {
+    } else if (!modeInvalid) {
       weights = parsed.entries.map((e) => ({ target: e.key, weight: e.weight, text: e.text }));
       if (modeText === undefined) mode = 'weighted';
       else if (mode === 'equal') {

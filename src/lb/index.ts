@@ -6,3 +6,4 @@ export * from './endpoints.js';
 export * from './config.js';
 export * from './weights.js';
 export * as adaptive from './adaptive.js';
+export { lintServices } from './lint.js';
