@@ -18,6 +18,7 @@ const CLIENT = `
 const net = require('node:net');
 const n = Number(process.argv[1]);
 const gapMs = Number(process.argv[2] ?? 0);
+const parallel = process.argv[3] === 'parallel';
 const out = [];
 function one() {
   return new Promise((resolve) => {
@@ -31,6 +32,11 @@ function one() {
   });
 }
 (async () => {
+  if (parallel) {
+    out.push(...(await Promise.all(Array.from({ length: n }, one))));
+    process.stdout.write(JSON.stringify(out));
+    return;
+  }
   for (let i = 0; i < n; i++) {
     out.push(await one());
     if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
@@ -45,9 +51,9 @@ interface Result {
   ms: number;
 }
 
-function client(netns: string, n: number, gapMs = 0): Promise<Result[]> {
+function client(netns: string, n: number, gapMs = 0, parallel = false): Promise<Result[]> {
   return new Promise((resolve, reject) => {
-    execFile('ip', ['netns', 'exec', netns, process.execPath, '-e', CLIENT, String(n), String(gapMs)], { timeout: 60_000 }, (error, stdout) => {
+    execFile('ip', ['netns', 'exec', netns, process.execPath, '-e', CLIENT, String(n), String(gapMs), parallel ? 'parallel' : 'serial'], { timeout: 60_000 }, (error, stdout) => {
       if (error) reject(error);
       else resolve(JSON.parse(stdout) as Result[]);
     });
@@ -110,6 +116,12 @@ describe('lab pod behaviour', { skip }, () => {
     assert.ok(stalled.filter((r) => r.ms > 50).length >= 3, JSON.stringify(stalled));
     assert.ok(stalled.some((r) => r.ms < 30), JSON.stringify(stalled));
     assert.ok(stalled.every((r) => r.ms < 450), JSON.stringify(stalled));
+
+    // Limited capacity: one reply in service at a time, so four at once finish one after another.
+    await setBehaviour(dir, netns, { delayMs: 100, concurrency: 1 });
+    await sleep(300);
+    const queued = (await client(netns, 4, 0, true)).map((r) => r.ms).sort((a, b) => a - b);
+    assert.ok(queued[0] >= 95 && queued[3] >= 390, `queued latencies ${queued.join(', ')}`);
 
     await clearBehaviour(dir, netns);
     await sleep(300);
