@@ -101,10 +101,19 @@ export function resolveServices(
 ): { readonly services: readonly ResolvedService[]; readonly diagnostics: readonly Diagnostic[] } {
   const nodes = new Map<string, Node>(cluster.nodes.map((n) => [n.name, n]));
   const podsByNs = new Map<string, Pod[]>();
+  // Pods by namespace and label pair: a selector looks only at the pods carrying its first
+  // pair, not at the whole namespace (10k Services over 50k pods).
+  const byPair = new Map<string, Pod[]>();
   for (const p of cluster.pods) {
     const list = podsByNs.get(p.namespace) ?? [];
     list.push(p);
     podsByNs.set(p.namespace, list);
+    for (const [k, v] of Object.entries(p.labels)) {
+      const key = `${p.namespace}\u0000${k}\u0000${v}`;
+      const l = byPair.get(key) ?? [];
+      l.push(p);
+      byPair.set(key, l);
+    }
   }
   const slicesBySvc = new Map<string, EndpointSlice[]>();
   for (const sl of slices) {
@@ -122,7 +131,9 @@ export function resolveServices(
     let ports: ResolvedPort[];
     if (s.selector !== undefined) {
       const selector = s.selector;
-      const selected = (podsByNs.get(s.namespace) ?? []).filter((p) => matchesServiceSelector(selector, p.labels));
+      const first = Object.entries(selector)[0];
+      const candidates = first ? (byPair.get(`${s.namespace}\u0000${first[0]}\u0000${first[1]}`) ?? []) : (podsByNs.get(s.namespace) ?? []);
+      const selected = candidates.filter((p) => matchesServiceSelector(selector, p.labels));
       if (selected.length === 0) {
         diagnostics.push(diag(s, 'service-selects-nothing', 'spec.selector',
           `selector matches no pod in namespace ${s.namespace}; the Service has no endpoints and rejects connections`));

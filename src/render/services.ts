@@ -216,10 +216,14 @@ export function renderServices(input: ServicesInput): Ruleset {
  * applied to `prev` without re-rendering anything else. Undefined when more than that changed
  * (the caller renders in full and diffs).
  */
-export function serviceWeightPatch(prev: Ruleset, input: ServicesInput): Ruleset | undefined {
-  const next = renderServices(input);
+export function serviceWeightPatch(prev: Ruleset, input: ServicesInput, only?: ReadonlySet<string>): Ruleset | undefined {
+  // `only`: the Services (`ns/name`) whose weights may have changed; the others are not
+  // rendered at all, which keeps one change cheap with thousands of Services.
+  const partial = only !== undefined;
+  const next = renderServices(partial ? { ...input, services: input.services.filter((s) => only.has(s.key)) } : input);
   const changes: ElementChange[] = [];
   for (const [name, set] of next.sets) {
+    if (partial && !name.startsWith('lb_') && !name.startsWith('aff_')) continue;
     const old: NftSet | undefined = prev.sets.get(name);
     if (!old) return undefined;
     if (old.elements.join('\n') === set.elements.join('\n')) continue;
@@ -233,7 +237,7 @@ export function serviceWeightPatch(prev: Ruleset, input: ServicesInput): Ruleset
     const old = prev.chains.get(name);
     if (!old || old.rules.join('\n') !== chain.rules.join('\n')) return undefined;
   }
-  for (const name of prev.sets.keys()) if ((name.startsWith('lb_') || name.startsWith('aff_')) && !next.sets.has(name)) return undefined;
+  if (!partial) for (const name of prev.sets.keys()) if ((name.startsWith('lb_') || name.startsWith('aff_')) && !next.sets.has(name)) return undefined;
   return patchElements(prev, changes);
 }
 
