@@ -48,6 +48,10 @@ async function main(): Promise<void> {
   const stats = rulesetStats(rs);
   const netns = `weir-b${randomBytes(2).toString('hex')}-scale`;
   await run(['ip', 'netns', 'add', netns]);
+  // A bench stopped by a signal still removes its namespace.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => void run(['ip', 'netns', 'del', netns]).finally(() => process.exit(130)));
+  }
   try {
     t = performance.now();
     await run(['ip', 'netns', 'exec', netns, 'nft', '-f', '-'], fullScript(rs));

@@ -140,6 +140,9 @@ async function main(): Promise<void> {
   const prefix = `weir-b${randomBytes(2).toString('hex')}-`;
   const dir = await mkdtemp(join(tmpdir(), 'weir-bench-lb-'));
   const cluster: Cluster = { ...emptyCluster(), namespaces: [{ name: 'bench', labels: { 'kubernetes.io/metadata.name': 'bench' } }], pods: [...NAMES, 'client'].map(pod) };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => void labDown({ dir, prefix, force: true }).finally(() => process.exit(130)));
+  }
   try {
     const state = await labUp(cluster, { prefix, dir, nodes: 2 });
     const netnsOf = new Map(state.pods.map((p) => [p.name, p.netns]));
