@@ -79,13 +79,13 @@ spec: { podSelector: { matchLabels: { app: guarded } }, policyTypes: [Ingress] }
 const CLIENT = `
 const net = require('node:net');
 const [ip, port, n, concurrency, timeoutMs] = process.argv.slice(1).map((x, i) => (i === 0 ? x : Number(x)));
-const counts = {}; const errors = {}; let maxErrorMs = 0; let next = 0;
+const counts = {}; const errors = {}; const errorMs = []; let next = 0;
 function one() {
   return new Promise((resolve) => {
     const t0 = performance.now(); let data = ''; let done = false;
     const s = net.connect({ host: ip, port });
     const finish = (err) => { if (done) return; done = true; s.destroy();
-      if (err) { errors[err] = (errors[err] ?? 0) + 1; maxErrorMs = Math.max(maxErrorMs, performance.now() - t0); }
+      if (err) { errors[err] = (errors[err] ?? 0) + 1; errorMs.push(performance.now() - t0); }
       else { const id = data.trim(); counts[id] = (counts[id] ?? 0) + 1; }
       resolve(); };
     s.setTimeout(timeoutMs, () => finish('timeout'));
@@ -94,13 +94,13 @@ function one() {
   });
 }
 async function worker() { while (next < n) { next++; await one(); } }
-Promise.all(Array.from({ length: concurrency }, worker)).then(() => process.stdout.write(JSON.stringify({ counts, errors, maxErrorMs })));
+Promise.all(Array.from({ length: concurrency }, worker)).then(() => process.stdout.write(JSON.stringify({ counts, errors, errorMs })));
 `;
 
 interface ClientResult {
   counts: Record<string, number>;
   errors: Record<string, number>;
-  maxErrorMs: number;
+  errorMs: number[];
 }
 
 async function connect(dir: string, ip: string, n: number, concurrency = 16, timeoutMs = 1000): Promise<ClientResult> {
@@ -160,11 +160,13 @@ describe('services in the kernel (lab, root)', { skip }, () => {
     }
     assert.ok(moved, 'after the timeout a new choice is made (1/2 chance per round, 12 rounds)');
 
-    // 4. No endpoint: refused at once (TCP reset), never a hang.
-    const empty = await connect(dir, '10.96.0.99', 20, 4);
+    // 4. No endpoint: refused at once (TCP reset), never a hang (a drop would wait out the
+    //    1 s timeout). The median allows for a client process on a loaded machine.
+    const empty = await connect(dir, '10.96.0.99', 20, 1);
     assert.deepEqual(empty.counts, {});
     assert.deepEqual(empty.errors, { ECONNREFUSED: 20 });
-    assert.ok(empty.maxErrorMs < 100, `reject took ${empty.maxErrorMs} ms`);
+    const median = [...empty.errorMs].sort((a, b) => a - b)[10];
+    assert.ok(median < 100, `reject took ${median} ms (median)`);
 
     // 5. Policy after DNAT: guard-0 admits nobody, so its Service times out (dropped by the
     //    ingress filter on the real pod and port), while the other Services answered above.
