@@ -21,6 +21,7 @@ const M = Number(values.endpoints);
 function run(argv: string[], input?: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = execFile(argv[0], argv.slice(1), { maxBuffer: 1 << 28 }, (e, _o, err) => (e ? reject(new Error(`${argv.join(' ')}: ${err}`)) : resolve()));
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(input ?? '');
   });
 }
