@@ -141,9 +141,43 @@ metadata: { name: a }
     assert.equal(oneError(r, { code: 'invalid-yaml' }).line, 3);
   });
 
-  test('a document that is not an object', () => {
-    oneError(load(`${NS}---\n- a\n- b\n`), { code: 'not-an-object', line: 6, file: F });
-    oneError(load(`just a string\n`), { code: 'not-an-object', line: 1 });
+  test('a typed JSON list: items take the list kind; a bad field is reported at its own line; a broken item alone is dropped', () => {
+    const text = JSON.stringify(
+      {
+        kind: 'PodList',
+        apiVersion: 'v1',
+        metadata: {},
+        items: [
+          { metadata: { name: 'a', namespace: 'shop' }, spec: { containers: [{ name: 'c', ports: [{ containerPort: 80 }] }] } },
+          { metadata: { name: 'b', namespace: 'shop' }, spec: { containers: [{ name: 'c', ports: [{ containerPort: 'http' }] }] } },
+        ],
+      },
+      null,
+      2,
+    ).replace(/\n {2}\]\n\}$/, ',\n    { "metadata": { "name": tru } }\n  ]\n}');
+    const r = loadManifestText(text, 'pods.json');
+    assert.deepEqual(r.cluster.pods.map((p) => p.name), ['a']);
+    const lineOf = (needle: string) => text.split('\n').findIndex((l) => l.includes(needle)) + 1;
+    assert.deepEqual(
+      errors(r).map((d) => [d.code, d.object, d.field, d.line]),
+      [
+        ['invalid-type', 'Pod shop/b', 'spec.containers[0].ports[0].containerPort', lineOf('"containerPort": "http"')],
+        ['invalid-json', undefined, undefined, lineOf('"name": tru')],
+      ],
+    );
+  });
+
+  test('a document that is not a Kubernetes object is skipped with a notice', () => {
+    for (const [text, line] of [
+      [`${NS}---\n- a\n- b\n`, 6],
+      [`just a string\n`, 1],
+      [`apiVersion: v2\nname: mychart\nversion: 1.0.0\n`, 1], // a Helm Chart.yaml
+      [`replicaCount: 2\nimage: { repository: nginx }\n`, 1], // a Helm values.yaml
+    ] as const) {
+      const r = load(text);
+      assert.deepEqual(errors(r), [], text);
+      assert.deepEqual([only(r, 'not-a-manifest').severity, only(r, 'not-a-manifest').line], ['notice', line], text);
+    }
   });
 
   test('missing kind, apiVersion, metadata.name', () => {
@@ -234,7 +268,12 @@ spec: { ports: [{ port: 80 }] }
   });
 
   test('invalid namespace and label syntax', () => {
-    oneError(load(`apiVersion: v1\nkind: Namespace\nmetadata: { name: Shop }\n`), { code: 'invalid-name', field: 'metadata.name', line: 3 });
+    // Not RFC 1123, but its meaning is plain: read with a warning (lint reports it as an error).
+    const upper = load(`apiVersion: v1\nkind: Namespace\nmetadata: { name: Shop }\n`);
+    assert.deepEqual(errors(upper), []);
+    const w = only(upper, 'name-not-rfc1123');
+    assert.deepEqual([w.severity, w.field, w.line], ['warning', 'metadata.name', 3]);
+    assert.deepEqual(upper.cluster.namespaces.map((n) => n.name), ['Shop']);
     oneError(load(`apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n  labels:\n    "-bad": x\n`), {
       code: 'invalid-label',
       field: 'metadata.labels["-bad"]',
@@ -300,9 +339,10 @@ ${indent}        ports: [{ containerPort: 9090, name: metrics }]
         { port: 53, protocol: 'UDP' },
         { name: 'metrics', port: 9090, protocol: 'TCP' },
       ]);
+      // One representative pod stands for the replicas (they share one identity).
       assert.deepEqual(
-        r.cluster.pods.map((p) => p.name),
-        Array.from({ length: replicas }, (_, i) => `w-${i}`),
+        r.cluster.pods.map((p) => [p.name, p.replicas]),
+        replicas === 0 ? [] : [['w-0', replicas > 1 ? replicas : undefined]],
         kind,
       );
       for (const p of r.cluster.pods) {
@@ -320,14 +360,14 @@ ${indent}        ports: [{ containerPort: 9090, name: metrics }]
     assert.deepEqual(r.cluster.pods.map((p) => [p.name, p.workload]), [['w-0', 'shop/w[CronJob]']]);
   });
 
-  test('bare Pods keep their name; owned Pods and ReplicaSets of an input controller are skipped', () => {
+  test('running Pods are grouped into their topmost controller in the input; the template is not expanded again', () => {
     const r = load(`${tpl('Deployment', 'apps/v1', template('  '), 'web')}---
 apiVersion: apps/v1
 kind: ReplicaSet
 metadata:
   name: web-5d9c
   namespace: shop
-  ownerReferences: [{ apiVersion: apps/v1, kind: Deployment, name: web, uid: u1 }]
+  ownerReferences: [{ apiVersion: apps/v1, kind: Deployment, name: web, uid: u1, controller: true }]
 spec:
 ${template('  ')}---
 apiVersion: v1
@@ -335,8 +375,10 @@ kind: Pod
 metadata:
   name: web-5d9c-abcde
   namespace: shop
-  ownerReferences: [{ apiVersion: apps/v1, kind: ReplicaSet, name: web-5d9c, uid: u2 }]
+  labels: { app: x }
+  ownerReferences: [{ apiVersion: apps/v1, kind: ReplicaSet, name: web-5d9c, uid: u2, controller: true }]
 spec: { containers: [] }
+status: { podIP: 10.1.0.7 }
 ---
 apiVersion: v1
 kind: Pod
@@ -344,17 +386,28 @@ metadata:
   name: orphan
   namespace: shop
   labels: { app: o }
-  ownerReferences: [{ apiVersion: apps/v1, kind: ReplicaSet, name: gone, uid: u3 }]
+  ownerReferences: [{ apiVersion: apps/v1, kind: ReplicaSet, name: gone, uid: u3, controller: true }]
 status: { podIP: "fd00::5" }
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: static-n1
+  namespace: shop
+  ownerReferences: [{ apiVersion: v1, kind: Node, name: n1, uid: u4, controller: true }]
 `);
     assert.deepEqual(errors(r), []);
-    assert.deepEqual(r.cluster.workloads.map((w) => `${w.kind}/${w.name}`), ['Pod/orphan', 'Deployment/web']);
-    assert.deepEqual(r.cluster.pods.map((p) => [p.name, p.ip]), [['orphan', 'fd00::5'], ['web-0', undefined]]);
+    assert.deepEqual(r.cluster.workloads.map((w) => `${w.kind}/${w.name}/${w.replicas}`), ['ReplicaSet/gone/1', 'Pod/static-n1/1', 'Deployment/web/1']);
+    assert.deepEqual(
+      r.cluster.pods.map((p) => [p.name, p.ip, p.workload]),
+      [
+        ['orphan', 'fd00::5', 'shop/gone[ReplicaSet]'],
+        ['static-n1', undefined, 'shop/static-n1[Pod]'],
+        ['web-5d9c-abcde', '10.1.0.7', 'shop/web[Deployment]'],
+      ],
+    );
     const owned = r.diagnostics.filter((d) => d.code === 'owned-by-controller');
-    assert.deepEqual(owned.map((d) => [d.severity, d.object]), [
-      ['notice', 'ReplicaSet shop/web-5d9c'],
-      ['notice', 'Pod shop/web-5d9c-abcde'],
-    ]);
+    assert.deepEqual(owned.map((d) => [d.severity, d.object]), [['notice', 'ReplicaSet shop/web-5d9c']]);
   });
 
   test('Pod defaults: replicas 1, no ports, no hostNetwork, namespace default', () => {
@@ -544,10 +597,10 @@ describe('NetworkPolicy normalization', () => {
     assert.deepEqual([p.podSelector, p.ingress], [{}, [{ peers: [], ports: [] }]]);
   });
 
-  test('host bits in ipBlock are accepted, canonicalized, with a notice', () => {
+  test('host bits in ipBlock are accepted, masked, with a warning', () => {
     const r = load(np('  podSelector: {}\n  egress:\n    - to:\n        - ipBlock: { cidr: 10.0.0.7/24 }\n'));
     const d = only(r, 'cidr-host-bits');
-    assert.deepEqual([d.severity, d.line, d.field], ['notice', 10, 'spec.egress[0].to[0].ipBlock.cidr']);
+    assert.deepEqual([d.severity, d.line, d.field], ['warning', 10, 'spec.egress[0].to[0].ipBlock.cidr']);
     assert.equal(r.cluster.networkPolicies[0].egress[0].peers[0].kind === 'ipBlock' && r.cluster.networkPolicies[0].egress[0].peers[0].ipBlock.cidr, '10.0.0.0/24');
   });
 
@@ -752,7 +805,11 @@ describe('AdminNetworkPolicy', () => {
     oneError(load(anp('  subject: { namespaces: {} }\n')), { code: 'missing-field', field: 'spec.priority' });
     oneError(load(anp('  priority: 1\n  subject: {}\n')), { code: 'invalid-subject', field: 'spec.subject', line: 7 });
     oneError(load(anp('  priority: 1\n  subject: { namespaces: {}, pods: { namespaceSelector: {}, podSelector: {} } }\n')), { code: 'invalid-subject' });
-    oneError(load(anp('  priority: 1\n  subject: { pods: { podSelector: {} } }\n')), { code: 'missing-field', field: 'spec.subject.pods.namespaceSelector' });
+    // A pods selector the API requires but whose meaning is plain: read as {} with a warning.
+    const lenient = load(anp('  priority: 1\n  subject: { pods: { podSelector: { matchLabels: { app: a } } } }\n'));
+    assert.deepEqual(errors(lenient), []);
+    assert.deepEqual([only(lenient, 'anp-selector-missing').severity, only(lenient, 'anp-selector-missing').field], ['warning', 'spec.subject.pods']);
+    assert.deepEqual(lenient.cluster.adminNetworkPolicies[0].subject, { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'a' } } } });
     const rule = (r: string) => load(anp(`  priority: 1\n  subject: { namespaces: {} }\n${r}`));
     oneError(rule('  ingress:\n    - action: Drop\n      from: [{ namespaces: {} }]\n'), { code: 'invalid-value', field: 'spec.ingress[0].action', line: 9 });
     oneError(rule('  ingress:\n    - action: Allow\n      from: [{}]\n'), { code: 'invalid-peer', field: 'spec.ingress[0].from[0]', line: 10 });
@@ -765,7 +822,10 @@ describe('AdminNetworkPolicy', () => {
     ]);
     oneError(rule('  ingress:\n    - action: Allow\n      from: []\n'), { code: 'out-of-range', field: 'spec.ingress[0].from' });
     oneError(rule('  ingress:\n    - action: Allow\n'), { code: 'missing-field', field: 'spec.ingress[0].from' });
-    oneError(rule('  egress:\n    - action: Allow\n      to: [{ networks: [10.0.0.1/8] }]\n'), { code: 'invalid-cidr', field: 'spec.egress[0].to[0].networks[0]' });
+    const hostBits = rule('  egress:\n    - action: Allow\n      to: [{ networks: [10.0.0.1/8] }]\n');
+    assert.deepEqual(errors(hostBits), []);
+    assert.deepEqual([only(hostBits, 'cidr-host-bits').severity, only(hostBits, 'cidr-host-bits').field], ['warning', 'spec.egress[0].to[0].networks[0]']);
+    assert.deepEqual(hostBits.cluster.adminNetworkPolicies[0].egress[0].peers, [{ kind: 'networks', networks: ['10.0.0.0/8'] }]);
     oneError(rule('  egress:\n    - action: Allow\n      to: [{ networks: [bogus] }]\n'), { code: 'invalid-cidr', field: 'spec.egress[0].to[0].networks[0]' });
     oneError(rule('  egress:\n    - action: Allow\n      to: [{ nodes: {}, networks: [10.0.0.0/8] }]\n'), { code: 'invalid-peer', field: 'spec.egress[0].to[0]' });
     const port = (p: string) => rule(`  ingress:\n    - action: Allow\n      from: [{ namespaces: {} }]\n      ports:\n        - ${p}\n`);

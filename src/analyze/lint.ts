@@ -499,3 +499,25 @@ function plural(n: number, word: string): string {
 export function summaryText(s: LintSummary): string {
   return `${plural(s.errors, 'error')}, ${plural(s.warnings, 'warning')}, ${plural(s.notices, 'notice')}`;
 }
+
+// ------------------------------------------- what the API server rejects for form (issue 8)
+//
+// The loader reads some objects the API server would reject although their meaning is plain
+// (an ANP pods peer without one of its selectors, a CIDR with host bits, a name that is not
+// RFC 1123, a container port entry without containerPort, an owner reference without kind):
+// a warning while loading, so analysis goes on; an error in `weir lint`, so CI catches a
+// manifest that `kubectl apply` would refuse.
+
+/** Loader diagnostic codes for objects the API server would reject. */
+export const API_REJECTED_CODES: ReadonlySet<string> = new Set([
+  'anp-selector-missing',
+  'cidr-host-bits',
+  'name-not-rfc1123',
+  'container-port-missing',
+  'owner-kind-missing',
+]);
+
+/** The loader's diagnostics as lint findings: what the API server rejects becomes an error. */
+export function loaderFindings(diagnostics: readonly Diagnostic[]): Finding[] {
+  return diagnostics.map((d) => (API_REJECTED_CODES.has(d.code) && d.severity !== 'error' ? { ...d, severity: 'error' as const } : d));
+}

@@ -9,7 +9,7 @@ import { diffConnectivity, DIFF_TYPES, type DiffType } from '../analyze/diff.js'
 import { exposure, exposureJson, renderExposureMd, renderExposureTxt } from '../analyze/exposure.js';
 import { DIFF_FORMATS, renderDiff, type DiffFormat } from '../analyze/diff-formats.js';
 import { OUTPUT_FORMATS, renderConnList, type OutputFormat } from '../analyze/formats.js';
-import { compareFindings, lint, LINT_FORMATS, renderFindings, summarize, summaryText, type LintFormat } from '../analyze/lint.js';
+import { compareFindings, lint, LINT_FORMATS, loaderFindings, renderFindings, summarize, summaryText, type LintFormat } from '../analyze/lint.js';
 import { PROTOCOLS, type Protocol } from '../model/cluster.js';
 import {
   analyze,
@@ -155,7 +155,7 @@ async function runLint(paths: string[], opts: LintOptions, cmd: Command): Promis
   const input = await loadInput(paths, { ...globals(cmd), silent: true });
   const engine = new PolicyEngine(input.cluster);
   const quiet = globals(cmd).quiet === true;
-  const findings = [...input.diagnostics, ...lint(engine, input.cluster)]
+  const findings = [...loaderFindings(input.diagnostics), ...lint(engine, input.cluster)]
     .filter((f) => !quiet || f.severity === 'error')
     .sort(compareFindings);
   await writeOutput(renderFindings(findings, opts.format), opts.output);

@@ -54,6 +54,7 @@ export interface ContainerPort {
   readonly protocol: Protocol;
 }
 
+/** The workload kinds weir reads from manifests (KubeVirt's VMs run in virt-launcher pods). */
 export type WorkloadKind =
   | 'Pod'
   | 'Deployment'
@@ -62,17 +63,27 @@ export type WorkloadKind =
   | 'DaemonSet'
   | 'Job'
   | 'CronJob'
-  | 'ReplicationController';
+  | 'ReplicationController'
+  | 'VirtualMachine'
+  | 'VirtualMachineInstance';
 
-/** A controller (or a bare Pod) whose pods share one pod template. */
+/**
+ * A controller (or a bare Pod) whose pods share one pod template, or the owner that running
+ * pods name in their ownerReferences.
+ */
 export interface Workload {
   readonly namespace: string;
   readonly name: string;
-  readonly kind: WorkloadKind;
-  /** Pod template labels. */
+  /**
+   * A WorkloadKind, or the kind of a controller known only from its pods' ownerReferences
+   * (an Argo Rollout, an operator's custom resource).
+   */
+  readonly kind: string;
+  /** Pod template labels (for an owner known from its pods: the first pod's labels). */
   readonly labels: Labels;
   readonly ports: readonly ContainerPort[];
   readonly hostNetwork: boolean;
+  /** Pods the workload runs: `spec.replicas`, or the number of its pods in the input. */
   readonly replicas: number;
   readonly source?: SourceRef;
 }
@@ -89,6 +100,13 @@ export interface Pod {
   readonly node?: string;
   /** Owning workload key, `namespace/name[Kind]`. */
   readonly workload: string;
+  /**
+   * Identical replicas this pod stands for (absent: 1). Replicas made from one pod template
+   * share labels, ports and identity, so the model keeps one representative and a count
+   * instead of `spec.replicas` copies; whatever needs real pods (the lab) materialises them
+   * with `materializeReplicas`.
+   */
+  readonly replicas?: number;
   readonly source?: SourceRef;
 }
 
@@ -277,6 +295,35 @@ export function emptyCluster(): Cluster {
   };
 }
 
-export function workloadKey(namespace: string, name: string, kind: WorkloadKind): string {
+export function workloadKey(namespace: string, name: string, kind: string): string {
   return `${namespace}/${name}[${kind}]`;
+}
+
+/** The name of replica `i` of a templated workload, as the loader names its representative (`<name>-0`). */
+export function replicaName(workload: string, i: number): string {
+  return `${workload}-${i}`;
+}
+
+/**
+ * Pods with a replica count as that many real pods: the representative `<w>-0` and `<w>-1` …
+ * `<w>-(n-1)`. Throws a RangeError naming the workload when the total would pass `limit`,
+ * before allocating anything.
+ */
+export function materializeReplicas(pods: readonly Pod[], limit: number): Pod[] {
+  let total = 0;
+  for (const p of pods) {
+    total += p.replicas ?? 1;
+    if (total > limit) {
+      throw new RangeError(`${p.workload} asks for ${p.replicas ?? 1} replicas: more than ${limit} pods in all; lower spec.replicas`);
+    }
+  }
+  const out: Pod[] = [];
+  for (const p of pods) {
+    const n = p.replicas ?? 1;
+    const { replicas: _count, ...one } = p;
+    out.push(one);
+    const base = p.name.endsWith('-0') ? p.name.slice(0, -2) : p.name;
+    for (let i = 1; i < n; i++) out.push({ ...one, name: replicaName(base, i) });
+  }
+  return out;
 }
