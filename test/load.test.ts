@@ -480,9 +480,41 @@ spec:
       ],
       type: 'ClusterIP',
       sessionAffinity: 'None',
+      internalTrafficPolicy: 'Cluster',
       annotations: { 'weir.dev/weights': 'a=1' },
       source: { file: F, line: 1 },
     });
+  });
+
+  test('service affinity timeout and traffic policies: declared values and defaults', () => {
+    const r = load(`apiVersion: v1
+kind: Service
+metadata: { name: a, namespace: shop }
+spec:
+  type: NodePort
+  selector: { app: a }
+  ports: [{ port: 80 }]
+  sessionAffinity: ClientIP
+  externalTrafficPolicy: Local
+---
+apiVersion: v1
+kind: Service
+metadata: { name: b, namespace: shop }
+spec:
+  clusterIP: None
+  selector: { app: b }
+  sessionAffinity: ClientIP
+  sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } }
+  internalTrafficPolicy: Local
+`);
+    const [a, b] = r.cluster.services;
+    assert.equal(a.sessionAffinityTimeoutSeconds, 10800);
+    assert.equal(a.externalTrafficPolicy, 'Local');
+    assert.equal(a.internalTrafficPolicy, 'Cluster');
+    assert.equal(b.sessionAffinityTimeoutSeconds, 60);
+    assert.equal(b.internalTrafficPolicy, 'Local');
+    assert.equal(b.externalTrafficPolicy, undefined);
+    assert.equal(b.clusterIP, 'None');
   });
 
   test('node InternalIP', () => {

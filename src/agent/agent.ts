@@ -17,6 +17,7 @@ import type { CompiledRule } from '../policy/rules.js';
 import { Applier, nftRunner, type NftRunner } from '../nft/apply.js';
 import { collectReasons } from '../render/reasons.js';
 import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/render.js';
+import { planServices, type ServicesInput } from '../render/services.js';
 import type { Ruleset } from '../render/ruleset.js';
 import { applyEventsToEngine } from '../source/engine.js';
 import { diffSnapshots, EMPTY_SNAPSHOT } from '../source/diff.js';
@@ -107,7 +108,10 @@ export class NodeAgent {
         patched = patchPods(applied, this.engine, changes, { removedIdentities: changes.removedIdentities, locals, localsBefore: this.lastLocalPods, identitiesBefore });
       }
     }
-    const ruleset = patched ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces });
+    const services = this.services();
+    // With Services, a pod change can move endpoints too: render (the applier still sends
+    // only the difference) instead of the policy-only pod patch.
+    const ruleset = (services ? undefined : patched) ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, ...(services ? { services } : {}) });
     this.lastLocal = localKeys;
     this.lastLocalPods = locals;
     if (batch.diagnostics) this.lastDiagnostics = batch.diagnostics;
@@ -151,7 +155,7 @@ export class NodeAgent {
     const applied = this.applier.applied;
     // The identity existed before when the pod is not its only one.
     const known = identity && identity.pods.size > 1 ? new Set([identity.id]) : new Set<number>();
-    const patched = applied ? patchPods(applied, this.engine, { added: [pod], removed: [] }, { removedIdentities: new Map(), locals: this.lastLocalPods, localsBefore, identitiesBefore: known, namedEgressRules: this.namedEgress() }) : undefined;
+    const patched = applied && !this.services() ? patchPods(applied, this.engine, { added: [pod], removed: [] }, { removedIdentities: new Map(), locals: this.lastLocalPods, localsBefore, identitiesBefore: known, namedEgressRules: this.namedEgress() }) : undefined;
     return this.afterEvent(patched, t0);
   }
 
@@ -171,7 +175,7 @@ export class NodeAgent {
     }
     const applied = this.applier.applied;
     const patched =
-      applied && this.engine.cache.identities.has(identity.id)
+      applied && this.engine.cache.identities.has(identity.id) && !this.services()
         ? patchPods(applied, this.engine, { added: [], removed: [pod] }, { removedIdentities: new Map([[key, identity]]), locals: this.lastLocalPods, localsBefore, identitiesBefore: new Set([identity.id]), namedEgressRules: this.namedEgress() })
         : undefined;
     return this.afterEvent(patched, t0);
@@ -184,7 +188,13 @@ export class NodeAgent {
   }
 
   private renderNow(): Ruleset {
-    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces });
+    const services = this.services();
+    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, ...(services ? { services } : {}) });
+  }
+
+  /** The service NAT section's input for this node, when the cluster has Services. */
+  private services(): ServicesInput | undefined {
+    return this.current.services.length > 0 ? planServices(this.current, [], this.opts.node) : undefined;
   }
 
   /** Named-port egress rules change only with policies; cached per policy set. */

@@ -35,6 +35,7 @@ import { allows, analyze } from '../policy/index.js';
 import { clusterNodes, connectivityList } from './connlist.js';
 import { ENTIRE_CLUSTER, exposure } from './exposure.js';
 import { isEmptySelector } from '../policy/selector.js';
+import { lintServices } from '../lb/lint.js';
 
 /** A lint finding is a diagnostic: severity, stable code, object, field, message. */
 export type Finding = Diagnostic;
@@ -412,6 +413,7 @@ export function lint(engine: PolicyEngine, cluster: Cluster): Finding[] {
   if (cluster.baselineAdminNetworkPolicy) lintAdmin(ctx, 'BaselineAdminNetworkPolicy', cluster.baselineAdminNetworkPolicy);
   lintPriorities(ctx, cluster);
   lintExposure(ctx);
+  ctx.out.push(...lintServices(cluster));
   return ctx.out.sort(compareFindings);
 }
 

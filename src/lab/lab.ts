@@ -12,6 +12,7 @@ import { type ExecResult, runInNetns } from '../exec/run.js';
 import { DEFAULT_PREFIX, defaultLabDir, isInstanceNetns, isValidPrefix, podKey } from './names.js';
 import { type LabPlanOptions, planLab, replicasOf } from './plan.js';
 import { preflight } from './preflight.js';
+import { controlDir } from './behaviour.js';
 import { isAlive, startServer, stopPid, stopServer } from './processes.js';
 import { type LabNode, type LabPod, type LabState, readState, statePath, withStateLock, writeState } from './state.js';
 import { addNetns, allNetns, attachPods, buildInfrastructure, deleteNetns, detachPod, forEachLimit, listNetns, netnsPids } from './topology.js';
@@ -65,7 +66,7 @@ async function startServers(state: LabState, pods: readonly LabPod[]): Promise<M
     pods.filter((p) => p.served.length > 0),
     32,
     async (pod) => {
-      pids.set(pod.key, await startServer({ netns: pod.netns, identity: pod.key, ports: pod.served, logDir: logDir(state) }));
+      pids.set(pod.key, await startServer({ netns: pod.netns, identity: pod.key, ports: pod.served, logDir: logDir(state), controlDir: controlDir(state.dir) }));
     },
   );
   return pids;
@@ -133,7 +134,7 @@ export async function labUp(cluster: Cluster, opts: LabUpOptions = {}): Promise<
       await buildInfrastructure(state);
       for (const node of state.nodes) await opts.onNodeReady?.(node, state);
       await attachPods(state, state.pods);
-      const externalPid = startServer({ netns: state.external.netns, identity: 'external', ports: state.external.served, logDir: logDir(state) });
+      const externalPid = startServer({ netns: state.external.netns, identity: 'external', ports: state.external.served, logDir: logDir(state), controlDir: controlDir(state.dir) });
       for (const [k, v] of await startServers(state, state.pods)) pids.set(k, v);
       pids.set('external', await externalPid);
     } catch (error) {
@@ -258,7 +259,7 @@ export async function addPod(dir: string, pod: Pod, hooks: Pick<LabHooks, 'onCha
     try {
       await addNetns([added.netns]);
       await attachPods(next, [added]);
-      if (added.served.length > 0) pid = await startServer({ netns: added.netns, identity: key, ports: added.served, logDir: logDir(state) });
+      if (added.served.length > 0) pid = await startServer({ netns: added.netns, identity: key, ports: added.served, logDir: logDir(state), controlDir: controlDir(state.dir) });
     } catch (error) {
       await teardown([added.netns], [pid]);
       throw error;

@@ -40,13 +40,19 @@ export interface ServerSpec {
   readonly ports: readonly LabPort[];
   /** Directory for the server's log file. */
   readonly logDir: string;
+  /** Directory of the control files that make servers slow or flaky (src/lab/behaviour.ts). */
+  readonly controlDir?: string;
 }
 
 /** Starts a server and resolves with its PID once every port listens. */
 export async function startServer(spec: ServerSpec): Promise<number> {
   await mkdir(spec.logDir, { recursive: true });
   const log = await open(join(spec.logDir, `${spec.netns}.log`), 'a');
-  const config = JSON.stringify({ name: spec.identity, ports: spec.ports.map((p) => ({ port: p.port, protocol: p.protocol })) });
+  const config = JSON.stringify({
+    name: spec.identity,
+    ports: spec.ports.map((p) => ({ port: p.port, protocol: p.protocol })),
+    ...(spec.controlDir !== undefined ? { control: join(spec.controlDir, `${spec.netns}.json`) } : {}),
+  });
   try {
     // `ip netns exec` execs the command, so the PID we get is the server's own.
     const child = spawn('ip', ['netns', 'exec', spec.netns, process.execPath, ...NODE_FLAGS, assetPath(SERVER_SCRIPT), config], {

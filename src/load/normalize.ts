@@ -303,6 +303,7 @@ export function normalizeNode(raw: z.infer<typeof nodeSchema>, source: SourceRef
 
 export function normalizeService(raw: z.infer<typeof serviceSchema>, namespace: string, source: SourceRef): Service {
   const spec = raw.spec ?? {};
+  const type = spec.type ?? 'ClusterIP';
   return {
     namespace,
     name: raw.metadata.name,
@@ -316,8 +317,17 @@ export function normalizeService(raw: z.infer<typeof serviceSchema>, namespace: 
       ...(p.nodePort !== undefined ? { nodePort: p.nodePort } : {}),
     })),
     ...(spec.clusterIP !== undefined ? { clusterIP: spec.clusterIP } : {}),
-    type: spec.type ?? 'ClusterIP',
+    type,
     sessionAffinity: spec.sessionAffinity ?? 'None',
+    // The API server's defaults: a 3-hour ClientIP timeout, Cluster traffic policies (the
+    // external one only where there is external traffic: NodePort and LoadBalancer).
+    ...(spec.sessionAffinity === 'ClientIP'
+      ? { sessionAffinityTimeoutSeconds: spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10800 }
+      : {}),
+    internalTrafficPolicy: spec.internalTrafficPolicy ?? 'Cluster',
+    ...(type === 'NodePort' || type === 'LoadBalancer'
+      ? { externalTrafficPolicy: spec.externalTrafficPolicy ?? 'Cluster' }
+      : {}),
     annotations: { ...(raw.metadata.annotations ?? {}) },
     source,
   };

@@ -459,6 +459,16 @@ export const serviceSchema = z.object({
       clusterIP: z.string().optional(),
       type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName']).optional(),
       sessionAffinity: z.enum(['None', 'ClientIP']).optional(),
+      sessionAffinityConfig: z
+        .looseObject({
+          clientIP: z
+            // ServiceSpec: "timeoutSeconds ... must be >0 && <=86400 (for 1 day)".
+            .looseObject({ timeoutSeconds: z.number().int().min(1).max(86400).optional() })
+            .optional(),
+        })
+        .optional(),
+      internalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
+      externalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
     })
     .optional(),
 });

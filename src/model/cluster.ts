@@ -127,6 +127,12 @@ export interface Service {
   readonly clusterIP?: string;
   readonly type: 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
   readonly sessionAffinity: 'None' | 'ClientIP';
+  /** `sessionAffinityConfig.clientIP.timeoutSeconds`; defaulted to 10800 (3 h) with ClientIP. */
+  readonly sessionAffinityTimeoutSeconds?: number;
+  /** Defaulted to `Cluster`, as the API server does. */
+  readonly internalTrafficPolicy: 'Cluster' | 'Local';
+  /** Defaulted to `Cluster` for NodePort and LoadBalancer Services; absent for the others. */
+  readonly externalTrafficPolicy?: 'Cluster' | 'Local';
   readonly annotations: Labels;
   readonly source?: SourceRef;
 }

@@ -10,3 +10,4 @@ export { patchElements, hasElement, type ElementChange } from './elements.js';
 export { policyFilterSection, patchPods, type PodPatchContext } from './render.js';
 /** Typed nftables rules and elements (matches, statements, verdicts) and their nft syntax. */
 export * as nft from './nft.js';
+export { servicesSection, planServices, renderServices, serviceWeightPatch, decide as decideServices, SERVICE_PORTS_MAP, SERVICE_REJECT_MAP, type ServicesInput, type PortDecision } from './services.js';

@@ -18,7 +18,9 @@ export type Field =
   | 'iifname'
   | 'oifname'
   | 'ct state'
-  | `${'tcp' | 'udp' | 'sctp'} dport`;
+  | `${'tcp' | 'udp' | 'sctp'} dport`
+  /** A random number in [0, n): the key of a weighted endpoint map (service NAT). */
+  | `numgen random mod ${number}`;
 
 /** A literal: a number, an address or range, a keyword (`tcp`), or a quoted string (see `quoted`). */
 export type Literal = string | number;
@@ -35,11 +37,15 @@ export type Statement =
   /** `meta mark set <value>` */
   | { readonly kind: 'mark'; readonly value: number }
   /** `update @set { <key joined by " . "> [counter] }`: adds to (or refreshes in) a dynamic set from the packet path. */
-  | { readonly kind: 'update'; readonly set: string; readonly key: readonly (Field | Literal)[]; readonly counter?: boolean };
+  | { readonly kind: 'update'; readonly set: string; readonly key: readonly (Field | Literal)[]; readonly counter?: boolean }
+  /** `dnat ip to <ip>:<port>` (after a `meta l4proto` match, which nft requires for the port). */
+  | { readonly kind: 'dnat'; readonly ip: string; readonly port: number };
 
 export type Verdict =
   | { readonly kind: 'accept' | 'drop' | 'return' }
   | { readonly kind: 'jump' | 'goto'; readonly chain: string }
+  /** `reject with tcp reset` / `reject` (ICMP port unreachable): refuses at once, never hangs. */
+  | { readonly kind: 'reject'; readonly tcpReset: boolean }
   /** `<fields> vmap @map` */
   | { readonly kind: 'vmap'; readonly fields: readonly Field[]; readonly map: string };
 
@@ -65,6 +71,7 @@ export const drop: Verdict = { kind: 'drop' };
 export const ret: Verdict = { kind: 'return' };
 export const jump = (chain: string): Verdict => ({ kind: 'jump', chain });
 export const goto = (chain: string): Verdict => ({ kind: 'goto', chain });
+export const reject = (tcpReset: boolean): Verdict => ({ kind: 'reject', tcpReset });
 export const vmap = (fields: readonly Field[], map: string): Verdict => ({ kind: 'vmap', fields, map });
 
 export const inSet = (fields: Field | readonly Field[], set: string, negate = false): Match => ({ kind: 'set', fields: typeof fields === 'string' ? [fields] : fields, set, ...(negate ? { negate } : {}) });
@@ -72,6 +79,7 @@ export const is = (field: Field, ...values: readonly Literal[]): Match => ({ kin
 export const flags = (field: Field, ...f: readonly string[]): Match => ({ kind: 'flags', field, flags: f });
 
 export const setMark = (value: number): Statement => ({ kind: 'mark', value });
+export const dnat = (ip: string, port: number): Statement => ({ kind: 'dnat', ip, port });
 export const update = (set: string, key: readonly (Field | Literal)[], counter = false): Statement => ({ kind: 'update', set, key, ...(counter ? { counter } : {}) });
 
 /** A rule from its parts; `then` is appended (a rule end shared by several match prefixes). */
@@ -105,6 +113,8 @@ function statementText(s: Statement): string {
       return `meta mark set ${s.value}`;
     case 'update':
       return `update @${s.set} { ${s.key.join(' . ')}${s.counter ? ' counter' : ''} }`;
+    case 'dnat':
+      return `dnat ip to ${s.ip}:${s.port}`;
   }
 }
 
@@ -115,6 +125,8 @@ export function verdictText(v: Verdict): string {
       return `${v.kind} ${v.chain}`;
     case 'vmap':
       return `${v.fields.join(' . ')} vmap @${v.map}`;
+    case 'reject':
+      return v.tcpReset ? 'reject with tcp reset' : 'reject';
     default:
       return v.kind;
   }

@@ -3,19 +3,22 @@
 // rulesets. The table is the sum of its sections (table.ts); each is a file of its own:
 //
 //   filter.ts   the policy filter: engine verdicts for this node's pods (hook forward)
+//   services.ts service NAT: Services → DNAT to weighted endpoints (hooks prerouting, output)
 //
-// A new section (service NAT) is one more entry below, and its element updates use the same
-// fast path (elements.ts).
+// Element updates of either use the same fast path (elements.ts).
 
 import { policyFilterSection, type RenderInput } from './filter.js';
 import { collectReasons } from './reasons.js';
 import type { Ruleset } from './ruleset.js';
-import { renderTable } from './table.js';
+import { servicesSection, type ServicesInput } from './services.js';
+import { renderTable, type Section } from './table.js';
 
 export { namedEgress, patchPods, policyFilterSection, DENIED_SET, EGRESS_MAP, INGRESS_MAP, EGRESS_CHAIN, INGRESS_CHAIN, type LocalPod, type RenderInput, type PodDelta, type PodPatchContext } from './filter.js';
 
 /** Renders one node's table: every section into one ruleset (one transaction). */
-export function renderRuleset(input: RenderInput): Ruleset {
+export function renderRuleset(input: RenderInput & { readonly services?: ServicesInput }): Ruleset {
   const reasons = input.reasons ?? collectReasons(input.engine);
-  return renderTable([policyFilterSection({ ...input, reasons })], reasons.table);
+  const sections: Section[] = [policyFilterSection({ ...input, reasons })];
+  if (input.services) sections.push(servicesSection(input.services));
+  return renderTable(sections, reasons.table);
 }

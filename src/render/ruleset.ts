@@ -7,7 +7,7 @@ import type { ReasonsTable } from './reasons.js';
 export interface NftSet {
   readonly name: string;
   readonly kind: 'set' | 'map';
-  /** `ipv4_addr`, `ipv4_addr . inet_proto . inet_service`, `ipv4_addr : verdict`. */
+  /** `ipv4_addr`, `ipv4_addr . inet_proto . inet_service`, `ipv4_addr : verdict`, or `typeof <expr> : verdict`. */
   readonly type: string;
   readonly flags: readonly string[];
   /** Further declaration statements (`timeout 60s`, `counter`, `size 65536`). */

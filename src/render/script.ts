@@ -16,7 +16,8 @@ const T = `${FAMILY} ${TABLE}`;
 const ELEMENT_CHUNK = 2000;
 
 function setDecl(s: NftSet): string {
-  const parts = [`type ${s.type};`];
+  // `typeof <expression>` where no named datatype fits (a `numgen` key, service NAT).
+  const parts = [s.type.startsWith('typeof ') ? `${s.type};` : `type ${s.type};`];
   if (s.flags.length > 0) parts.push(`flags ${s.flags.join(',')};`);
   for (const e of s.extra) parts.push(`${e};`);
   return `${s.kind} ${s.name} { ${parts.join(' ')} }`;

@@ -1,0 +1,136 @@
+// Open-loop load generator for bench/lb.ts, run inside the client pod's namespace:
+// `node lb-client.mjs '<json config>'`. One request per connection: connect, read the reply,
+// the server closes. Requests start on a fixed schedule whatever the answers (open loop), so a
+// slow endpoint cannot slow the offered load down.
+//
+// Config: { endpoints: [{ ip, port }], rate, durationMs, timeoutMs, strategy, weights? }
+// strategy: "rr" (round-robin), "wrr" (smooth weighted round-robin over `weights`),
+// "lrif" (least requests in flight, ties by round-robin), "weighted" (weighted random over
+// weights read live from stdin, one JSON array per line — the kernel's numgen choice).
+// Every second it prints {"tick": [{ requests, errors, latencySum, inFlight } per endpoint]};
+// at the end {"done": { latencies: [ms…], errors, perEndpoint }} (failed requests as -1).
+
+import net from 'node:net';
+import process from 'node:process';
+import { performance } from 'node:perf_hooks';
+import { clearInterval, setInterval, setTimeout } from 'node:timers';
+
+const config = JSON.parse(process.argv[2]);
+const n = config.endpoints.length;
+let weights = config.weights ?? new Array(n).fill(1);
+const inFlight = new Array(n).fill(0);
+const latencies = [];
+const perEndpoint = new Array(n).fill(0);
+let errors = 0;
+let tick = fresh();
+let rr = 0;
+const current = new Array(n).fill(0);
+
+function fresh() {
+  return Array.from({ length: n }, () => ({ requests: 0, errors: 0, latencySum: 0 }));
+}
+
+if (config.strategy === 'weighted') {
+  let buf = '';
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      if (line.trim()) weights = JSON.parse(line);
+    }
+  });
+}
+
+function choose() {
+  switch (config.strategy) {
+    case 'rr':
+      return rr++ % n;
+    case 'wrr': {
+      // nginx's smooth weighted round-robin: deterministic, interleaved.
+      const total = weights.reduce((a, b) => a + b, 0);
+      let best = 0;
+      for (let i = 0; i < n; i++) {
+        current[i] += weights[i];
+        if (current[i] > current[best]) best = i;
+      }
+      current[best] -= total;
+      return best;
+    }
+    case 'lrif': {
+      let best = -1;
+      for (let k = 0; k < n; k++) {
+        const i = (rr + k) % n;
+        if (best < 0 || inFlight[i] < inFlight[best]) best = i;
+      }
+      rr++;
+      return best;
+    }
+    default: {
+      const total = weights.reduce((a, b) => a + b, 0);
+      let x = Math.random() * total;
+      for (let i = 0; i < n; i++) {
+        x -= weights[i];
+        if (x < 0) return i;
+      }
+      return n - 1;
+    }
+  }
+}
+
+function request() {
+  const i = choose();
+  const ep = config.endpoints[i];
+  const t0 = performance.now();
+  inFlight[i]++;
+  perEndpoint[i]++;
+  let data = '';
+  let done = false;
+  const s = net.connect({ host: ep.ip, port: ep.port });
+  const finish = (ok) => {
+    if (done) return;
+    done = true;
+    s.destroy();
+    inFlight[i]--;
+    const ms = performance.now() - t0;
+    tick[i].requests++;
+    tick[i].latencySum += ms;
+    if (ok) latencies.push(ms);
+    else {
+      latencies.push(-1);
+      errors++;
+      tick[i].errors++;
+    }
+  };
+  s.setTimeout(config.timeoutMs, () => finish(false));
+  s.setEncoding('utf8');
+  s.on('data', (d) => (data += d));
+  s.on('error', () => finish(false));
+  s.on('end', () => finish(data.length > 0));
+}
+
+const start = performance.now();
+let sent = 0;
+const pacer = setInterval(() => {
+  // Catch up to the schedule: rate × elapsed requests by now (timers are coarse).
+  const due = Math.min(Math.floor(((performance.now() - start) / 1000) * config.rate), Math.floor((config.durationMs / 1000) * config.rate));
+  while (sent < due) {
+    sent++;
+    request();
+  }
+}, 2);
+const ticker = setInterval(() => {
+  process.stdout.write(`${JSON.stringify({ tick: tick.map((t, i) => ({ ...t, inFlight: inFlight[i] })) })}\n`);
+  tick = fresh();
+}, config.tickMs ?? 1000);
+setTimeout(() => {
+  clearInterval(pacer);
+  const wait = setInterval(() => {
+    if (inFlight.some((x) => x > 0) && performance.now() - start < config.durationMs + config.timeoutMs + 2000) return;
+    clearInterval(wait);
+    clearInterval(ticker);
+    process.stdout.write(`${JSON.stringify({ done: { latencies, errors, perEndpoint } })}\n`, () => process.exit(0));
+  }, 50);
+}, config.durationMs);

@@ -1,0 +1,219 @@
+// The adaptive weight controller: pure and stepwise. Each step takes what was measured per
+// endpoint during the last interval (requests, errors, mean latency, requests in flight now)
+// and returns new shares. The caller turns shares into kernel weights (computeWeights with
+// the shares as adaptive factors) and applies them as element updates.
+//
+// Cost of an endpoint = (smoothed latency + smoothed error rate × error penalty)
+//                       × (1 + requests in flight / (mean in flight + 1)).
+// The error penalty is at least ten times the fleet's median latency, so a backend that fails
+// fast looks *slow*, never fast. Requests in flight react within one step to a stall
+// (completions, and so latency samples, arrive only after it).
+//
+// Each step multiplies an endpoint's share by exp(gain × ln(c̄ / cost)), c̄ being the cost a
+// request sees on average (share-weighted): cheaper than average grows, dearer shrinks, and
+// the fixed point is where the endpoints that carry load cost the same — for endpoints whose
+// latency grows with load, the split that equalises latency; for one that stays slow or
+// failing, the lower bound.
+//
+// Guards, so that moving weight cannot itself cause harm:
+//  - bounds: every share stays within [minFactor / N, maxFactor / N] (default 0.1× and 3× an
+//    equal share): a failing endpoint keeps a trickle that measures its recovery, and no
+//    endpoint is stampeded with the whole load;
+//  - damping: measurements are EWMA-smoothed; costs within the dead band of the average
+//    count as equal (no churn of kernel elements from noise); a share changes by at most its
+//    own step size per step, which halves every time the direction of change reverses and
+//    grows again (×1.5, up to ×maxStepRatio) while it does not — so an endpoint whose latency
+//    swings with its load settles instead of oscillating, whatever the slope of that swing;
+//  - stale data: an endpoint with no completed request in a step keeps its smoothed values.
+
+export interface Sample {
+  /** Requests (connections) completed in the interval. */
+  readonly requests: number;
+  readonly errors: number;
+  /** Mean latency of the completed requests, in ms (errors included). */
+  readonly latencyMs: number;
+  /** Requests in flight at the end of the interval. */
+  readonly inFlight: number;
+}
+
+export interface EndpointState {
+  /** Share of new connections, all shares summing to 1. */
+  readonly share: number;
+  readonly latencyMs?: number;
+  readonly errorRate: number;
+  readonly inFlight: number;
+  /** Current largest change of ln(share) per step. */
+  readonly stepSize: number;
+  /** Direction of the last change: -1, 0 or 1. */
+  readonly direction: number;
+}
+
+export type AdaptiveState = ReadonlyMap<string, EndpointState>;
+
+export interface AdaptiveOptions {
+  /** EWMA weight of a new sample (0–1]. */
+  readonly smoothing: number;
+  /** Fraction of ln(c̄ / cost) applied per step. */
+  readonly gain: number;
+  /** Largest change factor of a share per step. */
+  readonly maxStepRatio: number;
+  /** Smallest step size (as a factor) that reversals can shrink to. */
+  readonly minStepRatio: number;
+  /** Factor applied to the step size when the direction reverses (1 = no damping). */
+  readonly reversalDamping: number;
+  /** Bounds as multiples of an equal share. */
+  readonly minFactor: number;
+  readonly maxFactor: number;
+  /** Relative cost difference from the average below which a share is left alone. */
+  readonly deadBand: number;
+  /** Floor of the latency an error costs, in ms. */
+  readonly errorPenaltyMs: number;
+}
+
+export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
+  smoothing: 0.5,
+  gain: 0.5,
+  maxStepRatio: 2,
+  minStepRatio: 1.02,
+  reversalDamping: 0.5,
+  minFactor: 0.1,
+  maxFactor: 3,
+  deadBand: 0.1,
+  errorPenaltyMs: 100,
+};
+
+function fresh(share: number): EndpointState {
+  return { share, errorRate: 0, inFlight: 0, stepSize: Math.log(DEFAULT_ADAPTIVE.maxStepRatio), direction: 0 };
+}
+
+/** Equal shares for a new set of endpoints. */
+export function initialState(keys: readonly string[]): AdaptiveState {
+  return new Map(keys.map((k) => [k, fresh(1 / keys.length)]));
+}
+
+function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  if (s.length === 0) return 0;
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/**
+ * Scale shares by one factor λ and clamp each into [lo, hi] so that they sum to 1: the λ is
+ * found by bisection (Σ clamp(λ·s) grows with λ). Endpoints at a bound stay there while the
+ * others keep their proportions. Needs n·lo ≤ 1 ≤ n·hi.
+ */
+export function clampShares(shares: ReadonlyMap<string, number>, lo: number, hi: number): Map<string, number> {
+  const entries = [...shares];
+  const at = (lambda: number): number => entries.reduce((s, [, v]) => s + Math.min(hi, Math.max(lo, v * lambda)), 0);
+  const positive = entries.map(([, v]) => v).filter((v) => v > 0);
+  if (positive.length === 0) return new Map(entries.map(([k]) => [k, 1 / entries.length]));
+  let a = 0;
+  let b = hi / Math.min(...positive);
+  for (let i = 0; i < 200 && b - a > 1e-15 * b; i++) {
+    const m = (a + b) / 2;
+    if (at(m) < 1) a = m;
+    else b = m;
+  }
+  const out = new Map(entries.map(([k, v]) => [k, Math.min(hi, Math.max(lo, v * b))]));
+  // Bisection leaves a rounding residue; put it on the free endpoints so the sum is exact.
+  const sum = [...out.values()].reduce((s, v) => s + v, 0);
+  const free = [...out].filter(([, v]) => v > lo && v < hi);
+  if (free.length > 0) {
+    const freeSum = free.reduce((s, [, v]) => s + v, 0);
+    for (const [k, v] of free) out.set(k, v + ((1 - sum) * v) / freeSum);
+  }
+  return out;
+}
+
+export function step(
+  state: AdaptiveState,
+  samples: ReadonlyMap<string, Sample>,
+  keys: readonly string[],
+  options: Partial<AdaptiveOptions> = {},
+): AdaptiveState {
+  const o = { ...DEFAULT_ADAPTIVE, ...options };
+  const n = keys.length;
+  if (n === 0) return new Map();
+  // Endpoints come and go: new ones start at an equal share, gone ones are forgotten.
+  const prev = new Map<string, EndpointState>();
+  const known = keys.filter((k) => state.has(k));
+  const knownSum = known.reduce((s, k) => s + (state.get(k)?.share ?? 0), 0);
+  const room = known.length / n;
+  for (const k of keys) {
+    const old = state.get(k);
+    prev.set(k, old ? { ...old, share: knownSum > 0 ? (old.share / knownSum) * room : 1 / n } : fresh(1 / n));
+  }
+
+  // 1. Smoothed measurements.
+  const smoothed = new Map<string, EndpointState>();
+  for (const k of keys) {
+    const p = prev.get(k) as EndpointState;
+    const s = samples.get(k);
+    if (!s || s.requests <= 0) {
+      smoothed.set(k, { ...p, inFlight: s ? s.inFlight : p.inFlight });
+      continue;
+    }
+    const errorRate = Math.min(1, Math.max(0, s.errors / s.requests));
+    const a = o.smoothing;
+    smoothed.set(k, {
+      ...p,
+      latencyMs: p.latencyMs === undefined ? s.latencyMs : a * s.latencyMs + (1 - a) * p.latencyMs,
+      errorRate: a * errorRate + (1 - a) * p.errorRate,
+      inFlight: s.inFlight,
+    });
+  }
+
+  // 2. Cost per endpoint. Endpoints never measured take the fleet's median latency.
+  const measured = [...smoothed.values()].flatMap((e) => (e.latencyMs !== undefined ? [e.latencyMs] : []));
+  if (measured.length === 0) return smoothed;
+  const med = median(measured);
+  const penalty = Math.max(o.errorPenaltyMs, 10 * med);
+  const meanInFlight = [...smoothed.values()].reduce((s, e) => s + e.inFlight, 0) / n;
+  const cost = new Map<string, number>();
+  for (const k of keys) {
+    const e = smoothed.get(k) as EndpointState;
+    const latency = Math.max(e.latencyMs ?? med, 0.01);
+    cost.set(k, (latency + e.errorRate * penalty) * (1 + e.inFlight / (meanInFlight + 1)));
+  }
+  const average = keys.reduce((s, k) => s + (smoothed.get(k) as EndpointState).share * (cost.get(k) as number), 0);
+
+  // 3. Damped multiplicative move.
+  const lo = o.minFactor / n;
+  const hi = Math.min(1, o.maxFactor / n);
+  const maxStep = Math.log(o.maxStepRatio);
+  const minStep = Math.log(o.minStepRatio);
+  const moved = new Map<string, number>();
+  const steps = new Map<string, { stepSize: number; direction: number }>();
+  for (const k of keys) {
+    const e = smoothed.get(k) as EndpointState;
+    const r = Math.log(average / (cost.get(k) as number));
+    if (Math.abs(r) < Math.log(1 + o.deadBand)) {
+      moved.set(k, e.share);
+      steps.set(k, { stepSize: e.stepSize, direction: e.direction });
+      continue;
+    }
+    const direction = Math.sign(r);
+    const stepSize =
+      e.direction === -direction
+        ? Math.max(minStep, e.stepSize * o.reversalDamping)
+        : e.direction === direction
+          ? Math.min(maxStep, e.stepSize * 1.5)
+          : e.stepSize;
+    const delta = Math.max(-stepSize, Math.min(stepSize, o.gain * r));
+    moved.set(k, e.share * Math.exp(delta));
+    steps.set(k, { stepSize, direction });
+  }
+  const bounded = clampShares(moved, lo, hi);
+  const out = new Map<string, EndpointState>();
+  for (const k of keys) {
+    out.set(k, { ...(smoothed.get(k) as EndpointState), ...(steps.get(k) as { stepSize: number; direction: number }), share: bounded.get(k) ?? 1 / n });
+  }
+  return out;
+}
+
+/** Shares as adaptive factors for computeWeights (relative to an equal share). */
+export function factors(state: AdaptiveState): Map<string, number> {
+  const n = state.size;
+  return new Map([...state].map(([k, e]) => [k, e.share * n]));
+}

@@ -1,0 +1,249 @@
+// The service NAT section of the table (see render.ts, table.ts): resolved Services (src/lb)
+// → DNAT to weighted endpoints, in the style of kube-proxy's nftables mode. Pure: no I/O, no
+// clock; equal inputs give equal rulesets.
+//
+//   chain svc_check_pre (hook prerouting, priority -110)   and svc_check_out (hook output)
+//     ct state new ip daddr . meta l4proto . th dport vmap @svc_reject      no endpoint: reject now
+//   chain svc_nat_pre   (nat, hook prerouting, priority dstnat)   and svc_nat_out (hook output)
+//     ip daddr . meta l4proto . th dport vmap @svc_ports                    one lookup for all Services
+//   chain svc_<port>        one per Service port (and frontend, when the traffic policies differ)
+//     ip saddr @aff_<ep> goto ep_<ep>        ClientIP affinity: one dynamic set with timeout per endpoint
+//     numgen random mod 1000 vmap @lb_<port> weights as ranges: { 0-899 : goto ep_a, 900-999 : goto ep_b }
+//   chain ep_<ep>
+//     update @aff_<ep> { ip saddr }          with affinity
+//     meta l4proto tcp dnat ip to 10.244.1.5:8080
+//
+// The lookup is one map whatever the number of Services; rules grow with Service ports and
+// endpoints, never with clients. A weight change is an element change of `lb_<port>` only
+// (`serviceWeightPatch`, the element fast path): conntrack keeps every established connection
+// on the endpoint it was translated to, so nothing established is dropped or moved. One
+// exception: with ClientIP affinity, an endpoint whose weight drops to 0 (drained, unhealthy)
+// also loses its affinity rule, so sticky clients move too — a chain refill, done by the
+// ordinary partial diff (still no established connection touched).
+//
+// DNAT happens before the forward hook, so the policy filter section sees, and judges, the real
+// destination pod and port — NetworkPolicy after translation, as in Kubernetes.
+
+import type { Cluster } from '../model/cluster.js';
+import { allocate, type AllocateOptions } from '../lb/allocate.js';
+import type { Endpoint, ResolvedPort, ResolvedService } from '../lb/endpoints.js';
+import { endpointsForNode, locationOf, resolveServices, type Frontend, type ResolveOptions } from '../lb/endpoints.js';
+import { parseBalancing } from '../lb/config.js';
+import { computeWeights, WEIGHT_TOTAL, type WeightResult } from '../lb/weights.js';
+import { patchElements, type ElementChange } from './elements.js';
+import { nftName } from './names.js';
+import { dnat, elementText, end, flags, goto, inSet, is, reject, rule, update, vmap, type Element, type Rule } from './nft.js';
+import type { NftSet, Ruleset } from './ruleset.js';
+import type { Section, TableBuilder } from './table.js';
+import { TableBuilder as Builder } from './table.js';
+
+export const SERVICE_PORTS_MAP = 'svc_ports';
+export const SERVICE_REJECT_MAP = 'svc_reject';
+const REJECT_CHAIN = 'svc_reject_conn';
+const KEY_TYPE = 'ipv4_addr . inet_proto . inet_service : verdict';
+const FIVE_TUPLE = ['ip daddr', 'meta l4proto', 'th dport'] as const;
+
+export interface ServicesInput {
+  readonly services: readonly ResolvedService[];
+  /** The node this table is for (traffic policy Local, prefer-local). */
+  readonly node: string;
+  /** The node's location, for prefer-local. */
+  readonly nodeLocation?: string;
+  /** The node's addresses NodePorts answer on. */
+  readonly nodeIps: readonly string[];
+  /** Locations being drained (`weir lb drain`). */
+  readonly drained?: ReadonlySet<string>;
+  /** Endpoint health by endpoint key (`ip:port`); absent = healthy. */
+  readonly health?: ReadonlyMap<string, boolean>;
+  /** Adaptive factors per Service port (`ns/name/portIndex`), by endpoint key. */
+  readonly adaptive?: ReadonlyMap<string, ReadonlyMap<string, number>>;
+}
+
+/**
+ * The section's input for one node from the cluster: addresses allocated, endpoints resolved
+ * (cluster-wide, identical on every node), the node's addresses and location.
+ */
+export function planServices(
+  cluster: Cluster,
+  slices: Parameters<typeof resolveServices>[1],
+  node: string,
+  opts: AllocateOptions & ResolveOptions & Pick<ServicesInput, 'drained' | 'health' | 'adaptive'> = {},
+): ServicesInput {
+  const resolved = resolveServices(cluster, slices, allocate(cluster.services, opts), opts);
+  const n = cluster.nodes.find((x) => x.name === node);
+  const location = locationOf(n?.labels);
+  return {
+    services: resolved.services,
+    node,
+    nodeIps: n?.ip !== undefined ? [n.ip] : [],
+    ...(location !== undefined ? { nodeLocation: location } : {}),
+    ...(opts.drained ? { drained: opts.drained } : {}),
+    ...(opts.health ? { health: opts.health } : {}),
+    ...(opts.adaptive ? { adaptive: opts.adaptive } : {}),
+  };
+}
+
+/** What one Service port decided on this node, for status output and tests. */
+export interface PortDecision {
+  readonly service: string;
+  readonly port: ResolvedPort;
+  readonly frontend: Frontend;
+  readonly endpoints: readonly Endpoint[];
+  readonly result: WeightResult;
+  readonly chain: string;
+}
+
+const protoOf = (p: ResolvedPort): 'tcp' | 'udp' | 'sctp' => (p.protocol === 'UDP' ? 'udp' : p.protocol === 'SCTP' ? 'sctp' : 'tcp');
+
+/** Every (Service port, frontend) with its endpoints and weights on `input.node`. */
+export function decide(input: ServicesInput): PortDecision[] {
+  const out: PortDecision[] = [];
+  for (const svc of input.services) {
+    if (svc.address.kind !== 'virtual') continue;
+    const { config } = parseBalancing(svc.service);
+    for (const port of svc.ports) {
+      if (port.protocol === 'SCTP') continue;
+      const frontends: Frontend[] = ['cluster'];
+      if (port.nodePort !== undefined && input.nodeIps.length > 0) frontends.push('node-port');
+      for (const frontend of frontends) {
+        const endpoints = endpointsForNode(svc, port, frontend, input.node);
+        const result = computeWeights({
+          endpoints,
+          config,
+          ...(input.health ? { health: input.health } : {}),
+          ...(input.drained ? { drained: input.drained } : {}),
+          ...(input.nodeLocation !== undefined ? { clientLocation: input.nodeLocation } : {}),
+          ...(input.adaptive?.get(`${svc.key}/${port.index}`) ? { adaptive: input.adaptive.get(`${svc.key}/${port.index}`) } : {}),
+        });
+        // Both frontends share a chain unless their traffic policies give them other endpoints.
+        const own = frontend === 'node-port' && svc.internalTrafficPolicy !== svc.externalTrafficPolicy;
+        const id = `${svc.key}/${port.index}${own ? '/node-port' : ''}`;
+        out.push({ service: svc.key, port, frontend, endpoints, result, chain: nftName('svc', `${svc.name}_${port.port}`, id) });
+      }
+    }
+  }
+  return out;
+}
+
+/** `lb_<…>` elements: contiguous ranges of the numgen value, sized by the weights. */
+function weightElements(decision: PortDecision, epChain: (e: Endpoint) => string): Element[] {
+  const out: Element[] = [];
+  let at = 0;
+  for (const e of decision.endpoints) {
+    const w = decision.result.weights.get(e.key) ?? 0;
+    if (w <= 0) continue;
+    out.push({ key: [w === 1 ? `${at}` : `${at}-${at + w - 1}`], value: goto(epChain(e)) });
+    at += w;
+  }
+  return out;
+}
+
+const sorted = (elements: readonly Element[]): string[] => [...new Set(elements.map(elementText))].sort();
+
+export function servicesSection(input: ServicesInput): Section {
+  return {
+    name: 'service nat',
+    render(t: TableBuilder): void {
+      const ports: Element[] = [];
+      const rejects: Element[] = [];
+      const decisions = decide(input);
+      const svcByKey = new Map(input.services.map((s) => [s.key, s]));
+      for (const d of decisions) {
+        const svc = svcByKey.get(d.service) as ResolvedService;
+        const proto = protoOf(d.port);
+        const keys: string[][] =
+          d.frontend === 'cluster'
+            ? [[(svc.address as { ip: string }).ip, proto, `${d.port.port}`]]
+            : input.nodeIps.map((ip) => [ip, proto, `${d.port.nodePort as number}`]);
+        if (d.result.reject) {
+          for (const k of keys) rejects.push({ key: k, value: goto(REJECT_CHAIN) });
+          continue;
+        }
+        for (const k of keys) ports.push({ key: k, value: goto(d.chain) });
+        if (t.hasChain(d.chain)) continue;
+        const epChain = (e: Endpoint): string => nftName('ep', `${svc.name}_${e.ip}_${e.port}`, `${d.chain}/${e.key}`);
+        const affinity = (e: Endpoint): string => nftName('aff', `${svc.name}_${e.ip}`, `${d.chain}/${e.key}`);
+        const lbMap = nftName('lb', `${svc.name}_${d.port.port}`, d.chain);
+        const rules: Rule[] = [];
+        for (const e of d.endpoints) {
+          if ((d.result.weights.get(e.key) ?? 0) <= 0) continue;
+          const epRules: Rule[] = [];
+          if (svc.affinityTimeoutSeconds !== undefined) {
+            // kube-proxy's shape: a client seen within the timeout goes back to its endpoint.
+            t.set({ name: affinity(e), kind: 'set', type: 'ipv4_addr', flags: ['dynamic', 'timeout'], extra: [`timeout ${svc.affinityTimeoutSeconds}s`], dynamic: true, elements: [] });
+            rules.push(rule([inSet('ip saddr', affinity(e))], end(goto(epChain(e)))));
+            epRules.push(end(undefined, update(affinity(e), ['ip saddr'])));
+          }
+          epRules.push(rule([is('meta l4proto', proto)], end(undefined, dnat(e.ip, e.port))));
+          t.chain(epChain(e), mergeUpdate(epRules));
+        }
+        t.set({ name: lbMap, kind: 'map', type: `typeof numgen random mod ${WEIGHT_TOTAL} : verdict`, flags: ['interval'], extra: [], dynamic: false, elements: sorted(weightElements(d, epChain)) });
+        rules.push(end(vmap([`numgen random mod ${WEIGHT_TOTAL}`], lbMap)));
+        t.chain(d.chain, rules);
+      }
+      t.set({ name: SERVICE_PORTS_MAP, kind: 'map', type: KEY_TYPE, flags: [], extra: [], dynamic: false, elements: sorted(ports) });
+      t.set({ name: SERVICE_REJECT_MAP, kind: 'map', type: KEY_TYPE, flags: [], extra: [], dynamic: false, elements: sorted(rejects) });
+      // TCP gets a reset, everything else ICMP port unreachable: a client fails at once.
+      t.chain(REJECT_CHAIN, [rule([is('meta l4proto', 'tcp')], end(reject(true))), end(reject(false))]);
+      const check: Rule[] = [rule([flags('ct state', 'new')], end(vmap(FIVE_TUPLE, SERVICE_REJECT_MAP)))];
+      const nat: Rule[] = [end(vmap(FIVE_TUPLE, SERVICE_PORTS_MAP))];
+      t.chain('svc_check_pre', check, 'type filter hook prerouting priority -110; policy accept;');
+      t.chain('svc_check_out', check, 'type filter hook output priority -110; policy accept;');
+      t.chain('svc_nat_pre', nat, 'type nat hook prerouting priority dstnat; policy accept;');
+      t.chain('svc_nat_out', nat, 'type nat hook output priority -100; policy accept;');
+    },
+  };
+}
+
+/** `update @aff { ip saddr }` and the DNAT in one rule, so the set is refreshed only when translated. */
+function mergeUpdate(rules: readonly Rule[]): Rule[] {
+  if (rules.length !== 2) return [...rules];
+  const [u, d] = rules;
+  return [{ matches: d.matches, statements: [...u.statements, ...d.statements], ...(d.verdict ? { verdict: d.verdict } : {}) }];
+}
+
+/** The service section alone, as a ruleset (tests, status). */
+export function renderServices(input: ServicesInput): Ruleset {
+  const t = new Builder();
+  t.section = 'service nat';
+  servicesSection(input).render(t);
+  return t.build({});
+}
+
+/**
+ * The element fast path for weights: when only the weights of existing endpoints changed
+ * (same Services, endpoints, chains), the change is element updates of the `lb_*` maps,
+ * applied to `prev` without re-rendering anything else. Undefined when more than that changed
+ * (the caller renders in full and diffs).
+ */
+export function serviceWeightPatch(prev: Ruleset, input: ServicesInput, only?: ReadonlySet<string>): Ruleset | undefined {
+  // `only`: the Services (`ns/name`) whose weights may have changed; the others are not
+  // rendered at all, which keeps one change cheap with thousands of Services.
+  const partial = only !== undefined;
+  const next = renderServices(partial ? { ...input, services: input.services.filter((s) => only.has(s.key)) } : input);
+  const changes: ElementChange[] = [];
+  for (const [name, set] of next.sets) {
+    if (partial && !name.startsWith('lb_') && !name.startsWith('aff_')) continue;
+    const old: NftSet | undefined = prev.sets.get(name);
+    if (!old) return undefined;
+    if (old.elements.join('\n') === set.elements.join('\n')) continue;
+    if (!name.startsWith('lb_')) return undefined;
+    const before = new Set(old.elements);
+    const after = new Set(set.elements);
+    for (const e of old.elements) if (!after.has(e)) changes.push({ set: name, element: parseLbElement(e), add: false });
+    for (const e of set.elements) if (!before.has(e)) changes.push({ set: name, element: parseLbElement(e), add: true });
+  }
+  for (const [name, chain] of next.chains) {
+    const old = prev.chains.get(name);
+    if (!old || old.rules.join('\n') !== chain.rules.join('\n')) return undefined;
+  }
+  if (!partial) for (const name of prev.sets.keys()) if ((name.startsWith('lb_') || name.startsWith('aff_')) && !next.sets.has(name)) return undefined;
+  return patchElements(prev, changes);
+}
+
+/** `0-899 : goto ep_x` back to an Element (only for lb maps, which this file writes). */
+function parseLbElement(text: string): Element {
+  const m = /^(\d+(?:-\d+)?) : goto (\S+)$/.exec(text);
+  if (!m) throw new Error(`not a weight map element: ${text}`);
+  return { key: [m[1]], value: goto(m[2]) };
+}

@@ -1,0 +1,145 @@
+// The adaptive controller against simulated endpoints. Each endpoint is a queue with a base
+// service time and a concurrency: at utilisation ρ its latency is base / (1 − ρ) (saturating
+// at 20 × base), so moving load onto an endpoint makes it slower — the feedback that makes a
+// careless controller oscillate. Requests in flight follow Little's law.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { adaptive } from '../src/lb/index.js';
+
+interface SimEndpoint {
+  baseMs: number;
+  concurrency: number;
+  errorRate: number;
+  /** Errors return at once (1 ms) instead of after the service time. */
+  failFast?: boolean;
+  /** No request completes this step (a stall); they pile up in flight. */
+  stalled?: boolean;
+}
+
+const KEYS = ['e0', 'e1', 'e2', 'e3', 'e4'];
+
+function measure(eps: readonly SimEndpoint[], state: adaptive.AdaptiveState, rate: number): Map<string, adaptive.Sample> {
+  const out = new Map<string, adaptive.Sample>();
+  eps.forEach((e, i) => {
+    const k = KEYS[i];
+    const r = rate * (state.get(k)?.share ?? 0);
+    const rho = (r * e.baseMs) / 1000 / e.concurrency;
+    const latency = rho >= 0.95 ? 20 * e.baseMs : e.baseMs / (1 - rho);
+    if (e.stalled) {
+      out.set(k, { requests: 0, errors: 0, latencyMs: 0, inFlight: r });
+      return;
+    }
+    const mean = e.failFast ? (1 - e.errorRate) * latency + e.errorRate * 1 : latency;
+    out.set(k, { requests: r, errors: r * e.errorRate, latencyMs: mean, inFlight: (r * latency) / 1000 });
+  });
+  return out;
+}
+
+function run(
+  eps: SimEndpoint[],
+  steps: number,
+  opts: Partial<adaptive.AdaptiveOptions> = {},
+  rate = 800,
+  change?: (step: number, eps: SimEndpoint[]) => void,
+): adaptive.AdaptiveState[] {
+  let state = adaptive.initialState(KEYS);
+  const history = [state];
+  for (let s = 0; s < steps; s++) {
+    change?.(s, eps);
+    state = adaptive.step(state, measure(eps, state, rate), KEYS, opts);
+    history.push(state);
+  }
+  return history;
+}
+
+const share = (st: adaptive.AdaptiveState, k: string): number => st.get(k)?.share ?? NaN;
+const healthy = (): SimEndpoint => ({ baseMs: 10, concurrency: 4, errorRate: 0 });
+
+function assertSumsToOne(history: readonly adaptive.AdaptiveState[]): void {
+  for (const st of history) {
+    const sum = [...st.values()].reduce((s, e) => s + e.share, 0);
+    assert.ok(Math.abs(sum - 1) < 1e-9, `shares sum to ${sum}`);
+  }
+}
+
+/** Largest step-to-step change of any share over the last `n` steps. */
+function jitter(history: readonly adaptive.AdaptiveState[], n: number): number {
+  let max = 0;
+  for (let i = history.length - n; i < history.length; i++) {
+    for (const k of KEYS) max = Math.max(max, Math.abs(share(history[i], k) - share(history[i - 1], k)));
+  }
+  return max;
+}
+
+describe('adaptive controller', () => {
+  test('converges: a 5× slower endpoint loses weight, the others share it, and it settles', () => {
+    const eps = [healthy(), healthy(), healthy(), healthy(), { ...healthy(), baseMs: 50 }];
+    const h = run(eps, 40);
+    assertSumsToOne(h);
+    const end = h[h.length - 1];
+    assert.ok(share(end, 'e4') < 0.08, `slow share ${share(end, 'e4')}`);
+    for (const k of KEYS.slice(0, 4)) assert.ok(share(end, k) > 0.22 && share(end, k) < 0.25, `${k} ${share(end, k)}`);
+    assert.ok(jitter(h, 10) < 0.005, `still moving by ${jitter(h, 10)}`);
+  });
+
+  test('errors count: an endpoint that fails 30% fast looks bad, not fast', () => {
+    const eps = [healthy(), healthy(), healthy(), healthy(), { baseMs: 1, concurrency: 4, errorRate: 0.3, failFast: true }];
+    const end = run(eps, 30).at(-1) as adaptive.AdaptiveState;
+    assert.ok(share(end, 'e4') < 0.1, `fail-fast share ${share(end, 'e4')}`);
+  });
+
+  test('bounds: a dead endpoint keeps a trickle, a very fast one is never stampeded', () => {
+    const eps = [healthy(), healthy(), healthy(), { baseMs: 10, concurrency: 4, errorRate: 1 }, { baseMs: 0.5, concurrency: 64, errorRate: 0 }];
+    const h = run(eps, 40);
+    for (const st of h) {
+      assert.ok(share(st, 'e3') >= 0.1 / 5 - 1e-12, `dead endpoint starved: ${share(st, 'e3')}`);
+      for (const k of KEYS) assert.ok(share(st, k) <= 3 / 5 + 1e-12, `${k} stampeded: ${share(st, k)}`);
+    }
+    // The dead one ends at the lower bound; the fast one near the upper.
+    assert.ok(share(h.at(-1) as adaptive.AdaptiveState, 'e3') < 0.025);
+    assert.ok(share(h.at(-1) as adaptive.AdaptiveState, 'e4') > 0.5);
+  });
+
+  test('damping: with load-dependent latency the damped controller settles where an undamped one oscillates', () => {
+    // Two endpoints of half the capacity: as soon as they get more load they get slow.
+    const mk = (): SimEndpoint[] => [healthy(), healthy(), healthy(), { baseMs: 10, concurrency: 2, errorRate: 0 }, { baseMs: 10, concurrency: 2, errorRate: 0 }];
+    const undamped = run(mk(), 60, { smoothing: 1, gain: 1, maxStepRatio: 1e9, reversalDamping: 1, deadBand: 0 }, 1200);
+    const damped = run(mk(), 60, {}, 1200);
+    assertSumsToOne(damped);
+    const u = jitter(undamped, 20);
+    const d = jitter(damped, 20);
+    assert.ok(u > 0.05, `the undamped baseline should oscillate (jitter ${u})`);
+    assert.ok(d < 0.01, `damped jitter ${d}`);
+  });
+
+  test('recovery: weight returns once a slow endpoint is fast again', () => {
+    const eps = [healthy(), healthy(), healthy(), healthy(), { ...healthy(), baseMs: 50 }];
+    const h = run(eps, 60, {}, 800, (s, e) => {
+      if (s === 30) e[4] = healthy();
+    });
+    assert.ok(share(h[30], 'e4') < 0.08);
+    const back = h.findIndex((st, i) => i > 30 && share(st, 'e4') > 0.17);
+    assert.ok(back !== -1 && back - 30 <= 15, `back to near-equal after ${back - 30} steps`);
+    assert.ok(share(h.at(-1) as adaptive.AdaptiveState, 'e4') > 0.18);
+  });
+
+  test('a stall moves weight within a step, before any latency sample arrives', () => {
+    const eps = [healthy(), healthy(), healthy(), healthy(), healthy()];
+    const h = run(eps, 12, {}, 800, (s, e) => {
+      e[4] = { ...healthy(), stalled: s >= 10 };
+    });
+    // Step 10 measured the stall (no completions, requests piling up in flight).
+    assert.ok(share(h[10], 'e4') > 0.19);
+    assert.ok(share(h[11], 'e4') < 0.15, `share after one stalled step ${share(h[11], 'e4')}`);
+  });
+
+  test('endpoints that join start at an equal share; those that leave are forgotten', () => {
+    let st = adaptive.initialState(['a', 'b']);
+    st = adaptive.step(st, new Map(), ['a', 'b', 'c', 'd']);
+    assert.deepEqual([...st.keys()], ['a', 'b', 'c', 'd']);
+    assert.ok([...st.values()].every((e) => Math.abs(e.share - 0.25) < 1e-9));
+    st = adaptive.step(st, new Map(), ['c']);
+    assert.deepEqual([...st.keys()], ['c']);
+  });
+});

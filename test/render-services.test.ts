@@ -1,0 +1,81 @@
+// The service NAT section, pure (no root): what it declares for Services with weights,
+// affinity, no endpoints and NodePorts, that base-chain rules do not grow with Services, and
+// that a weight change through the element fast path equals a fresh render.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { loadManifestText } from '../src/load/index.js';
+import type { Cluster, Pod } from '../src/model/cluster.js';
+import { planServices, renderServices, serviceWeightPatch, SERVICE_PORTS_MAP, SERVICE_REJECT_MAP } from '../src/render/services.js';
+
+function cluster(yaml: string, pods: Pod[]): Cluster {
+  const { cluster: c, diagnostics } = loadManifestText(yaml, 's.yaml');
+  assert.deepEqual(diagnostics.filter((d) => d.severity === 'error'), []);
+  return { ...c, pods, nodes: [{ name: 'n0', labels: {}, ip: '172.31.255.10' }] };
+}
+
+const pod = (name: string, ip: string, labels: Record<string, string>): Pod => ({
+  namespace: 'shop', name, labels, ports: [{ name: 'http', port: 8080, protocol: 'TCP' }], hostNetwork: false, ip, node: 'n0', workload: `shop/${name}[Pod]`,
+});
+
+const YAML = `apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: shop, annotations: { weir.dev/weights: "pod/a: 9, pod/b: 1" } }
+spec: { type: NodePort, clusterIP: 10.96.0.80, selector: { app: web }, ports: [{ port: 80, targetPort: http, nodePort: 30080 }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: sticky, namespace: shop }
+spec: { clusterIP: 10.96.0.81, selector: { app: web }, ports: [{ port: 80, targetPort: http }], sessionAffinity: ClientIP, sessionAffinityConfig: { clientIP: { timeoutSeconds: 30 } } }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: empty, namespace: shop }
+spec: { clusterIP: 10.96.0.82, selector: { app: none }, ports: [{ port: 53, protocol: UDP }] }
+`;
+const PODS = [pod('a', '10.244.0.2', { app: 'web' }), pod('b', '10.244.0.3', { app: 'web' })];
+
+describe('service NAT section', () => {
+  test('one lookup map, weights as ranges, affinity sets, rejects without endpoints', () => {
+    const rs = renderServices(planServices(cluster(YAML, PODS), [], 'n0'));
+    const ports = rs.sets.get(SERVICE_PORTS_MAP)?.elements ?? [];
+    assert.equal(ports.length, 3, ports.join('\n'));
+    assert.ok(ports.some((e) => e.startsWith('10.96.0.80 . tcp . 80 : goto svc_web_80_')));
+    assert.ok(ports.some((e) => e.startsWith('172.31.255.10 . tcp . 30080 : goto svc_web_80_')));
+    assert.deepEqual(rs.sets.get(SERVICE_REJECT_MAP)?.elements, ['10.96.0.82 . udp . 53 : goto svc_reject_conn']);
+    const lb = [...rs.sets.values()].filter((s) => s.name.startsWith('lb_web_80_'));
+    assert.equal(lb.length, 1, 'NodePort and ClusterIP share one chain when the traffic policies agree');
+    assert.deepEqual(lb[0].elements.map((e) => e.replace(/goto ep_web_(10_244_0_\d)_8080_\w+/, '$1')), ['0-899 : 10_244_0_2', '900-999 : 10_244_0_3']);
+    const aff = [...rs.sets.values()].filter((s) => s.name.startsWith('aff_sticky'));
+    assert.equal(aff.length, 2);
+    assert.ok(aff.every((s) => s.dynamic && s.extra.includes('timeout 30s') && s.flags.includes('timeout')));
+    const chain = [...rs.chains.values()].find((c) => c.name.startsWith('svc_sticky'));
+    assert.match(chain?.rules.join('\n') ?? '', /^ip saddr @aff_sticky_\S+ goto ep_sticky_/m);
+    assert.match(chain?.rules.at(-1) ?? '', /^numgen random mod 1000 vmap @lb_sticky_80_/);
+    const ep = [...rs.chains.values()].find((c) => c.name.startsWith('ep_sticky'));
+    assert.match(ep?.rules[0] ?? '', /^meta l4proto tcp update @aff_sticky_\S+ \{ ip saddr \} dnat ip to 10\.244\.0\.\d:8080$/);
+  });
+
+  test('base chains do not grow with Services (one map lookup)', () => {
+    const many = Array.from({ length: 50 }, (_, i) => YAML.replace(/name: (web|sticky|empty),/g, `name: $1-${i},`).replaceAll('10.96.0.8', `10.96.${i + 1}.8`).replace('nodePort: 30080', `nodePort: ${30100 + i}`)).join('---\n');
+    const one = renderServices(planServices(cluster(YAML, PODS), [], 'n0'));
+    const fifty = renderServices(planServices(cluster(many, PODS), [], 'n0'));
+    for (const base of ['svc_nat_pre', 'svc_nat_out', 'svc_check_pre', 'svc_check_out']) {
+      assert.deepEqual(fifty.chains.get(base)?.rules, one.chains.get(base)?.rules);
+      assert.equal(one.chains.get(base)?.rules.length, 1);
+    }
+  });
+
+  test('a weight change is an element patch equal to a fresh render', () => {
+    const c = cluster(YAML.replace(/---[\s\S]*$/, ''), PODS);
+    const before = renderServices(planServices(c, [], 'n0'));
+    const input = planServices(c, [], 'n0', { health: new Map([['10.244.0.2:8080', false]]) });
+    const patched = serviceWeightPatch(before, input, new Set(['shop/web']));
+    assert.ok(patched?.patch);
+    const fresh = renderServices(input);
+    for (const [name, set] of fresh.sets) assert.deepEqual(patched.sets.get(name)?.elements, set.elements, name);
+    const lb = [...patched.patch.added.entries()];
+    assert.equal(lb.length, 1);
+    assert.match(lb[0][1].join(), /^0-999 : goto ep_web_10_244_0_3_8080_/);
+  });
+});
