@@ -11,7 +11,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { loadManifestText } from '../src/load/index.js';
 import type { Cluster } from '../src/model/cluster.js';
 import { labUp, labExec, runInNetns, type LabState } from '../src/lab/index.js';
-import { clusterFromLab, labEnforcer } from '../src/lab/agent.js';
+import { labEnforcer } from '../src/lab/agent.js';
+import { labCluster } from '../src/lab/cluster.js';
 import type { Ruleset } from '../src/render/index.js';
 import { clearBehaviour, setBehaviour } from '../src/lab/behaviour.js';
 import { planServices, serviceWeightPatch, type ServicesInput } from '../src/render/services.js';
@@ -127,7 +128,7 @@ describe('services in the kernel (lab, root)', { skip }, () => {
     const state = await labUp(desired, { prefix, dir, nodes: 2, ...enforcer });
     await enforcer.syncAll(state);
     const servicesOf = (st: LabState, node: string, extra: Partial<ServicesInput> = {}): ServicesInput => ({
-      ...planServices(clusterFromLab(st, desired), [], node),
+      ...planServices(labCluster(desired, st), [], node),
       ...extra,
     });
     const clientNode = state.pods.find((p) => p.key === 'shop/client')?.node as string;

@@ -194,7 +194,8 @@ export class NodeAgent {
 
   /** The service NAT section's input for this node, when the cluster has Services. */
   private services(): ServicesInput | undefined {
-    return this.current.services.length > 0 ? planServices(this.current, [], this.opts.node) : undefined;
+    const cluster = this.synced?.cluster;
+    return cluster && cluster.services.length > 0 ? planServices(cluster, [], this.opts.node) : undefined;
   }
 
   /** Named-port egress rules change only with policies; cached per policy set. */
