@@ -1,3 +1,4 @@
+// suite: lab (needs root: a real network namespace; `npm run test:lab`)
 // Slow and flaky pod servers (root): a real lab server in a namespace of its own, made slow,
 // failing or stalling through its control file, changed live, and measured by a real client
 // in the same namespace.

@@ -1,3 +1,4 @@
+// suite: lab (one test needs root: a namespace with its own resolv.conf; `npm run test:lab`)
 // The lab's DNS: records from resolved Services, real queries with Node's resolver against
 // the server on loopback, and (root) a pod-like namespace whose resolv.conf points at the
 // per-node DNS process, resolving through the system resolver path.

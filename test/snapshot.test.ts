@@ -1,3 +1,4 @@
+// suite: unit (root only to re-run one check as user nobody; needs no namespaces)
 // Reading snapshots as users dump them (issue 8): typed list responses of the API server,
 // pods grouped into their controllers with np-guard's names, folders with links, stray files
 // and FIFOs, manifests the API server rejects for form, KubeVirt VMs, huge replica counts.

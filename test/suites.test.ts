@@ -10,11 +10,18 @@ import { fileURLToPath } from 'node:url';
 
 const TEST_DIR = dirname(fileURLToPath(import.meta.url));
 const MARKER = /^\/\/ suite: lab\b/m;
+/** A file that checks for root without needing it (to drop privileges, say) says so. */
+const UNIT_MARKER = /^\/\/ suite: unit\b/m;
 /** What a test needing root uses: the netns helpers, or a uid check. */
 const NEEDS_ROOT = /netnsSkipReason|getuid\?\.\(\) === 0|labEnforcer\(|ip', 'netns'/;
 
 export function unmarkedRootTests(files: ReadonlyMap<string, string>): string[] {
-  return [...files].filter(([, text]) => NEEDS_ROOT.test(text) && !MARKER.test(text.split('\n').slice(0, 3).join('\n'))).map(([name]) => name);
+  return [...files]
+    .filter(([, text]) => {
+      const head = text.split('\n').slice(0, 3).join('\n');
+      return NEEDS_ROOT.test(text) && !MARKER.test(head) && !UNIT_MARKER.test(head);
+    })
+    .map(([name]) => name);
 }
 
 test('every test file that needs root is marked `// suite: lab` in its first lines', () => {
