@@ -17,8 +17,9 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster, NetworkPolicy, Pod } from '../src/model/cluster.js';
 import { PolicyEngine, allows, evaluatePair, podEndpoint } from '../src/policy/index.js';
-import { NodeAgent, fullScript, renderRuleset, type LocalPod } from '../src/nft/index.js';
-import { run } from '../src/lab/exec.js';
+import { NodeAgent } from '../src/agent/index.js';
+import { fullScript, renderRuleset, type LocalPod } from '../src/render/index.js';
+import { run } from '../src/exec/run.js';
 import { generateCluster } from './generate.js';
 
 const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' } } });

@@ -22,7 +22,7 @@ import { FlowPipeline } from '../src/flows/pipeline.js';
 import { parseReasons } from '../src/flows/reasons.js';
 import type { FlowRecord } from '../src/flows/record.js';
 import { SqliteFlowStore } from '../src/flows/sqlite-store.js';
-import { WorkerFlowStore } from '../src/flows/store-worker.js';
+import { WorkerFlowStore } from './store-worker.js';
 import { SAMPLE_REASONS, conntrackLines, deniedSetJson, syntheticCluster, type DeniedSpec } from '../src/flows/synthetic.js';
 import { rng } from '../src/synthetic/random.js';
 

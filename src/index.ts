@@ -3,3 +3,4 @@ export * from './model/cluster.js';
 export * from './model/diagnostics.js';
 export * from './policy/index.js';
 export { loadManifests, loadManifestText, parseManifests, buildCluster, type LoadResult } from './load/index.js';
+export * from './analyze/index.js';

@@ -1,3 +1,4 @@
+// suite: lab (needs root: real network namespaces and nftables; `npm run test:lab`)
 // The dashboard of a real lab (root only; skipped otherwise): `weir lab up` (the demo) with
 // agents and `weir serve`, real probes through the kernel, and Debian's Chromium driven by
 // playwright-core against the server `lab up` started. Everything created here is removed in

@@ -1,3 +1,4 @@
+// suite: lab (needs root: real network namespaces and nftables; `npm run test:lab`)
 // Real kernel: two network namespaces joined by a veth, the agent-shaped `inet weir` table in the
 // server side, real TCP connections. Skipped without root or without conntrack/nft.
 import assert from 'node:assert/strict';

@@ -7,7 +7,7 @@ import { parseFlowFilter } from '../src/flows/filter.js';
 import { FlowPipeline } from '../src/flows/pipeline.js';
 import type { FlowRecord } from '../src/flows/record.js';
 import { SqliteFlowStore } from '../src/flows/sqlite-store.js';
-import { WorkerFlowStore, decodeBatch, encodeBatch } from '../src/flows/store-worker.js';
+import { WorkerFlowStore, decodeBatch, encodeBatch } from '../bench/store-worker.js';
 import type { WriteReport } from '../src/flows/store.js';
 import { podRecord, syntheticCluster } from '../src/flows/synthetic.js';
 

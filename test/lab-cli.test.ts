@@ -1,3 +1,4 @@
+// suite: lab (needs root: real network namespaces and nftables; `npm run test:lab`)
 // `weir lab …` end to end, through the real CLI (`node bin/weir.js`), with real namespaces,
 // agents, nftables and packets (root only; skipped otherwise). Every test has its own
 // prefix and directory and removes everything in t.after — agents by their recorded PIDs,

@@ -1,3 +1,4 @@
+// suite: lab (needs root: real network namespaces and nftables; `npm run test:lab`)
 // The kernel enforces the engine's verdicts, proven with real packets (root only; skipped
 // otherwise). One lab for the whole file — the upstream e2e model (x/y/z × a/b/c) on two
 // nodes, pods alternating between them — with the in-process nft agents enforcing. Every

@@ -1,3 +1,4 @@
+// suite: lab (needs root: real network namespaces and nftables; `npm run test:lab`)
 // The lab with real namespaces, servers and packets (root only; skipped otherwise).
 // Every test uses its own prefix (`weir-t<hex>-`) and directory, and removes everything it
 // created in t.after — also when an assertion fails halfway.

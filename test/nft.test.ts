@@ -1,3 +1,4 @@
+// suite: lab (needs root: real network namespaces and nftables; `npm run test:lab`)
 // The nftables data plane: renderer structure (pure), scripts validated by the kernel
 // (`nft -c` in a throwaway netns), and real packets through a small topology this file
 // builds itself: one "node" namespace routing three "pod" namespaces.
@@ -12,20 +13,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { AdminNetworkPolicy, BaselineAdminNetworkPolicy, Cluster, NetworkPolicy, Pod } from '../src/model/cluster.js';
 import { PolicyEngine, allows, evaluatePair, podEndpoint, type Direction } from '../src/policy/index.js';
-import {
-  Applier,
-  NodeAgent,
-  diffScript,
-  fullScript,
-  nftRunner,
-  renderRuleset,
-  rulesetStats,
-  type LocalPod,
-  type NftRunner,
-  type Ruleset,
-} from '../src/nft/index.js';
+import { Applier, nftRunner, type NftRunner } from '../src/nft/index.js';
+import { diffScript, fullScript, renderRuleset, rulesetStats, type LocalPod, type Ruleset } from '../src/render/index.js';
+import { NodeAgent } from '../src/agent/index.js';
 import { parseHitCounters } from '../src/flows/nftjson.js';
-import { run } from '../src/lab/exec.js';
+import { run } from '../src/exec/run.js';
 import { assetPath, startServer, stopServer } from '../src/lab/processes.js';
 import type { LabState } from '../src/lab/state.js';
 import { e2eModel, modelPod } from './helpers/model.js';

@@ -1,3 +1,4 @@
+// suite: lab (needs root: real network namespaces and nftables; `npm run test:lab`)
 // The visibility side against a real lab (root only; skipped otherwise): `weir lab up` with
 // agents and `weir serve`, real connections through the kernel, and every answer read back
 // through the server's real HTTP API — flows, per-policy counters, alerts with a real webhook

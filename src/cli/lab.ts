@@ -57,7 +57,7 @@ import { buildCluster, findManifestFiles, parseManifests, type ManifestObject } 
 import { emptyCluster, type Cluster } from '../model/cluster.js';
 import { formatDiagnostic, hasErrors, ValidationError, type Diagnostic } from '../model/diagnostics.js';
 import { PolicyEngine } from '../policy/index.js';
-import { runAgent } from '../nft/index.js';
+import { runAgent } from '../agent/index.js';
 import { CliError, EXIT_FINDINGS, EXIT_INPUT, exitStatus } from './exit.js';
 import { countErrors, loadInput } from './input.js';
 import { writeOutput } from './output.js';

@@ -24,7 +24,7 @@ import type { Decision } from '../policy/pipeline.js';
 import type { Direction } from '../policy/rules.js';
 import type { FlowProtocol, FlowRecord, Tier } from './record.js';
 
-/** Rule label of the NetworkPolicy default deny, as the renderer names it (src/nft/reasons.ts). */
+/** Rule label of the NetworkPolicy default deny, as the renderer names it (src/render/reasons.ts). */
 export const ISOLATED_RULE = 'default deny (isolated)';
 
 export interface SideAttribution {

@@ -7,7 +7,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Cluster, Labels, Pod } from '../model/cluster.js';
 import { type Diagnostic, ValidationError } from '../model/diagnostics.js';
-import { type ExecResult, runInNetns } from './exec.js';
+import { type ExecResult, runInNetns } from '../exec/run.js';
 import { DEFAULT_PREFIX, defaultLabDir, isInstanceNetns, isValidPrefix, podKey } from './names.js';
 import { type LabPlanOptions, planLab } from './plan.js';
 import { preflight } from './preflight.js';

@@ -4,7 +4,7 @@
 // "reachability table" ("." reachable, "X" not).
 
 import type { Protocol } from '../model/cluster.js';
-import { runInNetns } from './exec.js';
+import { runInNetns } from '../exec/run.js';
 import { PROBER_SCRIPT, assetPath } from './processes.js';
 import type { LabPort, LabState } from './state.js';
 import { forEachLimit } from './topology.js';

@@ -21,7 +21,7 @@
 // so every node sees both halves of each connection (conntrack stays symmetric).
 
 import { contains, parseCidr, parseIPv4 } from './cidr.js';
-import { ipBatch, run } from './exec.js';
+import { ipBatch, run } from '../exec/run.js';
 import { HOST_VETH_MAC, underlayPortName } from './names.js';
 import type { LabNode, LabPod, LabState } from './state.js';
 

@@ -4,9 +4,9 @@
 // changes nothing in the kernel (nf_tables commits or aborts as a whole), so on failure the
 // last applied model is still exactly what the kernel holds.
 
-import { run } from '../lab/exec.js';
-import { diffScript, fullScript, patchScript, type DiffSummary } from './script.js';
-import { rulesetStats, type Ruleset, type RulesetStats } from './ruleset.js';
+import { run } from '../exec/run.js';
+import { diffScript, fullScript, patchScript, type DiffSummary } from '../render/script.js';
+import { rulesetStats, type Ruleset, type RulesetStats } from '../render/ruleset.js';
 
 export interface NftRunResult {
   readonly ok: boolean;

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import type { Cluster, Labels } from '../../src/model/cluster.js';
 import { compareWithDesired, formatComparison, type Comparison } from '../../src/lab/compare.js';
 import { labDown, labUp, portLabel, probe, readState, runInNetns, updatePodLabels, type LabState, type PortSpec, type ProbeCell, type ProbeResult } from '../../src/lab/index.js';
-import { labEnforcer, readAgentStatus } from '../../src/nft/index.js';
+import { labEnforcer, readAgentStatus } from '../../src/agent/index.js';
 import { allPodKeys, e2eModel, NAMESPACES } from './model.js';
 import { TruthTable } from './reachability.js';
 import { Scenario, type Check, type ConformanceCase } from './scenarios.js';

@@ -5,7 +5,7 @@
 import type { Protocol } from '../model/cluster.js';
 import { allows, evaluatePair, externalEndpoint, parseIp, podEndpoint, type Endpoint } from '../policy/index.js';
 import type { PolicyEngine } from '../policy/engine.js';
-import { run } from '../lab/exec.js';
+import { run } from '../exec/run.js';
 
 export interface ConntrackEntry {
   readonly protocol: string;

@@ -20,12 +20,12 @@ import type { Identity } from '../policy/cache.js';
 import { loadManifests } from '../load/index.js';
 import { HOST_VETH_PATTERN as LAB_POD_INTERFACES } from '../lab/names.js';
 import { readState, type LabNode, type LabState } from '../lab/state.js';
-import { Applier, nftRunner, type ApplyResult, type NftRunner } from './apply.js';
+import { Applier, nftRunner, type ApplyResult, type NftRunner } from '../nft/apply.js';
 import { sweepConntrack } from './conntrack.js';
-import { collectReasons } from './reasons.js';
-import { namedEgress, patchPods, renderRuleset, type LocalPod } from './render.js';
+import { collectReasons } from '../render/reasons.js';
+import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/render.js';
 import type { CompiledRule } from '../policy/rules.js';
-import type { Ruleset } from './ruleset.js';
+import type { Ruleset } from '../render/ruleset.js';
 
 export const REASONS_FILE = 'reasons.json';
 export const DESIRED_FILE = 'desired.yaml';

@@ -1,4 +1,6 @@
 // WorkerFlowStore: the SQLite FlowStore with its bulk flow writes on a worker thread.
+// A benchmark variant (`bench/flows.ts --store worker`), not used by the product: `weir serve`
+// writes inline, which measured faster (README, Benchmarks).
 //
 // At 20k+ flows/s the row inserts (plus index updates and the per-minute roll-up) cost more
 // than the rest of the pipeline together; on the main thread they delayed the live stream past
@@ -21,9 +23,9 @@
 // are not, and the records are counted in the report (`shed`). Counts survive overload; only
 // the raw row detail is downsampled, and never silently.
 import { MessageChannel, Worker, isMainThread, parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import type { Endpoint, FlowEvent, FlowProtocol, FlowRecord, Tier, Verdict } from './record.js';
-import { SqliteFlowStore, rollUpRecords, type Rollup, type SqliteFlowStoreOptions } from './sqlite-store.js';
-import type { BackgroundWrites, RetentionOptions, RetentionResult, WriteReport } from './store.js';
+import type { Endpoint, FlowEvent, FlowProtocol, FlowRecord, Tier, Verdict } from '../src/flows/record.js';
+import { SqliteFlowStore, rollUpRecords, type Rollup, type SqliteFlowStoreOptions } from '../src/flows/sqlite-store.js';
+import type { BackgroundWrites, RetentionOptions, RetentionResult, WriteReport } from '../src/flows/store.js';
 
 // ---- batch encoding -------------------------------------------------------------------------
 
