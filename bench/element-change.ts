@@ -19,9 +19,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PolicyEngine } from '../src/policy/index.js';
-import { fullScript, renderRuleset, type NftSet } from '../src/nft/index.js';
+import { fullScript, renderRuleset, type NftSet } from '../src/render/index.js';
 import { netlinkElementWriter } from '../src/nft/element-writer.js';
-import { run } from '../src/lab/exec.js';
+import { run } from '../src/exec/run.js';
 import { generateCluster } from './generate.js';
 
 const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000,100000' }, adds: { type: 'string', default: '15' } } });

@@ -3,10 +3,10 @@
 // `nft -f`, whose cost grows with the table (it lists every chain and set first). The batch is
 // one transaction: all of it is committed, or the kernel aborts it and nothing changes.
 
-import { FAMILY, TABLE } from './names.js';
+import { FAMILY, TABLE } from '../render/names.js';
 import { encodeBatch, encodeElement, NFPROTO_INET, type ElementCommand, type EncodedElement } from './netlink.js';
 import { errnoName, nfnetlinkTransact } from './netlink-socket.js';
-import type { NftSet } from './ruleset.js';
+import type { NftSet } from '../render/ruleset.js';
 
 /** Elements to add to or delete from one set (as the renderer writes them). */
 export interface ElementChange {

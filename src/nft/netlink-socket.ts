@@ -110,7 +110,7 @@ function openSocket(c: Libc, netns: string | undefined): number {
     target = openSync(`${NETNS_DIR}/${netns}`, 'r');
   } catch (error) {
     closeSync(own);
-    throw new Error(`netlink: netns ${netns}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new Error(`netlink: netns ${netns}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
   try {
     if (c.setns(target, CLONE_NEWNET) !== 0) throw new NetlinkError(`setns ${netns}`, c.errno());

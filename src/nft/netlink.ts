@@ -44,8 +44,6 @@ const VERDICTS: Readonly<Record<string, number>> = { drop: 0, accept: 1, continu
 const CHAIN_VERDICTS: Readonly<Record<string, number>> = { jump: -3, goto: -4 };
 const NFT_NAME_MAXLEN = 256;
 const IFNAMSIZ = 16;
-/** Concatenated keys are laid out in 32-bit registers: each field is padded to 4 bytes. */
-const REGISTER = 4;
 
 const LE = endianness() === 'LE';
 
@@ -165,6 +163,7 @@ export function encodeElement(set: SetShape, text: string, withData: boolean): E
   for (let i = 0; i < types.length; i++) {
     const b = encodeField(types[i], fields[i]);
     if (!b) return undefined;
+    // Concatenated keys are laid out in 32-bit registers: each field is padded to 4 bytes.
     parts.push(types.length > 1 ? Buffer.concat([b, Buffer.alloc(pad4(b.length) - b.length)]) : b);
   }
   const key = Buffer.concat(parts);
