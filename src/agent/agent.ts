@@ -21,6 +21,7 @@ import { loadManifests } from '../load/index.js';
 import { HOST_VETH_PATTERN as LAB_POD_INTERFACES } from '../lab/names.js';
 import { readState, type LabNode, type LabState } from '../lab/state.js';
 import { Applier, nftRunner, type ApplyResult, type NftRunner } from '../nft/apply.js';
+import { netlinkElementWriter } from '../nft/element-writer.js';
 import { sweepConntrack } from './conntrack.js';
 import { collectReasons } from '../render/reasons.js';
 import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/render.js';
@@ -61,6 +62,10 @@ export interface AgentStatus {
   readonly diagnostics: number;
   readonly diagnosticErrors: readonly string[];
   readonly conntrackDeleted: number;
+  /** How the last change reached the kernel (see ApplyResult.via). */
+  readonly via?: ApplyResult['via'];
+  /** Why the netlink fast path did not apply it, when `nft -f` then did (or failed too). */
+  readonly fallback?: string;
 }
 
 export interface NodeAgentOptions {
@@ -68,6 +73,11 @@ export interface NodeAgentOptions {
   /** Namespace where `nft` and `conntrack` run; undefined: the current one. */
   readonly netns?: string;
   readonly runner?: NftRunner;
+  /**
+   * Element changes (pod add/remove) as one netlink batch instead of `nft -f` (default: on,
+   * unless a custom `runner` is given, which then sees every change).
+   */
+  readonly netlinkElements?: boolean;
   /** Flush conntrack entries of connections that are no longer allowed. */
   readonly strict?: boolean;
   /** Where agent-<node>.json and reasons.json go; nothing is written when absent. */
@@ -186,7 +196,8 @@ export class NodeAgent {
   private namedCache: { policies: number; version: number; rules: CompiledRule[] } | undefined;
 
   constructor(private readonly opts: NodeAgentOptions) {
-    this.applier = new Applier(opts.runner ?? nftRunner(opts.netns));
+    const elements = opts.netlinkElements ?? opts.runner === undefined;
+    this.applier = new Applier(opts.runner ?? nftRunner(opts.netns), elements ? netlinkElementWriter(opts.netns) : undefined);
   }
 
   /** Renders `cluster` for this node's `localPods` and applies it in one transaction. */
@@ -316,8 +327,11 @@ export class NodeAgent {
       diagnostics: diagnostics.length,
       diagnosticErrors: errors.slice(0, 20),
       conntrackDeleted,
+      ...(result.via ? { via: result.via } : {}),
+      ...(result.fallback ? { fallback: result.fallback } : {}),
     };
     this.last = status;
+    if (result.fallback) this.opts.log?.(`weir agent ${this.opts.node}: element batch not applied, ${result.ok ? 'resynced through nft' : 'nft failed too'}: ${result.fallback}`);
     if (!result.ok) this.opts.log?.(`weir agent ${this.opts.node}: apply failed, previous ruleset kept: ${result.error ?? ''}`);
     if (this.opts.statusDir) {
       await writeJsonAtomic(join(this.opts.statusDir, statusFile(this.opts.node)), status);
