@@ -120,13 +120,17 @@ async function viaLibnftables(ns: string, set: string, ips: string[]): Promise<n
 }
 
 async function viaNetlink(ns: string, set: NftSet, ips: string[]): Promise<number[]> {
-  const write = netlinkElementWriter(ns);
+  const writer = netlinkElementWriter(ns);
   const out: number[] = [];
-  for (const ip of ips) {
-    const t = performance.now();
-    const r = await write([{ verb: 'add', set, elements: [ip] }]);
-    out.push(performance.now() - t);
-    if (r.outcome !== 'applied') throw new Error(`netlink: ${r.outcome}: ${r.error ?? ''}`);
+  try {
+    for (const ip of ips) {
+      const t = performance.now();
+      const r = await writer.write([{ verb: 'add', set, elements: [ip] }]);
+      out.push(performance.now() - t);
+      if (r.outcome !== 'applied') throw new Error(`netlink: ${r.outcome}: ${r.error ?? ''}`);
+    }
+  } finally {
+    writer.close();
   }
   return out;
 }

@@ -200,6 +200,11 @@ export class NodeAgent {
     this.applier = new Applier(opts.runner ?? nftRunner(opts.netns), elements ? netlinkElementWriter(opts.netns) : undefined);
   }
 
+  /** Releases the applier's netlink socket (it would close itself when idle). */
+  close(): void {
+    this.applier.close();
+  }
+
   /** Renders `cluster` for this node's `localPods` and applies it in one transaction. */
   async sync(cluster: Cluster, localPods: readonly LocalPod[], diagnostics: readonly Diagnostic[] = [], desiredGeneration?: number): Promise<AgentStatus> {
     const t0 = performance.now();

@@ -87,6 +87,11 @@ export class Applier {
     return this.last;
   }
 
+  /** Releases what the element writer holds (its socket); applying again reopens it. */
+  close(): void {
+    this.elements?.close();
+  }
+
   /** Forget the kernel's state: the next apply is a full replace. */
   reset(): void {
     this.last = undefined;
@@ -103,7 +108,7 @@ export class Applier {
       let partial = diff !== undefined;
       if (patch && this.elements) {
         const t0 = performance.now();
-        const w = await this.elements(patchChanges(next, patch));
+        const w = await this.elements.write(patchChanges(next, patch));
         const applyMs = performance.now() - t0;
         if (w.outcome === 'applied') {
           this.last = withoutPatch(next);

@@ -5,7 +5,7 @@
 
 import { FAMILY, TABLE } from '../render/names.js';
 import { encodeBatch, encodeElement, NFPROTO_INET, type ElementCommand, type EncodedElement } from './netlink.js';
-import { errnoName, nfnetlinkTransact } from './netlink-socket.js';
+import { errnoName, NfnetlinkSocket } from './netlink-socket.js';
 import type { NftSet } from '../render/ruleset.js';
 
 /** Elements to add to or delete from one set (as the renderer writes them). */
@@ -28,8 +28,12 @@ export interface ElementWriteResult {
   readonly error?: string;
 }
 
-/** Writes element changes as one transaction. */
-export type ElementWriter = (changes: readonly ElementChange[]) => Promise<ElementWriteResult>;
+/** Writes element changes, each call one transaction. */
+export interface ElementWriter {
+  write(changes: readonly ElementChange[]): Promise<ElementWriteResult>;
+  /** Releases what the writer holds (a socket); a later write opens it again. */
+  close(): void;
+}
 
 /** Elements per message, and the batch size beyond which `nft -f` is as good (a full sync). */
 const ELEMENTS_PER_MESSAGE = 256;
@@ -64,7 +68,8 @@ export function elementCommands(changes: readonly ElementChange[]): { commands: 
 
 /** The writer for nf_tables in `netns` (the process's own namespace when undefined). */
 export function netlinkElementWriter(netns?: string): ElementWriter {
-  return async (changes) => {
+  const socket = new NfnetlinkSocket(netns);
+  const write = async (changes: readonly ElementChange[]): Promise<ElementWriteResult> => {
     const planned = elementCommands(changes);
     if ('unsupported' in planned) return { outcome: 'unsupported', error: `cannot encode ${planned.unsupported}` };
     if (planned.commands.length === 0) return { outcome: 'applied' };
@@ -74,15 +79,17 @@ export function netlinkElementWriter(netns?: string): ElementWriter {
     if (batch.bytes.length > MAX_BATCH_BYTES) return { outcome: 'unsupported', error: `batch of ${batch.bytes.length} bytes` };
     let acks;
     try {
-      acks = nfnetlinkTransact(netns, batch.bytes);
+      acks = socket.transact(batch.bytes);
     } catch (error) {
       return { outcome: 'failed', error: error instanceof Error ? error.message : String(error) };
     }
     const refusals: string[] = [];
     let lost = false;
     const acked = new Set<number>();
+    const lastSeq = firstSeq + planned.commands.length + 1;
     for (const ack of acks) {
       if (ack.seq === -1) lost = true;
+      else if (ack.seq < firstSeq || ack.seq > lastSeq) continue; // not this batch's
       else if (ack.error === 0) acked.add(ack.seq);
       else {
         const command = batch.commands.get(ack.seq);
@@ -95,4 +102,5 @@ export function netlinkElementWriter(netns?: string): ElementWriter {
     if (lost || [...batch.commands.keys()].some((seq) => !acked.has(seq))) return { outcome: 'unknown', error: `${acked.size} of ${batch.commands.size} acks received` };
     return { outcome: 'applied' };
   };
+  return { write, close: () => socket.close() };
 }

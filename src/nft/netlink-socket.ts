@@ -2,13 +2,18 @@
 // namespace, one batch sent, the kernel's acks read back. Node has no AF_NETLINK socket, so
 // the few libc calls go through koffi (an FFI whose npm package carries its prebuilt binary).
 //
-// A socket per batch, opened inside the namespace by setns(2) on the calling thread and
-// closed before returning: nothing outlives the call — no process to restart or leak, no
-// descriptor that would keep a deleted namespace alive. Opening costs tens of microseconds.
-// The kernel handles a batch within sendto(2) (netlink input runs in the sender's context),
-// so every ack is queued when sendto returns and is read without blocking.
+// The socket is opened inside the namespace by setns(2) on the calling thread, which returns
+// to its own namespace at once: no process to start, restart or leak. The kernel handles a
+// batch within sendto(2) (netlink input runs in the sender's context), so every ack is queued
+// when sendto returns and is read without blocking.
+//
+// One socket serves a burst of changes and is closed when idle, on a libuv worker thread:
+// releasing a NETLINK_NETFILTER socket makes nf_tables flush its deferred destroy work under
+// the commit mutex (nft_rcv_nl_event, NETLINK_URELEASE), which waits for an RCU grace period
+// after a commit that deleted elements — measured ~15 ms per pod removal here (every `nft`
+// process pays it at exit), and the next batch would wait for it too.
 
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { parseAcks, type Ack } from './netlink.js';
@@ -33,6 +38,7 @@ interface Libc {
   sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number): number;
   recv(fd: number, buf: Buffer, len: number, flags: number): number;
   close(fd: number): number;
+  closeAsync(fd: number, done: (error: unknown, result: number) => void): void;
   setns(fd: number, nstype: number): number;
   errno(): number;
 }
@@ -47,12 +53,14 @@ function load(): Libc {
     const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
     const lib = koffi.load('libc.so.6');
     const fn = <T>(decl: string): T => lib.func(decl) as T;
+    const close = lib.func('int close(int fd)');
     libc = {
       socket: fn('int socket(int domain, int type, int protocol)'),
       setsockopt: fn('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
       sendto: fn('intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)'),
       recv: fn('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)'),
-      close: fn('int close(int fd)'),
+      close: (fd) => close(fd) as number,
+      closeAsync: (fd, done) => close.async(fd, done),
       setns: fn('int setns(int fd, int nstype)'),
       errno: () => koffi.errno(),
     };
@@ -135,24 +143,71 @@ function openSocket(c: Libc, netns: string | undefined): number {
   }
 }
 
+let closing = 0;
+const idle: (() => void)[] = [];
+
+/** Closes `fd` on a worker thread (see the top of this file). */
+function closeInBackground(c: Libc, fd: number): void {
+  closing++;
+  c.closeAsync(fd, () => {
+    if (--closing === 0) for (const resolve of idle.splice(0)) resolve();
+  });
+}
+
+/** Resolves when every socket closed so far is released (tests, shutdown). */
+export function netlinkIdle(): Promise<void> {
+  return closing === 0 ? Promise.resolve() : new Promise((resolve) => idle.push(resolve));
+}
+
+/** The inode of the namespace `ip netns` names (0 for the process's own). */
+function netnsInode(netns: string | undefined): number {
+  return netns === undefined ? 0 : statSync(`${NETNS_DIR}/${netns}`).ino;
+}
+
 /**
- * Sends one batch to nf_tables in `netns` and returns the acks it got. Throws NetlinkError when
- * the batch could not be sent (then the kernel saw nothing).
+ * A NETLINK_NETFILTER socket into one namespace, kept open while changes come and closed
+ * after `idleMs` without any (a held socket keeps a deleted namespace alive, so it is not
+ * held forever). Before each batch the namespace is checked to still be the one the socket
+ * was made in: `ip netns del` + `add` of the same name gets a new socket.
  */
-export function nfnetlinkTransact(netns: string | undefined, batch: Buffer): Ack[] {
-  const c = load();
-  const fd = openSocket(c, netns);
-  try {
-    const one = Buffer.alloc(4);
-    one.writeUInt32LE(1);
-    c.setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, one, 4); // best effort: without it acks are longer
+export class NfnetlinkSocket {
+  private fd = -1;
+  private inode = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly netns: string | undefined,
+    private readonly idleMs = 5000,
+  ) {}
+
+  /**
+   * Sends one batch and returns every ack that came back. Throws when the batch could not be
+   * sent (then the kernel saw nothing).
+   */
+  transact(batch: Buffer): Ack[] {
+    const c = load();
+    const inode = netnsInode(this.netns);
+    if (this.fd >= 0 && inode !== this.inode) this.close();
+    if (this.fd < 0) {
+      this.fd = openSocket(c, this.netns);
+      this.inode = inode;
+      const one = Buffer.alloc(4);
+      one.writeUInt32LE(1);
+      c.setsockopt(this.fd, SOL_NETLINK, NETLINK_CAP_ACK, one, 4); // best effort: without it acks are longer
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.close(), this.idleMs).unref();
+    const fd = this.fd;
     const addr = Buffer.alloc(12); // sockaddr_nl: the kernel (pid 0), no groups
     addr.writeUInt16LE(AF_NETLINK, 0);
     let sent: number;
     do sent = c.sendto(fd, batch, batch.length, 0, addr, addr.length);
     while (sent < 0 && c.errno() === EINTR);
-    if (sent < 0) throw new NetlinkError('sendto', c.errno());
-    if (sent !== batch.length) throw new NetlinkError('sendto (short)', 0);
+    if (sent !== batch.length) {
+      const e = sent < 0 ? c.errno() : 0;
+      this.close();
+      throw new NetlinkError(sent < 0 ? 'sendto' : 'sendto (short)', e);
+    }
     const acks: Ack[] = [];
     const buf = Buffer.alloc(64 * 1024);
     for (;;) {
@@ -161,15 +216,25 @@ export function nfnetlinkTransact(netns: string | undefined, batch: Buffer): Ack
         const e = c.errno();
         if (e === EINTR) continue;
         if (e === EAGAIN) break;
-        // ENOBUFS: acks were dropped; what the kernel did is unknown to us.
+        // ENOBUFS: acks were dropped; what the kernel did is unknown to us. A fresh socket
+        // for the next batch, so nothing late is read as its answer.
         acks.push({ seq: -1, error: -e });
+        this.close();
         break;
       }
       if (n === 0) break;
       acks.push(...parseAcks(buf.subarray(0, n)));
     }
     return acks;
-  } finally {
-    c.close(fd);
+  }
+
+  /** Releases the socket (on a worker thread); the next batch opens a new one. */
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.fd < 0) return;
+    const c = load();
+    closeInBackground(c, this.fd);
+    this.fd = -1;
   }
 }
