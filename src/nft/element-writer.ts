@@ -6,7 +6,7 @@
 import { FAMILY, TABLE } from '../render/names.js';
 import { encodeBatch, encodeElement, NFPROTO_INET, type ElementCommand, type EncodedElement } from './netlink.js';
 import { errnoName, NfnetlinkSocket } from './netlink-socket.js';
-import type { NftSet } from '../render/ruleset.js';
+import { elementKey, type NftSet } from '../render/ruleset.js';
 
 /** Elements to add to or delete from one set (as the renderer writes them). */
 export interface ElementChange {
@@ -60,7 +60,9 @@ export function elementCommands(changes: readonly ElementChange[]): { commands: 
         if (!e) return { unsupported: `${change.set.name} (${change.set.type}${change.set.flags.length ? `, flags ${change.set.flags.join(',')}` : ''}): ${text}` };
         encoded.push(e);
       }
-      commands.push({ verb: change.verb, family: NFPROTO_INET, table: TABLE, set: change.set.name, elements: encoded, text: commandText(change.verb, change.set.name, texts) });
+      // Named as nft would write it: a delete of a map element names its key.
+      const shown = change.verb === 'delete' ? texts.map((t) => elementKey(change.set, t)) : texts;
+      commands.push({ verb: change.verb, family: NFPROTO_INET, table: TABLE, set: change.set.name, elements: encoded, text: commandText(change.verb, change.set.name, shown) });
     }
   }
   return { commands };

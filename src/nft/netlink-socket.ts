@@ -161,7 +161,12 @@ export function netlinkIdle(): Promise<void> {
 
 /** The inode of the namespace `ip netns` names (0 for the process's own). */
 function netnsInode(netns: string | undefined): number {
-  return netns === undefined ? 0 : statSync(`${NETNS_DIR}/${netns}`).ino;
+  if (netns === undefined) return 0;
+  try {
+    return statSync(`${NETNS_DIR}/${netns}`).ino;
+  } catch (error) {
+    throw new Error(`netlink: netns ${netns}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
 }
 
 /**
