@@ -32,9 +32,9 @@ import type { BackgroundWrites, RetentionOptions, RetentionResult, WriteReport }
 /** Numeric columns per record in `EncodedBatch.nums`; string columns hold an index into `strings` (-1: absent). */
 const C = { time: 0, node: 1, src: 2, dst: 3, srcPort: 4, dstPort: 5, protocol: 6, verdict: 7, policy: 8, rule: 9, tier: 10, direction: 11, bytes: 12, packets: 13, durationMs: 14, event: 15 } as const;
 const NCOLS = 16;
-/** Endpoint columns in `EncodedBatch.endpoints`: string indexes, except `external` (0/1). */
-const E = { ip: 0, namespace: 1, pod: 2, workload: 3, identity: 4, external: 5, cidr: 6 } as const;
-const ECOLS = 7;
+/** Endpoint columns in `EncodedBatch.endpoints`: string indexes, except `external` (0/1) and `identityId` (-1: absent). */
+const E = { ip: 0, namespace: 1, pod: 2, workload: 3, identity: 4, external: 5, cidr: 6, identityId: 7 } as const;
+const ECOLS = 8;
 
 /**
  * A batch as compact arrays. The enricher hands out one Endpoint object per address, so endpoints
@@ -66,7 +66,7 @@ export function encodeBatch(records: readonly FlowRecord[]): EncodedBatch {
     let i = epIdx.get(e);
     if (i === undefined) {
       i = eps.length / ECOLS;
-      eps.push(str(e.ip), str(e.namespace), str(e.pod), str(e.workload), str(e.identity), e.external ? 1 : 0, str(e.cidr));
+      eps.push(str(e.ip), str(e.namespace), str(e.pod), str(e.workload), str(e.identity), e.external ? 1 : 0, str(e.cidr), e.identityId ?? -1);
       epIdx.set(e, i);
     }
     return i;
@@ -113,6 +113,8 @@ export function decodeBatch(b: EncodedBatch): FlowRecord[] {
     if (id !== undefined) e.identity = id;
     if (b.endpoints[o + E.external] === 1) e.external = true;
     if (cidr !== undefined) e.cidr = cidr;
+    const idNum = b.endpoints[o + E.identityId] as number;
+    if (idNum > 0) e.identityId = idNum;
     endpoints.push(e);
   }
   const out: FlowRecord[] = new Array<FlowRecord>(b.n);

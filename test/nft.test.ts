@@ -645,8 +645,9 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
     await writeFile(join(dir, 'state.json'), JSON.stringify(state));
     const denyA = ['apiVersion: networking.k8s.io/v1', 'kind: NetworkPolicy', 'metadata: {name: deny-a, namespace: x}', 'spec:', '  podSelector: {matchLabels: {pod: a}}', '  policyTypes: [Ingress]', ''].join('\n');
     await writeFile(join(dir, 'desired.yaml'), denyA);
-    const main = join(import.meta.dirname, '..', 'src', 'nft', 'main.ts');
-    const start = () => spawn(process.execPath, ['--import', 'tsx', main, '--lab-dir', dir, '--node', 'n0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // The product's agent process, as `weir lab up` starts it (src/lab/supervisor.ts).
+    const weir = join(import.meta.dirname, '..', 'bin', 'weir.js');
+    const start = () => spawn(process.execPath, [weir, 'agent', '--lab-dir', dir, '--node', 'n0'], { stdio: ['ignore', 'ignore', 'pipe'] });
     const readStatus = async () => JSON.parse(await readFile(join(dir, 'agent-n0.json'), 'utf8').catch(() => '{}')) as { generation?: number; desiredGeneration?: number; lastApplyOk?: boolean; rules?: number };
     const waitFor = async (pred: () => Promise<boolean>, ms: number, what: string) => {
       const end = Date.now() + ms;

@@ -1,18 +1,4 @@
 // The node agent: desired state → engine → renderer → applier, plus the status it publishes.
-export {
-  NodeAgent,
-  runAgent,
-  readAgentStatus,
-  reconcileEngine,
-  clusterFromLab,
-  localPodsOf,
-  labEnforcer,
-  statusFile,
-  REASONS_FILE,
-  DESIRED_FILE,
-  DESIRED_DIR,
-  type AgentStatus,
-  type NodeAgentOptions,
-  type RunAgentOptions,
-} from './agent.js';
+export { NodeAgent, type AgentBatch, type NodeAgentOptions } from './agent.js';
+export { agentStatusSchema, readAgentStatus, writeAgentStatus, statusFile, REASONS_FILE, type AgentStatus } from './status.js';
 export { sweepConntrack, parseConntrack, flowAllowed, type ConntrackEntry } from './conntrack.js';

@@ -1,20 +1,16 @@
 // One call to run the whole visibility side against a lab: store, pipeline, alerts, one
 // NodeFlowSource per lab node (conntrack + nft in the node's netns), and the HTTP server.
 //
-// The lab is watched (state.json and the desired generation, polled): on every change the
-// pod table and the policy engine are rebuilt from the same desired manifests and pod
-// addresses the agents enforce (src/lab/compare.ts labCluster), so accepted connections are
-// attributed by the engine the kernel was compiled from (src/flows/attribution.ts).
+// The lab is read through its ClusterSource (src/source/lab.ts: the desired manifests joined
+// with the pod addresses by the same join the agents use), watched; every change arrives as
+// events that update one policy engine incrementally, so accepted connections are attributed
+// by the engine the kernel was compiled from (src/flows/attribution.ts).
 import type { FastifyInstance } from 'fastify';
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { labCluster } from '../lab/compare.js';
-import { readState, type LabState } from '../lab/state.js';
-import { desiredDir, GENERATION_FILE } from '../lab/supervisor.js';
-import { loadManifests } from '../load/index.js';
-import { emptyCluster } from '../model/cluster.js';
+import type { LabState } from '../lab/state.js';
 import { PolicyEngine } from '../policy/engine.js';
+import { applyEventsToEngine } from '../source/engine.js';
+import { LabSource } from '../source/lab.js';
 import { AlertEngine, WebhookDispatcher, loadAlertConfig } from '../flows/alerts.js';
 import { FlowAttribution, type AttributedPod, type AttributionStats } from '../flows/attribution.js';
 import { Enricher, identityOf, type PodInfo } from '../flows/enrich.js';
@@ -25,6 +21,7 @@ import { SqliteFlowStore } from '../flows/sqlite-store.js';
 import type { RetentionOptions } from '../flows/store.js';
 import type { KnownPolicy } from './routes/policies.js';
 import { DEFAULT_PORT, createServer } from './server.js';
+import { REASONS_FILE } from '../agent/status.js';
 
 export interface VisibilityOptions {
   labDir: string;
@@ -70,23 +67,16 @@ export interface Visibility {
   stop(): Promise<void>;
 }
 
-async function signatureOf(labDir: string): Promise<{ state: LabState | undefined; generation: string }> {
-  const state = await readState(labDir);
-  const generation = (await readFile(join(desiredDir(labDir), GENERATION_FILE), 'utf8').catch(() => '')).trim();
-  return { state, generation };
-}
-
-async function buildView(labDir: string, state: LabState | undefined, generation: string, log: (l: string) => void): Promise<LabView> {
+/** The view after a change: pod table (with the engine's identity ids) and a fresh attribution memo. */
+function buildView(engine: PolicyEngine, state: LabState | undefined, generation: string, log: (l: string) => void): LabView {
   const pods = new Map<string, PodInfo>();
   const placed = new Map<string, AttributedPod>();
   for (const p of state?.pods ?? []) {
-    pods.set(p.ip, { ip: p.ip, namespace: p.namespace, name: p.name, workload: p.workload, labels: p.labels, identity: identityOf(p.namespace, p.labels) });
+    const identityId = engine.identityOfPod(p.key)?.id;
+    pods.set(p.ip, { ip: p.ip, namespace: p.namespace, name: p.name, workload: p.workload, labels: p.labels, identity: identityOf(p.namespace, p.labels), ...(identityId !== undefined ? { identityId } : {}) });
     placed.set(p.ip, { key: p.key, ip: p.ip, node: p.node });
   }
   if (!state) return { state, generation, pods, attribution: undefined, knownPolicies: [] };
-  const folder = desiredDir(labDir);
-  const desired = existsSync(folder) ? (await loadManifests([folder])).cluster : emptyCluster();
-  const engine = new PolicyEngine(labCluster(desired, state));
   let lastLog = 0;
   const attribution = new FlowAttribution(engine, {
     pods: placed,
@@ -119,32 +109,32 @@ function emptyStats(): AttributionStats {
 
 export async function startVisibility(opts: VisibilityOptions): Promise<Visibility> {
   const log = opts.log ?? ((l: string) => console.error(l));
-  const first = await signatureOf(opts.labDir);
-  let view = await buildView(opts.labDir, first.state, first.generation, log);
+  const engine = new PolicyEngine();
   const retired = emptyStats();
+  const labSource = new LabSource({ dir: opts.labDir, watch: true, pollMs: opts.refreshMs ?? 500 });
+  let view: LabView = { state: undefined, generation: '', pods: new Map(), attribution: undefined, knownPolicies: [] };
+  // Created once the first state is read (its external network); events may come before.
+  const enrich: { current?: Enricher } = {};
+  await labSource.start({
+    onEvents: (events) => {
+      applyEventsToEngine(engine, events);
+      const state = labSource.state();
+      const generation = String(labSource.generation() ?? '');
+      if (events.length === 0 && state?.updatedAt === view.state?.updatedAt && generation === view.generation) return;
+      // The attribution memo is per engine state: a new one after every change.
+      if (view.attribution) addStats(retired, view.attribution.stats);
+      view = buildView(engine, state, generation, log);
+      enrich.current?.invalidate();
+    },
+    onError: (e) => log(`weir flows: lab state: ${e.message}`),
+  });
+  const first = { state: labSource.state() };
   const enricher = new Enricher({ lookup: (ip) => view.pods.get(ip), externalCidrs: first.state ? [first.state.network.externalCidr] : [] });
-
-  let refreshing: Promise<LabView> | undefined;
-  const refreshNow = (): Promise<LabView> => {
-    refreshing ??= (async () => {
-      try {
-        const next = await signatureOf(opts.labDir);
-        if (next.state?.updatedAt === view.state?.updatedAt && next.generation === view.generation) return view;
-        const rebuilt = await buildView(opts.labDir, next.state, next.generation, log);
-        if (view.attribution) addStats(retired, view.attribution.stats);
-        view = rebuilt;
-        enricher.invalidate();
-        return view;
-      } finally {
-        refreshing = undefined;
-      }
-    })();
-    return refreshing;
+  enrich.current = enricher;
+  const refreshNow = async (): Promise<LabView> => {
+    await labSource.refresh();
+    return view;
   };
-  const refresh = setInterval(() => {
-    refreshNow().catch((e: unknown) => log(`weir flows: lab state: ${(e as Error).message}`));
-  }, opts.refreshMs ?? 500);
-  refresh.unref();
 
   const store = new SqliteFlowStore(opts.storePath ?? join(opts.labDir, 'flows.db'), opts.retention ? { retention: opts.retention } : {});
   const metrics = new FlowMetrics({ defaultMetrics: true });
@@ -167,7 +157,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
         const src = new NodeFlowSource({
           node: node.name,
           netns: node.netns,
-          reasonsFile: join(opts.labDir, 'reasons.json'),
+          reasonsFile: join(opts.labDir, REASONS_FILE),
           enricher,
           attributor: () => view.attribution,
           ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
@@ -179,7 +169,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
       }
     }
   } catch (e) {
-    clearInterval(refresh);
+    await labSource.stop();
     await stopSources();
     pipeline.stop();
     store.close();
@@ -207,7 +197,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
   try {
     await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? DEFAULT_PORT });
   } catch (e) {
-    clearInterval(refresh);
+    await labSource.stop();
     await stopSources();
     await dispatcher?.stop();
     pipeline.stop();
@@ -228,7 +218,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
     refresh: refreshNow,
     attributionStats,
     async stop() {
-      clearInterval(refresh);
+      await labSource.stop();
       await stopSources();
       await app.close();
       await dispatcher?.stop();

@@ -4,13 +4,13 @@
 
 import type { Command } from 'commander';
 import { registerAnalyzerCommands } from './analyzer.js';
-import { registerLabCommands } from './lab.js';
+import { registerLabCommands } from './lab/index.js';
 import { registerServeCommands } from './serve.js';
 
 export type RegisterCommands = (program: Command) => void;
 
 export const COMMAND_GROUPS: readonly RegisterCommands[] = [
   registerAnalyzerCommands, // analyze, explain, lint (src/cli/analyzer.ts)
-  registerLabCommands, // lab … (src/cli/lab.ts)
+  registerLabCommands, // lab …, agent (src/cli/lab/: one file per command)
   registerServeCommands, // serve … (src/cli/serve.ts)
 ];

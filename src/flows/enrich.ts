@@ -12,6 +12,8 @@ export interface PodInfo {
   labels?: Readonly<Record<string, string>>;
   /** Precomputed identity; derived from namespace + labels when absent. */
   identity?: string;
+  /** The engine's identity id of the pod, when the caller has an engine. */
+  identityId?: number;
 }
 
 export type PodLookup = (ip: string) => PodInfo | undefined;
@@ -87,6 +89,7 @@ export class Enricher {
         pod: pod.name,
         workload: pod.workload ?? `${pod.namespace}/${pod.name}[Pod]`,
         identity: pod.identity ?? identityOf(pod.namespace, pod.labels),
+        ...(pod.identityId !== undefined ? { identityId: pod.identityId } : {}),
       };
     } else {
       const cidr = this.cidrs.find((c) => cidrContains(c, ip));

@@ -11,6 +11,7 @@ import type { Enricher } from './enrich.js';
 import { CounterTracker, DeniedSetTracker, parseDeniedSet, parseHitCounters, type CounterDelta } from './nftjson.js';
 import { loadReasons, type ReasonsTable } from './reasons.js';
 import type { FlowRecord } from './record.js';
+import { DENIED_SET, FAMILY, HITS_SET, TABLE } from '../render/names.js';
 
 const execFileP = promisify(execFile);
 
@@ -171,12 +172,12 @@ export class NodeFlowSource extends EventEmitter<NodeFlowSourceEvents> implement
     this.polling = true;
     try {
       await this.reloadReasons();
-      const [family = 'inet', table = 'weir'] = (this.opts.table ?? 'inet weir').split(/\s+/);
+      const [family = FAMILY, table = TABLE] = (this.opts.table ?? `${FAMILY} ${TABLE}`).split(/\s+/);
       const now = Date.now();
       const interval = this.lastPoll ? now - this.lastPoll : 0;
       this.lastPoll = now;
       const elements = [];
-      for (const set of this.opts.sets ?? ['denied']) {
+      for (const set of this.opts.sets ?? [DENIED_SET]) {
         try {
           elements.push(...parseDeniedSet(await this.nftJson(['list', 'set', family, table, set])));
         } catch (e) {
@@ -193,7 +194,7 @@ export class NodeFlowSource extends EventEmitter<NodeFlowSourceEvents> implement
       if (en) recs = recs.map((r) => en.enrich(r));
       if (recs.length) this.emit('records', recs);
       try {
-        const deltas = this.counters.update(parseHitCounters(await this.nftJson(['list', 'set', family, table, this.opts.hitsSet ?? 'hits'])));
+        const deltas = this.counters.update(parseHitCounters(await this.nftJson(['list', 'set', family, table, this.opts.hitsSet ?? HITS_SET])));
         if (deltas.length) this.emit('counters', deltas);
       } catch (e) {
         this.stats.pollErrors++;

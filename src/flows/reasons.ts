@@ -3,19 +3,13 @@
 // also keys the `hits` counters); this table maps the id back to the policy and rule that
 // decided.
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
-import { tierSchema, type FlowRecord, type Tier, type Verdict } from './record.js';
+import { REASONS_FILE } from '../agent/status.js';
+import { reasonSchema, reasonsFileSchema, type Reason } from '../render/reasons.js';
+import type { FlowRecord, Tier, Verdict } from './record.js';
 
-export const reasonSchema = z.object({
-  policy: z.string(),
-  rule: z.string(),
-  tier: tierSchema,
-  direction: z.enum(['ingress', 'egress']),
-  verdict: z.enum(['deny', 'allow', 'audit']),
-});
-export type Reason = z.infer<typeof reasonSchema>;
-
-export const reasonsTableSchema = z.record(z.string(), reasonSchema);
+// The file's shape is defined once, beside the renderer that writes it.
+export { reasonSchema, reasonsFileSchema as reasonsTableSchema };
+export type { Reason };
 export type ReasonsTable = ReadonlyMap<number, Reason>;
 
 export class ReasonsError extends Error {
@@ -29,12 +23,12 @@ export class ReasonsError extends Error {
   }
 }
 
-export function parseReasons(json: unknown, file = 'reasons.json'): ReasonsTable {
+export function parseReasons(json: unknown, file = REASONS_FILE): ReasonsTable {
   if (typeof json === 'object' && json !== null) {
     const bad = Object.keys(json).find((k) => !/^\d+$/.test(k));
     if (bad !== undefined) throw new ReasonsError(file, bad, 'reason ids are non-negative integers');
   }
-  const r = reasonsTableSchema.safeParse(json);
+  const r = reasonsFileSchema.safeParse(json);
   if (!r.success) {
     const issue = r.error.issues[0];
     throw new ReasonsError(file, issue ? issue.path.join('.') || '(root)' : '(root)', issue?.message ?? 'invalid');

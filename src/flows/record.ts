@@ -26,6 +26,8 @@ export const endpointSchema = z.object({
   pod: z.string().optional(),
   workload: z.string().optional(),
   identity: z.string().optional(),
+  /** The engine's numeric identity id (src/policy/cache.ts): the same in `lab status` and the agents' status. */
+  identityId: z.number().int().positive().optional(),
   external: z.boolean().optional(),
   cidr: z.string().optional(),
 });

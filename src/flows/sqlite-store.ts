@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS flows (
   dst_ip TEXT NOT NULL, dst_ns TEXT, dst_pod TEXT, dst_workload TEXT, dst_identity TEXT, dst_ext INTEGER NOT NULL, dst_cidr TEXT,
   src_port INTEGER NOT NULL, dst_port INTEGER NOT NULL, protocol TEXT NOT NULL,
   verdict TEXT NOT NULL, policy TEXT NOT NULL, rule TEXT NOT NULL, tier TEXT NOT NULL, direction TEXT,
-  bytes INTEGER NOT NULL, packets INTEGER NOT NULL, duration_ms REAL NOT NULL, event TEXT
+  bytes INTEGER NOT NULL, packets INTEGER NOT NULL, duration_ms REAL NOT NULL, event TEXT,
+  src_identity_id INTEGER, dst_identity_id INTEGER
 );
 CREATE INDEX IF NOT EXISTS flows_time ON flows(time);
 -- Denied and audited flows are the rare, interesting ones: a partial index keeps them fast to
@@ -105,6 +106,8 @@ interface FlowRow {
   packets: number;
   duration_ms: number;
   event: string | null;
+  src_identity_id: number | null;
+  dst_identity_id: number | null;
 }
 
 interface EdgeRow {
@@ -137,12 +140,13 @@ interface AlertRow {
   labels: string;
 }
 
-function endpointFrom(ip: string, ns: string | null, pod: string | null, wl: string | null, id: string | null, ext: number, cidr: string | null): Endpoint {
+function endpointFrom(ip: string, ns: string | null, pod: string | null, wl: string | null, id: string | null, ext: number, cidr: string | null, idNum: number | null): Endpoint {
   const e: Endpoint = { ip };
   if (ns !== null) e.namespace = ns;
   if (pod !== null) e.pod = pod;
   if (wl !== null) e.workload = wl;
   if (id !== null) e.identity = id;
+  if (idNum !== null && idNum !== undefined) e.identityId = idNum;
   if (ext) e.external = true;
   if (cidr !== null) e.cidr = cidr;
   return e;
@@ -153,8 +157,8 @@ function rowToFlow(r: FlowRow): StoredFlow {
     id: r.id,
     time: r.time,
     node: r.node,
-    src: endpointFrom(r.src_ip, r.src_ns, r.src_pod, r.src_workload, r.src_identity, r.src_ext, r.src_cidr),
-    dst: endpointFrom(r.dst_ip, r.dst_ns, r.dst_pod, r.dst_workload, r.dst_identity, r.dst_ext, r.dst_cidr),
+    src: endpointFrom(r.src_ip, r.src_ns, r.src_pod, r.src_workload, r.src_identity, r.src_ext, r.src_cidr, r.src_identity_id),
+    dst: endpointFrom(r.dst_ip, r.dst_ns, r.dst_pod, r.dst_workload, r.dst_identity, r.dst_ext, r.dst_cidr, r.dst_identity_id),
     srcPort: r.src_port,
     dstPort: r.dst_port,
     protocol: r.protocol as FlowProtocol,
@@ -188,9 +192,9 @@ function aggEndpoint(ns: string, wl: string, id: string): Endpoint {
 
 const ROWS_PER_INSERT = 32;
 const RETENTION_CHUNK = 20_000;
-const FLOW_COLS = 28;
+const FLOW_COLS = 30;
 
-/** Appends the 28 column values of one flow row (no per-row array: this runs for every record). */
+/** Appends the 30 column values of one flow row (no per-row array: this runs for every record). */
 function pushFlowParams(out: unknown[], r: FlowRecord): void {
   const s = r.src;
   const d = r.dst;
@@ -199,6 +203,7 @@ function pushFlowParams(out: unknown[], r: FlowRecord): void {
     s.ip, s.namespace ?? null, s.pod ?? null, s.workload ?? null, s.identity ?? null, s.external ? 1 : 0, s.cidr ?? null,
     d.ip, d.namespace ?? null, d.pod ?? null, d.workload ?? null, d.identity ?? null, d.external ? 1 : 0, d.cidr ?? null,
     r.srcPort, r.dstPort, r.protocol, r.verdict, r.policy, r.rule, r.tier, r.direction ?? null, r.bytes, r.packets, r.durationMs, r.event ?? null,
+    s.identityId ?? null, d.identityId ?? null,
   );
 }
 
@@ -263,12 +268,16 @@ export class SqliteFlowStore implements FlowStore {
     this.db.pragma(`cache_size = -${opts.cacheKiB ?? 16_384}`);
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    // A database written before the identity id columns existed (`lab down` keeps flows.db).
+    const columns = new Set((this.db.prepare('PRAGMA table_info(flows)').all() as { name: string }[]).map((c) => c.name));
+    for (const c of ['src_identity_id', 'dst_identity_id']) if (!columns.has(c)) this.db.exec(`ALTER TABLE flows ADD COLUMN ${c} INTEGER`);
     this.retentionOpts = { ...DEFAULT_RETENTION, ...opts.retention };
     const cols = `INSERT INTO flows (time, node,
       src_ip, src_ns, src_pod, src_workload, src_identity, src_ext, src_cidr,
       dst_ip, dst_ns, dst_pod, dst_workload, dst_identity, dst_ext, dst_cidr,
-      src_port, dst_port, protocol, verdict, policy, rule, tier, direction, bytes, packets, duration_ms, event) VALUES `;
-    const row = `(${Array(28).fill('?').join(', ')})`;
+      src_port, dst_port, protocol, verdict, policy, rule, tier, direction, bytes, packets, duration_ms, event,
+      src_identity_id, dst_identity_id) VALUES `;
+    const row = `(${Array(FLOW_COLS).fill('?').join(', ')})`;
     this.insertFlow = this.db.prepare(cols + row);
     // Many rows per statement: the per-statement overhead dominates single-row inserts.
     this.insertFlowMany = this.db.prepare(cols + Array(ROWS_PER_INSERT).fill(row).join(', '));

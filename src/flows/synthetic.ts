@@ -3,6 +3,7 @@
 import type { PodInfo } from './enrich.js';
 import type { FlowRecord, Verdict } from './record.js';
 import type { Reason } from './reasons.js';
+import { DENIED_SET } from '../render/names.js';
 
 export interface SyntheticCluster {
   pods: PodInfo[];
@@ -79,7 +80,7 @@ export interface DeniedSpec {
 }
 
 /** `nft -j list set inet weir denied` output with the given elements. */
-export function deniedSetJson(elements: readonly DeniedSpec[], name = 'denied'): string {
+export function deniedSetJson(elements: readonly DeniedSpec[], name = DENIED_SET): string {
   return JSON.stringify({
     nftables: [
       { metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } },

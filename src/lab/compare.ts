@@ -6,7 +6,8 @@
 //
 // Pure: plain data in, plain data out; the CLI does the loading and the probing.
 
-import type { Cluster, Pod } from '../model/cluster.js';
+import type { Cluster } from '../model/cluster.js';
+import { labCluster } from './cluster.js';
 import { allows, evaluatePair, explain, externalEndpoint, formatExplanation, parseIp, podEndpoint, PolicyEngine } from '../policy/index.js';
 import type { Endpoint, Explanation, Verdict } from '../policy/index.js';
 import { EXTERNAL_PEER, portLabel, type ProbeCell, type ProbeResult } from './probe.js';
@@ -53,25 +54,8 @@ export interface Comparison {
   readonly auditCells: readonly ComparedCell[];
 }
 
-function podOfLab(p: LabState['pods'][number]): Pod {
-  return { namespace: p.namespace, name: p.name, labels: p.labels, ports: p.ports, hostNetwork: false, ip: p.ip, node: p.node, workload: p.workload };
-}
-
-/**
- * The cluster the kernel is enforcing: policies and namespaces from the desired manifests,
- * pods and nodes as the lab runs them (addresses, node placement, current labels). Namespaces
- * only the lab knows (a pod applied before its namespace) are kept from the state.
- */
-export function labCluster(desired: Cluster, state: LabState): Cluster {
-  const declared = new Set(desired.namespaces.map((n) => n.name));
-  const nodeLabels = new Map(desired.nodes.map((n) => [n.name, n.labels]));
-  return {
-    ...desired,
-    namespaces: [...desired.namespaces, ...state.namespaces.filter((n) => !declared.has(n.name)).map((n) => ({ name: n.name, labels: n.labels }))],
-    nodes: state.nodes.map((n) => ({ name: n.name, labels: { ...(nodeLabels.get(n.name) ?? {}), ...n.labels }, ip: n.underlayIp })),
-    pods: state.pods.map(podOfLab),
-  };
-}
+// The one lab → cluster join lives in cluster.ts; re-exported for the callers of this module.
+export { labCluster } from './cluster.js';
 
 interface PeerInfo {
   readonly endpoint: Endpoint;
@@ -170,9 +154,10 @@ function auditNote(c: ComparedCell): string {
 
 /**
  * Text report: every disagreeing cell with the engine's explanation, the cells audit-mode
- * policies would change, and one summary line ("N cells, 0 disagreements").
+ * policies would change (at most `auditLimit`, default all), and one summary line
+ * ("N cells, 0 disagreements").
  */
-export function formatComparison(cmp: Comparison): string {
+export function formatComparison(cmp: Comparison, opts: { readonly auditLimit?: number } = {}): string {
   const lines: string[] = [];
   for (const d of cmp.disagreements) {
     const c = d.cell;
@@ -180,15 +165,19 @@ export function formatComparison(cmp: Comparison): string {
     lines.push(`DISAGREE ${cellName(c)}: the engine says ${c.expected.toUpperCase()}, the kernel: ${seen}${auditNote(c)}`);
     for (const l of formatExplanation(d.explanation).split('\n')) lines.push(`    ${l}`);
   }
-  if (cmp.auditCells.length > 0) {
-    lines.push(`${cmp.auditCells.length} cell${cmp.auditCells.length === 1 ? '' : 's'} where audit-mode policies would change the verdict:`);
-    for (const c of cmp.auditCells) lines.push(`  ${cellName(c)}: ${c.expected}${auditNote(c)}`);
+  const audits = cmp.auditCells.length;
+  if (audits > 0) {
+    const limit = opts.auditLimit ?? audits;
+    lines.push(`${audits} cell${audits === 1 ? '' : 's'} where audit-mode policies would change the verdict:`);
+    for (const c of cmp.auditCells.slice(0, limit)) lines.push(`  ${cellName(c)}: ${c.expected}${auditNote(c)}`);
+    if (audits > limit) lines.push(`  … and ${audits - limit} more (--matrix or --output json lists them all)`);
   }
   const skipped = cmp.cells.length - cmp.compared;
   const n = cmp.disagreements.length;
   lines.push(
     `${cmp.compared} cell${cmp.compared === 1 ? '' : 's'}, ${n} disagreement${n === 1 ? '' : 's'}` +
-      (skipped > 0 ? ` (${skipped} not compared: loopback or not served)` : ''),
+      (skipped > 0 ? ` (${skipped} not compared: loopback or not served)` : '') +
+      (audits > 0 ? `; ${audits} audit change${audits === 1 ? '' : 's'}` : ''),
   );
   return lines.join('\n');
 }

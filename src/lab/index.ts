@@ -3,7 +3,7 @@
 
 export { labUp, labDown, labStatus, labExec, labApply, addPod, removePod, updatePodLabels, targetNetns } from './lab.js';
 export type { LabHooks, LabChange, LabUpOptions, LabDownOptions, LabDownResult, LabStatus, LabApplyResult } from './lab.js';
-export { probe, parsePortSpec, portLabel, reachabilityMatrix, formatReachability, EXTERNAL_PEER } from './probe.js';
+export { probe, parsePortSpec, portLabel, reachabilityMatrix, formatReachability, formatProbeSummary, EXTERNAL_PEER } from './probe.js';
 export type { ProbeOptions, ProbeResult, ProbeCell, PortSpec } from './probe.js';
 export { planLab, LAB_DEFAULTS, servedPorts } from './plan.js';
 export type { LabPlan, LabPlanOptions } from './plan.js';

@@ -5,7 +5,8 @@
 
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Cluster, Labels, Pod } from '../model/cluster.js';
+import { emptyCluster, type Cluster, type Labels, type Pod } from '../model/cluster.js';
+import { HOSTNAME_LABEL, labCluster, nodeOfLab, podOfLab } from './cluster.js';
 import { type Diagnostic, ValidationError } from '../model/diagnostics.js';
 import { type ExecResult, runInNetns } from '../exec/run.js';
 import { DEFAULT_PREFIX, defaultLabDir, isInstanceNetns, isValidPrefix, podKey } from './names.js';
@@ -234,20 +235,9 @@ export async function labExec(dir: string, target: string, argv: readonly string
   return runInNetns(targetNetns(state, target), argv, input, { allowFailure: true, timeoutMs: 300_000 });
 }
 
-function podOfState(p: LabPod): Pod {
-  return { namespace: p.namespace, name: p.name, labels: p.labels, ports: p.ports, hostNetwork: false, ip: p.ip, node: p.node, workload: p.workload };
-}
-
+/** The lab's planning input: the cluster as the lab runs it (the one join), with `pods` as the target. */
 function clusterOfState(state: LabState, pods: readonly Pod[]): Cluster {
-  return {
-    namespaces: state.namespaces.map((n) => ({ name: n.name, labels: n.labels })),
-    nodes: state.nodes.map((n) => ({ name: n.name, labels: n.labels })),
-    workloads: [],
-    pods,
-    services: [],
-    networkPolicies: [],
-    adminNetworkPolicies: [],
-  };
+  return { ...labCluster(emptyCluster(), state), pods };
 }
 
 /** Adds one pod to a running lab: namespace, veth, routes, server; returns it as recorded. */
@@ -259,7 +249,7 @@ export async function addPod(dir: string, pod: Pod, hooks: Pick<LabHooks, 'onCha
       throw new ValidationError([{ severity: 'error', code: 'lab-duplicate-pod', message: `pod ${key} already exists in the lab`, object: `Pod ${key}` }]);
     }
     // Re-plan with every existing pod pinned to its node and address, so only the new pod moves.
-    const plan = planLab(clusterOfState(state, [...state.pods.map(podOfState), pod]), { nodes: state.nodes.length, dir, prefix: state.prefix }, state);
+    const plan = planLab(clusterOfState(state, [...state.pods.map(podOfLab), pod]), { nodes: state.nodes.length, dir, prefix: state.prefix }, state);
     hooks.onDiagnostics?.(plan.diagnostics);
     const added = plan.state.pods.find((p) => p.key === key);
     if (!added) throw new Error(`pod ${key} cannot be emulated by the lab (see the warnings)`);
@@ -317,7 +307,9 @@ export interface LabApplyResult {
 
 /**
  * `weir lab apply`: brings a running lab to `cluster`'s pods — adds missing pods, removes
- * pods no longer declared, updates labels. Pods whose ports changed are recreated.
+ * pods no longer declared, updates labels. Pods whose ports changed are recreated. Namespaces
+ * and node labels are recorded as `cluster` declares them (a node without a Node object keeps
+ * only `kubernetes.io/hostname`).
  */
 export async function labApply(dir: string, cluster: Cluster, hooks: Pick<LabHooks, 'onChange' | 'onDiagnostics'> = {}): Promise<LabApplyResult> {
   const state = await requireUp(dir);
@@ -350,7 +342,14 @@ export async function labApply(dir: string, cluster: Cluster, hooks: Pick<LabHoo
   }
   await withStateLock(dir, async () => {
     const current = await requireUp(dir);
-    await writeState({ ...current, namespaces: cluster.namespaces.map((n) => ({ name: n.name, labels: { ...n.labels } })) });
+    // Namespaces and node labels follow the manifests too (pods were brought there above), so
+    // the state says what the cluster is even to a reader that does not load the manifests.
+    const declared = new Map(cluster.nodes.map((n) => [n.name, n]));
+    await writeState({
+      ...current,
+      namespaces: cluster.namespaces.map((n) => ({ name: n.name, labels: { ...n.labels } })),
+      nodes: current.nodes.map((n) => ({ ...n, labels: { ...nodeOfLab({ ...n, labels: { [HOSTNAME_LABEL]: n.name } }, declared.get(n.name)).labels } })),
+    });
   });
   return { added, removed, relabelled };
 }

@@ -211,3 +211,22 @@ export function formatReachability(result: ProbeResult): string {
   }
   return blocks.join('\n\n');
 }
+
+/**
+ * One line for a whole probe: cells, how many reachable, how the others failed, e.g.
+ * `350 cells on 4 ports (80/TCP, 81/TCP, 80/UDP, 81/UDP): 120 reachable, 230 not (timeout 200, refused 30)`.
+ */
+export function formatProbeSummary(result: ProbeResult): string {
+  if (result.cells.length === 0) return 'nothing probed (no target serves the requested ports)';
+  const ok = result.cells.filter((c) => c.ok).length;
+  const failures = new Map<string, number>();
+  for (const c of result.cells) if (!c.ok) failures.set(c.error ?? 'failed', (failures.get(c.error ?? 'failed') ?? 0) + 1);
+  const how = [...failures].sort(([a], [b]) => (a < b ? -1 : 1)).map(([e, n]) => `${e} ${n}`);
+  const ports = result.ports.map(portLabel);
+  const shown = ports.length > 6 ? `${ports.slice(0, 6).join(', ')}, …` : ports.join(', ');
+  const n = result.cells.length;
+  return (
+    `${n} cell${n === 1 ? '' : 's'} on ${ports.length} port${ports.length === 1 ? '' : 's'} (${shown}) in ${Math.round(result.durationMs)} ms: ` +
+    `${ok} reachable, ${n - ok} not${how.length > 0 ? ` (${how.join(', ')})` : ''}`
+  );
+}

@@ -4,9 +4,9 @@
 // them again lives in the lab directory:
 //
 //   <dir>/agent-<node>.pid    written here, after the spawn (the PID is the agent's own)
-//   <dir>/agent-<node>.json   written by the agent after every sync (src/nft: AgentStatus)
+//   <dir>/agent-<node>.json   written by the agent after every sync (src/agent/status.ts)
 //   <dir>/logs/agent-<node>.log   the agent's stdout and stderr
-//   <dir>/desired/            the manifests the agents enforce (`weir lab apply` keeps it)
+//   <dir>/desired/            the manifests the agents enforce (desired.ts; `weir lab apply` keeps it)
 //
 // The agent ignores changes to `agent-*` files, so pid files never trigger a re-sync.
 // Agents run in the root namespace and enter a node's namespace only to run `nft`, so the
@@ -20,48 +20,22 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { readAgentStatus, statusFile, type AgentStatus } from '../agent/status.js';
 import { isAlive, stopPid } from './processes.js';
 import type { LabNode, LabState } from './state.js';
 
-/** Where the agents read the desired manifests (one file per object, see src/cli/lab.ts). */
-export const DESIRED_DIR = 'desired';
-/** Bumped (last) after every change to the desired manifests; hidden, so the loader skips it. */
-export const GENERATION_FILE = '.generation';
+// The desired folder and its generation belong to the desired-state store (desired.ts).
+export { DESIRED_DIR, GENERATION_FILE, desiredDir, readGeneration, bumpGeneration } from './desired.js';
 
 export const agentPidFile = (dir: string, node: string): string => join(dir, `agent-${node}.pid`);
-export const agentStatusFile = (dir: string, node: string): string => join(dir, `agent-${node}.json`);
+export const agentStatusFile = (dir: string, node: string): string => join(dir, statusFile(node));
 export const agentLogFile = (dir: string, node: string): string => join(dir, 'logs', `agent-${node}.log`);
-export const desiredDir = (dir: string): string => join(dir, DESIRED_DIR);
 
-/**
- * The fields of the agent's status file (src/nft AgentStatus) the supervisor relies on,
- * validated, so a half-written or foreign file reads as "no status yet".
- */
-const agentStatusSchema = z.object({
-  node: z.string(),
-  pid: z.number().int(),
-  /** The agent's own sync counter. */
-  generation: z.number().int(),
-  lastApplyOk: z.boolean(),
-  error: z.string().optional(),
-  updatedAt: z.string(),
-  rules: z.number().optional(),
-  localPods: z.number().optional(),
-  /** The desired generation (GENERATION_FILE) the sync was computed from, when the agent reports it. */
-  desiredGeneration: z.number().int().optional(),
-});
+/** The agent's status file, as the agent writes it (one schema: src/agent/status.ts). */
+export type AgentStatusView = AgentStatus;
 
-export type AgentStatusView = z.infer<typeof agentStatusSchema>;
-
-export async function readAgentStatusFile(dir: string, node: string): Promise<AgentStatusView | undefined> {
-  const text = await readFile(agentStatusFile(dir, node), 'utf8').catch(() => undefined);
-  if (text === undefined) return undefined;
-  try {
-    const parsed = agentStatusSchema.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
+export function readAgentStatusFile(dir: string, node: string): Promise<AgentStatusView | undefined> {
+  return readAgentStatus(dir, node);
 }
 
 /** The argv that runs the weir CLI: this node binary and bin/weir.js (from src/ or dist/src/). */
@@ -204,21 +178,6 @@ export async function agentInfo(dir: string, nodes: readonly Pick<LabNode, 'name
       return { node: n.name, ...(pid !== undefined ? { pid } : {}), running, ...(status ? { status } : {}) };
     }),
   );
-}
-
-/** The current desired generation (0 before the first write). */
-export async function readGeneration(dir: string): Promise<number> {
-  const n = Number((await readFile(join(desiredDir(dir), GENERATION_FILE), 'utf8').catch(() => '0')).trim());
-  return Number.isInteger(n) && n >= 0 ? n : 0;
-}
-
-/** Bumps the desired generation; call after every change to the desired folder. */
-export async function bumpGeneration(dir: string): Promise<number> {
-  const next = (await readGeneration(dir)) + 1;
-  const file = join(desiredDir(dir), GENERATION_FILE);
-  await writeFile(`${file}.${process.pid}.tmp`, `${next}\n`);
-  await rename(`${file}.${process.pid}.tmp`, file);
-  return next;
 }
 
 export interface SettleOptions {

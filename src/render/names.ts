@@ -12,6 +12,14 @@ import { createHash } from 'node:crypto';
 
 export const TABLE = 'weir';
 export const FAMILY = 'inet';
+
+// The sets another process reads from the kernel (src/flows/node-source.ts: `nft -j list set
+// inet weir denied|hits`): one definition, imported by the renderer that declares them and the
+// flow source that reads them.
+/** Flows the ruleset denied (or audited), recorded from the packet path. */
+export const DENIED_SET = 'denied';
+/** Per-reason hit counters, keyed by the reason id. */
+export const HITS_SET = 'hits';
 export const MAX_NAME = 64;
 
 export function shortHash(text: string, length = 8): string {

@@ -12,23 +12,31 @@
 // derives the same table.
 
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import type { CompiledRule, Direction, Tier } from '../policy/rules.js';
 import type { PolicyEngine } from '../policy/engine.js';
 
-export type ReasonVerdict = 'deny' | 'allow' | 'audit';
+// reasons.json is read by another process (src/flows/reasons.ts): the schema below is the one
+// definition of its shape, for the writer (this module, through the agent) and the reader.
 
+export const REASON_VERDICTS = ['deny', 'allow', 'audit'] as const;
 /** `default`: a verdict of the data plane itself (not of any policy), as src/flows reads it. */
-export type ReasonTier = Tier | 'default';
+export const REASON_TIERS = ['AdminNetworkPolicy', 'NetworkPolicy', 'BaselineAdminNetworkPolicy', 'default'] as const satisfies readonly (Tier | 'default')[];
 
-export interface Reason {
-  readonly policy: string;
-  readonly rule: string;
-  readonly tier: ReasonTier;
-  readonly direction: Direction;
-  readonly verdict: ReasonVerdict;
-}
+export const reasonSchema = z.object({
+  policy: z.string(),
+  rule: z.string(),
+  tier: z.enum(REASON_TIERS),
+  direction: z.enum(['ingress', 'egress']),
+  verdict: z.enum(REASON_VERDICTS),
+});
+
+export type ReasonVerdict = (typeof REASON_VERDICTS)[number];
+export type ReasonTier = (typeof REASON_TIERS)[number];
+export type Reason = Readonly<z.infer<typeof reasonSchema>>;
 
 /** reasons.json: id (decimal string) → reason. */
+export const reasonsFileSchema = z.record(z.string().regex(/^\d+$/, 'reason ids are non-negative integers'), reasonSchema);
 export type ReasonsTable = Readonly<Record<string, Reason>>;
 
 /** Rule label of the NetworkPolicy default deny of an isolated pod. */

@@ -35,7 +35,7 @@ export interface RulesetStats {
 
 /**
  * Element changes from `base` to the ruleset carrying it (set name → elements), recorded by
- * the pod fast path so that the applier need not diff sets of thousands of elements to find
+ * the element fast path (elements.ts) so that the applier need not diff sets of thousands of elements to find
  * the one it changed.
  */
 export interface ElementPatch {

@@ -15,6 +15,7 @@ import type {
   Pod,
   Service,
 } from '../model/cluster.js';
+import type { Diagnostic } from '../model/diagnostics.js';
 
 /** A discovery.k8s.io/v1 EndpointSlice, reduced to what load balancing needs. */
 export interface EndpointSlice {
@@ -83,8 +84,13 @@ export interface ClusterSourceHandlers {
   onEvents(events: readonly ClusterEvent[]): void;
   /** The initial state has been delivered completely (called once, after the first batch). */
   onSynced?(): void;
-  /** A problem the source recovered from or reports (bad input, a dropped watch). */
+  /** A problem the source recovered from or reports (an unreadable state file, a dropped watch). */
   onError?(error: Error): void;
+  /**
+   * The input's diagnostics (file, object, field) after each read, before its events: a source
+   * drops an invalid object and keeps the rest, and says so here.
+   */
+  onDiagnostics?(diagnostics: readonly Diagnostic[]): void;
 }
 
 /**

@@ -1,0 +1,119 @@
+// `weir lab …` and `weir agent`: the lab's faces on the command line, one file per command.
+// Thin shell over src/lab (namespaces, pods, probes, the desired state), src/lab/supervisor.ts
+// (one agent process per node) and src/lab/compare.ts (the engine's verdicts against the
+// probe's packets).
+
+import { Option, type Command } from 'commander';
+import { runAgentCommand } from './agent.js';
+import { runApply } from './apply.js';
+import { collect, dirOptions, type DirOptions } from './common.js';
+import { runDelete } from './delete.js';
+import { runDown } from './down.js';
+import { runExec } from './exec.js';
+import { runProbe } from './probe.js';
+import { runStatus } from './status.js';
+import { runUp } from './up.js';
+
+export function registerLabCommands(program: Command): void {
+  const lab = program
+    .command('lab')
+    .description('emulated nodes and pods as network namespaces, enforced by the real data plane (Linux, root)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ sudo weir lab up                                   the demo (examples/demo/) on 2 nodes
+  $ sudo weir lab up examples/e2e-model --nodes 3
+  $ sudo weir lab status
+  $ sudo weir lab probe --port 80/TCP --compare        real packets vs the analyzer
+  $ sudo weir lab probe --port 80/TCP --matrix         the reachability table
+  $ sudo weir lab apply deny.yaml && sudo weir lab probe --port 80/TCP
+  $ sudo weir lab exec x/a -- nc -vz 10.244.1.1 80
+  $ sudo weir lab down`,
+    );
+
+  dirOptions(
+    lab
+      .command('up')
+      .description('build the lab from manifests and start one enforcing agent per node')
+      .argument('[paths...]', 'manifest files or folders (default: examples/demo/)'),
+  )
+    .option('-n, --nodes <n>', 'number of emulated nodes (default: declared nodes, at least 2)')
+    .option('--no-agent', 'do not start the agents: no policy is enforced (plain connectivity)')
+    .option('--strict', 'agents flush conntrack entries a narrowed policy no longer allows')
+    .option('--no-serve', 'do not start the visibility server (`weir serve`: flows API and dashboard)')
+    .option('--serve-port <port>', 'port of the visibility server on 127.0.0.1 (default 7680; 0: any free port)')
+    .option('--alerts <file>', 'alert rules for the visibility server (YAML)')
+    .addHelpText('after', '\nExit status: 0 up, 1 up but the visibility server did not start, 2 invalid manifests (nothing created), not root, missing tools, or a lab already up.')
+    .action(runUp);
+
+  dirOptions(lab.command('down').description('stop the agents and servers, remove every namespace of the lab'))
+    .option('--force', 'also remove leftover namespaces with the prefix, even without a (valid) state file')
+    .option('--purge', 'also delete the state (addresses are not kept for the next up), desired manifests and logs')
+    .action(runDown);
+
+  dirOptions(lab.command('status').description('nodes, agents, pods with address, node and policy identity'))
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['txt', 'json']).default('txt'))
+    .addHelpText('after', '\nExit status: 0 up and healthy, 1 down, missing, or with problems (listed).')
+    .action(runStatus);
+
+  dirOptions(
+    lab
+      .command('exec')
+      .description("run a command in a pod's (or node's, or the external host's) network namespace")
+      .argument('<target>', 'ns/pod, a node name (node-0), "external" or "underlay"')
+      .argument('[command...]', 'the command, after --'),
+  )
+    .addHelpText('after', '\nExample:\n  $ weir lab exec x/a -- ping -c 1 10.244.1.2\n\nExit status: the command\'s.')
+    .action((target: string, argv: string[], opts: DirOptions) => runExec(target, argv, opts));
+
+  dirOptions(lab.command('probe').description('probe every pod and the external host from every pod and the external host, with real packets'))
+    .option('-p, --port <port>', 'PORT[/TCP|UDP], repeatable or comma-separated (default: each target\'s served ports)', collect, [])
+    .option('--from <peer>', 'source ns/pod or "external", repeatable (default: all)', collect, [])
+    .option('--to <peer>', 'target ns/pod or "external", repeatable (default: all)', collect, [])
+    .option('--no-external', 'leave the external host out of the default peers')
+    .option('--timeout <ms>', 'per-attempt timeout in milliseconds (default 1000)')
+    .option('--compare', "compare every cell with the analyzer's verdict, print the cells that disagree; exit 1 on any disagreement")
+    .option('--matrix', 'print the reachability matrix of every port (default: a summary)')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['txt', 'json']).default('txt'))
+    .addHelpText(
+      'after',
+      `
+Prints a summary (cells, reachable, failures). --matrix adds one table per port in the upstream
+e2e layout: rows are sources, columns targets, "." reachable, "X" not, "-" not probed. With
+--compare, each disagreeing cell is printed with the engine's explanation, then the cells
+audit-mode policies would change and one line: "N cells, M disagreements".
+
+Exit status: 0 ok, 1 disagreements (--compare), 2 no lab up or bad arguments.`,
+    )
+    .action(runProbe);
+
+  dirOptions(
+    lab
+      .command('apply')
+      .description('add or replace objects (policies, pods, namespaces, labels) in the running lab')
+      .argument('<paths...>', 'manifest files or folders'),
+  )
+    .option('--timeout <seconds>', 'how long to wait for the agents to apply the change (default 15)')
+    .addHelpText('after', '\nReturns once every agent has applied the change. Exit status: 0 ok, 2 invalid manifests (nothing changed).')
+    .action(runApply);
+
+  dirOptions(
+    lab
+      .command('delete')
+      .description('remove the objects named in the files from the running lab')
+      .argument('<paths...>', 'manifest files or folders naming the objects (kind, namespace, name)'),
+  )
+    .option('--timeout <seconds>', 'how long to wait for the agents to apply the change (default 15)')
+    .addHelpText('after', '\nExit status: 0 ok, 1 some objects were not in the lab, 2 bad input.')
+    .action(runDelete);
+
+  program
+    .command('agent')
+    .description('the per-node enforcement agent (started by `weir lab up`; one per node)')
+    .requiredOption('--lab-dir <dir>', 'lab directory (state.json, desired/)')
+    .requiredOption('--node <name>', 'node to enforce (node-0, …)')
+    .option('--strict', 'flush conntrack entries a narrowed policy no longer allows')
+    .option('--manifests <path...>', 'manifest files or folders to enforce (default: <lab-dir>/desired/)')
+    .action(runAgentCommand);
+}

@@ -1,0 +1,113 @@
+// `weir lab up`: check the manifests, record them as the desired state, build the lab with one
+// enforcing agent per node (each in force before any pod is attached), start the flow server.
+
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { bumpGeneration, readObjects, writeDesired } from '../../lab/desired.js';
+import { labUp, preflight, readState } from '../../lab/index.js';
+import { agentHooks, agentInfo, serveLogFile, startServe, stopAgents, stopServe, weirCommand } from '../../lab/supervisor.js';
+import { listNetns } from '../../lab/topology.js';
+import { CliError, EXIT_FINDINGS, exitStatus } from '../exit.js';
+import { countErrors, loadInput } from '../input.js';
+import { writeOutput } from '../output.js';
+import { defaultPaths, dirFlag, labCall, labDir, printDiagnostics, type DirOptions, type GlobalOptions } from './common.js';
+
+export interface UpOptions extends DirOptions {
+  readonly nodes?: string;
+  readonly agent: boolean;
+  readonly strict?: boolean;
+  /** Start `weir serve` for the lab (`--no-serve` turns it off). */
+  readonly serve: boolean;
+  readonly servePort?: string;
+  readonly alerts?: string;
+}
+
+export function parseServePort(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 65535) throw new CliError(`invalid --serve-port "${text}": expected a port number 0-65535`);
+  return n;
+}
+
+export function parseNodes(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new CliError(`invalid --nodes "${text}": expected a whole number ≥ 1`);
+  return n;
+}
+
+export async function isUp(dir: string): Promise<boolean> {
+  const state = await readState(dir).catch(() => undefined);
+  if (!state || state.status === 'down') return false;
+  const existing = await listNetns();
+  return state.nodes.some((n) => existing.has(n.netns));
+}
+
+export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Promise<void> {
+  const quiet = cmd.optsWithGlobals<GlobalOptions>().quiet === true;
+  const nodes = parseNodes(opts.nodes);
+  const servePort = parseServePort(opts.servePort);
+  if (opts.alerts !== undefined && !existsSync(opts.alerts)) throw new CliError(`--alerts: no such file ${opts.alerts}`);
+  const dir = labDir(opts);
+  await preflight();
+  const sources = paths.length > 0 ? paths : defaultPaths();
+  const input = await loadInput(sources, { quiet });
+  if (input.hasErrors) {
+    const n = countErrors(input.diagnostics);
+    throw new CliError(`${n} error${n === 1 ? '' : 's'} in the manifests: nothing was created (fix them, \`weir lint\` helps)`);
+  }
+  if (await isUp(dir)) throw new CliError(`a lab is already up in ${dir}: run \`weir lab down\` first (or \`weir lab apply\` to change it)`);
+  if (opts.agent) await stopAgents(dir); // leftovers of a lab that was never taken down
+  if (opts.serve) await stopServe(dir);
+
+  const objects = await readObjects(sources);
+  await writeDesired(dir, new Map(objects.map((o) => [o.file, o.text])));
+  await bumpGeneration(dir);
+
+  const started = Date.now();
+  const state = await labCall(async () => {
+    try {
+      return await labUp(input.cluster, {
+        dir,
+        ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}),
+        ...(nodes !== undefined ? { nodes } : {}),
+        ...(opts.agent ? agentHooks(dir, { command: weirCommand(), strict: opts.strict }) : {}),
+        onDiagnostics: (d) => printDiagnostics(d, quiet),
+      });
+    } catch (e) {
+      // labUp removed its namespaces; the agents it had started are ours to stop.
+      await stopAgents(dir);
+      throw e;
+    }
+  });
+  const agents = opts.agent ? await agentInfo(dir, state.nodes) : [];
+  let serveLine = 'no visibility server (--no-serve): start one with `weir serve' + (opts.dir !== undefined ? ` --lab-dir ${resolve(opts.dir)}` : '') + '`';
+  if (opts.serve) {
+    try {
+      const start = (port: number | undefined) =>
+        startServe(dir, { command: weirCommand(), ...(port !== undefined ? { port } : {}), ...(opts.alerts !== undefined ? { alertsFile: resolve(opts.alerts) } : {}) });
+      // The default port may be taken (another lab's server): then any free port, printed below.
+      const served = await start(servePort).catch((e: unknown) => {
+        if (servePort === undefined && e instanceof Error && /port is in use/.test(e.message)) return start(0);
+        throw e;
+      });
+      serveLine = `dashboard: ${served.url}/ (weir serve pid ${served.pid}; weir flows --server ${served.url})`;
+    } catch (e) {
+      // The lab itself is up and enforced: say what failed, keep it, exit 1.
+      process.stderr.write(`weir: error: ${e instanceof Error ? e.message : String(e)} (the lab is up; see ${serveLogFile(dir)})\n`);
+      serveLine = 'no visibility server: it failed to start (see above)';
+      exitStatus.raise(EXIT_FINDINGS);
+    }
+  }
+  const lines = [
+    `lab up in ${dir} (${Date.now() - started} ms): ${state.nodes.length} nodes, ${state.pods.length} pods, external host ${state.external.ip}`,
+    opts.agent
+      ? `agents: ${agents.map((a) => `${a.node} pid ${a.pid ?? '?'} (${a.status?.rules ?? '?'} rules)`).join(', ')}`
+      : 'no agents (--no-agent): policies are NOT enforced, every pod reaches every pod',
+    serveLine,
+    `next: weir lab status${dirFlag(opts)} | weir lab probe${dirFlag(opts)} | weir lab down${dirFlag(opts)}`,
+  ];
+  await writeOutput(`${lines.join('\n')}\n`);
+}
+

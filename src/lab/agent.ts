@@ -1,0 +1,134 @@
+// The lab's agents: the lab runs one NodeAgent (src/agent) per emulated node, either in-process
+// (`labEnforcer`: hooks for `labUp` / `addPod` / `labApply`) or as the `weir agent --lab-dir DIR
+// --node NAME` process that `weir lab up` starts per node (`runAgent`, see supervisor.ts). The
+// lab uses the agent; the agent knows nothing of the lab. Both read the lab through the one
+// join (cluster.ts): the process through the lab source (src/source/lab.ts), whose events the
+// agent consumes batch by batch.
+
+import { join } from 'node:path';
+import type { Cluster } from '../model/cluster.js';
+import { formatDiagnostic, hasErrors } from '../model/diagnostics.js';
+import { NodeAgent } from '../agent/agent.js';
+import { REASONS_FILE, type AgentStatus } from '../agent/status.js';
+import type { LocalPod } from '../render/render.js';
+import { snapshotEvents } from '../source/diff.js';
+import { LabSource } from '../source/lab.js';
+import { FileWatch } from '../source/watch.js';
+import { labCluster } from './cluster.js';
+import { DESIRED_FILE, desiredDir } from './desired.js';
+import { HOST_VETH_PATTERN as LAB_POD_INTERFACES } from './names.js';
+import { STATE_FILE, type LabNode, type LabState } from './state.js';
+
+export function localPodsOf(state: Pick<LabState, 'pods'>, node: string): LocalPod[] {
+  return state.pods.filter((p) => p.node === node).map((p) => ({ key: p.key, ip: p.ip, hostVeth: p.hostVeth }));
+}
+
+/**
+ * Hooks for `labUp` / `addPod` / `labApply` (src/lab LabHooks shape): enforce from the moment
+ * each node exists, before any pod is attached, and after every live change.
+ */
+export function labEnforcer(desired: () => Cluster, opts: { strict?: boolean; statusDir?: string; log?: (line: string) => void } = {}) {
+  const agents = new Map<string, NodeAgent>();
+  const agentFor = (node: LabNode, state: LabState): NodeAgent => {
+    let a = agents.get(node.name);
+    if (!a) {
+      a = new NodeAgent({ node: node.name, netns: node.netns, strict: opts.strict, statusDir: opts.statusDir ?? state.dir, log: opts.log, podInterfaces: LAB_POD_INTERFACES });
+      agents.set(node.name, a);
+    }
+    return a;
+  };
+  const syncNode = async (node: LabNode, state: LabState): Promise<void> => {
+    const status = await agentFor(node, state).sync(labCluster(desired(), state), localPodsOf(state, node.name));
+    if (!status.lastApplyOk) throw new Error(`nftables apply failed on ${node.name}: ${status.error ?? ''}`);
+  };
+  return {
+    agents,
+    onNodeReady: syncNode,
+    onChange: async (_change: unknown, state: LabState): Promise<void> => {
+      for (const node of state.nodes) await syncNode(node, state);
+    },
+    /** Re-sync every node (after a policy change). */
+    syncAll: async (state: LabState): Promise<void> => {
+      for (const node of state.nodes) await syncNode(node, state);
+    },
+  };
+}
+
+// ------------------------------------------------------------------ the agent process
+
+export interface RunAgentOptions {
+  readonly labDir: string;
+  readonly node: string;
+  readonly strict?: boolean;
+  /** Manifest files or folders; default `<labDir>/desired.yaml` and/or `<labDir>/desired/`. */
+  readonly manifests?: readonly string[];
+  /** Sync once and return (exit code material: the status). */
+  readonly once?: boolean;
+  /** Poll interval, the fallback when fs.watch misses an event (default 200 ms). */
+  readonly pollMs?: number;
+  readonly signal?: AbortSignal;
+  readonly log?: (line: string) => void;
+}
+
+/**
+ * `weir agent --lab-dir DIR --node NAME [--strict] [--manifests PATH...] [--once]`: the lab
+ * source's batches → the node's agent. Every read of the lab is applied, also one without
+ * events, so that the status reports the desired generation `weir lab apply` waits for.
+ * Resolves when `signal` aborts (or after one sync with `once`). The ruleset stays in the
+ * kernel when the agent stops: enforcement must not depend on the agent being alive.
+ */
+export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | undefined> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const source = new LabSource({ dir: opts.labDir, ...(opts.manifests ? { manifests: opts.manifests } : {}) });
+  let agent: NodeAgent | undefined;
+  let last: AgentStatus | undefined;
+  let reportedErrors = '';
+  await source.start({
+    // The agent takes every read below (refresh), events or not; the first is the snapshot.
+    onEvents: () => undefined,
+    onError: (e) => log(`weir agent ${opts.node}: ${e.message}`),
+  });
+  const syncOnce = async (): Promise<void> => {
+    const read = await source.refresh();
+    const state = read.state;
+    if (!state) return;
+    const node = state.nodes.find((n) => n.name === opts.node);
+    if (!node) {
+      log(`weir agent: node ${opts.node} is not in the lab (${state.nodes.map((n) => n.name).join(', ')})`);
+      return;
+    }
+    const errors = read.diagnostics.filter((d) => d.severity === 'error').slice(0, 5).map(formatDiagnostic);
+    if (hasErrors(read.diagnostics) && errors.join('\n') !== reportedErrors) for (const e of errors) log(`weir agent ${opts.node}: ${e}`);
+    reportedErrors = errors.join('\n');
+    // The first batch of a new agent is the whole snapshot (a restart is a full replace).
+    const first = !agent;
+    if (!agent) agent = new NodeAgent({ node: node.name, netns: node.netns, strict: opts.strict, statusDir: opts.labDir, log, podInterfaces: LAB_POD_INTERFACES });
+    const events = first ? snapshotEvents(source.snapshot()) : read.events;
+    last = await agent.apply({ events, localPods: localPodsOf(state, node.name), diagnostics: read.diagnostics, desiredGeneration: read.generation, snapshot: source.snapshot() });
+  };
+
+  try {
+    await syncOnce();
+    if (opts.once) return last;
+    const dir = opts.labDir;
+    const inputs = new Set([STATE_FILE, DESIRED_FILE, 'desired']);
+    const watch = new FileWatch({
+      paths: () => [join(dir, STATE_FILE), join(dir, DESIRED_FILE), desiredDir(dir), ...(opts.manifests ?? [])],
+      watchDirs: [dir, desiredDir(dir)],
+      // The lab directory also holds the agents' own outputs; they are no reason to re-sync.
+      ignore: (name) => name === REASONS_FILE || name.startsWith('agent-') || name === 'state.lock' || (!inputs.has(name) && !name.endsWith('.yaml') && name !== '.generation'),
+      pollMs: opts.pollMs,
+      reload: syncOnce,
+      onError: (e) => log(`weir agent ${opts.node}: sync failed: ${e.message}`),
+    });
+    await watch.start();
+    await new Promise<void>((resolve) => {
+      if (opts.signal?.aborted) resolve();
+      else opts.signal?.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await watch.stop();
+    return last;
+  } finally {
+    await source.stop();
+  }
+}

@@ -1,0 +1,739 @@
+// The policy filter section of the table (see render.ts, table.ts): PolicyEngine + one node's
+// local pods → chains, sets and maps that filter forwarded traffic. Rules are built as typed
+// objects (nft.ts); pod changes become element changes (elements.ts).
+// Pure: no I/O, no clock, no randomness; equal inputs give equal rulesets.
+//
+// Shape (after kube-proxy's nftables proxier — membership in sets and maps, rules per
+// policy and per identity, never per pod or per pair):
+//
+//   chain egress  (hook forward, priority filter)       chain ingress (hook forward, priority filter + 10)
+//     ct state established,related accept                ct state established,related accept
+//     ct state invalid drop                               ct state invalid drop
+//     ip saddr vmap @eg_ep  → goto eg_<identity>          ip daddr vmap @in_ep → goto in_<identity>
+//
+// Two base chains on the same hook compose egress and ingress verdicts: `accept` only ends
+// the current base chain (the next base chain on the hook still sees the packet) while
+// `drop` is final. The egress chain decides for the source pod on the source's node, the
+// ingress chain for the destination pod on the destination's node; when both pods share a
+// node both chains run there. Pods are routed through the node netns, hence hook forward.
+//
+// Per identity (in tier order, ANP → NP → BANP, as src/policy/pipeline.ts):
+//
+//   eg_<identity>:
+//     jump au_…               only when audit-mode policies apply (see below)
+//     jump adm_<dir>_<hash>   ANP rules in priority order: Allow → accept, Deny → goto d_<id>,
+//                             Pass → return (back here, i.e. on to the NetworkPolicy tier)
+//     jump np_<policy>_<dir>  if isolated: one shared chain per NetworkPolicy and direction,
+//     …                       its rules `ip daddr @g_X tcp dport { 80, 81 } accept`
+//     goto d_<id>             if isolated: default deny
+//     jump ban_<dir>_<hash>   if not isolated: BANP rules, Allow → accept, Deny → goto d_<id>
+//                             (falling off the end: the base chain's policy, accept)
+//
+// ANP and BANP rules sit in chains named by the hash of their text, shared by every identity
+// with the same admin policies; NetworkPolicy chains are shared by every identity a policy
+// selects. The rule count therefore grows with policies + identities, and a pod add or
+// remove changes set/map elements only.
+//
+// Deny points: set the mark to the reason id, count it in `hits`, record the flow in `denied`,
+// drop. Audit: where the `full` program (audit policies included) differs from `enforce`, a
+// chain evaluates the full program first, turning each deny caused by an audit policy into an
+// audit point (count, record with the audit reason as a constant, return) and every other
+// outcome into `return`; then the enforced program runs as usual. A packet that passes keeps
+// its mark: only deny points, whose packets are dropped, set it.
+
+import type { ContainerPort, Pod, Protocol } from '../model/cluster.js';
+import type { Identity } from '../policy/cache.js';
+import type { PolicyEngine } from '../policy/engine.js';
+import { V4_BASE, intervalsContain, parseIp, type IpInterval } from '../policy/ip.js';
+import type { CompiledRule, Direction, DirectionProgram, PortSpec } from '../policy/rules.js';
+import { matchesSelector } from '../policy/selector.js';
+import { hasElement, patchElements, type ElementChange } from './elements.js';
+import { DENIED_SET, HITS_SET, TABLE, nftName, shortHash } from './names.js';
+import {
+  accept,
+  drop,
+  elementText,
+  end,
+  flags,
+  goto,
+  inSet,
+  is,
+  jump,
+  quoted,
+  records,
+  ret,
+  rule as nftRule,
+  ruleText,
+  setMark,
+  update,
+  vmap,
+  type Element,
+  type Field,
+  type Literal,
+  type Match,
+  type Rule,
+  type RuleEnd,
+  type Statement,
+} from './nft.js';
+import { IPV6_REASON, NOT_READY_REASON, SPOOF_REASON, collectReasons, defaultDenyReason, ruleReason, type ReasonRegistry } from './reasons.js';
+import type { NftSet, Ruleset } from './ruleset.js';
+import type { Section, TableBuilder } from './table.js';
+
+export { DENIED_SET, HITS_SET };
+
+export interface LocalPod {
+  /** `namespace/name`. */
+  readonly key: string;
+  /** Overrides the engine's pod IP (the lab's IPAM is authoritative). */
+  readonly ip?: string;
+  /** Node-side veth, for documentation and anti-spoofing; not needed for verdicts. */
+  readonly hostVeth?: string;
+}
+
+export interface RenderInput {
+  readonly engine: PolicyEngine;
+  /** Pods running on this node: only they get entries in the endpoint maps. */
+  readonly localPods: readonly LocalPod[];
+  /** Pod IPs cluster-wide (`ns/name` → IP); default: the engine's `pod.ip`. */
+  readonly podIps?: ReadonlyMap<string, string>;
+  /** A reasons registry computed once for the whole cluster (saves recomputing per node). */
+  readonly reasons?: ReasonRegistry;
+  /**
+   * nft wildcard of the node's pod interfaces (the lab's `wp*`). When set, the node fails
+   * closed: traffic from or to a pod interface the ruleset does not know yet (a pod attached
+   * before the agent's sync) is dropped and counted, instead of passing unfiltered.
+   */
+  readonly podInterfaces?: string;
+}
+
+export const EGRESS_MAP = 'eg_ep';
+export const INGRESS_MAP = 'in_ep';
+export const EGRESS_CHAIN = 'egress';
+export const INGRESS_CHAIN = 'ingress';
+export const DENY_CHAIN = 'deny';
+/*
+ * HITS_SET — per-reason hit counters: a dynamic set keyed by the reason id whose elements carry counters,
+ * filled from the packet path: `update @hits { <id> counter }` where a rule decides (allows
+ * leave the packet untouched: its mark may belong to kube-proxy or a CNI), `update @hits
+ * { meta mark counter }` in the shared deny and audit chains (the mark is set just before the
+ * `goto`). One set instead of thousands of named counter objects: nft fetches every object of
+ * the table before any change, so 8k named counters alone cost ~25 ms of each pod add (10k
+ * pods / 5k policies).
+ */
+/** Host-side interfaces of local pods, and `interface . address` of each local pod (anti-spoofing). */
+export const POD_IFS_SET = 'pod_ifs';
+export const POD_SRC_SET = 'pod_src';
+const PORT_PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
+const FULL_RANGE: readonly [number, number] = [1, 65535];
+
+/** Counts one hit of the reason `key` (a constant id, or `meta mark` in the shared deny chain). */
+const countHit = (key: Field | number): Statement => update(HITS_SET, [key], true);
+/** Records the flow in `denied` under the reason `key`; `port` is `th dport`, or 0 for protocols without ports. */
+const recordDenied = (port: Field | 0, key: Field | number): Statement => update(DENIED_SET, ['ip saddr', 'ip daddr', 'meta l4proto', port, key]);
+/** Matches the protocols that have a destination port. */
+const hasPorts = is('meta l4proto', ...PORT_PROTOCOLS);
+const short = (d: Direction): string => (d === 'ingress' ? 'in' : 'eg');
+
+
+function isV4(ip: string | undefined): ip is string {
+  return ip !== undefined && /^\d+\.\d+\.\d+\.\d+$/.test(ip);
+}
+
+function formatV4(v: bigint): string {
+  const n = Number(v - V4_BASE);
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+/** An IPv4 interval as a CIDR when it is one, else `a-b` (both forms are accepted in interval sets). */
+function formatInterval(iv: IpInterval): string {
+  const size = iv.end - iv.start + 1n;
+  const offset = iv.start - V4_BASE;
+  if ((size & (size - 1n)) === 0n && offset % size === 0n) {
+    const prefix = 32 - (size.toString(2).length - 1);
+    return prefix === 32 ? formatV4(iv.start) : `${formatV4(iv.start)}/${prefix}`;
+  }
+  return `${formatV4(iv.start)}-${formatV4(iv.end)}`;
+}
+
+function portMatch(protocol: Protocol, ranges: readonly (readonly [number, number])[]): Match {
+  const p = protocol.toLowerCase() as 'tcp' | 'udp' | 'sctp';
+  const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
+  const merged: [number, number][] = [];
+  for (const [s, e] of sorted) {
+    const last = merged[merged.length - 1];
+    if (last && s <= last[1] + 1) last[1] = Math.max(last[1], e);
+    else merged.push([s, e]);
+  }
+  if (merged.length === 1 && merged[0][0] <= FULL_RANGE[0] && merged[0][1] >= FULL_RANGE[1]) return is('meta l4proto', p);
+  return is(`${p} dport`, ...merged.map(([s, e]) => (s === e ? `${s}` : `${s}-${e}`)));
+}
+
+function namedMatches(spec: Extract<PortSpec, { kind: 'named' }>, cp: ContainerPort): boolean {
+  return cp.name === spec.name && (spec.protocol === undefined || spec.protocol === cp.protocol);
+}
+
+type NamedSpec = Extract<PortSpec, { kind: 'named' }>;
+
+function namedSpecs(rule: CompiledRule): NamedSpec[] {
+  return rule.ports === 'all' ? [] : rule.ports.filter((p): p is NamedSpec => p.kind === 'named');
+}
+
+function namedPortSetName(rule: CompiledRule, specs: readonly NamedSpec[]): string {
+  const sig = specs.map((s) => `${s.name}/${s.protocol ?? ''}`).join(',');
+  return nftName('nport', `${rule.ref.policy.replace(/^NetworkPolicy /, '')}_${rule.ref.rule}`, `${rule.ref.policy}\u0000${rule.ref.rule}\u0000${sig}`);
+}
+
+/**
+ * Egress named ports resolve per destination pod: one element `ip . proto . port` per pod of
+ * the rule's peers that has a matching container port (per pod, never per pair).
+ */
+function namedPortKeys(engine: PolicyEngine, rule: CompiledRule, specs: readonly NamedSpec[], pod: Pod, id: Identity | undefined, ip: string | undefined): Literal[][] {
+  if (pod.hostNetwork || !id || !isV4(ip)) return [];
+  if (rule.peers !== 'all') {
+    const inPeers = rule.peers.some((gid) => {
+      const g = engine.group(gid);
+      if (!g) return false;
+      if (g.spec.kind === 'pods') return g.identities.has(id.id);
+      if (g.spec.kind === 'cidr') return intervalsContain(g.spec.intervals, parseIp(ip) as bigint);
+      return false;
+    });
+    if (!inPeers) return [];
+  }
+  return id.ports.filter((cp) => specs.some((s) => namedMatches(s, cp))).map((cp) => [ip, cp.protocol.toLowerCase(), cp.port]);
+}
+
+function identityChainName(identity: Identity, direction: Direction): string {
+  return nftName(short(direction), `${identity.namespace}_${Object.values(identity.labels).join('_')}`, identity.key);
+}
+
+/** Nothing to render: no admin rules, not isolated, no baseline rules (the chain would be empty). */
+function programEmpty(p: DirectionProgram): boolean {
+  return p.admin.length === 0 && !p.isolated && p.baseline.length === 0;
+}
+
+function groupSetName(key: string): string {
+  return nftName('g', '', key);
+}
+
+class Renderer {
+  private readonly groupSetNames = new Map<number, string>();
+  private readonly identityChains = new Map<string, string | undefined>();
+  /** NetworkPolicy chain name → the identity chains (direction + identity) that use it. */
+  private readonly npUsers = new Map<string, Set<string>>();
+  private readonly podIp: (key: string) => string | undefined;
+
+  constructor(
+    private readonly table: TableBuilder,
+    private readonly engine: PolicyEngine,
+    private readonly reasons: ReasonRegistry,
+    podIps: ReadonlyMap<string, string> | undefined,
+  ) {
+    this.podIp = (key) => podIps?.get(key) ?? engine.pods.get(key)?.ip;
+  }
+
+  // ---------------------------------------------------------------- objects
+
+  private counter(id: number): Statement {
+    this.table.count(id);
+    return countHit(id);
+  }
+
+  /**
+   * A deny point: `meta mark set <id> goto deny`, one shared chain that counts the mark in
+   * `hits`, records the flow and drops (the mark dies with the packet): thousands of
+   * per-reason chains made the kernel's jump-graph validation the bottleneck of a full apply
+   * (8.5 s vs 1.3 s for 10k pods / 5k policies).
+   */
+  private denyPoint(id: number): RuleEnd {
+    this.table.count(id);
+    return end(goto(DENY_CHAIN), setMark(id));
+  }
+
+  /**
+   * An audit point (what an audit-mode policy would deny): count, record and return to the
+   * enforced program, with the reason id as a constant so the packet, which goes on, keeps
+   * its own mark (kube-proxy's masquerade bit, a CNI's bits). Two alternative endings: with
+   * the destination port for protocols that have one, with port 0 for the others.
+   */
+  private auditPoint(id: number): RuleEnd[] {
+    const count = this.counter(id);
+    return [nftRule([hasPorts], end(ret, count, recordDenied('th dport', id))), end(ret, count, recordDenied(0, id))];
+  }
+
+  /** One named set per selector-cache group; elements cluster-wide. */
+  private groupSet(gid: number): string {
+    const cached = this.groupSetNames.get(gid);
+    if (cached) return cached;
+    const g = this.engine.group(gid);
+    if (!g) throw new Error(`unknown selector-cache group ${gid}`);
+    const name = groupSetName(g.key);
+    const elements = new Set<string>();
+    let interval = false;
+    switch (g.spec.kind) {
+      case 'pods':
+        for (const iid of g.identities) {
+          const id = this.engine.cache.identities.get(iid);
+          if (!id || id.hostNetwork) continue;
+          for (const pod of id.pods) {
+            const ip = this.podIp(pod);
+            if (isV4(ip)) elements.add(ip);
+          }
+        }
+        break;
+      case 'cidr':
+        // IPv6 intervals are left out: the table matches `ip` (IPv4) only; see README of src/nft.
+        interval = true;
+        for (const iv of g.spec.intervals) if (iv.start >= V4_BASE) elements.add(formatInterval(iv));
+        break;
+      case 'nodes':
+        for (const node of this.engine.cache.nodes.values()) {
+          if (isV4(node.ip) && matchesSelector(g.spec.nodeSelector, node.labels)) elements.add(node.ip);
+        }
+        break;
+    }
+    this.table.set({
+      name,
+      kind: 'set',
+      type: 'ipv4_addr',
+      flags: interval ? ['interval'] : [],
+      extra: [],
+      dynamic: false,
+      elements: [...elements].sort(),
+    });
+    this.groupSetNames.set(gid, name);
+    return name;
+  }
+
+  /**
+   * Egress named ports resolve per destination pod: one element `ip . proto . port` per pod of
+   * the rule's peers that has a matching container port (per pod, never per pair).
+   */
+  private namedPortSet(rule: CompiledRule, specs: readonly Extract<PortSpec, { kind: 'named' }>[]): string {
+    const name = namedPortSetName(rule, specs);
+    if (this.table.hasSet(name)) return name;
+    const elements = new Set<string>();
+    for (const [key, pod] of this.engine.pods) {
+      for (const k of namedPortKeys(this.engine, rule, specs, pod, this.engine.identityOfPod(key), this.podIp(key))) elements.add(elementText({ key: k }));
+    }
+    this.table.set({
+      name,
+      kind: 'set',
+      type: 'ipv4_addr . inet_proto . inet_service',
+      flags: [],
+      extra: [],
+      dynamic: false,
+      elements: [...elements].sort(),
+    });
+    return name;
+  }
+
+  // ---------------------------------------------------------------- rules
+
+  /**
+   * The nft rules of one compiled rule. `subject` is the identity the chain is for; on ingress
+   * it is the destination, so named ports resolve against its container ports.
+   */
+  private ruleLines(r: CompiledRule, direction: Direction, subject: Identity, ends: readonly RuleEnd[]): Rule[] {
+    const rule = r;
+    const addr = direction === 'ingress' ? 'ip saddr' : 'ip daddr';
+    const peers: Match[][] = rule.peers === 'all' ? [[]] : rule.peers.map((g) => [inSet(addr, this.groupSet(g))]);
+    // "If this field is empty or missing, this rule matches all ports" — and all protocols.
+    if (rule.ports === 'all') return peers.flatMap((p) => ends.map((e) => nftRule(p, e)));
+    const ranges = new Map<Protocol, [number, number][]>();
+    const add = (p: Protocol, s: number, e: number) => {
+      let list = ranges.get(p);
+      if (!list) ranges.set(p, (list = []));
+      list.push([s, e]);
+    };
+    const egressNamed: Extract<PortSpec, { kind: 'named' }>[] = [];
+    for (const spec of rule.ports) {
+      if (spec.kind === 'range') add(spec.protocol, spec.start, spec.end);
+      else if (direction === 'ingress') {
+        for (const cp of subject.ports) if (namedMatches(spec, cp)) add(cp.protocol, cp.port, cp.port);
+      } else egressNamed.push(spec);
+    }
+    const ports = [...ranges.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([p, rs]) => portMatch(p, rs));
+    const out: Rule[] = [];
+    for (const p of peers) for (const q of ports) for (const e of ends) out.push(nftRule([...p, q], e));
+    if (egressNamed.length > 0) for (const e of ends) out.push(nftRule([inSet(['ip daddr', 'meta l4proto', 'th dport'], this.namedPortSet(rule, egressNamed))], e));
+    // A rule whose ports resolve to nothing (a named port the pod lacks) matches nothing.
+    return out;
+  }
+
+  private enforceVerdict(rule: CompiledRule): RuleEnd[] {
+    const reason = ruleReason(rule);
+    if (rule.action === 'Pass' || !reason) return [end(ret)];
+    const id = this.reasons.id(reason);
+    if (rule.action === 'Allow') return [end(accept, this.counter(id))];
+    return [this.denyPoint(id)];
+  }
+
+  /** In the audit pass nothing is enforced: only audit policies count and record. */
+  private auditVerdict(rule: CompiledRule, tail: string | undefined): RuleEnd[] {
+    if (rule.action === 'Pass') return [end(tail ? goto(tail) : ret)];
+    const reason = ruleReason(rule);
+    if (!rule.ref.audit || !reason) return [end(ret)];
+    const id = this.reasons.id(reason);
+    if (rule.action === 'Allow') return [end(ret, this.counter(id))];
+    return this.auditPoint(id);
+  }
+
+  /** A chain named by the hash of its rules, shared by every identity whose program renders to them. */
+  private sharedChain(prefix: string, rules: readonly Rule[]): string | undefined {
+    if (rules.length === 0) return undefined;
+    const text = rules.map(ruleText);
+    return this.table.chain(nftName(prefix, '', text.join('\n')), rules);
+  }
+
+  /**
+   * The NetworkPolicy chain's name and rules, not yet added: a chain only one identity chain
+   * of this node uses is inlined there instead (see `npUsers`).
+   */
+  private npChain(policyKey: string, direction: Direction, subject: Identity): { name: string; lines: Rule[] } | undefined {
+    const policy = this.engine.policy(policyKey);
+    if (!policy) return undefined;
+    const rules = policy[direction];
+    const lines = rules.flatMap((r) => this.ruleLines(r, direction, subject, this.enforceVerdict(r)));
+    if (lines.length === 0) return undefined;
+    return { name: this.npChainName(policyKey, direction, subject, rules), lines };
+  }
+
+  private programLines(program: DirectionProgram, direction: Direction, subject: Identity): Rule[] {
+    const out: Rule[] = [];
+    const admin = this.sharedChain(
+      `adm_${short(direction)}`,
+      program.admin.flatMap((r) => this.ruleLines(r, direction, subject, this.enforceVerdict(r))),
+    );
+    if (admin) out.push(end(jump(admin)));
+    if (program.isolated) {
+      for (const key of program.isolatingPolicies) {
+        const np = this.npChain(key, direction, subject);
+        if (!np) continue;
+        // NetworkPolicy rules only allow (accept) or fall through, so inlining a chain that a
+        // single identity chain uses is the same program with one chain and one jump fewer:
+        // fewer chains is less for the kernel to validate and for `nft` to fetch before
+        // every command (its cache cost is what a pod add pays).
+        if ((this.npUsers.get(np.name)?.size ?? 0) <= 1) out.push(...np.lines);
+        else out.push(end(jump(this.table.chain(np.name, np.lines))));
+      }
+      const id = this.reasons.id(defaultDenyReason(program.isolatingPolicies, direction, false));
+      out.push(this.denyPoint(id));
+    } else {
+      const banp = this.sharedChain(
+        `ban_${short(direction)}`,
+        program.baseline.flatMap((r) => this.ruleLines(r, direction, subject, this.enforceVerdict(r))),
+      );
+      if (banp) out.push(end(jump(banp)));
+    }
+    return out;
+  }
+
+  private auditChain(full: DirectionProgram, direction: Direction, subject: Identity): string | undefined {
+    const tailLines: Rule[] = [];
+    if (full.isolated) {
+      for (const r of full.networkPolicy) {
+        const reason = ruleReason(r);
+        const counter = r.ref.audit && reason ? this.reasons.id(reason) : undefined;
+        tailLines.push(...this.ruleLines(r, direction, subject, [counter === undefined ? end(ret) : end(ret, this.counter(counter))]));
+      }
+      const auditIsolated = full.isolatingPolicies.some((k) => this.engine.policy(k)?.mode === 'audit');
+      if (auditIsolated) {
+        const id = this.reasons.id(defaultDenyReason(full.isolatingPolicies, direction, true));
+        tailLines.push(...this.auditPoint(id));
+      }
+    } else {
+      for (const r of full.baseline) tailLines.push(...this.ruleLines(r, direction, subject, this.auditVerdict(r, undefined)));
+    }
+    // Trailing `return`s that neither count nor record are no-ops; an empty tail is "nothing to audit".
+    // (A bare `return`, which matches everything, is kept: it has always been, and chain names hash the rules.)
+    const noop = (r: Rule): boolean => r.verdict?.kind === 'return' && !records(r) && r.matches.length + r.statements.length > 0;
+    while (tailLines.length > 0 && noop(tailLines[tailLines.length - 1])) tailLines.pop();
+    const tail = tailLines.length > 0 ? this.sharedChain(`aut_${short(direction)}`, tailLines) : undefined;
+    if (full.admin.length === 0) return tail;
+    const headLines = full.admin.flatMap((r) => this.ruleLines(r, direction, subject, this.auditVerdict(r, tail)));
+    if (tail) headLines.push(end(goto(tail)));
+    return this.sharedChain(`au_${short(direction)}`, headLines);
+  }
+
+  /** Counts, before rendering, which identity chains use each NetworkPolicy chain. */
+  planNetworkPolicyChains(identity: Identity, direction: Direction): void {
+    if (identity.hostNetwork) return;
+    const enforce = this.engine.program(identity.id, direction, 'enforce');
+    if (!enforce.isolated) return;
+    for (const key of enforce.isolatingPolicies) {
+      const policy = this.engine.policy(key);
+      if (!policy || policy[direction].length === 0) continue;
+      const name = this.npChainName(key, direction, identity, policy[direction]);
+      let users = this.npUsers.get(name);
+      if (!users) this.npUsers.set(name, (users = new Set()));
+      users.add(`${direction}\u0000${identity.id}`);
+    }
+  }
+
+  /**
+   * Ingress named ports resolve against the selected pod, so such a policy gets one chain per
+   * distinct resolution (the pod's port signature), not one per identity. The signature, not
+   * the rule text, goes into the name: editing the policy then refills the same chain.
+   */
+  private npChainName(policyKey: string, direction: Direction, subject: Identity, rules: readonly CompiledRule[]): string {
+    let perSubject = '';
+    if (direction === 'ingress' && rules.some((r) => r.hasNamedPorts)) {
+      const names = new Set(rules.flatMap((r) => (r.ports === 'all' ? [] : r.ports.flatMap((p) => (p.kind === 'named' ? [p.name] : [])))));
+      const sig = subject.ports.filter((cp) => cp.name !== undefined && names.has(cp.name)).map((cp) => `${cp.name}=${cp.protocol}/${cp.port}`);
+      perSubject = `\u0000${sig.sort().join(',')}`;
+    }
+    const readable = `${policyKey.replace(/^NetworkPolicy /, '')}_${short(direction)}`;
+    return nftName('np', readable, `${policyKey}\u0000${direction}${perSubject}`);
+  }
+
+  /** eg_/in_<identity>, or undefined when nothing applies (policy accept). */
+  identityChain(identity: Identity, direction: Direction): string | undefined {
+    const memo = `${direction}\u0000${identity.id}`;
+    if (this.identityChains.has(memo)) return this.identityChains.get(memo);
+    let result: string | undefined;
+    if (!identity.hostNetwork) {
+      const enforce = this.engine.program(identity.id, direction, 'enforce');
+      const full = this.engine.program(identity.id, direction, 'full');
+      const lines: Rule[] = [];
+      if (full.key !== enforce.key) {
+        const audit = this.auditChain(full, direction, identity);
+        if (audit) lines.push(end(jump(audit)));
+      }
+      lines.push(...this.programLines(enforce, direction, identity));
+      if (lines.length > 0) {
+        result = this.table.chain(identityChainName(identity, direction), lines);
+      }
+    }
+    this.identityChains.set(memo, result);
+    return result;
+  }
+
+  /** The maps, sets and base chains that bind the identity chains to this node's pods. */
+  finish(eg: readonly Element[], ing: readonly Element[], podIfs: readonly Element[], podSrc: readonly Element[], podInterfaces?: string): void {
+    const t = this.table;
+    const texts = (elements: readonly Element[]): string[] => [...new Set(elements.map(elementText))].sort();
+    const vmapSet = (name: string, elements: readonly Element[]): NftSet => ({
+      name,
+      kind: 'map',
+      type: 'ipv4_addr : verdict',
+      flags: [],
+      extra: [],
+      dynamic: false,
+      elements: texts(elements),
+    });
+    t.set(vmapSet(EGRESS_MAP, eg));
+    t.set(vmapSet(INGRESS_MAP, ing));
+    const plain = (name: string, type: string, elements: readonly Element[]): NftSet => ({ name, kind: 'set', type, flags: [], extra: [], dynamic: false, elements: texts(elements) });
+    t.set(plain(POD_IFS_SET, 'ifname', podIfs));
+    t.set(plain(POD_SRC_SET, 'ifname . ipv4_addr', podSrc));
+    t.set({
+      name: DENIED_SET,
+      kind: 'set',
+      type: 'ipv4_addr . ipv4_addr . inet_proto . inet_service . mark',
+      flags: ['dynamic', 'timeout'],
+      extra: ['timeout 60s', 'counter', 'size 65536'],
+      dynamic: true,
+      elements: [],
+    });
+    const v6 = this.counter(this.reasons.id(IPV6_REASON));
+    const spoof = this.denyPoint(this.reasons.id(SPOOF_REASON));
+    const notReady = podInterfaces !== undefined ? this.denyPoint(this.reasons.id(NOT_READY_REASON)) : undefined;
+    t.set({
+      name: HITS_SET,
+      kind: 'set',
+      type: 'mark',
+      flags: ['dynamic'],
+      // Room for every reason id of a large cluster (one element per reason that was hit).
+      extra: ['counter', 'size 1048576'],
+      dynamic: true,
+      elements: [],
+    });
+    // ICMP and other protocols have no ports: recorded with port 0.
+    t.chain(DENY_CHAIN, [end(undefined, countHit('meta mark')), nftRule([hasPorts], end(drop, recordDenied('th dport', 'meta mark'))), end(drop, recordDenied(0, 'meta mark'))]);
+    const base = (name: string, priority: string, map: string, key: Field, guards: readonly Rule[]): void => {
+      t.chain(name, [...guards, nftRule([flags('ct state', 'established', 'related')], end(accept)), nftRule([flags('ct state', 'invalid')], end(drop)), end(vmap([key], map))], `type filter hook forward priority ${priority}; policy accept;`);
+    };
+    // Guards before the conntrack shortcut, so that no packet skips them:
+    // - IPv6: every rule below matches IPv4 (`ip saddr`, ipv4_addr sets), so IPv6 would pass
+    //   unfiltered; it is dropped and counted instead (and not recorded: `denied` is IPv4).
+    // - Anti-spoofing: a packet from a local pod's interface must carry that pod's address
+    //   (checked on every packet, or a forged source could ride another pod's connection).
+    // - Not ready (fail closed, with `podInterfaces`): a pod interface missing from `pod_ifs`
+    //   belongs to a pod the agent has not synced; nothing from or to it passes until it has.
+    const guards: Rule[] = [nftRule([is('meta nfproto', 'ipv6')], end(drop, v6)), nftRule([inSet('iifname', POD_IFS_SET), inSet(['iifname', 'ip saddr'], POD_SRC_SET, true)], spoof)];
+    const ingressGuards: Rule[] = [];
+    if (podInterfaces !== undefined && notReady !== undefined) {
+      guards.push(nftRule([is('iifname', quoted(podInterfaces)), inSet('iifname', POD_IFS_SET, true)], notReady));
+      ingressGuards.push(nftRule([is('oifname', quoted(podInterfaces)), inSet('oifname', POD_IFS_SET, true)], notReady));
+    }
+    base(EGRESS_CHAIN, 'filter', EGRESS_MAP, 'ip saddr', guards);
+    base(INGRESS_CHAIN, 'filter + 10', INGRESS_MAP, 'ip daddr', ingressGuards);
+  }
+}
+
+/** A local pod's entry in an endpoint map: its address → its identity chain. */
+const endpointElement = (ip: string, chain: string): Element => ({ key: [ip], value: goto(chain) });
+/** `"veth"`: a local pod's interface. */
+const podInterfaceElement = (veth: string): Element => ({ key: [quoted(veth)] });
+/** `"veth" . ip`: the anti-spoofing element of a local pod. */
+const podSourceElement = (veth: string, ip: string): Element => ({ key: [quoted(veth), ip] });
+
+/**
+ * The policy filter: engine verdicts for this node's pods, as the section of the table that
+ * filters forwarded traffic (see the top of this file for its shape).
+ */
+export function policyFilterSection(input: RenderInput): Section {
+  return {
+    name: 'policy filter',
+    render(table: TableBuilder): void {
+      const { engine } = input;
+      const r = new Renderer(table, engine, input.reasons ?? collectReasons(engine), input.podIps);
+      const eg: Element[] = [];
+      const ing: Element[] = [];
+      const locals: { ip: string; identity: Identity; veth?: string }[] = [];
+      for (const local of [...input.localPods].sort((a, b) => (a.key < b.key ? -1 : 1))) {
+        const ip = local.ip ?? engine.pods.get(local.key)?.ip;
+        const identity = engine.identityOfPod(local.key);
+        if (!isV4(ip) || !identity) continue;
+        locals.push({ ip, identity, veth: local.hostVeth });
+      }
+      // Only identities with pods on this node get chains, and only the chains, sets and counters
+      // those reach are rendered (per-node pruning; set elements stay cluster-wide).
+      const seen = new Set<number>();
+      for (const { identity } of locals) {
+        if (seen.has(identity.id)) continue;
+        seen.add(identity.id);
+        r.planNetworkPolicyChains(identity, 'egress');
+        r.planNetworkPolicyChains(identity, 'ingress');
+      }
+      const ifs: Element[] = [];
+      const src: Element[] = [];
+      for (const { ip, identity, veth } of locals) {
+        const e = r.identityChain(identity, 'egress');
+        if (e) eg.push(endpointElement(ip, e));
+        const i = r.identityChain(identity, 'ingress');
+        if (i) ing.push(endpointElement(ip, i));
+        if (veth) {
+          ifs.push(podInterfaceElement(veth));
+          src.push(podSourceElement(veth, ip));
+        }
+      }
+      r.finish(eg, ing, ifs, src, input.podInterfaces);
+    },
+  };
+}
+
+export { TABLE, shortHash };
+
+export interface PodDelta {
+  readonly added: readonly Pod[];
+  readonly removed: readonly Pod[];
+}
+
+/** Egress rules with named ports: their sets hold per-pod elements. */
+export function namedEgress(engine: PolicyEngine): CompiledRule[] {
+  return engine.allRules().filter((r) => r.hasNamedPorts && r.ref.direction === 'egress');
+}
+
+/**
+ * The chain a local pod of `identity` maps to in `prev`: `''` when the identity needs no chain,
+ * undefined when it needs one `prev` does not have (a full render is needed). Chains are named
+ * per identity (NetworkPolicy chains may be inlined into them, never the other way round).
+ */
+function identityChain(prev: Ruleset, engine: PolicyEngine, identity: Identity, direction: Direction): string | undefined {
+  const name = identityChainName(identity, direction);
+  if (prev.chains.has(name)) return name;
+  const empty = programEmpty(engine.program(identity.id, direction, 'full')) && programEmpty(engine.program(identity.id, direction, 'enforce'));
+  return empty ? '' : undefined;
+}
+
+export interface PodPatchContext {
+  /** Identity each removed pod had, captured before the engine removed it. */
+  readonly removedIdentities: ReadonlyMap<string, Identity>;
+  /** This node's pods after the change, by key (veth and address overrides). */
+  readonly locals: ReadonlyMap<string, LocalPod>;
+  /** This node's pods before the change: a removed local pod's veth and address. */
+  readonly localsBefore: ReadonlyMap<string, LocalPod>;
+  /** Identity ids that existed before the change: a pod of a new identity needs a full render. */
+  readonly identitiesBefore: ReadonlySet<number>;
+  /** Egress rules with named ports (default: found in the engine; callers may cache them). */
+  readonly namedEgressRules?: readonly CompiledRule[];
+}
+
+/**
+ * The element changes one pod brings (`add`) or takes away, computed the same way both ways
+ * from the pod, its identity and its local entry: group sets it is a member of, named-port
+ * elements, and, on its node, its endpoint-map entries and interface. Undefined when elements
+ * are not enough (its identity's chains are missing, or it was the identity's last local pod,
+ * whose chains must go).
+ */
+function podElementChanges(
+  prev: Ruleset,
+  engine: PolicyEngine,
+  pod: Pod,
+  identity: Identity,
+  local: LocalPod | undefined,
+  add: boolean,
+  ctx: PodPatchContext,
+  named: readonly { rule: CompiledRule; specs: NamedSpec[] }[],
+): ElementChange[] | undefined {
+  const ip = local?.ip ?? pod.ip;
+  if (pod.hostNetwork || identity.hostNetwork || !isV4(ip)) return [];
+  const out: ElementChange[] = [];
+  const change = (set: string, element: Element): void => {
+    out.push({ set, element, add });
+  };
+  for (const g of engine.cache.groups.values()) {
+    if (g.spec.kind === 'pods' && g.identities.has(identity.id)) change(groupSetName(g.key), { key: [ip] });
+  }
+  for (const { rule, specs } of named) {
+    for (const key of namedPortKeys(engine, rule, specs, pod, identity, ip)) change(namedPortSetName(rule, specs), { key });
+  }
+  if (!local) return out;
+  for (const [dir, map] of [['egress', EGRESS_MAP], ['ingress', INGRESS_MAP]] as const) {
+    const chain = identityChain(prev, engine, identity, dir);
+    if (chain === undefined) return undefined;
+    if (chain) change(map, endpointElement(ip, chain));
+  }
+  if (!add) {
+    // The identity's last local pod: its chains go, which may change how the remaining ones
+    // share NetworkPolicy chains. A full render keeps the table minimal.
+    const mapped = out.some((c) => (c.set === EGRESS_MAP || c.set === INGRESS_MAP) && hasElement(prev, c.set, c.element));
+    if (mapped && ![...identity.pods].some((key) => ctx.locals.has(key))) return undefined;
+  }
+  if (local.hostVeth) {
+    change(POD_SRC_SET, podSourceElement(local.hostVeth, ip));
+    // An interface goes with the last pod that used it.
+    if (add || ![...ctx.locals.values()].some((l) => l.hostVeth === local.hostVeth)) change(POD_IFS_SET, podInterfaceElement(local.hostVeth));
+  }
+  return out;
+}
+
+/**
+ * The fast path for the commonest change — replicas coming and going: when every added or
+ * removed pod belongs to an identity that exists both before and after (and nothing else
+ * changed), the new ruleset differs from `prev` in set and map elements only, so it is
+ * patched (elements.ts) instead of re-rendered. `engine` is already updated. Returns undefined
+ * when the fast path does not apply (the caller renders in full).
+ */
+export function patchPods(prev: Ruleset, engine: PolicyEngine, delta: PodDelta, ctx: PodPatchContext): Ruleset | undefined {
+  const named = (ctx.namedEgressRules ?? namedEgress(engine)).map((r) => ({ rule: r, specs: namedSpecs(r) }));
+  const changes: ElementChange[] = [];
+  for (const pod of delta.removed) {
+    const key = `${pod.namespace}/${pod.name}`;
+    const identity = ctx.removedIdentities.get(key);
+    if (!identity || !engine.cache.identities.has(identity.id)) return undefined;
+    const c = podElementChanges(prev, engine, pod, identity, ctx.localsBefore.get(key), false, ctx, named);
+    if (!c) return undefined;
+    changes.push(...c);
+  }
+  for (const pod of delta.added) {
+    const key = `${pod.namespace}/${pod.name}`;
+    const identity = engine.identityOfPod(key);
+    if (!identity || !ctx.identitiesBefore.has(identity.id)) return undefined; // a new identity needs chains and reasons
+    const c = podElementChanges(prev, engine, pod, identity, ctx.locals.get(key), true, ctx, named);
+    if (!c) return undefined;
+    changes.push(...c);
+  }
+  return patchElements(prev, changes);
+}
