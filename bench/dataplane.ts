@@ -347,6 +347,8 @@ async function main(): Promise<void> {
   await inNs(NS.n2, ['nft', 'delete', 'table', 'inet', 'weir']);
 
   // (d) naive per-pair list, in place of weir; its ratio against a no-rules run right after.
+  // `--naive-max 0` or `--rounds 0` (no traffic) skips it.
+  if (NAIVE_MAX > 0 && ROUNDS > 0) {
   const naiveEngine = new PolicyEngine(cluster);
   const tn = performance.now();
   const naive1 = naiveScript(naiveEngine, cluster, 'n1', { src, dst });
@@ -367,6 +369,7 @@ async function main(): Promise<void> {
     elements: 0,
     note: `${naive2.complete ? 'complete' : `bounded at ${naive2.rules} rules (of ~${(cluster.pods.length / 2) * cluster.pods.length} pairs)`}; gen ${Math.round(genMs)} ms, load ${Math.round(naiveLoadMs)} ms`,
   });
+  }
 
   // The large cluster last: its table and engine stay out of the throughput rounds.
   const big = LARGE > 0 ? await large(LARGE) : { lines: [`(--large 0: no large cluster)`] };

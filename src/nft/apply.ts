@@ -21,12 +21,16 @@ export interface NftRunResult {
 /** Feeds one script to `nft -f -` as one transaction. */
 export type NftRunner = (script: string) => Promise<NftRunResult>;
 
-/** `nft -f -`, inside `netns` (`ip netns exec`) when given. */
-export function nftRunner(netns?: string, timeoutMs = 60_000): NftRunner {
+/**
+ * `nft -f -`, inside `netns` (`ip netns exec`) when given. Without `timeoutMs`, a script gets
+ * 60 s plus 10 s per MB: the full table of 100k pods is ~22 MB, and `nft` took 61–150 s to load
+ * it on a loaded 2-core machine — a fixed 60 s killed it.
+ */
+export function nftRunner(netns?: string, timeoutMs?: number): NftRunner {
   const argv = netns ? ['ip', 'netns', 'exec', netns, 'nft', '-f', '-'] : ['nft', '-f', '-'];
   return async (script) => {
     try {
-      const r = await run(argv, { input: script, allowFailure: true, timeoutMs });
+      const r = await run(argv, { input: script, allowFailure: true, timeoutMs: timeoutMs ?? 60_000 + Math.ceil(script.length / 100) });
       return { ok: r.code === 0, stderr: r.stderr.trim() };
     } catch (error) {
       return { ok: false, stderr: error instanceof Error ? error.message : String(error) };
