@@ -349,26 +349,26 @@ async function main(): Promise<void> {
   // (d) naive per-pair list, in place of weir; its ratio against a no-rules run right after.
   // `--naive-max 0` or `--rounds 0` (no traffic) skips it.
   if (NAIVE_MAX > 0 && ROUNDS > 0) {
-  const naiveEngine = new PolicyEngine(cluster);
-  const tn = performance.now();
-  const naive1 = naiveScript(naiveEngine, cluster, 'n1', { src, dst });
-  const naive2 = naiveScript(naiveEngine, cluster, 'n2', { src, dst });
-  const genMs = performance.now() - tn;
-  const tl = performance.now();
-  await inNs(NS.n1, ['nft', '-f', '-'], naive1.script);
-  await inNs(NS.n2, ['nft', '-f', '-'], naive2.script);
-  const naiveLoadMs = performance.now() - tl;
-  const c = await measure(NS, dst.ip as string);
-  const cBase = await measure(TOPO['no rules'], dst.ip as string);
-  rows.push({
-    name: 'naive per-pair',
-    ...c,
-    gbpsRatio: c.gbps / cBase.gbps,
-    cpsRatio: c.cps / cBase.cps,
-    rules: naive2.rules,
-    elements: 0,
-    note: `${naive2.complete ? 'complete' : `bounded at ${naive2.rules} rules (of ~${(cluster.pods.length / 2) * cluster.pods.length} pairs)`}; gen ${Math.round(genMs)} ms, load ${Math.round(naiveLoadMs)} ms`,
-  });
+    const naiveEngine = new PolicyEngine(cluster);
+    const tn = performance.now();
+    const naive1 = naiveScript(naiveEngine, cluster, 'n1', { src, dst });
+    const naive2 = naiveScript(naiveEngine, cluster, 'n2', { src, dst });
+    const genMs = performance.now() - tn;
+    const tl = performance.now();
+    await inNs(NS.n1, ['nft', '-f', '-'], naive1.script);
+    await inNs(NS.n2, ['nft', '-f', '-'], naive2.script);
+    const naiveLoadMs = performance.now() - tl;
+    const c = await measure(NS, dst.ip as string);
+    const cBase = await measure(TOPO['no rules'], dst.ip as string);
+    rows.push({
+      name: 'naive per-pair',
+      ...c,
+      gbpsRatio: c.gbps / cBase.gbps,
+      cpsRatio: c.cps / cBase.cps,
+      rules: naive2.rules,
+      elements: 0,
+      note: `${naive2.complete ? 'complete' : `bounded at ${naive2.rules} rules (of ~${(cluster.pods.length / 2) * cluster.pods.length} pairs)`}; gen ${Math.round(genMs)} ms, load ${Math.round(naiveLoadMs)} ms`,
+    });
   }
 
   // The large cluster last: its table and engine stay out of the throughput rounds.
