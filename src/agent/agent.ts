@@ -2,8 +2,9 @@
 // (src/agent/status.ts). `NodeAgent` is the in-process core; the lab runs one per emulated node
 // (src/lab/agent.ts: in-process hooks, and the `weir agent` process).
 //
-// The engine is updated incrementally from the difference between the previous and the new
-// desired cluster, so a pod add costs a pod upsert, a render and an element-only transaction.
+// It consumes a cluster source (src/source) batch by batch: the engine's incremental handlers
+// take the events (applyEventsToEngine), so a pod add costs a pod upsert and an element-only
+// transaction (render/elements.ts), and a policy change a render and a partial sync.
 //
 // Restart: the agent keeps no state on disk besides its status; a new agent does an atomic
 // full replace from the sources, so nothing is lost and nothing is left half-applied.
@@ -211,6 +212,19 @@ export class NodeAgent {
     return this.applyRuleset(patched ?? this.renderNow(), performance.now() - t0);
   }
 
+  /** The identities of the local pods (one entry per identity, not per pod: the file stays small). */
+  private localIdentities(localPods: readonly LocalPod[]): NonNullable<AgentStatus['identities']> {
+    const byId = new Map<number, { id: number; namespace: string; labels: Readonly<Record<string, string>>; pods: number }>();
+    for (const p of localPods) {
+      const id = this.engine.identityOfPod(p.key);
+      if (!id) continue;
+      const entry = byId.get(id.id);
+      if (entry) entry.pods++;
+      else byId.set(id.id, { id: id.id, namespace: id.namespace, labels: id.labels, pods: 1 });
+    }
+    return [...byId.values()].sort((a, b) => a.id - b.id).map((e) => ({ ...e, labels: { ...e.labels } }));
+  }
+
   private async applyRuleset(ruleset: Ruleset, renderMs: number): Promise<AgentStatus> {
     const diagnostics = this.lastDiagnostics;
     const localPods = [...this.lastLocalPods.values()];
@@ -246,6 +260,7 @@ export class NodeAgent {
       conntrackDeleted,
       ...(result.via ? { via: result.via } : {}),
       ...(result.fallback ? { fallback: result.fallback } : {}),
+      identities: this.localIdentities(localPods),
     };
     this.last = status;
     if (result.fallback) this.opts.log?.(`weir agent ${this.opts.node}: element batch not applied, ${result.ok ? 'resynced through nft' : 'nft failed too'}: ${result.fallback}`);

@@ -45,6 +45,13 @@ export const agentStatusSchema = z.object({
   via: z.enum(['nft', 'netlink']).optional(),
   /** Why the netlink batch did not apply it, when `nft -f` then did (or failed too). */
   fallback: z.string().optional(),
+  /**
+   * The identities of this node's pods, with the engine's id: the same id `lab status` and
+   * the flow records show for the group (ids are derived from the identity, src/policy/cache.ts).
+   */
+  identities: z
+    .array(z.object({ id: z.number().int(), namespace: z.string(), labels: z.record(z.string(), z.string()), pods: z.number().int() }))
+    .optional(),
 });
 
 /** agent-<node>.json */

@@ -6,7 +6,8 @@ import { Option, type Command } from 'commander';
 import { connectivityList, FocusNotFoundError } from '../analyze/connlist.js';
 import { OUTPUT_FORMATS, renderConnList, type OutputFormat } from '../analyze/formats.js';
 import { compareFindings, lint, LINT_FORMATS, renderFindings, summarize, summaryText, type LintFormat } from '../analyze/lint.js';
-import { PROTOCOLS, type Protocol } from '../model/cluster.js';
+import type { Protocol } from '../model/cluster.js';
+import { parsePortText, PortTextError, type PortText } from '../net/port.js';
 import {
   analyze,
   EndpointNotFoundError,
@@ -70,26 +71,18 @@ interface ExplainOptions {
   readonly output?: string;
 }
 
-export interface PortSpec {
-  readonly port: number | string;
-  readonly protocol?: Protocol;
-}
+/** `--port`: `80`, `80/TCP`, `53/udp`, or a named port `http`, `dns/UDP` (src/net/port.ts). */
+export type PortSpec = PortText;
 
-/** `80`, `80/TCP`, `53/udp`, or a named port `http`, `dns/UDP`. */
 export function parsePortSpec(text: string): PortSpec {
-  const m = /^([A-Za-z0-9-]+)(?:\/([A-Za-z]+))?$/.exec(text.trim());
-  if (!m) throw new CliError(`invalid --port "${text}": expected PORT[/PROTOCOL], e.g. 80/TCP, 53/UDP or http`);
-  const protoText = m[2]?.toUpperCase();
-  if (protoText !== undefined && !(PROTOCOLS as readonly string[]).includes(protoText)) {
-    throw new CliError(`invalid protocol "${m[2]}" in --port "${text}": expected TCP, UDP or SCTP`);
+  try {
+    return parsePortText(text, { named: true });
+  } catch (e) {
+    if (!(e instanceof PortTextError)) throw e;
+    if (e.reason === 'protocol') throw new CliError(`invalid protocol "${e.protocol ?? ''}" in --port "${text}": expected TCP, UDP or SCTP`);
+    if (e.reason === 'range') throw new CliError(`invalid --port "${text}": port must be 1-65535`);
+    throw new CliError(`invalid --port "${text}": expected PORT[/PROTOCOL], e.g. 80/TCP, 53/UDP or http`);
   }
-  const protocol = protoText as Protocol | undefined;
-  if (/^\d+$/.test(m[1])) {
-    const port = Number(m[1]);
-    if (port < 1 || port > 65535) throw new CliError(`invalid --port "${text}": port must be 1-65535`);
-    return { port, ...(protocol ? { protocol } : {}) };
-  }
-  return { port: m[1], ...(protocol ? { protocol } : {}) };
 }
 
 async function runExplain(paths: string[], opts: ExplainOptions, cmd: Command): Promise<void> {

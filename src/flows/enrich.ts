@@ -1,6 +1,6 @@
 // Enrichment: kernel records carry addresses only; the caller's view of the cluster (lab state,
 // Kubernetes watch) says which pod owns an address. Anything not a pod is external.
-import { parseCidr as parseCidrLine, parseIp } from '../policy/ip.js';
+import { cidrContains, parseCidrOrAddress, type ParsedCidr } from '../policy/ip.js';
 import type { Endpoint, FlowRecord } from './record.js';
 
 export interface PodInfo {
@@ -29,24 +29,10 @@ export function identityOf(namespace: string, labels: Readonly<Record<string, st
   return `${namespace}:${parts.join(',')}`;
 }
 
-/** A CIDR as a range on the engine's address line (src/policy/ip.ts): one family, inclusive. */
-export interface Cidr {
-  readonly text: string;
-  readonly start: bigint;
-  readonly end: bigint;
-}
-
-/** `10.0.0.0/8`, `fd00::/8`; a bare address is its own /32 or /128. */
-export function parseCidr(text: string): Cidr | undefined {
-  const full = text.includes('/') ? text : `${text}/${text.includes(':') ? 128 : 32}`;
-  const c = parseCidrLine(full);
-  return c ? { text, start: c.interval.start, end: c.interval.end } : undefined;
-}
-
-export function cidrContains(c: Cidr, ip: string): boolean {
-  const v = parseIp(ip);
-  return v !== undefined && c.start <= v && v <= c.end;
-}
+/** External ranges: CIDRs on the engine's address line (src/policy/ip.ts); a bare address is its own /32 or /128. */
+export type Cidr = ParsedCidr;
+export const parseCidr = parseCidrOrAddress;
+export { cidrContains };
 
 export interface EnricherOptions {
   lookup: PodLookup;
@@ -62,11 +48,11 @@ export class Enricher {
   private readonly cacheSize: number;
   constructor(private readonly opts: EnricherOptions) {
     this.cidrs = (opts.externalCidrs ?? [])
-      .map(parseCidr)
+      .map((t) => parseCidr(t))
       .filter((c): c is Cidr => !!c)
       .sort((a, b) => {
         // The most specific network first: the smallest range.
-        const d = a.end - a.start - (b.end - b.start);
+        const d = a.interval.end - a.interval.start - (b.interval.end - b.interval.start);
         return d < 0n ? -1 : d > 0n ? 1 : 0;
       });
     this.cacheSize = opts.cacheSize ?? 50_000;

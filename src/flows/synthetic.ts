@@ -3,7 +3,7 @@
 import type { PodInfo } from './enrich.js';
 import type { FlowRecord, Verdict } from './record.js';
 import type { Reason } from './reasons.js';
-import { DENIED_SET } from '../render/names.js';
+import { DENIED_SET, FAMILY, TABLE } from '../render/names.js';
 
 export interface SyntheticCluster {
   pods: PodInfo[];
@@ -86,9 +86,9 @@ export function deniedSetJson(elements: readonly DeniedSpec[], name = DENIED_SET
       { metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } },
       {
         set: {
-          family: 'inet',
+          family: FAMILY,
           name,
-          table: 'weir',
+          table: TABLE,
           type: ['ipv4_addr', 'ipv4_addr', 'inet_proto', 'inet_service', 'mark'],
           handle: 3,
           size: 65535,

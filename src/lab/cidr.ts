@@ -2,7 +2,7 @@
 // external ranges are IPv4, like the upstream e2e model. Text goes through the one strict
 // parser in src/net.
 
-import { formatIP, parseIP } from '../net/address.js';
+import { formatIP, hasHostBits, parseCIDR, parseIP } from '../net/address.js';
 
 export interface Cidr {
   /** Network address as an unsigned 32-bit number. */
@@ -19,19 +19,11 @@ export function formatIPv4(value: number): string {
   return formatIP(4, BigInt(value));
 }
 
-function mask(bits: number): number {
-  return bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-}
-
-/** Parses `a.b.c.d/n`; the host part must be zero. */
+/** Parses `a.b.c.d/n` (the one parser, src/net/address.ts); IPv4 only, and the host part must be zero. */
 export function parseCidr(text: string): Cidr | undefined {
-  const [addr, len, ...rest] = text.split('/');
-  if (rest.length > 0 || addr === undefined || len === undefined || !/^\d{1,2}$/.test(len)) return undefined;
-  const bits = Number(len);
-  const base = parseIPv4(addr);
-  if (base === undefined || bits > 32) return undefined;
-  if ((base & ~mask(bits)) >>> 0 !== 0) return undefined;
-  return { base, bits };
+  const c = parseCIDR(text);
+  if (!c || c.family !== 4 || hasHostBits(c)) return undefined;
+  return { base: Number(c.network), bits: c.prefix };
 }
 
 export function formatCidr(c: Cidr): string {

@@ -61,7 +61,8 @@ interface PeerInfo {
   readonly endpoint: Endpoint;
   /** Spec explain() resolves back to the same endpoint. */
   readonly spec: string;
-  readonly served: ReadonlySet<string>;
+  /** Undefined: every probed port counts as served (nodes). */
+  readonly served: ReadonlySet<string> | undefined;
 }
 
 function servedSet(ports: readonly LabPort[]): Set<string> {
@@ -78,6 +79,12 @@ function peerTable(engine: PolicyEngine, state: LabState): Map<string, PeerInfo>
   const ip = parseIp(state.external.ip);
   if (ip === undefined) throw new Error(`lab state: external host address "${state.external.ip}" is not an IP address`);
   table.set(EXTERNAL_PEER, { endpoint: externalEndpoint(ip), spec: state.external.ip, served: servedSet(state.external.served) });
+  // Nodes are probed only when named (the lab runs no server there): as their underlay
+  // address, which ANP `nodes` peers match; whatever was probed counts as served.
+  for (const n of state.nodes) {
+    const nodeIp = parseIp(n.underlayIp);
+    if (nodeIp !== undefined) table.set(n.name, { endpoint: externalEndpoint(nodeIp), spec: n.underlayIp, served: undefined });
+  }
   return table;
 }
 
@@ -99,7 +106,7 @@ export function compareProbe(engine: PolicyEngine, state: LabState, result: Prob
     const expected: Verdict = allows(enforce, c.protocol, c.port) ? 'Allowed' : 'Denied';
     const fullVerdict: Verdict = allows(full, c.protocol, c.port) ? 'Allowed' : 'Denied';
     const observed: Verdict = c.ok ? 'Allowed' : 'Denied';
-    const skipped: SkipReason | undefined = c.from === c.to ? 'loopback' : !dst.served.has(portLabel(c)) ? 'not-served' : undefined;
+    const skipped: SkipReason | undefined = c.from === c.to ? 'loopback' : dst.served !== undefined && !dst.served.has(portLabel(c)) ? 'not-served' : undefined;
     const cell: ComparedCell = {
       from: c.from,
       to: c.to,

@@ -5,6 +5,7 @@
 
 import type { Protocol } from '../model/cluster.js';
 import { runInNetns } from '../exec/run.js';
+import { parsePortText, PortTextError, type PortText } from '../net/port.js';
 import { PROBER_SCRIPT, assetPath } from './processes.js';
 import type { LabPort, LabState } from './state.js';
 import { forEachLimit } from './topology.js';
@@ -21,7 +22,12 @@ export interface ProbeOptions {
   readonly ports?: readonly PortSpec[];
   /** Source peers (`ns/pod` or `external`); default: all pods and the external host. */
   readonly from?: readonly string[];
-  /** Target peers; default: all pods and the external host. */
+  /**
+   * Target peers; default: all pods and the external host. A node (`node-1`) is a target only
+   * when named, and only with `ports`: the lab runs no server on nodes (start one with
+   * `lab exec node-1 -- …`); its address is the node's underlay address, which ANP `nodes`
+   * peers match.
+   */
   readonly to?: readonly string[];
   /** Include the external host in the default peer lists (default true). */
   readonly external?: boolean;
@@ -66,14 +72,17 @@ interface Peer {
   readonly served: readonly LabPort[];
 }
 
-/** Parses `80`, `80/TCP`, `53/udp`; SCTP is refused (the kernel has no SCTP). */
+/** Parses `80`, `80/TCP`, `53/udp` (src/net/port.ts); SCTP is refused (the kernel has no SCTP). */
 export function parsePortSpec(text: string): PortSpec {
-  const m = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/i.exec(text.trim());
-  const port = m ? Number(m[1]) : NaN;
-  if (!m || port < 1 || port > 65535) throw new Error(`invalid port "${text}": expected PORT or PORT/TCP or PORT/UDP`);
-  const protocol = (m[2] ?? 'TCP').toUpperCase();
+  let parsed: PortText;
+  try {
+    parsed = parsePortText(text);
+  } catch (e) {
+    throw new Error(`invalid port "${text}": expected PORT or PORT/TCP or PORT/UDP${e instanceof PortTextError && e.reason !== 'syntax' ? ` (${e.message})` : ''}`, { cause: e });
+  }
+  const protocol = parsed.protocol ?? 'TCP';
   if (protocol === 'SCTP') throw new Error(`cannot probe ${text}: this kernel has no SCTP (the analyzer checks SCTP rules)`);
-  return { port, protocol: protocol as PortSpec['protocol'] };
+  return { port: parsed.port as number, protocol };
 }
 
 export function portLabel(p: PortSpec): string {
@@ -87,12 +96,16 @@ function peers(state: LabState): Peer[] {
   ];
 }
 
-function select(all: readonly Peer[], ids: readonly string[] | undefined, external: boolean): Peer[] {
+function nodePeers(state: LabState): Peer[] {
+  return state.nodes.map((n) => ({ id: n.name, netns: n.netns, ip: n.underlayIp, served: [] }));
+}
+
+function select(all: readonly Peer[], ids: readonly string[] | undefined, external: boolean, nodes: readonly Peer[] = []): Peer[] {
   if (!ids) return all.filter((p) => external || p.id !== EXTERNAL_PEER);
-  const byId = new Map(all.map((p) => [p.id, p]));
+  const byId = new Map([...all, ...nodes].map((p) => [p.id, p]));
   return ids.map((id) => {
     const peer = byId.get(id);
-    if (!peer) throw new Error(`unknown probe peer "${id}": expected namespace/pod or "${EXTERNAL_PEER}"`);
+    if (!peer) throw new Error(`unknown probe peer "${id}": expected namespace/pod or "${EXTERNAL_PEER}"${nodes.length > 0 ? ' or a node name' : ''}`);
     return peer;
   });
 }
@@ -120,7 +133,10 @@ export async function probe(state: LabState, opts: ProbeOptions = {}): Promise<P
   const all = peers(state);
   const external = opts.external ?? true;
   const from = select(all, opts.from, external);
-  const to = select(all, opts.to, external);
+  const nodes = nodePeers(state);
+  const to = select(all, opts.to, external, nodes);
+  const unported = to.find((t) => t.served.length === 0 && nodes.includes(t) && !opts.ports);
+  if (unported) throw new Error(`probing node ${unported.id} needs --port: the lab runs no server on nodes`);
   const timeoutMs = opts.timeoutMs ?? 1000;
   const udpAttempts = opts.udpAttempts ?? 2;
   const concurrency = opts.concurrency ?? 64;
@@ -161,7 +177,7 @@ export async function probe(state: LabState, opts: ProbeOptions = {}): Promise<P
   for (const c of cells) ports.set(portLabel(c), { port: c.port, protocol: c.protocol });
   const sortedPorts = [...ports.values()].sort((a, b) => a.port - b.port || a.protocol.localeCompare(b.protocol));
   const order = (ids: readonly Peer[]): string[] => ids.map((p) => p.id);
-  const index = new Map(all.map((p, i) => [p.id, i]));
+  const index = new Map([...all, ...nodes].map((p, i) => [p.id, i]));
   cells.sort(
     (a, b) =>
       (index.get(a.from) ?? 0) - (index.get(b.from) ?? 0) ||

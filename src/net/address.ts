@@ -100,10 +100,19 @@ function mask(family: IPFamily, prefix: number): bigint {
   return (all >> BigInt(prefix)) ^ all;
 }
 
-/** Parses `addr/prefix`. The prefix length is mandatory, as in Go's net.ParseCIDR. */
-export function parseCIDR(text: string): ParsedCIDR | undefined {
+export interface ParseCIDROptions {
+  /** Accept a bare address as its own full-length prefix (`10.0.0.1` → `10.0.0.1/32`). */
+  readonly bareAddress?: boolean;
+}
+
+/** Parses `addr/prefix`. The prefix length is mandatory (as in Go's net.ParseCIDR) unless `bareAddress`. */
+export function parseCIDR(text: string, opts: ParseCIDROptions = {}): ParsedCIDR | undefined {
   const slash = text.indexOf('/');
-  if (slash === -1) return undefined;
+  if (slash === -1) {
+    if (!opts.bareAddress) return undefined;
+    const ip = parseIP(text);
+    return ip && { family: ip.family, address: ip.value, prefix: bits(ip.family), network: ip.value };
+  }
   const ip = parseIP(text.slice(0, slash));
   const prefixText = text.slice(slash + 1);
   if (ip === undefined || !/^(0|[1-9][0-9]{0,2})$/.test(prefixText)) return undefined;

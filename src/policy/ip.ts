@@ -4,7 +4,7 @@
 // [2^128, 2^128 + 2^32), so that an IPv4 ipBlock never matches IPv6 traffic and vice versa
 // (Kubernetes treats the families separately: `0.0.0.0/0` does not select IPv6 peers).
 
-import { formatIP, hasHostBits, parseCIDR, parseIP } from '../net/address.js';
+import { formatIP, hasHostBits, parseCIDR, parseIP, type ParseCIDROptions } from '../net/address.js';
 
 export type Family = 4 | 6;
 
@@ -38,9 +38,18 @@ export function familyOf(value: bigint): Family {
   return value >= V4_BASE ? 4 : 6;
 }
 
-/** Parses `a.b.c.d/n` or `x::/n`; returns undefined when the text is not a valid CIDR. */
+/** Parses `a.b.c.d/n` or `x::/n` (src/net/address.ts) onto the line; undefined when the text is not a valid CIDR. */
 export function parseCidr(text: string): ParsedCidr | undefined {
-  const c = parseCIDR(text);
+  return cidrOnLine(text, {});
+}
+
+/** As parseCidr, and a bare address is its own /32 or /128 (flow filters, external ranges). */
+export function parseCidrOrAddress(text: string): ParsedCidr | undefined {
+  return cidrOnLine(text, { bareAddress: true });
+}
+
+function cidrOnLine(text: string, opts: ParseCIDROptions): ParsedCidr | undefined {
+  const c = parseCIDR(text, opts);
   if (!c) return undefined;
   const base = c.family === 4 ? V4_BASE : 0n;
   const size = 1n << BigInt((c.family === 4 ? 32 : 128) - c.prefix);
@@ -51,6 +60,12 @@ export function parseCidr(text: string): ParsedCidr | undefined {
     interval: { start: base + c.network, end: base + c.network + size - 1n },
     hostBitsSet: hasHostBits(c),
   };
+}
+
+/** Whether the address `ip` (text) lies in the CIDR. */
+export function cidrContains(c: ParsedCidr, ip: string): boolean {
+  const v = parseIp(ip);
+  return v !== undefined && c.interval.start <= v && v <= c.interval.end;
 }
 
 export function familyInterval(family: Family): IpInterval {

@@ -6,7 +6,8 @@
 // Every read is diffed against the previous one (src/source/diff.ts): consumers receive
 // per-object events. `generation` is the desired generation read *before* the manifests of
 // the batch being delivered (whatever they contain is at least that generation), which is
-// what an agent reports so `lab apply` knows when its change is enforced.
+// what an agent reports so `lab apply` knows when its change is enforced. A batch is delivered
+// whenever the generation moves, even an empty one.
 
 import { join } from 'node:path';
 import { loadManifests } from '../load/index.js';
@@ -110,6 +111,7 @@ export class LabSource implements ClusterSource {
     }
     const next = labSnapshot(state, desired.cluster);
     const events = diffSnapshots(this.current, next);
+    const moved = generation !== this.lastGeneration;
     this.current = next;
     this.lastState = state;
     this.lastGeneration = generation;
@@ -117,7 +119,9 @@ export class LabSource implements ClusterSource {
     this.handlers?.onDiagnostics?.(desired.diagnostics);
     this.reads++;
     this.lastRead = { state, generation, diagnostics: desired.diagnostics, events };
-    if (initial || events.length > 0) this.handlers?.onEvents(events);
+    // A new generation with no object change (`lab apply` of unchanged objects) is still
+    // delivered, as an empty batch: an agent reports the generation it enforces.
+    if (initial || events.length > 0 || moved) this.handlers?.onEvents(events);
     return this.lastRead;
   }
 
