@@ -108,7 +108,11 @@ describe('files and documents', () => {
       'multi.yaml',
     );
     assert.deepEqual(r.cluster.namespaces.map((n) => [n.name, n.source?.line]), [['one', 2], ['two', 8]]);
-    assert.deepEqual(r.cluster.networkPolicies.map((p) => [p.name, p.source?.line]), [['p1', 16]]);
+    // p2 is invalid: kept for what is certain, whether it applies marked in doubt (never fail open).
+    assert.deepEqual(r.cluster.networkPolicies.map((p) => [p.name, p.source?.line, p.doubt?.reason]), [
+      ['p1', 16, undefined],
+      ['p2', 23, 'NetworkPolicy one/p2 spec.bogus'],
+    ]);
     oneError(r, { file: 'multi.yaml', line: 31, object: 'NetworkPolicy one/p2', field: 'spec.bogus', code: 'unknown-field' });
   });
 
@@ -137,9 +141,43 @@ metadata: { name: a }
     assert.equal(oneError(r, { code: 'invalid-yaml' }).line, 3);
   });
 
-  test('a document that is not an object', () => {
-    oneError(load(`${NS}---\n- a\n- b\n`), { code: 'not-an-object', line: 6, file: F });
-    oneError(load(`just a string\n`), { code: 'not-an-object', line: 1 });
+  test('a typed JSON list: items take the list kind; a bad field is reported at its own line; a broken item alone is dropped', () => {
+    const text = JSON.stringify(
+      {
+        kind: 'PodList',
+        apiVersion: 'v1',
+        metadata: {},
+        items: [
+          { metadata: { name: 'a', namespace: 'shop' }, spec: { containers: [{ name: 'c', ports: [{ containerPort: 80 }] }] } },
+          { metadata: { name: 'b', namespace: 'shop' }, spec: { containers: [{ name: 'c', ports: [{ containerPort: 'http' }] }] } },
+        ],
+      },
+      null,
+      2,
+    ).replace(/\n {2}\]\n\}$/, ',\n    { "metadata": { "name": tru } }\n  ]\n}');
+    const r = loadManifestText(text, 'pods.json');
+    assert.deepEqual(r.cluster.pods.map((p) => p.name), ['a']);
+    const lineOf = (needle: string) => text.split('\n').findIndex((l) => l.includes(needle)) + 1;
+    assert.deepEqual(
+      errors(r).map((d) => [d.code, d.object, d.field, d.line]),
+      [
+        ['invalid-type', 'Pod shop/b', 'spec.containers[0].ports[0].containerPort', lineOf('"containerPort": "http"')],
+        ['invalid-json', undefined, undefined, lineOf('"name": tru')],
+      ],
+    );
+  });
+
+  test('a document that is not a Kubernetes object is skipped with a notice', () => {
+    for (const [text, line] of [
+      [`${NS}---\n- a\n- b\n`, 6],
+      [`just a string\n`, 1],
+      [`apiVersion: v2\nname: mychart\nversion: 1.0.0\n`, 1], // a Helm Chart.yaml
+      [`replicaCount: 2\nimage: { repository: nginx }\n`, 1], // a Helm values.yaml
+    ] as const) {
+      const r = load(text);
+      assert.deepEqual(errors(r), [], text);
+      assert.deepEqual([only(r, 'not-a-manifest').severity, only(r, 'not-a-manifest').line], ['notice', line], text);
+    }
   });
 
   test('missing kind, apiVersion, metadata.name', () => {
@@ -230,7 +268,12 @@ spec: { ports: [{ port: 80 }] }
   });
 
   test('invalid namespace and label syntax', () => {
-    oneError(load(`apiVersion: v1\nkind: Namespace\nmetadata: { name: Shop }\n`), { code: 'invalid-name', field: 'metadata.name', line: 3 });
+    // Not RFC 1123, but its meaning is plain: read with a warning (lint reports it as an error).
+    const upper = load(`apiVersion: v1\nkind: Namespace\nmetadata: { name: Shop }\n`);
+    assert.deepEqual(errors(upper), []);
+    const w = only(upper, 'name-not-rfc1123');
+    assert.deepEqual([w.severity, w.field, w.line], ['warning', 'metadata.name', 3]);
+    assert.deepEqual(upper.cluster.namespaces.map((n) => n.name), ['Shop']);
     oneError(load(`apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n  labels:\n    "-bad": x\n`), {
       code: 'invalid-label',
       field: 'metadata.labels["-bad"]',
@@ -296,9 +339,10 @@ ${indent}        ports: [{ containerPort: 9090, name: metrics }]
         { port: 53, protocol: 'UDP' },
         { name: 'metrics', port: 9090, protocol: 'TCP' },
       ]);
+      // One representative pod stands for the replicas (they share one identity).
       assert.deepEqual(
-        r.cluster.pods.map((p) => p.name),
-        Array.from({ length: replicas }, (_, i) => `w-${i}`),
+        r.cluster.pods.map((p) => [p.name, p.replicas]),
+        replicas === 0 ? [] : [['w-0', replicas > 1 ? replicas : undefined]],
         kind,
       );
       for (const p of r.cluster.pods) {
@@ -316,14 +360,14 @@ ${indent}        ports: [{ containerPort: 9090, name: metrics }]
     assert.deepEqual(r.cluster.pods.map((p) => [p.name, p.workload]), [['w-0', 'shop/w[CronJob]']]);
   });
 
-  test('bare Pods keep their name; owned Pods and ReplicaSets of an input controller are skipped', () => {
+  test('running Pods are grouped into their topmost controller in the input; the template is not expanded again', () => {
     const r = load(`${tpl('Deployment', 'apps/v1', template('  '), 'web')}---
 apiVersion: apps/v1
 kind: ReplicaSet
 metadata:
   name: web-5d9c
   namespace: shop
-  ownerReferences: [{ apiVersion: apps/v1, kind: Deployment, name: web, uid: u1 }]
+  ownerReferences: [{ apiVersion: apps/v1, kind: Deployment, name: web, uid: u1, controller: true }]
 spec:
 ${template('  ')}---
 apiVersion: v1
@@ -331,8 +375,10 @@ kind: Pod
 metadata:
   name: web-5d9c-abcde
   namespace: shop
-  ownerReferences: [{ apiVersion: apps/v1, kind: ReplicaSet, name: web-5d9c, uid: u2 }]
+  labels: { app: x }
+  ownerReferences: [{ apiVersion: apps/v1, kind: ReplicaSet, name: web-5d9c, uid: u2, controller: true }]
 spec: { containers: [] }
+status: { podIP: 10.1.0.7 }
 ---
 apiVersion: v1
 kind: Pod
@@ -340,17 +386,28 @@ metadata:
   name: orphan
   namespace: shop
   labels: { app: o }
-  ownerReferences: [{ apiVersion: apps/v1, kind: ReplicaSet, name: gone, uid: u3 }]
+  ownerReferences: [{ apiVersion: apps/v1, kind: ReplicaSet, name: gone, uid: u3, controller: true }]
 status: { podIP: "fd00::5" }
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: static-n1
+  namespace: shop
+  ownerReferences: [{ apiVersion: v1, kind: Node, name: n1, uid: u4, controller: true }]
 `);
     assert.deepEqual(errors(r), []);
-    assert.deepEqual(r.cluster.workloads.map((w) => `${w.kind}/${w.name}`), ['Pod/orphan', 'Deployment/web']);
-    assert.deepEqual(r.cluster.pods.map((p) => [p.name, p.ip]), [['orphan', 'fd00::5'], ['web-0', undefined]]);
+    assert.deepEqual(r.cluster.workloads.map((w) => `${w.kind}/${w.name}/${w.replicas}`), ['ReplicaSet/gone/1', 'Pod/static-n1/1', 'Deployment/web/1']);
+    assert.deepEqual(
+      r.cluster.pods.map((p) => [p.name, p.ip, p.workload]),
+      [
+        ['orphan', 'fd00::5', 'shop/gone[ReplicaSet]'],
+        ['static-n1', undefined, 'shop/static-n1[Pod]'],
+        ['web-5d9c-abcde', '10.1.0.7', 'shop/web[Deployment]'],
+      ],
+    );
     const owned = r.diagnostics.filter((d) => d.code === 'owned-by-controller');
-    assert.deepEqual(owned.map((d) => [d.severity, d.object]), [
-      ['notice', 'ReplicaSet shop/web-5d9c'],
-      ['notice', 'Pod shop/web-5d9c-abcde'],
-    ]);
+    assert.deepEqual(owned.map((d) => [d.severity, d.object]), [['notice', 'ReplicaSet shop/web-5d9c']]);
   });
 
   test('Pod defaults: replicas 1, no ports, no hostNetwork, namespace default', () => {
@@ -508,10 +565,10 @@ describe('NetworkPolicy normalization', () => {
     assert.deepEqual([p.podSelector, p.ingress], [{}, [{ peers: [], ports: [] }]]);
   });
 
-  test('host bits in ipBlock are accepted, canonicalized, with a notice', () => {
+  test('host bits in ipBlock are accepted, masked, with a warning', () => {
     const r = load(np('  podSelector: {}\n  egress:\n    - to:\n        - ipBlock: { cidr: 10.0.0.7/24 }\n'));
     const d = only(r, 'cidr-host-bits');
-    assert.deepEqual([d.severity, d.line, d.field], ['notice', 10, 'spec.egress[0].to[0].ipBlock.cidr']);
+    assert.deepEqual([d.severity, d.line, d.field], ['warning', 10, 'spec.egress[0].to[0].ipBlock.cidr']);
     assert.equal(r.cluster.networkPolicies[0].egress[0].peers[0].kind === 'ipBlock' && r.cluster.networkPolicies[0].egress[0].peers[0].ipBlock.cidr, '10.0.0.0/24');
   });
 
@@ -526,7 +583,8 @@ describe('NetworkPolicy normalization', () => {
     assert.equal(mode('enforce').cluster.networkPolicies[0].mode, 'enforce');
     const bad = mode('dry-run');
     oneError(bad, { code: 'invalid-mode', line: 6, field: 'metadata.annotations["weir.dev/mode"]', object: 'NetworkPolicy shop/p' });
-    assert.equal(bad.cluster.networkPolicies.length, 0);
+    // Kept, never dropped (dropping fails open): whether it is enforced is in doubt.
+    assert.equal(bad.cluster.networkPolicies[0].doubt?.reason, 'NetworkPolicy shop/p metadata.annotations["weir.dev/mode"]');
   });
 });
 
@@ -535,10 +593,12 @@ describe('NetworkPolicy validation', () => {
   const ingressPort = (port: string) => np(`  podSelector: {}\n  ingress:\n    - ports:\n        - ${port}\n`);
   const P = 'NetworkPolicy shop/p';
 
-  test('an invalid policy is dropped (never an allow), valid ones load', () => {
+  test('an invalid policy is kept with its invalid part marked in doubt (never an allow), valid ones load', () => {
     const r = load(np('  podSelector: {}\n  ingress:\n    - from: [{}]\n') + '---\n' + np('  podSelector: {}\n').replace('name: p', 'name: q'));
     assert.equal(errors(r).length, 1);
-    assert.deepEqual(r.cluster.networkPolicies.map((p) => p.name), ['q']);
+    assert.deepEqual(r.cluster.networkPolicies.map((p) => p.name), ['p', 'q']);
+    assert.equal(r.cluster.networkPolicies[0].ingress[0].doubt?.reason, 'NetworkPolicy shop/p spec.ingress[0].from[0]');
+    assert.equal(r.cluster.networkPolicies[1].ingress.length, 0);
   });
 
   test('unknown fields name the field and its line', () => {
@@ -713,7 +773,11 @@ describe('AdminNetworkPolicy', () => {
     oneError(load(anp('  subject: { namespaces: {} }\n')), { code: 'missing-field', field: 'spec.priority' });
     oneError(load(anp('  priority: 1\n  subject: {}\n')), { code: 'invalid-subject', field: 'spec.subject', line: 7 });
     oneError(load(anp('  priority: 1\n  subject: { namespaces: {}, pods: { namespaceSelector: {}, podSelector: {} } }\n')), { code: 'invalid-subject' });
-    oneError(load(anp('  priority: 1\n  subject: { pods: { podSelector: {} } }\n')), { code: 'missing-field', field: 'spec.subject.pods.namespaceSelector' });
+    // A pods selector the API requires but whose meaning is plain: read as {} with a warning.
+    const lenient = load(anp('  priority: 1\n  subject: { pods: { podSelector: { matchLabels: { app: a } } } }\n'));
+    assert.deepEqual(errors(lenient), []);
+    assert.deepEqual([only(lenient, 'anp-selector-missing').severity, only(lenient, 'anp-selector-missing').field], ['warning', 'spec.subject.pods']);
+    assert.deepEqual(lenient.cluster.adminNetworkPolicies[0].subject, { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'a' } } } });
     const rule = (r: string) => load(anp(`  priority: 1\n  subject: { namespaces: {} }\n${r}`));
     oneError(rule('  ingress:\n    - action: Drop\n      from: [{ namespaces: {} }]\n'), { code: 'invalid-value', field: 'spec.ingress[0].action', line: 9 });
     oneError(rule('  ingress:\n    - action: Allow\n      from: [{}]\n'), { code: 'invalid-peer', field: 'spec.ingress[0].from[0]', line: 10 });
@@ -726,7 +790,10 @@ describe('AdminNetworkPolicy', () => {
     ]);
     oneError(rule('  ingress:\n    - action: Allow\n      from: []\n'), { code: 'out-of-range', field: 'spec.ingress[0].from' });
     oneError(rule('  ingress:\n    - action: Allow\n'), { code: 'missing-field', field: 'spec.ingress[0].from' });
-    oneError(rule('  egress:\n    - action: Allow\n      to: [{ networks: [10.0.0.1/8] }]\n'), { code: 'invalid-cidr', field: 'spec.egress[0].to[0].networks[0]' });
+    const hostBits = rule('  egress:\n    - action: Allow\n      to: [{ networks: [10.0.0.1/8] }]\n');
+    assert.deepEqual(errors(hostBits), []);
+    assert.deepEqual([only(hostBits, 'cidr-host-bits').severity, only(hostBits, 'cidr-host-bits').field], ['warning', 'spec.egress[0].to[0].networks[0]']);
+    assert.deepEqual(hostBits.cluster.adminNetworkPolicies[0].egress[0].peers, [{ kind: 'networks', networks: ['10.0.0.0/8'] }]);
     oneError(rule('  egress:\n    - action: Allow\n      to: [{ networks: [bogus] }]\n'), { code: 'invalid-cidr', field: 'spec.egress[0].to[0].networks[0]' });
     oneError(rule('  egress:\n    - action: Allow\n      to: [{ nodes: {}, networks: [10.0.0.0/8] }]\n'), { code: 'invalid-peer', field: 'spec.egress[0].to[0]' });
     const port = (p: string) => rule(`  ingress:\n    - action: Allow\n      from: [{ namespaces: {} }]\n      ports:\n        - ${p}\n`);
@@ -838,7 +905,9 @@ describe('examples', () => {
     const r = await loadManifests([join(root, 'bad')]);
     const files = new Set(errors(r).map((d) => d.file?.split('/').pop()));
     assert.deepEqual([...files].sort(), ['bad-admin.yaml', 'bad-cidr.yaml', 'bad-ports.yaml', 'broken.yaml', 'typo-in-policy.yaml']);
-    assert.equal(r.cluster.networkPolicies.length, 0);
-    assert.equal(r.cluster.adminNetworkPolicies.length, 0);
+    // Invalid policies are kept for what is certain, every one of them marked in doubt.
+    const policies = [...r.cluster.networkPolicies, ...r.cluster.adminNetworkPolicies];
+    assert.ok(policies.length > 0);
+    for (const p of policies) assert.ok(p.doubt !== undefined || [...p.ingress, ...p.egress].some((x) => x.doubt !== undefined), p.name);
   });
 });

@@ -10,7 +10,7 @@ import { HOSTNAME_LABEL, labCluster, nodeOfLab, podOfLab } from './cluster.js';
 import { type Diagnostic, ValidationError } from '../model/diagnostics.js';
 import { type ExecResult, runInNetns } from '../exec/run.js';
 import { DEFAULT_PREFIX, defaultLabDir, isInstanceNetns, isValidPrefix, podKey } from './names.js';
-import { type LabPlanOptions, planLab } from './plan.js';
+import { type LabPlanOptions, planLab, replicasOf } from './plan.js';
 import { preflight } from './preflight.js';
 import { isAlive, startServer, stopPid, stopServer } from './processes.js';
 import { type LabNode, type LabPod, type LabState, readState, statePath, withStateLock, writeState } from './state.js';
@@ -316,7 +316,7 @@ export async function labApply(dir: string, cluster: Cluster, hooks: Pick<LabHoo
   // Validate the whole target first (against the running lab's nodes and pools).
   const plan = planLab(clusterOfState(state, cluster.pods), { nodes: state.nodes.length, dir, prefix: state.prefix }, state);
   hooks.onDiagnostics?.(plan.diagnostics);
-  const wanted = new Map(cluster.pods.filter((p) => !p.hostNetwork).map((p) => [podKey(p.namespace, p.name), p]));
+  const wanted = new Map(replicasOf(cluster.pods).filter((p) => !p.hostNetwork).map((p) => [podKey(p.namespace, p.name), p]));
   const have = new Map(state.pods.map((p) => [p.key, p]));
   const samePorts = (a: LabPod, b: Pod): boolean => JSON.stringify(a.ports) === JSON.stringify(b.ports);
   const sameLabels = (a: Labels, b: Labels): boolean => JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());

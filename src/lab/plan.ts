@@ -2,7 +2,7 @@
 // or diagnostics saying why the lab cannot realise the manifests. Nothing here touches the
 // system, so every check runs before the first namespace is created.
 
-import type { Cluster, ContainerPort, Pod } from '../model/cluster.js';
+import { type Cluster, type ContainerPort, type Pod, materializeReplicas } from '../model/cluster.js';
 import { type Diagnostic, ValidationError, hasErrors, objectName } from '../model/diagnostics.js';
 import { type Cidr, contains, formatCidr, formatIPv4, overlaps, parseCidr, parseIPv4, size, subnet } from './cidr.js';
 import {
@@ -141,6 +141,19 @@ function usable(pool: Cidr): { first: number; last: number } {
  * Plans the lab. `previous` is the state left by an earlier `lab up` on the same directory:
  * pods keep their node and address from it, so a restart does not renumber anything.
  */
+/** The most pods a lab runs: each is a network namespace with a server process. */
+export const LAB_MAX_PODS = 4096;
+
+/** The model keeps one pod per replicated workload with a count; the lab runs every replica. */
+export function replicasOf(pods: readonly Pod[]): Pod[] {
+  try {
+    return materializeReplicas(pods, LAB_MAX_PODS);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new ValidationError([err('lab-too-many-pods', `the lab runs at most ${LAB_MAX_PODS} pods: ${e.message}`)]);
+  }
+}
+
 export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: LabState): LabPlan {
   const diags: Diagnostic[] = [];
   const prefix = opts.prefix ?? previous?.prefix ?? DEFAULT_PREFIX;
@@ -234,7 +247,7 @@ export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: 
   const seen = new Map<string, Pod>();
   const hashes = new Map<string, string>();
   const pods: Pod[] = [];
-  for (const pod of cluster.pods) {
+  for (const pod of replicasOf(cluster.pods)) {
     const key = podKey(pod.namespace, pod.name);
     if (seen.has(key)) {
       diags.push(err('lab-duplicate-pod', `pod ${key} is declared more than once`, podObject(pod), 'metadata.name'));

@@ -30,8 +30,9 @@ export async function loadManifests(paths: string[], opts: LoadOptions = {}): Pr
     if (diagnostic) all.push(diagnostic);
     if (text === undefined) continue;
     const parsed = parseManifests(text, file, opts);
-    objects.push(...parsed.objects);
-    all.push(...parsed.diagnostics);
+    // One push per object: a spread of a 100k-pod file's objects would pass 100k arguments.
+    for (const o of parsed.objects) objects.push(o);
+    for (const d of parsed.diagnostics) all.push(d);
   }
   const built = buildCluster(objects);
   return { cluster: built.cluster, diagnostics: [...all, ...built.diagnostics] };

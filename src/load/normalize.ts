@@ -16,6 +16,7 @@ import type {
   NetworkPolicyPeer,
   NetworkPolicyPort,
   NetworkPolicyRule,
+  NamespacedPodSelector,
   Node,
   PolicyMode,
   Service,
@@ -34,14 +35,21 @@ import type {
   RawNetworkPolicyPeer,
   RawNetworkPolicyPort,
   RawPodSpec,
+  RawVmiSpec,
   namespaceSchema,
   nodeSchema,
   serviceSchema,
 } from './schema.js';
 import { MODE_ANNOTATION } from './schema.js';
 
-/** A normalization remark (never an error: errors are caught by the schemas). */
+/**
+ * A normalization remark (never an error: errors are caught by the schemas). A warning marks
+ * what the API server would reject although its meaning is not in doubt; `weir lint` reports
+ * those as errors (see API_REJECTED_CODES).
+ */
 export interface Remark {
+  /** Default notice. */
+  readonly severity?: 'warning' | 'notice';
   readonly code: string;
   readonly message: string;
   readonly path: readonly (string | number)[];
@@ -80,11 +88,12 @@ function normalizeCidr(text: string, path: (string | number)[], remarks: Remark[
   if (!c) return text; // unreachable: the schema rejected it
   if (hasHostBits(c)) {
     // Kubernetes parses ipBlock CIDRs with ParseCIDR, which keeps only the network part, so
-    // "10.0.0.7/24" is accepted and means 10.0.0.0/24. Worth a note: the author may have
-    // meant a single host.
+    // "10.0.0.7/24" means 10.0.0.0/24 (API servers with strict CIDR validation reject it, and
+    // ANP `networks` never accept it). The author may have meant a single host: a warning.
     remarks.push({
+      severity: 'warning',
       code: 'cidr-host-bits',
-      message: `CIDR "${text}" has host bits set; it is treated as ${canonicalCIDR(c)} (as Kubernetes does)`,
+      message: `CIDR "${text}" has host bits set; it is treated as ${canonicalCIDR(c)} (the masked network)`,
       path,
     });
   }
@@ -164,22 +173,38 @@ export function normalizeNetworkPolicy(raw: RawNetworkPolicy, namespace: string,
 
 // ---------------------------------------------------- AdminNetworkPolicy / Baseline
 
-function normalizeSubject(raw: RawAdminNetworkPolicy['spec']['subject']): AdminSubject {
-  if (raw.pods) {
-    return { pods: { namespaceSelector: normalizeSelector(raw.pods.namespaceSelector), podSelector: normalizeSelector(raw.pods.podSelector) } };
+/**
+ * `pods: { namespaceSelector, podSelector }`: both are required by the API. An omitted one is
+ * the empty selector (all namespaces / all pods), as np-guard reads it, with a warning.
+ */
+function normalizeNamespacedPods(
+  raw: { namespaceSelector?: RawLabelSelector; podSelector?: RawLabelSelector },
+  path: (string | number)[],
+  remarks: Remark[],
+): NamespacedPodSelector {
+  for (const field of ['namespaceSelector', 'podSelector'] as const) {
+    if (raw[field] !== undefined) continue;
+    remarks.push({
+      severity: 'warning',
+      code: 'anp-selector-missing',
+      message: `pods.${field} is missing; the API server rejects it, weir reads it as {} (${field === 'podSelector' ? 'all pods' : 'all namespaces'})`,
+      path: [...path, 'pods'],
+    });
   }
+  return { namespaceSelector: normalizeSelector(raw.namespaceSelector ?? {}), podSelector: normalizeSelector(raw.podSelector ?? {}) };
+}
+
+function normalizeSubject(raw: RawAdminNetworkPolicy['spec']['subject'], remarks: Remark[]): AdminSubject {
+  if (raw.pods) return { pods: normalizeNamespacedPods(raw.pods, ['spec', 'subject'], remarks) };
   return { namespaces: normalizeSelector(raw.namespaces ?? {}) };
 }
 
-function normalizeAdminPeer(raw: RawAdminIngressPeer | RawAdminEgressPeer): AdminPeer {
-  if (raw.pods) {
-    return {
-      kind: 'pods',
-      pods: { namespaceSelector: normalizeSelector(raw.pods.namespaceSelector), podSelector: normalizeSelector(raw.pods.podSelector) },
-    };
-  }
+function normalizeAdminPeer(raw: RawAdminIngressPeer | RawAdminEgressPeer, path: (string | number)[], remarks: Remark[]): AdminPeer {
+  if (raw.pods) return { kind: 'pods', pods: normalizeNamespacedPods(raw.pods, path, remarks) };
   if ('nodes' in raw && raw.nodes) return { kind: 'nodes', nodes: normalizeSelector(raw.nodes) };
-  if ('networks' in raw && raw.networks) return { kind: 'networks', networks: [...raw.networks] };
+  if ('networks' in raw && raw.networks) {
+    return { kind: 'networks', networks: raw.networks.map((n, i) => normalizeCidr(n, [...path, 'networks', i], remarks)) };
+  }
   return { kind: 'namespaces', namespaces: normalizeSelector(raw.namespaces ?? {}) };
 }
 
@@ -200,34 +225,35 @@ type RawAdminRule = {
   ports?: RawAdminPort[];
 };
 
-function normalizeAdminRules(dir: 'ingress' | 'egress', list: readonly RawAdminRule[] | undefined): AdminRule[] {
+function normalizeAdminRules(dir: 'ingress' | 'egress', list: readonly RawAdminRule[] | undefined, remarks: Remark[]): AdminRule[] {
+  const peerKey = dir === 'ingress' ? 'from' : 'to';
   return (list ?? []).map((r, i) => ({
     // Rule names are optional in the API; explanations need a handle, so use the rule's position.
     name: r.name ?? `${dir}[${i}]`,
     action: r.action as AdminRule['action'],
-    peers: (dir === 'ingress' ? (r.from ?? []) : (r.to ?? [])).map(normalizeAdminPeer),
+    peers: (r[peerKey] ?? []).map((p, j) => normalizeAdminPeer(p, ['spec', dir, i, peerKey, j], remarks)),
     ...(r.ports ? { ports: r.ports.map(normalizeAdminPort) } : {}),
   }));
 }
 
-export function normalizeAdminNetworkPolicy(raw: RawAdminNetworkPolicy, source: SourceRef): AdminNetworkPolicy {
+export function normalizeAdminNetworkPolicy(raw: RawAdminNetworkPolicy, source: SourceRef, remarks: Remark[] = []): AdminNetworkPolicy {
   return {
     name: raw.metadata.name,
     priority: raw.spec.priority,
-    subject: normalizeSubject(raw.spec.subject),
-    ingress: normalizeAdminRules('ingress', raw.spec.ingress),
-    egress: normalizeAdminRules('egress', raw.spec.egress),
+    subject: normalizeSubject(raw.spec.subject, remarks),
+    ingress: normalizeAdminRules('ingress', raw.spec.ingress, remarks),
+    egress: normalizeAdminRules('egress', raw.spec.egress, remarks),
     mode: modeOf(raw.metadata.annotations),
     source,
   };
 }
 
-export function normalizeBaselineAdminNetworkPolicy(raw: RawBaselineAdminNetworkPolicy, source: SourceRef): BaselineAdminNetworkPolicy {
+export function normalizeBaselineAdminNetworkPolicy(raw: RawBaselineAdminNetworkPolicy, source: SourceRef, remarks: Remark[] = []): BaselineAdminNetworkPolicy {
   return {
     name: raw.metadata.name,
-    subject: normalizeSubject(raw.spec.subject),
-    ingress: normalizeAdminRules('ingress', raw.spec.ingress),
-    egress: normalizeAdminRules('egress', raw.spec.egress),
+    subject: normalizeSubject(raw.spec.subject, remarks),
+    ingress: normalizeAdminRules('ingress', raw.spec.ingress, remarks),
+    egress: normalizeAdminRules('egress', raw.spec.egress, remarks),
     mode: modeOf(raw.metadata.annotations),
     source,
   };
@@ -235,12 +261,32 @@ export function normalizeBaselineAdminNetworkPolicy(raw: RawBaselineAdminNetwork
 
 // ------------------------------------------------------- workloads and the rest
 
-export function containerPorts(spec: RawPodSpec | undefined): ContainerPort[] {
+/** The container ports of a pod spec; `path` is where the spec is in the object. */
+export function containerPorts(spec: RawPodSpec | undefined, remarks: Remark[] = [], path: (string | number)[] = ['spec']): ContainerPort[] {
   const out: ContainerPort[] = [];
-  for (const c of spec?.containers ?? []) {
-    for (const p of c.ports ?? []) {
+  (spec?.containers ?? []).forEach((c, i) => {
+    (c.ports ?? []).forEach((p, j) => {
+      if (p.containerPort === undefined) {
+        // Required by the API; without a number the entry declares nothing a policy could use.
+        remarks.push({
+          severity: 'warning',
+          code: 'container-port-missing',
+          message: 'port entry without containerPort; the API server rejects it, weir skips the entry',
+          path: [...path, 'containers', i, 'ports', j],
+        });
+        return;
+      }
       out.push({ ...(p.name !== undefined ? { name: p.name } : {}), port: p.containerPort, protocol: p.protocol ?? 'TCP' });
-    }
+    });
+  });
+  return out;
+}
+
+/** A KubeVirt VMI spec's declared interface ports (`spec.domain.devices.interfaces[].ports`). */
+export function virtualMachinePorts(spec: RawVmiSpec | undefined): ContainerPort[] {
+  const out: ContainerPort[] = [];
+  for (const iface of spec?.domain?.devices?.interfaces ?? []) {
+    for (const p of iface.ports ?? []) out.push({ ...(p.name !== undefined ? { name: p.name } : {}), port: p.port, protocol: p.protocol ?? 'TCP' });
   }
   return out;
 }

@@ -4,15 +4,16 @@
 // objects in their spec: an unknown field there is almost always a typo or wrong indentation
 // (`ingres:`, `from` one level too deep), and silently ignoring it would change what the
 // policy allows. Workloads, Pods and Services are lenient: only the fields weir uses are
-// checked, everything else passes through untouched.
+// checked, everything else is ignored (z.object strips it: a dump's managedFields, status and
+// the rest never reach the model, and are not copied on the way).
 //
 // Semantic checks (CIDRs, selectors, ports) are zod refinements that attach a stable
 // diagnostic code in `params.code`; src/load/issues.ts turns zod issues into Diagnostics.
 
 import { z } from 'zod';
 import { PROTOCOLS } from '../model/cluster.js';
-import { hasHostBits, isStrictSubset, parseCIDR, parseIP } from '../net/address.js';
-import { checkLabelKey, checkLabelValue, checkNamespaceName, checkObjectName, checkPortName, checkPortNumber } from './syntax.js';
+import { isStrictSubset, parseCIDR, parseIP } from '../net/address.js';
+import { checkLabelKey, checkLabelValue, checkPortName, checkPortNumber } from './syntax.js';
 
 type Ctx = z.RefinementCtx;
 
@@ -74,26 +75,23 @@ export const labelSelectorSchema = z.strictObject({
 });
 export type RawLabelSelector = z.infer<typeof labelSelectorSchema>;
 
-const nameSchema = z.string().min(1).superRefine((name, ctx) => {
-  const err = checkObjectName(name);
-  if (err) fail(ctx, 'invalid-name', err);
-});
+// Names must not be empty; their RFC 1123 syntax is checked by the parser, which reads a
+// name the API server would reject with a warning (its meaning is not in doubt).
+const nameSchema = z.string().min(1);
+const namespaceNameSchema = z.string().min(1);
 
-const namespaceNameSchema = z.string().min(1).superRefine((name, ctx) => {
-  const err = checkNamespaceName(name);
-  if (err) fail(ctx, 'invalid-name', err);
-});
-
-const ownerReferenceSchema = z.looseObject({ kind: z.string(), name: z.string() });
+/** An owner reference without `kind` is read (with a warning): weir resolves it by name. */
+const ownerReferenceSchema = z.object({ kind: z.string().optional(), name: z.string(), controller: z.boolean().optional() });
 
 /** metadata as weir reads it; every other metadata field (uid, managedFields, ...) passes. */
-export const objectMetaSchema = z.looseObject({
+export const objectMetaSchema = z.object({
   name: nameSchema,
   namespace: namespaceNameSchema.optional(),
   labels: labelsSchema.optional(),
   annotations: z.record(z.string(), z.string()).optional(),
   ownerReferences: z.array(ownerReferenceSchema).optional(),
 });
+export type RawObjectMeta = z.infer<typeof objectMetaSchema>;
 
 export const MODE_ANNOTATION = 'weir.dev/mode';
 
@@ -109,10 +107,10 @@ const policyMetaSchema = objectMetaSchema.superRefine((meta, ctx) => {
 });
 
 /** What every manifest must have before its kind can be looked at. */
-export const headerSchema = z.looseObject({
+export const headerSchema = z.object({
   apiVersion: z.string().min(1),
   kind: z.string().min(1),
-  metadata: z.looseObject({ name: z.string().min(1), namespace: z.string().optional() }),
+  metadata: z.object({ name: z.string().min(1), namespace: z.string().optional() }),
 });
 export type RawHeader = z.infer<typeof headerSchema>;
 
@@ -236,9 +234,13 @@ function exactlyOne<T extends object>(what: string, fields: readonly (keyof T & 
   };
 }
 
+/**
+ * Both selectors are required by the API; an omitted one is read as the empty selector (all
+ * namespaces, all pods), as np-guard reads it, with a warning (see normalize.ts).
+ */
 const namespacedPodSchema = z.strictObject({
-  namespaceSelector: labelSelectorSchema,
-  podSelector: labelSelectorSchema,
+  namespaceSelector: labelSelectorSchema.optional(),
+  podSelector: labelSelectorSchema.optional(),
 });
 
 const adminSubjectSchema = z
@@ -249,7 +251,11 @@ const adminIngressPeerSchema = z
   .strictObject({ namespaces: labelSelectorSchema.optional(), pods: namespacedPodSchema.optional() })
   .superRefine(exactlyOne('peer', ['namespaces', 'pods']));
 
-/** ANP `networks` entries: "CIDR must be ... with no host bits set" (CEL `cidr(self) == cidr(self).masked()`). */
+/**
+ * ANP `networks` entries: "CIDR must be ... with no host bits set" (CEL `cidr(self) ==
+ * cidr(self).masked()`). A CIDR with host bits is read as its masked network with a warning
+ * (see normalize.ts); one that does not parse is an error.
+ */
 const adminNetworksSchema = z
   .array(z.string())
   .min(1)
@@ -258,7 +264,6 @@ const adminNetworksSchema = z
     nets.forEach((text, i) => {
       const c = parseCIDR(text);
       if (!c) fail(ctx, 'invalid-cidr', `invalid CIDR "${text}"`, [i]);
-      else if (hasHostBits(c)) fail(ctx, 'invalid-cidr', `CIDR "${text}" has host bits set; AdminNetworkPolicy networks must be canonical`, [i]);
     });
   });
 
@@ -360,7 +365,7 @@ export type RawAdminEgressPeer = z.infer<typeof adminEgressPeerSchema>;
 
 // ------------------------------------------------------------ workloads (lenient)
 
-const containerPortSchema = z.looseObject({
+const containerPortSchema = z.object({
   name: z
     .string()
     .superRefine((n, ctx) => {
@@ -368,24 +373,29 @@ const containerPortSchema = z.looseObject({
       if (err) fail(ctx, 'invalid-port-name', err);
     })
     .optional(),
-  containerPort: z.number().int().superRefine((p, ctx) => {
-    const err = checkPortNumber(p);
-    if (err) fail(ctx, 'invalid-port', err);
-  }),
+  // Required by the API; an entry without it declares nothing and is skipped with a warning.
+  containerPort: z
+    .number()
+    .int()
+    .superRefine((p, ctx) => {
+      const err = checkPortNumber(p);
+      if (err) fail(ctx, 'invalid-port', err);
+    })
+    .optional(),
   protocol: protocolSchema.optional(),
 });
 
-const containerSchema = z.looseObject({ name: z.string().optional(), ports: z.array(containerPortSchema).optional() });
+const containerSchema = z.object({ name: z.string().optional(), ports: z.array(containerPortSchema).optional() });
 
-const podSpecSchema = z.looseObject({
+const podSpecSchema = z.object({
   containers: z.array(containerSchema).optional(),
   hostNetwork: z.boolean().optional(),
   nodeName: z.string().optional(),
 });
 export type RawPodSpec = z.infer<typeof podSpecSchema>;
 
-const podTemplateSchema = z.looseObject({
-  metadata: z.looseObject({ labels: labelsSchema.optional() }).optional(),
+const podTemplateSchema = z.object({
+  metadata: z.object({ labels: labelsSchema.optional() }).optional(),
   spec: podSpecSchema.optional(),
 });
 export type RawPodTemplate = z.infer<typeof podTemplateSchema>;
@@ -396,42 +406,40 @@ const ipSchema = z.string().superRefine((ip, ctx) => {
   if (!parseIP(ip)) fail(ctx, 'invalid-ip', `invalid IP address "${ip}"`);
 });
 
-export const podSchema = z.looseObject({
+export const podSchema = z.object({
   metadata: objectMetaSchema,
   spec: podSpecSchema.optional(),
-  status: z.looseObject({ podIP: ipSchema.optional() }).optional(),
+  status: z.object({ podIP: ipSchema.optional() }).optional(),
 });
 
 /** Deployment, ReplicaSet, StatefulSet, DaemonSet, ReplicationController. */
-export const replicatedSchema = z.looseObject({
+export const replicatedSchema = z.object({
   metadata: objectMetaSchema,
-  spec: z.looseObject({ replicas: replicasSchema.optional(), template: podTemplateSchema }),
+  spec: z.object({ replicas: replicasSchema.optional(), template: podTemplateSchema }),
 });
 
-export const jobSchema = z.looseObject({
+export const jobSchema = z.object({
   metadata: objectMetaSchema,
-  spec: z.looseObject({ parallelism: replicasSchema.optional(), template: podTemplateSchema }),
+  spec: z.object({ parallelism: replicasSchema.optional(), template: podTemplateSchema }),
 });
 
-export const cronJobSchema = z.looseObject({
+export const cronJobSchema = z.object({
   metadata: objectMetaSchema,
-  spec: z.looseObject({ jobTemplate: z.looseObject({ spec: z.looseObject({ template: podTemplateSchema }) }) }),
+  spec: z.object({ jobTemplate: z.object({ spec: z.object({ template: podTemplateSchema }) }) }),
 });
 
 // ------------------------------------------------------- Namespace, Node, Service
 
-export const namespaceSchema = z.looseObject({
-  metadata: objectMetaSchema.extend({ name: namespaceNameSchema }),
-});
+export const namespaceSchema = z.object({ metadata: objectMetaSchema });
 
-export const nodeSchema = z.looseObject({
+export const nodeSchema = z.object({
   metadata: objectMetaSchema,
   status: z
-    .looseObject({ addresses: z.array(z.looseObject({ type: z.string(), address: z.string() })).optional() })
+    .object({ addresses: z.array(z.object({ type: z.string(), address: z.string() })).optional() })
     .optional(),
 });
 
-const servicePortSchema = z.looseObject({
+const servicePortSchema = z.object({
   name: z.string().optional(),
   port: z.number().int().superRefine((p, ctx) => {
     const err = checkPortNumber(p);
@@ -442,15 +450,54 @@ const servicePortSchema = z.looseObject({
   nodePort: z.number().int().optional(),
 });
 
-export const serviceSchema = z.looseObject({
+export const serviceSchema = z.object({
   metadata: objectMetaSchema,
   spec: z
-    .looseObject({
+    .object({
       selector: labelsSchema.optional(),
       ports: z.array(servicePortSchema).optional(),
       clusterIP: z.string().optional(),
       type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName']).optional(),
       sessionAffinity: z.enum(['None', 'ClientIP']).optional(),
+    })
+    .optional(),
+});
+
+// ------------------------------------------------------- KubeVirt (kubevirt.io/v1)
+
+/** `spec.domain.devices.interfaces[].ports`: the ports a VM declares (masquerade binding). */
+const vmInterfacePortSchema = z.object({
+  name: z.string().optional(),
+  port: z.number().int().superRefine((p, ctx) => {
+    const err = checkPortNumber(p);
+    if (err) fail(ctx, 'invalid-port', err);
+  }),
+  protocol: protocolSchema.optional(),
+});
+
+export const vmiSpecSchema = z.object({
+  domain: z
+    .object({
+      devices: z.object({ interfaces: z.array(z.object({ ports: z.array(vmInterfacePortSchema).optional() })).optional() }).optional(),
+    })
+    .optional(),
+});
+export type RawVmiSpec = z.infer<typeof vmiSpecSchema>;
+
+export const virtualMachineSchema = z.object({
+  metadata: objectMetaSchema,
+  spec: z.object({
+    template: z.object({ metadata: z.object({ labels: labelsSchema.optional() }).optional(), spec: vmiSpecSchema.optional() }),
+  }),
+});
+
+export const virtualMachineInstanceSchema = z.object({
+  metadata: objectMetaSchema,
+  spec: vmiSpecSchema.optional(),
+  status: z
+    .object({
+      nodeName: z.string().optional(),
+      interfaces: z.array(z.object({ ipAddress: ipSchema.optional() })).optional(),
     })
     .optional(),
 });

@@ -54,6 +54,7 @@ export interface ContainerPort {
   readonly protocol: Protocol;
 }
 
+/** The workload kinds weir reads from manifests (KubeVirt's VMs run in virt-launcher pods). */
 export type WorkloadKind =
   | 'Pod'
   | 'Deployment'
@@ -62,17 +63,27 @@ export type WorkloadKind =
   | 'DaemonSet'
   | 'Job'
   | 'CronJob'
-  | 'ReplicationController';
+  | 'ReplicationController'
+  | 'VirtualMachine'
+  | 'VirtualMachineInstance';
 
-/** A controller (or a bare Pod) whose pods share one pod template. */
+/**
+ * A controller (or a bare Pod) whose pods share one pod template, or the owner that running
+ * pods name in their ownerReferences.
+ */
 export interface Workload {
   readonly namespace: string;
   readonly name: string;
-  readonly kind: WorkloadKind;
-  /** Pod template labels. */
+  /**
+   * A WorkloadKind, or the kind of a controller known only from its pods' ownerReferences
+   * (an Argo Rollout, an operator's custom resource).
+   */
+  readonly kind: string;
+  /** Pod template labels (for an owner known from its pods: the first pod's labels). */
   readonly labels: Labels;
   readonly ports: readonly ContainerPort[];
   readonly hostNetwork: boolean;
+  /** Pods the workload runs: `spec.replicas`, or the number of its pods in the input. */
   readonly replicas: number;
   readonly source?: SourceRef;
 }
@@ -89,6 +100,13 @@ export interface Pod {
   readonly node?: string;
   /** Owning workload key, `namespace/name[Kind]`. */
   readonly workload: string;
+  /**
+   * Identical replicas this pod stands for (absent: 1). Replicas made from one pod template
+   * share labels, ports and identity, so the model keeps one representative and a count
+   * instead of `spec.replicas` copies; whatever needs real pods (the lab) materialises them
+   * with `materializeReplicas`.
+   */
+  readonly replicas?: number;
   readonly source?: SourceRef;
 }
 
@@ -111,6 +129,29 @@ export interface Service {
   readonly sessionAffinity: 'None' | 'ClientIP';
   readonly annotations: Labels;
   readonly source?: SourceRef;
+}
+
+// ---------------------------------------------------------------- doubt
+
+/**
+ * A part of a policy whose meaning is in doubt: the API server would reject a field of it
+ * (an invalid selector operator, `endPort < port`, an ANP priority out of range, ...). weir
+ * never lets such a part fail open: the loader keeps what is certain, widens the doubtful part
+ * to everything it might mean, and marks it; the engine enforces the certain part and denies
+ * what the doubtful part might decide, and the analyzer reports every verdict it could change
+ * as UNKNOWN.
+ */
+export interface Doubt {
+  /** `Kind ns/name field`, e.g. `NetworkPolicy shop/deny spec.podSelector.matchExpressions[0].operator`. */
+  readonly reason: string;
+}
+
+/** A rule in doubt: it may match anything its widened peers and ports match, or nothing. */
+export interface RuleDoubt extends Doubt {
+  /** The action itself is invalid: the rule may allow, deny or pass. */
+  readonly anyAction?: boolean;
+  /** The peers are invalid: the rule may match any peer (the rule's `peers` are then empty). */
+  readonly anyPeer?: boolean;
 }
 
 // ---------------------------------------------------------------- NetworkPolicy
@@ -142,6 +183,8 @@ export interface NetworkPolicyRule {
   readonly peers: readonly NetworkPolicyPeer[];
   /** Empty: matches all ports and protocols. */
   readonly ports: readonly NetworkPolicyPort[];
+  /** The rule is invalid: it allows nothing for sure, and may allow what its widened form matches. */
+  readonly doubt?: RuleDoubt;
 }
 
 export type PolicyMode = 'enforce' | 'audit';
@@ -156,6 +199,11 @@ export interface NetworkPolicy {
   readonly egress: readonly NetworkPolicyRule[];
   /** From annotation `weir.dev/mode`; default enforce. */
   readonly mode: PolicyMode;
+  /**
+   * Whether the policy applies at all is in doubt (invalid podSelector, policyTypes or mode):
+   * `podSelector`/`policyTypes` hold the widened form (every pod it might select).
+   */
+  readonly doubt?: Doubt;
   readonly source?: SourceRef;
 }
 
@@ -189,6 +237,8 @@ export interface AdminRule {
   readonly peers: readonly AdminPeer[];
   /** Absent: the rule does not filter by port. */
   readonly ports?: readonly AdminPort[];
+  /** The rule is invalid; `action` is then Deny when `doubt.anyAction`, peers empty when `doubt.anyPeer`. */
+  readonly doubt?: RuleDoubt;
 }
 
 /** What AdminNetworkPolicy and BaselineAdminNetworkPolicy share. */
@@ -198,6 +248,11 @@ export interface AdminPolicySpec {
   readonly ingress: readonly AdminRule[];
   readonly egress: readonly AdminRule[];
   readonly mode: PolicyMode;
+  /**
+   * Whether the policy applies (invalid subject or mode) or where it stands (invalid priority,
+   * then -1: before every other) is in doubt; `subject` holds the widened form.
+   */
+  readonly doubt?: Doubt;
   readonly source?: SourceRef;
 }
 
@@ -234,6 +289,35 @@ export function emptyCluster(): Cluster {
   };
 }
 
-export function workloadKey(namespace: string, name: string, kind: WorkloadKind): string {
+export function workloadKey(namespace: string, name: string, kind: string): string {
   return `${namespace}/${name}[${kind}]`;
+}
+
+/** The name of replica `i` of a templated workload, as the loader names its representative (`<name>-0`). */
+export function replicaName(workload: string, i: number): string {
+  return `${workload}-${i}`;
+}
+
+/**
+ * Pods with a replica count as that many real pods: the representative `<w>-0` and `<w>-1` …
+ * `<w>-(n-1)`. Throws a RangeError naming the workload when the total would pass `limit`,
+ * before allocating anything.
+ */
+export function materializeReplicas(pods: readonly Pod[], limit: number): Pod[] {
+  let total = 0;
+  for (const p of pods) {
+    total += p.replicas ?? 1;
+    if (total > limit) {
+      throw new RangeError(`${p.workload} asks for ${p.replicas ?? 1} replicas: more than ${limit} pods in all; lower spec.replicas`);
+    }
+  }
+  const out: Pod[] = [];
+  for (const p of pods) {
+    const n = p.replicas ?? 1;
+    const { replicas: _count, ...one } = p;
+    out.push(one);
+    const base = p.name.endsWith('-0') ? p.name.slice(0, -2) : p.name;
+    for (let i = 1; i < n; i++) out.push({ ...one, name: replicaName(base, i) });
+  }
+  return out;
 }
