@@ -1,4 +1,4 @@
-// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--seconds 2] [--rounds 9]` (root).
+// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--large 100000] [--seconds 2] [--rounds 9]` (root).
 //
 // In namespaces this script creates (and removes, also on failure or Ctrl-C): two "nodes"
 // joined by a veth, one pod on each, routed through the nodes' forward hooks. Three such
@@ -9,7 +9,13 @@
 // the noise of a shared machine hits every configuration alike; each ratio is the median of
 // the per-round ratios against (a) measured in the same round. Then (d) a naive per-pair rule
 // list for the same policies (one rule per allowed pair, loaded up to a bound) replaces (c);
-// and for weir: full apply time (render + nft) and one pod add from source change to kernel.
+// and for weir: full apply time (render + nft) and one pod add from event to kernel. Last,
+// the pod add again on one node of a `--large` cluster (N pods, N/2 policies; 0 skips it),
+// whose table is loaded by the same agent path, to show the add does not grow with the table.
+//
+// The headline is weir against the conntrack-only table, paired per round: on this kernel
+// (no flowtables) conntrack is the floor of any stateful firewall, so that is the limit weir
+// is held to (≥ 0.97). The no-rules row stays as information.
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -22,7 +28,9 @@ import { fullScript, renderRuleset, type LocalPod } from '../src/render/index.js
 import { run } from '../src/exec/run.js';
 import { generateCluster } from './generate.js';
 
-const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' } } });
+const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' }, large: { type: 'string', default: '100000' }, adds: { type: 'string', default: '9' } } });
+const LARGE = Number(values.large);
+const ADDS = Number(values.adds);
 const POD_COUNT = Number(values.pods);
 const SECONDS = Number(values.seconds);
 const NAIVE_MAX = Number(values['naive-max']);
@@ -180,6 +188,77 @@ function naiveScript(engine: PolicyEngine, cluster: Cluster, node: string, measu
   return { script, rules: rules.length + 2, complete };
 }
 
+// ------------------------------------------------------------------ pod add
+
+interface PodAddFigures {
+  readonly ms: readonly number[];
+  readonly median: number;
+  /** CPU time (user + system, this process) of each add: what the add costs without waiting for a CPU. */
+  readonly cpuMedian: number;
+  readonly status: Awaited<ReturnType<NodeAgent['podAdded']>>;
+}
+
+/**
+ * `ADDS` pod adds on `agent` (new replicas of `template`'s workload, local to the agent's node):
+ * each from podAdded() to its return (the kernel acked), then read back from the kernel's
+ * `in_ep` map and removed again (not timed).
+ */
+async function podAdds(agent: NodeAgent, node: string, ns: string, template: Pod, veth: string): Promise<PodAddFigures> {
+  const adds: { ms: number; cpu: number; status: PodAddFigures['status'] }[] = [];
+  for (let i = 0; i < ADDS; i++) {
+    const added: Pod = { ...template, name: `${template.name}-extra${i}`, ip: `10.250.0.${7 + i}`, node };
+    const c1 = process.cpuUsage();
+    const t1 = performance.now();
+    const status = await agent.podAdded(added, { key: `${added.namespace}/${added.name}`, ip: added.ip, hostVeth: veth });
+    const ms = performance.now() - t1;
+    const cpu = process.cpuUsage(c1);
+    adds.push({ ms, cpu: (cpu.user + cpu.system) / 1000, status });
+    if (!status.lastApplyOk) throw new Error(`pod add failed: ${status.error ?? ''}`);
+    // `nft get element` of a 100k-pod table exits 1 with nothing on stderr (nft 1.0.6 fills its
+    // cache with every set's elements first); listing the one map works at both sizes.
+    const listed = await inNs(ns, ['nft', 'list', 'map', 'inet', 'weir', 'in_ep']);
+    if (!listed.includes(`${added.ip} : goto`)) throw new Error(`pod add not in the kernel: ${added.ip}`);
+    await agent.podRemoved(added.namespace, added.name);
+  }
+  const sorted = [...adds].sort((x, y) => x.ms - y.ms);
+  const mid = sorted[Math.floor(sorted.length / 2)];
+  const cpus = adds.map((a) => a.cpu).sort((x, y) => x - y);
+  return { ms: adds.map((a) => a.ms), median: mid.ms, cpuMedian: cpus[Math.floor(cpus.length / 2)], status: mid.status };
+}
+
+const podAddLine = (label: string, f: PodAddFigures): string =>
+  `pod add at ${label}, podAdded() → kernel acked (median of ${f.ms.length}: ${f.ms.map((x) => x.toFixed(1)).join('/')} ms): ${f.median.toFixed(1)} ms (${f.status.mode} via ${f.status.via ?? '?'}, in-process ${f.status.renderMs} ms, kernel ${f.status.applyMs} ms; CPU per add, median ${f.cpuMedian.toFixed(1)} ms)${f.status.fallback ? ` [fallback: ${f.status.fallback}]` : ''} (goal ≤ 10 ms)`;
+
+/** The `--large` cluster on one node: full apply through the agent, then pod adds. */
+async function large(pods: number): Promise<{ lines: string[]; podAdd?: PodAddFigures }> {
+  const lines: string[] = [];
+  const t0 = performance.now();
+  const c = generateCluster({ pods, policiesPerPod: 0.5 });
+  const all = c.pods.map((p, i) => ({ ...p, node: i % 2 === 1 ? 'n1' : 'n2' }));
+  const cluster = { ...c, pods: all };
+  const ns = `wbench${tag}L-n2`;
+  await sh(['ip', 'netns', 'add', ns]);
+  created.push(ns);
+  const agent = new NodeAgent({ node: 'n2', netns: ns });
+  const local = all.filter((p) => p.node === 'n2').map((p) => ({ key: `${p.namespace}/${p.name}`, ip: p.ip }));
+  const genMs = performance.now() - t0;
+  const t1 = performance.now();
+  const st = await agent.sync(cluster, local);
+  const syncMs = performance.now() - t1;
+  const rss = process.memoryUsage().rss / 2 ** 20;
+  lines.push(
+    `${pods} pods, ${c.networkPolicies.length} NetworkPolicies on one node: full apply (engine + render + nft) ${(syncMs / 1000).toFixed(1)} s (in-process ${(st.renderMs / 1000).toFixed(1)} s, nft ${(st.applyMs / 1000).toFixed(1)} s; generator ${(genMs / 1000).toFixed(1)} s; bench RSS ${Math.round(rss)} MiB): ${st.lastApplyOk ? `${st.rules} rules, ${st.chains} chains, ${st.sets} sets, ${st.setElements} elements` : `FAILED: ${st.error ?? ''}`}`,
+  );
+  if (!st.lastApplyOk) return { lines };
+  const template = all[2];
+  const podAdd = await podAdds(agent, 'n2', ns, template, 'wlarge');
+  lines.push(podAddLine(`${pods} pods`, podAdd));
+  await inNs(ns, ['nft', 'delete', 'table', 'inet', 'weir']);
+  await sh(['ip', 'netns', 'del', ns]);
+  created.splice(created.indexOf(ns), 1);
+  return { lines, podAdd };
+}
+
 async function main(): Promise<void> {
   const onSignal = () => {
     void cleanup().then(() => process.exit(130));
@@ -257,23 +336,9 @@ async function main(): Promise<void> {
   rows.push({ name: 'conntrack only', ...ct, rules: 2, elements: 0, note: note('conntrack only') });
   rows.push({ name: 'weir', ...b, rules: s2.rules, elements: s2.setElements, note: note('weir') });
 
-  // Pod add (a new replica of an existing workload on n2): from the event (podAdded) to `nft`
-  // returning, verified by reading the element back from the kernel; median of 5.
-  const template = cluster.pods[2];
-  const adds: { ms: number; status: Awaited<ReturnType<NodeAgent['podAdded']>> }[] = [];
-  for (let i = 0; i < 5; i++) {
-    const added: Pod = { ...template, name: `${template.name}-extra${i}`, ip: `10.250.0.${7 + i}`, node: 'n2' };
-    const t1 = performance.now();
-    const status = await agents.n2.podAdded(added, { key: `${added.namespace}/${added.name}`, ip: added.ip, hostVeth: 'wpod' });
-    adds.push({ ms: performance.now() - t1, status });
-    const listed = await inNs(NS.n2, ['nft', 'get', 'element', 'inet', 'weir', 'in_ep', `{ ${added.ip} }`]);
-    if (!listed.includes(added.ip as string)) throw new Error(`pod add not in the kernel: ${added.ip}`);
-    await agents.n2.podRemoved(added.namespace, added.name);
-  }
-  adds.sort((x, y) => x.ms - y.ms);
-  const podAdd = adds[Math.floor(adds.length / 2)];
-  const podAddMs = podAdd.ms;
-  const addStatus = podAdd.status;
+  // Pod add (a new replica of an existing workload on n2): from the event (podAdded) to the
+  // kernel's ack, verified by reading the element back from the kernel.
+  const podAdd = await podAdds(agents.n2, 'n2', NS.n2, cluster.pods[2], 'wpod');
   // And a full render alone, for the record.
   const engine = agents.n2.engine;
   const t2 = performance.now();
@@ -284,53 +349,60 @@ async function main(): Promise<void> {
   await inNs(NS.n2, ['nft', 'delete', 'table', 'inet', 'weir']);
 
   // (d) naive per-pair list, in place of weir; its ratio against a no-rules run right after.
-  const naiveEngine = new PolicyEngine(cluster);
-  const tn = performance.now();
-  const naive1 = naiveScript(naiveEngine, cluster, 'n1', { src, dst });
-  const naive2 = naiveScript(naiveEngine, cluster, 'n2', { src, dst });
-  const genMs = performance.now() - tn;
-  const tl = performance.now();
-  await inNs(NS.n1, ['nft', '-f', '-'], naive1.script);
-  await inNs(NS.n2, ['nft', '-f', '-'], naive2.script);
-  const naiveLoadMs = performance.now() - tl;
-  const c = await measure(NS, dst.ip as string);
-  const cBase = await measure(TOPO['no rules'], dst.ip as string);
-  rows.push({
-    name: 'naive per-pair',
-    ...c,
-    gbpsRatio: c.gbps / cBase.gbps,
-    cpsRatio: c.cps / cBase.cps,
-    rules: naive2.rules,
-    elements: 0,
-    note: `${naive2.complete ? 'complete' : `bounded at ${naive2.rules} rules (of ~${(cluster.pods.length / 2) * cluster.pods.length} pairs)`}; gen ${Math.round(genMs)} ms, load ${Math.round(naiveLoadMs)} ms`,
-  });
+  // `--naive-max 0` or `--rounds 0` (no traffic) skips it.
+  if (NAIVE_MAX > 0 && ROUNDS > 0) {
+    const naiveEngine = new PolicyEngine(cluster);
+    const tn = performance.now();
+    const naive1 = naiveScript(naiveEngine, cluster, 'n1', { src, dst });
+    const naive2 = naiveScript(naiveEngine, cluster, 'n2', { src, dst });
+    const genMs = performance.now() - tn;
+    const tl = performance.now();
+    await inNs(NS.n1, ['nft', '-f', '-'], naive1.script);
+    await inNs(NS.n2, ['nft', '-f', '-'], naive2.script);
+    const naiveLoadMs = performance.now() - tl;
+    const c = await measure(NS, dst.ip as string);
+    const cBase = await measure(TOPO['no rules'], dst.ip as string);
+    rows.push({
+      name: 'naive per-pair',
+      ...c,
+      gbpsRatio: c.gbps / cBase.gbps,
+      cpsRatio: c.cps / cBase.cps,
+      rules: naive2.rules,
+      elements: 0,
+      note: `${naive2.complete ? 'complete' : `bounded at ${naive2.rules} rules (of ~${(cluster.pods.length / 2) * cluster.pods.length} pairs)`}; gen ${Math.round(genMs)} ms, load ${Math.round(naiveLoadMs)} ms`,
+    });
+  }
+
+  // The large cluster last: its table and engine stay out of the throughput rounds.
+  const big = LARGE > 0 ? await large(LARGE) : { lines: [`(--large 0: no large cluster)`] };
 
   const pad = (s: string, n: number) => s.padEnd(n);
+  const vsCt = { gbps: paired('weir', 'conntrack only', 'gbps'), cps: paired('weir', 'conntrack only', 'cps') };
   const lines = [
-    `${pad('ruleset', 16)}${pad('TCP Gbit/s', 12)}${pad('ratio', 8)}${pad('conn/s', 10)}${pad('ratio', 8)}${pad('rules', 10)}${pad('elements', 10)}note`,
+    `weir vs conntrack only (median of ${ROUNDS} paired rounds): conn/s ${vsCt.cps.toFixed(3)}, throughput ${vsCt.gbps.toFixed(3)} (goal ≥ 0.97 each)`,
+    '',
+    `${pad('ruleset', 16)}${pad('TCP Gbit/s', 12)}${pad('/no rules', 10)}${pad('conn/s', 10)}${pad('/no rules', 10)}${pad('rules', 10)}${pad('elements', 10)}note`,
     ...rows.map(
       (r) =>
-        `${pad(r.name, 16)}${pad(r.gbps.toFixed(2), 12)}${pad(r.gbpsRatio.toFixed(3), 8)}${pad(Math.round(r.cps).toString(), 10)}${pad(r.cpsRatio.toFixed(3), 8)}${pad(String(r.rules), 10)}${pad(String(r.elements), 10)}${r.note}`,
+        `${pad(r.name, 16)}${pad(r.gbps.toFixed(2), 12)}${pad(r.gbpsRatio.toFixed(3), 10)}${pad(Math.round(r.cps).toString(), 10)}${pad(r.cpsRatio.toFixed(3), 10)}${pad(String(r.rules), 10)}${pad(String(r.elements), 10)}${r.note}`,
     ),
     '',
     `weir on node 2: ${s2.rules} rules, ${s2.chains} chains, ${s2.sets} sets, ${s2.setElements} elements, ${s2.counters} reasons counted in one \`hits\` set; script ${(scriptBytes / 1e6).toFixed(1)} MB`,
     `rules per policy: ${(s2.rules / cluster.networkPolicies.length).toFixed(2)} (goal ≤ 20)`,
     `full apply, ${cluster.pods.length} pods (engine + render + nft, node 1): ${Math.round(fullMs)} ms (render alone, warm: ${Math.round(renderMs)} ms; nft: ${Math.round(s1.applyMs)} ms) (goal ≤ 2000 ms)`,
-    `pod add, podAdded() → nft returned (median of ${adds.length}: ${adds.map((x) => x.ms.toFixed(0)).join('/')} ms): ${podAddMs.toFixed(1)} ms (${addStatus.mode}, in-process ${addStatus.renderMs} ms, nft ${addStatus.applyMs} ms) (goal ≤ 50 ms)`,
-    `weir vs conntrack only (paired per round): throughput ${paired('weir', 'conntrack only', 'gbps').toFixed(3)}, conn/s ${paired('weir', 'conntrack only', 'cps').toFixed(3)}`,
-    `throughput ratio weir/no-rules: ${b.gbpsRatio.toFixed(3)}, conn/s ratio: ${b.cpsRatio.toFixed(3)} (goal ≥ 0.95; conntrack only: ${ct.gbpsRatio.toFixed(3)}, ${ct.cpsRatio.toFixed(3)})`,
+    podAddLine(`${cluster.pods.length} pods`, podAdd),
+    ...big.lines,
   ];
   const goal = (name: string, ok: boolean, value: string) => `${name} ${ok ? 'met' : 'MISSED'} (${value})`;
   const perPolicy = s2.rules / cluster.networkPolicies.length;
-  const tput = b.gbpsRatio;
-  const conn = b.cpsRatio;
   lines.push(
     `goals: ${[
+      goal('conn/s ≥ 0.97 of conntrack only', vsCt.cps >= 0.97, vsCt.cps.toFixed(3)),
+      goal('throughput ≥ 0.97 of conntrack only', vsCt.gbps >= 0.97, vsCt.gbps.toFixed(3)),
+      goal(`pod add ≤ 10 ms at ${cluster.pods.length}`, podAdd.median <= 10, `${podAdd.median.toFixed(1)} ms`),
+      ...(big.podAdd ? [goal(`pod add ≤ 10 ms at ${LARGE}`, big.podAdd.median <= 10, `${big.podAdd.median.toFixed(1)} ms`)] : LARGE > 0 ? [`pod add at ${LARGE} NOT MEASURED`] : []),
       goal('full apply ≤ 2 s', fullMs <= 2000, `${Math.round(fullMs)} ms`),
-      goal('pod add ≤ 50 ms', podAddMs <= 50, `${podAddMs.toFixed(1)} ms`),
       goal('rules/policy ≤ 20', perPolicy <= 20, perPolicy.toFixed(2)),
-      goal('throughput ≥ 0.95', tput >= 0.95, tput.toFixed(3)),
-      goal('conn/s ≥ 0.95', conn >= 0.95, conn.toFixed(3)),
     ].join('; ')}`,
   );
   console.log(lines.join('\n'));

@@ -15,6 +15,7 @@ import { formatDiagnostic, type Diagnostic } from '../model/diagnostics.js';
 import { PolicyEngine } from '../policy/engine.js';
 import type { CompiledRule } from '../policy/rules.js';
 import { Applier, nftRunner, type NftRunner } from '../nft/apply.js';
+import { netlinkElementWriter } from '../nft/element-writer.js';
 import { collectReasons } from '../render/reasons.js';
 import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/render.js';
 import { planServices, type ServicesInput } from '../render/services.js';
@@ -33,6 +34,11 @@ export interface NodeAgentOptions {
   /** Namespace where `nft` and `conntrack` run; undefined: the current one. */
   readonly netns?: string;
   readonly runner?: NftRunner;
+  /**
+   * Element changes (pod add/remove) as one netlink batch instead of `nft -f` (default: on,
+   * unless a custom `runner` is given, which then sees every change).
+   */
+  readonly netlinkElements?: boolean;
   /** Flush conntrack entries of connections that are no longer allowed. */
   readonly strict?: boolean;
   /** Where agent-<node>.json and reasons.json go; nothing is written when absent. */
@@ -78,7 +84,13 @@ export class NodeAgent {
   private namedCache: { policies: number; version: number; rules: CompiledRule[] } | undefined;
 
   constructor(private readonly opts: NodeAgentOptions) {
-    this.applier = new Applier(opts.runner ?? nftRunner(opts.netns));
+    const elements = opts.netlinkElements ?? opts.runner === undefined;
+    this.applier = new Applier(opts.runner ?? nftRunner(opts.netns), elements ? netlinkElementWriter(opts.netns) : undefined);
+  }
+
+  /** Releases the applier's netlink socket (it would close itself when idle). */
+  close(): void {
+    this.applier.close();
   }
 
   /**
@@ -257,9 +269,12 @@ export class NodeAgent {
       diagnostics: diagnostics.length,
       diagnosticErrors: errors.slice(0, 20),
       conntrackDeleted,
+      ...(result.via ? { via: result.via } : {}),
+      ...(result.fallback ? { fallback: result.fallback } : {}),
       identities: this.localIdentities(localPods),
     };
     this.last = status;
+    if (result.fallback) this.opts.log?.(`weir agent ${this.opts.node}: element batch not applied, ${result.ok ? 'resynced through nft' : 'nft failed too'}: ${result.fallback}`);
     if (!result.ok) this.opts.log?.(`weir agent ${this.opts.node}: apply failed, previous ruleset kept: ${result.error ?? ''}`);
     if (this.opts.statusDir) {
       await writeAgentStatus(this.opts.statusDir, status);

@@ -41,6 +41,10 @@ export const agentStatusSchema = z.object({
   diagnostics: z.number().int(),
   diagnosticErrors: z.array(z.string()),
   conntrackDeleted: z.number().int(),
+  /** How the last change reached the kernel: one `nft -f`, or one netlink batch of set elements. */
+  via: z.enum(['nft', 'netlink']).optional(),
+  /** Why the netlink batch did not apply it, when `nft -f` then did (or failed too). */
+  fallback: z.string().optional(),
   /**
    * The identities of this node's pods, with the engine's id: the same id `lab status` and
    * the flow records show for the group (ids are derived from the identity, src/policy/cache.ts).

@@ -1,0 +1,245 @@
+// One nfnetlink round trip from Node: a NETLINK_NETFILTER socket opened inside a network
+// namespace, one batch sent, the kernel's acks read back. Node has no AF_NETLINK socket, so
+// the few libc calls go through koffi (an FFI whose npm package carries its prebuilt binary).
+//
+// The socket is opened inside the namespace by setns(2) on the calling thread, which returns
+// to its own namespace at once: no process to start, restart or leak. The kernel handles a
+// batch within sendto(2) (netlink input runs in the sender's context), so every ack is queued
+// when sendto returns and is read without blocking.
+//
+// One socket serves a burst of changes and is closed when idle, on a libuv worker thread:
+// releasing a NETLINK_NETFILTER socket makes nf_tables flush its deferred destroy work under
+// the commit mutex (nft_rcv_nl_event, NETLINK_URELEASE), which waits for an RCU grace period
+// after a commit that deleted elements — measured ~15 ms per pod removal here (every `nft`
+// process pays it at exit), and the next batch would wait for it too.
+
+import { closeSync, openSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { constants } from 'node:os';
+import { parseAcks, type Ack } from './netlink.js';
+
+const AF_NETLINK = 16;
+const SOCK_RAW = 3;
+const SOCK_CLOEXEC = 0o2000000;
+const NETLINK_NETFILTER = 12;
+const SOL_NETLINK = 270;
+/** Refusals quote only the header of the refused message, not its elements. */
+const NETLINK_CAP_ACK = 10;
+const CLONE_NEWNET = 0x40000000;
+const MSG_DONTWAIT = 0x40;
+const EAGAIN = 11;
+const EINTR = 4;
+/** The netns folder of `ip netns` (iproute2's NETNS_RUN_DIR). */
+const NETNS_DIR = '/run/netns';
+
+interface Libc {
+  socket(domain: number, type: number, protocol: number): number;
+  setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
+  sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number): number;
+  recv(fd: number, buf: Buffer, len: number, flags: number): number;
+  close(fd: number): number;
+  closeAsync(fd: number, done: (error: unknown, result: number) => void): void;
+  setns(fd: number, nstype: number): number;
+  errno(): number;
+}
+
+let libc: Libc | Error | undefined;
+
+/** libc through koffi, loaded on first use (the analyzer never needs it). */
+function load(): Libc {
+  if (libc instanceof Error) throw libc;
+  if (libc) return libc;
+  try {
+    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+    const lib = koffi.load('libc.so.6');
+    const fn = <T>(decl: string): T => lib.func(decl) as T;
+    const close = lib.func('int close(int fd)');
+    libc = {
+      socket: fn('int socket(int domain, int type, int protocol)'),
+      setsockopt: fn('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
+      sendto: fn('intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)'),
+      recv: fn('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)'),
+      close: (fd) => close(fd) as number,
+      closeAsync: (fd, done) => close.async(fd, done),
+      setns: fn('int setns(int fd, int nstype)'),
+      errno: () => koffi.errno(),
+    };
+    return libc;
+  } catch (error) {
+    libc = new Error(`netlink unavailable: cannot load libc through koffi (${error instanceof Error ? error.message : String(error)})`);
+    throw libc;
+  }
+}
+
+/** An errno from a libc call, with the call it came from. */
+export class NetlinkError extends Error {
+  constructor(
+    readonly call: string,
+    readonly errno: number,
+  ) {
+    super(`${call}: ${errnoName(errno)}`);
+    this.name = 'NetlinkError';
+  }
+}
+
+/** `ENOENT (No such file or directory)` for -2 or 2. */
+export function errnoName(errno: number): string {
+  const n = Math.abs(errno);
+  const name = Object.entries(constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
+  return `${name}${ERRNO_TEXT[name] ? ` (${ERRNO_TEXT[name]})` : ''}`;
+}
+
+/** What nf_tables means by the errors it returns for element commands. */
+const ERRNO_TEXT: Readonly<Record<string, string>> = {
+  ENOENT: 'no such table, set, element or chain',
+  EEXIST: 'element exists with other data',
+  EBUSY: 'element exists with other data, or object in use',
+  EINVAL: 'invalid element for this set',
+  ENOSPC: 'set is full',
+  ERANGE: 'value out of range',
+  EPERM: 'not permitted',
+  EOPNOTSUPP: 'not supported',
+  ENOBUFS: 'acks lost: receive buffer full',
+};
+
+/** A NETLINK_NETFILTER socket in `netns` (the caller's own when undefined). */
+function openSocket(c: Libc, netns: string | undefined): number {
+  if (netns === undefined) {
+    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    if (fd < 0) throw new NetlinkError('socket', c.errno());
+    return fd;
+  }
+  if (netns === '' || netns.includes('/') || netns.startsWith('.')) throw new Error(`netlink: invalid netns name ${JSON.stringify(netns)}`);
+  // Both descriptors are opened before leaving: once in the target namespace, the way back
+  // must not depend on anything that could fail there.
+  const own = openSync('/proc/thread-self/ns/net', 'r');
+  let target: number;
+  try {
+    target = openSync(`${NETNS_DIR}/${netns}`, 'r');
+  } catch (error) {
+    closeSync(own);
+    throw new Error(`netlink: netns ${netns}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  try {
+    if (c.setns(target, CLONE_NEWNET) !== 0) throw new NetlinkError(`setns ${netns}`, c.errno());
+    let fd = -1;
+    let err = 0;
+    try {
+      fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+      if (fd < 0) err = c.errno();
+    } finally {
+      // Sockets keep the namespace they were made in; this thread goes home at once. Staying
+      // in the node's namespace would move every later socket of the process there.
+      if (c.setns(own, CLONE_NEWNET) !== 0) {
+        process.stderr.write(`weir: cannot return to the process's network namespace after setns into ${netns} (errno ${c.errno()}); exiting\n`);
+        process.abort();
+      }
+    }
+    if (fd < 0) throw new NetlinkError('socket', err);
+    return fd;
+  } finally {
+    closeSync(target);
+    closeSync(own);
+  }
+}
+
+let closing = 0;
+const idle: (() => void)[] = [];
+
+/** Closes `fd` on a worker thread (see the top of this file). */
+function closeInBackground(c: Libc, fd: number): void {
+  closing++;
+  c.closeAsync(fd, () => {
+    if (--closing === 0) for (const resolve of idle.splice(0)) resolve();
+  });
+}
+
+/** Resolves when every socket closed so far is released (tests, shutdown). */
+export function netlinkIdle(): Promise<void> {
+  return closing === 0 ? Promise.resolve() : new Promise((resolve) => idle.push(resolve));
+}
+
+/** The inode of the namespace `ip netns` names (0 for the process's own). */
+function netnsInode(netns: string | undefined): number {
+  if (netns === undefined) return 0;
+  try {
+    return statSync(`${NETNS_DIR}/${netns}`).ino;
+  } catch (error) {
+    throw new Error(`netlink: netns ${netns}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}
+
+/**
+ * A NETLINK_NETFILTER socket into one namespace, kept open while changes come and closed
+ * after `idleMs` without any (a held socket keeps a deleted namespace alive, so it is not
+ * held forever). Before each batch the namespace is checked to still be the one the socket
+ * was made in: `ip netns del` + `add` of the same name gets a new socket.
+ */
+export class NfnetlinkSocket {
+  private fd = -1;
+  private inode = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly netns: string | undefined,
+    private readonly idleMs = 5000,
+  ) {}
+
+  /**
+   * Sends one batch and returns every ack that came back. Throws when the batch could not be
+   * sent (then the kernel saw nothing).
+   */
+  transact(batch: Buffer): Ack[] {
+    const c = load();
+    const inode = netnsInode(this.netns);
+    if (this.fd >= 0 && inode !== this.inode) this.close();
+    if (this.fd < 0) {
+      this.fd = openSocket(c, this.netns);
+      this.inode = inode;
+      const one = Buffer.alloc(4);
+      one.writeUInt32LE(1);
+      c.setsockopt(this.fd, SOL_NETLINK, NETLINK_CAP_ACK, one, 4); // best effort: without it acks are longer
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.close(), this.idleMs).unref();
+    const fd = this.fd;
+    const addr = Buffer.alloc(12); // sockaddr_nl: the kernel (pid 0), no groups
+    addr.writeUInt16LE(AF_NETLINK, 0);
+    let sent: number;
+    do sent = c.sendto(fd, batch, batch.length, 0, addr, addr.length);
+    while (sent < 0 && c.errno() === EINTR);
+    if (sent !== batch.length) {
+      const e = sent < 0 ? c.errno() : 0;
+      this.close();
+      throw new NetlinkError(sent < 0 ? 'sendto' : 'sendto (short)', e);
+    }
+    const acks: Ack[] = [];
+    const buf = Buffer.alloc(64 * 1024);
+    for (;;) {
+      const n = c.recv(fd, buf, buf.length, MSG_DONTWAIT);
+      if (n < 0) {
+        const e = c.errno();
+        if (e === EINTR) continue;
+        if (e === EAGAIN) break;
+        // ENOBUFS: acks were dropped; what the kernel did is unknown to us. A fresh socket
+        // for the next batch, so nothing late is read as its answer.
+        acks.push({ seq: -1, error: -e });
+        this.close();
+        break;
+      }
+      if (n === 0) break;
+      acks.push(...parseAcks(buf.subarray(0, n)));
+    }
+    return acks;
+  }
+
+  /** Releases the socket (on a worker thread); the next batch opens a new one. */
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.fd < 0) return;
+    const c = load();
+    closeInBackground(c, this.fd);
+    this.fd = -1;
+  }
+}

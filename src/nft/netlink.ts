@@ -1,0 +1,260 @@
+// nftables set-element changes as nfnetlink messages: pure encoding and decoding, no I/O.
+//
+// Why: `nft` 1.0.6 fills its cache before every `add element` — every table, chain, set and
+// stateful object of the namespace (src/cache.c: CMD_OBJ_ELEMENTS asks for TABLE | CHAIN | SET |
+// OBJECT | SETELEM_MAYBE), and a long-lived `nft -i` or libnftables context refills it after
+// each of its own commits because the generation id moved. At 10k pods that is ~7.6k chains and
+// ~2.4k sets parsed for one element: ~21 ms, growing with the cluster. A batch of
+// NEWSETELEM/DELSETELEM messages names the table, the set and the element bytes, and nothing
+// else: its cost does not depend on the table's size. The kernel commits or aborts a batch as
+// a whole (nfnetlink_rcv_batch), so one batch is one transaction, as one `nft -f` is.
+//
+// Only what the renderer's element patches hold is encoded (see encodeElement); anything else
+// returns undefined and goes through `nft -f`, which knows every type.
+
+import { endianness } from 'node:os';
+
+const NLMSG_ERROR = 2;
+const NLM_F_REQUEST = 0x1;
+const NLM_F_ACK = 0x4;
+const NLM_F_CREATE = 0x400;
+const NLA_F_NESTED = 0x8000;
+
+const NFNL_SUBSYS_NFTABLES = 10;
+const NFNL_MSG_BATCH_BEGIN = 0x10;
+const NFNL_MSG_BATCH_END = 0x11;
+const NFT_MSG_NEWSETELEM = 12;
+const NFT_MSG_DELSETELEM = 14;
+/** nfproto of `inet` tables. */
+export const NFPROTO_INET = 1;
+
+const NFTA_SET_ELEM_LIST_TABLE = 1;
+const NFTA_SET_ELEM_LIST_SET = 2;
+const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
+const NFTA_LIST_ELEM = 1;
+const NFTA_SET_ELEM_KEY = 1;
+const NFTA_SET_ELEM_DATA = 2;
+const NFTA_DATA_VALUE = 1;
+const NFTA_DATA_VERDICT = 2;
+const NFTA_VERDICT_CODE = 1;
+const NFTA_VERDICT_CHAIN = 2;
+
+/** include/uapi/linux/netfilter/nf_tables.h, enum nft_verdicts (and NF_DROP/NF_ACCEPT). */
+const VERDICTS: Readonly<Record<string, number>> = { drop: 0, accept: 1, continue: -1, return: -5 };
+const CHAIN_VERDICTS: Readonly<Record<string, number>> = { jump: -3, goto: -4 };
+const NFT_NAME_MAXLEN = 256;
+const IFNAMSIZ = 16;
+
+const LE = endianness() === 'LE';
+
+function u16(value: number): Buffer {
+  const b = Buffer.alloc(2);
+  if (LE) b.writeUInt16LE(value);
+  else b.writeUInt16BE(value);
+  return b;
+}
+
+function u32(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  if (LE) b.writeUInt32LE(value >>> 0);
+  else b.writeUInt32BE(value >>> 0);
+  return b;
+}
+
+const pad4 = (n: number): number => (n + 3) & ~3;
+
+/** One netlink attribute (host-endian header, payload padded to 4 bytes). */
+function attr(type: number, payload: Buffer): Buffer {
+  const len = 4 + payload.length;
+  return Buffer.concat([u16(len), u16(type), payload, Buffer.alloc(pad4(len) - len)]);
+}
+
+const nested = (type: number, parts: readonly Buffer[]): Buffer => attr(type | NLA_F_NESTED, Buffer.concat(parts));
+const cstring = (s: string): Buffer => Buffer.concat([Buffer.from(s, 'utf8'), Buffer.alloc(1)]);
+
+// ------------------------------------------------------------------ element text → bytes
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+const PROTOCOLS: Readonly<Record<string, number>> = { icmp: 1, tcp: 6, udp: 17, icmpv6: 58, sctp: 132 };
+const CHAIN_NAME = /^[A-Za-z_][A-Za-z0-9_.\-/]*$/;
+
+/** The bytes of one field of a key, or undefined when this encoder does not know the type or value. */
+function encodeField(type: string, text: string): Buffer | undefined {
+  switch (type) {
+    case 'ipv4_addr': {
+      const m = IPV4.exec(text);
+      if (!m) return undefined;
+      const bytes = m.slice(1).map(Number);
+      return bytes.every((x) => x <= 255) ? Buffer.from(bytes) : undefined;
+    }
+    case 'ifname': {
+      // `"veth1"`: a quoted interface name, zero-padded to IFNAMSIZ (as nft lays it out).
+      const m = /^"([^"\\*]{1,15})"$/.exec(text);
+      if (!m) return undefined;
+      const name = Buffer.from(m[1], 'utf8');
+      return name.length < IFNAMSIZ ? Buffer.concat([name, Buffer.alloc(IFNAMSIZ - name.length)]) : undefined;
+    }
+    case 'inet_proto': {
+      const n = /^\d{1,3}$/.test(text) ? Number(text) : PROTOCOLS[text];
+      return n !== undefined && n <= 255 ? Buffer.from([n]) : undefined;
+    }
+    case 'inet_service': {
+      if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) return undefined;
+      const b = Buffer.alloc(2);
+      b.writeUInt16BE(Number(text));
+      return b;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Splits `"a" . 10.0.0.1 . tcp` on ` . ` outside quotes. */
+function splitConcat(text: string): string[] | undefined {
+  const out: string[] = [];
+  let i = 0;
+  while (i <= text.length) {
+    let end: number;
+    if (text[i] === '"') {
+      const close = text.indexOf('"', i + 1);
+      if (close < 0) return undefined;
+      end = close + 1;
+    } else {
+      end = text.indexOf(' . ', i);
+      if (end < 0) end = text.length;
+    }
+    out.push(text.slice(i, end));
+    if (end === text.length) return out;
+    if (text.slice(end, end + 3) !== ' . ') return undefined;
+    i = end + 3;
+  }
+  return out;
+}
+
+export interface EncodedElement {
+  readonly key: Buffer;
+  /** Map elements: the verdict. */
+  readonly verdict?: { readonly code: number; readonly chain?: string };
+}
+
+export interface SetShape {
+  readonly kind: 'set' | 'map';
+  /** `ipv4_addr`, `ifname . ipv4_addr`, `ipv4_addr : verdict`. */
+  readonly type: string;
+  readonly flags: readonly string[];
+}
+
+/**
+ * The key (and verdict) of one element in nft's text form, laid out as nft lays it out, or
+ * undefined when this encoder cannot say (interval sets, timeouts, unknown types or values):
+ * the caller then lets `nft -f` do it.
+ */
+export function encodeElement(set: SetShape, text: string, withData: boolean): EncodedElement | undefined {
+  if (set.flags.length > 0) return undefined; // interval, timeout, dynamic: not ours to encode
+  const [keyType, dataType, ...more] = set.type.split(' : ');
+  if (more.length > 0 || (set.kind === 'map') !== (dataType !== undefined)) return undefined;
+  if (dataType !== undefined && dataType !== 'verdict') return undefined;
+  const sep = text.indexOf(' : ');
+  const keyText = set.kind === 'map' && sep >= 0 ? text.slice(0, sep) : text;
+  const types = keyType.split(' . ');
+  const fields = splitConcat(keyText);
+  if (!fields || fields.length !== types.length) return undefined;
+  const parts: Buffer[] = [];
+  for (let i = 0; i < types.length; i++) {
+    const b = encodeField(types[i], fields[i]);
+    if (!b) return undefined;
+    // Concatenated keys are laid out in 32-bit registers: each field is padded to 4 bytes.
+    parts.push(types.length > 1 ? Buffer.concat([b, Buffer.alloc(pad4(b.length) - b.length)]) : b);
+  }
+  const key = Buffer.concat(parts);
+  if (set.kind === 'set' || !withData) return { key };
+  if (sep < 0) return undefined;
+  const words = text.slice(sep + 3).trim().split(/\s+/);
+  if (words.length === 1 && VERDICTS[words[0]] !== undefined) return { key, verdict: { code: VERDICTS[words[0]] } };
+  const code = CHAIN_VERDICTS[words[0]];
+  if (words.length !== 2 || code === undefined || !CHAIN_NAME.test(words[1]) || words[1].length >= NFT_NAME_MAXLEN) return undefined;
+  return { key, verdict: { code, chain: words[1] } };
+}
+
+function elementAttr(e: EncodedElement): Buffer {
+  const parts = [nested(NFTA_SET_ELEM_KEY, [attr(NFTA_DATA_VALUE, e.key)])];
+  if (e.verdict) {
+    const code = Buffer.alloc(4);
+    code.writeInt32BE(e.verdict.code); // NLA_BE32 in the kernel's policy
+    const verdict = [attr(NFTA_VERDICT_CODE, code)];
+    if (e.verdict.chain !== undefined) verdict.push(attr(NFTA_VERDICT_CHAIN, cstring(e.verdict.chain)));
+    parts.push(nested(NFTA_SET_ELEM_DATA, [nested(NFTA_DATA_VERDICT, verdict)]));
+  }
+  return nested(NFTA_LIST_ELEM, parts);
+}
+
+// ------------------------------------------------------------------ messages
+
+function message(type: number, flags: number, seq: number, family: number, resId: number, attrs: readonly Buffer[]): Buffer {
+  const nfgen = Buffer.alloc(4);
+  nfgen.writeUInt8(family, 0);
+  nfgen.writeUInt8(0, 1); // NFNETLINK_V0
+  nfgen.writeUInt16BE(resId, 2);
+  const body = Buffer.concat([nfgen, ...attrs]);
+  const len = 16 + body.length;
+  return Buffer.concat([u32(len), u16(type), u16(flags), u32(seq), u32(0), body]);
+}
+
+/** One element command of a batch: what it does, for the error report, and its elements. */
+export interface ElementCommand {
+  readonly verb: 'add' | 'delete';
+  readonly family: number;
+  readonly table: string;
+  readonly set: string;
+  readonly elements: readonly EncodedElement[];
+  /** nft's text of the command, to name it when the kernel refuses it. */
+  readonly text: string;
+}
+
+export interface Batch {
+  readonly bytes: Buffer;
+  /** seq → command, for the replies (every command asks for an ack). */
+  readonly commands: ReadonlyMap<number, ElementCommand>;
+}
+
+/**
+ * One transaction: BATCH_BEGIN, one NEWSETELEM/DELSETELEM per command, BATCH_END. Every command
+ * asks for an ack, so success is one zero ack per command and a refusal names its command.
+ */
+export function encodeBatch(commands: readonly ElementCommand[], firstSeq: number): Batch {
+  const parts: Buffer[] = [];
+  const bySeq = new Map<number, ElementCommand>();
+  let seq = firstSeq;
+  parts.push(message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq++, 0, NFNL_SUBSYS_NFTABLES, []));
+  for (const c of commands) {
+    const type = (NFNL_SUBSYS_NFTABLES << 8) | (c.verb === 'add' ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM);
+    const flags = NLM_F_REQUEST | NLM_F_ACK | (c.verb === 'add' ? NLM_F_CREATE : 0);
+    const attrs = [attr(NFTA_SET_ELEM_LIST_TABLE, cstring(c.table)), attr(NFTA_SET_ELEM_LIST_SET, cstring(c.set)), nested(NFTA_SET_ELEM_LIST_ELEMENTS, c.elements.map(elementAttr))];
+    bySeq.set(seq, c);
+    parts.push(message(type, flags, seq++, c.family, 0, attrs));
+  }
+  parts.push(message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq, 0, NFNL_SUBSYS_NFTABLES, []));
+  return { bytes: Buffer.concat(parts), commands: bySeq };
+}
+
+export interface Ack {
+  readonly seq: number;
+  /** 0, or a negative errno. */
+  readonly error: number;
+}
+
+/** The NLMSG_ERROR messages (acks and refusals) in one datagram; other messages are skipped. */
+export function parseAcks(datagram: Buffer): Ack[] {
+  const out: Ack[] = [];
+  let off = 0;
+  const r32 = (o: number) => (LE ? datagram.readUInt32LE(o) : datagram.readUInt32BE(o));
+  const r16 = (o: number) => (LE ? datagram.readUInt16LE(o) : datagram.readUInt16BE(o));
+  const ri32 = (o: number) => (LE ? datagram.readInt32LE(o) : datagram.readInt32BE(o));
+  while (off + 16 <= datagram.length) {
+    const len = r32(off);
+    if (len < 16 || off + len > datagram.length) break;
+    if (r16(off + 4) === NLMSG_ERROR && len >= 20) out.push({ seq: r32(off + 8), error: ri32(off + 16) });
+    off += pad4(len);
+  }
+  return out;
+}

@@ -1,0 +1,341 @@
+// suite: lab (needs root: real network namespaces and nftables; `npm run test:lab`)
+// The element fast path: set-element changes as one nfnetlink batch (src/nft/netlink.ts,
+// netlink-socket.ts, element-writer.ts). Encoding is checked against the bytes nft itself
+// sends (pure); then in a namespace this file creates: elements of every type read back by
+// nft, a bad change refused as a whole and reported, drift and refusals resynced by a full
+// replace, an agent killed in the middle of changes leaving whole transactions only, and no
+// process or descriptor left behind.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { Applier, netlinkElementWriter, netlinkIdle, nftRunner, elementCommands } from '../src/nft/index.js';
+import { encodeBatch, encodeElement, parseAcks } from '../src/nft/netlink.js';
+import type { NftSet, Ruleset } from '../src/render/index.js';
+import { NodeAgent } from '../src/agent/index.js';
+import { run } from '../src/exec/run.js';
+import { churnCluster, churnLocal, extraPod } from './helpers/netlink-churn.js';
+
+const isRoot = process.getuid?.() === 0;
+const PREFIX = `wnl${randomBytes(2).toString('hex')}`;
+const created: string[] = [];
+
+const set = (name: string, type: string, kind: 'set' | 'map' = 'set', flags: string[] = []): NftSet => ({ name, kind, type, flags, extra: [], dynamic: false, elements: [] });
+const hex = (b: Buffer | undefined) => b?.toString('hex');
+
+describe('netlink element encoding (pure)', () => {
+  // The bytes below are what `nft --debug=netlink add element …` 1.0.6 sends for each type.
+  it('lays out keys as nft does: addresses, concatenations padded to 32 bits, interface names, verdicts', () => {
+    assert.equal(hex(encodeElement(set('g', 'ipv4_addr'), '10.1.2.3', true)?.key), '0a010203');
+    assert.equal(hex(encodeElement(set('np', 'ipv4_addr . inet_proto . inet_service'), '10.1.2.3 . tcp . 8080', true)?.key), '0a010203' + '06000000' + '1f900000');
+    assert.equal(hex(encodeElement(set('ifs', 'ifname'), '"wpod"', true)?.key), '77706f64' + '00'.repeat(12));
+    assert.equal(hex(encodeElement(set('src', 'ifname . ipv4_addr'), '"wpod" . 10.1.2.3', true)?.key), '77706f64' + '00'.repeat(12) + '0a010203');
+    const m = encodeElement(set('m', 'ipv4_addr : verdict', 'map'), '10.1.2.3 : goto in_x_a_1234', true);
+    assert.deepEqual(m?.verdict, { code: -4, chain: 'in_x_a_1234' });
+    assert.equal(hex(m?.key), '0a010203');
+    // A delete names the key only.
+    assert.equal(encodeElement(set('m', 'ipv4_addr : verdict', 'map'), '10.1.2.3 : goto in_x', false)?.verdict, undefined);
+    assert.deepEqual(encodeElement(set('m', 'ipv4_addr : verdict', 'map'), '10.1.2.3 : drop', true)?.verdict, { code: 0 });
+  });
+
+  it('leaves to nft -f what it cannot encode: intervals, timeouts, names, IPv6, wildcards, bad values', () => {
+    for (const [s, text] of [
+      [set('c', 'ipv4_addr', 'set', ['interval']), '10.0.0.0/8'],
+      [set('d', 'ipv4_addr', 'set', ['timeout']), '10.0.0.1'],
+      [set('g', 'ipv4_addr'), '10.0.0.256'],
+      [set('g', 'ipv4_addr'), '10.0.0'],
+      [set('g6', 'ipv6_addr'), '::1'],
+      [set('np', 'ipv4_addr . inet_proto . inet_service'), '10.0.0.1 . tcp . http'],
+      [set('np', 'ipv4_addr . inet_proto . inet_service'), '10.0.0.1 . tcp'],
+      [set('ifs', 'ifname'), '"wv*"'],
+      [set('ifs', 'ifname'), '"a-name-that-is-too-long"'],
+      [set('m', 'ipv4_addr : verdict', 'map'), '10.0.0.1 : goto bad name'],
+      [set('m', 'ipv4_addr : verdict', 'map'), '10.0.0.1'],
+    ] as const) {
+      assert.equal(encodeElement(s, text, true), undefined, `${s.name} ${text}`);
+    }
+    const planned = elementCommands([{ verb: 'add', set: set('c', 'ipv4_addr', 'set', ['interval']), elements: ['10.0.0.0/8'] }]);
+    assert.ok('unsupported' in planned && planned.unsupported.includes('c (ipv4_addr, flags interval)'));
+  });
+
+  it('one batch: BATCH_BEGIN, one message per command asking for an ack, BATCH_END; acks are read by seq', () => {
+    const e = encodeElement(set('g', 'ipv4_addr'), '10.1.2.3', true);
+    assert.ok(e);
+    const b = encodeBatch(
+      [
+        { verb: 'delete', family: 1, table: 'weir', set: 'g', elements: [e], text: 'delete' },
+        { verb: 'add', family: 1, table: 'weir', set: 'g', elements: [e], text: 'add' },
+      ],
+      100,
+    );
+    const types: number[] = [];
+    const flags: number[] = [];
+    for (let off = 0; off < b.bytes.length; off += b.bytes.readUInt32LE(off)) {
+      types.push(b.bytes.readUInt16LE(off + 4));
+      flags.push(b.bytes.readUInt16LE(off + 6));
+    }
+    assert.deepEqual(types, [0x10, (10 << 8) | 14, (10 << 8) | 12, 0x11]);
+    assert.deepEqual(flags, [1, 1 | 4, 1 | 4 | 0x400, 1]);
+    assert.deepEqual([...b.commands.keys()], [101, 102]);
+    // NLMSG_ERROR with error -2 for seq 102, then a zero ack for 101.
+    const ack = (seq: number, error: number) => {
+      const m = Buffer.alloc(36);
+      m.writeUInt32LE(36, 0);
+      m.writeUInt16LE(2, 4);
+      m.writeUInt32LE(seq, 8);
+      m.writeInt32LE(error, 16);
+      return m;
+    };
+    assert.deepEqual(parseAcks(Buffer.concat([ack(102, -2), ack(101, 0)])), [
+      { seq: 102, error: -2 },
+      { seq: 101, error: 0 },
+    ]);
+  });
+});
+
+/** Descriptors of this process, by what they point at. */
+function openDescriptors(): string[] {
+  return readdirSync('/proc/self/fd').map((fd) => {
+    try {
+      return readlinkSync(join('/proc/self/fd', fd));
+    } catch {
+      return 'gone';
+    }
+  });
+}
+
+describe('netlink element writer in a real namespace', { skip: !isRoot && 'needs root' }, () => {
+  const ns = `${PREFIX}-w`;
+  const TABLE = [
+    'table inet weir {',
+    '  set g { type ipv4_addr; }',
+    '  set np { type ipv4_addr . inet_proto . inet_service; }',
+    '  set ifs { type ifname; }',
+    '  set src { type ifname . ipv4_addr; }',
+    '  map m { type ipv4_addr : verdict; }',
+    '  chain c1 { }',
+    '}',
+    '',
+  ].join('\n');
+  const nft = async (...args: string[]) => (await run(['ip', 'netns', 'exec', ns, 'nft', ...args])).stdout;
+  const load = async () => {
+    await run(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], { input: `add table inet weir\ndelete table inet weir\n${TABLE}` });
+  };
+  before(async () => {
+    await run(['ip', 'netns', 'add', ns]);
+    created.push(ns);
+    await load();
+  });
+  after(async () => {
+    await netlinkIdle();
+    for (const n of created.splice(0)) await run(['ip', 'netns', 'del', n], { allowFailure: true });
+  });
+
+  it('adds and removes elements of every type the pod path patches; nft reads them back as written', async () => {
+    const w = netlinkElementWriter(ns);
+    try {
+      const added = await w.write([
+        { verb: 'add', set: set('g', 'ipv4_addr'), elements: ['10.9.9.9', '10.9.9.10'] },
+        { verb: 'add', set: set('np', 'ipv4_addr . inet_proto . inet_service'), elements: ['10.9.9.9 . tcp . 8080', '10.9.9.9 . udp . 53'] },
+        { verb: 'add', set: set('ifs', 'ifname'), elements: ['"wv123"'] },
+        { verb: 'add', set: set('src', 'ifname . ipv4_addr'), elements: ['"wv123" . 10.9.9.9'] },
+        { verb: 'add', set: set('m', 'ipv4_addr : verdict', 'map'), elements: ['10.9.9.9 : goto c1', '10.9.9.8 : accept'] },
+      ]);
+      assert.deepEqual(added, { outcome: 'applied' });
+      const listed = await nft('list', 'table', 'inet', 'weir');
+      for (const text of ['10.9.9.9', '10.9.9.10', '10.9.9.9 . tcp . 8080', '10.9.9.9 . udp . 53', '"wv123"', '"wv123" . 10.9.9.9', '10.9.9.9 : goto c1', '10.9.9.8 : accept']) {
+        assert.ok(listed.includes(text), `${text} in\n${listed}`);
+      }
+      const removed = await w.write([
+        { verb: 'delete', set: set('g', 'ipv4_addr'), elements: ['10.9.9.10'] },
+        { verb: 'delete', set: set('m', 'ipv4_addr : verdict', 'map'), elements: ['10.9.9.9 : goto c1'] },
+        { verb: 'delete', set: set('src', 'ifname . ipv4_addr'), elements: ['"wv123" . 10.9.9.9'] },
+      ]);
+      assert.deepEqual(removed, { outcome: 'applied' });
+      const after = await nft('list', 'table', 'inet', 'weir');
+      assert.ok(!after.includes('10.9.9.10') && !after.includes('goto c1') && !after.includes('"wv123" . 10.9.9.9'), after);
+      assert.ok(after.includes('10.9.9.8 : accept') && after.includes('10.9.9.9 . tcp . 8080'));
+    } finally {
+      w.close();
+    }
+  });
+
+  it('a bad change is refused as a whole: nothing of the batch is applied, and the refusal names the command and the errno', async () => {
+    const w = netlinkElementWriter(ns);
+    try {
+      const before = await nft('list', 'table', 'inet', 'weir');
+      const r = await w.write([
+        { verb: 'add', set: set('g', 'ipv4_addr'), elements: ['10.7.7.7'] },
+        { verb: 'add', set: set('m', 'ipv4_addr : verdict', 'map'), elements: ['10.7.7.7 : goto no_such_chain'] },
+        { verb: 'add', set: set('ifs', 'ifname'), elements: ['"wv777"'] },
+      ]);
+      assert.equal(r.outcome, 'refused');
+      assert.match(r.error ?? '', /add element inet weir m \{ 10\.7\.7\.7 : goto no_such_chain \}: ENOENT/);
+      assert.equal(await nft('list', 'table', 'inet', 'weir'), before, 'the kernel holds exactly what it held');
+      // Deleting what is not there is refused the same way.
+      const d = await w.write([{ verb: 'delete', set: set('g', 'ipv4_addr'), elements: ['10.6.6.6'] }]);
+      assert.equal(d.outcome, 'refused');
+      assert.match(d.error ?? '', /delete element inet weir g \{ 10\.6\.6\.6 \}: ENOENT/);
+      // And the socket still serves the next change.
+      assert.deepEqual(await w.write([{ verb: 'add', set: set('g', 'ipv4_addr'), elements: ['10.7.7.8'] }]), { outcome: 'applied' });
+    } finally {
+      w.close();
+    }
+  });
+
+  it('a namespace that is gone is reported, not thrown; one replaced under the same name gets a new socket', async () => {
+    const missing = await netlinkElementWriter(`${PREFIX}-none`).write([{ verb: 'add', set: set('g', 'ipv4_addr'), elements: ['10.1.1.1'] }]);
+    assert.equal(missing.outcome, 'failed');
+    assert.match(missing.error ?? '', /netns .*-none/);
+    const w = netlinkElementWriter(ns);
+    try {
+      assert.deepEqual(await w.write([{ verb: 'add', set: set('g', 'ipv4_addr'), elements: ['10.5.5.1'] }]), { outcome: 'applied' });
+      await run(['ip', 'netns', 'del', ns]);
+      await run(['ip', 'netns', 'add', ns]);
+      await load();
+      assert.deepEqual(await w.write([{ verb: 'add', set: set('g', 'ipv4_addr'), elements: ['10.5.5.2'] }]), { outcome: 'applied' });
+      const listed = await nft('list', 'set', 'inet', 'weir', 'g');
+      assert.ok(listed.includes('10.5.5.2') && !listed.includes('10.5.5.1'), `written to the new namespace:\n${listed}`);
+    } finally {
+      w.close();
+    }
+  });
+
+  it('leaves no process and no descriptor: nothing runs in the namespace, descriptors return to where they were', async () => {
+    await netlinkIdle();
+    const fdsBefore = openDescriptors().filter((d) => d.startsWith('socket:')).length;
+    const w = netlinkElementWriter(ns);
+    for (let i = 0; i < 50; i++) {
+      const r = await w.write([{ verb: i % 2 ? 'delete' : 'add', set: set('g', 'ipv4_addr'), elements: ['10.4.4.4'] }]);
+      assert.equal(r.outcome, 'applied', r.error ?? '');
+    }
+    assert.equal((await run(['ip', 'netns', 'pids', ns])).stdout.trim(), '', 'no process in the namespace');
+    w.close();
+    await netlinkIdle();
+    assert.equal(openDescriptors().filter((d) => d.startsWith('socket:')).length, fdsBefore, 'no socket left open');
+  });
+});
+
+describe('applier and agent on the netlink path', { skip: !isRoot && 'needs root' }, () => {
+  const ns = `${PREFIX}-a`;
+  const nft = async (...args: string[]) => (await run(['ip', 'netns', 'exec', ns, 'nft', ...args])).stdout;
+  /** `ip : goto chain` pairs of a verdict map, as the kernel lists them. */
+  const mapPairs = async (map: string) => [...(await nft('list', 'map', 'inet', 'weir', map)).matchAll(/(\d+\.\d+\.\d+\.\d+) : goto ([\w.-]+)/g)].map((m) => `${m[1]} : goto ${m[2]}`).sort();
+  before(async () => {
+    await run(['ip', 'netns', 'add', ns]);
+    created.push(ns);
+  });
+  after(async () => {
+    await netlinkIdle();
+    for (const n of created.splice(0)) await run(['ip', 'netns', 'del', n], { allowFailure: true });
+  });
+
+  it('pod add and remove go as one netlink batch each and reach the kernel', async () => {
+    const agent = new NodeAgent({ node: 'n0', netns: ns });
+    try {
+      const first = await agent.sync(churnCluster(), churnLocal());
+      assert.ok(first.lastApplyOk && first.mode === 'full' && first.via === 'nft', first.error ?? '');
+      const pod = extraPod(0);
+      const added = await agent.podAdded(pod, { key: `x/${pod.name}`, ip: pod.ip, hostVeth: 'wx0' });
+      assert.ok(added.lastApplyOk, added.error ?? '');
+      assert.equal(added.via, 'netlink');
+      assert.equal(added.fallback, undefined);
+      assert.match(await nft('get', 'element', 'inet', 'weir', 'in_ep', `{ ${pod.ip} }`), /goto in_x_a_/);
+      assert.match(await nft('list', 'set', 'inet', 'weir', 'pod_src'), /"wx0" \. 10\.1\.1\.10/);
+      assert.deepEqual(await mapPairs('in_ep'), [...(agent.lastRuleset?.sets.get('in_ep')?.elements ?? [])].sort());
+      const removed = await agent.podRemoved('x', pod.name);
+      assert.ok(removed.lastApplyOk && removed.via === 'netlink', removed.error ?? removed.fallback ?? '');
+      assert.doesNotMatch(await nft('list', 'table', 'inet', 'weir'), /10\.1\.1\.10\b/);
+    } finally {
+      agent.close();
+    }
+  });
+
+  it('drift: a batch the kernel refuses is reported and resynced by a full replace; the kernel ends equal to the model', async () => {
+    const agent = new NodeAgent({ node: 'n0', netns: ns, log: () => undefined });
+    try {
+      assert.ok((await agent.sync(churnCluster(), churnLocal())).lastApplyOk);
+      const pod = extraPod(1);
+      assert.equal((await agent.podAdded(pod, { key: `x/${pod.name}`, ip: pod.ip, hostVeth: 'wx1' })).via, 'netlink');
+      // Someone removes the pod's map entry behind the agent's back.
+      await nft('delete', 'element', 'inet', 'weir', 'in_ep', `{ ${pod.ip} }`);
+      const st = await agent.podRemoved('x', pod.name);
+      assert.ok(st.lastApplyOk, st.error ?? '');
+      assert.equal(st.mode, 'full');
+      assert.match(st.fallback ?? '', /netlink refused: delete element inet weir in_ep \{ 10\.1\.1\.11 \}: ENOENT/);
+      assert.deepEqual(await mapPairs('in_ep'), [...(agent.lastRuleset?.sets.get('in_ep')?.elements ?? [])].sort());
+      assert.doesNotMatch(await nft('list', 'table', 'inet', 'weir'), /10\.1\.1\.11\b/);
+    } finally {
+      agent.close();
+    }
+  });
+
+  it('a bad element change is rejected atomically and reported: the applier keeps the old state and says why', async () => {
+    const applier = new Applier(nftRunner(ns), netlinkElementWriter(ns));
+    try {
+      const agent = new NodeAgent({ node: 'n0', runner: async () => ({ ok: true, stderr: '' }) });
+      await agent.sync(churnCluster(), churnLocal());
+      const rs = agent.lastRuleset as Ruleset;
+      assert.ok((await applier.apply(rs)).ok);
+      const base = applier.applied as Ruleset;
+      const before = await nft('list', 'table', 'inet', 'weir');
+      const inEp = base.sets.get('in_ep') as NftSet;
+      const group = [...base.sets.values()].find((s) => s.name.startsWith('g_') && s.flags.length === 0) as NftSet;
+      const bad = '10.1.1.99 : goto no_such_chain';
+      const sets = new Map(base.sets);
+      sets.set('in_ep', { ...inEp, elements: [...inEp.elements, bad].sort() });
+      sets.set(group.name, { ...group, elements: [...group.elements, '10.1.1.99'].sort() });
+      const next: Ruleset = { ...base, sets, patch: { base, added: new Map([[group.name, ['10.1.1.99']], ['in_ep', [bad]]]), removed: new Map() } };
+      const r = await applier.apply(next);
+      assert.equal(r.ok, false);
+      assert.match(r.fallback ?? '', /netlink refused: add element inet weir in_ep \{ 10\.1\.1\.99 : goto no_such_chain \}: ENOENT/);
+      assert.match(r.error ?? '', /no_such_chain|No such file/);
+      assert.equal(applier.applied, base, 'the applier still holds the old model');
+      assert.equal(await nft('list', 'table', 'inet', 'weir'), before, 'the kernel still holds the old table');
+    } finally {
+      applier.close();
+    }
+  });
+
+  it('an agent killed in the middle of changes leaves whole transactions only; a new agent converges; no process is left', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'netlink-churn.ts'), ns], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`churn child not ready: ${err}`)), 60_000);
+        child.stdout.setEncoding('utf8').on('data', (d: string) => d.includes('ready') && (clearTimeout(timer), resolve()));
+        child.once('exit', (code) => (clearTimeout(timer), reject(new Error(`churn child exited ${code}: ${err}`))));
+      });
+      await sleep(300 + Math.floor(Math.random() * 700));
+      assert.equal(child.exitCode, null, `still churning: ${err}`);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    // Each change is one batch: an extra replica has its map entry and its anti-spoofing
+    // element together, or neither.
+    const table = await nft('list', 'table', 'inet', 'weir');
+    for (let i = 0; i < 50; i++) {
+      const ip = extraPod(i).ip as string;
+      const inMap = new RegExp(`${ip.replaceAll('.', '\\.')} : goto`).test(table);
+      const inSrc = new RegExp(`"wc${i}" \\. ${ip.replaceAll('.', '\\.')}\\b`).test(table);
+      assert.equal(inMap, inSrc, `replica ${i}: map ${inMap}, pod_src ${inSrc}`);
+    }
+    assert.equal((await run(['ip', 'netns', 'pids', ns])).stdout.trim(), '', 'no process left in the namespace');
+    const agent = new NodeAgent({ node: 'n0', netns: ns });
+    try {
+      const st = await agent.sync(churnCluster(), churnLocal());
+      assert.ok(st.lastApplyOk && st.mode === 'full', st.error ?? '');
+      assert.deepEqual(await mapPairs('in_ep'), [...(agent.lastRuleset?.sets.get('in_ep')?.elements ?? [])].sort());
+      assert.doesNotMatch(await nft('list', 'table', 'inet', 'weir'), /10\.1\.1\.\d+ : goto/, 'no extra replica left');
+    } finally {
+      agent.close();
+    }
+  });
+});
