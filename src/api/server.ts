@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { WebhookStatus } from '../flows/alerts.js';
 import { FlowMetrics } from '../flows/metrics.js';
 import type { FlowPipeline } from '../flows/pipeline.js';
 import type { FlowStore } from '../flows/store.js';
@@ -29,6 +30,8 @@ export interface ServerOptions {
   store: FlowStore;
   pipeline: FlowPipeline;
   alerts?: AlertRulesView;
+  /** Webhook delivery status (when alerts have a webhook). */
+  webhook?: () => WebhookStatus;
   /** Metrics registry; defaults to the pipeline's, else a fresh one. */
   metrics?: FlowMetrics;
   knownPolicies?: () => readonly KnownPolicy[];
@@ -88,7 +91,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   void app.register(flowsRoutes, { store: opts.store });
   void app.register(edgesRoutes, { store: opts.store, aggregator });
   void app.register(policiesRoutes, { aggregator, ...(opts.knownPolicies ? { knownPolicies: opts.knownPolicies } : {}) });
-  void app.register(alertsRoutes, { store: opts.store, ...(opts.alerts ? { alerts: opts.alerts } : {}) });
+  void app.register(alertsRoutes, { store: opts.store, ...(opts.alerts ? { alerts: opts.alerts } : {}), ...(opts.webhook ? { webhook: opts.webhook } : {}) });
   void app.register(streamRoutes, { pipeline: opts.pipeline, aggregator, metrics: serverMetrics, ...opts.stream });
   void app.register(metricsRoutes, { metrics });
   void app.register(uiRoutes, { uiDir: opts.uiDir ?? DEFAULT_UI_DIR });
