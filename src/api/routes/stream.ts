@@ -91,7 +91,11 @@ export const streamRoutes: FastifyPluginAsync<StreamOptions> = async (app, opts)
   };
 
   app.addHook('preClose', async () => {
-    for (const res of open) res.end();
+    // A client that is not reading would never take the end of the stream: cut it.
+    for (const res of open) {
+      if (res.writableLength > 0) res.destroy();
+      else res.end();
+    }
     open.clear();
   });
 
