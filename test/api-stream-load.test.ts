@@ -77,7 +77,7 @@ test(`${CLIENTS} non-reading stream clients under ${RATE} flows/s for ${SECONDS}
     // A well-behaved reader throughout.
     let readerBatches = 0;
     let readerGaps = 0;
-    const reader = (async () => {
+    void (async () => {
       for await (const ev of readSse(`${base}/api/stream`, ac.signal)) {
         if (ev.event === 'batch') readerBatches++;
         if (ev.event === 'gap') readerGaps++;
