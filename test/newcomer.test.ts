@@ -53,7 +53,10 @@ test('a fresh clone: npm ci, then weir serve shows the dashboard (the map, not "
       const page = await browser.newPage();
       const violations: string[] = [];
       page.on('console', (m) => {
-        if (m.type() === 'error') violations.push(m.text());
+        if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) violations.push(m.text());
+      });
+      page.on('response', (r) => {
+        if (r.status() >= 400 && !r.url().endsWith('/favicon.ico')) violations.push(`${r.status()} ${r.url()}`);
       });
       const res = await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 30_000 });
       assert.equal(res?.status(), 200);
