@@ -6,12 +6,14 @@
 //
 //   npx tsx bench/analyze.ts                 # 1k, 10k, 50k
 //   npx tsx bench/analyze.ts --sizes 1000,10000
+//   npx tsx bench/analyze.ts --diff-only     # only the `weir diff` block (two 10k-pod versions)
 
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 import type { Cluster, NetworkPolicy, Pod } from '../src/model/cluster.js';
 import { PolicyEngine, analyze, explain, isEmpty, matchesSelector } from '../src/index.js';
+import { diffConnectivity } from '../src/analyze/diff.js';
 import { rng } from '../src/synthetic/random.js';
 import { generateCluster } from './generate.js';
 
@@ -121,8 +123,74 @@ function measure(size: number): Figures {
   };
 }
 
+// ------------------------------------------------------------------ weir diff (issue 8)
+//
+// `weir diff` of two versions of the 10k-pod cluster: the second changes 1 % of the policies (a
+// port), adds a namespace of 20 pods and removes another. Goal: ≤ 2× one analysis (build +
+// analyze of one version), both timed in the same child process.
+
+interface DiffFigures {
+  pods: number;
+  analysisMs: number;
+  diffMs: number;
+  diffLines: number;
+}
+
+function secondVersion(c: Cluster): Cluster {
+  const changed = c.networkPolicies.map((p, i) =>
+    i % 100 === 0 && p.ingress.length > 0
+      ? { ...p, ingress: p.ingress.map((r) => ({ ...r, ports: r.ports.map((x) => (x.port === 8080 ? { ...x, port: 8443 } : x)) })) }
+      : p,
+  );
+  const extra = generateCluster({ pods: 20, seed: 99 });
+  const rename = (ns: string) => (ns === 'ns-0' ? 'ns-new' : ns);
+  const added: Pod[] = extra.pods.map((p, i) => ({ ...p, namespace: rename(p.namespace), ip: `10.250.0.${i + 1}`, workload: p.workload.replace('ns-0/', 'ns-new/') }));
+  return {
+    ...c,
+    namespaces: [...c.namespaces.filter((n) => n.name !== 'ns-1'), { name: 'ns-new', labels: { 'kubernetes.io/metadata.name': 'ns-new', team: 'team-new', env: 'dev' } }],
+    pods: [...c.pods.filter((p) => p.namespace !== 'ns-1'), ...added],
+    networkPolicies: changed.filter((p) => p.namespace !== 'ns-1'),
+  };
+}
+
+function measureDiff(size: number): DiffFigures {
+  const v1 = generateCluster({ pods: size, seed: 7 });
+  const v2 = secondVersion(v1);
+  let t = performance.now();
+  analyze(new PolicyEngine(v1));
+  const analysisMs = performance.now() - t;
+  t = performance.now();
+  const d = diffConnectivity(new PolicyEngine(v1), new PolicyEngine(v2));
+  const diffMs = performance.now() - t;
+  return { pods: size, analysisMs, diffMs, diffLines: d.lines.length };
+}
+
+function diffBlock(self: string): void {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--max-old-space-size=8192', self, '--diff-child', '10000'], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
+  const r = JSON.parse(out) as DiffFigures;
+  const ratio = r.diffMs / r.analysisMs;
+  console.log('');
+  console.log('weir diff of two 10k-pod versions (1 % of policies changed, a namespace added, one removed):');
+  console.log(`| pods | one analysis ms | diff ms | ratio | diff lines |`);
+  console.log('|---:|---:|---:|---:|---:|');
+  console.log(`| ${r.pods} | ${r.analysisMs.toFixed(1)} | ${r.diffMs.toFixed(1)} | ${ratio.toFixed(2)}× | ${r.diffLines} |`);
+  console.log(`goal (10k): diff ≤ 2× one analysis: ${ratio <= 2 ? 'met' : 'MISSED'} (${ratio.toFixed(2)}×)`);
+}
+
 function main(): void {
   const args = process.argv.slice(2);
+  const diffChild = args.indexOf('--diff-child');
+  if (diffChild >= 0) {
+    process.stdout.write(JSON.stringify(measureDiff(Number(args[diffChild + 1]))));
+    return;
+  }
+  if (args.includes('--diff-only')) {
+    diffBlock(fileURLToPath(import.meta.url));
+    return;
+  }
   const childSize = args.indexOf('--child');
   if (childSize >= 0) {
     process.stdout.write(JSON.stringify(measure(Number(args[childSize + 1]))));
@@ -158,6 +226,7 @@ function main(): void {
       `goals (10k): analysis ≤ 2000 ms: ${total <= 2000 ? 'met' : 'MISSED'} (${f(total)}); memory ≤ 1024 MiB: ${ten.peakRssMiB <= 1024 ? 'met' : 'MISSED'} (${f(ten.peakRssMiB, 0)}); explain ≤ 1000 µs: ${ten.explainUs <= 1000 ? 'met' : 'MISSED'}; incremental ≤ 5000 µs: ${ten.incrementalUs <= 5000 ? 'met' : 'MISSED'}`,
     );
   }
+  if (sizes.includes(10000)) diffBlock(self);
 }
 
 main();

@@ -220,10 +220,12 @@ describe('bad input', () => {
       /^test\/fixtures\/cli\/bad\/invalid-cidr\.yaml:\d+: error: NetworkPolicy app\/bad-cidr: spec\.egress\[0\]\.to\[0\]\.ipBlock\.cidr: invalid CIDR "10\.0\.0\.300\/8".* \[invalid-cidr\]$/m,
     );
     assert.match(r.stderr, /NetworkPolicy app\/bad-except: spec\.egress\[0\]\.to\[0\]\.ipBlock\.except\[0\]: .* \[except-outside-cidr\]$/m);
-    // Both policies are rejected, so web is not isolated.
+    // Both policies are invalid, but they certainly isolate web for egress: whatever their
+    // invalid rules might allow is UNKNOWN (issue 8: never fail open), ingress stays open.
     assert.equal(
       r.stdout,
-      '0.0.0.0-255.255.255.255[External] => app/web[Deployment] : All Connections\napp/web[Deployment] => 0.0.0.0-255.255.255.255[External] : All Connections\n',
+      '0.0.0.0-255.255.255.255[External] => app/web[Deployment] : All Connections\n' +
+        'app/web[Deployment] => 0.0.0.0-255.255.255.255[External] : UNKNOWN All Connections (invalid: NetworkPolicy app/bad-cidr spec.egress[0].to[0].ipBlock.cidr; NetworkPolicy app/bad-except spec.egress[0].to[0].ipBlock.except[0])\n',
     );
     assertNoStack(r.stderr);
   });

@@ -108,7 +108,11 @@ describe('files and documents', () => {
       'multi.yaml',
     );
     assert.deepEqual(r.cluster.namespaces.map((n) => [n.name, n.source?.line]), [['one', 2], ['two', 8]]);
-    assert.deepEqual(r.cluster.networkPolicies.map((p) => [p.name, p.source?.line]), [['p1', 16]]);
+    // p2 is invalid: kept for what is certain, whether it applies marked in doubt (never fail open).
+    assert.deepEqual(r.cluster.networkPolicies.map((p) => [p.name, p.source?.line, p.doubt?.reason]), [
+      ['p1', 16, undefined],
+      ['p2', 23, 'NetworkPolicy one/p2 spec.bogus'],
+    ]);
     oneError(r, { file: 'multi.yaml', line: 31, object: 'NetworkPolicy one/p2', field: 'spec.bogus', code: 'unknown-field' });
   });
 
@@ -526,7 +530,8 @@ describe('NetworkPolicy normalization', () => {
     assert.equal(mode('enforce').cluster.networkPolicies[0].mode, 'enforce');
     const bad = mode('dry-run');
     oneError(bad, { code: 'invalid-mode', line: 6, field: 'metadata.annotations["weir.dev/mode"]', object: 'NetworkPolicy shop/p' });
-    assert.equal(bad.cluster.networkPolicies.length, 0);
+    // Kept, never dropped (dropping fails open): whether it is enforced is in doubt.
+    assert.equal(bad.cluster.networkPolicies[0].doubt?.reason, 'NetworkPolicy shop/p metadata.annotations["weir.dev/mode"]');
   });
 });
 
@@ -535,10 +540,12 @@ describe('NetworkPolicy validation', () => {
   const ingressPort = (port: string) => np(`  podSelector: {}\n  ingress:\n    - ports:\n        - ${port}\n`);
   const P = 'NetworkPolicy shop/p';
 
-  test('an invalid policy is dropped (never an allow), valid ones load', () => {
+  test('an invalid policy is kept with its invalid part marked in doubt (never an allow), valid ones load', () => {
     const r = load(np('  podSelector: {}\n  ingress:\n    - from: [{}]\n') + '---\n' + np('  podSelector: {}\n').replace('name: p', 'name: q'));
     assert.equal(errors(r).length, 1);
-    assert.deepEqual(r.cluster.networkPolicies.map((p) => p.name), ['q']);
+    assert.deepEqual(r.cluster.networkPolicies.map((p) => p.name), ['p', 'q']);
+    assert.equal(r.cluster.networkPolicies[0].ingress[0].doubt?.reason, 'NetworkPolicy shop/p spec.ingress[0].from[0]');
+    assert.equal(r.cluster.networkPolicies[1].ingress.length, 0);
   });
 
   test('unknown fields name the field and its line', () => {
@@ -838,7 +845,9 @@ describe('examples', () => {
     const r = await loadManifests([join(root, 'bad')]);
     const files = new Set(errors(r).map((d) => d.file?.split('/').pop()));
     assert.deepEqual([...files].sort(), ['bad-admin.yaml', 'bad-cidr.yaml', 'bad-ports.yaml', 'broken.yaml', 'typo-in-policy.yaml']);
-    assert.equal(r.cluster.networkPolicies.length, 0);
-    assert.equal(r.cluster.adminNetworkPolicies.length, 0);
+    // Invalid policies are kept for what is certain, every one of them marked in doubt.
+    const policies = [...r.cluster.networkPolicies, ...r.cluster.adminNetworkPolicies];
+    assert.ok(policies.length > 0);
+    for (const p of policies) assert.ok(p.doubt !== undefined || [...p.ingress, ...p.egress].some((x) => x.doubt !== undefined), p.name);
   });
 });

@@ -9,7 +9,9 @@
 
 import {
   evaluateSide,
+  evaluateSideVerdicts,
   formatConns,
+  intersect,
   formatInterval,
   isEmpty,
   type AnalysisClass,
@@ -53,12 +55,23 @@ export interface LineExplanation {
   readonly ingress: readonly Reason[];
 }
 
+/** Connections a policy in doubt could allow or deny: never shown as allowed. */
+export interface UnknownConns {
+  readonly conns: ConnSet;
+  /** formatConns text. */
+  readonly conn: string;
+  /** `Kind ns/name field` of each invalid part that could change them. */
+  readonly reasons: readonly string[];
+}
+
 export interface ConnLine {
   readonly src: ConnNode;
   readonly dst: ConnNode;
+  /** Certainly allowed. */
   readonly conns: ConnSet;
-  /** formatConns text: `All Connections`, `TCP 80,UDP 53`. */
+  /** formatConns text: `All Connections`, `TCP 80,UDP 53` (`No Connections` when only unknown ones). */
   readonly conn: string;
+  readonly unknown?: UnknownConns;
   readonly explanation?: LineExplanation;
 }
 
@@ -83,7 +96,7 @@ function cmp(a: string, b: string): number {
 }
 
 /** Workload and pod nodes: pods of a workload share a node unless their connectivity differs. */
-function clusterNodes(result: ConnectivityResult): ConnNode[] {
+export function clusterNodes(result: ConnectivityResult): ConnNode[] {
   const n = result.classes.length;
   const byWorkload = new Map<string, { classes: Set<number>; pods: { name: string; namespace: string; cls: number }[] }>();
   for (const c of result.classes) {
@@ -103,6 +116,8 @@ function clusterNodes(result: ConnectivityResult): ConnNode[] {
         if (members.has(d)) continue;
         if (result.connId(first, d) !== result.connId(other, d)) return false;
         if (result.connId(d, first) !== result.connId(d, other)) return false;
+        if (result.unknownId(first, d) !== result.unknownId(other, d)) return false;
+        if (result.unknownId(d, first) !== result.unknownId(d, other)) return false;
       }
     }
     return true;
@@ -132,11 +147,12 @@ function externalRuns(
   result: ConnectivityResult,
   externals: readonly AnalysisClass[],
   connOf: (ext: number) => number,
-): { node: ConnNode; id: number }[] {
-  const runs: { node: ConnNode; id: number }[] = [];
-  let cur: { atoms: AnalysisClass[]; id: number } | undefined;
+  unknownOf: (ext: number) => number,
+): { node: ConnNode; id: number; uid: number }[] {
+  const runs: { node: ConnNode; id: number; uid: number }[] = [];
+  let cur: { atoms: AnalysisClass[]; id: number; uid: number } | undefined;
   const flush = () => {
-    if (!cur || cur.id === result.conns.none) return;
+    if (!cur || (cur.id === result.conns.none && cur.uid === result.conns.none)) return;
     const first = cur.atoms[0].range;
     const last = cur.atoms[cur.atoms.length - 1].range;
     if (!first || !last) return;
@@ -147,10 +163,12 @@ function externalRuns(
         classes: cur.atoms.map((a) => a.index),
       },
       id: cur.id,
+      uid: cur.uid,
     });
   };
   for (const ext of externals) {
     const id = connOf(ext.index);
+    const uid = unknownOf(ext.index);
     const range = ext.range;
     const prev = cur?.atoms[cur.atoms.length - 1].range;
     const adjacent =
@@ -159,10 +177,10 @@ function externalRuns(
       range !== undefined &&
       prev.end + 1n === range.start &&
       familyOf(prev.start) === familyOf(range.start);
-    if (cur && adjacent && cur.id === id) cur.atoms.push(ext);
+    if (cur && adjacent && cur.id === id && cur.uid === uid) cur.atoms.push(ext);
     else {
       flush();
-      cur = { atoms: [ext], id };
+      cur = { atoms: [ext], id, uid };
     }
   }
   flush();
@@ -191,31 +209,64 @@ export function connectivityList(engine: PolicyEngine, result: ConnectivityResul
   if (focus !== undefined && !nodes.some((nd) => focusMatches(nd, focus))) throw new FocusNotFoundError(focus);
   const keep = (a: ConnNode, b: ConnNode) => focus === undefined || focusMatches(a, focus) || focusMatches(b, focus);
 
-  const raw: { src: ConnNode; dst: ConnNode; id: number }[] = [];
+  const none = result.conns.none;
+  const raw: { src: ConnNode; dst: ConnNode; id: number; uid: number }[] = [];
   for (const a of nodes) {
     const ca = a.classes[0];
     for (const b of nodes) {
       if (a === b || !keep(a, b)) continue;
       const id = result.connId(ca, b.classes[0]);
-      if (id !== result.conns.none) raw.push({ src: a, dst: b, id });
+      const uid = result.unknownId(ca, b.classes[0]);
+      if (id !== none || uid !== none) raw.push({ src: a, dst: b, id, uid });
     }
     if (!keep(a, a)) continue;
-    for (const r of externalRuns(result, externals, (e) => result.connId(ca, e))) raw.push({ src: a, dst: r.node, id: r.id });
-    for (const r of externalRuns(result, externals, (e) => result.connId(e, ca))) raw.push({ src: r.node, dst: a, id: r.id });
+    for (const r of externalRuns(result, externals, (e) => result.connId(ca, e), (e) => result.unknownId(ca, e))) raw.push({ src: a, dst: r.node, id: r.id, uid: r.uid });
+    for (const r of externalRuns(result, externals, (e) => result.connId(e, ca), (e) => result.unknownId(e, ca))) raw.push({ src: r.node, dst: a, id: r.id, uid: r.uid });
   }
 
   const lines = raw
     .map((l): ConnLine => {
       const conns = result.conns.get(l.id);
-      const line: ConnLine = { src: l.src, dst: l.dst, conns, conn: formatConns(conns) };
+      let line: ConnLine = { src: l.src, dst: l.dst, conns, conn: formatConns(conns) };
+      if (l.uid !== none) {
+        const u = result.conns.get(l.uid);
+        line = { ...line, unknown: { conns: u, conn: formatConns(u), reasons: unknownReasons(engine, result, l.src, l.dst, u) } };
+      }
       return opts.explain ? { ...line, explanation: explainLine(engine, result, line) } : line;
     })
-    .filter((l) => !isEmpty(l.conns));
+    .filter((l) => !isEmpty(l.conns) || l.unknown !== undefined);
   return lines.sort((a, b) => cmp(lineText(a), lineText(b)));
 }
 
+/** The invalid parts behind a line's unknown connections, from both directions of each pair. */
+function unknownReasons(engine: PolicyEngine, result: ConnectivityResult, src: ConnNode, dst: ConnNode, unknown: ConnSet): string[] {
+  const reasons = new Set<string>();
+  for (const s of src.classes) {
+    for (const d of dst.classes) {
+      const a = result.classes[s].endpoint;
+      const b = result.classes[d].endpoint;
+      for (const dir of ['egress', 'ingress'] as const) {
+        const v = evaluateSideVerdicts(engine, dir, a, b, result.mode, unknown, undefined, true);
+        for (const x of v.doubts ?? []) if (!isEmpty(intersect(x.conns, unknown))) reasons.add(x.reason);
+      }
+    }
+  }
+  return [...reasons].sort();
+}
+
+/** `UNKNOWN TCP 81 (invalid: NetworkPolicy x/p spec.ingress[0].ports[0].endPort)` */
+export function unknownText(u: UnknownConns): string {
+  return `UNKNOWN ${u.conn} (invalid: ${u.reasons.join('; ')})`;
+}
+
+/** The connections part of a line: the certain ones, then any unknown ones. */
+export function connText(l: ConnLine): string {
+  if (!l.unknown) return l.conn;
+  return isEmpty(l.conns) ? unknownText(l.unknown) : `${l.conn}; ${unknownText(l.unknown)}`;
+}
+
 export function lineText(l: ConnLine): string {
-  return `${l.src.name} => ${l.dst.name} : ${l.conn}`;
+  return `${l.src.name} => ${l.dst.name} : ${connText(l)}`;
 }
 
 // ------------------------------------------------------------------ explanations

@@ -1,7 +1,8 @@
 // One connectivity list, several renderings (after np-guard's netpol-analyzer, so outputs can
 // be diffed against it): txt, json, csv, md and dot.
 
-import { lineText, type ConnLine, type ConnNode, type LineExplanation, type Reason } from './connlist.js';
+import { escapeControl, escapeJson } from './escape.js';
+import { connText, lineText, type ConnLine, type ConnNode, type LineExplanation, type Reason, type UnknownConns } from './connlist.js';
 
 export const OUTPUT_FORMATS = ['txt', 'json', 'csv', 'md', 'dot'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -14,16 +15,18 @@ function reasonsText(rs: readonly Reason[]): string {
   return rs.length === 0 ? 'nothing (no rule recorded)' : rs.map((r) => r.text).join('; ');
 }
 
-function explanationLines(e: LineExplanation, indent: string): string[] {
-  return [`${indent}egress:  ${reasonsText(e.egress)}`, `${indent}ingress: ${reasonsText(e.ingress)}`];
+function explanationLines(l: ConnLine, e: LineExplanation, indent: string): string[] {
+  const out = [`${indent}egress:  ${reasonsText(e.egress)}`, `${indent}ingress: ${reasonsText(e.ingress)}`];
+  if (l.unknown) out.push(`${indent}unknown: ${l.unknown.conn}, because of the invalid ${l.unknown.reasons.join('; ')}`);
+  return out;
 }
 
 /** `SRC => DST : CONNS`, one line per connection; with explanations, two indented lines each. */
 export function renderTxt(lines: readonly ConnLine[]): string {
   const out: string[] = [];
   for (const l of lines) {
-    out.push(lineText(l));
-    if (l.explanation) out.push(...explanationLines(l.explanation, '    '));
+    out.push(escapeControl(lineText(l)));
+    if (l.explanation) out.push(...explanationLines(l, l.explanation, '    ').map(escapeControl));
   }
   return out.length ? `${out.join('\n')}\n` : '';
 }
@@ -32,16 +35,23 @@ interface JsonLine {
   src: string;
   dst: string;
   conn: string;
+  /** Connections a policy in doubt could change: the verdict is UNKNOWN for them. */
+  unknown?: { conn: string; reasons: readonly string[] };
   explanation?: LineExplanation;
+}
+
+function unknownJson(u: UnknownConns): { conn: string; reasons: readonly string[] } {
+  return { conn: u.conn, reasons: u.reasons };
 }
 
 export function renderJson(lines: readonly ConnLine[]): string {
   const out = lines.map((l): JsonLine => {
     const j: JsonLine = { src: l.src.name, dst: l.dst.name, conn: l.conn };
+    if (l.unknown) j.unknown = unknownJson(l.unknown);
     if (l.explanation) j.explanation = l.explanation;
     return j;
   });
-  return `${JSON.stringify(out, null, 2)}\n`;
+  return escapeJson(`${JSON.stringify(out, null, 2)}\n`);
 }
 
 /** RFC 4180 quoting: fields with a comma, quote or newline are quoted, quotes doubled. */
@@ -54,15 +64,15 @@ export function renderCsv(lines: readonly ConnLine[]): string {
   const header = explain ? ['src', 'dst', 'conn', 'egress', 'ingress'] : ['src', 'dst', 'conn'];
   const rows = [header.join(',')];
   for (const l of lines) {
-    const fields = [l.src.name, l.dst.name, l.conn];
+    const fields = [l.src.name, l.dst.name, connText(l)];
     if (explain && l.explanation) fields.push(reasonsText(l.explanation.egress), reasonsText(l.explanation.ingress));
-    rows.push(fields.map(csvField).join(','));
+    rows.push(fields.map((f) => csvField(escapeControl(f))).join(','));
   }
   return `${rows.join('\n')}\n`;
 }
 
 function mdCell(s: string): string {
-  return s.replace(/\|/g, '\\|');
+  return escapeControl(s).replace(/\|/g, '\\|');
 }
 
 export function renderMd(lines: readonly ConnLine[]): string {
@@ -71,7 +81,7 @@ export function renderMd(lines: readonly ConnLine[]): string {
     ? ['| src | dst | conn | egress | ingress |', '|-----|-----|------|--------|---------|']
     : ['| src | dst | conn |', '|-----|-----|------|'];
   for (const l of lines) {
-    const cells = [l.src.name, l.dst.name, l.conn];
+    const cells = [l.src.name, l.dst.name, connText(l)];
     if (explain && l.explanation) cells.push(reasonsText(l.explanation.egress), reasonsText(l.explanation.ingress));
     rows.push(`| ${cells.map(mdCell).join(' | ')} |`);
   }
@@ -79,7 +89,7 @@ export function renderMd(lines: readonly ConnLine[]): string {
 }
 
 function dotString(s: string): string {
-  return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  return `"${escapeControl(s).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
 /**
@@ -119,9 +129,9 @@ export function renderDot(lines: readonly ConnLine[]): string {
   for (const l of lines) {
     // netpol-analyzer weighs edges by the order of their ends, which keeps layouts stable.
     const weight = l.src.name < l.dst.name ? '0.5' : '1';
-    out.push(
-      `\t${dotString(l.src.name)} -> ${dotString(l.dst.name)} [label=${dotString(l.conn)} color="gold2" fontcolor="darkgreen" weight=${weight}]`,
-    );
+    // An edge whose verdict is partly UNKNOWN is drawn dashed orange, never as a plain allow.
+    const style = l.unknown ? 'color="darkorange" fontcolor="darkorange" style="dashed"' : 'color="gold2" fontcolor="darkgreen"';
+    out.push(`\t${dotString(l.src.name)} -> ${dotString(l.dst.name)} [label=${dotString(connText(l))} ${style} weight=${weight}]`);
   }
   out.push('}');
   return `${out.join('\n')}\n`;

@@ -2,6 +2,7 @@
 // meant. Every finding asks the same compiled engine the analyzer uses, so "selects nothing"
 // means exactly what the enforcer would do with the policy.
 
+import { escapeControl, escapeJson } from './escape.js';
 import type {
   AdminPeer,
   AdminPort,
@@ -29,6 +30,10 @@ import {
   type PolicyEngine,
 } from '../policy/index.js';
 import { portsKey } from '../policy/cache.js';
+import { evaluateDirection } from '../policy/pipeline.js';
+import { allows, analyze } from '../policy/index.js';
+import { clusterNodes, connectivityList } from './connlist.js';
+import { ENTIRE_CLUSTER, exposure } from './exposure.js';
 import { isEmptySelector } from '../policy/selector.js';
 
 /** A lint finding is a diagnostic: severity, stable code, object, field, message. */
@@ -45,6 +50,7 @@ export const LINT_CODES = [
   'except-outside-cidr',
   'isolates-allows-nothing',
   'audit-mode',
+  'exposed-to-cluster',
 ] as const;
 export type LintCode = (typeof LINT_CODES)[number];
 
@@ -405,7 +411,60 @@ export function lint(engine: PolicyEngine, cluster: Cluster): Finding[] {
   for (const anp of cluster.adminNetworkPolicies) lintAdmin(ctx, 'AdminNetworkPolicy', anp);
   if (cluster.baselineAdminNetworkPolicy) lintAdmin(ctx, 'BaselineAdminNetworkPolicy', cluster.baselineAdminNetworkPolicy);
   lintPriorities(ctx, cluster);
+  lintExposure(ctx);
   return ctx.out.sort(compareFindings);
+}
+
+/**
+ * A workload exposed to the entire cluster (every pod of every namespace, now or later) on a
+ * port that no other workload of the input connects to it on: the exposure serves nobody here,
+ * so the rule is likely wider than meant.
+ */
+function lintExposure(ctx: Ctx): void {
+  const result = analyze(ctx.engine);
+  const lines = connectivityList(ctx.engine, result);
+  const x = exposure(ctx.engine, result, lines);
+  for (const e of x.ingress) {
+    if (e.peer !== ENTIRE_CLUSTER) continue;
+    const node = clusterNodes(result).find((nd) => nd.name === e.workload);
+    const cls = node ? result.classes[node.classes[0]] : undefined;
+    if (!cls?.identity) continue;
+    const program = ctx.engine.program(cls.identity.id, 'ingress', result.mode);
+    // Unprotected workloads are reported as such by exposure analysis; this is about rules.
+    if (!program.isolated && program.admin.length === 0 && program.baseline.length === 0) continue;
+    const exposed = resolveExposure(ctx, cls.identity.id);
+    for (const cp of cls.identity.ports) {
+      if (!allows(exposed, cp.protocol, cp.port)) continue;
+      const used = lines.some((l) => l.dst.name === e.workload && l.src.kind !== 'external' && l.src.name !== e.workload && allows(l.conns, cp.protocol, cp.port));
+      if (used) continue;
+      const m = /^([^/]+)\/(.+)\[([A-Za-z]+)\]$/.exec(e.workload);
+      const object = m ? objectName(m[3], m[2], m[1]) : e.workload;
+      const pod = [...cls.pods][0];
+      report(
+        ctx,
+        'warning',
+        'exposed-to-cluster',
+        object,
+        pod?.source,
+        undefined,
+        `exposed to the entire cluster on ${cp.protocol} ${cp.port}, but no other workload here connects to it on that port: any pod of any namespace, now or later, may (narrow the rule's peers)`,
+      );
+    }
+  }
+}
+
+/** What a workload's ingress admits from a pod that is in no particular group. */
+function resolveExposure(ctx: Ctx, identity: number): ReturnType<typeof intersect> {
+  const program = ctx.engine.program(identity, 'ingress');
+  const id = ctx.engine.cache.identities.get(identity);
+  return evaluateDirection({
+    program,
+    inGroup: (g) => {
+      const grp = ctx.engine.group(g);
+      return grp !== undefined && grp.spec.kind === 'pods' && grp.spec.namespace === undefined && isEmptySelector(grp.spec.namespaceSelector ?? {}) && isEmptySelector(grp.spec.podSelector);
+    },
+    dstPorts: id?.ports,
+  });
 }
 
 export interface LintSummary {
@@ -427,8 +486,8 @@ export type LintFormat = (typeof LINT_FORMATS)[number];
 
 /** txt: one formatDiagnostic line per finding; json: the array of findings. */
 export function renderFindings(findings: readonly Finding[], format: LintFormat): string {
-  if (format === 'json') return `${JSON.stringify(findings, null, 2)}\n`;
-  return findings.map((f) => `${formatDiagnostic(f)}\n`).join('');
+  if (format === 'json') return escapeJson(`${JSON.stringify(findings, null, 2)}\n`);
+  return findings.map((f) => `${escapeControl(formatDiagnostic(f))}\n`).join('');
 }
 
 function plural(n: number, word: string): string {

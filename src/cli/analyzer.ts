@@ -4,6 +4,10 @@
 
 import { Option, type Command } from 'commander';
 import { connectivityList, FocusNotFoundError } from '../analyze/connlist.js';
+import { escapeControl, escapeJson } from '../analyze/escape.js';
+import { diffConnectivity, DIFF_TYPES, type DiffType } from '../analyze/diff.js';
+import { exposure, exposureJson, renderExposureMd, renderExposureTxt } from '../analyze/exposure.js';
+import { DIFF_FORMATS, renderDiff, type DiffFormat } from '../analyze/diff-formats.js';
 import { OUTPUT_FORMATS, renderConnList, type OutputFormat } from '../analyze/formats.js';
 import { compareFindings, lint, LINT_FORMATS, renderFindings, summarize, summaryText, type LintFormat } from '../analyze/lint.js';
 import { PROTOCOLS, type Protocol } from '../model/cluster.js';
@@ -41,6 +45,7 @@ interface AnalyzeOptions {
   readonly format: OutputFormat;
   readonly focusWorkload?: string;
   readonly explain?: boolean;
+  readonly exposure?: boolean;
   readonly output?: string;
 }
 
@@ -55,8 +60,24 @@ async function runAnalyze(paths: string[], opts: AnalyzeOptions, cmd: Command): 
     if (e instanceof FocusNotFoundError) throw new CliError(e.message, EXIT_INPUT, e);
     throw e;
   }
-  await writeOutput(renderConnList(lines, opts.format), opts.output);
+  if (opts.exposure && (opts.format === 'csv' || opts.format === 'dot')) {
+    throw new CliError(`--exposure is printed as txt, md or json, not ${opts.format}`);
+  }
+  let text = renderConnList(lines, opts.format);
+  if (opts.exposure) {
+    // After the connectivity list, as np-guard prints it: a blank line, then the section.
+    const x = exposure(engine, result, lines);
+    if (opts.format === 'json') text = escapeJson(`${JSON.stringify({ connlist: JSON.parse(text) as unknown, exposure: exposureJson(x) }, null, 2)}\n`);
+    else if (opts.format === 'md') text = `${text}${renderExposureMd(x)}`;
+    else text = `${text}${text ? '\n' : ''}${renderExposureTxt(x)}`;
+  }
+  await writeOutput(text, opts.output);
   partialInput(input, 'the analysis');
+  // An UNKNOWN verdict is never an answer to rely on: the input-error status, whatever else.
+  if (lines.some((l) => l.unknown)) {
+    note('connections an invalid policy could allow or deny are listed as UNKNOWN (never as allowed)');
+    exitStatus.raise(EXIT_INPUT);
+  }
 }
 
 // ------------------------------------------------------------------ explain
@@ -109,9 +130,11 @@ async function runExplain(paths: string[], opts: ExplainOptions, cmd: Command): 
       protocol = cp.protocol;
     }
     const e = explain(engine, opts.from, opts.to, protocol, port);
-    const text = opts.format === 'json' ? `${JSON.stringify(e, null, 2)}\n` : `${formatExplanation(e)}\n`;
+    const text = opts.format === 'json' ? escapeJson(`${JSON.stringify(e, null, 2)}\n`) : `${formatExplanation(e).split('\n').map(escapeControl).join('\n')}\n`;
     await writeOutput(text, opts.output);
-    if (opts.failOnDeny && e.verdict === 'Denied') exitStatus.raise(EXIT_FINDINGS);
+    const verdicts = e.ranges ? e.ranges.map((r) => r.verdict) : [e.verdict];
+    if (opts.failOnDeny && verdicts.includes('Denied')) exitStatus.raise(EXIT_FINDINGS);
+    if (verdicts.includes('Unknown')) exitStatus.raise(EXIT_INPUT);
   } catch (e) {
     if (e instanceof EndpointNotFoundError) throw new CliError(e.message, EXIT_INPUT, e);
     throw e;
@@ -142,6 +165,60 @@ async function runLint(paths: string[], opts: LintOptions, cmd: Command): Promis
   else if (summary.errors > 0) exitStatus.raise(EXIT_FINDINGS);
 }
 
+// ------------------------------------------------------------------ diff
+
+interface DiffCliOptions {
+  readonly old?: string[];
+  readonly new?: string[];
+  readonly format: DiffFormat;
+  readonly failOn?: DiffType[];
+  readonly output?: string;
+}
+
+function parseFailOn(value: string, previous: DiffType[] = []): DiffType[] {
+  const out = [...previous];
+  for (const t of value.split(',').map((x) => x.trim()).filter(Boolean)) {
+    if (!(DIFF_TYPES as readonly string[]).includes(t)) throw new CliError(`invalid --fail-on "${t}": expected added, removed or changed`);
+    out.push(t as DiffType);
+  }
+  return out;
+}
+
+/** OLD… -- NEW… (the `--` is found in the raw arguments: commander folds it into the operands). */
+function splitVersions(paths: string[], opts: DiffCliOptions, cmd: Command): { oldPaths: string[]; newPaths: string[] } {
+  if (opts.old !== undefined || opts.new !== undefined) {
+    if (!opts.old?.length || !opts.new?.length) throw new CliError('--old and --new go together: weir diff --old OLD --new NEW');
+    if (paths.length > 0) throw new CliError('give the versions either as OLD… -- NEW… or with --old/--new, not both');
+    return { oldPaths: opts.old, newPaths: opts.new };
+  }
+  // Commander keeps the raw arguments (`rawArgs`) without declaring them in its types.
+  const raw = (cmd.parent as unknown as { readonly rawArgs?: readonly string[] } | null)?.rawArgs ?? [];
+  const dash = raw.lastIndexOf('--');
+  const after = dash < 0 ? -1 : raw.length - dash - 1;
+  if (after <= 0 || after >= paths.length) throw new CliError('expected two versions: weir diff OLD… -- NEW… (or --old OLD --new NEW)');
+  const stray = paths.slice(paths.length - after).find((p) => p.startsWith('-'));
+  if (stray !== undefined) throw new CliError(`"${stray}" after --: options go before --, everything after it is the new version's paths`);
+  return { oldPaths: paths.slice(0, paths.length - after), newPaths: paths.slice(paths.length - after) };
+}
+
+async function runDiff(paths: string[], opts: DiffCliOptions, cmd: Command): Promise<void> {
+  const { oldPaths, newPaths } = splitVersions(paths, opts, cmd);
+  const before = await loadInput(oldPaths, globals(cmd));
+  const after = await loadInput(newPaths, globals(cmd));
+  const d = diffConnectivity(new PolicyEngine(before.cluster), new PolicyEngine(after.cluster), { unchanged: opts.format === 'dot' });
+  await writeOutput(renderDiff(d, opts.format), opts.output);
+  if (before.hasErrors || after.hasErrors) {
+    note(`errors in the input (${countErrors(before.diagnostics)} old, ${countErrors(after.diagnostics)} new): the diff covers the valid objects only`);
+    exitStatus.raise(EXIT_INPUT);
+  }
+  const failOn = opts.failOn ?? [];
+  const hit = DIFF_TYPES.filter((t) => failOn.includes(t) && d.lines.some((l) => l.type === t));
+  if (hit.length > 0) {
+    note(`--fail-on: ${hit.map((t) => `${d.lines.filter((l) => l.type === t).length} ${t}`).join(', ')}`);
+    exitStatus.raise(EXIT_FINDINGS);
+  }
+}
+
 // ------------------------------------------------------------------ registration
 
 const PATHS_HELP = 'manifest files or folders (.yaml, .yml, .json; folders recursively)';
@@ -154,6 +231,7 @@ export function registerAnalyzerCommands(program: Command): void {
     .addOption(new Option('-f, --format <format>', 'output format').choices(OUTPUT_FORMATS).default('txt'))
     .option('--focus-workload <workload>', 'keep only connections of this workload (ns/name or name)')
     .option('--explain', 'name, per connection, the policy rules that allow it')
+    .option('--exposure', 'then which workloads are exposed to the entire cluster, label-selected namespaces and pods (existing or not) and external addresses, and which no policy protects')
     .option('-o, --output <file>', 'write the result to a file instead of stdout')
     .addHelpText(
       'after',
@@ -164,6 +242,7 @@ namespace/name[Kind], external addresses as first-last[External] ranges.
 Examples:
   $ weir analyze examples/demo
   $ weir analyze examples/demo --focus-workload shop/frontend --explain
+  $ weir analyze examples/demo --exposure
   $ weir analyze k8s/ --format dot -o graph.dot && dot -Tsvg graph.dot > graph.svg
 
 Exit status: 0 ok, 2 when some input was invalid (the valid objects are still analyzed).`,
@@ -191,6 +270,30 @@ Exit status: 0 whatever the verdict (the verdict is the output; use --fail-on-de
 on a deny), 2 on invalid input or an endpoint that matches nothing.`,
     )
     .action(runExplain);
+
+  program
+    .command('diff')
+    .description('the connections a change adds, removes or changes, and the workloads it adds or removes')
+    .argument('[paths...]', 'OLD… -- NEW…: manifest files or folders of each version')
+    .option('--old <paths...>', 'the old version (instead of OLD… --)')
+    .option('--new <paths...>', 'the new version (instead of -- NEW…)')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(DIFF_FORMATS).default('txt'))
+    .option('--fail-on <types>', 'exit 1 when the diff has connections of these types: added, removed, changed (comma-separated or repeated)', parseFailOn)
+    .option('-o, --output <file>', 'write the result to a file instead of stdout')
+    .addHelpText(
+      'after',
+      `
+Lines as np-guard's netpol-analyzer prints them:
+  diff-type: added, source: S, destination: D, old: No Connections, new: TCP 8080[, workloads-diff-info: …]
+
+Examples:
+  $ weir diff main/k8s -- k8s
+  $ weir diff --old main/k8s --new k8s --fail-on added        # CI: this change opens nothing new
+  $ weir diff old/ -- new/ --format dot -o diff.dot           # added edges green, removed red
+
+Exit status: 0 ok, 1 a difference of a --fail-on type exists, 2 invalid input or arguments.`,
+    )
+    .action(runDiff);
 
   program
     .command('lint')

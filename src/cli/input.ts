@@ -1,6 +1,7 @@
 // Reading manifests for any command: load, print the loader's diagnostics, keep going with
 // the valid objects. Shared by every command module (analyzer, lab, serve).
 
+import { escapeControl } from '../analyze/escape.js';
 import { loadManifests } from '../load/index.js';
 import type { Cluster } from '../model/cluster.js';
 import { formatDiagnostic, hasErrors, type Diagnostic } from '../model/diagnostics.js';
@@ -27,7 +28,8 @@ export async function loadInput(paths: readonly string[], opts: InputOptions = {
   if (!opts.silent) {
     for (const d of diagnostics) {
       if (opts.quiet && d.severity !== 'error') continue;
-      write(`${formatDiagnostic(d)}\n`);
+      // A manifest must not rewrite the terminal: control characters in names are escaped.
+      write(`${escapeControl(formatDiagnostic(d))}\n`);
     }
   }
   return { cluster, diagnostics, hasErrors: hasErrors(diagnostics) };

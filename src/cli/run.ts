@@ -2,6 +2,7 @@
 // clear line, nothing ever prints a stack unless WEIR_DEBUG=1.
 
 import { CommanderError } from 'commander';
+import { escapeControl } from '../analyze/escape.js';
 import { ValidationError, formatDiagnostic } from '../model/diagnostics.js';
 import { CliError, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, exitStatus } from './exit.js';
 import { buildProgram } from './program.js';
@@ -23,11 +24,11 @@ export function reportError(e: unknown, write: (text: string) => void, env: Node
     if (e.cause instanceof Error) write(`caused by: ${e.cause.stack ?? e.cause.message}\n`);
   }
   if (e instanceof CliError) {
-    write(`weir: error: ${e.message}\n`);
+    write(`weir: error: ${escapeControl(e.message)}\n`);
     return e.exitCode;
   }
   if (e instanceof ValidationError) {
-    for (const d of e.diagnostics) write(`${formatDiagnostic(d)}\n`);
+    for (const d of e.diagnostics) write(`${escapeControl(formatDiagnostic(d))}\n`);
     return EXIT_INPUT;
   }
   const message = e instanceof Error ? e.message : String(e);

@@ -25,6 +25,7 @@ import {
   normalizeService,
   type Remark,
 } from './normalize.js';
+import { markAdminPolicy, markNetworkPolicy, salvagePolicy, type PolicyKind, type Salvaged } from './salvage.js';
 import {
   adminNetworkPolicySchema,
   baselineAdminNetworkPolicySchema,
@@ -168,6 +169,16 @@ function parseObject(doc: RawDocument, defaultNamespace: string, diagnostics: Di
     diagnostics.push(...issuesToDiagnostics(r.error.issues, { doc, object }));
     return undefined;
   };
+  // A policy is never dropped for an invalid field (that would fail open): the errors are
+  // reported, and what is certain is kept with the doubtful part widened and marked.
+  const checkPolicy = <S extends z.ZodType>(schema: S): Salvaged<z.infer<S>> | undefined => {
+    const r = schema.safeParse(value);
+    if (r.success) return { raw: r.data, priority: false, rules: new Map() };
+    diagnostics.push(...issuesToDiagnostics(r.error.issues, { doc, object }));
+    // The errors above say what is invalid; the analyzer says which verdicts it leaves UNKNOWN.
+    const salvaged = salvagePolicy(kind as PolicyKind, value, object, r.error.issues, schema);
+    return salvaged;
+  };
   const remarks: Remark[] = [];
   const flushRemarks = () => {
     for (const r of remarks) {
@@ -198,19 +209,19 @@ function parseObject(doc: RawDocument, defaultNamespace: string, diagnostics: Di
       return raw && { kind: 'Service', value: normalizeService(raw, ns, source) };
     }
     case 'NetworkPolicy': {
-      const raw = check(networkPolicySchema);
-      if (!raw) return undefined;
-      const value = normalizeNetworkPolicy(raw, ns, source, remarks);
+      const got = checkPolicy(networkPolicySchema);
+      if (!got) return undefined;
+      const value = markNetworkPolicy(normalizeNetworkPolicy(got.raw, ns, source, remarks), got);
       flushRemarks();
       return { kind: 'NetworkPolicy', value };
     }
     case 'AdminNetworkPolicy': {
-      const raw = check(adminNetworkPolicySchema);
-      return raw && { kind: 'AdminNetworkPolicy', value: normalizeAdminNetworkPolicy(raw, source) };
+      const got = checkPolicy(adminNetworkPolicySchema);
+      return got && { kind: 'AdminNetworkPolicy', value: markAdminPolicy(normalizeAdminNetworkPolicy(got.raw, source), got) };
     }
     case 'BaselineAdminNetworkPolicy': {
-      const raw = check(baselineAdminNetworkPolicySchema);
-      return raw && { kind: 'BaselineAdminNetworkPolicy', value: normalizeBaselineAdminNetworkPolicy(raw, source) };
+      const got = checkPolicy(baselineAdminNetworkPolicySchema);
+      return got && { kind: 'BaselineAdminNetworkPolicy', value: markAdminPolicy(normalizeBaselineAdminNetworkPolicy(got.raw, source), got) };
     }
     case 'Pod': {
       const raw = check(podSchema);

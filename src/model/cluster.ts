@@ -113,6 +113,29 @@ export interface Service {
   readonly source?: SourceRef;
 }
 
+// ---------------------------------------------------------------- doubt
+
+/**
+ * A part of a policy whose meaning is in doubt: the API server would reject a field of it
+ * (an invalid selector operator, `endPort < port`, an ANP priority out of range, ...). weir
+ * never lets such a part fail open: the loader keeps what is certain, widens the doubtful part
+ * to everything it might mean, and marks it; the engine enforces the certain part and denies
+ * what the doubtful part might decide, and the analyzer reports every verdict it could change
+ * as UNKNOWN.
+ */
+export interface Doubt {
+  /** `Kind ns/name field`, e.g. `NetworkPolicy shop/deny spec.podSelector.matchExpressions[0].operator`. */
+  readonly reason: string;
+}
+
+/** A rule in doubt: it may match anything its widened peers and ports match, or nothing. */
+export interface RuleDoubt extends Doubt {
+  /** The action itself is invalid: the rule may allow, deny or pass. */
+  readonly anyAction?: boolean;
+  /** The peers are invalid: the rule may match any peer (the rule's `peers` are then empty). */
+  readonly anyPeer?: boolean;
+}
+
 // ---------------------------------------------------------------- NetworkPolicy
 
 export interface IPBlock {
@@ -142,6 +165,8 @@ export interface NetworkPolicyRule {
   readonly peers: readonly NetworkPolicyPeer[];
   /** Empty: matches all ports and protocols. */
   readonly ports: readonly NetworkPolicyPort[];
+  /** The rule is invalid: it allows nothing for sure, and may allow what its widened form matches. */
+  readonly doubt?: RuleDoubt;
 }
 
 export type PolicyMode = 'enforce' | 'audit';
@@ -156,6 +181,11 @@ export interface NetworkPolicy {
   readonly egress: readonly NetworkPolicyRule[];
   /** From annotation `weir.dev/mode`; default enforce. */
   readonly mode: PolicyMode;
+  /**
+   * Whether the policy applies at all is in doubt (invalid podSelector, policyTypes or mode):
+   * `podSelector`/`policyTypes` hold the widened form (every pod it might select).
+   */
+  readonly doubt?: Doubt;
   readonly source?: SourceRef;
 }
 
@@ -189,6 +219,8 @@ export interface AdminRule {
   readonly peers: readonly AdminPeer[];
   /** Absent: the rule does not filter by port. */
   readonly ports?: readonly AdminPort[];
+  /** The rule is invalid; `action` is then Deny when `doubt.anyAction`, peers empty when `doubt.anyPeer`. */
+  readonly doubt?: RuleDoubt;
 }
 
 /** What AdminNetworkPolicy and BaselineAdminNetworkPolicy share. */
@@ -198,6 +230,11 @@ export interface AdminPolicySpec {
   readonly ingress: readonly AdminRule[];
   readonly egress: readonly AdminRule[];
   readonly mode: PolicyMode;
+  /**
+   * Whether the policy applies (invalid subject or mode) or where it stands (invalid priority,
+   * then -1: before every other) is in doubt; `subject` holds the widened form.
+   */
+  readonly doubt?: Doubt;
   readonly source?: SourceRef;
 }
 

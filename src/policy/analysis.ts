@@ -12,7 +12,8 @@ import { ConnTable } from './connections.js';
 import { inGroup, podEndpoint, externalEndpoint, type Endpoint } from './endpoint.js';
 import type { PolicyEngine, ProgramMode } from './engine.js';
 import { atomize, familyOf, parseIp, type Family, type IpInterval } from './ip.js';
-import { evaluateDirection } from './pipeline.js';
+import { evaluateDirection, evaluateVerdicts } from './pipeline.js';
+import { intersect as intersectConns, subtract as subtractConns, union as unionConns } from './connections.js';
 import type { Direction, DirectionProgram } from './rules.js';
 
 export interface AnalysisClass {
@@ -34,6 +35,13 @@ export interface ConnectivityResult {
   readonly version: number;
   readonly mode: ProgramMode;
   connId(src: number, dst: number): number;
+  /**
+   * The id (in `conns`) of the connections that are UNKNOWN because a policy in doubt applies
+   * (`conns.none` when nothing is); `matrix` holds what is certainly allowed.
+   */
+  unknownId(src: number, dst: number): number;
+  /** True when some pair has unknown connections. */
+  readonly hasUnknown: boolean;
 }
 
 function findAtom(atoms: readonly IpInterval[], ip: bigint): number {
@@ -97,6 +105,12 @@ interface ProgramSlot {
   masks?: Int32Array;
 }
 
+/** Per class: the certainly allowed connections, and (programs in doubt) the unknown ones. */
+interface SlotResult {
+  readonly certain: Uint32Array;
+  readonly unknown?: Uint32Array;
+}
+
 /**
  * Computes, for one program, the connections it allows towards (egress) or from (ingress)
  * every class. Peers are folded into a bit mask of the program's groups they belong to, and
@@ -112,11 +126,12 @@ function programResults(
   fixedDst: AnalysisClass | undefined,
   portSig: Int32Array,
   sigSpan: number,
-): Uint32Array {
+): SlotResult {
   const n = classes.length;
   const out = new Uint32Array(n);
   const program = slot.program;
-  if (program.key === '') return out.fill(conns.all);
+  if (program.key === '') return { certain: out.fill(conns.all) };
+  const unknownOut = program.doubtful ? new Uint32Array(n) : undefined;
   const wide = program.groups.length > 30;
   let masks = slot.masks;
   if (!masks && !wide) {
@@ -125,6 +140,7 @@ function programResults(
     slot.masks = masks;
   }
   const memo = new Map<number, number>();
+  const unknownMemo = new Map<number, number>();
   for (let c = 0; c < n; c++) {
     const peer = classes[c];
     const dst = direction === 'egress' ? peer : (fixedDst as AnalysisClass);
@@ -134,19 +150,29 @@ function programResults(
     const key = wide ? -1 : (masks as Int32Array)[c] * sigSpan + sig;
     let id = key >= 0 ? memo.get(key) : undefined;
     if (id === undefined) {
-      const allowed = evaluateDirection({
+      const input = {
         program,
         inGroup: wide
-          ? (g) => inGroup(engine.group(g) as Group, peer.endpoint, engine.cache.nodes.values())
-          : (g) => (((masks as Int32Array)[c] >> (slot.bitOf.get(g) as number)) & 1) === 1,
+          ? (g: number) => inGroup(engine.group(g) as Group, peer.endpoint, engine.cache.nodes.values())
+          : (g: number) => (((masks as Int32Array)[c] >> (slot.bitOf.get(g) as number)) & 1) === 1,
         dstPorts: dst.identity?.ports,
-      });
-      id = conns.intern(allowed);
+      };
+      if (unknownOut) {
+        const v = evaluateVerdicts(input);
+        id = conns.intern(v.allowed);
+        const uid = conns.intern(v.unknown);
+        unknownOut[c] = uid;
+        if (key >= 0) unknownMemo.set(key, uid);
+      } else {
+        id = conns.intern(evaluateDirection(input));
+      }
       if (key >= 0) memo.set(key, id);
+    } else if (unknownOut) {
+      unknownOut[c] = unknownMemo.get(key) as number;
     }
     out[c] = id;
   }
-  return out;
+  return { certain: out, ...(unknownOut ? { unknown: unknownOut } : {}) };
 }
 
 export function analyze(engine: PolicyEngine, mode: ProgramMode = 'enforce'): ConnectivityResult {
@@ -204,8 +230,8 @@ export function analyze(engine: PolicyEngine, mode: ProgramMode = 'enforce'): Co
     c.kind === 'pod' && c.identity ? engine.program(c.identity.id, dir, mode) : undefined;
 
   // Ingress: one result column per distinct (program, destination ports).
-  const inResults = new Map<ProgramSlot, Uint32Array>();
-  const inOf: (Uint32Array | undefined)[] = new Array(n);
+  const inResults = new Map<ProgramSlot, SlotResult>();
+  const inOf: (SlotResult | undefined)[] = new Array(n);
   for (const d of classes) {
     const program = programOf(d, 'ingress');
     if (!program || program.key === '') continue;
@@ -222,9 +248,23 @@ export function analyze(engine: PolicyEngine, mode: ProgramMode = 'enforce'): Co
   const order = classes.map((c) => ({ c, p: programOf(c, 'egress') }));
   order.sort((a, b) => ((a.p?.key ?? '') < (b.p?.key ?? '') ? -1 : (a.p?.key ?? '') > (b.p?.key ?? '') ? 1 : 0));
   let matrix: Uint16Array | Uint32Array = new Uint16Array(n * n);
+  // Only when a policy in doubt applies somewhere: the UNKNOWN connections of each pair.
+  let unknown: Uint32Array | undefined;
+  const unknownMemo = new Map<string, number>();
+  const unknownOfPair = (eC: number, eU: number, iC: number, iU: number): number => {
+    const key = `${eC},${eU},${iC},${iU}`;
+    let id = unknownMemo.get(key);
+    if (id === undefined) {
+      // Might be allowed on both sides, and not certainly allowed on both.
+      const possible = intersectConns(unionConns(conns.get(eC), conns.get(eU)), unionConns(conns.get(iC), conns.get(iU)));
+      id = conns.intern(subtractConns(possible, intersectConns(conns.get(eC), conns.get(iC))));
+      unknownMemo.set(key, id);
+    }
+    return id;
+  };
   let lastKey: string | undefined;
-  let egRow: Uint32Array | undefined;
-  const allRow = new Uint32Array(n).fill(conns.all);
+  let egRow: SlotResult | undefined;
+  const allRow: SlotResult = { certain: new Uint32Array(n).fill(conns.all) };
   for (const { c: s, p } of order) {
     if (!p || p.key === '') {
       egRow = allRow;
@@ -235,19 +275,31 @@ export function analyze(engine: PolicyEngine, mode: ProgramMode = 'enforce'): Co
     }
     const base = s.index * n;
     const srcExternal = s.kind === 'external';
+    const eg = egRow.certain;
+    const egU = egRow.unknown;
     for (let d = 0; d < n; d++) {
       let id: number;
       if (srcExternal && classes[d].kind === 'external') id = conns.none;
       else {
         const inCol = inOf[d];
-        const inId = inCol ? inCol[s.index] : conns.all;
-        id = conns.intersect(inId, egRow[d]);
+        const inId = inCol ? inCol.certain[s.index] : conns.all;
+        id = conns.intersect(inId, eg[d]);
+        const eU = egU ? egU[d] : conns.none;
+        const iU = inCol?.unknown ? inCol.unknown[s.index] : conns.none;
+        if (eU !== conns.none || iU !== conns.none) {
+          const u = unknownOfPair(eg[d], eU, inId, iU);
+          if (u !== conns.none) {
+            unknown ??= new Uint32Array(n * n);
+            unknown[base + d] = u;
+          }
+        }
       }
       if (id > 0xffff && matrix instanceof Uint16Array) matrix = Uint32Array.from(matrix);
       matrix[base + d] = id;
     }
   }
   const finalMatrix = matrix;
+  const finalUnknown = unknown;
   return {
     classes,
     conns,
@@ -255,5 +307,8 @@ export function analyze(engine: PolicyEngine, mode: ProgramMode = 'enforce'): Co
     version: engine.version,
     mode,
     connId: (src, dst) => finalMatrix[src * n + dst],
+    // conns.none is id 0, the array's initial value.
+    unknownId: finalUnknown ? (src, dst) => finalUnknown[src * n + dst] : () => conns.none,
+    hasUnknown: finalUnknown !== undefined,
   };
 }

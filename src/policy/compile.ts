@@ -27,8 +27,13 @@ export interface CompiledPolicy {
   readonly subject: number;
   /** NetworkPolicy: policyTypes; admin policies affect a direction only through their rules. */
   readonly isolates: { readonly ingress: boolean; readonly egress: boolean };
+  /** What the data plane enforces: without NetworkPolicy rules in doubt, admin rules in doubt as Deny. */
   readonly ingress: readonly CompiledRule[];
   readonly egress: readonly CompiledRule[];
+  /** Present when part of the policy is in doubt: every rule, doubtful ones marked, for the analyzer. */
+  readonly doubtful?: { readonly ingress: readonly CompiledRule[]; readonly egress: readonly CompiledRule[] };
+  /** Whether the policy applies at all is in doubt (its subject, policyTypes or mode are invalid). */
+  readonly doubt?: string;
   readonly groups: readonly number[];
   readonly source?: SourceRef;
 }
@@ -69,6 +74,7 @@ class Compiler {
     ports: PortSpec[] | 'all',
     mode: PolicyMode,
     priority?: number,
+    doubt?: CompiledRule['doubt'],
   ): CompiledRule {
     return {
       id: this.nextRuleId(),
@@ -77,6 +83,7 @@ class Compiler {
       peers,
       ports,
       hasNamedPorts: ports !== 'all' && ports.some((p) => p.kind === 'named'),
+      ...(doubt ? { doubt } : {}),
     };
   }
 }
@@ -112,8 +119,9 @@ export function compileNetworkPolicy(cache: SelectorCache, np: NetworkPolicy, ne
     // Rules of a direction the policy does not declare in policyTypes have no effect.
     !isolates[direction]
       ? []
-      : (direction === 'ingress' ? np.ingress : np.egress).map((r, i) =>
-          c.rule(
+      : (direction === 'ingress' ? np.ingress : np.egress).map((r, i) => {
+          const doubt = r.doubt ?? np.doubt;
+          return c.rule(
             'NetworkPolicy',
             key,
             direction,
@@ -123,10 +131,16 @@ export function compileNetworkPolicy(cache: SelectorCache, np: NetworkPolicy, ne
             r.peers.length === 0 ? 'all' : r.peers.map((p) => npPeerGroup(c, np.namespace, p)),
             npPorts(r.ports),
             np.mode,
-          ),
-        );
+            undefined,
+            doubt ? { reason: doubt.reason } : undefined,
+          );
+        });
   const ingress = compileRules('ingress');
   const egress = compileRules('egress');
+  // The data plane never enforces a rule in doubt: it allows nothing for sure, so dropping it
+  // keeps the isolation and denies what it might allow (a policy whose subject is in doubt
+  // isolates every pod it might select, allowing nothing).
+  const doubtful = ingress.some((r) => r.doubt) || egress.some((r) => r.doubt) || np.doubt !== undefined;
   return {
     key,
     tier: 'NetworkPolicy',
@@ -134,8 +148,10 @@ export function compileNetworkPolicy(cache: SelectorCache, np: NetworkPolicy, ne
     priority: 0,
     subject,
     isolates,
-    ingress,
-    egress,
+    ingress: doubtful ? ingress.filter((r) => !r.doubt) : ingress,
+    egress: doubtful ? egress.filter((r) => !r.doubt) : egress,
+    ...(doubtful ? { doubtful: { ingress, egress } } : {}),
+    ...(np.doubt ? { doubt: np.doubt.reason } : {}),
     groups: c.taken(),
     source: np.source,
   };
@@ -186,21 +202,30 @@ function compileAdmin(
   const key = `${tier} ${p.name}`;
   const subject = subjectGroup(c, p.subject);
   const rules = (direction: Direction, list: readonly AdminRule[]) =>
-    list.map((r, i) =>
-      c.rule(
+    list.map((r, i) => {
+      const doubt = r.doubt ?? p.doubt;
+      return c.rule(
         tier,
         key,
         direction,
         r.name ? `${direction}[${i}] "${r.name}"` : `${direction}[${i}]`,
         r.action,
-        r.peers.map((peer) => adminPeerGroup(c, peer)),
+        // A rule whose peers are in doubt may match any peer.
+        r.doubt?.anyPeer ? 'all' : r.peers.map((peer) => adminPeerGroup(c, peer)),
         adminPorts(r.ports),
         p.mode,
         tier === 'AdminNetworkPolicy' ? priority : undefined,
-      ),
-    );
+        doubt ? { reason: doubt.reason, ...(r.doubt?.anyAction ? { anyAction: true } : {}) } : undefined,
+      );
+    });
   const ingress = rules('ingress', p.ingress);
   const egress = rules('egress', p.egress);
+  // What the data plane enforces of a rule in doubt: whatever it might decide, a Deny over all
+  // it might match is never more open; except that an Allow in doubt is simply left out (the
+  // traffic then meets the rules below it, which is one of the outcomes it could have had).
+  const enforced = (list: CompiledRule[]) =>
+    list.flatMap((r): CompiledRule[] => (!r.doubt ? [r] : r.action === 'Allow' && !r.doubt.anyAction ? [] : [{ ...r, action: 'Deny' }]));
+  const doubtful = ingress.some((r) => r.doubt) || egress.some((r) => r.doubt);
   return {
     key,
     tier,
@@ -208,8 +233,10 @@ function compileAdmin(
     priority,
     subject,
     isolates: { ingress: false, egress: false },
-    ingress,
-    egress,
+    ingress: doubtful ? enforced(ingress) : ingress,
+    egress: doubtful ? enforced(egress) : egress,
+    ...(doubtful ? { doubtful: { ingress, egress } } : {}),
+    ...(p.doubt ? { doubt: p.doubt.reason } : {}),
     groups: c.taken(),
     source: p.source,
   };

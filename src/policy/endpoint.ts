@@ -4,7 +4,7 @@ import type { ContainerPort, Labels, Node, Pod } from '../model/cluster.js';
 import type { Group, Identity } from './cache.js';
 import type { PolicyEngine, ProgramMode } from './engine.js';
 import { intervalsContain, parseIp } from './ip.js';
-import { evaluateDirection, type Decision } from './pipeline.js';
+import { evaluateDirection, evaluateVerdicts, type Decision, type DirectionVerdicts } from './pipeline.js';
 import { ALL_CONNS, intersect, type ConnSet } from './connections.js';
 import { matchesSelector } from './selector.js';
 import { EMPTY_PROGRAM, type Direction } from './rules.js';
@@ -94,6 +94,38 @@ export function evaluateSide(
       trace,
     },
     pending,
+  );
+}
+
+/**
+ * One direction as the analyzer sees it: what is certainly allowed and what is UNKNOWN because
+ * a policy in doubt applies. evaluateSide is what the data plane enforces.
+ */
+export function evaluateSideVerdicts(
+  engine: PolicyEngine,
+  direction: Direction,
+  src: Endpoint,
+  dst: Endpoint,
+  mode: ProgramMode,
+  pending: ConnSet = ALL_CONNS,
+  trace?: Decision[],
+  withReasons = false,
+): DirectionVerdicts {
+  const subject = direction === 'egress' ? src : dst;
+  const peer = direction === 'egress' ? dst : src;
+  const program = subject.kind === 'pod' && subject.identity ? engine.program(subject.identity.id, direction, mode) : EMPTY_PROGRAM;
+  return evaluateVerdicts(
+    {
+      program,
+      inGroup: (g) => {
+        const group = engine.group(g);
+        return group !== undefined && inGroup(group, peer, engine.cache.nodes.values());
+      },
+      dstPorts: portsOf(dst),
+      trace,
+    },
+    pending,
+    withReasons,
   );
 }
 

@@ -214,11 +214,24 @@ export class PolicyEngine {
     admins.sort((a, b) => a.priority - b.priority || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     nps.sort((a, b) => (a.key < b.key ? -1 : 1));
     const rules = (ps: CompiledPolicy[]): CompiledRule[] => ps.flatMap((p) => p[direction]);
+    const all = [...admins, ...nps, ...baselines];
+    // The analyzer's view, only where a policy in doubt applies (see DirectionProgram.doubtful).
+    const withDoubts = (ps: CompiledPolicy[]): CompiledRule[] => ps.flatMap((p) => (p.doubtful ?? p)[direction]);
+    const doubtful = all.some((p) => p.doubtful !== undefined || p.doubt !== undefined)
+      ? {
+          admin: withDoubts(admins),
+          isolatingPolicies: nps.filter((p) => p.doubt === undefined).map((p) => p.key),
+          maybeIsolating: nps.flatMap((p) => (p.doubt !== undefined ? [{ policy: p.key, reason: p.doubt }] : [])),
+          networkPolicy: withDoubts(nps),
+          baseline: withDoubts(baselines),
+        }
+      : undefined;
     return makeProgram(
       rules(admins),
       nps.map((p) => p.key),
       rules(nps),
       rules(baselines),
+      doubtful,
     );
   }
 

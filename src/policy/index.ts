@@ -1,7 +1,7 @@
 export { PolicyEngine, type ProgramMode } from './engine.js';
 export { analyze, buildClasses, type AnalysisClass, type ConnectivityResult } from './analysis.js';
-export { explain, formatExplanation, resolveEndpoint, EndpointNotFoundError, type Explanation, type DirectionExplanation, type ExplainStep, type Verdict } from './explain.js';
-export { evaluatePair, evaluateSide, podEndpoint, externalEndpoint, inGroup, type Endpoint, type PairResult } from './endpoint.js';
+export { explain, formatExplanation, resolveEndpoint, EndpointNotFoundError, type Explanation, type DirectionExplanation, type ExplainStep, type RangeExplanation, type Verdict } from './explain.js';
+export { evaluatePair, evaluateSide, evaluateSideVerdicts, podEndpoint, externalEndpoint, inGroup, type Endpoint, type PairResult } from './endpoint.js';
 export * from './connections.js';
 export type { Identity, Group, GroupSpec } from './cache.js';
 export type { CompiledPolicy, AnyPolicy } from './compile.js';
@@ -10,3 +10,4 @@ export type { CompiledRule, DirectionProgram, Direction, PortSpec, RuleRef, Tier
 export { resolvePorts } from './rules.js';
 export { matchesSelector, formatSelector, selectorKey } from './selector.js';
 export { parseIp, parseCidr, formatIp, formatInterval, type IpInterval } from './ip.js';
+export { evaluateVerdicts, type DirectionVerdicts } from './pipeline.js';

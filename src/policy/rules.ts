@@ -34,6 +34,12 @@ export interface CompiledRule {
   /** 'all' when the rule does not filter by port. */
   readonly ports: readonly PortSpec[] | 'all';
   readonly hasNamedPorts: boolean;
+  /**
+   * The rule's meaning is in doubt (an invalid field, or a policy whose application is in
+   * doubt): the analyzer treats it as "may match what `peers`/`ports` match, or nothing", with
+   * `action` — or any action when `anyAction`. It only ever reaches the data plane as a Deny.
+   */
+  readonly doubt?: { readonly reason: string; readonly anyAction?: boolean };
 }
 
 /**
@@ -74,6 +80,24 @@ export interface DirectionProgram {
   readonly key: string;
   readonly groups: readonly number[];
   readonly hasNamedPorts: boolean;
+  /**
+   * Present only when a policy in doubt applies: the program as the analyzer reads it. The
+   * fields above are what the data plane enforces (the certain part, and a deny for what is
+   * in doubt); this view keeps every doubtful rule with its real action, for UNKNOWN verdicts.
+   */
+  readonly doubtful?: DoubtfulProgram;
+}
+
+export interface DoubtfulProgram {
+  /** ANP rules in evaluation order; `doubt` marks the maybe-rules. */
+  readonly admin: readonly CompiledRule[];
+  /** NetworkPolicies that certainly isolate the pod. */
+  readonly isolatingPolicies: readonly string[];
+  /** NetworkPolicies that may isolate it (their application is in doubt), with why. */
+  readonly maybeIsolating: readonly { readonly policy: string; readonly reason: string }[];
+  /** Allow rules of every NetworkPolicy that may select the pod; `doubt` marks maybe-rules. */
+  readonly networkPolicy: readonly CompiledRule[];
+  readonly baseline: readonly CompiledRule[];
 }
 
 export const EMPTY_PROGRAM: DirectionProgram = {
@@ -92,9 +116,11 @@ export function makeProgram(
   isolatingPolicies: string[],
   networkPolicy: CompiledRule[],
   baseline: CompiledRule[],
+  doubtful?: DoubtfulProgram,
 ): DirectionProgram {
   const isolated = isolatingPolicies.length > 0;
   const all = [...admin, ...networkPolicy, ...baseline];
+  if (doubtful) all.push(...doubtful.admin, ...doubtful.networkPolicy, ...doubtful.baseline);
   const groups = new Set<number>();
   for (const r of all) if (r.peers !== 'all') for (const g of r.peers) groups.add(g);
   const ids = (rs: CompiledRule[]) => rs.map((r) => r.id).join(',');
@@ -104,8 +130,13 @@ export function makeProgram(
     isolatingPolicies,
     networkPolicy,
     baseline,
-    key: `${ids(admin)}|${isolated ? 'I' : ''}${ids(networkPolicy)}|${ids(baseline)}`,
+    key:
+      `${ids(admin)}|${isolated ? 'I' : ''}${ids(networkPolicy)}|${ids(baseline)}` +
+      (doubtful
+        ? `|?${ids([...doubtful.admin])}|${doubtful.isolatingPolicies.join(',')}|${doubtful.maybeIsolating.map((m) => m.policy).join(',')}|${ids([...doubtful.networkPolicy])}|${ids([...doubtful.baseline])}`
+        : ''),
     groups: [...groups].sort((a, b) => a - b),
     hasNamedPorts: all.some((r) => r.hasNamedPorts),
+    ...(doubtful ? { doubtful } : {}),
   };
 }

@@ -18,6 +18,8 @@ export interface Decision {
   readonly reason: 'rule' | 'isolated' | 'default-allow';
   readonly action: 'Allow' | 'Deny' | 'Pass';
   readonly conns: ConnSet;
+  /** Set when the decision is in doubt: `Kind ns/name field` of the invalid part. */
+  readonly doubt?: string;
 }
 
 export interface TierInput {
