@@ -4,14 +4,15 @@
 # pods enforced by nftables — probed with real packets and compared cell by cell with the
 # analyzer, with the flow dashboard left running.
 #
-#   sudo bash scripts/demo.sh          # up, analyze, probe --compare; dashboard stays up
-#   sudo npx weir lab down             # when done
+#   bash scripts/demo.sh               # as root (no sudo needed, none in a fresh container)
+#   sudo bash scripts/demo.sh          # the same, from a user account
+#   npx weir lab down                  # when done (as root)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DEBIAN_FRONTEND=noninteractive
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "weir's lab builds network namespaces and nftables tables: run this as root (sudo bash scripts/demo.sh)." >&2
+  echo "weir's lab builds network namespaces and nftables tables: run this as root (as root: bash scripts/demo.sh; from a user account: sudo bash scripts/demo.sh)." >&2
   exit 2
 fi
 
@@ -25,6 +26,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" </dev/null >/dev/null
 fi
 [ -d node_modules ] || npm ci --no-audit --no-fund </dev/null
+# npm ci builds the dashboard (prepare); an older install may predate that.
+[ -f src/ui/web/dist/index.html ] || npm run build:ui </dev/null
 
 echo "==> weir analyze examples/demo (offline: who can reach whom)"
 npx weir analyze examples/demo | head -n 25
@@ -48,4 +51,4 @@ npx weir explain examples/demo --from shop/checkout --to data/postgres --port 54
 
 echo
 echo "The lab is up. Dashboard and API: see the URL printed by 'lab up' above (default http://127.0.0.1:7680/)."
-echo "Try: sudo npx weir flows --verdict DROPPED, sudo npx weir lab status, and finally sudo npx weir lab down"
+echo "Try (as root): npx weir flows --verdict DROPPED, npx weir lab status, and finally npx weir lab down"

@@ -74,7 +74,7 @@ rules:
   bad('rules: [{ name: a, kind: denied-rate, threshold: 1, window: soon }]', /^rules\[0\]\.window$/);
   bad('rules: [{ name: a, kind: nope }]', /^rules\[0\]\.kind$/);
   bad('rules: [{ name: a, kind: new-external, cidrs: [10.0.0.0/33] }]', /^rules\[0\]\.cidrs\[0\]$/);
-  bad('rules: [{ name: a, kind: policy-unused, policy: p, for: 1h }, { name: a, kind: policy-unused, policy: q, for: 1h }]', /^rules\[1\]\.name$/);
+  bad('rules: [{ name: a, kind: policy-unused, policy: NetworkPolicy x/p, for: 1h }, { name: a, kind: policy-unused, policy: NetworkPolicy x/q, for: 1h }]', /^rules\[1\]\.name$/);
   bad('rules: [{ name: a, kind: bytes-between, from: {}, to: { namespace: y }, threshold: 1, window: 1m }]', /^rules\[0\]\.from$/);
   bad('rules: [ {', /^line \d+$/);
   const f = join(dir, 'bad.yaml');

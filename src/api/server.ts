@@ -3,18 +3,22 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { WebhookStatus } from '../flows/alerts.js';
 import { FlowMetrics } from '../flows/metrics.js';
 import type { FlowPipeline } from '../flows/pipeline.js';
 import type { FlowStore } from '../flows/store.js';
 import { installErrorHandler } from './errors.js';
+import { installAccessControl, type AccessOptions } from './security.js';
+import { ServerMetrics } from './server-metrics.js';
 import { alertsRoutes, type AlertRulesView } from './routes/alerts.js';
 import { edgesRoutes } from './routes/edges.js';
 import { flowsRoutes } from './routes/flows.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { policiesRoutes, type KnownPolicy } from './routes/policies.js';
-import { streamRoutes } from './routes/stream.js';
+import { streamRoutes, type StreamOptions } from './routes/stream.js';
 import { uiRoutes } from './routes/ui.js';
 
 export const DEFAULT_PORT = 7680;
@@ -26,18 +30,54 @@ export interface ServerOptions {
   store: FlowStore;
   pipeline: FlowPipeline;
   alerts?: AlertRulesView;
+  /** Webhook delivery status (when alerts have a webhook). */
+  webhook?: () => WebhookStatus;
   /** Metrics registry; defaults to the pipeline's, else a fresh one. */
   metrics?: FlowMetrics;
   knownPolicies?: () => readonly KnownPolicy[];
   uiDir?: string;
   logger?: FastifyServerOptions['logger'];
-  stream?: { maxFlowsPerEvent?: number; heartbeatMs?: number };
+  stream?: Omit<StreamOptions, 'pipeline' | 'aggregator' | 'metrics'>;
+  /** Token, Host check; see security.ts. Default: no token, any Host (tests, embedding). */
+  access?: Omit<AccessOptions, 'tls'>;
+  /** PEM certificate and key: serve HTTPS. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Idle and slow-request limits (ms). */
+  timeouts?: Partial<ServerTimeouts>;
 }
 
+export interface ServerTimeouts {
+  /** A socket with no traffic either way for this long is closed (an SSE stream sends a heartbeat every 15 s). */
+  idleMs: number;
+  /** A kept-alive connection between requests. */
+  keepAliveMs: number;
+  /** Time to receive a request's headers (slow-header attacks). */
+  headersMs: number;
+  /** Time to receive a whole request. */
+  requestMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: ServerTimeouts = { idleMs: 60_000, keepAliveMs: 5_000, headersMs: 10_000, requestMs: 30_000 };
+
 export function createServer(opts: ServerOptions): FastifyInstance {
-  const app = Fastify({ logger: opts.logger ?? false, forceCloseConnections: true });
+  const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+  const common = {
+    logger: opts.logger ?? false,
+    forceCloseConnections: true,
+    connectionTimeout: t.idleMs,
+    keepAliveTimeout: t.keepAliveMs,
+    requestTimeout: t.requestMs,
+    bodyLimit: 64 * 1024,
+  } as const;
+  // Fastify types an HTTPS instance apart from an HTTP one; routes and hooks are the same, so
+  // the rest of weir handles one FastifyInstance type.
+  const https: HttpsServerOptions | undefined = opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : undefined;
+  const app = https ? (Fastify({ ...common, https }) as unknown as FastifyInstance) : Fastify(common);
+  app.server.headersTimeout = t.headersMs;
   installErrorHandler(app);
   const metrics = opts.metrics ?? opts.pipeline.metrics ?? new FlowMetrics();
+  const serverMetrics = new ServerMetrics(metrics.registry);
+  installAccessControl(app, { ...opts.access, tls: https !== undefined }, { onRefused: (reason) => serverMetrics.authFailures.inc({ reason }) });
   const aggregator = opts.pipeline.aggregator;
 
   void app.register(fastifySwagger, {
@@ -51,8 +91,8 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   void app.register(flowsRoutes, { store: opts.store });
   void app.register(edgesRoutes, { store: opts.store, aggregator });
   void app.register(policiesRoutes, { aggregator, ...(opts.knownPolicies ? { knownPolicies: opts.knownPolicies } : {}) });
-  void app.register(alertsRoutes, { store: opts.store, ...(opts.alerts ? { alerts: opts.alerts } : {}) });
-  void app.register(streamRoutes, { pipeline: opts.pipeline, aggregator, ...opts.stream });
+  void app.register(alertsRoutes, { store: opts.store, ...(opts.alerts ? { alerts: opts.alerts } : {}), ...(opts.webhook ? { webhook: opts.webhook } : {}) });
+  void app.register(streamRoutes, { pipeline: opts.pipeline, aggregator, metrics: serverMetrics, ...opts.stream });
   void app.register(metricsRoutes, { metrics });
   void app.register(uiRoutes, { uiDir: opts.uiDir ?? DEFAULT_UI_DIR });
   app.get('/api/health', { schema: { hide: true } }, async () => ({ ok: true, pipeline: opts.pipeline.stats }));

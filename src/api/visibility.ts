@@ -11,7 +11,8 @@ import type { LabState } from '../lab/state.js';
 import { PolicyEngine } from '../policy/engine.js';
 import { applyEventsToEngine } from '../source/engine.js';
 import { LabSource } from '../source/lab.js';
-import { AlertEngine, WebhookDispatcher, loadAlertConfig } from '../flows/alerts.js';
+import { AlertEngine, DEFAULT_WEBHOOK_TIMEOUT_MS, WebhookDispatcher, alertRuleWarnings, loadAlertConfig, type KnownNames } from '../flows/alerts.js';
+import { parseDuration } from '../flows/filter.js';
 import { FlowAttribution, type AttributedPod, type AttributionStats } from '../flows/attribution.js';
 import { Enricher, identityOf, type PodInfo } from '../flows/enrich.js';
 import { FlowMetrics } from '../flows/metrics.js';
@@ -20,7 +21,8 @@ import { FlowPipeline } from '../flows/pipeline.js';
 import { SqliteFlowStore } from '../flows/sqlite-store.js';
 import type { RetentionOptions } from '../flows/store.js';
 import type { KnownPolicy } from './routes/policies.js';
-import { DEFAULT_PORT, createServer } from './server.js';
+import { checkExposure, isLoopbackAddress } from './security.js';
+import { DEFAULT_PORT, createServer, type ServerOptions } from './server.js';
 import { REASONS_FILE } from '../agent/status.js';
 
 export interface VisibilityOptions {
@@ -40,6 +42,12 @@ export interface VisibilityOptions {
   /** nft poll period of the node sources (default 500 ms). */
   pollMs?: number;
   log?: (line: string) => void;
+  /** Bearer token (required unless `host` is loopback). */
+  token?: string;
+  /** PEM certificate and key: serve HTTPS. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Live-stream limits (tests). */
+  stream?: ServerOptions['stream'];
 }
 
 /** The lab as the visibility side sees it at one moment; rebuilt whenever the lab changes. */
@@ -107,8 +115,20 @@ function emptyStats(): AttributionStats {
   return { attributed: 0, evaluations: 0, otherNode: 0, nodeTraffic: 0, droppedElsewhere: 0, auditStarts: 0, auditOfDropped: 0, mismatches: 0 };
 }
 
+function knownNames(view: LabView): KnownNames {
+  const pods = [...view.pods.values()];
+  return {
+    namespaces: new Set(pods.map((p) => p.namespace)),
+    workloads: new Set(pods.flatMap((p) => (p.workload ? [p.workload] : []))),
+    policies: new Set(view.knownPolicies.map((k) => k.policy)),
+  };
+}
+
 export async function startVisibility(opts: VisibilityOptions): Promise<Visibility> {
   const log = opts.log ?? ((l: string) => console.error(l));
+  const host = opts.host ?? '127.0.0.1';
+  // Before anything is opened: an exposed server without a token does not start at all.
+  checkExposure(host, opts.token);
   const engine = new PolicyEngine();
   const retired = emptyStats();
   const labSource = new LabSource({ dir: opts.labDir, watch: true, pollMs: opts.refreshMs ?? 500 });
@@ -143,7 +163,18 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
   let alerts: AlertEngine | undefined;
   if (opts.alertsFile) {
     const cfg = await loadAlertConfig(opts.alertsFile);
-    dispatcher = cfg.webhook ? new WebhookDispatcher({ store, ...(cfg.webhook.maxAttempts ? { maxAttempts: cfg.webhook.maxAttempts } : {}) }).start() : undefined;
+    for (const w of alertRuleWarnings(opts.alertsFile, cfg.rules, knownNames(view))) log(`weir alerts: warning: ${w}`);
+    const wh = cfg.webhook;
+    dispatcher = wh
+      ? new WebhookDispatcher({
+          store,
+          url: wh.url,
+          log,
+          registry: metrics.registry,
+          timeoutMs: wh.timeout !== undefined ? (parseDuration(wh.timeout) ?? DEFAULT_WEBHOOK_TIMEOUT_MS) : DEFAULT_WEBHOOK_TIMEOUT_MS,
+          ...(wh.maxAttempts ? { maxAttempts: wh.maxAttempts } : {}),
+        }).start()
+      : undefined;
     alerts = new AlertEngine({ store, pipeline, rules: cfg.rules, ...(cfg.webhook ? { webhookUrl: cfg.webhook.url } : {}), ...(dispatcher ? { onQueued: dispatcher.kick } : {}) });
   }
 
@@ -187,7 +218,11 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
     metrics,
     knownPolicies: () => view.knownPolicies,
     ...(alerts ? { alerts } : {}),
+    ...(dispatcher ? { webhook: () => dispatcher.status() } : {}),
     ...(opts.uiDir ? { uiDir: opts.uiDir } : {}),
+    access: { ...(opts.token !== undefined ? { token: opts.token } : {}), loopbackOnly: isLoopbackAddress(host) },
+    ...(opts.tls ? { tls: opts.tls } : {}),
+    ...(opts.stream ? { stream: opts.stream } : {}),
   });
   app.get('/api/attribution', { schema: { tags: ['flows'], summary: 'How kernel records were attributed and deduplicated across nodes' } }, async () => ({
     generation: view.generation,
@@ -195,7 +230,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
     ...attributionStats(),
   }));
   try {
-    await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? DEFAULT_PORT });
+    await app.listen({ host, port: opts.port ?? DEFAULT_PORT });
   } catch (e) {
     await labSource.stop();
     await stopSources();
@@ -205,7 +240,8 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
     throw e;
   }
   const addr = app.server.address();
-  const url = typeof addr === 'object' && addr ? `http://${opts.host ?? '127.0.0.1'}:${addr.port}` : String(addr);
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  const url = typeof addr === 'object' && addr ? `${opts.tls ? 'https' : 'http'}://${urlHost}:${addr.port}` : String(addr);
 
   return {
     app,

@@ -2,10 +2,13 @@
 // following the kernel of every node of a lab) and `weir flows` (query or follow a server).
 // Thin shell over src/api/visibility.ts and src/flows/cli.ts.
 
-import { existsSync } from 'node:fs';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { Option, type Command } from 'commander';
 import { startVisibility, type Visibility } from '../api/visibility.js';
+import { ExposureError, validateToken } from '../api/security.js';
 import { DEFAULT_PORT } from '../api/server.js';
 import { AlertConfigError } from '../flows/alerts.js';
 import { DEFAULT_SERVER, runFlowsCommand, type FlowsCliOptions } from '../flows/cli.js';
@@ -21,6 +24,64 @@ export interface ServeOptions {
   readonly host: string;
   readonly store?: string;
   readonly alerts?: string;
+  readonly tokenFile?: string;
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
+}
+
+/** Reads a small input file; a missing file, a folder or an unreadable file is an input error. */
+export function readInputFile(flag: string, file: string): Buffer {
+  let st;
+  try {
+    st = statSync(file);
+  } catch {
+    throw new CliError(`${flag}: no such file ${file}`);
+  }
+  if (st.isDirectory()) throw new CliError(`${flag}: ${file} is a folder, not a file`);
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw new CliError(`${flag}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT_INPUT, e);
+  }
+}
+
+/** `--token-file`: one line, at least 16 characters. */
+export function readTokenFile(file: string): string {
+  const token = readInputFile('--token-file', file).toString('utf8');
+  try {
+    return validateToken(token, file);
+  } catch (e) {
+    throw new CliError(`--token-file: ${(e as Error).message}`, EXIT_INPUT, e);
+  }
+}
+
+/** `--tls-cert` and `--tls-key`: both or neither; PEM; the key must belong to the certificate. */
+export function readTls(certFile: string | undefined, keyFile: string | undefined): { cert: Buffer; key: Buffer } | undefined {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) throw new CliError('--tls-cert and --tls-key go together: give both (PEM certificate and its private key)');
+  const cert = readInputFile('--tls-cert', certFile);
+  const key = readInputFile('--tls-key', keyFile);
+  try {
+    new X509Certificate(cert);
+  } catch (e) {
+    throw new CliError(`--tls-cert: ${certFile} is not a PEM certificate`, EXIT_INPUT, e);
+  }
+  try {
+    createPrivateKey(key);
+  } catch (e) {
+    throw new CliError(`--tls-key: ${keyFile} is not a PEM private key (or it is encrypted)`, EXIT_INPUT, e);
+  }
+  try {
+    createSecureContext({ cert, key });
+  } catch (e) {
+    throw new CliError(`--tls-key: ${keyFile} does not belong to the certificate ${certFile}`, EXIT_INPUT, e);
+  }
+  return { cert, key };
+}
+
+/** `--store`: a folder is not a database file. */
+function checkStorePath(file: string): void {
+  if (existsSync(file) && statSync(file).isDirectory()) throw new CliError(`--store: ${file} is a folder; give a file for the SQLite flow store`);
 }
 
 /** `--port`: 0 (any free port) to 65535. */
@@ -31,24 +92,36 @@ export function parsePort(text: string): number {
 }
 
 
+function storeOf(opts: ServeOptions, labDir: string): string {
+  return opts.store !== undefined ? resolve(opts.store) : resolve(labDir, 'flows.db');
+}
+
 async function runServe(opts: ServeOptions): Promise<void> {
   const port = parsePort(opts.port);
   const labDir = resolve(opts.labDir ?? defaultLabDir(DEFAULT_PREFIX));
   if (!existsSync(labDir)) throw new CliError(`lab directory ${labDir} does not exist: run \`weir lab up\` first (or pass --lab-dir)`);
-  if (opts.alerts !== undefined && !existsSync(opts.alerts)) throw new CliError(`--alerts: no such file ${opts.alerts}`);
+  if (opts.alerts !== undefined) readInputFile('--alerts', opts.alerts);
+  if (opts.store !== undefined) checkStorePath(resolve(opts.store));
+  const token = opts.tokenFile !== undefined ? readTokenFile(opts.tokenFile) : undefined;
+  const tls = readTls(opts.tlsCert, opts.tlsKey);
   let vis: Visibility;
   try {
     vis = await startVisibility({
       labDir,
       port,
       host: opts.host,
+      ...(token !== undefined ? { token } : {}),
+      ...(tls ? { tls } : {}),
       ...(opts.store !== undefined ? { storePath: resolve(opts.store) } : {}),
       ...(opts.alerts !== undefined ? { alertsFile: resolve(opts.alerts) } : {}),
       log: (l) => process.stderr.write(`${l}\n`),
     });
   } catch (e) {
-    if (e instanceof AlertConfigError || e instanceof ReasonsError) throw new CliError(e.message, EXIT_INPUT, e);
+    if (e instanceof AlertConfigError || e instanceof ReasonsError || e instanceof ExposureError) throw new CliError(e.message, EXIT_INPUT, e);
     const code = (e as NodeJS.ErrnoException).code;
+    // better-sqlite3: the store file is not a database, or cannot be opened or created.
+    if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') throw new CliError(`flow store ${storeOf(opts, labDir)} is not a weir SQLite database (pick another --store)`, EXIT_INPUT, e);
+    if (code === 'SQLITE_CANTOPEN' || code === 'SQLITE_READONLY' || code === 'SQLITE_IOERR') throw new CliError(`flow store ${storeOf(opts, labDir)}: cannot open or write it (${code})`, EXIT_INPUT, e);
     if (code === 'EADDRINUSE') throw new CliError(`cannot listen on ${opts.host}:${port}: the port is in use (pick another with --port)`, EXIT_INPUT, e);
     if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new CliError(`cannot listen on ${opts.host}:${port}: no such local address`, EXIT_INPUT, e);
     throw e;
@@ -70,6 +143,7 @@ async function runServe(opts: ServeOptions): Promise<void> {
 
 interface FlowsFlags extends FlowsCliOptions {
   readonly output?: string;
+  readonly tokenFile?: string;
 }
 
 async function runFlows(opts: FlowsFlags): Promise<void> {
@@ -78,7 +152,9 @@ async function runFlows(opts: FlowsFlags): Promise<void> {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   try {
-    const code = await runFlowsCommand(opts, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(`weir: ${s}`) }, controller.signal);
+    const tokenFile = opts.tokenFile ?? process.env.WEIR_TOKEN_FILE;
+    const token = tokenFile !== undefined && tokenFile !== '' ? readTokenFile(tokenFile) : undefined;
+    const code = await runFlowsCommand({ ...opts, ...(token !== undefined ? { token } : {}) }, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(`weir: ${s}`) }, controller.signal);
     exitStatus.raise(code);
   } finally {
     process.off('SIGINT', stop);
@@ -95,12 +171,20 @@ export function registerServeCommands(program: Command): void {
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--store <path>', 'SQLite file for flows and alerts (default: <lab-dir>/flows.db)')
     .option('--alerts <file>', 'alert rules (YAML: webhook + rules)')
+    .option('--token-file <file>', 'require this bearer token (one line, ≥ 16 characters) on every route but /api/health; needed to listen on a non-loopback address')
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (with --tls-key)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .addHelpText(
       'after',
       `
 Examples:
   $ sudo weir serve                                the lab in /run/weir/lab on 127.0.0.1:${DEFAULT_PORT}
   $ sudo weir serve --lab-dir /tmp/lab --port 0 --alerts alerts.yaml
+  $ openssl rand -hex 32 > /etc/weir/token && chmod 600 /etc/weir/token
+  $ sudo weir serve --host 0.0.0.0 --token-file /etc/weir/token --tls-cert cert.pem --tls-key key.pem
+
+Listening on anything but loopback needs --token-file. On loopback, requests whose Host header
+is not a loopback name get 403 (DNS rebinding). Browsers sign in at /login with the token.
 
 \`weir lab up\` starts one for its lab (stop it with \`weir lab down\`; skip it with --no-serve).
 Exit status: 0 stopped by a signal, 2 bad arguments, a port in use or invalid alert rules.`,
@@ -124,6 +208,7 @@ Exit status: 0 stopped by a signal, 2 bad arguments, a port in use or invalid al
     .option('-f, --follow', 'stream new flows until interrupted')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
     .option('--server <url>', 'weir server', DEFAULT_SERVER)
+    .option('--token-file <file>', 'bearer token of a server started with --token-file (default: $WEIR_TOKEN_FILE)')
     .addHelpText(
       'after',
       `
@@ -131,8 +216,10 @@ Examples:
   $ weir flows --verdict DROPPED --from-namespace shop
   $ weir flows --to-pod data/postgres-0 --port 5432 --output json
   $ weir flows --follow --to-namespace data
+  $ weir flows --server https://weir.example:7680 --token-file ~/.weir-token
+    (a self-signed certificate: NODE_EXTRA_CA_CERTS=cert.pem weir flows …)
 
-Exit status: 0 ok, 1 the server cannot be reached, 2 bad filters.`,
+Exit status: 0 ok, 1 the server cannot be reached, 2 bad filters, a bad --server URL or a refused token.`,
     )
     .action(runFlows);
 }

@@ -13,7 +13,8 @@
 //   or from when the rule was first loaded); it resolves on the next hit.
 // Fired and resolved alerts are stored, ride on the next live-stream batch, and are queued in
 // SQLite for the webhook; delivery is asynchronous, so a dead webhook never slows ingestion.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { GROUP_BYS, groupOf } from './aggregate.js';
@@ -22,28 +23,51 @@ import { parseDuration } from './filter.js';
 import type { FlowPipeline } from './pipeline.js';
 import { VERDICTS, type Endpoint, type FlowRecord } from './record.js';
 import type { AlertRecord, FlowStore, NewAlert } from './store.js';
+import type { WebhookStatus } from './webhook-status.js';
+
+export type { WebhookStatus };
 
 const duration = z.string().refine((s) => (parseDuration(s) ?? 0) > 0, { message: 'must be a duration like 30s, 5m or 1h' });
 const cidr = z.string().refine((s) => parseCidr(s) !== undefined, { message: 'must be a CIDR like 10.0.0.0/8' });
+// Selectors that could never match a flow are refused at load, not left to stay silent: a
+// namespace must be a DNS label, a workload a key like `shop/cart[Deployment]`, an identity
+// `shop:app=cart`, and the namespace of a workload or identity must agree with `namespace`.
+const namespaceName = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, { message: 'must be a namespace name (a DNS label such as "shop"); no namespace is named otherwise, so the rule could never match' }).max(63);
+const workloadKey = z.string().regex(/^[^/\s]+\/[^/\s[]+\[[A-Za-z]+\]$/, { message: 'must be a workload key like "shop/cart[Deployment]" (namespace/name[Kind]); no flow carries another form, so the rule could never match' });
+const identityKey = z.string().regex(/^[^:\s]+:\S*$/, { message: 'must be an identity like "shop:app=cart" (namespace:labels); no flow carries another form, so the rule could never match' });
+const namespaceOfKey = (k: string, sep: string): string => k.slice(0, k.indexOf(sep));
 const groupSel = z
-  .object({ namespace: z.string().optional(), workload: z.string().optional(), identity: z.string().optional(), cidr: z.string().optional() })
+  .object({ namespace: namespaceName.optional(), workload: workloadKey.optional(), identity: identityKey.optional(), cidr: cidr.optional() })
   .strict()
-  .refine((g) => Object.values(g).some((v) => v !== undefined), { message: 'needs at least one of namespace, workload, identity, cidr' });
+  .refine((g) => Object.values(g).some((v) => v !== undefined), { message: 'needs at least one of namespace, workload, identity, cidr' })
+  .superRefine((g, ctx) => {
+    if (g.namespace === undefined) return;
+    if (g.workload !== undefined && namespaceOfKey(g.workload, '/') !== g.namespace)
+      ctx.addIssue({ code: 'custom', path: ['workload'], message: `workload "${g.workload}" is not in namespace "${g.namespace}": the selector could never match` });
+    if (g.identity !== undefined && namespaceOfKey(g.identity, ':') !== g.namespace)
+      ctx.addIssue({ code: 'custom', path: ['identity'], message: `identity "${g.identity}" is not in namespace "${g.namespace}": the selector could never match` });
+  });
+const policyName = z
+  .string()
+  .regex(/^(NetworkPolicy [^/\s]+\/[^/\s]+|AdminNetworkPolicy \S+|BaselineAdminNetworkPolicy \S+)$/, {
+    message: 'must name a policy as flows do: "NetworkPolicy <namespace>/<name>", "AdminNetworkPolicy <name>" or "BaselineAdminNetworkPolicy default"; the rule could never match otherwise',
+  });
+const webhookUrl = z.url({ message: 'must be an http:// or https:// URL' }).refine((u) => /^https?:$/.test(new URL(u).protocol), { message: 'must be an http:// or https:// URL (no other scheme is delivered)' });
 
 const base = { name: z.string().min(1), cooldown: duration.optional() };
 
 export const alertRuleSchema = z.discriminatedUnion('kind', [
-  z.object({ ...base, kind: z.literal('denied-rate'), namespace: z.string().optional(), threshold: z.number().int().nonnegative(), window: duration }).strict(),
+  z.object({ ...base, kind: z.literal('denied-rate'), namespace: namespaceName.optional(), threshold: z.number().int().nonnegative(), window: duration }).strict(),
   z
     .object({
       ...base,
       kind: z.literal('new-external'),
       cidrs: z.array(cidr).min(1).default(['0.0.0.0/0', '::/0']),
-      namespace: z.string().optional(),
+      namespace: namespaceName.optional(),
       verdicts: z.array(z.enum(VERDICTS)).min(1).default(['FORWARDED', 'AUDIT']),
     })
     .strict(),
-  z.object({ ...base, kind: z.literal('policy-unused'), policy: z.string().min(1), for: duration }).strict(),
+  z.object({ ...base, kind: z.literal('policy-unused'), policy: policyName, for: duration }).strict(),
   z
     .object({
       ...base,
@@ -62,7 +86,8 @@ export const alertConfigSchema = z
   .object({
     webhook: z
       .object({
-        url: z.url(),
+        url: webhookUrl,
+        /** Time to wait for the receiver's answer before the attempt counts as failed (default 10s). */
         timeout: duration.optional(),
         maxAttempts: z.number().int().positive().optional(),
       })
@@ -112,7 +137,47 @@ export function parseAlertConfig(text: string, file = 'alerts.yaml'): AlertConfi
 }
 
 export async function loadAlertConfig(file: string): Promise<AlertConfig> {
-  return parseAlertConfig(await readFile(file, 'utf8'), file);
+  const st = await stat(file).catch((e: NodeJS.ErrnoException) => {
+    throw new AlertConfigError(file, '(file)', e.code === 'ENOENT' ? 'no such file' : `cannot read it (${e.code ?? e.message})`);
+  });
+  if (st.isDirectory()) throw new AlertConfigError(file, '(file)', 'is a folder; give the alert rules YAML file');
+  const bytes = await readFile(file).catch((e: NodeJS.ErrnoException) => {
+    throw new AlertConfigError(file, '(file)', `cannot read it (${e.code ?? e.message})`);
+  });
+  const text = bytes.toString('utf8');
+  if (bytes.includes(0) || text.includes('\uFFFD')) throw new AlertConfigError(file, '(file)', 'is not a text file (binary bytes); give the alert rules YAML file');
+  return parseAlertConfig(text, file);
+}
+
+/** What a running lab has, to warn about rules that name none of it. */
+export interface KnownNames {
+  namespaces: ReadonlySet<string>;
+  workloads: ReadonlySet<string>;
+  policies: ReadonlySet<string>;
+}
+
+/**
+ * Rules that name a namespace, workload or policy the cluster does not have (yet): valid, since
+ * the cluster may change, but silent until it does, so they are reported at load.
+ */
+export function alertRuleWarnings(file: string, rules: readonly AlertRule[], known: KnownNames): string[] {
+  const out: string[] = [];
+  const warn = (i: number, field: string, what: string): void => {
+    out.push(`${file}: rules[${i}].${field}: ${what}: the rule "${rules[i]?.name ?? ''}" cannot match until it exists`);
+  };
+  const sel = (i: number, field: string, g: z.infer<typeof groupSel>): void => {
+    if (g.namespace !== undefined && !known.namespaces.has(g.namespace)) warn(i, `${field}.namespace`, `no namespace "${g.namespace}" in the cluster`);
+    if (g.workload !== undefined && !known.workloads.has(g.workload)) warn(i, `${field}.workload`, `no workload "${g.workload}" in the cluster`);
+  };
+  rules.forEach((r, i) => {
+    if ((r.kind === 'denied-rate' || r.kind === 'new-external') && r.namespace !== undefined && !known.namespaces.has(r.namespace)) warn(i, 'namespace', `no namespace "${r.namespace}" in the cluster`);
+    if (r.kind === 'policy-unused' && !known.policies.has(r.policy)) warn(i, 'policy', `no policy "${r.policy}" in the cluster`);
+    if (r.kind === 'bytes-between') {
+      sel(i, 'from', r.from);
+      sel(i, 'to', r.to);
+    }
+  });
+  return out;
 }
 
 /** Sum over a sliding window of 1 s buckets. */
@@ -301,9 +366,18 @@ export class AlertEngine {
   }
 }
 
+export const DEFAULT_WEBHOOK_TIMEOUT_MS = 10_000;
+
 export interface WebhookOptions {
   store: FlowStore;
+  /** The configured receiver (for status and logs; jobs carry their own URL). */
+  url?: string;
+  /** Per-attempt timeout: the config's `webhook.timeout` (default 10 s). */
   timeoutMs?: number;
+  /** Failures are logged here (one line each). */
+  log?: (line: string) => void;
+  /** Registers weir_webhook_* metrics here. */
+  registry?: Registry;
   baseDelayMs?: number;
   maxDelayMs?: number;
   /** After this many failed attempts a job is marked dead (kept for inspection). */
@@ -324,13 +398,36 @@ export class WebhookDispatcher {
   private stopped = true;
   private inflight: Promise<void> | undefined;
   private readonly now: () => number;
-  private readonly o: Required<Omit<WebhookOptions, 'store' | 'now'>>;
+  private readonly o: Required<Omit<WebhookOptions, 'store' | 'now' | 'url' | 'log' | 'registry'>>;
+  private readonly failuresTotal: Counter | undefined;
+  private readonly deliveredTotal: Counter | undefined;
+  private readonly deadTotal: Counter | undefined;
   delivered = 0;
   failures = 0;
+  dead = 0;
+  lastError: string | undefined;
+  lastErrorAt: number | undefined;
+  lastDeliveredAt: number | undefined;
 
   constructor(private readonly opts: WebhookOptions) {
     this.now = opts.now ?? Date.now;
-    this.o = { timeoutMs: opts.timeoutMs ?? 2000, baseDelayMs: opts.baseDelayMs ?? 500, maxDelayMs: opts.maxDelayMs ?? 60_000, maxAttempts: opts.maxAttempts ?? 20, idlePollMs: opts.idlePollMs ?? 1000 };
+    const registry = opts.registry;
+    if (registry) {
+      const registers = [registry];
+      const store = opts.store;
+      this.failuresTotal = new Counter({ name: 'weir_webhook_failures_total', help: 'Webhook delivery attempts that failed (error, timeout or non-2xx answer).', registers });
+      this.deliveredTotal = new Counter({ name: 'weir_webhook_deliveries_total', help: 'Alerts delivered to the webhook (2xx answer).', registers });
+      new Gauge({
+        name: 'weir_webhook_queue_depth',
+        help: 'Alerts waiting for webhook delivery (including retries).',
+        registers,
+        collect() {
+          this.set(store.stats().webhookPending);
+        },
+      });
+      this.deadTotal = new Counter({ name: 'weir_webhook_dead_total', help: 'Alerts given up on after webhook.maxAttempts failed attempts.', registers });
+    }
+    this.o = { timeoutMs: opts.timeoutMs ?? DEFAULT_WEBHOOK_TIMEOUT_MS, baseDelayMs: opts.baseDelayMs ?? 500, maxDelayMs: opts.maxDelayMs ?? 60_000, maxAttempts: opts.maxAttempts ?? 20, idlePollMs: opts.idlePollMs ?? 1000 };
   }
 
   start(): this {
@@ -343,6 +440,21 @@ export class WebhookDispatcher {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.inflight;
+  }
+
+  status(): WebhookStatus {
+    const s: WebhookStatus = {
+      url: this.opts.url ?? '',
+      timeoutMs: this.o.timeoutMs,
+      delivered: this.delivered,
+      failures: this.failures,
+      dead: this.dead,
+      queued: this.opts.store.stats().webhookPending,
+    };
+    if (this.lastError !== undefined) s.lastError = this.lastError;
+    if (this.lastErrorAt !== undefined) s.lastErrorAt = this.lastErrorAt;
+    if (this.lastDeliveredAt !== undefined) s.lastDeliveredAt = this.lastDeliveredAt;
+    return s;
   }
 
   /** Deliver now (new job queued). */
@@ -380,16 +492,37 @@ export class WebhookDispatcher {
       for (const job of jobs) {
         if (this.stopped) return;
         try {
-          const res = await fetch(job.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: job.payload, signal: AbortSignal.timeout(this.o.timeoutMs) });
+          // The delivery id lets a receiver drop a retry of an alert it already took (at-least-once).
+          const res = await fetch(job.url, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-weir-delivery': String(job.id), 'x-weir-attempt': String(job.attempts + 1) },
+            body: job.payload,
+            signal: AbortSignal.timeout(this.o.timeoutMs),
+          });
           await res.arrayBuffer().catch(() => undefined);
           if (!res.ok) throw new Error(`HTTP ${res.status}`);
           this.opts.store.webhookDelivered(job.id, this.now());
           this.delivered++;
+          this.lastDeliveredAt = this.now();
+          this.deliveredTotal?.inc();
         } catch (e) {
           this.failures++;
+          this.failuresTotal?.inc();
           const attempts = job.attempts + 1;
           const delay = Math.min(this.o.maxDelayMs, this.o.baseDelayMs * 2 ** (attempts - 1));
-          this.opts.store.webhookFailed(job.id, this.now() + delay, String((e as Error).cause ?? (e as Error).message), attempts >= this.o.maxAttempts);
+          const err = e as Error;
+          const reason = err.name === 'TimeoutError' ? `no answer within ${this.o.timeoutMs} ms (webhook.timeout)` : String(err.cause ?? err.message);
+          const dead = attempts >= this.o.maxAttempts;
+          if (dead) {
+            this.dead++;
+            this.deadTotal?.inc();
+          }
+          this.lastError = reason;
+          this.lastErrorAt = this.now();
+          this.opts.store.webhookFailed(job.id, this.now() + delay, reason, dead);
+          this.opts.log?.(
+            `weir alerts: webhook ${job.url}: alert ${job.alertId}, attempt ${attempts}: ${reason}; ${dead ? `giving up after ${attempts} attempts (webhook.maxAttempts)` : `retrying in ${Math.round(delay / 1000)} s`}`,
+          );
         }
       }
     }

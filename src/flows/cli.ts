@@ -23,6 +23,8 @@ export interface FlowsCliOptions {
   follow?: boolean;
   output?: string;
   server?: string;
+  /** Bearer token of a server started with --token-file. */
+  token?: string;
 }
 
 export interface CliIo {
@@ -97,6 +99,11 @@ export async function runFlowsCommand(o: FlowsCliOptions, io: CliIo = defaultIo,
     return 2;
   }
   const server = (o.server ?? DEFAULT_SERVER).replace(/\/+$/, '');
+  if (!URL.canParse(server) || !['http:', 'https:'].includes(new URL(server).protocol)) {
+    io.err(`error: --server: must be an http:// or https:// URL, got "${o.server ?? ''}"\n`);
+    return 2;
+  }
+  const headers: Record<string, string> = o.token !== undefined ? { authorization: `Bearer ${o.token}` } : {};
   const q = flowsQuery(o);
   try {
     parseFlowFilter(q);
@@ -109,11 +116,11 @@ export async function runFlowsCommand(o: FlowsCliOptions, io: CliIo = defaultIo,
   }
   try {
     if (!o.follow) {
-      const res = await fetch(`${server}/api/flows?${new URLSearchParams(q).toString()}`, signal ? { signal } : {});
-      const body = (await res.json()) as { flows?: FlowRecord[]; message?: string };
+      const res = await fetch(`${server}/api/flows?${new URLSearchParams(q).toString()}`, { headers, ...(signal ? { signal } : {}) });
+      const body = (await res.json().catch(() => ({}))) as { flows?: FlowRecord[]; message?: string };
       if (!res.ok) {
-        io.err(`error: ${body.message ?? `HTTP ${res.status}`}\n`);
-        return res.status === 400 ? 2 : 1;
+        io.err(`error: ${res.status === 401 ? `${server} refused the request: ${body.message ?? 'a token is needed'} (--token-file)` : (body.message ?? `HTTP ${res.status}`)}\n`);
+        return res.status === 400 || res.status === 401 || res.status === 403 ? 2 : 1;
       }
       // Oldest first on a terminal, like `hubble observe`.
       const flows = [...(body.flows ?? [])].reverse();
@@ -122,7 +129,12 @@ export async function runFlowsCommand(o: FlowsCliOptions, io: CliIo = defaultIo,
     }
     const { limit: _l, since: _s, until: _u, ...live } = q;
     let header = output === 'table';
-    for await (const ev of readSse(`${server}/api/stream?${new URLSearchParams(live).toString()}`, signal)) {
+    for await (const ev of readSse(`${server}/api/stream?${new URLSearchParams(live).toString()}`, signal, headers)) {
+      if (ev.event === 'gap') {
+        const gap = JSON.parse(ev.data) as { flows: number; batches: number };
+        io.err(`warning: this client fell behind: ${gap.flows} flows in ${gap.batches} batches were not sent\n`);
+        continue;
+      }
       if (ev.event !== 'batch') continue;
       const flows = (JSON.parse(ev.data) as { flows: FlowRecord[] }).flows;
       if (flows.length === 0) continue;

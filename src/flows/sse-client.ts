@@ -6,8 +6,8 @@ export interface SseEvent {
 }
 
 /** Yields events until the stream ends or `signal` aborts (then it returns quietly). */
-export async function* readSse(url: string, signal?: AbortSignal): AsyncGenerator<SseEvent> {
-  const res = await fetch(url, { headers: { accept: 'text/event-stream' }, ...(signal ? { signal } : {}) });
+export async function* readSse(url: string, signal?: AbortSignal, headers: Record<string, string> = {}): AsyncGenerator<SseEvent> {
+  const res = await fetch(url, { headers: { ...headers, accept: 'text/event-stream' }, ...(signal ? { signal } : {}) });
   if (!res.ok || !res.body) {
     const text = await res.text().catch(() => '');
     throw new Error(`${url}: HTTP ${res.status}${text ? `: ${text}` : ''}`);

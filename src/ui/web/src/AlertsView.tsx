@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import { ago, getJson, type AlertRecord } from './api';
+import { ago, getJson, type AlertRecord, type WebhookStatus } from './api';
 import type { LiveStore } from './live';
 
 interface Rule {
@@ -11,15 +11,23 @@ interface Rule {
 export function AlertsView({ live }: { live: LiveStore }) {
   const [alerts, setAlerts] = useState<AlertRecord[]>([]);
   const [rules, setRules] = useState<Rule[]>([]);
+  const [webhook, setWebhook] = useState<WebhookStatus | null>(null);
+  const [tick, setTick] = useState(0);
   const liveCount = live.alerts.length;
+  // Delivery status changes without new alerts (retries): refresh it every 5 s too.
   useEffect(() => {
-    getJson<{ alerts: AlertRecord[]; rules: Rule[] }>('api/alerts?limit=200')
+    const t = setInterval(() => setTick((n) => n + 1), 5000);
+    return () => clearInterval(t);
+  }, []);
+  useEffect(() => {
+    getJson<{ alerts: AlertRecord[]; rules: Rule[]; webhook: WebhookStatus | null }>('api/alerts?limit=200')
       .then((r) => {
         setAlerts(r.alerts);
         setRules(r.rules);
+        setWebhook(r.webhook);
       })
       .catch(() => undefined);
-  }, [liveCount]);
+  }, [liveCount, tick]);
   return (
     <div className="page alerts">
       <section>
@@ -33,6 +41,22 @@ export function AlertsView({ live }: { live: LiveStore }) {
           ))}
         </ul>
       </section>
+      {webhook && (
+        <section data-testid="webhook-status" className={webhook.failures > 0 ? 'webhook failing' : 'webhook'}>
+          <h3>Webhook</h3>
+          <div>
+            <b>{webhook.url}</b> <span className="muted">timeout {webhook.timeoutMs / 1000} s</span>
+          </div>
+          <div>
+            {webhook.delivered} delivered · {webhook.queued} queued · <span className={webhook.failures > 0 ? 'bad' : ''}>{webhook.failures} failed attempts</span> · {webhook.dead} given up
+          </div>
+          {webhook.lastError !== undefined && (
+            <div className="bad" data-testid="webhook-error">
+              last failure {webhook.lastErrorAt !== undefined ? ago(webhook.lastErrorAt) : ''}: {webhook.lastError}
+            </div>
+          )}
+        </section>
+      )}
       <section>
         <h3>Fired</h3>
         <table className="flows" data-testid="alert-table">

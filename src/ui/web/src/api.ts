@@ -2,8 +2,9 @@
 import type { Edge, GroupBy, PolicyCounter } from '../../../flows/aggregate';
 import type { FlowRecord, Verdict } from '../../../flows/record';
 import type { AlertRecord, StoredFlow } from '../../../flows/store';
+import type { WebhookStatus } from '../../../flows/webhook-status';
 
-export type { Edge, GroupBy, PolicyCounter, FlowRecord, Verdict, AlertRecord, StoredFlow };
+export type { Edge, GroupBy, PolicyCounter, FlowRecord, Verdict, AlertRecord, StoredFlow, WebhookStatus };
 
 export interface ApiErrorBody {
   message: string;

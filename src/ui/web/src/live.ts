@@ -29,6 +29,8 @@ export class LiveStore {
   connected = false;
   flowsPerSecond = 0;
   version = 0;
+  /** Times the server said this page fell behind (each followed by a fresh snapshot). */
+  gaps = 0;
   private pending: BatchEvent[] = [];
   private es: EventSource | undefined;
   private listeners = new Set<() => void>();
@@ -58,6 +60,12 @@ export class LiveStore {
       this.addEdges(snap.edges);
       this.groupsVersion++;
       this.notify();
+    });
+    // The server dropped batches while this page was behind: the edge totals are no longer
+    // exact, so start over from a fresh snapshot.
+    es.addEventListener('gap', () => {
+      this.gaps++;
+      this.connect(group, window);
     });
     es.addEventListener('batch', (ev) => {
       this.pending.push(JSON.parse((ev as MessageEvent<string>).data) as BatchEvent);
