@@ -156,13 +156,29 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
     return view;
   };
 
-  const store = new SqliteFlowStore(opts.storePath ?? join(opts.labDir, 'flows.db'), opts.retention ? { retention: opts.retention } : {});
+  // The lab source is watching (a timer): every input error from here on stops it, or the
+  // process would stay alive after reporting the error.
+  let store: SqliteFlowStore;
+  try {
+    store = new SqliteFlowStore(opts.storePath ?? join(opts.labDir, 'flows.db'), opts.retention ? { retention: opts.retention } : {});
+  } catch (e) {
+    await labSource.stop();
+    throw e;
+  }
   const metrics = new FlowMetrics({ defaultMetrics: true });
   const pipeline = new FlowPipeline({ store, metrics }).start();
   let dispatcher: WebhookDispatcher | undefined;
   let alerts: AlertEngine | undefined;
   if (opts.alertsFile) {
-    const cfg = await loadAlertConfig(opts.alertsFile);
+    let cfg: Awaited<ReturnType<typeof loadAlertConfig>>;
+    try {
+      cfg = await loadAlertConfig(opts.alertsFile);
+    } catch (e) {
+      await labSource.stop();
+      pipeline.stop();
+      store.close();
+      throw e;
+    }
     for (const w of alertRuleWarnings(opts.alertsFile, cfg.rules, knownNames(view))) log(`weir alerts: warning: ${w}`);
     const wh = cfg.webhook;
     dispatcher = wh
