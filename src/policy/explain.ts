@@ -81,12 +81,26 @@ function podName(p: Pod): string {
 }
 
 /**
+ * `ns/w-3`: replica 3 of a workload the model keeps as one representative pod `ns/w-0` with a
+ * replica count (the loader does not materialise replicas); it is that pod, as its replicas are
+ * identical.
+ */
+function replicaOf(engine: PolicyEngine, spec: string): Pod | undefined {
+  const m = /^(.*)-(\d+)$/.exec(spec);
+  if (!m || m[2] === '0') return undefined;
+  const rep = engine.pods.get(`${m[1]}-0`);
+  return rep && Number(m[2]) < (rep.replicas ?? 1) ? rep : undefined;
+}
+
+/**
  * Resolves `ns/pod`, `ns/workload` (its first pod), an IP address or a CIDR (its first
  * address; the analyzer's external ranges tell where verdicts change) to an endpoint.
  */
 export function resolveEndpoint(engine: PolicyEngine, spec: string): { endpoint: Endpoint; label: string; range?: IpInterval } {
   const pod = engine.pods.get(spec);
   if (pod) return { endpoint: podEndpoint(engine, pod), label: podName(pod) };
+  const replica = replicaOf(engine, spec);
+  if (replica) return { endpoint: podEndpoint(engine, replica), label: spec };
   if (spec.includes('/') && !parseCidr(spec)) {
     const [ns, name] = spec.split('/', 2);
     const prefix = `${ns}/${name}[`;
