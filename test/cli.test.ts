@@ -1,8 +1,8 @@
 // The real CLI: `node bin/weir.js …` in a child process, exact output on fixtures whose
 // connectivity is known by hand, every format, exit codes, and clear errors on bad input.
 
+import { weir } from './helpers/cli.js';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,28 +12,6 @@ import { CommanderError } from 'commander';
 import { CliError } from '../src/cli/exit.js';
 import { reportError } from '../src/cli/run.js';
 import { ValidationError } from '../src/model/diagnostics.js';
-
-interface Result {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function weir(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/weir.js', ...args], {
-      cwd: process.cwd(),
-      env: { ...process.env, WEIR_DEBUG: '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const BASIC = 'test/fixtures/cli/basic';
 const LINT = 'test/fixtures/cli/lint';

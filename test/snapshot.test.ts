@@ -5,8 +5,9 @@
 // Every case runs the real CLI (`node bin/weir.js`) on files the test writes, and checks the
 // exact connectivity list.
 
+import { weir, type CliResult } from './helpers/cli.js';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,31 +17,7 @@ import { loadManifestText } from '../src/load/index.js';
 import { planLab } from '../src/lab/plan.js';
 import { ValidationError } from '../src/model/diagnostics.js';
 
-interface Result {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function weir(args: string[], asUser?: number): Promise<Result> {
-  // As root, permissions do not stop a read: run as another user (setpriv) to meet them.
-  const [cmd, argv] = asUser === undefined ? [process.execPath, ['bin/weir.js', ...args]] : ['setpriv', [`--reuid=${asUser}`, `--regid=${asUser}`, '--clear-groups', process.execPath, 'bin/weir.js', ...args]];
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, {
-      cwd: process.cwd(),
-      env: { ...process.env, WEIR_DEBUG: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-const lines = (r: Result) => r.stdout.trimEnd().split('\n');
+const lines = (r: CliResult) => r.stdout.trimEnd().split('\n');
 const ANY = '0.0.0.0-255.255.255.255[External]';
 
 let dir: string;
@@ -300,7 +277,7 @@ describe('folders as users have them', () => {
     const root = process.getuid?.() === 0;
     if (root) for (const p of [dir, d, join(d, 'ok')]) await chmod(p, 0o755);
     await chmod(join(d, 'ok', 'app.yaml'), 0o644);
-    const r = await weir(['analyze', d], root ? 65534 : undefined);
+    const r = await weir(['analyze', d], {}, root ? { asUser: 65534 } : {});
     await chmod(join(d, 'locked'), 0o755); // so the cleanup can remove it
     assert.equal(r.code, 2, r.stderr);
     assert.deepEqual(lines(r), FOLDER_LINES);

@@ -5,6 +5,7 @@ import type { Group, Identity } from './cache.js';
 import type { PolicyEngine, ProgramMode } from './engine.js';
 import { intervalsContain, parseIp } from './ip.js';
 import { evaluateDirection, evaluateVerdicts, type Decision, type DirectionVerdicts } from './pipeline.js';
+import type { TierInput } from './tiers/outcome.js';
 import { ALL_CONNS, intersect, type ConnSet } from './connections.js';
 import { matchesSelector } from './selector.js';
 import { EMPTY_PROGRAM, type Direction } from './rules.js';
@@ -70,6 +71,22 @@ export interface PairResult {
   readonly allowed: ConnSet;
 }
 
+/** What the tiers need to judge one direction between two endpoints: the subject's program, the peer's groups, the ports. */
+function sideContext(engine: PolicyEngine, direction: Direction, src: Endpoint, dst: Endpoint, mode: ProgramMode, trace: Decision[] | undefined): TierInput {
+  const subject = direction === 'egress' ? src : dst;
+  const peer = direction === 'egress' ? dst : src;
+  const program = subject.kind === 'pod' && subject.identity ? engine.program(subject.identity.id, direction, mode) : EMPTY_PROGRAM;
+  return {
+    program,
+    inGroup: (g) => {
+      const group = engine.group(g);
+      return group !== undefined && inGroup(group, peer, engine.cache.nodes.values());
+    },
+    dstPorts: portsOf(dst),
+    trace,
+  };
+}
+
 /** Evaluates one direction for a pair: egress at the source, ingress at the destination. */
 export function evaluateSide(
   engine: PolicyEngine,
@@ -80,21 +97,7 @@ export function evaluateSide(
   pending: ConnSet = ALL_CONNS,
   trace?: Decision[],
 ): ConnSet {
-  const subject = direction === 'egress' ? src : dst;
-  const peer = direction === 'egress' ? dst : src;
-  const program = subject.kind === 'pod' && subject.identity ? engine.program(subject.identity.id, direction, mode) : EMPTY_PROGRAM;
-  return evaluateDirection(
-    {
-      program,
-      inGroup: (g) => {
-        const group = engine.group(g);
-        return group !== undefined && inGroup(group, peer, engine.cache.nodes.values());
-      },
-      dstPorts: portsOf(dst),
-      trace,
-    },
-    pending,
-  );
+  return evaluateDirection(sideContext(engine, direction, src, dst, mode, trace), pending);
 }
 
 /**
@@ -111,22 +114,7 @@ export function evaluateSideVerdicts(
   trace?: Decision[],
   withReasons = false,
 ): DirectionVerdicts {
-  const subject = direction === 'egress' ? src : dst;
-  const peer = direction === 'egress' ? dst : src;
-  const program = subject.kind === 'pod' && subject.identity ? engine.program(subject.identity.id, direction, mode) : EMPTY_PROGRAM;
-  return evaluateVerdicts(
-    {
-      program,
-      inGroup: (g) => {
-        const group = engine.group(g);
-        return group !== undefined && inGroup(group, peer, engine.cache.nodes.values());
-      },
-      dstPorts: portsOf(dst),
-      trace,
-    },
-    pending,
-    withReasons,
-  );
+  return evaluateVerdicts(sideContext(engine, direction, src, dst, mode, trace), pending, withReasons);
 }
 
 export function evaluatePair(

@@ -8,9 +8,17 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-export function weir(args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> {
+export interface CliOptions {
+  /** Run as this uid/gid (through setpriv): as root, permissions do not stop a read otherwise. */
+  readonly asUser?: number;
+}
+
+export function weir(args: readonly string[], env: Record<string, string> = {}, opts: CliOptions = {}): Promise<CliResult> {
+  const argv = ['bin/weir.js', ...args];
+  const [cmd, cmdArgs] =
+    opts.asUser === undefined ? [process.execPath, argv] : ['setpriv', [`--reuid=${opts.asUser}`, `--regid=${opts.asUser}`, '--clear-groups', process.execPath, ...argv]];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/weir.js', ...args], {
+    const child = spawn(cmd, cmdArgs, {
       cwd: process.cwd(),
       env: { ...process.env, WEIR_DEBUG: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
