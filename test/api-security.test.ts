@@ -1,3 +1,4 @@
+// suite: integration (no root; real processes, sockets or a browser: `npm run test:integration`)
 // The visibility server's access control over real sockets: token (bearer, login cookie), the
 // loopback Host check, security headers, TLS with a certificate made by openssl here, and
 // `weir serve` refusing what it must refuse (a non-loopback bind without a token — tried only

@@ -1,3 +1,4 @@
+// suite: integration (no root; real processes, sockets or a browser: `npm run test:integration`)
 // Slow live-stream clients cannot grow the server's memory. A server in its own process takes a
 // steady synthetic load of 5,000 flows/s; 200 clients open /api/stream over real TCP sockets,
 // read the headers and then stop reading, for 30 s. Stated bound: the server's RSS stays within

@@ -1,3 +1,4 @@
+// suite: integration (no root; real processes, sockets or a browser: `npm run test:integration`)
 // Fidelity of the test API server, checked with a client nobody here wrote: kubectl 1.32
 // discovers, lists (with pages), prints tables, applies, patches, deletes and watches through
 // it, and sees exactly the objects and events the server holds.

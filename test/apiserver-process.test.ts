@@ -1,3 +1,4 @@
+// suite: integration (no root; real processes, sockets or a browser: `npm run test:integration`)
 // The test API server as its own process with a state file (how the lab will run it): the
 // Kubernetes source keeps watching while the process is stopped and started again on the same
 // port, loses nothing, and sees what kubectl changes afterwards.

@@ -1,3 +1,4 @@
+// suite: integration (no root; real processes, sockets or a browser: `npm run test:integration`)
 // The real CLI: `node bin/weir.js …` in a child process, exact output on fixtures whose
 // connectivity is known by hand, every format, exit codes, and clear errors on bad input.
 

@@ -1,3 +1,4 @@
+// suite: integration (no root; real processes, sockets or a browser: `npm run test:integration`)
 // The dashboard at the size the issue names: 200 groups must stay readable, and 2,000 flow
 // updates per second must not cost a re-layout per event or stall the page. A real server
 // (pipeline + SQLite store) and a real headless Chromium; every figure is measured in the page.

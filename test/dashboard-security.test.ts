@@ -1,3 +1,4 @@
+// suite: integration (no root; real processes, sockets or a browser: `npm run test:integration`)
 // The dashboard in real Chromium under the server's Content-Security-Policy, with a token: the
 // browser is sent to /login, signs in with the token, and the map then renders and follows the
 // live stream (fetch and EventSource carry the session cookie); no CSP violation is reported.

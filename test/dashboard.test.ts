@@ -1,3 +1,4 @@
+// suite: integration (no root; real processes, sockets or a browser: `npm run test:integration`)
 import assert from 'node:assert/strict';
 import { mkdirSync, statSync } from 'node:fs';
 import { after, before, test } from 'node:test';

@@ -1,3 +1,4 @@
+// suite: integration (no root; real processes, sockets or a browser: `npm run test:integration`)
 // `weir diff` over pairs of folders the test writes itself: a port changed, a policy added, a
 // workload added, ipBlock ranges changed. Every line is checked, in np-guard's text format.
 

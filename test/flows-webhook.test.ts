@@ -1,3 +1,4 @@
+// suite: integration (no root; real processes, sockets or a browser: `npm run test:integration`)
 // Webhooks that say when they fail, over real sockets: the configured `webhook.timeout` is
 // honoured (a receiver slower than the old fixed 2 s, within its timeout, gets the alert once),
 // failures are logged, counted in /metrics and shown on /api/alerts, and rules naming nothing

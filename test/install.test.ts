@@ -1,3 +1,4 @@
+// suite: integration (no root; real processes, sockets or a browser: `npm run test:integration`)
 // The cluster manifests (deploy/) and `weir install --dry-run`: rendered by kubectl's own
 // kustomize and by weir (the same objects), every object checked against the Kubernetes
 // types (a typo'd field or a wrong type fails), least-privilege RBAC that matches what the

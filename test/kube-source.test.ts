@@ -1,3 +1,4 @@
+// suite: integration (no root; real processes, sockets or a browser: `npm run test:integration`)
 // The Kubernetes source against the test API server (real HTTPS, real list/watch streams):
 // initial sync, events, and every failure mode users of watch clients report — a dropped
 // stream, 410 Gone, a silent watch, an API server restart — with a ledger that refuses any

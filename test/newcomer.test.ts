@@ -1,3 +1,4 @@
+// suite: integration (no root; real processes, sockets or a browser: `npm run test:integration`)
 // What a newcomer does, from a fresh clone: the README's set-up command (`npm ci`), then
 // `weir serve`, then the dashboard in a browser. The clone is of the current checkout's HEAD
 // (commit first), in a temporary folder that is removed afterwards. `npm ci` builds

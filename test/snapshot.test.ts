@@ -1,4 +1,4 @@
-// suite: unit (root only to re-run one check as user nobody; needs no namespaces)
+// suite: integration (no root; real processes, sockets or a browser: `npm run test:integration`)
 // Reading snapshots as users dump them (issue 8): typed list responses of the API server,
 // pods grouped into their controllers with np-guard's names, folders with links, stray files
 // and FIFOs, manifests the API server rejects for form, KubeVirt VMs, huge replica counts.

@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 
 const TEST_DIR = dirname(fileURLToPath(import.meta.url));
 const MARKER = /^\/\/ suite: lab\b/m;
-/** A file that checks for root without needing it (to drop privileges, say) says so. */
-const UNIT_MARKER = /^\/\/ suite: unit\b/m;
+/** Integration files run without root; one may check for root to drop privileges. */
+const INTEGRATION_MARKER = /^\/\/ suite: integration\b/m;
 /** What a test needing root uses: the netns helpers, or a uid check. */
 const NEEDS_ROOT = /netnsSkipReason|getuid\?\.\(\) === 0|labEnforcer\(|ip', 'netns'/;
 
@@ -19,7 +19,7 @@ export function unmarkedRootTests(files: ReadonlyMap<string, string>): string[] 
   return [...files]
     .filter(([, text]) => {
       const head = text.split('\n').slice(0, 3).join('\n');
-      return NEEDS_ROOT.test(text) && !MARKER.test(head) && !UNIT_MARKER.test(head);
+      return NEEDS_ROOT.test(text) && !MARKER.test(head) && !INTEGRATION_MARKER.test(head);
     })
     .map(([name]) => name);
 }
