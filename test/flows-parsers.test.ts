@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConntrackFlowParser, parseConntrackLine } from '../src/flows/conntrack.js';
-import { Enricher, identityOf, parseCidr, cidrContains } from '../src/flows/enrich.js';
+import { Enricher, identityOf } from '../src/flows/enrich.js';
+import { cidrContains, parseCidrOrAddress as parseCidr } from '../src/policy/ip.js';
 import { CounterTracker, DeniedSetTracker, parseDeniedSet, parseHitCounters } from '../src/flows/nftjson.js';
 import { parseReasons, ReasonsError } from '../src/flows/reasons.js';
 import { flowRecordSchema } from '../src/flows/record.js';

@@ -19,7 +19,7 @@ import {
   inGroup,
   intersect,
   isEmpty,
-  parseCidr,
+  cidrInterval,
   resolvePorts,
   subtract,
   type AnalysisClass,
@@ -144,14 +144,14 @@ function checkPeerGroups(
 /** Checks an ipBlock peer; false when it has an error. */
 function checkIpBlock(ctx: Ctx, peer: NetworkPolicyPeer, object: string, source: SourceRef | undefined, field: string): boolean {
   if (peer.kind !== 'ipBlock') return true;
-  const cidr = parseCidr(peer.ipBlock.cidr);
+  const cidr = cidrInterval(peer.ipBlock.cidr);
   if (!cidr) {
     report(ctx, 'error', 'invalid-cidr', object, source, `${field}.ipBlock.cidr`, `invalid CIDR "${peer.ipBlock.cidr}"`);
     return false;
   }
   let ok = true;
   peer.ipBlock.except.forEach((text, k) => {
-    const ex = parseCidr(text);
+    const ex = cidrInterval(text);
     const f = `${field}.ipBlock.except[${k}]`;
     if (!ex) {
       report(ctx, 'error', 'invalid-cidr', object, source, f, `invalid CIDR "${text}" in except`);
@@ -263,7 +263,7 @@ function lintAdminRules(ctx: Ctx, compiled: CompiledPolicy | undefined, directio
     rule.peers.forEach((peer, j) => {
       if (peer.kind !== 'networks') return;
       peer.networks.forEach((n, k) => {
-        if (parseCidr(n)) return;
+        if (cidrInterval(n)) return;
         invalid.add(j);
         report(ctx, 'error', 'invalid-cidr', object, source, `${base}.${peerKey(direction)}[${j}].networks[${k}]`, `invalid CIDR "${n}"`);
       });

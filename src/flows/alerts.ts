@@ -18,7 +18,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { GROUP_BYS, groupOf } from './aggregate.js';
-import { cidrContains, parseCidr } from './enrich.js';
+import { cidrContains, parseCidrOrAddress } from '../policy/ip.js';
 import { parseDuration } from './filter.js';
 import type { FlowPipeline } from './pipeline.js';
 import { VERDICTS, type Endpoint, type FlowRecord } from './record.js';
@@ -28,7 +28,7 @@ import type { WebhookStatus } from './webhook-status.js';
 export type { WebhookStatus };
 
 const duration = z.string().refine((s) => (parseDuration(s) ?? 0) > 0, { message: 'must be a duration like 30s, 5m or 1h' });
-const cidr = z.string().refine((s) => parseCidr(s) !== undefined, { message: 'must be a CIDR like 10.0.0.0/8' });
+const cidr = z.string().refine((s) => parseCidrOrAddress(s) !== undefined, { message: 'must be a CIDR like 10.0.0.0/8' });
 // Selectors that could never match a flow are refused at load, not left to stay silent: a
 // namespace must be a DNS label, a workload a key like `shop/cart[Deployment]`, an identity
 // `shop:app=cart`, and the namespace of a workload or identity must agree with `namespace`.
@@ -208,7 +208,7 @@ class WindowSum {
 
 function matchesGroup(ep: Endpoint, sel: z.infer<typeof groupSel>): boolean {
   if (sel.cidr !== undefined) {
-    const c = parseCidr(sel.cidr);
+    const c = parseCidrOrAddress(sel.cidr);
     if (!c || !cidrContains(c, ep.ip)) return false;
   }
   if (sel.namespace !== undefined && ep.namespace !== sel.namespace) return false;
@@ -300,7 +300,7 @@ export class AlertEngine {
             if (!r.dst.external || !rule.verdicts.includes(r.verdict)) continue;
             if (rule.namespace !== undefined && r.src.namespace !== rule.namespace) continue;
             const hit = rule.cidrs.find((c) => {
-              const p = parseCidr(c);
+              const p = parseCidrOrAddress(c);
               return !!p && cidrContains(p, r.dst.ip);
             });
             if (!hit) continue;

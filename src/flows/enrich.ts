@@ -31,7 +31,6 @@ export function identityOf(namespace: string, labels: Readonly<Record<string, st
 
 /** External ranges: CIDRs on the engine's address line (src/policy/ip.ts); a bare address is its own /32 or /128. */
 export type Cidr = ParsedCidr;
-export const parseCidr = parseCidrOrAddress;
 export { cidrContains };
 
 export interface EnricherOptions {
@@ -48,7 +47,7 @@ export class Enricher {
   private readonly cacheSize: number;
   constructor(private readonly opts: EnricherOptions) {
     this.cidrs = (opts.externalCidrs ?? [])
-      .map((t) => parseCidr(t))
+      .map((t) => parseCidrOrAddress(t))
       .filter((c): c is Cidr => !!c)
       .sort((a, b) => {
         // The most specific network first: the smallest range.

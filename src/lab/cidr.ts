@@ -10,7 +10,7 @@ export interface Cidr {
   readonly bits: number;
 }
 
-export function parseIPv4(text: string): number | undefined {
+export function ipv4Number(text: string): number | undefined {
   const parsed = parseIP(text);
   return parsed?.family === 4 ? Number(parsed.value) : undefined;
 }
@@ -20,7 +20,7 @@ export function formatIPv4(value: number): string {
 }
 
 /** Parses `a.b.c.d/n` (the one parser, src/net/address.ts); IPv4 only, and the host part must be zero. */
-export function parseCidr(text: string): Cidr | undefined {
+export function labCidr(text: string): Cidr | undefined {
   const c = parseCIDR(text);
   if (!c || c.family !== 4 || hasHostBits(c)) return undefined;
   return { base: Number(c.network), bits: c.prefix };

@@ -4,7 +4,7 @@
 
 import { type Cluster, type ContainerPort, type Pod, materializeReplicas } from '../model/cluster.js';
 import { type Diagnostic, ValidationError, hasErrors, objectName } from '../model/diagnostics.js';
-import { type Cidr, contains, formatCidr, formatIPv4, overlaps, parseCidr, parseIPv4, size, subnet } from './cidr.js';
+import { type Cidr, contains, formatCidr, formatIPv4, overlaps, labCidr, ipv4Number, size, subnet } from './cidr.js';
 import {
   DEFAULT_PREFIX,
   EXTERNAL_HOST_VETH,
@@ -56,7 +56,7 @@ export const LAB_DEFAULTS = {
   maxNodes: 64,
 } as const;
 
-const LINK_LOCAL: Cidr = { base: parseIPv4('169.254.0.0') ?? 0, bits: 16 };
+const LINK_LOCAL: Cidr = { base: ipv4Number('169.254.0.0') ?? 0, bits: 16 };
 const EXTERNAL_PORTS: LabPort[] = [80, 443].flatMap((port) => [
   { port, protocol: 'TCP' as const },
   { port, protocol: 'UDP' as const },
@@ -162,9 +162,9 @@ interface AddressSpaces {
 function planAddressSpaces(opts: LabPlanOptions, previous: LabState | undefined, diags: Diagnostic[]): AddressSpaces {
   const clusterCidrText = opts.clusterCidr ?? previous?.network.clusterCidr ?? LAB_DEFAULTS.clusterCidr;
   const nodeBits = opts.nodeCidrBits ?? LAB_DEFAULTS.nodeCidrBits;
-  const clusterCidr = parseCidr(clusterCidrText);
-  const underlay = parseCidr(LAB_DEFAULTS.underlayCidr) as Cidr;
-  const external = parseCidr(LAB_DEFAULTS.externalCidr) as Cidr;
+  const clusterCidr = labCidr(clusterCidrText);
+  const underlay = labCidr(LAB_DEFAULTS.underlayCidr) as Cidr;
+  const external = labCidr(LAB_DEFAULTS.externalCidr) as Cidr;
   if (!clusterCidr) {
     throw new ValidationError([err('lab-invalid-cidr', `cluster CIDR "${clusterCidrText}" is not an IPv4 network (a.b.c.d/n)`)]);
   }
@@ -180,7 +180,7 @@ function planAddressSpaces(opts: LabPlanOptions, previous: LabState | undefined,
   const nsPools = new Map<string, Cidr>();
   const nsPoolText = opts.namespacePools ?? previous?.namespacePools ?? {};
   for (const [ns, text] of Object.entries(nsPoolText)) {
-    const c = parseCidr(text);
+    const c = labCidr(text);
     if (!c) {
       diags.push(err('lab-invalid-cidr', `namespace pool "${text}" is not an IPv4 network (a.b.c.d/n)`, objectName('Namespace', ns)));
       continue;
@@ -209,7 +209,7 @@ function planNodes(cluster: Cluster, opts: LabPlanOptions, spaces: AddressSpaces
   if (nodeCount < declared.length) {
     diags.push(err('lab-too-few-nodes', `the manifests declare ${declared.length} nodes but the lab was asked for ${nodeCount}`));
   }
-  const underlay = parseCidr(LAB_DEFAULTS.underlayCidr) as Cidr;
+  const underlay = labCidr(LAB_DEFAULTS.underlayCidr) as Cidr;
   const nodes: LabNode[] = [];
   const usedNames = new Set(declared.map((n) => n.name));
   for (let i = 0; i < nodeCount; i++) {
@@ -284,7 +284,7 @@ function claimExplicitIps(pods: readonly Pod[], book: AddressBook, diags: Diagno
   for (const pod of pods) {
     if (pod.ip === undefined) continue;
     const key = podKey(pod.namespace, pod.name);
-    const ip = parseIPv4(pod.ip);
+    const ip = ipv4Number(pod.ip);
     if (ip === undefined) {
       diags.push(err('lab-invalid-pod-ip', `pod IP "${pod.ip}" is not an IPv4 address`, podObject(pod), 'status.podIP'));
       continue;
@@ -368,7 +368,7 @@ function assignAddresses(
   for (const pod of pods) {
     const key = podKey(pod.namespace, pod.name);
     if (ipOf.has(key)) continue;
-    const prev = parseIPv4(prevPods.get(key)?.ip ?? '');
+    const prev = ipv4Number(prevPods.get(key)?.ip ?? '');
     const pool = poolFor(pod, nodeOf.get(key) ?? 0).cidr;
     const { first, last } = usable(pool);
     if (prev !== undefined && prev >= first && prev <= last && !book.usedIps.has(prev)) {
@@ -445,7 +445,7 @@ export function planLab(cluster: Cluster, opts: LabPlanOptions = {}, previous?: 
   const nodes = planNodes(cluster, opts, spaces, prefix, diags);
   if (hasErrors(diags)) throw new ValidationError(diags);
   const pods = collectPods(cluster, nodes, diags);
-  const book: AddressBook = { nodes, nodePools: nodes.map((n) => parseCidr(n.podCidr) as Cidr), nsPools: spaces.nsPools, usedIps: new Map() };
+  const book: AddressBook = { nodes, nodePools: nodes.map((n) => labCidr(n.podCidr) as Cidr), nsPools: spaces.nsPools, usedIps: new Map() };
   const prevPods = new Map((previous?.pods ?? []).map((p) => [p.key, p]));
   const explicitIp = claimExplicitIps(pods, book, diags);
   const nodeOf = placePods(pods, book, explicitIp, prevPods);

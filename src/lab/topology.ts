@@ -20,7 +20,7 @@
 // Traffic to and from the external host crosses the overlay to node 0 in both directions,
 // so every node sees both halves of each connection (conntrack stays symmetric).
 
-import { contains, parseCidr, parseIPv4 } from './cidr.js';
+import { contains, labCidr, ipv4Number } from './cidr.js';
 import { ipBatch, run } from '../exec/run.js';
 import { HOST_VETH_MAC, underlayPortName } from './names.js';
 import type { LabNode, LabPod, LabState } from './state.js';
@@ -79,8 +79,8 @@ function nodeByName(state: LabState, name: string): LabNode {
 }
 
 function inOwnPool(state: LabState, pod: LabPod): boolean {
-  const cidr = parseCidr(nodeByName(state, pod.node).podCidr);
-  const ip = parseIPv4(pod.ip);
+  const cidr = labCidr(nodeByName(state, pod.node).podCidr);
+  const ip = ipv4Number(pod.ip);
   return cidr !== undefined && ip !== undefined && contains(cidr, ip);
 }
 

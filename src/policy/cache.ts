@@ -4,7 +4,7 @@
 
 import { createHash } from 'node:crypto';
 import type { ContainerPort, LabelSelector, Labels, Namespace, Node, Pod } from '../model/cluster.js';
-import { blockIntervals, parseCidr, type IpInterval } from './ip.js';
+import { blockIntervals, cidrInterval, type IpInterval } from './ip.js';
 import { formatSelector, isEmptySelector, labelsKey, matchesSelector, selectorKey } from './selector.js';
 
 export interface Identity {
@@ -106,10 +106,10 @@ function describe(spec: GroupSpec): string {
 }
 
 export function cidrGroupSpec(cidrs: readonly string[], except: readonly string[]): GroupSpec {
-  const exceptIv = except.map(parseCidr).filter((c) => c !== undefined).map((c) => c.interval);
+  const exceptIv = except.map(cidrInterval).filter((c) => c !== undefined).map((c) => c.interval);
   const intervals: IpInterval[] = [];
   for (const text of cidrs) {
-    const c = parseCidr(text);
+    const c = cidrInterval(text);
     if (c) intervals.push(...blockIntervals(c.interval, exceptIv));
   }
   intervals.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));

@@ -4,7 +4,7 @@ import type { Pod, Protocol } from '../model/cluster.js';
 import { allows, isEmpty, portsConn } from './connections.js';
 import { evaluateSideVerdicts, externalEndpoint, podEndpoint, type Endpoint } from './endpoint.js';
 import type { PolicyEngine, ProgramMode } from './engine.js';
-import { formatInterval, parseCidr, parseIp, type IpInterval } from './ip.js';
+import { formatInterval, cidrInterval, parseIp, type IpInterval } from './ip.js';
 import type { Decision } from './pipeline.js';
 import type { Direction, RuleRef } from './rules.js';
 
@@ -101,7 +101,7 @@ export function resolveEndpoint(engine: PolicyEngine, spec: string): { endpoint:
   if (pod) return { endpoint: podEndpoint(engine, pod), label: podName(pod) };
   const replica = replicaOf(engine, spec);
   if (replica) return { endpoint: podEndpoint(engine, replica), label: spec };
-  if (spec.includes('/') && !parseCidr(spec)) {
+  if (spec.includes('/') && !cidrInterval(spec)) {
     const [ns, name] = spec.split('/', 2);
     const prefix = `${ns}/${name}[`;
     const candidates = [...engine.pods.values()].filter((p) => p.workload.startsWith(prefix)).sort((a, b) => (a.name < b.name ? -1 : 1));
@@ -115,7 +115,7 @@ export function resolveEndpoint(engine: PolicyEngine, spec: string): { endpoint:
     if (owner) return { endpoint: podEndpoint(engine, owner), label: `${podName(owner)} (${spec})` };
     return { endpoint: externalEndpoint(ip), label: `${spec}[External]` };
   }
-  const cidr = parseCidr(spec);
+  const cidr = cidrInterval(spec);
   // A CIDR stands for the addresses of the range outside the cluster; explain() splits it where
   // verdicts may change.
   if (cidr) return { endpoint: externalEndpoint(cidr.interval.start), label: `${formatInterval(cidr.interval)}[External]`, range: cidr.interval };

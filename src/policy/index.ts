@@ -9,5 +9,5 @@ export { policyKey } from './compile.js';
 export type { CompiledRule, DirectionProgram, Direction, PortSpec, RuleRef, Tier } from './rules.js';
 export { resolvePorts } from './rules.js';
 export { matchesSelector, formatSelector, selectorKey } from './selector.js';
-export { parseIp, parseCidr, formatIp, formatInterval, type IpInterval } from './ip.js';
+export { parseIp, cidrInterval, formatIp, formatInterval, type IpInterval } from './ip.js';
 export { evaluateVerdicts, type DirectionVerdicts } from './pipeline.js';

@@ -39,11 +39,11 @@ export function familyOf(value: bigint): Family {
 }
 
 /** Parses `a.b.c.d/n` or `x::/n` (src/net/address.ts) onto the line; undefined when the text is not a valid CIDR. */
-export function parseCidr(text: string): ParsedCidr | undefined {
+export function cidrInterval(text: string): ParsedCidr | undefined {
   return cidrOnLine(text, {});
 }
 
-/** As parseCidr, and a bare address is its own /32 or /128 (flow filters, external ranges). */
+/** As cidrInterval, and a bare address is its own /32 or /128 (flow filters, external ranges). */
 export function parseCidrOrAddress(text: string): ParsedCidr | undefined {
   return cidrOnLine(text, { bareAddress: true });
 }
