@@ -119,13 +119,13 @@ async function viaLibnftables(ns: string, set: string, ips: string[]): Promise<n
   return JSON.parse(r.stdout) as number[];
 }
 
-async function viaNetlink(ns: string, set: NftSet, ips: string[]): Promise<number[]> {
+async function viaNetlink(ns: string, set: NftSet, elements: string[]): Promise<number[]> {
   const writer = netlinkElementWriter(ns);
   const out: number[] = [];
   try {
-    for (const ip of ips) {
+    for (const element of elements) {
       const t = performance.now();
-      const r = await writer.write([{ verb: 'add', set, elements: [ip] }]);
+      const r = await writer.write([{ verb: 'add', set, elements: [element] }]);
       out.push(performance.now() - t);
       if (r.outcome !== 'applied') throw new Error(`netlink: ${r.outcome}: ${r.error ?? ''}`);
     }
@@ -155,6 +155,8 @@ async function main(): Promise<void> {
     await run(['ip', 'netns', 'exec', ns, 'nft', '-f', file], { timeoutMs: 1_800_000 });
     const loadMs = performance.now() - t1;
     const set = [...rs.sets.values()].filter((s) => s.kind === 'set' && s.type === 'ipv4_addr' && s.flags.length === 0).sort((a, b) => b.elements.length - a.elements.length)[0];
+    const vmapSet = rs.sets.get('in_ep') as NftSet;
+    const vmapChain = (vmapSet.elements[0] ?? '').split(' : goto ')[1];
     let rules = 0;
     for (const ch of rs.chains.values()) rules += ch.rules.length;
     lines.push(`${pods} pods: ${rs.chains.size} chains, ${rs.sets.size} sets, ${rules} rules; engine+render ${(renderMs / 1000).toFixed(1)} s, nft -f load ${(loadMs / 1000).toFixed(1)} s; adding to ${set.name} (${set.elements.length} elements)`);
@@ -164,6 +166,8 @@ async function main(): Promise<void> {
       ['nft -i', (ips: string[]) => viaNftI(ns, set.name, ips)],
       ['libnftables', (ips: string[]) => viaLibnftables(ns, set.name, ips)],
       ['netlink', (ips: string[]) => viaNetlink(ns, set, ips)],
+      // The same batch into the ingress endpoint map, whose elements are `goto` verdicts.
+      ['netlink vmap', (ips: string[]) => viaNetlink(ns, vmapSet, ips.map((ip) => `${ip} : goto ${vmapChain}`))],
     ] as const) {
       // One more change first, not counted: process start, library load, first-call costs.
       const ips = Array.from({ length: ADDS + 1 }, freshIp);
@@ -177,7 +181,7 @@ async function main(): Promise<void> {
     const missing: string[] = [];
     for (const [name, , ips] of results) {
       for (const ip of ips) {
-        const r = await run(['ip', 'netns', 'exec', ns, 'nft', 'get', 'element', 'inet', 'weir', set.name, `{ ${ip} }`], { timeoutMs: 300_000, allowFailure: true });
+        const r = await run(['ip', 'netns', 'exec', ns, 'nft', 'get', 'element', 'inet', 'weir', name === 'netlink vmap' ? 'in_ep' : set.name, `{ ${ip} }`], { timeoutMs: 300_000, allowFailure: true });
         if (!r.stdout.includes(ip)) missing.push(`${name}: ${ip} (exit ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n')[0]}` : ''})`);
       }
     }

@@ -98,6 +98,11 @@ function encodeField(type: string, text: string): Buffer | undefined {
       const n = /^\d{1,3}$/.test(text) ? Number(text) : PROTOCOLS[text];
       return n !== undefined && n <= 255 ? Buffer.from([n]) : undefined;
     }
+    case 'mark': {
+      // A 32-bit integer in host byte order (nft's mark type), written `0x40000005` or decimal.
+      if (!/^(0x[0-9a-fA-F]{1,8}|\d{1,10})$/.test(text) || Number(text) > 0xffffffff) return undefined;
+      return u32(Number(text));
+    }
     case 'inet_service': {
       if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) return undefined;
       const b = Buffer.alloc(2);
@@ -133,8 +138,10 @@ function splitConcat(text: string): string[] | undefined {
 
 export interface EncodedElement {
   readonly key: Buffer;
-  /** Map elements: the verdict. */
+  /** Verdict-map elements: the verdict. */
   readonly verdict?: { readonly code: number; readonly chain?: string };
+  /** Data-map elements: the value's bytes. */
+  readonly data?: Buffer;
 }
 
 export interface SetShape {
@@ -153,7 +160,7 @@ export function encodeElement(set: SetShape, text: string, withData: boolean): E
   if (set.flags.length > 0) return undefined; // interval, timeout, dynamic: not ours to encode
   const [keyType, dataType, ...more] = set.type.split(' : ');
   if (more.length > 0 || (set.kind === 'map') !== (dataType !== undefined)) return undefined;
-  if (dataType !== undefined && dataType !== 'verdict') return undefined;
+  if (dataType !== undefined && dataType !== 'verdict' && dataType !== 'mark') return undefined;
   const sep = text.indexOf(' : ');
   const keyText = set.kind === 'map' && sep >= 0 ? text.slice(0, sep) : text;
   const types = keyType.split(' . ');
@@ -169,6 +176,10 @@ export function encodeElement(set: SetShape, text: string, withData: boolean): E
   const key = Buffer.concat(parts);
   if (set.kind === 'set' || !withData) return { key };
   if (sep < 0) return undefined;
+  if (dataType !== 'verdict') {
+    const data = encodeField(dataType, text.slice(sep + 3).trim());
+    return data ? { key, data } : undefined;
+  }
   const words = text.slice(sep + 3).trim().split(/\s+/);
   if (words.length === 1 && VERDICTS[words[0]] !== undefined) return { key, verdict: { code: VERDICTS[words[0]] } };
   const code = CHAIN_VERDICTS[words[0]];
@@ -184,6 +195,8 @@ function elementAttr(e: EncodedElement): Buffer {
     const verdict = [attr(NFTA_VERDICT_CODE, code)];
     if (e.verdict.chain !== undefined) verdict.push(attr(NFTA_VERDICT_CHAIN, cstring(e.verdict.chain)));
     parts.push(nested(NFTA_SET_ELEM_DATA, [nested(NFTA_DATA_VERDICT, verdict)]));
+  } else if (e.data) {
+    parts.push(nested(NFTA_SET_ELEM_DATA, [attr(NFTA_DATA_VALUE, e.data)]));
   }
   return nested(NFTA_LIST_ELEM, parts);
 }
