@@ -201,7 +201,7 @@ interface PodAddFigures {
 /**
  * `ADDS` pod adds on `agent` (new replicas of `template`'s workload, local to the agent's node):
  * each from podAdded() to its return (the kernel acked), then read back from the kernel's
- * `in_ep` map and removed again (not timed).
+ * `pod_id` map and removed again (not timed).
  */
 async function podAdds(agent: NodeAgent, node: string, ns: string, template: Pod, veth: string): Promise<PodAddFigures> {
   const adds: { ms: number; cpu: number; status: PodAddFigures['status'] }[] = [];
@@ -216,8 +216,8 @@ async function podAdds(agent: NodeAgent, node: string, ns: string, template: Pod
     if (!status.lastApplyOk) throw new Error(`pod add failed: ${status.error ?? ''}`);
     // `nft get element` of a 100k-pod table exits 1 with nothing on stderr (nft 1.0.6 fills its
     // cache with every set's elements first); listing the one map works at both sizes.
-    const listed = await inNs(ns, ['nft', 'list', 'map', 'inet', 'weir', 'in_ep']);
-    if (!listed.includes(`${added.ip} : goto`)) throw new Error(`pod add not in the kernel: ${added.ip}`);
+    const listed = await inNs(ns, ['nft', 'list', 'map', 'inet', 'weir', 'pod_id']);
+    if (!listed.includes(`${added.ip} : 0x`)) throw new Error(`pod add not in the kernel: ${added.ip}`);
     await agent.podRemoved(added.namespace, added.name);
   }
   const sorted = [...adds].sort((x, y) => x.ms - y.ms);
