@@ -128,7 +128,10 @@ describe('netlink element writer in a real namespace', { skip: !isRoot && 'needs
     '  map m { type ipv4_addr : verdict; }',
     '  map p { type ipv4_addr : mark; }',
     '  map v { type mark : verdict; }',
+    '  map lb { typeof numgen random mod 1000 : verdict; flags interval; }',
     '  chain c1 { }',
+    '  chain c2 { }',
+    '  chain s { numgen random mod 1000 vmap @lb; }',
     '}',
     '',
   ].join('\n');
@@ -172,6 +175,27 @@ describe('netlink element writer in a real namespace', { skip: !isRoot && 'needs
       const after = await nft('list', 'table', 'inet', 'weir');
       assert.ok(!after.includes('10.9.9.10') && !after.includes('10.9.9.9 : goto c1') && !after.includes('"wv123" . 10.9.9.9'), after);
       assert.ok(after.includes('10.9.9.8 : accept') && after.includes('10.9.9.9 . tcp . 8080'));
+    } finally {
+      w.close();
+    }
+  });
+
+  it('weight maps (numgen intervals): ranges are added, moved and removed as nft does, and nft lists them back', async () => {
+    const w = netlinkElementWriter(ns);
+    const lb = set('lb', 'typeof numgen random mod 1000 : verdict', 'map', ['interval']);
+    const listed = async () => /elements = \{([^}]*)\}/.exec((await nft('list', 'map', 'inet', 'weir', 'lb')).replace(/\s+/g, ' '))?.[1].trim() ?? '';
+    try {
+      assert.deepEqual(await w.write([{ verb: 'add', set: lb, elements: ['0-499 : goto c1', '500-998 : goto c2', '999 : goto c1'] }]), { outcome: 'applied' });
+      assert.equal(await listed(), '0-499 : goto c1, 500-998 : goto c2, 999 : goto c1');
+      // A weight change: the old ranges go, the new ones come, in one batch (deletes first).
+      const moved = await w.write([
+        { verb: 'delete', set: lb, elements: ['0-499 : goto c1', '500-998 : goto c2', '999 : goto c1'] },
+        { verb: 'add', set: lb, elements: ['0-899 : goto c1', '900-999 : goto c2'] },
+      ]);
+      assert.deepEqual(moved, { outcome: 'applied' });
+      assert.equal(await listed(), '0-899 : goto c1, 900-999 : goto c2');
+      assert.deepEqual(await w.write([{ verb: 'delete', set: lb, elements: ['0-899 : goto c1', '900-999 : goto c2'] }]), { outcome: 'applied' });
+      assert.equal(await listed(), '');
     } finally {
       w.close();
     }

@@ -34,6 +34,11 @@ const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
 const NFTA_LIST_ELEM = 1;
 const NFTA_SET_ELEM_KEY = 1;
 const NFTA_SET_ELEM_DATA = 2;
+const NFTA_SET_ELEM_FLAGS = 3;
+/** include/uapi/linux/netfilter/nf_tables.h: the element that closes an interval. */
+const NFT_SET_ELEM_INTERVAL_END = 0x1;
+/** The weight maps' key (src/render/services.ts): `typeof numgen random mod <n>`. */
+const NUMGEN_KEY = /^typeof numgen random mod (\d+)$/;
 const NFTA_DATA_VALUE = 1;
 const NFTA_DATA_VERDICT = 2;
 const NFTA_VERDICT_CODE = 1;
@@ -142,6 +147,32 @@ export interface EncodedElement {
   readonly verdict?: { readonly code: number; readonly chain?: string };
   /** Data-map elements: the value's bytes. */
   readonly data?: Buffer;
+  /**
+   * Interval maps: the key one past the range, sent as a second element flagged
+   * INTERVAL_END, as nft does (`0-499` is 0 with its verdict, then 500 closing it).
+   */
+  readonly intervalEnd?: Buffer;
+}
+
+/** A weight-map element (`0-899 : goto ep_x`): its range as big-endian u32s (nft converts numgen's register with `byteorder hton`). */
+function encodeNumgenElement(modulus: number, text: string, withData: boolean): EncodedElement | undefined {
+  const sep = text.indexOf(' : ');
+  const m = /^(\d{1,10})(?:-(\d{1,10}))?$/.exec(sep >= 0 ? text.slice(0, sep) : text);
+  if (!m) return undefined;
+  const from = Number(m[1]);
+  const to = m[2] === undefined ? from : Number(m[2]);
+  if (from > to || to >= modulus) return undefined;
+  const be = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n);
+    return b;
+  };
+  if (!withData) return { key: be(from), intervalEnd: be(to + 1) };
+  if (sep < 0) return undefined;
+  const words = text.slice(sep + 3).trim().split(/\s+/);
+  const code = CHAIN_VERDICTS[words[0]];
+  if (words.length !== 2 || code === undefined || !CHAIN_NAME.test(words[1]) || words[1].length >= NFT_NAME_MAXLEN) return undefined;
+  return { key: be(from), verdict: { code, chain: words[1] }, intervalEnd: be(to + 1) };
 }
 
 export interface SetShape {
@@ -157,6 +188,10 @@ export interface SetShape {
  * the caller then lets `nft -f` do it.
  */
 export function encodeElement(set: SetShape, text: string, withData: boolean): EncodedElement | undefined {
+  const numgen = set.kind === 'map' ? NUMGEN_KEY.exec(set.type.replace(/ : verdict$/, '')) : null;
+  if (numgen && set.type.endsWith(' : verdict') && set.flags.length === 1 && set.flags[0] === 'interval' && Number(numgen[1]) <= 0xffffffff) {
+    return encodeNumgenElement(Number(numgen[1]), text, withData);
+  }
   if (set.flags.length > 0) return undefined; // interval, timeout, dynamic: not ours to encode
   const [keyType, dataType, ...more] = set.type.split(' : ');
   if (more.length > 0 || (set.kind === 'map') !== (dataType !== undefined)) return undefined;
@@ -185,6 +220,13 @@ export function encodeElement(set: SetShape, text: string, withData: boolean): E
   const code = CHAIN_VERDICTS[words[0]];
   if (words.length !== 2 || code === undefined || !CHAIN_NAME.test(words[1]) || words[1].length >= NFT_NAME_MAXLEN) return undefined;
   return { key, verdict: { code, chain: words[1] } };
+}
+
+function elementAttrs(e: EncodedElement): Buffer[] {
+  if (!e.intervalEnd) return [elementAttr(e)];
+  const flags = Buffer.alloc(4);
+  flags.writeUInt32BE(NFT_SET_ELEM_INTERVAL_END);
+  return [elementAttr(e), nested(NFTA_LIST_ELEM, [nested(NFTA_SET_ELEM_KEY, [attr(NFTA_DATA_VALUE, e.intervalEnd)]), attr(NFTA_SET_ELEM_FLAGS, flags)])];
 }
 
 function elementAttr(e: EncodedElement): Buffer {
@@ -242,7 +284,7 @@ export function encodeBatch(commands: readonly ElementCommand[], firstSeq: numbe
   for (const c of commands) {
     const type = (NFNL_SUBSYS_NFTABLES << 8) | (c.verb === 'add' ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM);
     const flags = NLM_F_REQUEST | NLM_F_ACK | (c.verb === 'add' ? NLM_F_CREATE : 0);
-    const attrs = [attr(NFTA_SET_ELEM_LIST_TABLE, cstring(c.table)), attr(NFTA_SET_ELEM_LIST_SET, cstring(c.set)), nested(NFTA_SET_ELEM_LIST_ELEMENTS, c.elements.map(elementAttr))];
+    const attrs = [attr(NFTA_SET_ELEM_LIST_TABLE, cstring(c.table)), attr(NFTA_SET_ELEM_LIST_SET, cstring(c.set)), nested(NFTA_SET_ELEM_LIST_ELEMENTS, c.elements.flatMap(elementAttrs))];
     bySeq.set(seq, c);
     parts.push(message(type, flags, seq++, c.family, 0, attrs));
   }
