@@ -18,7 +18,7 @@ import { Applier, nftRunner, type NftRunner } from '../nft/apply.js';
 import { netlinkElementWriter } from '../nft/element-writer.js';
 import { collectReasons } from '../render/reasons.js';
 import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/render.js';
-import { planServices, type ServicesInput } from '../render/services.js';
+import { planServices, selectsPod, type ServicesInput } from '../render/services.js';
 import type { Ruleset } from '../render/ruleset.js';
 import { applyEventsToEngine } from '../source/engine.js';
 import { diffSnapshots, EMPTY_SNAPSHOT } from '../source/diff.js';
@@ -126,9 +126,10 @@ export class NodeAgent {
       }
     }
     const services = this.services();
-    // With Services, a pod change can move endpoints too: render (the applier still sends
-    // only the difference) instead of the policy-only pod patch.
-    const ruleset = (services ? undefined : patched) ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, ...(services ? { services } : {}) });
+    // With Services, a pod that a Service selects can move endpoints too: render (the applier
+    // still sends only the difference) instead of the policy-only pod patch.
+    const endpointsMoved = services !== undefined && [...changes.added, ...changes.removed].some((p) => this.selectedByService(p));
+    const ruleset = (endpointsMoved ? undefined : patched) ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, ...(services ? { services } : {}) });
     this.lastLocal = localKeys;
     this.lastLocalPods = locals;
     this.localIds.reset(localPods.map((p) => this.engine.identityOfPod(p.key)));
@@ -179,7 +180,7 @@ export class NodeAgent {
     const applied = this.applier.applied;
     // The identity existed before when the pod is not its only one.
     const known = identity && identity.pods.size > 1 ? new Set([identity.id]) : new Set<number>();
-    const patched = applied && !this.services() ? patchPods(applied, this.engine, { added: [pod], removed: [] }, { removedIdentities: new Map(), locals: this.lastLocalPods, localsBefore, identitiesBefore: known, namedEgressRules: this.namedEgress() }) : undefined;
+    const patched = applied && !this.selectedByService(pod) ? patchPods(applied, this.engine, { added: [pod], removed: [] }, { removedIdentities: new Map(), locals: this.lastLocalPods, localsBefore, identitiesBefore: known, namedEgressRules: this.namedEgress() }) : undefined;
     return this.afterEvent(patched, t0);
   }
 
@@ -202,7 +203,7 @@ export class NodeAgent {
     }
     const applied = this.applier.applied;
     const patched =
-      applied && this.engine.cache.identities.has(identity.id) && !this.services()
+      applied && this.engine.cache.identities.has(identity.id) && !this.selectedByService(pod)
         ? patchPods(applied, this.engine, { added: [], removed: [pod] }, { removedIdentities: new Map([[key, identity]]), locals: this.lastLocalPods, localsBefore, identitiesBefore: new Set([identity.id]), namedEgressRules: this.namedEgress() })
         : undefined;
     return this.afterEvent(patched, t0);
@@ -217,6 +218,11 @@ export class NodeAgent {
   private renderNow(): Ruleset {
     const services = this.services();
     return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, ...(services ? { services } : {}) });
+  }
+
+  /** A Service selects the pod: its change may move endpoints (the service NAT section), not only elements. */
+  private selectedByService(pod: Pod): boolean {
+    return this.synced !== undefined && selectsPod(this.synced.cluster.services, pod);
   }
 
   /** The last synced snapshot with the pod events since (merged here, only when read). */

@@ -24,7 +24,7 @@
 // DNAT happens before the forward hook, so the policy filter section sees, and judges, the real
 // destination pod and port — NetworkPolicy after translation, as in Kubernetes.
 
-import type { Cluster } from '../model/cluster.js';
+import type { Cluster, Pod, Service } from '../model/cluster.js';
 import { allocate, type AllocateOptions } from '../lb/allocate.js';
 import type { Endpoint, ResolvedPort, ResolvedService } from '../lb/endpoints.js';
 import { endpointsForNode, locationOf, resolveServices, type Frontend, type ResolveOptions } from '../lb/endpoints.js';
@@ -81,6 +81,15 @@ export function planServices(
     ...(opts.health ? { health: opts.health } : {}),
     ...(opts.adaptive ? { adaptive: opts.adaptive } : {}),
   };
+}
+
+/**
+ * Whether any of `services` selects `pod` (same namespace, selector labels all present): only
+ * such a pod can change the service NAT section (its endpoints); the others leave it as it is,
+ * so their changes stay element patches of the policy filter.
+ */
+export function selectsPod(services: readonly Service[], pod: Pick<Pod, 'namespace' | 'labels'>): boolean {
+  return services.some((svc) => svc.namespace === pod.namespace && svc.selector !== undefined && Object.entries(svc.selector).every(([k, v]) => pod.labels[k] === v));
 }
 
 /** What one Service port decided on this node, for status output and tests. */
