@@ -13,7 +13,7 @@ import { fullScript, renderRuleset, type LocalPod, type Ruleset } from '../src/r
 import { collectReasons } from '../src/render/reasons.js';
 import { planServices } from '../src/render/services.js';
 import { run } from '../src/exec/run.js';
-import { churnCluster, churnLocal, extraPod } from './helpers/netlink-churn.ts';
+import { churnCluster, churnLocal, extraPod } from './helpers/netlink-churn.js';
 
 const isRoot = process.getuid?.() === 0;
 const PREFIX = `wni${randomBytes(2).toString('hex')}`;
@@ -76,7 +76,7 @@ describe('incremental pod changes equal a fresh render (model, stub runner)', ()
     const a = extraPod(3);
     const st = await agent.podAdded(a, { key: `x/${a.name}`, ip: a.ip, hostVeth: 'wa3' });
     assert.equal(st.mode, 'partial');
-    assert.ok(scripts.at(-1)?.trim().split('\n').every((l) => l.startsWith('add element ')), scripts.at(-1));
+    assert.ok(scripts.at(-1)?.trim().split('\n').every((l) => l.startsWith('add element ')), scripts.at(-1) ?? '');
     const afterA: Cluster = { ...cluster, pods: [...cluster.pods, a] };
     const localsA = [...churnLocal(), { key: `x/${a.name}`, ip: a.ip, hostVeth: 'wa3' }];
     assert.equal(script(agent.lastRuleset), fresh(agent, afterA, localsA));

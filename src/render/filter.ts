@@ -712,8 +712,8 @@ function podElementChanges(
   const change = (set: string, element: Element): void => {
     out.push({ set, element, add });
   };
-  for (const g of engine.cache.groups.values()) {
-    if (g.spec.kind === 'pods' && g.identities.has(identity.id)) change(groupSetName(g.key), { key: [ip] });
+  for (const g of engine.cache.podGroupsOf(identity)) {
+    if (g.spec.kind === 'pods') change(groupSetName(g.key), { key: [ip] });
   }
   for (const { rule, specs } of named) {
     for (const key of namedPortKeys(engine, rule, specs, pod, identity, ip)) change(namedPortSetName(rule, specs), { key });
