@@ -9,7 +9,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { emptyCluster, type Cluster, type Pod, type Service } from '../src/model/cluster.js';
+import { serviceCluster } from './services-cluster.js';
 import { fullScript, rulesetStats } from '../src/render/index.js';
 import { planServices, renderServices, serviceWeightPatch } from '../src/render/services.js';
 import { patchScript } from '../src/render/script.js';
@@ -32,16 +32,7 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const services: Service[] = [];
-  const pods: Pod[] = [];
-  for (let i = 0; i < N; i++) {
-    services.push({ namespace: 'ns', name: `svc-${i}`, selector: { app: `a${i}` }, ports: [{ port: 80, targetPort: 8080, protocol: 'TCP' }], type: 'ClusterIP', sessionAffinity: 'None', internalTrafficPolicy: 'Cluster', annotations: {} });
-    for (let j = 0; j < M; j++) {
-      const k = i * M + j;
-      pods.push({ namespace: 'ns', name: `p-${i}-${j}`, labels: { app: `a${i}` }, ports: [{ port: 8080, protocol: 'TCP' }], hostNetwork: false, ip: `10.${128 + (k >> 16)}.${(k >> 8) & 255}.${k & 255}`, node: 'node-0', workload: `ns/p-${i}-${j}[Pod]` });
-    }
-  }
-  const cluster: Cluster = { ...emptyCluster(), services, pods, nodes: [{ name: 'node-0', labels: {}, ip: '172.31.255.10' }] };
+  const cluster = serviceCluster(N, M);
   let t = performance.now();
   const input = planServices(cluster, [], 'node-0');
   const rs = renderServices(input);
