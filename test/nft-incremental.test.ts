@@ -85,7 +85,7 @@ describe('incremental pod changes equal a fresh render (model, stub runner)', ()
     const afterB: Cluster = { ...afterA, pods: [...afterA.pods, b] };
     const localsB = [...localsA, { key: `y/${b.name}`, ip: b.ip, hostVeth: 'wb0' }];
     assert.equal(script(agent.lastRuleset), fresh(agent, afterB, localsB));
-    assert.match(script(agent.lastRuleset), /dnat ip to 10\.2\.1\.10:80/, 'the new replica is an endpoint');
+    assert.match(script(agent.lastRuleset), /10\.2\.1\.10 \. 80/, 'the new replica is an endpoint');
     await agent.podRemoved('x', a.name);
     await agent.podRemoved('y', b.name);
     assert.equal(script(agent.lastRuleset), fresh(agent, cluster, churnLocal()));

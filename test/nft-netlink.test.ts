@@ -132,6 +132,8 @@ describe('netlink element writer in a real namespace', { skip: !isRoot && 'needs
     '  chain c1 { }',
     '  chain c2 { }',
     '  chain s { numgen random mod 1000 vmap @lb; }',
+    '  map lbd { typeof numgen random mod 1000 : ip daddr . tcp dport; flags interval; }',
+    '  chain n { type nat hook prerouting priority dstnat; policy accept; meta l4proto tcp dnat ip to numgen random mod 1000 map @lbd; }',
     '}',
     '',
   ].join('\n');
@@ -196,6 +198,17 @@ describe('netlink element writer in a real namespace', { skip: !isRoot && 'needs
       assert.equal(await listed(), '0-899 : goto c1, 900-999 : goto c2');
       assert.deepEqual(await w.write([{ verb: 'delete', set: lb, elements: ['0-899 : goto c1', '900-999 : goto c2'] }]), { outcome: 'applied' });
       assert.equal(await listed(), '');
+      // DNAT data maps (Services without affinity): address . port per range.
+      const lbd = set('lbd', 'typeof numgen random mod 1000 : ip daddr . tcp dport', 'map', ['interval']);
+      const listedD = async () => /elements = \{([^}]*)\}/.exec((await nft('list', 'map', 'inet', 'weir', 'lbd')).replace(/\s+/g, ' '))?.[1].trim() ?? '';
+      assert.deepEqual(await w.write([{ verb: 'add', set: lbd, elements: ['0-899 : 10.244.0.2 . 8080', '900-999 : 10.244.0.3 . 80'] }]), { outcome: 'applied' });
+      assert.equal(await listedD(), '0-899 : 10.244.0.2 . 8080, 900-999 : 10.244.0.3 . 80');
+      const movedD = await w.write([
+        { verb: 'delete', set: lbd, elements: ['0-899 : 10.244.0.2 . 8080', '900-999 : 10.244.0.3 . 80'] },
+        { verb: 'add', set: lbd, elements: ['0-999 : 10.244.0.3 . 80'] },
+      ]);
+      assert.deepEqual(movedD, { outcome: 'applied' });
+      assert.equal(await listedD(), '0-999 : 10.244.0.3 . 80');
     } finally {
       w.close();
     }

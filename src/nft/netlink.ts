@@ -37,8 +37,8 @@ const NFTA_SET_ELEM_DATA = 2;
 const NFTA_SET_ELEM_FLAGS = 3;
 /** include/uapi/linux/netfilter/nf_tables.h: the element that closes an interval. */
 const NFT_SET_ELEM_INTERVAL_END = 0x1;
-/** The weight maps' key (src/render/services.ts): `typeof numgen random mod <n>`. */
-const NUMGEN_KEY = /^typeof numgen random mod (\d+)$/;
+/** The weight maps (src/render/services.ts): `typeof numgen random mod <n> : verdict` or `: ip daddr . tcp dport` (DNAT data). */
+const NUMGEN_MAP = /^typeof numgen random mod (\d+) : (verdict|ip daddr \. (?:tcp|udp|sctp) dport)$/;
 const NFTA_DATA_VALUE = 1;
 const NFTA_DATA_VERDICT = 2;
 const NFTA_VERDICT_CODE = 1;
@@ -154,8 +154,12 @@ export interface EncodedElement {
   readonly intervalEnd?: Buffer;
 }
 
-/** A weight-map element (`0-899 : goto ep_x`): its range as big-endian u32s (nft converts numgen's register with `byteorder hton`). */
-function encodeNumgenElement(modulus: number, text: string, withData: boolean): EncodedElement | undefined {
+/**
+ * A weight-map element (`0-899 : 10.244.1.5 . 8080` or `0-899 : goto ep_x`): its range as
+ * big-endian u32s (nft converts numgen's register with `byteorder hton`); DNAT data as nft
+ * lays out `ip daddr . tcp dport`: the address, then the port in a 32-bit register.
+ */
+function encodeNumgenElement(modulus: number, verdict: boolean, text: string, withData: boolean): EncodedElement | undefined {
   const sep = text.indexOf(' : ');
   const m = /^(\d{1,10})(?:-(\d{1,10}))?$/.exec(sep >= 0 ? text.slice(0, sep) : text);
   if (!m) return undefined;
@@ -169,6 +173,12 @@ function encodeNumgenElement(modulus: number, text: string, withData: boolean): 
   };
   if (!withData) return { key: be(from), intervalEnd: be(to + 1) };
   if (sep < 0) return undefined;
+  if (!verdict) {
+    const d = /^(\S+) \. (\d{1,5})$/.exec(text.slice(sep + 3).trim());
+    const ip = d ? encodeField('ipv4_addr', d[1]) : undefined;
+    const port = d ? encodeField('inet_service', d[2]) : undefined;
+    return ip && port ? { key: be(from), data: Buffer.concat([ip, port, Buffer.alloc(2)]), intervalEnd: be(to + 1) } : undefined;
+  }
   const words = text.slice(sep + 3).trim().split(/\s+/);
   const code = CHAIN_VERDICTS[words[0]];
   if (words.length !== 2 || code === undefined || !CHAIN_NAME.test(words[1]) || words[1].length >= NFT_NAME_MAXLEN) return undefined;
@@ -188,9 +198,9 @@ export interface SetShape {
  * the caller then lets `nft -f` do it.
  */
 export function encodeElement(set: SetShape, text: string, withData: boolean): EncodedElement | undefined {
-  const numgen = set.kind === 'map' ? NUMGEN_KEY.exec(set.type.replace(/ : verdict$/, '')) : null;
-  if (numgen && set.type.endsWith(' : verdict') && set.flags.length === 1 && set.flags[0] === 'interval' && Number(numgen[1]) <= 0xffffffff) {
-    return encodeNumgenElement(Number(numgen[1]), text, withData);
+  const numgen = set.kind === 'map' ? NUMGEN_MAP.exec(set.type) : null;
+  if (numgen && set.flags.length === 1 && set.flags[0] === 'interval' && Number(numgen[1]) <= 0xffffffff) {
+    return encodeNumgenElement(Number(numgen[1]), numgen[2] === 'verdict', text, withData);
   }
   if (set.flags.length > 0) return undefined; // interval, timeout, dynamic: not ours to encode
   const [keyType, dataType, ...more] = set.type.split(' : ');

@@ -41,6 +41,8 @@ export type Statement =
   | { readonly kind: 'update'; readonly set: string; readonly key: readonly (Field | Literal)[]; readonly counter?: boolean }
   /** `dnat ip to <ip>:<port>` (after a `meta l4proto` match, which nft requires for the port). */
   | { readonly kind: 'dnat'; readonly ip: string; readonly port: number }
+  /** `dnat ip to <key> map @<map>`: the address and port from a data map (`ip daddr . tcp dport` data). */
+  | { readonly kind: 'dnatMap'; readonly key: Field; readonly map: string }
   /** `ct mark set <field> map @<map>`: a data-map lookup; a miss ends the rule (nothing after it runs). */
   | { readonly kind: 'ctMarkFromMap'; readonly field: Field; readonly map: string };
 
@@ -89,6 +91,7 @@ export const flags = (field: Field, ...f: readonly string[]): Match => ({ kind: 
 
 export const setMark = (value: number): Statement => ({ kind: 'mark', value });
 export const dnat = (ip: string, port: number): Statement => ({ kind: 'dnat', ip, port });
+export const dnatMap = (key: Field, map: string): Statement => ({ kind: 'dnatMap', key, map });
 export const ctMarkFromMap = (field: Field, map: string): Statement => ({ kind: 'ctMarkFromMap', field, map });
 export const update = (set: string, key: readonly (Field | Literal)[], counter = false): Statement => ({ kind: 'update', set, key, ...(counter ? { counter } : {}) });
 
@@ -125,6 +128,8 @@ function statementText(s: Statement): string {
       return `update @${s.set} { ${s.key.join(' . ')}${s.counter ? ' counter' : ''} }`;
     case 'dnat':
       return `dnat ip to ${s.ip}:${s.port}`;
+    case 'dnatMap':
+      return `dnat ip to ${s.key} map @${s.map}`;
     case 'ctMarkFromMap':
       return `ct mark set ${s.field} map @${s.map}`;
   }
