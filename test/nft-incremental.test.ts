@@ -67,7 +67,7 @@ describe('incremental pod changes equal a fresh render (model, stub runner)', ()
     assert.equal(agent.last?.identities?.find((e) => e.namespace === 'x' && e.labels.pod === 'a')?.pods, 1 + live.size);
   });
 
-  it('with Services: a pod no Service selects is an element patch; a selected one re-renders; both equal a fresh render', async () => {
+  it('with Services: pod changes, selected by a Service or not, are element patches equal to a fresh render', async () => {
     const scripts: string[] = [];
     const agent = new NodeAgent({ node: 'n0', runner: async (s) => (scripts.push(s), { ok: true, stderr: '' }) });
     const cluster: Cluster = { ...churnCluster(), services: [service] };
@@ -81,7 +81,11 @@ describe('incremental pod changes equal a fresh render (model, stub runner)', ()
     const localsA = [...churnLocal(), { key: `x/${a.name}`, ip: a.ip, hostVeth: 'wa3' }];
     assert.equal(script(agent.lastRuleset), fresh(agent, afterA, localsA));
     const b = extraB(0);
-    await agent.podAdded(b, { key: `y/${b.name}`, ip: b.ip, hostVeth: 'wb0' });
+    const stB = await agent.podAdded(b, { key: `y/${b.name}`, ip: b.ip, hostVeth: 'wb0' });
+    assert.equal(stB.mode, 'partial');
+    const lines = scripts.at(-1)?.trim().split('\n') ?? [];
+    assert.ok(lines.every((l) => /^(add|delete) element /.test(l)), lines.join('\n'));
+    assert.ok(lines.some((l) => /^add element inet weir lb_web_80_\w+ \{ .*10\.2\.1\.10 \. 80/.test(l)), 'the endpoint joins the weight map');
     const afterB: Cluster = { ...afterA, pods: [...afterA.pods, b] };
     const localsB = [...localsA, { key: `y/${b.name}`, ip: b.ip, hostVeth: 'wb0' }];
     assert.equal(script(agent.lastRuleset), fresh(agent, afterB, localsB));

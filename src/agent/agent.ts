@@ -18,7 +18,8 @@ import { Applier, nftRunner, type NftRunner } from '../nft/apply.js';
 import { netlinkElementWriter } from '../nft/element-writer.js';
 import { collectReasons } from '../render/reasons.js';
 import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/render.js';
-import { planServices, selectsPod, type ServicesInput } from '../render/services.js';
+import { planServices, selectsPod, serviceWeightPatch, type ServicesInput } from '../render/services.js';
+import { chainPatches } from '../render/elements.js';
 import type { Ruleset } from '../render/ruleset.js';
 import { applyEventsToEngine } from '../source/engine.js';
 import { diffSnapshots, EMPTY_SNAPSHOT } from '../source/diff.js';
@@ -180,8 +181,8 @@ export class NodeAgent {
     const applied = this.applier.applied;
     // The identity existed before when the pod is not its only one.
     const known = identity && identity.pods.size > 1 ? new Set([identity.id]) : new Set<number>();
-    const patched = applied && !this.selectedByService(pod) ? patchPods(applied, this.engine, { added: [pod], removed: [] }, { removedIdentities: new Map(), locals: this.lastLocalPods, localsBefore, identitiesBefore: known, namedEgressRules: this.namedEgress() }) : undefined;
-    return this.afterEvent(patched, t0);
+    const patched = applied ? patchPods(applied, this.engine, { added: [pod], removed: [] }, { removedIdentities: new Map(), locals: this.lastLocalPods, localsBefore, identitiesBefore: known, namedEgressRules: this.namedEgress() }) : undefined;
+    return this.afterEvent(this.withEndpoints(patched, pod), t0);
   }
 
   /** Event path for a pod that went away (see podAdded). */
@@ -203,10 +204,10 @@ export class NodeAgent {
     }
     const applied = this.applier.applied;
     const patched =
-      applied && this.engine.cache.identities.has(identity.id) && !this.selectedByService(pod)
+      applied && this.engine.cache.identities.has(identity.id)
         ? patchPods(applied, this.engine, { added: [], removed: [pod] }, { removedIdentities: new Map([[key, identity]]), locals: this.lastLocalPods, localsBefore, identitiesBefore: new Set([identity.id]), namedEgressRules: this.namedEgress() })
         : undefined;
-    return this.afterEvent(patched, t0);
+    return this.afterEvent(this.withEndpoints(patched, pod), t0);
   }
 
   private localList(replace: string, local: LocalPod | undefined): LocalPod[] {
@@ -218,6 +219,21 @@ export class NodeAgent {
   private renderNow(): Ruleset {
     const services = this.services();
     return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, ...(services ? { services } : {}) });
+  }
+
+  /**
+   * A pod a Service selects joins or leaves its endpoints: for Services whose weight maps hold
+   * the endpoints (no affinity: src/render/services.ts) that is weight-map elements, patched
+   * after the pod's policy elements and applied with them as one transaction. Undefined (a full
+   * render) when more than elements would change (a Service gaining its first endpoint, affinity).
+   */
+  private withEndpoints(patched: Ruleset | undefined, pod: Pod): Ruleset | undefined {
+    if (!patched || !this.selectedByService(pod)) return patched;
+    const services = this.services();
+    if (!services) return patched;
+    const only = new Set(this.synced?.cluster.services.filter((s) => selectsPod([s], pod)).map((s) => `${s.namespace}/${s.name}`));
+    const moved = serviceWeightPatch(patched, services, only);
+    return moved ? chainPatches(patched, moved) : undefined;
   }
 
   /** A Service selects the pod: its change may move endpoints (the service NAT section), not only elements. */

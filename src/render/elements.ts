@@ -132,8 +132,13 @@ function withSets(prev: ReadonlyMap<string, NftSet>, changed: ReadonlyMap<string
 
 /** Whether `rs` holds the element (exactly: a map element with its value). */
 export function hasElement(rs: Ruleset, set: string, element: Element): boolean {
+  return hasElementText(rs, set, elementText(element));
+}
+
+/** hasElement, for an element already in nft text. */
+export function hasElementText(rs: Ruleset, set: string, text: string): boolean {
   const s = rs.sets.get(set);
-  return s !== undefined && setHas(s, elementText(element));
+  return s !== undefined && setHas(s, text);
 }
 
 /**
@@ -170,4 +175,31 @@ export function patchElements(prev: Ruleset, changes: Iterable<ElementChange>): 
   const stats = rulesetStats(prev);
   rememberStats(next, { ...stats, elements: stats.elements + delta });
   return next;
+}
+
+/**
+ * `second` (a patch of `first`) as one patch of what `first` was patched from: an element added
+ * by one and removed by the other is no change. For two sections patched in turn (a pod's
+ * policy elements, then the endpoints it moves), applied as one transaction.
+ */
+export function chainPatches(first: Ruleset, second: Ruleset): Ruleset {
+  if (!first.patch || second.patch?.base !== first) throw new Error('chainPatches: the second ruleset is not a patch of the first');
+  const a = first.patch;
+  const b = second.patch;
+  const names = new Set([...a.added.keys(), ...a.removed.keys(), ...b.added.keys(), ...b.removed.keys()]);
+  const added = new Map<string, string[]>();
+  const removed = new Map<string, string[]>();
+  for (const name of names) {
+    const a1 = new Set(a.added.get(name));
+    const r1 = new Set(a.removed.get(name));
+    const a2 = new Set(b.added.get(name));
+    const r2 = new Set(b.removed.get(name));
+    const add = [...[...a1].filter((x) => !r2.has(x)), ...[...a2].filter((x) => !r1.has(x))].sort();
+    const del = [...[...r1].filter((x) => !a2.has(x)), ...[...r2].filter((x) => !a1.has(x))].sort();
+    if (add.length > 0) added.set(name, add);
+    if (del.length > 0) removed.set(name, del);
+  }
+  const out: Ruleset = { sets: second.sets, chains: second.chains, counted: second.counted, reasons: second.reasons, patch: { base: a.base, added, removed } };
+  rememberStats(out, rulesetStats(second));
+  return out;
 }

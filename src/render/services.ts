@@ -34,7 +34,7 @@ import type { Endpoint, ResolvedPort, ResolvedService } from '../lb/endpoints.js
 import { endpointsForNode, locationOf, resolveServices, type Frontend, type ResolveOptions } from '../lb/endpoints.js';
 import { parseBalancing } from '../lb/config.js';
 import { computeWeights, WEIGHT_TOTAL, type WeightResult } from '../lb/weights.js';
-import { patchElements, type ElementChange } from './elements.js';
+import { hasElementText, patchElements, type ElementChange } from './elements.js';
 import { nftName } from './names.js';
 import { dnat, dnatMap, elementText, end, flags, goto, inSet, is, reject, rule, update, vmap, type Element, type Rule } from './nft.js';
 import type { NftSet, Ruleset } from './ruleset.js';
@@ -249,6 +249,9 @@ export function serviceWeightPatch(prev: Ruleset, input: ServicesInput, only?: R
   const partial = only !== undefined;
   const next = renderServices(partial ? { ...input, services: input.services.filter((s) => only.has(s.key)) } : input);
   const changes: ElementChange[] = [];
+  // A Service that gains its first endpoint or loses its last one moves between the lookup and
+  // the reject map: more than weights (the partial render shows it as an element prev lacks).
+  if (partial) for (const map of [SERVICE_PORTS_MAP, SERVICE_REJECT_MAP]) for (const e of next.sets.get(map)?.elements ?? []) if (!hasElementText(prev, map, e)) return undefined;
   for (const [name, set] of next.sets) {
     if (partial && !name.startsWith('lb_') && !name.startsWith('aff_')) continue;
     const old: NftSet | undefined = prev.sets.get(name);
