@@ -41,6 +41,7 @@ Examples:
     .option('-n, --nodes <n>', 'number of emulated nodes (default: declared nodes, at least 2)')
     .option('--no-agent', 'do not start the agents: no policy is enforced (plain connectivity)')
     .option('--strict', 'agents flush conntrack entries a narrowed policy no longer allows')
+    .option('--no-dns', 'do not start the lab DNS (name.ns.svc.cluster.local on 169.254.20.10 in every node)')
     .option('--no-serve', 'do not start the visibility server (`weir serve`: flows API and dashboard)')
     .option('--serve-port <port>', 'port of the visibility server on 127.0.0.1 (default 7680; 0: any free port)')
     .option('--alerts <file>', 'alert rules for the visibility server (YAML)')
