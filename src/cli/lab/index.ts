@@ -71,8 +71,9 @@ Examples:
   dirOptions(lab.command('probe').description('probe every pod and the external host from every pod and the external host, with real packets'))
     .option('-p, --port <port>', 'PORT[/TCP|UDP], repeatable or comma-separated (default: each target\'s served ports)', collect, [])
     .option('--from <peer>', 'source ns/pod or "external", repeatable (default: all)', collect, [])
-    .option('--to <peer>', 'target ns/pod or "external", repeatable (default: all)', collect, [])
+    .option('--to <peer>', 'target ns/pod, "external" or svc/ns/name (a Service), repeatable (default: all)', collect, [])
     .option('--no-external', 'leave the external host out of the default peers')
+    .option('--no-services', 'do not probe Services (default: every ClusterIP from every pod, every NodePort from the external host)')
     .option('--timeout <ms>', 'per-attempt timeout in milliseconds (default 1000)')
     .option('--compare', "compare every cell with the analyzer's verdict, print the cells that disagree; exit 1 on any disagreement")
     .option('--matrix', 'print the reachability matrix of every port (default: a summary)')
@@ -84,6 +85,13 @@ Prints a summary (cells, reachable, failures). --matrix adds one table per port 
 e2e layout: rows are sources, columns targets, "." reachable, "X" not, "-" not probed. With
 --compare, each disagreeing cell is printed with the engine's explanation, then the cells
 audit-mode policies would change and one line: "N cells, M disagreements".
+
+Services are probed too: each ClusterIP and port from every pod, each NodePort on every node
+from the external host. One connection per cell, answered by the endpoint the kernel chose.
+--compare expects an answer when every usable endpoint allows, none when none does; when only
+some allow, an answer must come from one that allows, and no answer is not compared (the
+connection may have gone to one that denies). A pod reaching itself through its Service
+(hairpin) is not compared.
 
 Exit status: 0 ok, 1 disagreements (--compare), 2 no lab up or bad arguments.`,
     )
