@@ -114,4 +114,24 @@ spec:
     assert.equal(dot.code, 2);
     assert.match(dot.stderr, /--services is printed as txt, json, csv, md/);
   });
+
+  test('weir lint: each bad Service input is a warning naming the Service and the field', async () => {
+    const r = await weir(['lint', 'test/fixtures/services-analyze-lint/bad.yaml', '-f', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const findings = JSON.parse(r.stdout) as { code: string; object?: string; field?: string; message: string }[];
+    const has = (code: string, object: string, field: string, message: RegExp) =>
+      assert.ok(findings.some((f) => f.code === code && f.object === object && f.field === field && message.test(f.message)), `${code} ${object} ${field}\n${JSON.stringify(findings, null, 1)}`);
+    has('service-selects-nothing', 'Service shop/nomatch', 'spec.selector', /matches no pod/);
+    has('lb-invalid-weights', 'Service shop/badweights', 'metadata.annotations.weir.dev/weights', /weight "lots" must be an integer/);
+    has('lb-invalid-weights', 'Service shop/zero', 'metadata.annotations.weir.dev/weights', /every weight is 0/);
+    // Found on pods without addresses too (manifests rarely carry one).
+    has('lb-weight-matches-nothing', 'Service shop/ghost', 'metadata.annotations.weir.dev/weights', /"version=v9" matches no endpoint/);
+    has('lb-unknown-location', 'Service shop/where', 'metadata.annotations.weir.dev/location-split', /"mars" \(known: eu-west\)/);
+    has('lb-unknown-location', 'Service shop/where', 'metadata.annotations.weir.dev/allowed-locations', /"moon"/);
+    has('lb-conflicting-annotations', 'Service shop/conflict', 'metadata.annotations.weir.dev/weights', /"equal", so these weights are ignored/);
+    has('lb-conflicting-annotations', 'Service shop/conflict', 'metadata.annotations.weir.dev/locality', /split applies/);
+    has('service-port-name-unresolved', 'Service shop/named', 'spec.ports[0].targetPort', /named "https"/);
+    has('lb-unknown-annotation', 'Service shop/typo', 'metadata.annotations.weir.dev/balance', /misspelled/);
+    has('lb-invalid-mode', 'Service shop/typo', 'metadata.annotations.weir.dev/balancing', /got "fastest"/);
+  });
 });
