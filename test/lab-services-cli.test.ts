@@ -46,6 +46,20 @@ async function ok(args: readonly string[], code = 0): Promise<Result> {
   return r;
 }
 
+/** `n` sequential connections to ip:port; one line per answer (the endpoint's identity). */
+const NODEPORT_CLIENT = `
+const net = require('node:net');
+const [ip, port, n] = process.argv.slice(1);
+async function one() {
+  return new Promise((resolve) => {
+    let d = ''; const s = net.connect({ host: ip, port: Number(port) });
+    s.setTimeout(2000, () => { s.destroy(); resolve('timeout'); });
+    s.on('data', (x) => (d += x)); s.on('error', (e) => resolve(e.code)); s.on('end', () => resolve(d.trim()));
+  });
+}
+(async () => { for (let i = 0; i < Number(n); i++) console.log(await one()); })();
+`;
+
 interface ProbeJson {
   services: { cells: { from: string; to: string; port: number; ok: boolean; reply?: string }[]; comparison: { compared: number; disagreements: unknown[] } };
 }
@@ -88,11 +102,13 @@ describe('Services in a CLI lab (root)', { skip }, () => {
     // the analyzer agrees with every cell it can compare.
     const probe = await ok(['lab', 'probe', ...at, '--compare', '-o', 'json']);
     const j = JSON.parse(probe.stdout) as ProbeJson;
-    for (const node of state.nodes) {
-      const cell = j.services.cells.find((c) => c.from === 'external' && c.to === `svc/shop/web@${node.name}` && c.port === 30080);
-      assert.ok(cell?.ok, `NodePort 30080 on ${node.name} from the external host: ${JSON.stringify(cell)}`);
-      assert.ok(['shop/web-0', 'shop/web-1'].includes(cell.reply ?? ''), `answered by an endpoint: ${cell.reply}`);
-    }
+    const nodePort = j.services.cells.find((c) => c.from === 'external' && c.to === `svc/shop/web@${state.external.node}` && c.port === 30080);
+    assert.ok(nodePort?.ok, `NodePort 30080 on ${state.external.node} from the external host: ${JSON.stringify(nodePort)}`);
+    assert.ok(['shop/web-0', 'shop/web-1'].includes(nodePort.reply ?? ''), `answered by an endpoint: ${nodePort.reply}`);
+    // Both endpoints, one on each node, answer through it: the kernel spreads new connections.
+    const spread = await weir(['lab', 'exec', ...at, 'external', '--', process.execPath, '-e', NODEPORT_CLIENT, state.nodes.find((n) => n.name === state.external.node)?.underlayIp ?? '', '30080', '40']);
+    const answers = new Set(spread.stdout.trim().split('\n'));
+    assert.deepEqual([...answers].sort(), ['shop/web-0', 'shop/web-1'], spread.stdout);
     const client = (to: string) => j.services.cells.find((c) => c.from === 'shop/client' && c.to === to && c.port === 80);
     assert.ok(client('svc/shop/web')?.ok, 'the client reaches web through its ClusterIP');
     // guard-0 admits nobody: through its Service too (the filter judges the real pod and port).

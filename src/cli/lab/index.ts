@@ -73,7 +73,7 @@ Examples:
     .option('--from <peer>', 'source ns/pod or "external", repeatable (default: all)', collect, [])
     .option('--to <peer>', 'target ns/pod, "external" or svc/ns/name (a Service), repeatable (default: all)', collect, [])
     .option('--no-external', 'leave the external host out of the default peers')
-    .option('--no-services', 'do not probe Services (default: every ClusterIP from every pod, every NodePort from the external host)')
+    .option('--no-services', "do not probe Services (default: every ClusterIP from every pod, every NodePort on the external host's node from the external host)")
     .option('--timeout <ms>', 'per-attempt timeout in milliseconds (default 1000)')
     .option('--compare', "compare every cell with the analyzer's verdict, print the cells that disagree; exit 1 on any disagreement")
     .option('--matrix', 'print the reachability matrix of every port (default: a summary)')
@@ -86,8 +86,8 @@ e2e layout: rows are sources, columns targets, "." reachable, "X" not, "-" not p
 --compare, each disagreeing cell is printed with the engine's explanation, then the cells
 audit-mode policies would change and one line: "N cells, M disagreements".
 
-Services are probed too: each ClusterIP and port from every pod, each NodePort on every node
-from the external host. One connection per cell, answered by the endpoint the kernel chose.
+Services are probed too: each ClusterIP and port from every pod, each NodePort from the
+external host on the node it hangs off (node-0). One connection per cell, answered by the endpoint the kernel chose.
 --compare expects an answer when every usable endpoint allows, none when none does; when only
 some allow, an answer must come from one that allows, and no answer is not compared (the
 connection may have gone to one that denies). A pod reaching itself through its Service
