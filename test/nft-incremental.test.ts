@@ -94,6 +94,24 @@ describe('incremental pod changes equal a fresh render (model, stub runner)', ()
     await agent.podRemoved('y', b.name);
     assert.equal(script(agent.lastRuleset), fresh(agent, cluster, churnLocal()));
   });
+
+  it('a Service added, changed and removed on a running agent reaches the ruleset (no pod change with it)', async () => {
+    const scripts: string[] = [];
+    const agent = new NodeAgent({ node: 'n0', runner: async (s) => (scripts.push(s), { ok: true, stderr: '' }) });
+    const cluster = churnCluster();
+    await agent.sync(cluster, churnLocal());
+    assert.doesNotMatch(script(agent.lastRuleset), /10\.96\.0\.10/);
+    const withService: Cluster = { ...cluster, services: [service] };
+    await agent.sync(withService, churnLocal());
+    assert.match(scripts.at(-1) ?? '', /10\.96\.0\.10/, 'the new ClusterIP is sent to the kernel');
+    assert.equal(script(agent.lastRuleset), fresh(agent, withService, churnLocal()));
+    const moved: Cluster = { ...cluster, services: [{ ...service, ports: [{ port: 8080, targetPort: 80, protocol: 'TCP' }] }] };
+    await agent.sync(moved, churnLocal());
+    assert.equal(script(agent.lastRuleset), fresh(agent, moved, churnLocal()));
+    assert.match(script(agent.lastRuleset), /10\.96\.0\.10 \. tcp \. 8080/);
+    await agent.sync(cluster, churnLocal());
+    assert.doesNotMatch(script(agent.lastRuleset), /10\.96\.0\.10/, 'the removed Service is gone');
+  });
 });
 
 describe('incremental pod changes equal a fresh render (kernel listings)', { skip: !isRoot && 'needs root' }, () => {

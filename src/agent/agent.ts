@@ -115,10 +115,11 @@ export class NodeAgent {
     const locals = new Map(localPods.map((p) => [p.key, p]));
     // Replicas coming and going: patch elements instead of re-rendering (same result, see
     // patchPods). Only when the local pods changed by exactly those pods (none moved nodes).
-    // Services and EndpointSlices change nothing in the policy filter.
+    // Services and EndpointSlices change the service NAT section: rendered (the applier still
+    // sends only the difference).
     const applied = this.applier.applied;
     let patched: Ruleset | undefined;
-    if (applied && !changes.other && this.lastLocal) {
+    if (applied && !changes.other && !changes.services && this.lastLocal) {
       const expectedLocal = new Set(this.lastLocal);
       for (const p of changes.removed) expectedLocal.delete(`${p.namespace}/${p.name}`);
       for (const p of changes.added) if (localKeys.has(`${p.namespace}/${p.name}`)) expectedLocal.add(`${p.namespace}/${p.name}`);
