@@ -20,6 +20,7 @@ import { collectReasons } from '../render/reasons.js';
 import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/render.js';
 import { planServices, type ServicesInput } from '../render/services.js';
 import type { Ruleset } from '../render/ruleset.js';
+import type { PolicyOnlyOptions } from '../render/policy-only.js';
 import { applyEventsToEngine } from '../source/engine.js';
 import { diffSnapshots, EMPTY_SNAPSHOT } from '../source/diff.js';
 import { snapshotOfCluster } from '../source/files.js';
@@ -46,6 +47,8 @@ export interface NodeAgentOptions {
   readonly log?: (line: string) => void;
   /** nft wildcard of the node's pod interfaces: fail closed for pods not synced yet (see RenderInput). */
   readonly podInterfaces?: string;
+  /** Policy-only mode beside a CNI: pods matched by address on forward, input and output (render/policy-only.ts). */
+  readonly policyOnly?: PolicyOnlyOptions;
 }
 
 /** One batch of a cluster source, with what only the node knows. */
@@ -123,7 +126,7 @@ export class NodeAgent {
     const services = this.services();
     // With Services, a pod change can move endpoints too: render (the applier still sends
     // only the difference) instead of the policy-only pod patch.
-    const ruleset = (services ? undefined : patched) ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, ...(services ? { services } : {}) });
+    const ruleset = (services ? undefined : patched) ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
     this.lastLocal = localKeys;
     this.lastLocalPods = locals;
     if (batch.diagnostics) this.lastDiagnostics = batch.diagnostics;
@@ -201,7 +204,7 @@ export class NodeAgent {
 
   private renderNow(): Ruleset {
     const services = this.services();
-    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, ...(services ? { services } : {}) });
+    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
   }
 
   /** The service NAT section's input for this node, when the cluster has Services. */

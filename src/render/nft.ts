@@ -18,6 +18,8 @@ export type Field =
   | 'iifname'
   | 'oifname'
   | 'ct state'
+  /** `fib saddr type local`: the packet's source is one of this host's addresses. */
+  | 'fib saddr type'
   | `${'tcp' | 'udp' | 'sctp'} dport`
   /** A random number in [0, n): the key of a weighted endpoint map (service NAT). */
   | `numgen random mod ${number}`;
