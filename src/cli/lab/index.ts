@@ -110,10 +110,19 @@ Exit status: 0 ok, 1 disagreements (--compare), 2 no lab up or bad arguments.`,
 
   program
     .command('agent')
-    .description('the per-node enforcement agent (started by `weir lab up`; one per node)')
-    .requiredOption('--lab-dir <dir>', 'lab directory (state.json, desired/)')
-    .requiredOption('--node <name>', 'node to enforce (node-0, …)')
+    .description('the per-node enforcement agent: of a lab node (--lab-dir, started by `weir lab up`) or of a Kubernetes node (--kubeconfig or --in-cluster, policy-only beside the CNI)')
+    .requiredOption('--node <name>', 'node to enforce (node-0, …; on Kubernetes the Node name, e.g. from spec.nodeName)')
+    .option('--lab-dir <dir>', 'lab directory (state.json, desired/)')
     .option('--strict', 'flush conntrack entries a narrowed policy no longer allows')
-    .option('--manifests <path...>', 'manifest files or folders to enforce (default: <lab-dir>/desired/)')
+    .option('--manifests <path...>', 'lab: manifest files or folders to enforce (default: <lab-dir>/desired/)')
+    .option('--kubeconfig <file>', 'Kubernetes: the API server and credentials from this kubeconfig')
+    .option('--context <name>', 'Kubernetes: the kubeconfig context to use')
+    .option('--in-cluster', "Kubernetes: the pod's service account (the DaemonSet)")
+    .option('--pod-cidr <cidr...>', "Kubernetes: the node's pod ranges, where pods the agent does not know fail closed (default: the Node's spec.podCIDRs)")
+    .option('--allow-unknown-pods', 'Kubernetes: let pods the agent has not synced pass unfiltered (default: they are dropped)')
+    .option('--health-address <[host:]port>', 'Kubernetes: /readyz, /livez, /metrics, /status (default 127.0.0.1:9791)')
+    .option('--no-health', 'Kubernetes: no local HTTP port')
+    .option('--netns <name>', 'apply the ruleset in this network namespace (tests)')
+    .option('--status-dir <dir>', 'Kubernetes: also write agent-<node>.json there')
     .action(runAgentCommand);
 }
