@@ -40,6 +40,12 @@ export interface ClusterAgentOptions {
   /** First retry delay after a failed apply (doubles, at most 30 s; default 1 s). */
   readonly retryMs?: number;
   readonly log?: (line: string) => void;
+  /**
+   * How far the source has delivered (the Kubernetes source's resourceVersion), reported as the
+   * status's `desiredGeneration` of the batch that applied it, and re-reported (an empty
+   * transaction, a no-op) when it moves on without events, so a writer can wait for its write.
+   */
+  readonly progress?: () => number | undefined;
   /** Problems the source reports (an invalid policy: the CLI turns them into Kubernetes Events). */
   readonly onSourceError?: (error: Error) => void;
 }
@@ -106,6 +112,9 @@ export class ClusterAgent {
   private readonly eventCounts: Record<string, number> = {};
   private readonly lags: number[] = [];
   private readyWaiters: (() => void)[] = [];
+  private reported: number | undefined;
+  private progressDue = false;
+  private progressTimer: NodeJS.Timeout | undefined;
   /** Called after every applied batch (metrics, benchmarks). */
   onApplied: ((b: AppliedBatch) => void) | undefined;
 
@@ -160,11 +169,21 @@ export class ClusterAgent {
         this.opts.onSourceError?.(e);
       },
     });
+    if (this.opts.progress) {
+      this.progressTimer = setInterval(() => {
+        const p = this.opts.progress?.();
+        if (!this.initialApplied || p === undefined || (this.reported !== undefined && p <= this.reported)) return;
+        this.progressDue = true;
+        this.kick(0);
+      }, 100);
+      this.progressTimer.unref();
+    }
     if (!this.stopped) await ready;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.progressTimer) clearInterval(this.progressTimer);
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.opts.source.stop();
@@ -209,7 +228,10 @@ export class ClusterAgent {
   }
 
   private async drain(): Promise<void> {
-    while (!this.stopped && (this.pending.length > 0 || this.needsFull || (this.sourceSynced && !this.initialApplied))) {
+    while (!this.stopped && (this.pending.length > 0 || this.needsFull || this.progressDue || (this.sourceSynced && !this.initialApplied))) {
+      this.progressDue = false;
+      // Read together with taking the events: every change up to `progress` is in `events`.
+      const progress = this.opts.progress?.();
       const events = this.pending;
       const since = this.pendingSince ?? performance.now();
       const initial = this.sourceSynced && !this.initialApplied;
@@ -221,13 +243,14 @@ export class ClusterAgent {
       this.applyStartedAt = performance.now();
       let status: AgentStatus;
       try {
-        status = await this.agent.apply({ events, localPods: [...this.locals.values()] });
+        status = await this.agent.apply({ events, localPods: [...this.locals.values()], ...(progress !== undefined ? { desiredGeneration: progress } : {}) });
       } finally {
         this.applyStartedAt = undefined;
       }
       this.applies++;
       const lagMs = performance.now() - since;
       if (status.lastApplyOk) {
+        if (progress !== undefined) this.reported = progress;
         this.needsFull = false;
         this.failures = 0;
         this.lastSyncAt = new Date();

@@ -148,6 +148,7 @@ export async function runKubeAgent(opts: KubeAgentOptions): Promise<AgentStatus 
     node: opts.node,
     source,
     policyOnly: { podCidrs },
+    progress: () => source.deliveredResourceVersion(),
     ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
     strict: opts.strict,
     statusDir: opts.statusDir,

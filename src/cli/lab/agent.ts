@@ -23,6 +23,7 @@ export interface AgentOptions {
   readonly health?: boolean;
   readonly netns?: string;
   readonly statusDir?: string;
+  readonly watchdog?: string;
 }
 
 function healthAddress(text: string | undefined): { host: string; port: number } {
@@ -31,6 +32,12 @@ function healthAddress(text: string | undefined): { host: string; port: number }
   const port = m ? Number(m[2]) : NaN;
   if (!m || !Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--health-address ${text}: expected PORT or HOST:PORT (e.g. 127.0.0.1:9791)`);
   return { host: m[1] || '127.0.0.1', port };
+}
+
+function watchdogMs(text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 1) throw new CliError(`--watchdog ${text}: expected seconds ≥ 1`);
+  return n * 1000;
 }
 
 export async function runAgentCommand(opts: AgentOptions): Promise<void> {
@@ -63,6 +70,7 @@ export async function runAgentCommand(opts: AgentOptions): Promise<void> {
             ...(opts.netns ? { netns: opts.netns } : {}),
             strict: opts.strict === true,
             ...(opts.statusDir ? { statusDir: resolve(opts.statusDir) } : {}),
+            ...(opts.watchdog !== undefined ? { timing: { watchdogMs: watchdogMs(opts.watchdog) } } : {}),
             signal: controller.signal,
           }).catch((e: unknown) => {
             if (e instanceof AgentConfigError) throw new CliError(`weir agent: ${e.message}`);

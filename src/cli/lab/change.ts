@@ -7,6 +7,8 @@ import { labApply, planLab } from '../../lab/index.js';
 import { agentInfo, waitForAgents, type SettledAgent } from '../../lab/supervisor.js';
 import { hasErrors } from '../../model/diagnostics.js';
 import { CliError } from '../exit.js';
+import { isKubeLab, publishLab } from '../../lab/kube.js';
+import { readState } from '../../lab/index.js';
 import { labCall, printDiagnostics, requireUp, type DirOptions } from './common.js';
 
 export interface ChangeOptions extends DirOptions {
@@ -41,7 +43,10 @@ export async function changeDesired(dir: string, next: Map<string, string>, quie
   // the agents' next sync on, never by a stale set.
   await writeDesired(dir, next);
   const applied = await labCall(() => labApply(dir, built.cluster, { onDiagnostics: (d) => printDiagnostics(d, quiet) }));
-  const generation = await bumpGeneration(dir);
+  // A lab served through the Kubernetes API: the change goes through the API, and the agents
+  // report the API's resourceVersion they have applied.
+  const after = isKubeLab(dir) ? await readState(dir) : undefined;
+  const generation = after ? await labCall(() => publishLab(dir, after, next)) : await bumpGeneration(dir);
   const since = Date.now();
   const pods = `pods: ${applied.added.length} added, ${applied.removed.length} removed, ${applied.relabelled.length} relabelled`;
   if (!enforced) return { pods, agents: undefined };

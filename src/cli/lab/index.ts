@@ -44,6 +44,7 @@ Examples:
     .option('--no-serve', 'do not start the visibility server (`weir serve`: flows API and dashboard)')
     .option('--serve-port <port>', 'port of the visibility server on 127.0.0.1 (default 7680; 0: any free port)')
     .option('--alerts <file>', 'alert rules for the visibility server (YAML)')
+    .option('--source <files|kube>', 'where the agents read the lab: its files (default), or a Kubernetes API server the lab runs (<dir>/kubeconfig)')
     .addHelpText('after', '\nExit status: 0 up, 1 up but the visibility server did not start, 2 invalid manifests (nothing created), not root, missing tools, or a lab already up.')
     .action(runUp);
 
@@ -122,7 +123,8 @@ Exit status: 0 ok, 1 disagreements (--compare), 2 no lab up or bad arguments.`,
     .option('--allow-unknown-pods', 'Kubernetes: let pods the agent has not synced pass unfiltered (default: they are dropped)')
     .option('--health-address <[host:]port>', 'Kubernetes: /readyz, /livez, /metrics, /status (default 127.0.0.1:9791)')
     .option('--no-health', 'Kubernetes: no local HTTP port')
-    .option('--netns <name>', 'apply the ruleset in this network namespace (tests)')
+    .option('--netns <name>', 'apply the ruleset in this network namespace (tests, the lab)')
+    .option('--watchdog <seconds>', 'Kubernetes: re-list a kind whose watch sent nothing (not even a bookmark) for this long (default 180)')
     .option('--status-dir <dir>', 'Kubernetes: also write agent-<node>.json there')
     .action(runAgentCommand);
 }
