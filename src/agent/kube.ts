@@ -102,12 +102,29 @@ function checkCidrs(cidrs: readonly string[], what: string): string[] {
   });
 }
 
+function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}
+
 /**
  * Runs until `signal` aborts. The ruleset stays in the kernel when the agent stops:
  * enforcement must not depend on the agent being alive.
  */
 export async function runKubeAgent(opts: KubeAgentOptions): Promise<AgentStatus | undefined> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  if (opts.auth.kind === 'in-cluster' && !process.env.KUBERNETES_SERVICE_HOST) {
+    throw new AgentConfigError('--in-cluster: $KUBERNETES_SERVICE_HOST is not set (not running in a pod?); outside a cluster give --kubeconfig FILE');
+  }
   let config;
   try {
     config = loadKubeConfig(opts.auth);
@@ -127,12 +144,15 @@ export async function runKubeAgent(opts: KubeAgentOptions): Promise<AgentStatus 
           break;
         } catch (e) {
           if (e instanceof AgentConfigError) throw e;
-          if (opts.signal?.aborted) return undefined;
+          if (opts.signal?.aborted) {
+            transport.close();
+            return undefined;
+          }
           const msg = (e as Error).message;
           if (/: 404 /.test(msg)) throw new AgentConfigError(`node ${opts.node} is not in the cluster (GET /api/v1/nodes/${opts.node}: 404)`);
           const wait = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
           log(`weir agent ${opts.node}: reading the Node's pod CIDRs failed (${msg}); retrying in ${wait} ms`);
-          await new Promise((r) => setTimeout(r, wait));
+          await abortableSleep(wait, opts.signal);
         }
       }
       if (podCidrs.length === 0) {

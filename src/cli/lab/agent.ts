@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { runAgent } from '../../lab/agent.js';
 import { AgentConfigError, runKubeAgent } from '../../agent/kube.js';
 import { DEFAULT_HEALTH_PORT } from '../../agent/health.js';
+import { readAgentSettings, type AgentSettings } from '../../agent/settings.js';
 import { CliError, EXIT_FINDINGS, exitStatus } from '../exit.js';
 import { packageVersion } from '../program.js';
 
@@ -24,6 +25,7 @@ export interface AgentOptions {
   readonly netns?: string;
   readonly statusDir?: string;
   readonly watchdog?: string;
+  readonly config?: string;
 }
 
 function healthAddress(text: string | undefined): { host: string; port: number } {
@@ -40,7 +42,22 @@ function watchdogMs(text: string): number {
   return n * 1000;
 }
 
-export async function runAgentCommand(opts: AgentOptions): Promise<void> {
+export async function runAgentCommand(given: AgentOptions): Promise<void> {
+  let settings: AgentSettings = {};
+  if (given.config !== undefined) {
+    if (given.labDir !== undefined) throw new CliError('weir agent: --config is for a Kubernetes node (with --kubeconfig or --in-cluster)');
+    settings = await readAgentSettings(resolve(given.config)).catch((e: unknown) => {
+      throw new CliError(`weir agent: --config ${(e as Error).message}`);
+    });
+  }
+  // Flags win over the file.
+  const opts: AgentOptions = {
+    ...given,
+    ...(given.allowUnknownPods === undefined && given.podCidr === undefined && settings.failClosedUntilSynced === false ? { allowUnknownPods: true } : {}),
+    ...(given.podCidr === undefined && settings.podCIDRs && settings.failClosedUntilSynced !== false ? { podCidr: settings.podCIDRs } : {}),
+    ...(given.healthAddress === undefined && (settings.healthPort !== undefined || settings.healthHost !== undefined) ? { healthAddress: `${settings.healthHost ?? '127.0.0.1'}:${settings.healthPort ?? DEFAULT_HEALTH_PORT}` } : {}),
+    ...(given.watchdog === undefined && settings.watchdogSeconds !== undefined ? { watchdog: String(settings.watchdogSeconds) } : {}),
+  };
   const kube = opts.kubeconfig !== undefined || opts.inCluster === true;
   if (opts.labDir !== undefined && kube) throw new CliError('weir agent: give either --lab-dir (the lab) or --kubeconfig/--in-cluster (a Kubernetes node), not both');
   if (opts.labDir === undefined && !kube) throw new CliError('weir agent: give --lab-dir DIR (the lab) or --kubeconfig FILE / --in-cluster (a Kubernetes node)');

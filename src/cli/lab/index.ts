@@ -126,5 +126,6 @@ Exit status: 0 ok, 1 disagreements (--compare), 2 no lab up or bad arguments.`,
     .option('--netns <name>', 'apply the ruleset in this network namespace (tests, the lab)')
     .option('--watchdog <seconds>', 'Kubernetes: re-list a kind whose watch sent nothing (not even a bookmark) for this long (default 180)')
     .option('--status-dir <dir>', 'Kubernetes: also write agent-<node>.json there')
+    .option('--config <file>', 'Kubernetes: settings (YAML: failClosedUntilSynced, healthPort, healthHost, watchdogSeconds, podCIDRs); flags win')
     .action(runAgentCommand);
 }
