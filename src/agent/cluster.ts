@@ -210,7 +210,9 @@ export class ClusterAgent {
       if (e.type !== 'deleted' && e.object.node === this.opts.node && e.object.ip !== undefined && !e.object.hostNetwork) this.locals.set(key, { key, ip: e.object.ip });
       else this.locals.delete(key);
     }
-    this.pending.push(...events);
+    // Not push(...events): an initial batch of 150k events would overflow the stack.
+    if (this.pending.length === 0) this.pending = [...events];
+    else for (const e of events) this.pending.push(e);
     this.pendingSince ??= performance.now();
     if (this.sourceSynced) this.kick(this.opts.batchWindowMs ?? 10);
   }

@@ -269,7 +269,7 @@ export class Reflector<K extends SourceKind> {
           metadata?: { resourceVersion?: string; continue?: string };
           items?: RawObject[];
         };
-        items.push(...(page.items ?? []));
+        for (const item of page.items ?? []) items.push(item);
         rv = page.metadata?.resourceVersion ?? rv;
         cont = page.metadata?.continue || undefined;
       } while (cont);

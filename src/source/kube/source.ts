@@ -152,11 +152,11 @@ export class KubeSource implements ClusterSource {
     if (this.stopped) return;
     if (!this.synced) {
       const list = this.initial.get(kind) ?? [];
-      list.push(...events);
+      for (const e of events) list.push(e); // not push(...): a kind's list can be 100k objects
       this.initial.set(kind, list);
       return;
     }
-    this.pending.push(...events);
+    for (const e of events) this.pending.push(e);
     // Events that arrive together (one chunk of a stream, one re-list) go out as one batch.
     if (!this.flushScheduled) {
       this.flushScheduled = true;
