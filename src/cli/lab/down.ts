@@ -5,9 +5,11 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REASONS_FILE } from '../../agent/status.js';
 import { removeDesired } from '../../lab/desired.js';
-import { labDown, preflight } from '../../lab/index.js';
+import { DEFAULT_PREFIX, labDown, preflight } from '../../lab/index.js';
 import { stopAgents, stopServe } from '../../lab/supervisor.js';
 import { stopLabApiServer } from '../../lab/kube.js';
+import { stopLabDns } from '../../lab/dns-lab.js';
+import { readState } from '../../lab/index.js';
 import { writeOutput } from '../output.js';
 import { labCall, labDir, type DirOptions } from './common.js';
 
@@ -22,6 +24,8 @@ export async function runDown(opts: DownOptions): Promise<void> {
   // First: its conntrack children run inside the lab's namespaces.
   const served = await stopServe(dir);
   const agents = await stopAgents(dir);
+  const state = await readState(dir).catch(() => undefined);
+  const dns = await stopLabDns(dir, state?.prefix ?? opts.prefix ?? DEFAULT_PREFIX);
   const api = await stopLabApiServer(dir, { forget: true });
   const result = await labCall(() =>
     labDown({ dir, ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}), force: opts.force === true, purge: opts.purge === true }),
@@ -33,7 +37,7 @@ export async function runDown(opts: DownOptions): Promise<void> {
     await rm(join(dir, 'apiserver'), { recursive: true, force: true });
   }
   await writeOutput(
-    `lab down in ${dir}: ${result.removedNetns.length} namespaces removed, ${result.stoppedPids.length} processes, ${agents.length} agents${served !== undefined ? ' and the visibility server' : ''}${api !== undefined ? ' and the API server' : ''} stopped${opts.purge ? ', state purged' : ''}\n`,
+    `lab down in ${dir}: ${result.removedNetns.length} namespaces removed, ${result.stoppedPids.length} processes, ${agents.length} agents, ${dns.length} DNS servers${served !== undefined ? ' and the visibility server' : ''}${api !== undefined ? ' and the API server' : ''} stopped${opts.purge ? ', state purged' : ''}\n`,
   );
 }
 
