@@ -21,6 +21,7 @@ import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/
 import { planServices, selectsPod, serviceWeightPatch, type ServicesInput } from '../render/services.js';
 import { chainPatches } from '../render/elements.js';
 import type { Ruleset } from '../render/ruleset.js';
+import type { PolicyOnlyOptions } from '../render/policy-only.js';
 import { applyEventsToEngine } from '../source/engine.js';
 import { diffSnapshots, EMPTY_SNAPSHOT } from '../source/diff.js';
 import { snapshotOfCluster } from '../source/files.js';
@@ -48,6 +49,8 @@ export interface NodeAgentOptions {
   readonly log?: (line: string) => void;
   /** nft wildcard of the node's pod interfaces: fail closed for pods not synced yet (see RenderInput). */
   readonly podInterfaces?: string;
+  /** Policy-only mode beside a CNI: pods matched by address on forward, input and output (render/policy-only.ts). */
+  readonly policyOnly?: PolicyOnlyOptions;
 }
 
 /** One batch of a cluster source, with what only the node knows. */
@@ -131,7 +134,7 @@ export class NodeAgent {
     // With Services, a pod that a Service selects can move endpoints too: render (the applier
     // still sends only the difference) instead of the policy-only pod patch.
     const endpointsMoved = services !== undefined && [...changes.added, ...changes.removed].some((p) => this.selectedByService(p));
-    const ruleset = (endpointsMoved ? undefined : patched) ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, ...(services ? { services } : {}) });
+    const ruleset = (endpointsMoved ? undefined : patched) ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
     this.lastLocal = localKeys;
     this.lastLocalPods = locals;
     this.localIds.reset(localPods.map((p) => this.engine.identityOfPod(p.key)));
@@ -219,7 +222,7 @@ export class NodeAgent {
 
   private renderNow(): Ruleset {
     const services = this.services();
-    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, ...(services ? { services } : {}) });
+    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
   }
 
   /**

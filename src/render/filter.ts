@@ -91,6 +91,7 @@ import {
   type Statement,
 } from './nft.js';
 import { IPV6_REASON, NOT_READY_REASON, SPOOF_REASON, collectReasons, defaultDenyReason, ruleReason, type ReasonRegistry } from './reasons.js';
+import { LOCAL_IPS_SET, policyOnlyBaseChains, type PolicyOnlyOptions } from './policy-only.js';
 import type { NftSet, Ruleset } from './ruleset.js';
 import type { Section, TableBuilder } from './table.js';
 
@@ -119,6 +120,11 @@ export interface RenderInput {
    * before the agent's sync) is dropped and counted, instead of passing unfiltered.
    */
   readonly podInterfaces?: string;
+  /**
+   * Policy-only mode beside a CNI (policy-only.ts): local pods matched by address on the
+   * forward, input and output hooks; no interface names, no anti-spoofing by interface.
+   */
+  readonly policyOnly?: PolicyOnlyOptions;
 }
 
 /** Identity mark → egress / ingress identity chain (`mark : verdict`). */
@@ -529,7 +535,7 @@ class Renderer {
   }
 
   /** The maps, sets and base chains that bind the identity chains to this node's pods. */
-  finish(eg: readonly Element[], ing: readonly Element[], podIds: readonly Element[], podIfs: readonly Element[], podSrc: readonly Element[], podInterfaces?: string): void {
+  finish(eg: readonly Element[], ing: readonly Element[], podIds: readonly Element[], podIfs: readonly Element[], podSrc: readonly Element[], podInterfaces?: string, policyOnly?: { options: PolicyOnlyOptions; localIps: readonly string[] }): void {
     const t = this.table;
     const texts = (elements: readonly Element[]): string[] => [...new Set(elements.map(elementText))].sort();
     const map = (name: string, type: string, elements: readonly Element[]): NftSet => ({ name, kind: 'map', type, flags: [], extra: [], dynamic: false, elements: texts(elements) });
@@ -537,8 +543,10 @@ class Renderer {
     t.set(map(INGRESS_MAP, 'mark : verdict', ing));
     t.set(map(POD_ID_MAP, 'ipv4_addr : mark', podIds));
     const plain = (name: string, type: string, elements: readonly Element[]): NftSet => ({ name, kind: 'set', type, flags: [], extra: [], dynamic: false, elements: texts(elements) });
-    t.set(plain(POD_IFS_SET, 'ifname', podIfs));
-    t.set(plain(POD_SRC_SET, 'ifname . ipv4_addr', podSrc));
+    if (!policyOnly) {
+      t.set(plain(POD_IFS_SET, 'ifname', podIfs));
+      t.set(plain(POD_SRC_SET, 'ifname . ipv4_addr', podSrc));
+    }
     t.set({
       name: DENIED_SET,
       kind: 'set',
@@ -549,8 +557,9 @@ class Renderer {
       elements: [],
     });
     const v6 = this.counter(this.reasons.id(IPV6_REASON));
-    const spoof = this.denyPoint(this.reasons.id(SPOOF_REASON));
-    const notReady = podInterfaces !== undefined ? this.denyPoint(this.reasons.id(NOT_READY_REASON)) : undefined;
+    const spoof = policyOnly ? undefined : this.denyPoint(this.reasons.id(SPOOF_REASON));
+    const failClosed = policyOnly ? policyOnly.options.podCidrs.length > 0 : podInterfaces !== undefined;
+    const notReady = failClosed ? this.denyPoint(this.reasons.id(NOT_READY_REASON)) : undefined;
     t.set({
       name: HITS_SET,
       kind: 'set',
@@ -563,16 +572,20 @@ class Renderer {
     });
     // ICMP and other protocols have no ports: recorded with port 0.
     t.chain(DENY_CHAIN, [end(undefined, countHit('meta mark')), nftRule([hasPorts], end(drop, recordDenied('th dport', 'meta mark'))), end(drop, recordDenied(0, 'meta mark'))]);
-    const base = (name: string, priority: string, map: string, key: Field, guards: readonly Rule[]): void => {
+    // A new connection of a local pod (by `key`) to its identity's chain: address → mark →
+    // chain. Untracked packets carry no mark to dispatch on: dropped rather than unfiltered.
+    const dispatch = (key: 'ip saddr' | 'ip daddr', map: string): Rule[] => [
+      nftRule([flags('ct state', 'untracked'), inSet(key, POD_ID_MAP)], end(drop)),
+      end(vmap(['ct mark'], map), ctMarkFromMap(key, POD_ID_MAP)),
+    ];
+    if (policyOnly) {
+      policyOnlyBaseChains(t, policyOnly.options, { egressMap: EGRESS_MAP, ingressMap: INGRESS_MAP, egressChain: EGRESS_CHAIN, ingressChain: INGRESS_CHAIN, v6, notReady, localIps: policyOnly.localIps, dispatch });
+      return;
+    }
+    const base = (name: string, priority: string, map: string, key: 'ip saddr' | 'ip daddr', guards: readonly Rule[]): void => {
       t.chain(
         name,
-        [
-          ...guards,
-          nftRule([flags('ct state', 'established', 'related')], end(accept)),
-          nftRule([flags('ct state', 'invalid')], end(drop)),
-          nftRule([flags('ct state', 'untracked'), inSet(key, POD_ID_MAP)], end(drop)),
-          end(vmap(['ct mark'], map), ctMarkFromMap(key, POD_ID_MAP)),
-        ],
+        [...guards, nftRule([flags('ct state', 'established', 'related')], end(accept)), nftRule([flags('ct state', 'invalid')], end(drop)), ...dispatch(key, map)],
         `type filter hook forward priority ${priority}; policy accept;`,
       );
     };
@@ -583,7 +596,8 @@ class Renderer {
     //   (checked on every packet, or a forged source could ride another pod's connection).
     // - Not ready (fail closed, with `podInterfaces`): a pod interface missing from `pod_ifs`
     //   belongs to a pod the agent has not synced; nothing from or to it passes until it has.
-    const guards: Rule[] = [nftRule([is('meta nfproto', 'ipv6')], end(drop, v6)), nftRule([inSet('iifname', POD_IFS_SET), inSet(['iifname', 'ip saddr'], POD_SRC_SET, true)], spoof)];
+    const guards: Rule[] = [nftRule([is('meta nfproto', 'ipv6')], end(drop, v6))];
+    if (spoof) guards.push(nftRule([inSet('iifname', POD_IFS_SET), inSet(['iifname', 'ip saddr'], POD_SRC_SET, true)], spoof));
     const ingressGuards: Rule[] = [];
     if (podInterfaces !== undefined && notReady !== undefined) {
       guards.push(nftRule([is('iifname', quoted(podInterfaces)), inSet('iifname', POD_IFS_SET, true)], notReady));
@@ -647,7 +661,7 @@ export function policyFilterSection(input: RenderInput): Section {
           src.push(podSourceElement(veth, ip));
         }
       }
-      r.finish(eg, ing, ids, ifs, src, input.podInterfaces);
+      r.finish(eg, ing, ids, ifs, src, input.podInterfaces, input.policyOnly ? { options: input.policyOnly, localIps: locals.map((l) => l.ip) } : undefined);
     },
   };
 }
@@ -719,6 +733,8 @@ function podElementChanges(
     for (const key of namedPortKeys(engine, rule, specs, pod, identity, ip)) change(namedPortSetName(rule, specs), { key });
   }
   if (!local) return out;
+  // Policy-only mode knows local pods by address (a set the lab's table does not have: ignored there).
+  change(LOCAL_IPS_SET, { key: [ip] });
   let chained = false;
   for (const [dir, map] of [['egress', EGRESS_MAP], ['ingress', INGRESS_MAP]] as const) {
     const chain = identityChain(prev, engine, identity, dir);

@@ -11,3 +11,4 @@ export { policyFilterSection, patchPods, type PodPatchContext } from './render.j
 /** Typed nftables rules and elements (matches, statements, verdicts) and their nft syntax. */
 export * as nft from './nft.js';
 export { servicesSection, planServices, renderServices, serviceWeightPatch, decide as decideServices, SERVICE_PORTS_MAP, SERVICE_REJECT_MAP, type ServicesInput, type PortDecision } from './services.js';
+export { LOCAL_IPS_SET, POD_CIDRS_SET, HOST_IN_CHAIN, HOST_OUT_CHAIN, type PolicyOnlyOptions } from './policy-only.js';

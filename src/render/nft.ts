@@ -19,6 +19,8 @@ export type Field =
   | 'oifname'
   | 'ct state'
   | 'ct mark'
+  /** `fib saddr type local`: the packet's source is one of this host's addresses. */
+  | 'fib saddr type'
   | `${'tcp' | 'udp' | 'sctp'} dport`
   /** A random number in [0, n): the key of a weighted endpoint map (service NAT). */
   | `numgen random mod ${number}`;
