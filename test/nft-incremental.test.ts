@@ -1,3 +1,4 @@
+// suite: lab (root: network namespaces, nftables; the model half runs without root)
 // Incremental changes equal a fresh render: pod events patched element by element (with and
 // without Services, past the point where patched sets are compacted) give the table a full
 // render of the same state gives — in the model, and in the kernel (two namespaces, one fed
