@@ -11,6 +11,8 @@ import { FlowMetrics } from '../flows/metrics.js';
 import type { FlowPipeline } from '../flows/pipeline.js';
 import type { FlowStore } from '../flows/store.js';
 import { installErrorHandler } from './errors.js';
+import { fanOutFlows } from './fanout.js';
+import { AgentRegistry, ingestRoutes } from './ingest.js';
 import { installAccessControl, type AccessOptions } from './security.js';
 import { ServerMetrics } from './server-metrics.js';
 import { alertsRoutes, type AlertRulesView } from './routes/alerts.js';
@@ -88,7 +90,12 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   });
   void app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
-  void app.register(flowsRoutes, { store: opts.store });
+  // Cluster mode: agents ship here (token always), and flow queries fan out to them (src/api/ingest.ts).
+  const agents = new AgentRegistry(opts.store);
+  const token = opts.access?.token;
+  void app.register(ingestRoutes, { pipeline: opts.pipeline, store: opts.store, registry: metrics.registry, agents, token });
+  const fanOut = (q: Readonly<Record<string, string>>) => (agents.queryTargets().length > 0 ? fanOutFlows(agents.queryTargets(), q, token !== undefined ? { token } : {}) : undefined);
+  void app.register(flowsRoutes, { store: opts.store, fanOut });
   void app.register(edgesRoutes, { store: opts.store, aggregator });
   void app.register(policiesRoutes, { aggregator, ...(opts.knownPolicies ? { knownPolicies: opts.knownPolicies } : {}) });
   void app.register(alertsRoutes, { store: opts.store, ...(opts.alerts ? { alerts: opts.alerts } : {}), ...(opts.webhook ? { webhook: opts.webhook } : {}) });
