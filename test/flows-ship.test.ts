@@ -8,7 +8,9 @@
 // WEIR_TEST_OUTAGE_MS=60000): what matters is that the agent keeps observing, retries with
 // backoff and the buffer holds everything until the server is back.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -25,6 +27,7 @@ import { FlowShipper, type ShipperOptions } from '../src/flows/shipper.js';
 import { FlowWindow } from '../src/flows/ship-window.js';
 import { SqliteFlowStore } from '../src/flows/sqlite-store.js';
 import { podRecord, syntheticCluster } from '../src/flows/synthetic.js';
+import { weir } from './helpers/cli.js';
 
 const OUTAGE_MS = Number(process.env.WEIR_TEST_OUTAGE_MS ?? 6_000);
 const TOKEN = 'test-token-0123456789abcdef';
@@ -209,7 +212,7 @@ test('a bad token is refused (401) and counted; the batches wait on the agent', 
   const a = shipper(server.url, 'token-1', { token: 'wrong-token-0123456789abcdef' });
   a.add(traffic('token-1', 50));
   await until('a refused attempt', () => a.stats.failedAttempts > 0);
-  assert.equal(a.stats.lastError?.startsWith('HTTP 401'), true, a.stats.lastError);
+  assert.match(a.stats.lastError ?? '', /^HTTP 401/);
   assert.ok(a.stats.bufferedBatches > 0);
   const none = await fetch(`${server.url}${INGEST_PATH}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
   assert.equal(none.status, 401);
@@ -298,4 +301,37 @@ test('flow queries fan out to the agents and mark an agent that did not answer',
   await b.stop();
   await qa.close();
   await server.stop();
+});
+
+test('`weir serve --cluster` takes batches from an agent and `weir status` summarises it', async () => {
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, `${TOKEN}\n`);
+  const refused = await weir(['serve', '--cluster', '--store', join(dir, 'cli.db'), '--port', '0']);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /--cluster needs --token-file/);
+
+  const child = spawn(process.execPath, ['bin/weir.js', 'serve', '--cluster', '--store', join(dir, 'cli.db'), '--port', '0', '--token-file', tokenFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    const url = await until('the listening line', () => /listening on (\S+)/.exec(stdout)?.[1]);
+    assert.match(stdout, /cluster: flows from agents/);
+    const a = shipper(url, 'cli-1');
+    a.add(traffic('cli-1', 25));
+    await until('the batch committed', () => a.stats.sentBatches > 0);
+    const table = await weir(['status', '--server', url, '--token-file', tokenFile]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /^NODE\s+VERSION\s+STATE/m);
+    assert.match(table.stdout, /^cli-1\s+test\s+ok\s/m);
+    const json = await weir(['status', '--server', url, '--token-file', tokenFile, '--json']);
+    const reply = JSON.parse(json.stdout) as AgentsReply;
+    assert.equal(reply.agents[0]?.flows, 25);
+    const wrong = await weir(['status', '--server', url], { WEIR_TOKEN_FILE: '' });
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /refused/);
+    await a.stop();
+  } finally {
+    child.kill('SIGTERM');
+    await once(child, 'close');
+  }
 });

@@ -4,7 +4,7 @@
 // probe's packets).
 
 import { Option, type Command } from 'commander';
-import { runAgentCommand } from './agent.js';
+import { runAgentCommand, type AgentOptions } from './agent.js';
 import { runApply } from './apply.js';
 import { collect, dirOptions, type DirOptions } from './common.js';
 import { runDelete } from './delete.js';
@@ -115,5 +115,13 @@ Exit status: 0 ok, 1 disagreements (--compare), 2 no lab up or bad arguments.`,
     .requiredOption('--node <name>', 'node to enforce (node-0, …)')
     .option('--strict', 'flush conntrack entries a narrowed policy no longer allows')
     .option('--manifests <path...>', 'manifest files or folders to enforce (default: <lab-dir>/desired/)')
-    .action(runAgentCommand);
+    .option('--server <url>', 'ship this node\'s flows to a weir server (`weir serve --cluster`); with --token-file')
+    .option('--token-file <file>', 'the server\'s bearer token (one line)')
+    .option('--ca <file>', 'PEM CA bundle for an https:// --server with its own CA')
+    .option('--client-cert <file>', 'PEM client certificate (mutual TLS), with --client-key')
+    .option('--client-key <file>', 'PEM private key of --client-cert')
+    .option('--buffer-dir <dir>', 'on-disk flow buffer (default <lab-dir>/flows-<node>/)')
+    .option('--buffer-size <MiB>', 'bound of the on-disk flow buffer (default 64)')
+    .option('--query-port <port>', 'port of the raw-flow query endpoint on 127.0.0.1 (default: any free port)')
+    .action((o: AgentOptions & { bufferSize?: string }) => runAgentCommand({ ...o, ...(o.bufferSize !== undefined ? { bufferMib: o.bufferSize } : {}) }));
 }
