@@ -55,6 +55,8 @@ export interface SupervisorOptions {
   readonly readyTimeoutMs?: number;
   /** Passed as `--strict` (flush conntrack entries a narrowed policy no longer allows). */
   readonly strict?: boolean;
+  /** More agent flags (flow shipping: `--server URL --token-file F`). */
+  readonly agentArgs?: readonly string[];
 }
 
 async function readPid(file: string): Promise<number | undefined> {
@@ -99,7 +101,7 @@ export async function startAgent(dir: string, node: string, opts: SupervisorOpti
   let pid: number | undefined;
   let exited: string | undefined;
   try {
-    const args = [...prefix, 'agent', '--lab-dir', dir, '--node', node, ...(opts.strict ? ['--strict'] : [])];
+    const args = [...prefix, 'agent', '--lab-dir', dir, '--node', node, ...(opts.strict ? ['--strict'] : []), ...(opts.agentArgs ?? [])];
     const child = spawn(file, args, { detached: true, stdio: ['ignore', log.fd, log.fd] });
     pid = child.pid;
     if (pid === undefined) throw new Error(`cannot start the agent of ${node}`);

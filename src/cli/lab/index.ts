@@ -44,6 +44,8 @@ Examples:
     .option('--no-serve', 'do not start the visibility server (`weir serve`: flows API and dashboard)')
     .option('--serve-port <port>', 'port of the visibility server on 127.0.0.1 (default 7680; 0: any free port)')
     .option('--alerts <file>', 'alert rules for the visibility server (YAML)')
+    .option('--server <url>', 'agents ship flows to this server (`weir serve --cluster`) instead of a lab-local one; with --token-file')
+    .option('--token-file <file>', 'bearer token of --server')
     .addHelpText('after', '\nExit status: 0 up, 1 up but the visibility server did not start, 2 invalid manifests (nothing created), not root, missing tools, or a lab already up.')
     .action(runUp);
 

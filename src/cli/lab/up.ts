@@ -21,6 +21,9 @@ export interface UpOptions extends DirOptions {
   readonly serve: boolean;
   readonly servePort?: string;
   readonly alerts?: string;
+  /** Agents ship their flows to this server (`weir serve --cluster`) instead of a lab-local `weir serve`. */
+  readonly server?: string;
+  readonly tokenFile?: string;
 }
 
 export function parseServePort(text: string | undefined): number | undefined {
@@ -50,6 +53,11 @@ export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Pro
   const servePort = parseServePort(opts.servePort);
   if (opts.alerts !== undefined && !existsSync(opts.alerts)) throw new CliError(`--alerts: no such file ${opts.alerts}`);
   const dir = labDir(opts);
+  if ((opts.server === undefined) !== (opts.tokenFile === undefined)) throw new CliError('--server and --token-file go together: the agents ship flows to that server with its token');
+  if (opts.tokenFile !== undefined && !existsSync(opts.tokenFile)) throw new CliError(`--token-file: no such file ${opts.tokenFile}`);
+  const ship = opts.server !== undefined && opts.tokenFile !== undefined ? ['--server', opts.server, '--token-file', resolve(opts.tokenFile)] : [];
+  // Shipping agents report to that server; a lab-local one following the nodes would count twice.
+  const serve = opts.serve && ship.length === 0;
   await preflight();
   const sources = paths.length > 0 ? paths : defaultPaths();
   const input = await loadInput(sources, { quiet });
@@ -59,7 +67,7 @@ export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Pro
   }
   if (await isUp(dir)) throw new CliError(`a lab is already up in ${dir}: run \`weir lab down\` first (or \`weir lab apply\` to change it)`);
   if (opts.agent) await stopAgents(dir); // leftovers of a lab that was never taken down
-  if (opts.serve) await stopServe(dir);
+  if (serve) await stopServe(dir);
 
   const objects = await readObjects(sources);
   await writeDesired(dir, new Map(objects.map((o) => [o.file, o.text])));
@@ -72,7 +80,7 @@ export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Pro
         dir,
         ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}),
         ...(nodes !== undefined ? { nodes } : {}),
-        ...(opts.agent ? agentHooks(dir, { command: weirCommand(), strict: opts.strict }) : {}),
+        ...(opts.agent ? agentHooks(dir, { command: weirCommand(), strict: opts.strict, agentArgs: ship }) : {}),
         onDiagnostics: (d) => printDiagnostics(d, quiet),
       });
     } catch (e) {
@@ -83,7 +91,8 @@ export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Pro
   });
   const agents = opts.agent ? await agentInfo(dir, state.nodes) : [];
   let serveLine = 'no visibility server (--no-serve): start one with `weir serve' + (opts.dir !== undefined ? ` --lab-dir ${resolve(opts.dir)}` : '') + '`';
-  if (opts.serve) {
+  if (ship.length > 0) serveLine = `agents ship flows to ${opts.server ?? ''} (weir status --server ${opts.server ?? ''} --token-file ${opts.tokenFile ?? ''})`;
+  if (serve) {
     try {
       const start = (port: number | undefined) =>
         startServe(dir, { command: weirCommand(), ...(port !== undefined ? { port } : {}), ...(opts.alerts !== undefined ? { alertsFile: resolve(opts.alerts) } : {}) });
