@@ -64,7 +64,7 @@ export class FlowWindow {
   private flows = 0;
 
   constructor(opts: WindowOptions = {}) {
-    this.maxSamples = opts.maxSamples ?? 100;
+    this.maxSamples = opts.maxSamples ?? 20;
     this.maxEdges = opts.maxEdges ?? 5_000;
   }
 
