@@ -116,9 +116,19 @@ let tick = 0;
 let probeN = 0;
 let carry = 0;
 const rss: number[] = [];
+let lastAccepted = 0;
 const acceptedFlows = async (): Promise<number> => {
-  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
-  return Number(/^weir_ingest_flows_total (\d+)/m.exec(text)?.[1] ?? 0);
+  // A kept-alive socket the busy server just closed fails one fetch: the next one reconnects.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+      lastAccepted = Number(/^weir_ingest_flows_total (\d+)/m.exec(text)?.[1] ?? 0);
+      return lastAccepted;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return lastAccepted;
 };
 while (Date.now() - start < SECONDS * 1000) {
   tick++;
