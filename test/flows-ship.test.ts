@@ -8,9 +8,9 @@
 // WEIR_TEST_OUTAGE_MS=60000): what matters is that the agent keeps observing, retries with
 // backoff and the buffer holds everything until the server is back.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -333,5 +333,42 @@ test('`weir serve --cluster` takes batches from an agent and `weir status` summa
   } finally {
     child.kill('SIGTERM');
     await once(child, 'close');
+  }
+});
+
+test('mutual TLS: an agent with a client certificate from the server’s CA ships; one without is refused (401)', async () => {
+  const t = join(dir, 'mtls');
+  execFileSync('mkdir', ['-p', t]);
+  const ssl = (...args: string[]): void => void execFileSync('openssl', args, { stdio: 'ignore' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  ssl('req', '-x509', ...ec, '-keyout', join(t, 'ca.key'), '-out', join(t, 'ca.pem'), '-days', '1', '-subj', '/CN=weir test CA');
+  for (const [name, subj, ext] of [['server', '/CN=127.0.0.1', 'subjectAltName=IP:127.0.0.1'], ['agent', '/CN=node-mtls', 'extendedKeyUsage=clientAuth']] as const) {
+    ssl('req', ...ec, '-keyout', join(t, `${name}.key`), '-out', join(t, `${name}.csr`), '-subj', subj);
+    writeFileSync(join(t, `${name}.ext`), `${ext}\n`);
+    ssl('x509', '-req', '-in', join(t, `${name}.csr`), '-CA', join(t, 'ca.pem'), '-CAkey', join(t, 'ca.key'), '-CAcreateserial', '-out', join(t, `${name}.pem`), '-days', '1', '-extfile', join(t, `${name}.ext`));
+  }
+  const pem = (f: string): Buffer => readFileSync(join(t, f));
+  const store = new SqliteFlowStore(join(dir, 'mtls.db'));
+  const metrics = new FlowMetrics();
+  const pipeline = new FlowPipeline({ store, metrics }).start();
+  const app = createServer({ store, pipeline, metrics, uiDir: join(dir, 'no-ui'), access: { token: TOKEN }, tls: { cert: pem('server.pem'), key: pem('server.key'), clientCa: pem('ca.pem') } });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = app.server.address();
+  const url = `https://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  try {
+    const good = shipper(url, 'mtls-1', { tls: { ca: pem('ca.pem'), cert: pem('agent.pem'), key: pem('agent.key') } });
+    const bare = shipper(url, 'mtls-2', { tls: { ca: pem('ca.pem') } });
+    good.add(traffic('mtls-1', 30));
+    bare.add(traffic('mtls-2', 30));
+    await until('the certified agent delivered', () => good.stats.sentBatches > 0);
+    await until('the bare agent refused', () => bare.stats.failedAttempts > 0);
+    assert.match(bare.stats.lastError ?? '', /^HTTP 401.*client certificate/);
+    assert.equal(storedTotals(store).flows, 30);
+    await good.stop();
+    await bare.stop();
+  } finally {
+    await app.close();
+    pipeline.stop();
+    store.close();
   }
 });

@@ -13,6 +13,7 @@
 //   agents cost a handful of transactions per second, not 100.
 import type { FastifyPluginAsync } from 'fastify';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { FlowPipeline } from '../flows/pipeline.js';
 import { flowCount, type FlowRecord } from '../flows/record.js';
@@ -132,6 +133,8 @@ export interface IngestOptions {
   agents: AgentRegistry;
   /** The token agents must send; without one every batch is refused. */
   token: string | undefined;
+  /** Mutual TLS: a batch must come over a connection whose client certificate the server's `clientCa` signed. */
+  requireClientCert?: boolean;
   /** Group-commit delay (default 20 ms). */
   commitDelayMs?: number;
 }
@@ -153,6 +156,9 @@ export const ingestRoutes: FastifyPluginAsync<IngestOptions> = async (app, opts)
         .status(401)
         .header('www-authenticate', 'Bearer realm="weir"')
         .send({ statusCode: 401, error: 'Unauthorized', message: token === undefined ? 'this server takes no flows from agents: start it with --token-file' : given === undefined ? 'send Authorization: Bearer <token>' : 'wrong token' });
+    }
+    if (opts.requireClientCert && !(req.raw.socket as TLSSocket).authorized) {
+      return reply.status(401).send({ statusCode: 401, error: 'Unauthorized', message: 'this server takes flows only from agents with a client certificate signed by its --client-ca (--client-cert, --client-key)' });
     }
     const parsed = shipBatchSchema.safeParse(req.body);
     if (!parsed.success) {

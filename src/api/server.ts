@@ -42,8 +42,8 @@ export interface ServerOptions {
   stream?: Omit<StreamOptions, 'pipeline' | 'aggregator' | 'metrics'>;
   /** Token, Host check; see security.ts. Default: no token, any Host (tests, embedding). */
   access?: Omit<AccessOptions, 'tls'>;
-  /** PEM certificate and key: serve HTTPS. */
-  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** PEM certificate and key: serve HTTPS. `clientCa`: agents must also present a client certificate it signed (mTLS on ingest). */
+  tls?: { cert: string | Buffer; key: string | Buffer; clientCa?: string | Buffer };
   /** Idle and slow-request limits (ms). */
   timeouts?: Partial<ServerTimeouts>;
 }
@@ -73,7 +73,9 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   } as const;
   // Fastify types an HTTPS instance apart from an HTTP one; routes and hooks are the same, so
   // the rest of weir handles one FastifyInstance type.
-  const https: HttpsServerOptions | undefined = opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : undefined;
+  // A client certificate is asked for but not required by TLS itself: only the ingest route needs one (browsers have none).
+  const clientCa = opts.tls?.clientCa;
+  const https: HttpsServerOptions | undefined = opts.tls ? { cert: opts.tls.cert, key: opts.tls.key, ...(clientCa ? { ca: clientCa, requestCert: true, rejectUnauthorized: false } : {}) } : undefined;
   const app = https ? (Fastify({ ...common, https }) as unknown as FastifyInstance) : Fastify(common);
   app.server.headersTimeout = t.headersMs;
   installErrorHandler(app);
@@ -93,7 +95,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   // Cluster mode: agents ship here (token always), and flow queries fan out to them (src/api/ingest.ts).
   const agents = new AgentRegistry(opts.store);
   const token = opts.access?.token;
-  void app.register(ingestRoutes, { pipeline: opts.pipeline, store: opts.store, registry: metrics.registry, agents, token });
+  void app.register(ingestRoutes, { pipeline: opts.pipeline, store: opts.store, registry: metrics.registry, agents, token, requireClientCert: clientCa !== undefined });
   const fanOut = (q: Readonly<Record<string, string>>) => (agents.queryTargets().length > 0 ? fanOutFlows(agents.queryTargets(), q, token !== undefined ? { token } : {}) : undefined);
   void app.register(flowsRoutes, { store: opts.store, fanOut });
   void app.register(edgesRoutes, { store: opts.store, aggregator });

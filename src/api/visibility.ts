@@ -45,8 +45,8 @@ export interface VisibilityOptions {
   log?: (line: string) => void;
   /** Bearer token (required unless `host` is loopback). */
   token?: string;
-  /** PEM certificate and key: serve HTTPS. */
-  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** PEM certificate and key: serve HTTPS (`clientCa`: mTLS for agents, see ServerOptions). */
+  tls?: { cert: string | Buffer; key: string | Buffer; clientCa?: string | Buffer };
   /** Live-stream limits (tests). */
   stream?: ServerOptions['stream'];
 }

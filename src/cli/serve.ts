@@ -29,6 +29,7 @@ export interface ServeOptions {
   readonly tlsCert?: string;
   readonly tlsKey?: string;
   readonly cluster?: boolean;
+  readonly clientCa?: string;
 }
 
 /** Reads a small input file; a missing file, a folder or an unreadable file is an input error. */
@@ -109,7 +110,17 @@ async function runServe(opts: ServeOptions): Promise<void> {
   if (opts.alerts !== undefined) readInputFile('--alerts', opts.alerts);
   if (opts.store !== undefined) checkStorePath(resolve(opts.store));
   const token = opts.tokenFile !== undefined ? readTokenFile(opts.tokenFile) : undefined;
-  const tls = readTls(opts.tlsCert, opts.tlsKey);
+  const served = readTls(opts.tlsCert, opts.tlsKey);
+  if (opts.clientCa !== undefined && !served) throw new CliError('--client-ca needs --tls-cert and --tls-key: client certificates are checked over HTTPS');
+  const clientCa = opts.clientCa !== undefined ? readInputFile('--client-ca', opts.clientCa) : undefined;
+  if (clientCa) {
+    try {
+      new X509Certificate(clientCa);
+    } catch (e) {
+      throw new CliError(`--client-ca: ${opts.clientCa ?? ''} is not a PEM certificate`, EXIT_INPUT, e);
+    }
+  }
+  const tls = served ? { ...served, ...(clientCa ? { clientCa } : {}) } : undefined;
   let vis: Visibility;
   try {
     vis = await startVisibility({
@@ -192,6 +203,7 @@ export function registerServeCommands(program: Command): void {
     .option('--token-file <file>', 'require this bearer token (one line, ≥ 16 characters) on every route but /api/health; needed to listen on a non-loopback address')
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (with --tls-key)')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--client-ca <file>', 'PEM CA: agents must present a client certificate it signed to ship flows (mutual TLS; needs --tls-cert)')
     .option('--cluster', 'gather flows shipped by agents (`weir agent --server`) instead of following lab nodes; needs --token-file, and --store without --lab-dir')
     .addHelpText(
       'after',

@@ -76,13 +76,14 @@ export class FlowWindow {
     return this.flows;
   }
 
-  add(r: FlowRecord): void {
+  /** `key`: the record's edgeKey, when the caller has computed it already. */
+  add(r: FlowRecord, key = edgeKey(r)): void {
     this.flows += flowCount(r);
     if (this.samples.length < this.maxSamples) {
-      this.samples.push(r);
+      // A copy: the caller may reuse its objects, and a sample is sent as it was observed.
+      this.samples.push({ ...r });
       return;
     }
-    let key = edgeKey(r);
     let e = this.edges.get(key);
     if (!e && this.edges.size >= this.maxEdges) {
       // Counted, at coarser resolution: the per-verdict overflow edge of this node.

@@ -144,8 +144,8 @@ export class FlowShipper {
   add(records: readonly FlowRecord[]): void {
     let fresh = false;
     for (const r of records) {
-      this.window.add(r);
       const k = edgeKey(r);
+      this.window.add(r, k);
       if (!this.known.has(k)) {
         // Bounded: past the cap the set starts over (a few early seals, nothing lost).
         if (this.known.size >= 100_000) this.known.clear();
@@ -246,12 +246,21 @@ export class FlowShipper {
   /** One attempt; true when the server answered for good (committed, duplicate or refused the batch as invalid). */
   private async send(seg: Segment | undefined): Promise<boolean> {
     const batch: ShipBatch = { agentId: this.agentId, flows: seg?.flows ?? 0, records: seg?.records ?? [], report: this.report(), ...(seg ? { seq: seg.seq } : {}) };
+    const body = JSON.stringify(batch);
     let res: PostResult;
     try {
-      res = await this.post(JSON.stringify(batch));
-    } catch (e) {
-      this.noteError((e as NodeJS.ErrnoException).code ?? (e as Error).message);
-      return false;
+      res = await this.post(body);
+    } catch (first) {
+      // A kept-alive socket the server closed while idle fails the request that reuses it; the
+      // batch is idempotent (seq), so it is sent again at once on a fresh connection.
+      const code = (first as NodeJS.ErrnoException).code;
+      try {
+        if (code !== 'ECONNRESET' && code !== 'EPIPE') throw first;
+        res = await this.post(body);
+      } catch (e) {
+        this.noteError((e as NodeJS.ErrnoException).code ?? (e as Error).message);
+        return false;
+      }
     }
     if (res.status === 200) {
       this.lastContact = Date.now();
