@@ -17,10 +17,12 @@ import { after, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { startAgentQueryServer } from '../src/api/agent-query.js';
 import { createServer } from '../src/api/server.js';
+import { Aggregator } from '../src/flows/aggregate.js';
 import { runFlowsCommand } from '../src/flows/cli.js';
 import { FlowMetrics } from '../src/flows/metrics.js';
 import { FlowPipeline } from '../src/flows/pipeline.js';
 import { RawFlowRing } from '../src/flows/raw-ring.js';
+import { readSse } from '../src/flows/sse-client.js';
 import { flowCount, type FlowRecord } from '../src/flows/record.js';
 import { AGENTS_PATH, INGEST_PATH, type AgentsReply, type ShipBatch } from '../src/flows/ship-protocol.js';
 import { FlowShipper, type ShipperOptions } from '../src/flows/shipper.js';
@@ -366,6 +368,38 @@ test('mutual TLS: an agent with a client certificate from the server’s CA ship
     assert.equal(storedTotals(store).flows, 30);
     await good.stop();
     await bare.stop();
+  } finally {
+    await app.close();
+    pipeline.stop();
+    store.close();
+  }
+});
+
+test('a cluster server with a short live horizon answers longer windows from the store (edges and stream snapshot)', async () => {
+  const store = new SqliteFlowStore(join(dir, 'horizon.db'));
+  const metrics = new FlowMetrics();
+  const pipeline = new FlowPipeline({ store, metrics, aggregator: new Aggregator({ horizonMs: 60_000 }) }).start();
+  const app = createServer({ store, pipeline, metrics, uiDir: join(dir, 'no-ui'), access: { token: TOKEN } });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = app.server.address();
+  const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  try {
+    // Half an hour old: past the live horizon, in the per-minute aggregates only.
+    store.insert(traffic('old-1', 10).map((r) => ({ ...r, time: Date.now() - 30 * 60_000 })));
+    const edges = async (window: string): Promise<number> => {
+      const body = (await (await fetch(`${url}/api/edges?window=${window}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { edges: { flows: number }[] };
+      return body.edges.reduce((a, e) => a + e.flows, 0);
+    };
+    assert.equal(await edges('1m'), 0);
+    assert.equal(await edges('1h'), 10);
+    const ac = new AbortController();
+    let snapshot = -1;
+    for await (const ev of readSse(`${url}/api/stream?window=1h`, ac.signal, { authorization: `Bearer ${TOKEN}` })) {
+      if (ev.event !== 'snapshot') continue;
+      snapshot = (JSON.parse(ev.data) as { edges: { flows: number }[] }).edges.reduce((a, e) => a + e.flows, 0);
+      ac.abort();
+    }
+    assert.equal(snapshot, 10);
   } finally {
     await app.close();
     pipeline.stop();

@@ -39,7 +39,7 @@ export interface ServerOptions {
   knownPolicies?: () => readonly KnownPolicy[];
   uiDir?: string;
   logger?: FastifyServerOptions['logger'];
-  stream?: Omit<StreamOptions, 'pipeline' | 'aggregator' | 'metrics'>;
+  stream?: Omit<StreamOptions, 'pipeline' | 'aggregator' | 'metrics' | 'store'>;
   /** Token, Host check; see security.ts. Default: no token, any Host (tests, embedding). */
   access?: Omit<AccessOptions, 'tls'>;
   /** PEM certificate and key: serve HTTPS. `clientCa`: agents must also present a client certificate it signed (mTLS on ingest). */
@@ -101,7 +101,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   void app.register(edgesRoutes, { store: opts.store, aggregator });
   void app.register(policiesRoutes, { aggregator, ...(opts.knownPolicies ? { knownPolicies: opts.knownPolicies } : {}) });
   void app.register(alertsRoutes, { store: opts.store, ...(opts.alerts ? { alerts: opts.alerts } : {}), ...(opts.webhook ? { webhook: opts.webhook } : {}) });
-  void app.register(streamRoutes, { pipeline: opts.pipeline, aggregator, metrics: serverMetrics, ...opts.stream });
+  void app.register(streamRoutes, { pipeline: opts.pipeline, aggregator, metrics: serverMetrics, store: opts.store, ...opts.stream });
   void app.register(metricsRoutes, { metrics });
   void app.register(uiRoutes, { uiDir: opts.uiDir ?? DEFAULT_UI_DIR });
   app.get('/api/health', { schema: { hide: true } }, async () => ({ ok: true, pipeline: opts.pipeline.stats }));

@@ -13,6 +13,7 @@ import { applyEventsToEngine } from '../source/engine.js';
 import { LabSource } from '../source/lab.js';
 import { AlertEngine, DEFAULT_WEBHOOK_TIMEOUT_MS, WebhookDispatcher, alertRuleWarnings, loadAlertConfig, type KnownNames } from '../flows/alerts.js';
 import { parseDuration } from '../flows/filter.js';
+import { Aggregator } from '../flows/aggregate.js';
 import { FlowAttribution, type AttributedPod, type AttributionStats } from '../flows/attribution.js';
 import { Enricher, identityOf, type PodInfo } from '../flows/enrich.js';
 import { FlowMetrics } from '../flows/metrics.js';
@@ -47,6 +48,12 @@ export interface VisibilityOptions {
   token?: string;
   /** PEM certificate and key: serve HTTPS (`clientCa`: mTLS for agents, see ServerOptions). */
   tls?: { cert: string | Buffer; key: string | Buffer; clientCa?: string | Buffer };
+  /**
+   * How far back the in-memory aggregator answers (default 1 h); longer windows come from the
+   * store's per-minute aggregates. A cluster server keeps it short: its memory grows with
+   * distinct edges × 10 s buckets up to this horizon.
+   */
+  liveHorizonMs?: number;
   /** Live-stream limits (tests). */
   stream?: ServerOptions['stream'];
 }
@@ -170,7 +177,8 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
     throw e;
   }
   const metrics = new FlowMetrics({ defaultMetrics: true });
-  const pipeline = new FlowPipeline({ store, metrics }).start();
+  const aggregator = opts.liveHorizonMs !== undefined ? new Aggregator({ horizonMs: opts.liveHorizonMs }) : undefined;
+  const pipeline = new FlowPipeline({ store, metrics, ...(aggregator ? { aggregator } : {}) }).start();
   let dispatcher: WebhookDispatcher | undefined;
   let alerts: AlertEngine | undefined;
   if (opts.alertsFile) {
