@@ -26,6 +26,8 @@ import { readSse } from '../src/flows/sse-client.js';
 import { flowCount, type FlowRecord } from '../src/flows/record.js';
 import { AGENTS_PATH, INGEST_PATH, type AgentsReply, type ShipBatch } from '../src/flows/ship-protocol.js';
 import { FlowShipper, type ShipperOptions } from '../src/flows/shipper.js';
+import { registerShipperMetrics } from '../src/flows/shipper-metrics.js';
+import { Registry } from 'prom-client';
 import { FlowWindow } from '../src/flows/ship-window.js';
 import { SqliteFlowStore } from '../src/flows/sqlite-store.js';
 import { podRecord, syntheticCluster } from '../src/flows/synthetic.js';
@@ -205,6 +207,10 @@ test('a full buffer drops the oldest batches, counts them, and the server shows 
   const info = await until('the loss reported', async () => (await agents(server)).agents.find((x) => x.node === 'overflow-1' && x.report.ship.lostFlows === a.stats.lostFlows));
   assert.equal(info.report.ship.lostBatches, a.stats.lostBatches);
   assert.match(await metricsText(server), new RegExp(`weir_agent_lost_flows\\{node="overflow-1"\\} ${a.stats.lostFlows}\\b`));
+  // The agent's own /metrics says the same.
+  const agentRegistry = new Registry();
+  registerShipperMetrics(agentRegistry, () => a.stats);
+  assert.match(await agentRegistry.metrics(), new RegExp(`^weir_ship_lost_flows ${a.stats.lostFlows}$`, 'm'));
   await a.stop();
   await server.stop();
 });

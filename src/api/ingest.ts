@@ -22,6 +22,9 @@ import type { FlowStore } from '../flows/store.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
+/** An older agent id of a node is listed while it was heard from within this of the newest. */
+const SUPERSEDED_MS = 30_000;
+
 /** Largest batch body accepted (a window of 50,000 records fits). */
 export const INGEST_BODY_LIMIT = 64 * 1024 * 1024;
 
@@ -75,8 +78,18 @@ export class AgentRegistry {
     this.store.setState(`ingest.seq.${e.agentId}`, String(e.lastSeq));
   }
 
+  /**
+   * The newest agent of every node, and older ones of the same node only while they are still
+   * heard from (two live agents claiming one node is worth seeing; an agent that restarted with
+   * a fresh buffer, and so a new id, is not).
+   */
   list(): AgentInfo[] {
-    return [...this.agents.values()].map(({ inflight: _i, ...info }) => info).sort((a, b) => a.node.localeCompare(b.node) || b.lastSeen - a.lastSeen);
+    const newest = new Map<string, number>();
+    for (const a of this.agents.values()) newest.set(a.node, Math.max(newest.get(a.node) ?? 0, a.lastSeen));
+    return [...this.agents.values()]
+      .filter((a) => a.lastSeen >= (newest.get(a.node) ?? 0) - SUPERSEDED_MS)
+      .map(({ inflight: _i, ...info }) => info)
+      .sort((a, b) => a.node.localeCompare(b.node) || b.lastSeen - a.lastSeen);
   }
 
   /** The newest agent of every node that serves its raw records. */

@@ -176,11 +176,16 @@ export class ShipBuffer {
     }
   }
 
-  /** Counts batches lost elsewhere (a batch the server refused for good). */
+  /** Counts batches lost elsewhere (a batch the server refused for good, a failed write). */
   countLost(batches: number, flows: number): void {
+    this.countLostInMemory(batches, flows);
+    this.saveState();
+  }
+
+  /** The same, when the state file cannot be written either: reported, saved with the next write. */
+  countLostInMemory(batches: number, flows: number): void {
     this.state.lostBatches += batches;
     this.state.lostFlows += flows;
-    this.saveState();
   }
 
   /** The server committed `seq`: its segment goes. */

@@ -168,7 +168,18 @@ export class FlowShipper {
     this.s.observedFlows += w.flows;
     this.s.sampledRecords += w.samples;
     const before = this.buffer.lost.batches;
-    this.buffer.append(w.records, w.flows);
+    try {
+      this.buffer.append(w.records, w.flows);
+    } catch (e) {
+      // A disk that refuses the write (full, read-only) must not stop the agent: the batch is
+      // lost, and counted like an overflow.
+      this.log(`weir agent ${this.opts.node}: cannot write the flow buffer ${this.buffer.dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      try {
+        this.buffer.countLost(1, w.flows);
+      } catch {
+        this.buffer.countLostInMemory(1, w.flows);
+      }
+    }
     if (this.buffer.lost.batches !== before) this.log(`weir agent ${this.opts.node}: flow buffer full (${this.buffer.maxBytes} bytes): ${this.buffer.lost.batches} batches (${this.buffer.lost.flows} flows) lost so far`);
     this.wake?.();
   }
