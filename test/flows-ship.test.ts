@@ -317,6 +317,18 @@ test('`weir serve --cluster` takes batches from an agent and `weir status` summa
   const refused = await weir(['serve', '--cluster', '--store', join(dir, 'cli.db'), '--port', '0']);
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, /--cluster needs --token-file/);
+  // The agent's shipping flags are checked before anything starts.
+  for (const [args, message] of [
+    [['--server', 'http://127.0.0.1:1'], /--server needs --token-file/],
+    [['--server', 'ftp://x', '--token-file', tokenFile], /--server: must be an http/],
+    [['--token-file', tokenFile], /give --server URL too/],
+    [['--server', 'http://127.0.0.1:1', '--token-file', tokenFile, '--client-cert', tokenFile], /--client-cert and --client-key go together/],
+    [['--server', 'http://127.0.0.1:1', '--token-file', tokenFile, '--buffer-size', 'lots'], /--buffer-size: expected a size in MiB/],
+  ] as const) {
+    const r = await weir(['agent', '--lab-dir', join(dir, 'no-lab'), '--node', 'n', ...args]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
 
   const child = spawn(process.execPath, ['bin/weir.js', 'serve', '--cluster', '--store', join(dir, 'cli.db'), '--port', '0', '--token-file', tokenFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
