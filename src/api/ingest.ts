@@ -25,8 +25,8 @@ const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 /** An older agent id of a node is listed while it was heard from within this of the newest. */
 const SUPERSEDED_MS = 30_000;
 
-/** Largest batch body accepted (a window of 50,000 records fits). */
-export const INGEST_BODY_LIMIT = 64 * 1024 * 1024;
+/** Largest batch body accepted: a full window (20 samples + 5,000 edges) is about 3 MiB. */
+export const INGEST_BODY_LIMIT = 16 * 1024 * 1024;
 
 export class IngestMetrics {
   readonly unauthorized: Counter;
@@ -157,8 +157,8 @@ export const ingestRoutes: FastifyPluginAsync<IngestOptions> = async (app, opts)
   const commit = new GroupCommit(opts.pipeline, opts.commitDelayMs ?? 20);
   const token = opts.token;
   // Every 401 of this route counts, whether the server-wide check refused it first or this one.
-  app.addHook('onResponse', async (_req, reply) => {
-    if (reply.statusCode === 401) metrics.unauthorized.inc();
+  app.addHook('onResponse', async (req, reply) => {
+    if (reply.statusCode === 401 && req.routeOptions.url === INGEST_PATH) metrics.unauthorized.inc();
   });
 
   app.post(INGEST_PATH, { bodyLimit: INGEST_BODY_LIMIT, schema: { tags: ['flows'], summary: 'Agents ship flow batches here (bearer token required)' } }, async (req, reply) => {
