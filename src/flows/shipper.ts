@@ -137,8 +137,10 @@ export class FlowShipper {
     clearTimeout(this.earlyTimer);
     this.seal();
     this.wake?.();
-    await this.pumpDone;
+    // A request in flight is cut: its batch stays on disk, and if the server did commit it the
+    // next start's retry is answered `duplicate`.
     this.agent.destroy();
+    await this.pumpDone;
   }
 
   add(records: readonly FlowRecord[]): void {
@@ -266,7 +268,7 @@ export class FlowShipper {
       // batch is idempotent (seq), so it is sent again at once on a fresh connection.
       const code = (first as NodeJS.ErrnoException).code;
       try {
-        if (code !== 'ECONNRESET' && code !== 'EPIPE') throw first;
+        if (!this.running || (code !== 'ECONNRESET' && code !== 'EPIPE')) throw first;
         res = await this.post(body);
       } catch (e) {
         this.noteError((e as NodeJS.ErrnoException).code ?? (e as Error).message);
