@@ -60,6 +60,8 @@ export interface SupervisorOptions {
    * the lab's files, in policy-only mode, with the node's pod CIDR and its status in the lab dir.
    */
   readonly kube?: { readonly kubeconfig: string; readonly netns: string; readonly podCidr: string; readonly watchdogSeconds?: number };
+  /** More agent flags (flow shipping: `--server URL --token-file F`). */
+  readonly agentArgs?: readonly string[];
 }
 
 async function readPid(file: string): Promise<number | undefined> {
@@ -108,7 +110,7 @@ export async function startAgent(dir: string, node: string, opts: SupervisorOpti
     const source = k
       ? ['--kubeconfig', k.kubeconfig, '--status-dir', dir, '--netns', k.netns, '--pod-cidr', k.podCidr, '--health-address', '127.0.0.1:0', ...(k.watchdogSeconds ? ['--watchdog', String(k.watchdogSeconds)] : [])]
       : ['--lab-dir', dir];
-    const args = [...prefix, 'agent', ...source, '--node', node, ...(opts.strict ? ['--strict'] : [])];
+    const args = [...prefix, 'agent', ...source, '--node', node, ...(opts.strict ? ['--strict'] : []), ...(opts.agentArgs ?? [])];
     const child = spawn(file, args, { detached: true, stdio: ['ignore', log.fd, log.fd] });
     pid = child.pid;
     if (pid === undefined) throw new Error(`cannot start the agent of ${node}`);
