@@ -96,6 +96,31 @@ describe('incremental pod changes equal a fresh render (model, stub runner)', ()
     assert.equal(script(agent.lastRuleset), fresh(agent, cluster, churnLocal()));
   });
 
+  it('a pod of a new identity on another node comes and goes as group elements only (no render)', async () => {
+    const scripts: string[] = [];
+    const agent = new NodeAgent({ node: 'n0', runner: async (s) => (scripts.push(s), { ok: true, stderr: '' }) });
+    const cluster = churnCluster();
+    await agent.sync(cluster, churnLocal());
+    // New labels: a new identity, still in the group y's policy selects (ns x, pod a).
+    const remote: Pod = { ...extraPod(40), name: 'a-remote', node: 'elsewhere', labels: { pod: 'a', canary: 'yes' } };
+    assert.equal(agent.engine.identityOfPod('x/a-remote'), undefined);
+    const withRemote: Cluster = { ...cluster, pods: [...cluster.pods, remote] };
+    const st = await agent.sync(withRemote, churnLocal());
+    assert.equal(st.mode, 'partial', st.error ?? '');
+    assert.equal(st.rendered, false, 'patched, not rendered');
+    const lines = scripts.at(-1)?.trim().split('\n') ?? [];
+    assert.ok(lines.length > 0 && lines.every((l) => /^add element /.test(l)), lines.join('\n'));
+    assert.ok(lines.some((l) => l.includes(remote.ip ?? '?')), 'its address joins the group set');
+    assert.equal(script(agent.lastRuleset), fresh(agent, withRemote, churnLocal()));
+    const stGone = await agent.sync(cluster, churnLocal());
+    assert.equal(stGone.mode, 'partial', stGone.error ?? '');
+    assert.equal(stGone.rendered, false, 'patched, not rendered');
+    const gone = scripts.at(-1)?.trim().split('\n') ?? [];
+    assert.ok(gone.length > 0 && gone.every((l) => /^delete element /.test(l)), gone.join('\n'));
+    assert.equal(agent.engine.identityOfPod('x/a-remote'), undefined, 'the identity went with its last pod');
+    assert.equal(script(agent.lastRuleset), fresh(agent, cluster, churnLocal()));
+  });
+
   it('a Service added, changed and removed on a running agent reaches the ruleset (no pod change with it)', async () => {
     const scripts: string[] = [];
     const agent = new NodeAgent({ node: 'n0', runner: async (s) => (scripts.push(s), { ok: true, stderr: '' }) });

@@ -91,6 +91,9 @@ export class NodeAgent {
   private policyVersion = 0;
   private namedCache: { policies: number; version: number; rules: CompiledRule[] } | undefined;
 
+  /** Whether the change being applied was rendered in full (see AgentStatus.rendered). */
+  private rendered = true;
+
   constructor(private readonly opts: NodeAgentOptions) {
     const elements = opts.netlinkElements ?? opts.runner === undefined;
     this.applier = new Applier(opts.runner ?? nftRunner(opts.netns), elements ? netlinkElementWriter(opts.netns) : undefined);
@@ -127,13 +130,14 @@ export class NodeAgent {
       for (const p of changes.removed) expectedLocal.delete(`${p.namespace}/${p.name}`);
       for (const p of changes.added) if (localKeys.has(`${p.namespace}/${p.name}`)) expectedLocal.add(`${p.namespace}/${p.name}`);
       if (expectedLocal.size === localKeys.size && [...localKeys].every((k) => expectedLocal.has(k))) {
-        patched = patchPods(applied, this.engine, changes, { removedIdentities: changes.removedIdentities, locals, localsBefore: this.lastLocalPods, identitiesBefore });
+        patched = patchPods(applied, this.engine, changes, { removedIdentities: changes.removedIdentities, removedGroups: changes.removedGroups, locals, localsBefore: this.lastLocalPods, identitiesBefore });
       }
     }
     const services = this.services();
     // With Services, a pod that a Service selects can move endpoints too: render (the applier
     // still sends only the difference) instead of the policy-only pod patch.
     const endpointsMoved = services !== undefined && [...changes.added, ...changes.removed].some((p) => this.selectedByService(p));
+    this.rendered = (endpointsMoved ? undefined : patched) === undefined;
     const ruleset = (endpointsMoved ? undefined : patched) ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
     this.lastLocal = localKeys;
     this.lastLocalPods = locals;
@@ -221,6 +225,7 @@ export class NodeAgent {
   }
 
   private renderNow(): Ruleset {
+    this.rendered = true;
     const services = this.services();
     return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
   }
@@ -273,6 +278,7 @@ export class NodeAgent {
 
   private async afterEvent(patched: Ruleset | undefined, t0: number): Promise<AgentStatus> {
     this.lastLocal ??= new Set(this.lastLocalPods.keys());
+    this.rendered = false;
     return this.applyRuleset(patched ?? this.renderNow(), performance.now() - t0);
   }
 
@@ -310,6 +316,7 @@ export class NodeAgent {
       diagnosticErrors: errors.slice(0, 20),
       conntrackDeleted,
       ...(result.via ? { via: result.via } : {}),
+      rendered: this.rendered,
       ...(result.fallback ? { fallback: result.fallback } : {}),
       identities: this.localIds.list().slice(),
     };

@@ -43,6 +43,8 @@ export const agentStatusSchema = z.object({
   conntrackDeleted: z.number().int(),
   /** How the last change reached the kernel: one `nft -f`, or one netlink batch of set elements. */
   via: z.enum(['nft', 'netlink']).optional(),
+  /** The last change was rendered in full (true) or patched from element changes alone (false). */
+  rendered: z.boolean().optional(),
   /** Why the netlink batch did not apply it, when `nft -f` then did (or failed too). */
   fallback: z.string().optional(),
   /**

@@ -132,6 +132,8 @@ export class SelectorCache {
   /** Groups bound to one namespace, and groups that select namespaces by label. */
   private readonly nsGroups = new Map<string, Set<number>>();
   private readonly selectorGroups = new Set<number>();
+  /** Reverse of `Group.identities`: the pod groups each identity is a member of. */
+  private readonly groupsOfIdentity = new Map<number, Set<number>>();
   private nextGroup = 1;
   /** Called when an identity joins or leaves a group. */
   onMembership: (group: Group, identity: number, member: boolean) => void = () => {};
@@ -173,7 +175,7 @@ export class SelectorCache {
       for (const gid of this.candidateGroups(id.namespace)) {
         const g = this.groups.get(gid) as Group;
         if (g.spec.kind === 'pods' && this.podGroupMatches(g.spec, id)) {
-          g.identities.add(id.id);
+          this.join(g, id.id);
           this.onMembership(g, id.id, true);
         }
       }
@@ -188,22 +190,32 @@ export class SelectorCache {
     this.identityByKey.delete(id.key);
     this.identities.delete(id.id);
     this.identitiesByNamespace.get(id.namespace)?.delete(id.id);
-    for (const gid of this.candidateGroups(id.namespace)) {
+    for (const gid of [...(this.groupsOfIdentity.get(id.id) ?? [])]) {
       const g = this.groups.get(gid) as Group;
-      if (g.identities.delete(id.id)) this.onMembership(g, id.id, false);
+      if (this.leave(g, id.id)) this.onMembership(g, id.id, false);
     }
+    this.groupsOfIdentity.delete(id.id);
+  }
+
+  private join(g: Group, iid: number): void {
+    g.identities.add(iid);
+    let set = this.groupsOfIdentity.get(iid);
+    if (!set) this.groupsOfIdentity.set(iid, (set = new Set()));
+    set.add(g.id);
+  }
+
+  private leave(g: Group, iid: number): boolean {
+    this.groupsOfIdentity.get(iid)?.delete(g.id);
+    return g.identities.delete(iid);
   }
 
   /**
-   * The pod groups `id` is a member of, found among the groups that could hold it (its
-   * namespace's and the namespace-selector ones), not among every group of the cluster: the
-   * data plane asks this per pod add (src/render/filter.ts).
+   * The pod groups `id` is a member of, from the reverse index kept with every membership
+   * change (not a scan of the namespace-selector groups, which at 50k policies are thousands):
+   * the data plane asks this per pod add (src/render/filter.ts).
    */
   *podGroupsOf(id: Identity): Iterable<Group> {
-    for (const gid of this.candidateGroups(id.namespace)) {
-      const g = this.groups.get(gid) as Group;
-      if (g.identities.has(id.id)) yield g;
-    }
+    for (const gid of this.groupsOfIdentity.get(id.id) ?? []) yield this.groups.get(gid) as Group;
   }
 
   private *candidateGroups(namespace: string): Iterable<number> {
@@ -229,8 +241,8 @@ export class SelectorCache {
         if (g.spec.kind !== 'pods') continue;
         const should = this.podGroupMatches(g.spec, id);
         if (should !== g.identities.has(iid)) {
-          if (should) g.identities.add(iid);
-          else g.identities.delete(iid);
+          if (should) this.join(g, iid);
+          else this.leave(g, iid);
           this.onMembership(g, iid, should);
         }
       }
@@ -249,7 +261,7 @@ export class SelectorCache {
         const candidates =
           spec.namespace !== undefined ? (this.identitiesByNamespace.get(spec.namespace) ?? []) : this.identities.keys();
         for (const iid of candidates) {
-          if (this.podGroupMatches(spec, this.identities.get(iid) as Identity)) g.identities.add(iid);
+          if (this.podGroupMatches(spec, this.identities.get(iid) as Identity)) this.join(g, iid);
         }
         if (spec.namespace !== undefined) {
           let set = this.nsGroups.get(spec.namespace);
@@ -269,6 +281,7 @@ export class SelectorCache {
     if (!g || --g.refs > 0) return;
     this.groups.delete(id);
     this.groupByKey.delete(g.key);
+    for (const iid of g.identities) this.groupsOfIdentity.get(iid)?.delete(id);
     if (g.spec.kind === 'pods') {
       if (g.spec.namespace !== undefined) this.nsGroups.get(g.spec.namespace)?.delete(id);
       else this.selectorGroups.delete(id);

@@ -55,7 +55,7 @@
 // its mark: only deny points, whose packets are dropped, set it.
 
 import type { ContainerPort, Pod, Protocol } from '../model/cluster.js';
-import type { Identity } from '../policy/cache.js';
+import type { Group, Identity } from '../policy/cache.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import { V4_BASE, intervalsContain, parseIp, type IpInterval } from '../policy/ip.js';
 import type { CompiledRule, Direction, DirectionProgram, PortSpec } from '../policy/rules.js';
@@ -693,6 +693,8 @@ function identityChain(prev: Ruleset, engine: PolicyEngine, identity: Identity, 
 export interface PodPatchContext {
   /** Identity each removed pod had, captured before the engine removed it. */
   readonly removedIdentities: ReadonlyMap<string, Identity>;
+  /** The pod groups of a removed pod whose identity went with it (see EngineChanges). */
+  readonly removedGroups?: ReadonlyMap<string, readonly Group[]>;
   /** This node's pods after the change, by key (veth and address overrides). */
   readonly locals: ReadonlyMap<string, LocalPod>;
   /** This node's pods before the change: a removed local pod's veth and address. */
@@ -719,6 +721,7 @@ function podElementChanges(
   add: boolean,
   ctx: PodPatchContext,
   named: readonly { rule: CompiledRule; specs: NamedSpec[] }[],
+  groups: Iterable<Group> = engine.cache.podGroupsOf(identity),
 ): ElementChange[] | undefined {
   const ip = local?.ip ?? pod.ip;
   if (pod.hostNetwork || identity.hostNetwork || !isV4(ip)) return [];
@@ -726,7 +729,7 @@ function podElementChanges(
   const change = (set: string, element: Element): void => {
     out.push({ set, element, add });
   };
-  for (const g of engine.cache.podGroupsOf(identity)) {
+  for (const g of groups) {
     if (g.spec.kind === 'pods') change(groupSetName(g.key), { key: [ip] });
   }
   for (const { rule, specs } of named) {
@@ -773,16 +776,26 @@ export function patchPods(prev: Ruleset, engine: PolicyEngine, delta: PodDelta, 
   for (const pod of delta.removed) {
     const key = `${pod.namespace}/${pod.name}`;
     const identity = ctx.removedIdentities.get(key);
-    if (!identity || !engine.cache.identities.has(identity.id)) return undefined;
-    const c = podElementChanges(prev, engine, pod, identity, ctx.localsBefore.get(key), false, ctx, named);
+    if (!identity) return undefined;
+    const local = ctx.localsBefore.get(key);
+    let groups: Iterable<Group> | undefined;
+    if (!engine.cache.identities.has(identity.id)) {
+      // The identity went with its last pod. Elsewhere (no chains here) that is its group
+      // elements, from the memberships captured before removal; here its chains go: render.
+      groups = ctx.removedGroups?.get(key);
+      if (local || !groups || [...identity.pods].some((k) => k !== key)) return undefined;
+    }
+    const c = podElementChanges(prev, engine, pod, identity, local, false, ctx, named, groups);
     if (!c) return undefined;
     changes.push(...c);
   }
   for (const pod of delta.added) {
     const key = `${pod.namespace}/${pod.name}`;
     const identity = engine.identityOfPod(key);
-    if (!identity || !ctx.identitiesBefore.has(identity.id)) return undefined; // a new identity needs chains and reasons
-    const c = podElementChanges(prev, engine, pod, identity, ctx.locals.get(key), true, ctx, named);
+    const local = ctx.locals.get(key);
+    // A new identity here needs chains and reasons; on another node only its group elements.
+    if (!identity || (local && !ctx.identitiesBefore.has(identity.id))) return undefined;
+    const c = podElementChanges(prev, engine, pod, identity, local, true, ctx, named);
     if (!c) return undefined;
     changes.push(...c);
   }

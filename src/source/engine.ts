@@ -2,7 +2,7 @@
 // event, no cluster diff. What changed is reported so a data plane can choose between an
 // element-only patch (pods of known identities coming and going) and a full render.
 
-import type { Identity } from '../policy/cache.js';
+import type { Group, Identity } from '../policy/cache.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { Pod } from '../model/cluster.js';
 import type { ClusterEvent } from './types.js';
@@ -16,6 +16,11 @@ export interface EngineChanges {
   readonly removed: Pod[];
   /** Identity each removed pod had, captured before removal. */
   readonly removedIdentities: Map<string, Identity>;
+  /**
+   * The pod groups of a removed pod that was its identity's last (the identity is gone with
+   * it, and its memberships with the identity): captured before removal.
+   */
+  readonly removedGroups: Map<string, readonly Group[]>;
   /** Services or EndpointSlices changed (the engine does not hold them; load balancing does). */
   readonly services: boolean;
 }
@@ -27,6 +32,7 @@ export function applyEventsToEngine(engine: PolicyEngine, events: readonly Clust
   const added: Pod[] = [];
   const removed: Pod[] = [];
   const removedIdentities = new Map<string, Identity>();
+  const removedGroups = new Map<string, readonly Group[]>();
   for (const e of events) {
     switch (e.kind) {
       case 'Namespace':
@@ -45,6 +51,7 @@ export function applyEventsToEngine(engine: PolicyEngine, events: readonly Clust
           const id = engine.identityOfPod(key);
           if (!id) break;
           removedIdentities.set(key, id);
+          if (id.pods.size <= 1) removedGroups.set(key, [...engine.cache.podGroupsOf(id)]);
           removed.push(engine.pods.get(key) ?? e.object);
           engine.removePod(e.object.namespace, e.object.name);
         } else {
@@ -75,5 +82,5 @@ export function applyEventsToEngine(engine: PolicyEngine, events: readonly Clust
         break;
     }
   }
-  return { other, added, removed, removedIdentities, services };
+  return { other, added, removed, removedIdentities, removedGroups, services };
 }
