@@ -18,13 +18,14 @@ import { Applier, nftRunner, type NftRunner } from '../nft/apply.js';
 import { netlinkElementWriter } from '../nft/element-writer.js';
 import { collectReasons } from '../render/reasons.js';
 import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/render.js';
-import { planServices, type ServicesInput } from '../render/services.js';
+import { planServices, serviceWeightPatch, type ServicesInput } from '../render/services.js';
 import type { Ruleset } from '../render/ruleset.js';
 import { applyEventsToEngine } from '../source/engine.js';
 import { diffSnapshots, EMPTY_SNAPSHOT } from '../source/diff.js';
 import { snapshotOfCluster } from '../source/files.js';
 import type { ClusterEvent, ClusterSnapshot } from '../source/types.js';
 import { sweepConntrack } from './conntrack.js';
+import type { ServiceRuntime } from './lb-loop.js';
 import { REASONS_FILE, writeAgentStatus, writeJsonAtomic, type AgentStatus } from './status.js';
 
 export type { AgentStatus };
@@ -82,6 +83,9 @@ export class NodeAgent {
   private desiredGeneration: number | undefined;
   private policyVersion = 0;
   private namedCache: { policies: number; version: number; rules: CompiledRule[] } | undefined;
+  /** Health, drains and adaptive factors from the balancing loop (src/agent/lb-loop.ts). */
+  private lbRuntime: ServiceRuntime | undefined;
+  private applying: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: NodeAgentOptions) {
     const elements = opts.netlinkElements ?? opts.runner === undefined;
@@ -207,7 +211,33 @@ export class NodeAgent {
   /** The service NAT section's input for this node, when the cluster has Services. */
   private services(): ServicesInput | undefined {
     const cluster = this.synced?.cluster;
+    return cluster && cluster.services.length > 0 ? planServices(cluster, [], this.opts.node, this.lbRuntime ?? {}) : undefined;
+  }
+
+  /** The node's Services without run-time inputs (the balancing loop measures their endpoints). */
+  servicesInput(): ServicesInput | undefined {
+    const cluster = this.synced?.cluster;
     return cluster && cluster.services.length > 0 ? planServices(cluster, [], this.opts.node) : undefined;
+  }
+
+  /**
+   * The balancing loop's inputs: when only weights change, an element patch of the `lb_*`
+   * maps (established connections stay where conntrack put them); otherwise a render.
+   */
+  async setServiceRuntime(runtime: ServiceRuntime): Promise<AgentStatus | undefined> {
+    this.lbRuntime = runtime;
+    // The patch is computed inside the apply queue, against exactly what the kernel holds.
+    const next = this.applying.then(async () => {
+      const applied = this.applier.applied;
+      const services = this.services();
+      if (!applied || !services) return undefined;
+      const t0 = performance.now();
+      const patched = serviceWeightPatch(applied, services);
+      if (patched?.patch && patched.patch.added.size === 0 && patched.patch.removed.size === 0) return undefined;
+      return this.applyNow(patched ?? this.renderNow(), performance.now() - t0);
+    });
+    this.applying = next.catch(() => undefined);
+    return next;
   }
 
   /** Named-port egress rules change only with policies; cached per policy set. */
@@ -236,7 +266,14 @@ export class NodeAgent {
     return [...byId.values()].sort((a, b) => a.id - b.id).map((e) => ({ ...e, labels: { ...e.labels } }));
   }
 
-  private async applyRuleset(ruleset: Ruleset, renderMs: number): Promise<AgentStatus> {
+  /** One apply at a time: the balancing loop and the sources both apply. */
+  private applyRuleset(ruleset: Ruleset, renderMs: number): Promise<AgentStatus> {
+    const next = this.applying.then(() => this.applyNow(ruleset, renderMs));
+    this.applying = next.catch(() => undefined);
+    return next;
+  }
+
+  private async applyNow(ruleset: Ruleset, renderMs: number): Promise<AgentStatus> {
     const diagnostics = this.lastDiagnostics;
     const localPods = [...this.lastLocalPods.values()];
     const desiredGeneration = this.desiredGeneration;

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Cluster } from '../model/cluster.js';
 import { formatDiagnostic, hasErrors } from '../model/diagnostics.js';
 import { NodeAgent } from '../agent/agent.js';
+import { LbLoop } from '../agent/lb-loop.js';
 import { REASONS_FILE, type AgentStatus } from '../agent/status.js';
 import type { LocalPod } from '../render/render.js';
 import { snapshotEvents } from '../source/diff.js';
@@ -68,6 +69,8 @@ export interface RunAgentOptions {
   readonly pollMs?: number;
   readonly signal?: AbortSignal;
   readonly log?: (line: string) => void;
+  /** The balancing loop's tick (src/agent/lb-loop.ts; default 500 ms); 0 turns it off. */
+  readonly lbIntervalMs?: number;
 }
 
 /**
@@ -82,6 +85,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
   const source = new LabSource({ dir: opts.labDir, ...(opts.manifests ? { manifests: opts.manifests } : {}) });
   let agent: NodeAgent | undefined;
   let last: AgentStatus | undefined;
+  let netns: string | undefined;
   let reportedErrors = '';
   await source.start({
     // The agent takes every read below (refresh), events or not; the first is the snapshot.
@@ -102,6 +106,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
     reportedErrors = errors.join('\n');
     // The first batch of a new agent is the whole snapshot (a restart is a full replace).
     const first = !agent;
+    netns = node.netns;
     if (!agent) agent = new NodeAgent({ node: node.name, netns: node.netns, strict: opts.strict, statusDir: opts.labDir, log, podInterfaces: LAB_POD_INTERFACES });
     const events = first ? snapshotEvents(source.snapshot()) : read.events;
     last = await agent.apply({ events, localPods: localPodsOf(state, node.name), diagnostics: read.diagnostics, desiredGeneration: read.generation, snapshot: source.snapshot() });
@@ -122,10 +127,14 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
       onError: (e) => log(`weir agent ${opts.node}: sync failed: ${e.message}`),
     });
     await watch.start();
+    // Health probes, conntrack counts, drains and adaptive weights (src/agent/lb-loop.ts).
+    const lb = agent && opts.lbIntervalMs !== 0 ? new LbLoop({ node: opts.node, netns, dir, target: agent, ...(opts.lbIntervalMs ? { intervalMs: opts.lbIntervalMs } : {}), log }) : undefined;
+    lb?.start();
     await new Promise<void>((resolve) => {
       if (opts.signal?.aborted) resolve();
       else opts.signal?.addEventListener('abort', () => resolve(), { once: true });
     });
+    await lb?.stop();
     await watch.stop();
     return last;
   } finally {
