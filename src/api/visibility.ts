@@ -24,6 +24,7 @@ import type { KnownPolicy } from './routes/policies.js';
 import { checkExposure, isLoopbackAddress } from './security.js';
 import { DEFAULT_PORT, createServer, type ServerOptions } from './server.js';
 import { REASONS_FILE } from '../agent/status.js';
+import { readLbStatuses, serviceViews } from '../agent/lb-status.js';
 
 export interface VisibilityOptions {
   labDir: string;
@@ -239,6 +240,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
     access: { ...(opts.token !== undefined ? { token: opts.token } : {}), loopbackOnly: isLoopbackAddress(host) },
     ...(opts.tls ? { tls: opts.tls } : {}),
     ...(opts.stream ? { stream: opts.stream } : {}),
+    services: { views: async () => readLbStatuses(opts.labDir).then(({ statuses, errors }) => ({ services: serviceViews(statuses), errors })) },
   });
   app.get('/api/attribution', { schema: { tags: ['flows'], summary: 'How kernel records were attributed and deduplicated across nodes' } }, async () => ({
     generation: view.generation,
