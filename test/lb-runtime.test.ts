@@ -17,6 +17,8 @@ import { createServer } from '../src/api/server.js';
 import { FlowMetrics } from '../src/flows/metrics.js';
 import { FlowPipeline } from '../src/flows/pipeline.js';
 import { SqliteFlowStore } from '../src/flows/sqlite-store.js';
+import { ConntrackFlowParser } from '../src/flows/conntrack.js';
+import { Enricher } from '../src/flows/enrich.js';
 
 const WEIR = fileURLToPath(new URL('../bin/weir.js', import.meta.url));
 
@@ -87,6 +89,37 @@ describe('conntrack reading and health thresholds', () => {
     h.keep(new Set());
     assert.deepEqual([...h.map()], []);
   });
+});
+
+test('a flow through a Service carries the Service and the endpoint the kernel chose (conntrack reply tuple), through the store', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weir-lb-flows-'));
+  try {
+    const parser = new ConntrackFlowParser({ node: 'node-0' });
+    const enricher = new Enricher({
+      lookup: (ip) => (ip === '10.244.1.3' ? { ip, namespace: 'shop', name: 'web-1' } : ip === '10.244.0.5' ? { ip, namespace: 'shop', name: 'client' } : undefined),
+      serviceLookup: (ip, port) => (ip === '10.96.0.80' && port === 80 ? 'shop/web' : undefined),
+    });
+    const viaService = parser.push('[1795471246.830960]\t    [NEW] ipv4     2 tcp      6 120 SYN_SENT src=10.244.0.5 dst=10.96.0.80 sport=37538 dport=80 [UNREPLIED] src=10.244.1.3 dst=10.244.0.5 sport=8080 dport=37538 id=11');
+    const direct = parser.push('[1795471246.830960]\t    [NEW] ipv4     2 tcp      6 120 SYN_SENT src=10.244.0.5 dst=10.244.1.3 sport=37539 dport=8080 [UNREPLIED] src=10.244.1.3 dst=10.244.0.5 sport=8080 dport=37539 id=12');
+    assert.ok(viaService && direct);
+    enricher.enrich(viaService);
+    enricher.enrich(direct);
+    assert.deepEqual(viaService.service, { ip: '10.96.0.80', port: 80, name: 'shop/web' });
+    assert.equal(viaService.dst.pod, 'web-1', 'the destination is the chosen endpoint');
+    assert.equal(viaService.dstPort, 8080);
+    assert.equal(direct.service, undefined, 'no translation, no Service');
+    const store = new SqliteFlowStore(join(dir, 'flows.db'));
+    try {
+      store.insert([viaService, direct]);
+      const stored = store.queryFlows({ limit: 10 });
+      assert.deepEqual(stored.find((f) => f.srcPort === 37538)?.service, { ip: '10.96.0.80', port: 80, name: 'shop/web' });
+      assert.equal(stored.find((f) => f.srcPort === 37539)?.service, undefined);
+    } finally {
+      store.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 describe('drains and status files', () => {

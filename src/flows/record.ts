@@ -65,6 +65,13 @@ export const flowRecordSchema = z.object({
   packets: z.number().int().nonnegative(),
   durationMs: z.number().nonnegative(),
   event: flowEventSchema.optional(),
+  /**
+   * The Service the client addressed, when the connection was translated to an endpoint (the
+   * conntrack reply tuple comes from elsewhere than the original destination): `dst` and
+   * `dstPort` are then the chosen endpoint, and this the Service's address and port (and
+   * `namespace/name` when the enricher knows it).
+   */
+  service: z.object({ ip: z.string(), port: z.number().int().min(0).max(65535), name: z.string().optional() }).optional(),
 });
 export type FlowRecord = z.infer<typeof flowRecordSchema>;
 
