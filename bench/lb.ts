@@ -1,5 +1,5 @@
 // bench/lb — balancing strategies against heterogeneous endpoints, in the lab (root):
-//   sudo npx tsx bench/lb.ts [--rate 300] [--seconds 16] [--target-ms 30]
+//   sudo npx tsx bench/lb.ts [--rate 300] [--seconds 16] [--target-ms 30] [--tick-ms 500]
 //
 // Five pod servers behind one "Service", each serving 4 requests at a time in 10 ms (the
 // lab's own slow/flaky servers, src/lab/behaviour.ts; the kernel has no netem):
@@ -36,12 +36,13 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '300' },
     seconds: { type: 'string', default: '16' },
     'target-ms': { type: 'string', default: '30' },
+    'tick-ms': { type: 'string', default: '500' },
   },
 });
 const RATE = Number(values.rate);
 const SECONDS = Number(values.seconds);
 const TARGET_MS = Number(values['target-ms']);
-const TICK_MS = 500;
+const TICK_MS = Number(values['tick-ms']);
 const PORT = 8080;
 const NAMES = ['e0', 'e1', 'e2', 'e3', 'e4'];
 

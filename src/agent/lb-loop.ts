@@ -34,7 +34,8 @@ import type { Endpoint } from '../lb/endpoints.js';
 import { parseBalancing } from '../lb/config.js';
 import { decide, type ServicesInput } from '../render/services.js';
 import { run } from '../exec/run.js';
-import { readDrains, writeLbStatus, type EndpointStatus, type LbNodeStatus, type ServicePortStatus } from './lb-status.js';
+import { readDrains, writeLbStatus } from './lb-files.js';
+import type { EndpointStatus, LbNodeStatus, ServicePortStatus } from './lb-status.js';
 
 /** What the loop feeds the renderer (ServicesInput's run-time inputs). */
 export interface ServiceRuntime {

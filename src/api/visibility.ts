@@ -24,7 +24,8 @@ import type { KnownPolicy } from './routes/policies.js';
 import { checkExposure, isLoopbackAddress } from './security.js';
 import { DEFAULT_PORT, createServer, type ServerOptions } from './server.js';
 import { REASONS_FILE } from '../agent/status.js';
-import { readLbStatuses, serviceViews } from '../agent/lb-status.js';
+import { readLbStatuses } from '../agent/lb-files.js';
+import { serviceViews } from '../agent/lb-status.js';
 import { allocate, serviceKey } from '../lb/allocate.js';
 import type { Service } from '../model/cluster.js';
 

@@ -9,7 +9,8 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { DEFAULT_PREFIX, defaultLabDir } from '../lab/index.js';
-import { readLbStatuses, serviceViews, setDrain, type ServiceView } from '../agent/lb-status.js';
+import { readLbStatuses, setDrain } from '../agent/lb-files.js';
+import { serviceViews, type ServiceView } from '../agent/lb-status.js';
 import { CliError, EXIT_FINDINGS, EXIT_INPUT, exitStatus } from './exit.js';
 import { note } from './output.js';
 import { readTokenFile } from './serve.js';
