@@ -19,7 +19,8 @@
 //  - bounds: every share stays within [minFactor / N, maxFactor / N] (default 0.1× and 3× an
 //    equal share): a failing endpoint keeps a trickle that measures its recovery, and no
 //    endpoint is stampeded with the whole load;
-//  - damping: measurements are EWMA-smoothed; costs within the dead band of the average
+//  - damping: error rates are EWMA-smoothed, latency is a peak EWMA (up at once, down by
+//    `peakDecay` per step: intermittent stalls are remembered between them); costs within the dead band of the average
 //    count as equal (no churn of kernel elements from noise); a share changes by at most its
 //    own step size per step, which halves every time the direction of change reverses and
 //    grows again (×1.5, up to ×maxStepRatio) while it does not — so an endpoint whose latency
@@ -68,6 +69,13 @@ export interface AdaptiveOptions {
   readonly deadBand: number;
   /** Floor of the latency an error costs, in ms. */
   readonly errorPenaltyMs: number;
+  /**
+   * Peak latency memory (Finagle's and Linkerd's "peak EWMA"): a sample above the smoothed
+   * latency is taken at once, one below pulls it down by this fraction per step. An endpoint
+   * that stalls now and then stays expensive between its stalls instead of looking healthy
+   * again one step later. 0: a plain EWMA with `smoothing`.
+   */
+  readonly peakDecay: number;
 }
 
 export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
@@ -80,6 +88,7 @@ export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
   maxFactor: 3,
   deadBand: 0.1,
   errorPenaltyMs: 100,
+  peakDecay: 0.25,
 };
 
 function fresh(share: number): EndpointState {
@@ -158,7 +167,14 @@ export function step(
     const a = o.smoothing;
     smoothed.set(k, {
       ...p,
-      latencyMs: p.latencyMs === undefined ? s.latencyMs : a * s.latencyMs + (1 - a) * p.latencyMs,
+      latencyMs:
+        p.latencyMs === undefined
+          ? s.latencyMs
+          : o.peakDecay > 0
+            ? s.latencyMs > p.latencyMs
+              ? s.latencyMs
+              : p.latencyMs + o.peakDecay * (s.latencyMs - p.latencyMs)
+            : a * s.latencyMs + (1 - a) * p.latencyMs,
       errorRate: a * errorRate + (1 - a) * p.errorRate,
       inFlight: s.inFlight,
     });
