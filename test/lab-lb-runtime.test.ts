@@ -218,6 +218,9 @@ describe('services at run time (lab, root)', { skip }, () => {
     assert.deepEqual(smart.errors, {});
     assert.ok((smart.counts['shop/web-0'] ?? 0) > 0, 'the slow endpoint still gets a trickle (not starved)');
     assert.ok((smart.counts['shop/web-0'] ?? 0) < (smart.counts['shop/web-1'] ?? 0), JSON.stringify(smart));
+    const after = await weir(['lb', 'status', 'shop/smart', '--lab-dir', dir]);
+    assert.equal(after.code, 0, after.stderr);
+    t.diagnostic(`weir lb status shop/smart:\n${after.stdout}`);
     await clearBehaviour(dir, podOf('shop/web-0')?.netns as string);
 
     // The lab is intact (the loops and the agents wrote nothing into the state).

@@ -25,6 +25,8 @@
 //    own step size per step, which halves every time the direction of change reverses and
 //    grows again (×1.5, up to ×maxStepRatio) while it does not — so an endpoint whose latency
 //    swings with its load settles instead of oscillating, whatever the slope of that swing;
+//  - reversion: every share moves a little toward an equal share each step, so noise cannot
+//    walk equal endpoints apart; a truly slower endpoint settles a little nearer equal;
 //  - stale data: an endpoint with no completed request in a step keeps its smoothed values.
 
 export interface Sample {
@@ -76,6 +78,13 @@ export interface AdaptiveOptions {
    * again one step later. 0: a plain EWMA with `smoothing`.
    */
   readonly peakDecay: number;
+  /**
+   * Fraction of the (log) way back to an equal share taken by every endpoint per step, beside
+   * its cost move: without it, noise that crosses the dead band walks the shares of equal
+   * endpoints apart (a random walk has no way home). A truly slower endpoint settles a little
+   * nearer an equal share than its cost alone would put it.
+   */
+  readonly reversion: number;
 }
 
 export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
@@ -89,6 +98,7 @@ export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
   deadBand: 0.1,
   errorPenaltyMs: 100,
   peakDecay: 0.25,
+  reversion: 0.1,
 };
 
 function fresh(share: number): EndpointState {
@@ -204,8 +214,9 @@ export function step(
   for (const k of keys) {
     const e = smoothed.get(k) as EndpointState;
     const r = Math.log(average / (cost.get(k) as number));
+    const home = o.reversion * Math.log(1 / n / e.share);
     if (Math.abs(r) < Math.log(1 + o.deadBand)) {
-      moved.set(k, e.share);
+      moved.set(k, e.share * Math.exp(home));
       steps.set(k, { stepSize: e.stepSize, direction: e.direction });
       continue;
     }
@@ -217,7 +228,7 @@ export function step(
           ? Math.min(maxStep, e.stepSize * 1.5)
           : e.stepSize;
     const delta = Math.max(-stepSize, Math.min(stepSize, o.gain * r));
-    moved.set(k, e.share * Math.exp(delta));
+    moved.set(k, e.share * Math.exp(delta + home));
     steps.set(k, { stepSize, direction });
   }
   const bounded = clampShares(moved, lo, hi);
