@@ -104,7 +104,7 @@ describe('adaptive controller', () => {
   test('damping: with load-dependent latency the damped controller settles where an undamped one oscillates', () => {
     // Two endpoints of half the capacity: as soon as they get more load they get slow.
     const mk = (): SimEndpoint[] => [healthy(), healthy(), healthy(), { baseMs: 10, concurrency: 2, errorRate: 0 }, { baseMs: 10, concurrency: 2, errorRate: 0 }];
-    const undamped = run(mk(), 60, { smoothing: 1, gain: 1, maxStepRatio: 1e9, reversalDamping: 1, deadBand: 0 }, 1200);
+    const undamped = run(mk(), 60, { smoothing: 1, gain: 1, maxStepRatio: 1e9, reversalDamping: 1, deadBand: 0, peakDecay: 0, reversion: 0 }, 1200);
     const damped = run(mk(), 60, {}, 1200);
     assertSumsToOne(damped);
     const u = jitter(undamped, 20);

@@ -207,6 +207,9 @@ describe('drains and status files', () => {
       const all = (await (await fetch(`${url}/api/services`)).json()) as { services: { service: string; nodes: { endpoints: { weight: number; latencyMs: number }[] }[] }[]; errors: string[] };
       assert.deepEqual(all.services.map((s) => s.service), ['shop/web']);
       assert.deepEqual(all.services[0].nodes[0].endpoints.map((e) => [e.weight, e.latencyMs]), [[900, 12.5], [100, 80]]);
+      const first = all.services[0] as unknown as { clusterIP: string; nodes: { endpoints: { pod: string; location: string }[] }[] };
+      assert.equal(first.clusterIP, '10.96.0.80');
+      assert.deepEqual(first.nodes[0].endpoints.map((e) => [e.pod, e.location]), [['shop/web-0', 'eu'], ['shop/web-1', 'us']]);
       assert.match(all.errors.join('\n'), /lb-broken/);
       const one = await fetch(`${url}/api/services/shop/web`);
       assert.equal(one.status, 200);

@@ -87,7 +87,12 @@ async function runStatus(svc: string | undefined, o: StatusOptions): Promise<voi
     const { statuses, errors } = await readLbStatuses(dir);
     for (const e of errors) note(`warning: ${e}`);
     if (statuses.length === 0) throw new CliError(`no balancing status in ${dir}: no agent with Services runs there (is the lab up? pass --lab-dir)`, EXIT_INPUT);
-    for (const s of statuses) for (const p of s.problems) note(`${s.node}: ${p}`);
+    for (const s of statuses) {
+      for (const p of s.problems) note(`${s.node}: ${p}`);
+      // The files outlive their agents (`lab down` leaves them): say when one is old.
+      const age = (Date.now() - Date.parse(s.updatedAt)) / 1000;
+      if (age > 10) note(`warning: ${s.node}: this status is ${Math.round(age)} s old (is its agent running?)`);
+    }
     views = serviceViews(statuses, svc);
   }
   if (svc !== undefined && views.length === 0) throw new CliError(`no Service "${svc}" (give namespace/name or name)`, EXIT_INPUT);

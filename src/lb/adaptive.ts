@@ -4,7 +4,7 @@
 // the shares as adaptive factors) and applies them as element updates.
 //
 // Cost of an endpoint = (smoothed latency + smoothed error rate × error penalty)
-//                       × (1 + requests in flight / (mean in flight + 1)).
+//                       × (1 + max(0, in flight − 2 × mean in flight) / (mean in flight + 1)).
 // The error penalty is at least ten times the fleet's median latency, so a backend that fails
 // fast looks *slow*, never fast. Requests in flight react within one step to a stall
 // (completions, and so latency samples, arrive only after it).
@@ -200,7 +200,11 @@ export function step(
   for (const k of keys) {
     const e = smoothed.get(k) as EndpointState;
     const latency = Math.max(e.latencyMs ?? med, 0.01);
-    cost.set(k, (latency + e.errorRate * penalty) * (1 + e.inFlight / (meanInFlight + 1)));
+    // Requests in flight beyond twice the fleet's mean: a stall, seen before its completions
+    // arrive. Within that, the measured latency already carries the queueing, and counting
+    // in-flight requests again would push load onto slow endpoints whenever fast ones are busy.
+    const excess = Math.max(0, e.inFlight - 2 * meanInFlight);
+    cost.set(k, (latency + e.errorRate * penalty) * (1 + excess / (meanInFlight + 1)));
   }
   const average = keys.reduce((s, k) => s + (smoothed.get(k) as EndpointState).share * (cost.get(k) as number), 0);
 
