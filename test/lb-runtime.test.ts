@@ -223,6 +223,14 @@ describe('drains and status files', () => {
       assert.ok(listed.properties.services, 'the response schema is in the OpenAPI document');
       assert.ok(spec.paths['/api/services/{ns}/{name}']);
 
+      // `weir lb status --server` reads the same through the API.
+      const cli = await weir(['lb', 'status', 'web', '--server', url]);
+      assert.equal(cli.code, 0, cli.stderr);
+      assert.match(cli.stdout, /node-0\s+10\.244\.0\.3:8080\s+shop\/web-0\s+eu\s+900\s+ok/);
+      const offline = await weir(['lb', 'status', '--server', 'http://127.0.0.1:9']);
+      assert.equal(offline.code, 2);
+      assert.match(offline.stderr, /cannot reach weir server at http:\/\/127\.0\.0\.1:9/);
+
       const text = await (await fetch(`${url}/metrics`)).text();
       assert.match(text, /weir_service_endpoint_weight\{service="shop\/web",port="80",frontend="cluster",node="node-0",endpoint="10\.244\.0\.3:8080",pod="shop\/web-0",location="eu"\} 900/);
       assert.match(text, /weir_service_endpoint_latency_seconds\{[^}]*node="node-1",endpoint="10\.244\.1\.3:8080"[^}]*\} 0\.08/);

@@ -223,8 +223,9 @@ export class NodeAgent {
   /**
    * The balancing loop's inputs: when only weights change, an element patch of the `lb_*`
    * maps (established connections stay where conntrack put them); otherwise a render.
+   * `only`: the Services (`ns/name`) whose inputs changed (the others are not rendered).
    */
-  async setServiceRuntime(runtime: ServiceRuntime): Promise<AgentStatus | undefined> {
+  async setServiceRuntime(runtime: ServiceRuntime, only?: ReadonlySet<string>): Promise<AgentStatus | undefined> {
     this.lbRuntime = runtime;
     // The patch is computed inside the apply queue, against exactly what the kernel holds.
     const next = this.applying.then(async () => {
@@ -232,7 +233,7 @@ export class NodeAgent {
       const services = this.services();
       if (!applied || !services) return undefined;
       const t0 = performance.now();
-      const patched = serviceWeightPatch(applied, services);
+      const patched = serviceWeightPatch(applied, services, only);
       if (patched?.patch && patched.patch.added.size === 0 && patched.patch.removed.size === 0) return undefined;
       return this.applyNow(patched ?? this.renderNow(), performance.now() - t0);
     });

@@ -49,8 +49,11 @@ export interface ServiceRuntime {
 export interface LbTarget {
   /** The node's Services without run-time inputs; undefined when the cluster has none. */
   servicesInput(): ServicesInput | undefined;
-  /** Renders and applies with these inputs (weights only: an element patch). */
-  setServiceRuntime(runtime: ServiceRuntime): Promise<unknown>;
+  /**
+   * Renders and applies with these inputs (weights only: an element patch); `only` names the
+   * Services (`ns/name`) whose inputs changed, when that is all that changed.
+   */
+  setServiceRuntime(runtime: ServiceRuntime, only?: ReadonlySet<string>): Promise<unknown>;
 }
 
 export interface LbLoopOptions {
@@ -304,6 +307,8 @@ export class LbLoop {
   private readonly controllers = new Map<string, adaptive.AdaptiveState>();
   private readonly history = new Map<string, { t: number; weights: Record<string, number> }[]>();
   private seen: Map<string, boolean> | undefined;
+  /** What was last handed to the agent: health and drains, and factors per Service port. */
+  private sent: { common: string; factors: Map<string, string> } | undefined;
   private drained = new Set<string>();
   private drainError = '';
   private timer: NodeJS.Timeout | undefined;
@@ -425,7 +430,21 @@ export class LbLoop {
     for (const id of this.controllers.keys()) if (!live.has(id)) this.controllers.delete(id);
 
     const runtime: ServiceRuntime = { health: this.health.map(), drained: new Set(this.drained), adaptive: factors };
-    await this.opts.target.setServiceRuntime(runtime);
+    // Hand the agent only what changed: most ticks change nothing (then no render at all), and
+    // an adaptive step changes the Services it stepped (rendered alone, with thousands of others).
+    const common = JSON.stringify([[...runtime.health].sort(), [...runtime.drained].sort()]);
+    const factorKeys = new Map([...factors].map(([id, f]) => [id, JSON.stringify([...f].map(([k, v]) => [k, Math.round(v * 1e4)]))]));
+    const sent = this.sent;
+    if (!sent || sent.common !== common) {
+      await this.opts.target.setServiceRuntime(runtime);
+    } else {
+      const changed = new Set<string>();
+      for (const id of new Set([...factorKeys.keys(), ...sent.factors.keys()])) {
+        if (factorKeys.get(id) !== sent.factors.get(id)) changed.add(id.slice(0, id.lastIndexOf('/')));
+      }
+      if (changed.size > 0) await this.opts.target.setServiceRuntime(runtime, changed);
+    }
+    this.sent = { common, factors: factorKeys };
 
     const status = this.status(input, runtime, problems);
     await writeLbStatus(this.opts.dir, status);
