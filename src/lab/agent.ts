@@ -85,7 +85,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
   const source = new LabSource({ dir: opts.labDir, ...(opts.manifests ? { manifests: opts.manifests } : {}) });
   let agent: NodeAgent | undefined;
   let last: AgentStatus | undefined;
-  let netns: string | undefined;
+  let lb: LbLoop | undefined;
   let reportedErrors = '';
   await source.start({
     // The agent takes every read below (refresh), events or not; the first is the snapshot.
@@ -106,8 +106,13 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
     reportedErrors = errors.join('\n');
     // The first batch of a new agent is the whole snapshot (a restart is a full replace).
     const first = !agent;
-    netns = node.netns;
     if (!agent) agent = new NodeAgent({ node: node.name, netns: node.netns, strict: opts.strict, statusDir: opts.labDir, log, podInterfaces: LAB_POD_INTERFACES });
+    // Health probes, conntrack counts, drains and adaptive weights (src/agent/lb-loop.ts), from
+    // the first sync on (not for `--once`).
+    if (!lb && !opts.once && opts.lbIntervalMs !== 0) {
+      lb = new LbLoop({ node: node.name, netns: node.netns, dir: opts.labDir, target: agent, ...(opts.lbIntervalMs ? { intervalMs: opts.lbIntervalMs } : {}), log });
+      lb.start();
+    }
     const events = first ? snapshotEvents(source.snapshot()) : read.events;
     last = await agent.apply({ events, localPods: localPodsOf(state, node.name), diagnostics: read.diagnostics, desiredGeneration: read.generation, snapshot: source.snapshot() });
   };
@@ -127,17 +132,14 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
       onError: (e) => log(`weir agent ${opts.node}: sync failed: ${e.message}`),
     });
     await watch.start();
-    // Health probes, conntrack counts, drains and adaptive weights (src/agent/lb-loop.ts).
-    const lb = agent && opts.lbIntervalMs !== 0 ? new LbLoop({ node: opts.node, netns, dir, target: agent, ...(opts.lbIntervalMs ? { intervalMs: opts.lbIntervalMs } : {}), log }) : undefined;
-    lb?.start();
     await new Promise<void>((resolve) => {
       if (opts.signal?.aborted) resolve();
       else opts.signal?.addEventListener('abort', () => resolve(), { once: true });
     });
-    await lb?.stop();
     await watch.stop();
     return last;
   } finally {
+    await lb?.stop();
     await source.stop();
   }
 }
