@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { readLbStatuses, writeLbStatus } from '../src/agent/lb-files.js';
 import { serviceViews, type LbNodeStatus } from '../src/agent/lb-status.js';
+import { podRecord } from '../src/flows/synthetic.js';
 import { startDashboard, type DashboardFixture } from './helpers/dashboard.js';
 
 let dash: DashboardFixture;
@@ -120,6 +121,14 @@ test('dashboard: Services on the map, a Service panel with weights over time, th
   await page.waitForFunction(() => /failing/.test(document.querySelector('[data-testid=endpoint-table] tbody tr:nth-child(3)')?.textContent ?? ''), undefined, { timeout: 5000 });
   assert.match(await page.locator('[data-testid="service-shop/web"]').innerText(), /shop\/web\s+10\.96\.0\.80:80\/TCP\s+adaptive\s+3\s+2/);
   await page.screenshot({ path: 'artifacts/dashboard-services-tab.png' });
+
+  // A flow through the Service names the endpoint and the Service in the flow table.
+  const client = { ip: '10.244.0.9', namespace: 'shop', name: 'client', workload: 'shop/client[Pod]', labels: { pod: 'client' } };
+  const web2 = { ip: '10.244.1.3', namespace: 'shop', name: 'web-2', workload: 'shop/web-2[Pod]', labels: { pod: 'web-2' } };
+  dash.pipeline.ingest({ ...podRecord(client, web2, { dstPort: 8080 }), service: { ip: '10.96.0.80', port: 80, name: 'shop/web' } });
+  dash.pipeline.flush();
+  await page.locator('[data-testid=tab-flows]').click();
+  await page.waitForFunction(() => /shop\/web-2:8080 via svc shop\/web/.test(document.querySelector('[data-testid=flow-table] tbody')?.textContent ?? ''), undefined, { timeout: 5000 });
   assert.deepEqual(errors, []);
   await page.close();
 });
