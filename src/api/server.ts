@@ -96,10 +96,11 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   void app.register(policiesRoutes, { aggregator, ...(opts.knownPolicies ? { knownPolicies: opts.knownPolicies } : {}) });
   void app.register(alertsRoutes, { store: opts.store, ...(opts.alerts ? { alerts: opts.alerts } : {}), ...(opts.webhook ? { webhook: opts.webhook } : {}) });
   void app.register(streamRoutes, { pipeline: opts.pipeline, aggregator, metrics: serverMetrics, ...opts.stream });
-  if (opts.services) {
-    void app.register(servicesRoutes, { source: opts.services });
-    registerServiceMetrics(metrics.registry, opts.services);
-  }
+  // Without the agents' status (no lab, tests), no Services: an empty list, not a 404 the
+  // dashboard would report.
+  const services = opts.services ?? { views: async () => ({ services: [], errors: [] }) };
+  void app.register(servicesRoutes, { source: services });
+  registerServiceMetrics(metrics.registry, services);
   void app.register(metricsRoutes, { metrics });
   void app.register(uiRoutes, { uiDir: opts.uiDir ?? DEFAULT_UI_DIR });
   app.get('/api/health', { schema: { hide: true } }, async () => ({ ok: true, pipeline: opts.pipeline.stats }));
