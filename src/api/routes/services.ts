@@ -31,6 +31,8 @@ type EndpointView = ServiceView['nodes'][number]['endpoints'][number];
 
 /** Per-endpoint gauges, refreshed from `source` on every scrape. */
 export function registerServiceMetrics(registry: Registry, source: ServicesSource): void {
+  // One set of gauges per registry (a registry shared by two servers keeps the first source).
+  if (registry.getSingleMetric('weir_service_endpoint_weight')) return;
   // One read of the agents' files per scrape, shared by every gauge's collect: prom-client
   // starts the collects of a scrape together, so they all join the read in flight.
   let pending: Promise<readonly ServiceView[]> | undefined;
