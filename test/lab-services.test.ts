@@ -3,7 +3,7 @@
 // filter and the service NAT sections into one table per node; a client pod connects to ClusterIPs. Checks the
 // spread over endpoints (chi-square), a 90/10 split, ClientIP affinity until its timeout, an
 // immediate reject without endpoints, a weight change through the element fast path that
-// keeps an established connection, and a NetworkPolicy deny that holds through the Service.
+// keeps an established connection, and NetworkPolicy (ingress and egress) judged after DNAT.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -39,6 +39,20 @@ spec: { containers: [{ name: c, ports: [{ name: http, containerPort: 8080 }] }] 
 kind: Pod
 metadata: { name: client, namespace: shop, labels: { app: client } }
 spec: { containers: [{ name: c, ports: [{ containerPort: 9 }] }] }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: jailed, namespace: shop, labels: { app: jailed } }
+spec: { containers: [{ name: c, ports: [{ containerPort: 9 }] }] }
+---
+# jailed may only talk to web-0: through the \`web\` Service, only the connections sent there pass.
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: jailed-to-web-0, namespace: shop }
+spec:
+  podSelector: { matchLabels: { app: jailed } }
+  policyTypes: [Egress]
+  egress: [{ to: [{ podSelector: { matchLabels: { pod: web-0 } } }] }]
 ---
 apiVersion: v1
 kind: Service
@@ -104,8 +118,8 @@ interface ClientResult {
   errorMs: number[];
 }
 
-async function connect(dir: string, ip: string, n: number, concurrency = 16, timeoutMs = 1000): Promise<ClientResult> {
-  const r = await labExec(dir, 'shop/client', [process.execPath, '-e', CLIENT, ip, '80', String(n), String(concurrency), String(timeoutMs)]);
+async function connect(dir: string, ip: string, n: number, concurrency = 16, timeoutMs = 1000, from = 'shop/client'): Promise<ClientResult> {
+  const r = await labExec(dir, from, [process.execPath, '-e', CLIENT, ip, '80', String(n), String(concurrency), String(timeoutMs)]);
   return JSON.parse(r.stdout) as ClientResult;
 }
 
@@ -168,12 +182,25 @@ describe('services in the kernel (lab, root)', { skip }, () => {
     assert.deepEqual(empty.errors, { ECONNREFUSED: 20 });
     const median = [...empty.errorMs].sort((a, b) => a - b)[10];
     assert.ok(median < 100, `reject took ${median} ms (median)`);
+    //    UDP too: an ICMP port unreachable, which the client sees as ECONNREFUSED, not a silence.
+    const udp = await labExec(dir, 'shop/client', [
+      process.execPath,
+      '-e',
+      `const s=require('node:dgram').createSocket('udp4');const t0=performance.now();s.on('error',e=>{console.log(e.code, Math.round(performance.now()-t0));s.close()});s.connect(53,'10.96.0.99',()=>s.send('x'));setTimeout(()=>{console.log('timeout');process.exit(0)},2000)`,
+    ]);
+    assert.match(udp.stdout, /^ECONNREFUSED \d+$/m, `UDP to a Service without endpoints: ${udp.stdout}`);
 
     // 5. Policy after DNAT: guard-0 admits nobody, so its Service times out (dropped by the
     //    ingress filter on the real pod and port), while the other Services answered above.
     const guarded = await connect(dir, '10.96.0.70', 4, 4, 500);
     assert.deepEqual(guarded.counts, {});
     assert.deepEqual(guarded.errors, { timeout: 4 });
+    //    Egress too: jailed may reach only web-0, so through \`web\` (three endpoints) exactly the
+    //    connections sent to web-0 pass — judged on the real destination, not the ClusterIP.
+    const jailed = await connect(dir, '10.96.0.80', 30, 10, 500, 'shop/jailed');
+    assert.deepEqual(Object.keys(jailed.counts), ['shop/web-0'], JSON.stringify(jailed));
+    assert.ok((jailed.errors.timeout ?? 0) > 0 && (jailed.counts['shop/web-0'] ?? 0) > 0, JSON.stringify(jailed));
+    assert.equal((jailed.errors.timeout ?? 0) + (jailed.counts['shop/web-0'] ?? 0), 30, JSON.stringify(jailed));
 
     // 6. Weights change by elements only; a connection established before keeps its endpoint.
     //    Both split endpoints answer after 1.5 s, so the connection is open across the change.

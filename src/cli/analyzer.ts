@@ -9,6 +9,7 @@ import { diffConnectivity, DIFF_TYPES, type DiffType } from '../analyze/diff.js'
 import { exposure, exposureJson, renderExposureMd, renderExposureTxt } from '../analyze/exposure.js';
 import { DIFF_FORMATS, renderDiff, type DiffFormat } from '../analyze/diff-formats.js';
 import { OUTPUT_FORMATS, renderConnList, type OutputFormat } from '../analyze/formats.js';
+import { explainService, formatServiceExplanation, renderServiceConnectivity, SERVICE_FORMATS, serviceConnectivity, ServiceNotFoundError, serviceSpec } from '../analyze/services.js';
 import { compareFindings, lint, LINT_FORMATS, loaderFindings, renderFindings, summarize, summaryText, type LintFormat } from '../analyze/lint.js';
 import type { Protocol } from '../model/cluster.js';
 import { parsePortText, PortTextError, type PortText } from '../net/port.js';
@@ -47,6 +48,7 @@ interface AnalyzeOptions {
   readonly focusWorkload?: string;
   readonly explain?: boolean;
   readonly exposure?: boolean;
+  readonly services?: boolean;
   readonly output?: string;
 }
 
@@ -54,6 +56,10 @@ async function runAnalyze(paths: string[], opts: AnalyzeOptions, cmd: Command): 
   const input = await loadInput(paths, globals(cmd));
   const engine = new PolicyEngine(input.cluster);
   const result = analyze(engine);
+  if (opts.services) {
+    await runAnalyzeServices(input, engine, result, opts);
+    return;
+  }
   let lines;
   try {
     lines = connectivityList(engine, result, { focusWorkload: opts.focusWorkload, explain: opts.explain });
@@ -77,6 +83,20 @@ async function runAnalyze(paths: string[], opts: AnalyzeOptions, cmd: Command): 
   // An UNKNOWN verdict is never an answer to rely on: the input-error status, whatever else.
   if (lines.some((l) => l.unknown)) {
     note('connections an invalid policy could allow or deny are listed as UNKNOWN (never as allowed)');
+    exitStatus.raise(EXIT_INPUT);
+  }
+}
+
+/** `analyze --services`: who reaches which Service port, through which endpoints (src/analyze/services.ts). */
+async function runAnalyzeServices(input: Input, engine: PolicyEngine, result: ReturnType<typeof analyze>, opts: AnalyzeOptions): Promise<void> {
+  const format = opts.format;
+  if (format === 'dot') throw new CliError(`--services is printed as ${SERVICE_FORMATS.join(', ')}, not dot`);
+  if (opts.exposure) throw new CliError('--services and --exposure are separate reports: run them one at a time');
+  const sc = serviceConnectivity(engine, input.cluster, result, opts.focusWorkload !== undefined ? { focus: opts.focusWorkload } : {});
+  await writeOutput(renderServiceConnectivity(sc, format), opts.output);
+  partialInput(input, 'the analysis');
+  if (sc.lines.some((l) => l.reach === 'unknown')) {
+    note('Service connections whose endpoints or verdicts cannot be known are listed as UNKNOWN (never as allowed)');
     exitStatus.raise(EXIT_INPUT);
   }
 }
@@ -110,6 +130,23 @@ async function runExplain(paths: string[], opts: ExplainOptions, cmd: Command): 
   const spec = parsePortSpec(opts.port);
   const input = await loadInput(paths, globals(cmd));
   const engine = new PolicyEngine(input.cluster);
+  const service = serviceSpec(opts.to);
+  if (service !== undefined) {
+    // Policy after DNAT: the Service port resolved to its endpoints, each explained as the
+    // connection to the real pod and target port.
+    try {
+      const e = explainService(engine, input.cluster, opts.from, service, spec.port, spec.protocol);
+      const text = opts.format === 'json' ? escapeJson(`${JSON.stringify(e, null, 2)}\n`) : `${formatServiceExplanation(e).split('\n').map(escapeControl).join('\n')}\n`;
+      await writeOutput(text, opts.output);
+      if (opts.failOnDeny && (e.verdict === 'Denied' || e.verdict === 'Partial' || e.verdict === 'Mixed')) exitStatus.raise(EXIT_FINDINGS);
+      if (e.verdict === 'Unknown') exitStatus.raise(EXIT_INPUT);
+    } catch (e) {
+      if (e instanceof EndpointNotFoundError || e instanceof ServiceNotFoundError) throw new CliError(e.message, EXIT_INPUT, e);
+      throw e;
+    }
+    partialInput(input, 'the explanation');
+    return;
+  }
   let port: number;
   let protocol: Protocol = spec.protocol ?? 'TCP';
   try {
@@ -224,6 +261,7 @@ export function registerAnalyzerCommands(program: Command): void {
     .addOption(new Option('-f, --format <format>', 'output format').choices(OUTPUT_FORMATS).default('txt'))
     .option('--focus-workload <workload>', 'keep only connections of this workload (ns/name or name)')
     .option('--explain', 'name, per connection, the policy rules that allow it')
+    .option('--services', 'list connections to Services instead: who reaches which Service port through which endpoints (txt, json, csv, md)')
     .option('--exposure', 'then which workloads are exposed to the entire cluster, label-selected namespaces and pods (existing or not) and external addresses, and which no policy protects')
     .option('-o, --output <file>', 'write the result to a file instead of stdout')
     .addHelpText(
@@ -236,6 +274,7 @@ Examples:
   $ weir analyze examples/demo
   $ weir analyze examples/demo --focus-workload shop/frontend --explain
   $ weir analyze examples/demo --exposure
+  $ weir analyze examples/demo --services --format csv
   $ weir analyze k8s/ --format dot -o graph.dot && dot -Tsvg graph.dot > graph.svg
 
 Exit status: 0 ok, 2 when some input was invalid (the valid objects are still analyzed).`,
@@ -247,8 +286,8 @@ Exit status: 0 ok, 2 when some input was invalid (the valid objects are still an
     .description('explain why one connection is allowed or denied, rule by rule')
     .argument('<paths...>', PATHS_HELP)
     .requiredOption('--from <endpoint>', 'source: ns/pod, ns/workload, IP address or CIDR')
-    .requiredOption('--to <endpoint>', 'destination: ns/pod, ns/workload, IP address or CIDR')
-    .requiredOption('-p, --port <port>', 'PORT[/PROTOCOL] (protocol defaults to TCP), or a named container port of the destination')
+    .requiredOption('--to <endpoint>', 'destination: ns/pod, ns/workload, IP address, CIDR, or svc/ns/name (a Service: each endpoint explained)')
+    .requiredOption('-p, --port <port>', 'PORT[/PROTOCOL] (protocol defaults to TCP), or a named container port of the destination (of a Service: its port number or name)')
     .addOption(new Option('-f, --format <format>', 'output format').choices(['txt', 'json']).default('txt'))
     .option('--fail-on-deny', 'exit with status 1 when the connection is denied')
     .option('-o, --output <file>', 'write the result to a file instead of stdout')
@@ -258,6 +297,7 @@ Exit status: 0 ok, 2 when some input was invalid (the valid objects are still an
 Examples:
   $ weir explain examples/demo --from shop/frontend --to shop/cart --port 8080/TCP
   $ weir explain examples/demo --from ingress/gateway --to 8.8.8.8 --port 53/UDP --format json
+  $ weir explain examples/demo --from shop/frontend --to svc/shop/cart --port 80
 
 Exit status: 0 whatever the verdict (the verdict is the output; use --fail-on-deny to get 1
 on a deny), 2 on invalid input or an endpoint that matches nothing.`,

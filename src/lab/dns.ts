@@ -7,11 +7,14 @@
 // it — and never crosses the overlay. A pod's resolver points there through
 // /etc/netns/<pod netns>/resolv.conf, which `ip netns exec` bind-mounts over /etc/resolv.conf.
 //
-// The answering is pure (`answer`); `DnsServer` is the thin UDP shell (Node's dgram and the
-// `dns-packet` codec).
+// The answering is pure (`answer`); `DnsServer` is the thin shell (Node's dgram and net, and
+// the `dns-packet` codec). It answers over UDP and over TCP on the same port: a UDP answer over
+// 512 bytes (a headless Service with many endpoints) is sent truncated with TC set, and the
+// resolver asks again over TCP (RFC 1035 4.2.2, RFC 7766), where the whole answer fits.
 
 import { execFile, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,7 +28,9 @@ export const NODE_DNS_IP = '169.254.20.10';
 /** TTL of every answer: short, so a changed Service is seen soon (CoreDNS uses 5 s too). */
 export const TTL_SECONDS = 5;
 /** A UDP answer stays within the classic 512 bytes; more addresses set TC (truncated). */
-const MAX_UDP = 512;
+export const MAX_UDP = 512;
+/** A TCP message carries a 16-bit length. */
+export const MAX_TCP = 65535;
 
 export type DnsRecords = ReadonlyMap<string, readonly string[]>;
 
@@ -46,7 +51,7 @@ export function serviceRecords(services: readonly ResolvedService[], domain = CL
 }
 
 /** The reply to one query packet, or undefined when it is not a query worth answering. */
-export function answer(query: Buffer, records: DnsRecords): Buffer | undefined {
+export function answer(query: Buffer, records: DnsRecords, maxSize = MAX_UDP): Buffer | undefined {
   let q: dnsPacket.Packet;
   try {
     q = dnsPacket.decode(query);
@@ -72,8 +77,8 @@ export function answer(query: Buffer, records: DnsRecords): Buffer | undefined {
       ? ips.map((ip) => ({ type: 'A', name: question.name, ttl: TTL_SECONDS, class: 'IN', data: ip }))
       : [];
   let reply = dnsPacket.encode({ ...base, flags: rd | dnsPacket.AUTHORITATIVE_ANSWER, answers });
-  if (reply.length > MAX_UDP) {
-    const fit = Math.max(0, Math.floor((MAX_UDP - (reply.length - answers.length * 16)) / 16));
+  if (reply.length > maxSize) {
+    const fit = Math.max(0, Math.floor((maxSize - (reply.length - answers.length * 16)) / 16));
     reply = dnsPacket.encode({ ...base, flags: rd | dnsPacket.AUTHORITATIVE_ANSWER | dnsPacket.TRUNCATED_RESPONSE, answers: answers.slice(0, fit) });
   }
   return reply;
@@ -83,9 +88,10 @@ function rcode(name: 'FORMERR' | 'NXDOMAIN'): number {
   return name === 'FORMERR' ? 1 : 3;
 }
 
-/** A UDP DNS server over a record table that can be replaced at any time. */
+/** A DNS server (UDP and TCP) over a record table that can be replaced at any time. */
 export class DnsServer {
   private socket: dgram.Socket | undefined;
+  private tcp: net.Server | undefined;
   private records: DnsRecords;
 
   constructor(records: DnsRecords = new Map()) {
@@ -112,13 +118,57 @@ export class DnsServer {
       });
     });
     socket.on('error', () => undefined);
-    return socket.address().port;
+    const bound = socket.address().port;
+    // TCP on the same port: where a truncated UDP answer sends the resolver.
+    const tcp = net.createServer((conn) => this.serveTcp(conn));
+    this.tcp = tcp;
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen(bound, address, () => {
+        tcp.off('error', reject);
+        resolve();
+      });
+    });
+    tcp.on('error', () => undefined);
+    return bound;
+  }
+
+  /** RFC 7766: each message is preceded by its 16-bit length; several may share a connection. */
+  private serveTcp(conn: net.Socket): void {
+    let buffered = Buffer.alloc(0);
+    conn.setTimeout(10_000, () => conn.destroy());
+    conn.on('error', () => undefined);
+    conn.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      // A query is a few hundred bytes at most: anything longer is not a resolver talking.
+      if (buffered.length > 4096 + 2) {
+        conn.destroy();
+        return;
+      }
+      while (buffered.length >= 2) {
+        const length = buffered.readUInt16BE(0);
+        if (buffered.length < 2 + length) break;
+        const query = buffered.subarray(2, 2 + length);
+        buffered = buffered.subarray(2 + length);
+        const reply = answer(query, this.records, MAX_TCP);
+        if (!reply) {
+          conn.destroy();
+          return;
+        }
+        const head = Buffer.alloc(2);
+        head.writeUInt16BE(reply.length, 0);
+        conn.write(Buffer.concat([head, reply]));
+      }
+    });
   }
 
   async close(): Promise<void> {
     const s = this.socket;
+    const t = this.tcp;
     this.socket = undefined;
+    this.tcp = undefined;
     if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+    if (t) await new Promise<void>((resolve) => t.close(() => resolve()));
   }
 }
 

@@ -110,7 +110,7 @@ function select(all: readonly Peer[], ids: readonly string[] | undefined, extern
   });
 }
 
-interface ProberTarget {
+export interface ProberTarget {
   readonly id: string;
   readonly to: string;
   readonly ip: string;
@@ -118,12 +118,25 @@ interface ProberTarget {
   readonly protocol: PortSpec['protocol'];
 }
 
-interface ProberResult {
+export interface ProberResult {
   readonly id: string;
   readonly ok: boolean;
   readonly reply?: string;
   readonly error?: string;
   readonly ms: number;
+}
+
+/** One prober process in `netns` over `targets` (src/lab/prober.mjs); its results by target id. */
+export async function runProber(
+  netns: string,
+  targets: readonly ProberTarget[],
+  opts: { readonly timeoutMs: number; readonly udpAttempts: number; readonly concurrency: number },
+): Promise<ProberResult[]> {
+  const waves = Math.ceil(targets.length / opts.concurrency);
+  const budget = waves * opts.timeoutMs * Math.max(1, opts.udpAttempts) + 15_000;
+  const input = JSON.stringify({ targets, ...opts });
+  const { stdout } = await runInNetns(netns, [process.execPath, assetPath(PROBER_SCRIPT)], input, { timeoutMs: budget });
+  return JSON.parse(stdout) as ProberResult[];
 }
 
 /** Probes from every source to every target; see ProbeOptions for the defaults. */
@@ -152,11 +165,7 @@ export async function probe(state: LabState, opts: ProbeOptions = {}): Promise<P
       }
     }
     if (targets.length === 0) return;
-    const waves = Math.ceil(targets.length / concurrency);
-    const budget = waves * timeoutMs * Math.max(1, udpAttempts) + 15_000;
-    const input = JSON.stringify({ targets, timeoutMs, udpAttempts, concurrency });
-    const { stdout } = await runInNetns(src.netns, [process.execPath, assetPath(PROBER_SCRIPT)], input, { timeoutMs: budget });
-    const results = JSON.parse(stdout) as ProberResult[];
+    const results = await runProber(src.netns, targets, { timeoutMs, udpAttempts, concurrency });
     for (const r of results) {
       const t = targets[Number(r.id)];
       if (!t) continue;

@@ -6,6 +6,7 @@
 import type { TestContext } from 'node:test';
 import { labDown, readState } from '../../src/lab/index.js';
 import { stopAgents, stopServe } from '../../src/lab/supervisor.js';
+import { stopLabDns } from '../../src/lab/dns-lab.js';
 import { cleanupPrefix, removeDir, tempLabDir, testPrefix } from './netns.js';
 
 export interface ScratchLab {
@@ -16,6 +17,7 @@ export interface ScratchLab {
 export async function teardownLab(prefix: string, dir: string): Promise<void> {
   await stopServe(dir).catch(() => undefined);
   await stopAgents(dir).catch(() => undefined);
+  await stopLabDns(dir, prefix).catch(() => undefined);
   const state = await readState(dir).catch(() => undefined);
   const pids = state ? [...state.pods.map((p) => p.serverPid), state.external.serverPid].filter((p): p is number => p !== undefined) : [];
   await labDown({ dir, prefix, force: true }).catch(() => undefined);

@@ -3,7 +3,8 @@
 
 import { join } from 'node:path';
 import { buildDesired, bumpGeneration, writeDesired } from '../../lab/desired.js';
-import { labApply, planLab } from '../../lab/index.js';
+import { labApply, labCluster, planLab, readState } from '../../lab/index.js';
+import { labDnsInfo, syncLabDns } from '../../lab/dns-lab.js';
 import { agentInfo, waitForAgents, type SettledAgent } from '../../lab/supervisor.js';
 import { hasErrors } from '../../model/diagnostics.js';
 import { CliError } from '../exit.js';
@@ -41,6 +42,9 @@ export async function changeDesired(dir: string, next: Map<string, string>, quie
   // the agents' next sync on, never by a stale set.
   await writeDesired(dir, next);
   const applied = await labCall(() => labApply(dir, built.cluster, { onDiagnostics: (d) => printDiagnostics(d, quiet) }));
+  // The lab DNS (when `lab up` started it) serves the Services of the new set at once.
+  const after = await readState(dir);
+  if (after && (await labDnsInfo(dir)).length > 0) await labCall(() => syncLabDns(after, labCluster(built.cluster, after)));
   const generation = await bumpGeneration(dir);
   const since = Date.now();
   const pods = `pods: ${applied.added.length} added, ${applied.removed.length} removed, ${applied.relabelled.length} relabelled`;

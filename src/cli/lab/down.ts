@@ -5,8 +5,10 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REASONS_FILE } from '../../agent/status.js';
 import { removeDesired } from '../../lab/desired.js';
-import { labDown, preflight } from '../../lab/index.js';
+import { DEFAULT_PREFIX, labDown, preflight } from '../../lab/index.js';
 import { stopAgents, stopServe } from '../../lab/supervisor.js';
+import { stopLabDns } from '../../lab/dns-lab.js';
+import { readState } from '../../lab/index.js';
 import { writeOutput } from '../output.js';
 import { labCall, labDir, type DirOptions } from './common.js';
 
@@ -21,6 +23,8 @@ export async function runDown(opts: DownOptions): Promise<void> {
   // First: its conntrack children run inside the lab's namespaces.
   const served = await stopServe(dir);
   const agents = await stopAgents(dir);
+  const state = await readState(dir).catch(() => undefined);
+  const dns = await stopLabDns(dir, state?.prefix ?? opts.prefix ?? DEFAULT_PREFIX);
   const result = await labCall(() =>
     labDown({ dir, ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}), force: opts.force === true, purge: opts.purge === true }),
   );
@@ -30,7 +34,7 @@ export async function runDown(opts: DownOptions): Promise<void> {
     for (const n of names) if (/^agent-.*\.(json|pid)$/.test(n) || /^flows\.db(-wal|-shm)?$/.test(n) || n === REASONS_FILE) await rm(join(dir, n), { force: true });
   }
   await writeOutput(
-    `lab down in ${dir}: ${result.removedNetns.length} namespaces removed, ${result.stoppedPids.length} processes, ${agents.length} agents${served !== undefined ? ' and the visibility server' : ''} stopped${opts.purge ? ', state purged' : ''}\n`,
+    `lab down in ${dir}: ${result.removedNetns.length} namespaces removed, ${result.stoppedPids.length} processes, ${agents.length} agents, ${dns.length} DNS servers${served !== undefined ? ' and the visibility server' : ''} stopped${opts.purge ? ', state purged' : ''}\n`,
   );
 }
 

@@ -41,10 +41,11 @@ Examples:
     .option('-n, --nodes <n>', 'number of emulated nodes (default: declared nodes, at least 2)')
     .option('--no-agent', 'do not start the agents: no policy is enforced (plain connectivity)')
     .option('--strict', 'agents flush conntrack entries a narrowed policy no longer allows')
+    .option('--no-dns', 'do not start the lab DNS (name.ns.svc.cluster.local on 169.254.20.10 in every node)')
     .option('--no-serve', 'do not start the visibility server (`weir serve`: flows API and dashboard)')
     .option('--serve-port <port>', 'port of the visibility server on 127.0.0.1 (default 7680; 0: any free port)')
     .option('--alerts <file>', 'alert rules for the visibility server (YAML)')
-    .addHelpText('after', '\nExit status: 0 up, 1 up but the visibility server did not start, 2 invalid manifests (nothing created), not root, missing tools, or a lab already up.')
+    .addHelpText('after', '\nExit status: 0 up, 1 up but the visibility server or the lab DNS did not start, 2 invalid manifests (nothing created), not root, missing tools, or a lab already up.')
     .action(runUp);
 
   dirOptions(lab.command('down').description('stop the agents and servers, remove every namespace of the lab'))
@@ -70,8 +71,9 @@ Examples:
   dirOptions(lab.command('probe').description('probe every pod and the external host from every pod and the external host, with real packets'))
     .option('-p, --port <port>', 'PORT[/TCP|UDP], repeatable or comma-separated (default: each target\'s served ports)', collect, [])
     .option('--from <peer>', 'source ns/pod or "external", repeatable (default: all)', collect, [])
-    .option('--to <peer>', 'target ns/pod or "external", repeatable (default: all)', collect, [])
+    .option('--to <peer>', 'target ns/pod, "external" or svc/ns/name (a Service), repeatable (default: all)', collect, [])
     .option('--no-external', 'leave the external host out of the default peers')
+    .option('--no-services', "do not probe Services (default: every ClusterIP from every pod, every NodePort on the external host's node from the external host)")
     .option('--timeout <ms>', 'per-attempt timeout in milliseconds (default 1000)')
     .option('--compare', "compare every cell with the analyzer's verdict, print the cells that disagree; exit 1 on any disagreement")
     .option('--matrix', 'print the reachability matrix of every port (default: a summary)')
@@ -83,6 +85,13 @@ Prints a summary (cells, reachable, failures). --matrix adds one table per port 
 e2e layout: rows are sources, columns targets, "." reachable, "X" not, "-" not probed. With
 --compare, each disagreeing cell is printed with the engine's explanation, then the cells
 audit-mode policies would change and one line: "N cells, M disagreements".
+
+Services are probed too: each ClusterIP and port from every pod, each NodePort from the
+external host on the node it hangs off (node-0). One connection per cell, answered by the endpoint the kernel chose.
+--compare expects an answer when every usable endpoint allows, none when none does; when only
+some allow, an answer must come from one that allows, and no answer is not compared (the
+connection may have gone to one that denies). A pod reaching itself through its Service
+(hairpin) is not compared.
 
 Exit status: 0 ok, 1 disagreements (--compare), 2 no lab up or bad arguments.`,
     )

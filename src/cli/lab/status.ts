@@ -2,6 +2,7 @@
 // numeric identity the agents and the flow records show), and anything inconsistent.
 
 import { labStatus } from '../../lab/index.js';
+import { dnsLogFile, labDnsInfo } from '../../lab/dns-lab.js';
 import { agentInfo, agentLogFile, readGeneration, serveInfo, serveLogFile, type AgentInfo } from '../../lab/supervisor.js';
 import { PolicyEngine } from '../../policy/index.js';
 import { LabSource } from '../../source/lab.js';
@@ -50,9 +51,11 @@ export async function runStatus(opts: StatusOptions): Promise<void> {
   const engine = new PolicyEngine(cluster);
   const agents = await agentInfo(dir, state.nodes);
   const serve = await serveInfo(dir);
+  const dns = await labDnsInfo(dir);
   const recorded = agents.some((a) => a.pid !== undefined);
   const allProblems = [...problems];
   if (serve.pid !== undefined && !serve.running) allProblems.push(`the visibility server (pid ${serve.pid}) is not running: see ${serveLogFile(dir)}`);
+  for (const d of dns) if (!d.running) allProblems.push(`the DNS server of ${d.node} (pid ${d.pid}) is not running: see ${dnsLogFile(dir, d.node)}`);
   for (const a of agents) {
     if (a.pid !== undefined && !a.running) allProblems.push(`agent of ${a.node} (pid ${a.pid}) is not running: see ${agentLogFile(dir, a.node)}`);
     else if (a.status && !a.status.lastApplyOk) allProblems.push(`agent of ${a.node}: last apply failed (${a.status.error ?? ''}); the previous ruleset stays in force`);
@@ -73,6 +76,7 @@ export async function runStatus(opts: StatusOptions): Promise<void> {
       policies,
       enforced: recorded,
       serve: serve.pid !== undefined ? serve : null,
+      dns,
       nodes: state.nodes.map((n) => {
         const a = agents.find((x) => x.node === n.name);
         return { name: n.name, netns: n.netns, underlayIp: n.underlayIp, podCidr: n.podCidr, agent: a ?? null };
@@ -95,6 +99,7 @@ export async function runStatus(opts: StatusOptions): Promise<void> {
           ? `visibility: ${serve.url ?? '?'}/ (weir serve pid ${serve.pid})`
           : `visibility: weir serve pid ${serve.pid} NOT RUNNING`,
     );
+    lines.push(dns.length === 0 ? 'dns: no lab DNS (`lab up --no-dns`)' : `dns: ${dns.map((d) => `${d.node} pid ${d.pid}${d.running ? '' : ' NOT RUNNING'}`).join(', ')} on 169.254.20.10`);
     lines.push('');
     lines.push(table([['NODE', 'NETNS', 'ADDRESS', 'POD CIDR', 'AGENT'], ...state.nodes.map((n) => [n.name, n.netns, n.underlayIp, n.podCidr, agentText(agents.find((a) => a.node === n.name))])]));
     lines.push('');

@@ -5,9 +5,11 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { bumpGeneration, readObjects, writeDesired } from '../../lab/desired.js';
-import { labUp, preflight, readState } from '../../lab/index.js';
+import { labCluster, labUp, preflight, readState } from '../../lab/index.js';
+import { startLabDns, stopLabDns } from '../../lab/dns-lab.js';
 import { agentHooks, agentInfo, serveLogFile, startServe, stopAgents, stopServe, weirCommand } from '../../lab/supervisor.js';
 import { listNetns } from '../../lab/topology.js';
+import { NODE_DNS_IP } from '../../lab/dns.js';
 import { CliError, EXIT_FINDINGS, exitStatus } from '../exit.js';
 import { countErrors, loadInput } from '../input.js';
 import { writeOutput } from '../output.js';
@@ -21,6 +23,8 @@ export interface UpOptions extends DirOptions {
   readonly serve: boolean;
   readonly servePort?: string;
   readonly alerts?: string;
+  /** Start the lab DNS (`--no-dns` turns it off). */
+  readonly dns?: boolean;
 }
 
 export function parseServePort(text: string | undefined): number | undefined {
@@ -60,6 +64,7 @@ export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Pro
   if (await isUp(dir)) throw new CliError(`a lab is already up in ${dir}: run \`weir lab down\` first (or \`weir lab apply\` to change it)`);
   if (opts.agent) await stopAgents(dir); // leftovers of a lab that was never taken down
   if (opts.serve) await stopServe(dir);
+  await stopLabDns(dir);
 
   const objects = await readObjects(sources);
   await writeDesired(dir, new Map(objects.map((o) => [o.file, o.text])));
@@ -82,6 +87,19 @@ export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Pro
     }
   });
   const agents = opts.agent ? await agentInfo(dir, state.nodes) : [];
+  let dnsLine = 'no lab DNS (--no-dns)';
+  if (opts.dns !== false) {
+    try {
+      await startLabDns(state, labCluster(input.cluster, state));
+      dnsLine = `dns: name.ns.svc.cluster.local answered on ${NODE_DNS_IP} in every node (try: weir lab exec${dirFlag(opts)} NS/POD -- getent hosts NAME.NS)`;
+    } catch (e) {
+      // As with the visibility server: the lab is up and enforced; say what failed, exit 1.
+      process.stderr.write(`weir: error: the lab DNS did not start: ${e instanceof Error ? e.message : String(e)} (the lab is up)\n`);
+      await stopLabDns(dir);
+      dnsLine = 'no lab DNS: it failed to start (see above)';
+      exitStatus.raise(EXIT_FINDINGS);
+    }
+  }
   let serveLine = 'no visibility server (--no-serve): start one with `weir serve' + (opts.dir !== undefined ? ` --lab-dir ${resolve(opts.dir)}` : '') + '`';
   if (opts.serve) {
     try {
@@ -105,6 +123,7 @@ export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Pro
     opts.agent
       ? `agents: ${agents.map((a) => `${a.node} pid ${a.pid ?? '?'} (${a.status?.rules ?? '?'} rules)`).join(', ')}`
       : 'no agents (--no-agent): policies are NOT enforced, every pod reaches every pod',
+    dnsLine,
     serveLine,
     `next: weir lab status${dirFlag(opts)} | weir lab probe${dirFlag(opts)} | weir lab down${dirFlag(opts)}`,
   ];

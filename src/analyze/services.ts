@@ -1,0 +1,481 @@
+// Services in the analyzer: `weir explain --to svc/ns/name --port 80` and `weir analyze
+// --services`. As in Kubernetes, policy applies after translation: a connection to a Service
+// is judged as the connection to the endpoint it is sent to — the real pod and target port —
+// in both directions (the node translates before the forward hook, so the client's egress
+// rules see the pod, not the ClusterIP). A Service port is therefore reachable through the
+// endpoints whose pod-to-pod verdict allows the target port, and *partly* reachable when some
+// endpoints allow and others deny: each new connection goes to one endpoint, so some
+// connections get through and some do not.
+//
+// Endpoints as the analyzer knows them: the pods the selector matches (with or without an
+// address — manifests rarely carry one), each with the container port its targetPort names
+// (a pod where a named targetPort resolves nowhere is no endpoint of that port, as in the
+// EndpointSlice controller). What the manifests cannot say is never guessed: a Service
+// without selector (endpoints come from EndpointSlices, which the loader does not read), an
+// ExternalName, or a Local traffic policy whose client node is not known makes every verdict
+// through it UNKNOWN, never allowed.
+//
+// Pure: engine, cluster and analysis in, plain data out.
+
+import { allocate, serviceKey, type ServiceAddress } from '../lb/allocate.js';
+import { resolveTargetPort } from '../lb/endpoints.js';
+import type { Cluster, Pod, Protocol, Service } from '../model/cluster.js';
+import {
+  allows,
+  explain,
+  EndpointNotFoundError,
+  formatExplanation,
+  formatInterval,
+  resolveEndpoint,
+  type AnalysisClass,
+  type ConnectivityResult,
+  type Explanation,
+  type PolicyEngine,
+  type Verdict,
+} from '../policy/index.js';
+import { familyOf, formatIp } from '../policy/ip.js';
+import { clusterNodes, type ConnNode } from './connlist.js';
+import { escapeControl, escapeJson } from './escape.js';
+
+/** How a client reaches a Service port. */
+export type ServiceFrontend = 'cluster-ip' | 'node-port' | 'headless';
+
+export interface ServiceEndpointRef {
+  /** `ns/name` of the pod. */
+  readonly pod: string;
+  /** The pod's workload, `ns/name[Kind]`. */
+  readonly workload: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+  readonly node?: string;
+}
+
+export interface ServicePortView {
+  /** `ns/name`. */
+  readonly service: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly index: number;
+  readonly portName?: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+  readonly targetPort: number | string;
+  readonly nodePort?: number;
+  readonly address: ServiceAddress;
+  readonly internalTrafficPolicy: 'Cluster' | 'Local';
+  readonly externalTrafficPolicy: 'Cluster' | 'Local';
+  /** Sorted by pod. */
+  readonly endpoints: readonly ServiceEndpointRef[];
+  /** Set when the manifests cannot say which endpoints there are: every verdict is Unknown. */
+  readonly unresolved?: string;
+}
+
+function selects(selector: Readonly<Record<string, string>>, pod: Pod): boolean {
+  return Object.entries(selector).every(([k, v]) => pod.labels[k] === v);
+}
+
+/** Every Service port of the cluster with its endpoints as the manifests define them. */
+export function servicePorts(cluster: Pick<Cluster, 'services' | 'pods'>): ServicePortView[] {
+  const alloc = allocate(cluster.services);
+  const out: ServicePortView[] = [];
+  for (const s of cluster.services) {
+    const key = serviceKey(s);
+    const address = alloc.addresses.get(key) ?? { kind: 'none' as const };
+    const unresolved = unresolvedReason(s);
+    const selected = s.selector !== undefined ? cluster.pods.filter((p) => p.namespace === s.namespace && !p.hostNetwork && selects(s.selector ?? {}, p)) : [];
+    s.ports.forEach((sp, index) => {
+      const endpoints: ServiceEndpointRef[] = [];
+      for (const pod of selected) {
+        const port = resolveTargetPort(pod, sp.targetPort, sp.protocol);
+        if (port === undefined) continue;
+        endpoints.push({ pod: `${pod.namespace}/${pod.name}`, workload: pod.workload, port, protocol: sp.protocol, ...(pod.node !== undefined ? { node: pod.node } : {}) });
+      }
+      endpoints.sort((a, b) => (a.pod < b.pod ? -1 : a.pod > b.pod ? 1 : 0));
+      const nodePort = alloc.nodePorts.get(`${key}/${index}`);
+      out.push({
+        service: key,
+        namespace: s.namespace,
+        name: s.name,
+        index,
+        ...(sp.name !== undefined ? { portName: sp.name } : {}),
+        port: sp.port,
+        protocol: sp.protocol,
+        targetPort: sp.targetPort,
+        ...(nodePort !== undefined ? { nodePort } : {}),
+        address,
+        internalTrafficPolicy: s.internalTrafficPolicy,
+        externalTrafficPolicy: s.externalTrafficPolicy ?? 'Cluster',
+        endpoints,
+        ...(unresolved !== undefined ? { unresolved } : {}),
+      });
+    });
+  }
+  return out;
+}
+
+function unresolvedReason(s: Service): string | undefined {
+  const name = `Service ${s.namespace}/${s.name}`;
+  if (s.type === 'ExternalName') return `${name} spec.type: ExternalName is a DNS alias with no endpoints in the cluster`;
+  if (s.selector === undefined) return `${name} spec.selector: absent, so its endpoints come from EndpointSlices, which weir does not read from manifests`;
+  return undefined;
+}
+
+export class ServiceNotFoundError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ServiceNotFoundError';
+  }
+}
+
+/** `svc/ns/name` (also `service/ns/name`): the Service key, or undefined for another spec. */
+export function serviceSpec(spec: string): string | undefined {
+  const m = /^(?:svc|service)\/([^/]+)\/([^/]+)$/.exec(spec);
+  return m ? `${m[1]}/${m[2]}` : undefined;
+}
+
+/**
+ * The Service port `port` names: its number or its name (`http`), with the protocol when
+ * given. Throws ServiceNotFoundError naming what exists.
+ */
+export function findServicePort(views: readonly ServicePortView[], service: string, port: number | string, protocol?: Protocol): ServicePortView {
+  const ports = views.filter((v) => v.service === service);
+  if (ports.length === 0) {
+    const ns = service.split('/')[0];
+    const inNs = [...new Set(views.filter((v) => v.namespace === ns).map((v) => v.name))];
+    throw new ServiceNotFoundError(`no Service ${service}${inNs.length > 0 ? `: Services in ${ns}: ${inNs.slice(0, 8).join(', ')}` : ''}`);
+  }
+  const hit = ports.find((v) => (typeof port === 'number' ? v.port === port : v.portName === port) && (protocol === undefined || v.protocol === protocol));
+  if (!hit) {
+    const known = ports.map((v) => `${v.port}/${v.protocol}${v.portName !== undefined ? ` (${v.portName})` : ''}`).join(', ');
+    throw new ServiceNotFoundError(`Service ${service} has no port ${port}${protocol ? `/${protocol}` : ''}: its ports are ${known}`);
+  }
+  return hit;
+}
+
+/** Which frontend a client uses: pods the ClusterIP, external clients a NodePort when there is one. */
+export function frontendFor(view: ServicePortView, external: boolean): ServiceFrontend {
+  if (view.address.kind === 'headless') return 'headless';
+  return external && view.nodePort !== undefined ? 'node-port' : 'cluster-ip';
+}
+
+export function frontendText(view: ServicePortView, frontend: ServiceFrontend): string {
+  if (frontend === 'headless') return 'headless: straight to the endpoints';
+  if (frontend === 'node-port') return `NodePort ${view.nodePort ?? '?'}${view.externalTrafficPolicy === 'Local' ? ', externalTrafficPolicy Local: each endpoint through its own node' : ''}`;
+  return view.address.kind === 'virtual' ? `ClusterIP ${view.address.ip}` : 'no ClusterIP';
+}
+
+/**
+ * The endpoints a client on `clientNode` may be sent to through `frontend`, or why that cannot
+ * be known. internalTrafficPolicy Local: only the endpoints on the client's own node.
+ */
+export function eligibleEndpoints(
+  view: ServicePortView,
+  frontend: ServiceFrontend,
+  clientNode: string | undefined,
+): { readonly endpoints: readonly ServiceEndpointRef[]; readonly unresolved?: string } {
+  if (view.unresolved !== undefined) return { endpoints: [], unresolved: view.unresolved };
+  if (frontend === 'cluster-ip' && view.internalTrafficPolicy === 'Local') {
+    if (clientNode === undefined) return { endpoints: [], unresolved: `Service ${view.service} spec.internalTrafficPolicy: Local, and the client's node is not known` };
+    if (view.endpoints.some((e) => e.node === undefined)) return { endpoints: [], unresolved: `Service ${view.service} spec.internalTrafficPolicy: Local, and the endpoints' nodes are not known` };
+    return { endpoints: view.endpoints.filter((e) => e.node === clientNode) };
+  }
+  return { endpoints: view.endpoints };
+}
+
+// ------------------------------------------------------------------ explain
+
+export type ServiceVerdict = Verdict | 'Mixed' | 'Partial';
+
+export interface ServiceEndpointExplanation {
+  readonly endpoint: ServiceEndpointRef;
+  /** The pod-to-pod explanation at the endpoint's target port: policy after DNAT. */
+  readonly explanation: Explanation;
+}
+
+export interface ServiceExplanation {
+  readonly from: string;
+  /** `svc/ns/name`. */
+  readonly to: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+  readonly portName?: string;
+  readonly frontend: ServiceFrontend;
+  readonly via: string;
+  /**
+   * Allowed: every endpoint allows; Denied: none does, or there is no endpoint (the kernel
+   * rejects at once); Partial: some allow and some deny (a connection gets through when it is
+   * sent to an allowing endpoint); Unknown: endpoints or a verdict cannot be known.
+   */
+  readonly verdict: ServiceVerdict;
+  /** Why the verdict is Unknown or why there is no endpoint. */
+  readonly reason?: string;
+  readonly unknownBecause?: readonly string[];
+  readonly endpoints: readonly ServiceEndpointExplanation[];
+}
+
+/** `--from FROM --to svc/ns/name --port PORT`: each endpoint explained, then one verdict. */
+export function explainService(engine: PolicyEngine, cluster: Pick<Cluster, 'services' | 'pods'>, from: string, service: string, port: number | string, protocol?: Protocol): ServiceExplanation {
+  const view = findServicePort(servicePorts(cluster), service, port, protocol);
+  const src = resolveEndpoint(engine, from);
+  const frontend = frontendFor(view, src.endpoint.kind === 'external');
+  const clientNode = src.endpoint.kind === 'pod' ? src.endpoint.pod?.node : undefined;
+  const eligible = eligibleEndpoints(view, frontend, clientNode);
+  const base = {
+    from: src.label,
+    to: `svc/${view.service}`,
+    port: view.port,
+    protocol: view.protocol,
+    ...(view.portName !== undefined ? { portName: view.portName } : {}),
+    frontend,
+    via: frontendText(view, frontend),
+  };
+  if (eligible.unresolved !== undefined) {
+    return { ...base, verdict: 'Unknown', reason: `endpoints not known: ${eligible.unresolved}`, unknownBecause: [eligible.unresolved], endpoints: [] };
+  }
+  if (eligible.endpoints.length === 0) {
+    return { ...base, verdict: 'Denied', reason: frontend === 'headless' ? 'no endpoint: the name resolves to no address' : 'no endpoint: the connection is rejected at once', endpoints: [] };
+  }
+  const endpoints = eligible.endpoints.map((e) => ({ endpoint: e, explanation: explain(engine, from, e.pod, e.protocol, e.port) }));
+  const verdicts = new Set(endpoints.map((e) => e.explanation.verdict));
+  const unknownBecause = [...new Set(endpoints.flatMap((e) => e.explanation.unknownBecause ?? []))].sort();
+  const verdict: ServiceVerdict = verdicts.has('Unknown')
+    ? 'Unknown'
+    : verdicts.has('Mixed')
+      ? 'Mixed'
+      : verdicts.size === 1
+        ? ([...verdicts][0] as Verdict)
+        : 'Partial';
+  return { ...base, verdict, ...(unknownBecause.length > 0 ? { unknownBecause } : {}), endpoints };
+}
+
+export function formatServiceExplanation(e: ServiceExplanation): string {
+  const n = e.endpoints.length;
+  const allowed = e.endpoints.filter((x) => x.explanation.verdict === 'Allowed').length;
+  const verdictText =
+    e.verdict === 'Unknown'
+      ? `UNKNOWN (${e.reason ?? `invalid: ${(e.unknownBecause ?? []).join('; ')}`})`
+      : e.verdict === 'Partial'
+        ? `PARTIAL (${allowed} of ${n} endpoints allow: a connection gets through only when it is sent to one of them)`
+        : e.verdict === 'Mixed'
+          ? 'MIXED (the range splits, see the endpoints)'
+          : n === 0
+            ? `${e.verdict.toUpperCase()} (${e.reason ?? 'no endpoint'})`
+            : `${e.verdict.toUpperCase()} (${e.verdict === 'Allowed' ? 'every' : 'no'} endpoint of ${n} allows)`;
+  const lines = [`${e.from} => ${e.to} : ${e.protocol} ${e.port}${e.portName !== undefined ? ` (${e.portName})` : ''} via ${e.via}`, `verdict: ${verdictText}`];
+  for (const x of e.endpoints) {
+    lines.push(`endpoint ${x.endpoint.pod} (${x.endpoint.workload}) ${x.endpoint.protocol} ${x.endpoint.port}: ${x.explanation.verdict.toUpperCase()}`);
+    // The pod-to-pod explanation after its own first line (which repeats the endpoint).
+    for (const l of formatExplanation(x.explanation).split('\n').slice(1)) lines.push(`  ${l}`);
+  }
+  return lines.join('\n');
+}
+
+// ------------------------------------------------------------------ analyze --services
+
+export type ServiceReach = 'all' | 'partial' | 'unknown';
+
+export interface ServiceConnLine {
+  /** `ns/name[Kind]`, `ns/pod[Pod]` or `first-last[External]`. */
+  readonly src: string;
+  /** `ns/name[Service]`. */
+  readonly service: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+  readonly portName?: string;
+  readonly frontend: ServiceFrontend;
+  readonly via: string;
+  readonly reach: ServiceReach;
+  /** `workload PROTO port` of the endpoints that allow, deny, or whose verdict is unknown. */
+  readonly allowed: readonly string[];
+  readonly denied: readonly string[];
+  readonly unknown: readonly string[];
+  readonly unknownBecause?: readonly string[];
+}
+
+export interface ServiceWithoutEndpoints {
+  readonly service: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+  readonly reason: string;
+}
+
+export interface ServiceConnectivity {
+  readonly lines: readonly ServiceConnLine[];
+  /** Service ports with no endpoint at all: every connection is rejected. */
+  readonly withoutEndpoints: readonly ServiceWithoutEndpoints[];
+}
+
+function endpointText(e: ServiceEndpointRef): string {
+  return `${e.workload} ${e.protocol} ${e.port}`;
+}
+
+type Cell = 'allowed' | 'denied' | 'unknown';
+
+/**
+ * Who reaches which Service port through which endpoints: pods through the ClusterIP (or,
+ * headless, straight to the endpoints), external addresses through NodePorts. One line per
+ * source and Service port where some endpoint allows (or might); `focus` keeps the lines whose
+ * source or Service (`ns/name`) it names.
+ */
+export function serviceConnectivity(engine: PolicyEngine, cluster: Pick<Cluster, 'services' | 'pods'>, result: ConnectivityResult, opts: { readonly focus?: string } = {}): ServiceConnectivity {
+  const views = servicePorts(cluster);
+  const classOfPod = new Map<string, number>();
+  for (const c of result.classes) if (c.kind === 'pod') for (const p of c.pods) classOfPod.set(`${p.namespace}/${p.name}`, c.index);
+  const sources = clusterNodes(result);
+  const externals = result.classes.filter((c) => c.kind === 'external' && c.range !== undefined).sort((a, b) => {
+    const x = a.range?.start ?? 0n;
+    const y = b.range?.start ?? 0n;
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+
+  const cellOf = (srcClass: number, e: ServiceEndpointRef): Cell => {
+    const dst = classOfPod.get(e.pod);
+    if (dst === undefined) return 'unknown';
+    if (allows(result.conns.get(result.connId(srcClass, dst)), e.protocol, e.port)) return 'allowed';
+    if (allows(result.conns.get(result.unknownId(srcClass, dst)), e.protocol, e.port)) return 'unknown';
+    return 'denied';
+  };
+  const srcSpec = (c: AnalysisClass): string => (c.kind === 'pod' && c.pods[0] ? `${c.pods[0].namespace}/${c.pods[0].name}` : formatIp(c.range?.start ?? 0n));
+  const reasonsOf = (c: AnalysisClass, eps: readonly ServiceEndpointRef[]): string[] => {
+    const out = new Set<string>();
+    for (const e of eps) {
+      try {
+        for (const r of explain(engine, srcSpec(c), e.pod, e.protocol, e.port).unknownBecause ?? []) out.add(r);
+      } catch (err) {
+        if (!(err instanceof EndpointNotFoundError)) throw err;
+        out.add(`endpoint ${e.pod} not found`);
+      }
+    }
+    return [...out].sort();
+  };
+
+  const lines: ServiceConnLine[] = [];
+  const withoutEndpoints: ServiceWithoutEndpoints[] = [];
+  const serviceName = (v: ServicePortView) => `${v.service}[Service]`;
+  const focusHit = (src: ConnNode | undefined, v: ServicePortView): boolean => {
+    const f = opts.focus;
+    if (f === undefined) return true;
+    if (v.service === f || serviceName(v) === f || `svc/${v.service}` === f) return true;
+    if (!src || src.kind === 'external') return false;
+    return src.name === f || `${src.namespace ?? ''}/${src.workloadName ?? ''}` === f || src.workloadName === f;
+  };
+  const lineOf = (src: string, v: ServicePortView, frontend: ServiceFrontend, eps: readonly ServiceEndpointRef[], cells: readonly Cell[], unresolved: string | undefined, reasons: () => string[]): ServiceConnLine | undefined => {
+    const pick = (k: Cell) => [...new Set(eps.filter((_, i) => cells[i] === k).map(endpointText))].sort();
+    const allowed = pick('allowed');
+    const denied = pick('denied');
+    const unknown = pick('unknown');
+    if (unresolved === undefined && allowed.length === 0 && unknown.length === 0) return undefined;
+    const reach: ServiceReach = unresolved !== undefined || unknown.length > 0 ? 'unknown' : denied.length > 0 ? 'partial' : 'all';
+    const because = unresolved !== undefined ? [unresolved] : unknown.length > 0 ? reasons() : [];
+    return {
+      src,
+      service: serviceName(v),
+      port: v.port,
+      protocol: v.protocol,
+      ...(v.portName !== undefined ? { portName: v.portName } : {}),
+      frontend,
+      via: frontendText(v, frontend),
+      reach,
+      allowed,
+      denied,
+      unknown,
+      ...(because.length > 0 ? { unknownBecause: because } : {}),
+    };
+  };
+
+  for (const v of views) {
+    if (v.unresolved === undefined && v.endpoints.length === 0) {
+      if (focusHit(undefined, v)) withoutEndpoints.push({ service: serviceName(v), port: v.port, protocol: v.protocol, reason: typeof v.targetPort === 'string' ? `no selected pod has a ${v.protocol} port named "${v.targetPort}"` : 'the selector matches no pod' });
+      continue;
+    }
+    // Pods: the ClusterIP (or the endpoints themselves, headless).
+    for (const src of sources) {
+      if (!focusHit(src, v)) continue;
+      const c = result.classes[src.classes[0] ?? 0];
+      if (!c) continue;
+      const frontend = frontendFor(v, false);
+      const eligible = eligibleEndpoints(v, frontend, c.pods[0]?.node);
+      const cells = eligible.endpoints.map((e) => cellOf(c.index, e));
+      const line = lineOf(src.name, v, frontend, eligible.endpoints, cells, eligible.unresolved, () => reasonsOf(c, eligible.endpoints));
+      if (line) lines.push(line);
+    }
+    // External addresses: the NodePort, merged into runs of adjacent atoms alike.
+    if (v.nodePort === undefined || v.address.kind !== 'virtual' || (opts.focus !== undefined && !focusHit(undefined, v))) continue;
+    const eligible = eligibleEndpoints(v, 'node-port', undefined);
+    let run: { atoms: AnalysisClass[]; sig: string } | undefined;
+    const flush = () => {
+      if (!run) return;
+      const first = run.atoms[0]?.range;
+      const last = run.atoms[run.atoms.length - 1]?.range;
+      const rep = run.atoms[0];
+      if (first && last && rep) {
+        const cells = eligible.endpoints.map((e) => cellOf(rep.index, e));
+        const line = lineOf(`${formatInterval({ start: first.start, end: last.end })}[External]`, v, 'node-port', eligible.endpoints, cells, eligible.unresolved, () => reasonsOf(rep, eligible.endpoints));
+        if (line) lines.push(line);
+      }
+      run = undefined;
+    };
+    for (const ext of externals) {
+      const sig = eligible.endpoints.map((e) => cellOf(ext.index, e)).join(',');
+      const prev = run?.atoms[run.atoms.length - 1]?.range;
+      const range = ext.range;
+      const adjacent = prev !== undefined && range !== undefined && prev.end + 1n === range.start && familyOf(prev.start) === familyOf(range.start);
+      if (run && adjacent && run.sig === sig) run.atoms.push(ext);
+      else {
+        flush();
+        run = { atoms: [ext], sig };
+      }
+    }
+    flush();
+  }
+  const key = (l: ServiceConnLine) => `${l.src}\u0000${l.service}\u0000${String(l.port).padStart(5, '0')}\u0000${l.protocol}`;
+  lines.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  return { lines, withoutEndpoints };
+}
+
+export const SERVICE_FORMATS = ['txt', 'json', 'csv', 'md'] as const;
+export type ServiceFormat = (typeof SERVICE_FORMATS)[number];
+
+function reachText(l: ServiceConnLine): string {
+  const via = l.allowed.length > 0 ? `via ${l.allowed.join(', ')}` : '';
+  const not = l.denied.length > 0 ? `; not via ${l.denied.join(', ')}` : '';
+  const unk = l.unknown.length > 0 ? `; UNKNOWN via ${l.unknown.join(', ')}` : '';
+  if (l.reach === 'unknown' && l.allowed.length === 0 && l.unknown.length === 0) return `UNKNOWN (endpoints not known: ${(l.unknownBecause ?? []).join('; ')})`;
+  const prefix = l.reach === 'partial' ? 'PARTIAL ' : l.reach === 'unknown' ? `UNKNOWN (invalid: ${(l.unknownBecause ?? []).join('; ')}) ` : '';
+  return `${prefix}${via}${not}${unk}`.replace(/^; /, '');
+}
+
+export function serviceLineText(l: ServiceConnLine): string {
+  return `${l.src} => ${l.service} : ${l.protocol} ${l.port} (${l.via}) ${reachText(l)}`;
+}
+
+function csvField(s: string): string {
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function renderServiceConnectivity(sc: ServiceConnectivity, format: ServiceFormat): string {
+  const none = sc.withoutEndpoints.map((w) => `${w.service} : ${w.protocol} ${w.port}: ${w.reason}`);
+  switch (format) {
+    case 'txt': {
+      const out = sc.lines.map((l) => escapeControl(serviceLineText(l)));
+      if (none.length > 0) out.push('', 'Services without endpoints (connections are rejected):', ...none.map(escapeControl));
+      return out.length > 0 ? `${out.join('\n')}\n` : '';
+    }
+    case 'json':
+      return escapeJson(`${JSON.stringify({ connections: sc.lines, withoutEndpoints: sc.withoutEndpoints }, null, 2)}\n`);
+    case 'csv': {
+      const rows = ['src,service,port,via,reach,allowed,denied,unknown'];
+      for (const l of sc.lines) {
+        rows.push([l.src, l.service, `${l.protocol} ${l.port}`, l.via, l.reach, l.allowed.join('; '), l.denied.join('; '), l.unknown.join('; ')].map((f) => csvField(escapeControl(f))).join(','));
+      }
+      return `${rows.join('\n')}\n`;
+    }
+    case 'md': {
+      const cell = (s: string) => escapeControl(s).replace(/\|/g, '\\|');
+      const rows = ['| src | service | port | via | reach | allowed | denied |', '|-----|---------|------|-----|-------|---------|--------|'];
+      for (const l of sc.lines) rows.push(`| ${[l.src, l.service, `${l.protocol} ${l.port}`, l.via, l.reach === 'unknown' ? `unknown (${(l.unknownBecause ?? []).join('; ')})` : l.reach, l.allowed.join(', '), l.denied.join(', ')].map(cell).join(' | ')} |`);
+      if (none.length > 0) rows.push('', 'Services without endpoints (connections are rejected):', '', ...none.map((n) => `- ${cell(n)}`));
+      return `${rows.join('\n')}\n`;
+    }
+  }
+}
