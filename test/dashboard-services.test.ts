@@ -38,6 +38,7 @@ function status(node: string, last: [number, number, number], failing = false): 
     windowMs: 30_000,
     drained: [],
     problems: [],
+    probes: {},
     services: [
       {
         service: 'shop/web',

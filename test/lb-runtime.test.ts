@@ -42,6 +42,7 @@ function nodeStatus(node: string, weights: [number, number], healthy = true): Lb
     windowMs: 30_000,
     drained: [],
     problems: [],
+    probes: {},
     services: [
       {
         service: 'shop/web',

@@ -34,7 +34,7 @@ import type { Endpoint } from '../lb/endpoints.js';
 import { parseBalancing } from '../lb/config.js';
 import { decide, type ServicesInput } from '../render/services.js';
 import { run } from '../exec/run.js';
-import { readDrains, writeLbStatus } from './lb-files.js';
+import { readDrains, readLbStatuses, writeLbStatus } from './lb-files.js';
 import type { EndpointStatus, LbNodeStatus, ServicePortStatus } from './lb-status.js';
 
 /** What the loop feeds the renderer (ServicesInput's run-time inputs). */
@@ -176,6 +176,11 @@ export class HealthTracker {
     return s.healthy;
   }
 
+  /** Takes another node's verdict as is (that node applied the thresholds). */
+  set(key: string, healthy: boolean): void {
+    this.state.set(key, { healthy, fails: 0, oks: 0 });
+  }
+
   healthy(key: string): boolean {
     return this.state.get(key)?.healthy ?? true;
   }
@@ -307,6 +312,10 @@ export class LbLoop {
   private readonly controllers = new Map<string, adaptive.AdaptiveState>();
   private readonly history = new Map<string, { t: number; weights: Record<string, number> }[]>();
   private seen: Map<string, boolean> | undefined;
+  /** Probe sequence numbers: this node's, and the last seen of each remote endpoint's. */
+  private seq = 0;
+  private readonly peerSeq = new Map<string, number>();
+  private ownProbes: Record<string, { healthy: boolean; ok: boolean; ms: number; seq: number }> = {};
   /** What was last handed to the agent: health and drains, and factors per Service port. */
   private sent: { common: string; factors: Map<string, string> } | undefined;
   private drained = new Set<string>();
@@ -361,28 +370,49 @@ export class LbLoop {
       problems.push(msg);
     }
     if (!input) {
-      const empty: LbNodeStatus = { node: this.opts.node, updatedAt: new Date().toISOString(), intervalMs: this.intervalMs, windowMs: this.windowTicks * this.intervalMs, drained: [...this.drained].sort(), problems, services: [] };
+      const empty: LbNodeStatus = { node: this.opts.node, updatedAt: new Date().toISOString(), intervalMs: this.intervalMs, windowMs: this.windowTicks * this.intervalMs, drained: [...this.drained].sort(), problems, probes: {}, services: [] };
       if (this.last?.services.length !== 0) await writeLbStatus(this.opts.dir, empty);
       this.last = empty;
       return empty;
     }
 
     // Endpoints to probe: every TCP endpoint of every Service with a virtual address.
+    // Endpoints this node probes: its own (and those of no known node), as kubelet probes its
+    // pods; node-to-local-pod traffic does not cross the forward hook, so no NetworkPolicy
+    // denies a probe and no probe shows as a dropped flow. The others' health comes from their
+    // nodes' files.
     const targets = new Map<string, ProbeTarget>();
     const all = new Set<string>();
+    const remote = new Map<string, string>();
     for (const svc of input.services) {
       if (svc.address.kind !== 'virtual') continue;
       for (const port of svc.ports) {
         for (const e of port.endpoints) {
           all.add(e.key);
-          if (port.protocol === 'TCP') targets.set(e.key, { key: e.key, ip: e.ip, port: e.port, http: svc.annotations['weir.dev/probe'] === 'http' });
+          if (port.protocol !== 'TCP') continue;
+          if (e.node === undefined || e.node === this.opts.node) targets.set(e.key, { key: e.key, ip: e.ip, port: e.port, http: svc.annotations['weir.dev/probe'] === 'http' });
+          else remote.set(e.key, e.node);
         }
       }
     }
-    const [probes, listing] = await Promise.all([
+    const [probes, listing, peers] = await Promise.all([
       this.prober.probe([...targets.values()], this.probeTimeoutMs),
       run([...(this.opts.netns ? ['ip', 'netns', 'exec', this.opts.netns] : []), 'conntrack', '-L', '--dst-nat'], { allowFailure: true }),
+      remote.size > 0 ? readLbStatuses(this.opts.dir).then((r) => r.statuses) : Promise.resolve([]),
     ]);
+    // A peer's probe counts once (its sequence number), and only while its file is fresh.
+    const peerProbe = new Map<string, { ok: boolean; ms: number; healthy: boolean }>();
+    for (const st of peers) {
+      if (st.node === this.opts.node || Date.now() - Date.parse(st.updatedAt) > 5000) continue;
+      for (const [key, pr] of Object.entries(st.probes)) {
+        if (remote.get(key) !== st.node) continue;
+        const fresh = this.peerSeq.get(key) !== pr.seq;
+        this.peerSeq.set(key, pr.seq);
+        // ms -1: the same probe as last tick, not a new latency sample.
+        peerProbe.set(key, { healthy: pr.healthy, ok: pr.ok, ms: fresh ? pr.ms : -1 });
+      }
+    }
+    for (const key of remote.keys()) if (!peerProbe.has(key)) problems.push(`no fresh probe of ${key} from its node ${remote.get(key) ?? ''}: health left as it was`);
     if (!probes) problems.push('the health prober did not answer: health is left as it was');
     if (listing.code !== 0) problems.push(`conntrack -L failed (${listing.stderr.trim().split('\n')[0] ?? ''}): no connection counts`);
     const { counts, seen } = listing.code === 0 ? countBackends(parseBackends(listing.stdout), this.seen) : { counts: new Map<string, BackendCounts>(), seen: this.seen };
@@ -393,8 +423,11 @@ export class LbLoop {
     for (const k of this.measured.keys()) if (!all.has(k)) this.measured.delete(k);
     const samples = new Map<string, adaptive.Sample>();
     for (const key of all) {
-      const p = probes?.get(key);
-      if (p) this.health.record(key, p.ok);
+      const peer = peerProbe.get(key);
+      // A remote endpoint's health is its node's verdict; its probe is a sample once (ms ≥ 0).
+      if (peer) this.health.set(key, peer.healthy);
+      const p = probes?.get(key) ?? (peer && peer.ms >= 0 ? { key, ok: peer.ok, ms: peer.ms } : undefined);
+      if (p && !peer) this.health.record(key, p.ok);
       const c = counts.get(key);
       const m = this.measured.get(key) ?? { errorRate: 0, inFlight: 0, connections: 0, opened: [] };
       if (p?.ok) m.latencyMs = m.latencyMs === undefined ? p.ms : EWMA * p.ms + (1 - EWMA) * m.latencyMs;
@@ -410,6 +443,11 @@ export class LbLoop {
       // took, and counts as an error), completed connections and resets give the error rate.
       samples.set(key, { requests, errors, latencyMs: p ? p.ms : 0, inFlight: m.inFlight });
     }
+
+    this.seq++;
+    const own: Record<string, { healthy: boolean; ok: boolean; ms: number; seq: number }> = {};
+    for (const [key, p] of probes ?? new Map<string, ProbeResult>()) own[key] = { healthy: this.health.healthy(key), ok: p.ok, ms: p.ms, seq: this.seq };
+    this.ownProbes = own;
 
     // The adaptive controller, per Service port.
     const factors = new Map<string, Map<string, number>>();
@@ -486,7 +524,7 @@ export class LbLoop {
       });
     }
     for (const id of this.history.keys()) if (!seenHistory.has(id)) this.history.delete(id);
-    return { node: this.opts.node, updatedAt: new Date(t).toISOString(), intervalMs: this.intervalMs, windowMs: this.windowTicks * this.intervalMs, drained: [...runtime.drained].sort(), problems, services };
+    return { node: this.opts.node, updatedAt: new Date(t).toISOString(), intervalMs: this.intervalMs, windowMs: this.windowTicks * this.intervalMs, drained: [...runtime.drained].sort(), problems, probes: this.ownProbes, services };
   }
 
   private endpointStatus(e: Endpoint, weight: number, runtime: ServiceRuntime, openedTotal: number, controller: adaptive.AdaptiveState | undefined): EndpointStatus {

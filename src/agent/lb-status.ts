@@ -77,6 +77,11 @@ export const lbNodeStatusSchema = z.object({
   drained: z.array(z.string()),
   /** Why the last tick could not measure something (conntrack missing, prober down). */
   problems: z.array(z.string()),
+  /**
+   * The node's own probes of the endpoints on it (by `ip:port`): every agent probes only its
+   * local endpoints, as kubelet does, and takes the others' health from their nodes' files.
+   */
+  probes: z.record(z.string(), z.object({ healthy: z.boolean(), ok: z.boolean(), ms: z.number(), seq: z.number().int() })).default({}),
   services: z.array(servicePortStatusSchema),
 });
 export type LbNodeStatus = z.infer<typeof lbNodeStatusSchema>;
