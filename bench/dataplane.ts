@@ -12,6 +12,9 @@
 // and for weir: full apply time (render + nft) and one pod add from event to kernel. Last,
 // the pod add again on one node of a `--large` cluster (N pods, N/2 policies; 0 skips it),
 // whose table is loaded by the same agent path, to show the add does not grow with the table.
+// Services (`--services N`, 0 skips): new connections through a ClusterIP with N Services × 5
+// endpoints loaded against 1 Service (paired rounds, goal ≥ 0.95), and endpoint changes from
+// the change to the kernel's ack (goal ≤ 20 ms).
 //
 // The headline is weir against the conntrack-only table, paired per round: on this kernel
 // (no flowtables) conntrack is the floor of any stateful firewall, so that is the limit weir
@@ -24,11 +27,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster, NetworkPolicy, Pod } from '../src/model/cluster.js';
 import { PolicyEngine, allows, evaluatePair, podEndpoint } from '../src/policy/index.js';
 import { NodeAgent } from '../src/agent/index.js';
-import { fullScript, renderRuleset, type LocalPod } from '../src/render/index.js';
+import { fullScript, renderRuleset, rulesetStats, type LocalPod, type Ruleset } from '../src/render/index.js';
+import { planServices, renderServices, serviceWeightPatch } from '../src/render/services.js';
+import { Applier, nftRunner } from '../src/nft/apply.js';
+import { netlinkElementWriter } from '../src/nft/element-writer.js';
+import { serviceCluster } from './services-cluster.js';
 import { run } from '../src/exec/run.js';
 import { generateCluster } from './generate.js';
 
-const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' }, large: { type: 'string', default: '100000' }, adds: { type: 'string', default: '9' } } });
+const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' }, large: { type: 'string', default: '100000' }, adds: { type: 'string', default: '9' }, services: { type: 'string', default: '10000' } } });
+const SERVICES = Number(values.services);
 const LARGE = Number(values.large);
 const ADDS = Number(values.adds);
 const POD_COUNT = Number(values.pods);
@@ -127,6 +135,7 @@ const CONN_SERVER = `require('net').createServer((s) => { s.on('error', () => {}
 const CONN_CLIENT = `
 const net = require('net');
 const [ip, seconds] = process.argv.slice(1);
+// (the server, and a ClusterIP's port, are 5202)
 const end = Date.now() + Number(seconds) * 1000;
 let done = 0, failed = 0;
 function one() {
@@ -201,7 +210,7 @@ interface PodAddFigures {
 /**
  * `ADDS` pod adds on `agent` (new replicas of `template`'s workload, local to the agent's node):
  * each from podAdded() to its return (the kernel acked), then read back from the kernel's
- * `in_ep` map and removed again (not timed).
+ * `pod_id` map and removed again (not timed).
  */
 async function podAdds(agent: NodeAgent, node: string, ns: string, template: Pod, veth: string): Promise<PodAddFigures> {
   const adds: { ms: number; cpu: number; status: PodAddFigures['status'] }[] = [];
@@ -216,8 +225,8 @@ async function podAdds(agent: NodeAgent, node: string, ns: string, template: Pod
     if (!status.lastApplyOk) throw new Error(`pod add failed: ${status.error ?? ''}`);
     // `nft get element` of a 100k-pod table exits 1 with nothing on stderr (nft 1.0.6 fills its
     // cache with every set's elements first); listing the one map works at both sizes.
-    const listed = await inNs(ns, ['nft', 'list', 'map', 'inet', 'weir', 'in_ep']);
-    if (!listed.includes(`${added.ip} : goto`)) throw new Error(`pod add not in the kernel: ${added.ip}`);
+    const listed = await inNs(ns, ['nft', 'list', 'map', 'inet', 'weir', 'pod_id']);
+    if (!listed.includes(`${added.ip} : 0x`)) throw new Error(`pod add not in the kernel: ${added.ip}`);
     await agent.podRemoved(added.namespace, added.name);
   }
   const sorted = [...adds].sort((x, y) => x.ms - y.ms);
@@ -228,6 +237,87 @@ async function podAdds(agent: NodeAgent, node: string, ns: string, template: Pod
 
 const podAddLine = (label: string, f: PodAddFigures): string =>
   `pod add at ${label}, podAdded() → kernel acked (median of ${f.ms.length}: ${f.ms.map((x) => x.toFixed(1)).join('/')} ms): ${f.median.toFixed(1)} ms (${f.status.mode} via ${f.status.via ?? '?'}, in-process ${f.status.renderMs} ms, kernel ${f.status.applyMs} ms; CPU per add, median ${f.cpuMedian.toFixed(1)} ms)${f.status.fallback ? ` [fallback: ${f.status.fallback}]` : ''} (goal ≤ 10 ms)`;
+
+// ------------------------------------------------------------------ services
+
+const VIP = '10.96.0.10';
+
+/**
+ * New connections through a ClusterIP (VIP:5202 → the server pod, DNAT on the client's node)
+ * with a table of 1 Service against one of `n` Services × 5 endpoints, on the two standing
+ * topologies without weir (their conntrack-only table removed first), paired per round; then
+ * endpoint changes on the large table (one endpoint's health flips: its Service's weight map
+ * changes) from the change to the kernel's ack, through the applier's netlink element path.
+ */
+async function servicesBench(n: number, dstIp: string): Promise<{ lines: string[]; ratio?: number; changeMs?: number }> {
+  const measured = { port: 5202, clusterIP: VIP, endpoints: [dstIp], ip: dstIp };
+  const small = renderServices(planServices(serviceCluster(0, 5, measured), [], 'node-0'));
+  const t0 = performance.now();
+  const bigInput = planServices(serviceCluster(n, 5, measured), [], 'node-0');
+  const big = renderServices(bigInput);
+  const renderMs = performance.now() - t0;
+  const one = TOPO['no rules'];
+  const many = TOPO['conntrack only'];
+  for (const node of [many.n1, many.n2]) await inNs(node, ['nft', 'delete', 'table', 'inet', 'wbench_ct']).catch(() => '');
+  const oneApplier = new Applier(nftRunner(one.n1));
+  const manyApplier = new Applier(nftRunner(many.n1), netlinkElementWriter(many.n1));
+  try {
+    const a = await oneApplier.apply(small);
+    const t1 = performance.now();
+    const b = await manyApplier.apply(big);
+    const loadMs = performance.now() - t1;
+    const st = rulesetStats(big);
+    const lines = [`${n} Services × 5 endpoints (+1 measured) on the client's node: ${st.rules} rules, ${st.chains} chains, ${st.sets} sets/maps, ${st.elements} elements; plan + render ${(renderMs / 1000).toFixed(1)} s, nft -f load ${(loadMs / 1000).toFixed(1)} s${b.ok ? '' : ` FAILED: ${b.error ?? ''}`}`];
+    if (!a.ok || !b.ok) return { lines: [...lines, `1-Service load: ${a.ok ? 'ok' : `FAILED: ${a.error ?? ''}`}`] };
+    const rate = async (t: Topo) => (JSON.parse(await inNs(t.p1, [process.execPath, '-e', CONN_CLIENT, VIP, String(SECONDS)])) as { rate: number; failed: number });
+    const ratios: number[] = [];
+    const rates: string[] = [];
+    let failed = 0;
+    for (let round = 0; round < Math.max(ROUNDS, 1); round++) {
+      const order = round % 2 === 0 ? [one, many] : [many, one];
+      const got = new Map<Topo, number>();
+      for (const t of order) {
+        const r = await rate(t);
+        failed += r.failed;
+        got.set(t, r.rate);
+        await inNs(t.n1, ['conntrack', '-F']).catch(() => '');
+        await inNs(t.n2, ['conntrack', '-F']).catch(() => '');
+      }
+      ratios.push((got.get(many) ?? 0) / (got.get(one) ?? 1));
+      rates.push(`${Math.round(got.get(one) ?? 0)}/${Math.round(got.get(many) ?? 0)}`);
+    }
+    const sorted = [...ratios].sort((x, y) => x - y);
+    const ratio = sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
+    lines.push(`ClusterIP new conn/s, ${n} Services vs 1 Service (median of ${ratios.length} paired rounds; 1/${n} conn/s per round: ${rates.join(', ')}${failed ? `; ${failed} conn failures` : ''}): ${ratio.toFixed(3)} (goal ≥ 0.95)`);
+    // Endpoint changes: one endpoint of one Service fails its health check (or recovers).
+    const times: number[] = [];
+    const inWeir: number[] = [];
+    const vias = new Set<string>();
+    let applied: Ruleset = manyApplier.applied as Ruleset;
+    for (let round = 0; round < 9; round++) {
+      // Even rounds fail an endpoint, odd rounds bring the same one back: every round a change.
+      const svc = bigInput.services[(Math.floor(round / 2) * 997) % n];
+      const ep = svc.ports[0].endpoints[0];
+      const t = performance.now();
+      const next = serviceWeightPatch(applied, { ...bigInput, health: new Map([[ep.key, round % 2 === 1]]) }, new Set([svc.key]));
+      if (!next?.patch) throw new Error('endpoint change did not take the element path');
+      inWeir.push(performance.now() - t);
+      const r = await manyApplier.apply(next);
+      times.push(performance.now() - t);
+      if (!r.ok) throw new Error(`endpoint change failed: ${r.error ?? ''}`);
+      vias.add(`${r.mode} via ${r.via ?? '?'}${r.fallback ? ` [fallback: ${r.fallback}]` : ''}`);
+      applied = manyApplier.applied as Ruleset;
+    }
+    const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
+    lines.push(`endpoint change → kernel acked (weight map elements, median of 9: ${times.map((x) => x.toFixed(1)).join('/')} ms): ${med(times).toFixed(1)} ms (${[...vias].join(', ')}; in weir ${med(inWeir).toFixed(1)} ms) (goal ≤ 20 ms)`);
+    return { lines, ratio, changeMs: med(times) };
+  } finally {
+    oneApplier.close();
+    manyApplier.close();
+    await inNs(one.n1, ['nft', 'delete', 'table', 'inet', 'weir']).catch(() => '');
+    await inNs(many.n1, ['nft', 'delete', 'table', 'inet', 'weir']).catch(() => '');
+  }
+}
 
 /** The `--large` cluster on one node: full apply through the agent, then pod adds. */
 async function large(pods: number): Promise<{ lines: string[]; podAdd?: PodAddFigures }> {
@@ -373,6 +463,8 @@ async function main(): Promise<void> {
     });
   }
 
+  const svc = SERVICES > 0 ? await servicesBench(SERVICES, dst.ip as string) : { lines: ['(--services 0: no Services)'] } as { lines: string[]; ratio?: number; changeMs?: number };
+
   // The large cluster last: its table and engine stay out of the throughput rounds.
   const big = LARGE > 0 ? await large(LARGE) : { lines: [`(--large 0: no large cluster)`] };
 
@@ -391,6 +483,7 @@ async function main(): Promise<void> {
     `rules per policy: ${(s2.rules / cluster.networkPolicies.length).toFixed(2)} (goal ≤ 20)`,
     `full apply, ${cluster.pods.length} pods (engine + render + nft, node 1): ${Math.round(fullMs)} ms (render alone, warm: ${Math.round(renderMs)} ms; nft: ${Math.round(s1.applyMs)} ms) (goal ≤ 2000 ms)`,
     podAddLine(`${cluster.pods.length} pods`, podAdd),
+    ...svc.lines,
     ...big.lines,
   ];
   const goal = (name: string, ok: boolean, value: string) => `${name} ${ok ? 'met' : 'MISSED'} (${value})`;
@@ -402,6 +495,8 @@ async function main(): Promise<void> {
       goal(`pod add ≤ 10 ms at ${cluster.pods.length}`, podAdd.median <= 10, `${podAdd.median.toFixed(1)} ms`),
       ...(big.podAdd ? [goal(`pod add ≤ 10 ms at ${LARGE}`, big.podAdd.median <= 10, `${big.podAdd.median.toFixed(1)} ms`)] : LARGE > 0 ? [`pod add at ${LARGE} NOT MEASURED`] : []),
       goal('full apply ≤ 2 s', fullMs <= 2000, `${Math.round(fullMs)} ms`),
+      ...(svc.ratio !== undefined ? [goal(`ClusterIP conn/s with ${SERVICES} Services ≥ 0.95 of 1 Service`, svc.ratio >= 0.95, svc.ratio.toFixed(3))] : SERVICES > 0 ? ['Services NOT MEASURED'] : []),
+      ...(svc.changeMs !== undefined ? [goal('endpoint change ≤ 20 ms', svc.changeMs <= 20, `${svc.changeMs.toFixed(1)} ms`)] : []),
       goal('rules/policy ≤ 20', perPolicy <= 20, perPolicy.toFixed(2)),
     ].join('; ')}`,
   );

@@ -41,6 +41,9 @@ const median = (xs: readonly number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/** A mark no identity has (identity marks are 2^31 + id): the key of a fresh identity-map element. */
+const markOf = (ip: string): string => `0x7f${ip.split('.').slice(2).map((x) => Number(x).toString(16).padStart(2, '0')).join('')}00`;
+
 /** A fresh address per change: 10.240.x.y is outside the generator's 10.0–10.1 range. */
 let counter = 0;
 const freshIp = (): string => {
@@ -119,13 +122,13 @@ async function viaLibnftables(ns: string, set: string, ips: string[]): Promise<n
   return JSON.parse(r.stdout) as number[];
 }
 
-async function viaNetlink(ns: string, set: NftSet, ips: string[]): Promise<number[]> {
+async function viaNetlink(ns: string, set: NftSet, elements: string[]): Promise<number[]> {
   const writer = netlinkElementWriter(ns);
   const out: number[] = [];
   try {
-    for (const ip of ips) {
+    for (const element of elements) {
       const t = performance.now();
-      const r = await writer.write([{ verb: 'add', set, elements: [ip] }]);
+      const r = await writer.write([{ verb: 'add', set, elements: [element] }]);
       out.push(performance.now() - t);
       if (r.outcome !== 'applied') throw new Error(`netlink: ${r.outcome}: ${r.error ?? ''}`);
     }
@@ -155,6 +158,8 @@ async function main(): Promise<void> {
     await run(['ip', 'netns', 'exec', ns, 'nft', '-f', file], { timeoutMs: 1_800_000 });
     const loadMs = performance.now() - t1;
     const set = [...rs.sets.values()].filter((s) => s.kind === 'set' && s.type === 'ipv4_addr' && s.flags.length === 0).sort((a, b) => b.elements.length - a.elements.length)[0];
+    const vmapSet = rs.sets.get('in_id') as NftSet;
+    const vmapChain = (vmapSet.elements[0] ?? '').split(' : goto ')[1];
     let rules = 0;
     for (const ch of rs.chains.values()) rules += ch.rules.length;
     lines.push(`${pods} pods: ${rs.chains.size} chains, ${rs.sets.size} sets, ${rules} rules; engine+render ${(renderMs / 1000).toFixed(1)} s, nft -f load ${(loadMs / 1000).toFixed(1)} s; adding to ${set.name} (${set.elements.length} elements)`);
@@ -164,6 +169,9 @@ async function main(): Promise<void> {
       ['nft -i', (ips: string[]) => viaNftI(ns, set.name, ips)],
       ['libnftables', (ips: string[]) => viaLibnftables(ns, set.name, ips)],
       ['netlink', (ips: string[]) => viaNetlink(ns, set, ips)],
+      // The same batch into the ingress identity map, whose elements are `goto` verdicts (what a
+      // pod add cost when each pod had its own verdict element): the commit re-validates jumps.
+      ['netlink vmap', (ips: string[]) => viaNetlink(ns, vmapSet, ips.map((ip) => `${markOf(ip)} : goto ${vmapChain}`))],
     ] as const) {
       // One more change first, not counted: process start, library load, first-call costs.
       const ips = Array.from({ length: ADDS + 1 }, freshIp);
@@ -177,8 +185,8 @@ async function main(): Promise<void> {
     const missing: string[] = [];
     for (const [name, , ips] of results) {
       for (const ip of ips) {
-        const r = await run(['ip', 'netns', 'exec', ns, 'nft', 'get', 'element', 'inet', 'weir', set.name, `{ ${ip} }`], { timeoutMs: 300_000, allowFailure: true });
-        if (!r.stdout.includes(ip)) missing.push(`${name}: ${ip} (exit ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n')[0]}` : ''})`);
+        const r = await run(['ip', 'netns', 'exec', ns, 'nft', 'get', 'element', 'inet', 'weir', name === 'netlink vmap' ? 'in_id' : set.name, `{ ${name === 'netlink vmap' ? markOf(ip) : ip} }`], { timeoutMs: 300_000, allowFailure: true });
+        if (!r.stdout.includes(name === 'netlink vmap' ? markOf(ip) : ip)) missing.push(`${name}: ${ip} (exit ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n')[0]}` : ''})`);
       }
     }
     lines.push(missing.length === 0 ? `  every element read back from the kernel (nft get element)` : `  NOT IN THE KERNEL: ${missing.join('; ')}`);

@@ -40,6 +40,13 @@ describe('netlink element encoding (pure)', () => {
     // A delete names the key only.
     assert.equal(encodeElement(set('m', 'ipv4_addr : verdict', 'map'), '10.1.2.3 : goto in_x', false)?.verdict, undefined);
     assert.deepEqual(encodeElement(set('m', 'ipv4_addr : verdict', 'map'), '10.1.2.3 : drop', true)?.verdict, { code: 0 });
+    // Data maps (pod → identity mark): the mark is a host-endian u32, as `meta mark` is.
+    const le = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b.toString('hex'); };
+    const d = encodeElement(set('p', 'ipv4_addr : mark', 'map'), '10.1.2.3 : 0x40000005', true);
+    assert.equal(hex(d?.key), '0a010203');
+    assert.equal(hex(d?.data), le(0x40000005));
+    assert.equal(encodeElement(set('p', 'ipv4_addr : mark', 'map'), '10.1.2.3 : 0x40000005', false)?.data, undefined);
+    assert.equal(hex(encodeElement(set('v', 'mark : verdict', 'map'), '0x40000005 : goto eg_x', true)?.key), le(0x40000005));
   });
 
   it('leaves to nft -f what it cannot encode: intervals, timeouts, names, IPv6, wildcards, bad values', () => {
@@ -55,6 +62,8 @@ describe('netlink element encoding (pure)', () => {
       [set('ifs', 'ifname'), '"a-name-that-is-too-long"'],
       [set('m', 'ipv4_addr : verdict', 'map'), '10.0.0.1 : goto bad name'],
       [set('m', 'ipv4_addr : verdict', 'map'), '10.0.0.1'],
+      [set('p', 'ipv4_addr : mark', 'map'), '10.0.0.1 : 0x100000000'],
+      [set('p', 'ipv4_addr : mark', 'map'), '10.0.0.1 : goto c1'],
     ] as const) {
       assert.equal(encodeElement(s, text, true), undefined, `${s.name} ${text}`);
     }
@@ -117,7 +126,14 @@ describe('netlink element writer in a real namespace', { skip: !isRoot && 'needs
     '  set ifs { type ifname; }',
     '  set src { type ifname . ipv4_addr; }',
     '  map m { type ipv4_addr : verdict; }',
+    '  map p { type ipv4_addr : mark; }',
+    '  map v { type mark : verdict; }',
+    '  map lb { typeof numgen random mod 1000 : verdict; flags interval; }',
     '  chain c1 { }',
+    '  chain c2 { }',
+    '  chain s { numgen random mod 1000 vmap @lb; }',
+    '  map lbd { typeof numgen random mod 1000 : ip daddr . tcp dport; flags interval; }',
+    '  chain n { type nat hook prerouting priority dstnat; policy accept; meta l4proto tcp dnat ip to numgen random mod 1000 map @lbd; }',
     '}',
     '',
   ].join('\n');
@@ -144,10 +160,12 @@ describe('netlink element writer in a real namespace', { skip: !isRoot && 'needs
         { verb: 'add', set: set('ifs', 'ifname'), elements: ['"wv123"'] },
         { verb: 'add', set: set('src', 'ifname . ipv4_addr'), elements: ['"wv123" . 10.9.9.9'] },
         { verb: 'add', set: set('m', 'ipv4_addr : verdict', 'map'), elements: ['10.9.9.9 : goto c1', '10.9.9.8 : accept'] },
+        { verb: 'add', set: set('p', 'ipv4_addr : mark', 'map'), elements: ['10.9.9.9 : 0x40000005'] },
+        { verb: 'add', set: set('v', 'mark : verdict', 'map'), elements: ['0x40000005 : goto c1'] },
       ]);
       assert.deepEqual(added, { outcome: 'applied' });
       const listed = await nft('list', 'table', 'inet', 'weir');
-      for (const text of ['10.9.9.9', '10.9.9.10', '10.9.9.9 . tcp . 8080', '10.9.9.9 . udp . 53', '"wv123"', '"wv123" . 10.9.9.9', '10.9.9.9 : goto c1', '10.9.9.8 : accept']) {
+      for (const text of ['10.9.9.9', '10.9.9.10', '10.9.9.9 . tcp . 8080', '10.9.9.9 . udp . 53', '"wv123"', '"wv123" . 10.9.9.9', '10.9.9.9 : goto c1', '10.9.9.8 : accept', '10.9.9.9 : 0x40000005', '0x40000005 : goto c1']) {
         assert.ok(listed.includes(text), `${text} in\n${listed}`);
       }
       const removed = await w.write([
@@ -157,8 +175,40 @@ describe('netlink element writer in a real namespace', { skip: !isRoot && 'needs
       ]);
       assert.deepEqual(removed, { outcome: 'applied' });
       const after = await nft('list', 'table', 'inet', 'weir');
-      assert.ok(!after.includes('10.9.9.10') && !after.includes('goto c1') && !after.includes('"wv123" . 10.9.9.9'), after);
+      assert.ok(!after.includes('10.9.9.10') && !after.includes('10.9.9.9 : goto c1') && !after.includes('"wv123" . 10.9.9.9'), after);
       assert.ok(after.includes('10.9.9.8 : accept') && after.includes('10.9.9.9 . tcp . 8080'));
+    } finally {
+      w.close();
+    }
+  });
+
+  it('weight maps (numgen intervals): ranges are added, moved and removed as nft does, and nft lists them back', async () => {
+    const w = netlinkElementWriter(ns);
+    const lb = set('lb', 'typeof numgen random mod 1000 : verdict', 'map', ['interval']);
+    const listed = async () => /elements = \{([^}]*)\}/.exec((await nft('list', 'map', 'inet', 'weir', 'lb')).replace(/\s+/g, ' '))?.[1].trim() ?? '';
+    try {
+      assert.deepEqual(await w.write([{ verb: 'add', set: lb, elements: ['0-499 : goto c1', '500-998 : goto c2', '999 : goto c1'] }]), { outcome: 'applied' });
+      assert.equal(await listed(), '0-499 : goto c1, 500-998 : goto c2, 999 : goto c1');
+      // A weight change: the old ranges go, the new ones come, in one batch (deletes first).
+      const moved = await w.write([
+        { verb: 'delete', set: lb, elements: ['0-499 : goto c1', '500-998 : goto c2', '999 : goto c1'] },
+        { verb: 'add', set: lb, elements: ['0-899 : goto c1', '900-999 : goto c2'] },
+      ]);
+      assert.deepEqual(moved, { outcome: 'applied' });
+      assert.equal(await listed(), '0-899 : goto c1, 900-999 : goto c2');
+      assert.deepEqual(await w.write([{ verb: 'delete', set: lb, elements: ['0-899 : goto c1', '900-999 : goto c2'] }]), { outcome: 'applied' });
+      assert.equal(await listed(), '');
+      // DNAT data maps (Services without affinity): address . port per range.
+      const lbd = set('lbd', 'typeof numgen random mod 1000 : ip daddr . tcp dport', 'map', ['interval']);
+      const listedD = async () => /elements = \{([^}]*)\}/.exec((await nft('list', 'map', 'inet', 'weir', 'lbd')).replace(/\s+/g, ' '))?.[1].trim() ?? '';
+      assert.deepEqual(await w.write([{ verb: 'add', set: lbd, elements: ['0-899 : 10.244.0.2 . 8080', '900-999 : 10.244.0.3 . 80'] }]), { outcome: 'applied' });
+      assert.equal(await listedD(), '0-899 : 10.244.0.2 . 8080, 900-999 : 10.244.0.3 . 80');
+      const movedD = await w.write([
+        { verb: 'delete', set: lbd, elements: ['0-899 : 10.244.0.2 . 8080', '900-999 : 10.244.0.3 . 80'] },
+        { verb: 'add', set: lbd, elements: ['0-999 : 10.244.0.3 . 80'] },
+      ]);
+      assert.deepEqual(movedD, { outcome: 'applied' });
+      assert.equal(await listedD(), '0-999 : 10.244.0.3 . 80');
     } finally {
       w.close();
     }
@@ -224,7 +274,7 @@ describe('applier and agent on the netlink path', { skip: !isRoot && 'needs root
   const ns = `${PREFIX}-a`;
   const nft = async (...args: string[]) => (await run(['ip', 'netns', 'exec', ns, 'nft', ...args])).stdout;
   /** `ip : goto chain` pairs of a verdict map, as the kernel lists them. */
-  const mapPairs = async (map: string) => [...(await nft('list', 'map', 'inet', 'weir', map)).matchAll(/(\d+\.\d+\.\d+\.\d+) : goto ([\w.-]+)/g)].map((m) => `${m[1]} : goto ${m[2]}`).sort();
+  const mapPairs = async (map: string) => [...(await nft('list', 'map', 'inet', 'weir', map)).matchAll(/(\d+\.\d+\.\d+\.\d+|0x[0-9a-f]{8}) : (goto [\w.-]+|0x[0-9a-f]{8})/g)].map((m) => `${m[1]} : ${m[2]}`).sort();
   before(async () => {
     await run(['ip', 'netns', 'add', ns]);
     created.push(ns);
@@ -244,9 +294,11 @@ describe('applier and agent on the netlink path', { skip: !isRoot && 'needs root
       assert.ok(added.lastApplyOk, added.error ?? '');
       assert.equal(added.via, 'netlink');
       assert.equal(added.fallback, undefined);
-      assert.match(await nft('get', 'element', 'inet', 'weir', 'in_ep', `{ ${pod.ip} }`), /goto in_x_a_/);
+      const mark = new RegExp(`${pod.ip} : (0x[0-9a-f]{8})`).exec(await nft('get', 'element', 'inet', 'weir', 'pod_id', `{ ${pod.ip} }`))?.[1];
+      assert.ok(mark, 'pod → identity element in the kernel');
+      assert.match(await nft('list', 'map', 'inet', 'weir', 'in_id'), new RegExp(`${mark} : goto in_x_a_`));
       assert.match(await nft('list', 'set', 'inet', 'weir', 'pod_src'), /"wx0" \. 10\.1\.1\.10/);
-      assert.deepEqual(await mapPairs('in_ep'), [...(agent.lastRuleset?.sets.get('in_ep')?.elements ?? [])].sort());
+      assert.deepEqual(await mapPairs('pod_id'), [...(agent.lastRuleset?.sets.get('pod_id')?.elements ?? [])].sort());
       const removed = await agent.podRemoved('x', pod.name);
       assert.ok(removed.lastApplyOk && removed.via === 'netlink', removed.error ?? removed.fallback ?? '');
       assert.doesNotMatch(await nft('list', 'table', 'inet', 'weir'), /10\.1\.1\.10\b/);
@@ -262,12 +314,12 @@ describe('applier and agent on the netlink path', { skip: !isRoot && 'needs root
       const pod = extraPod(1);
       assert.equal((await agent.podAdded(pod, { key: `x/${pod.name}`, ip: pod.ip, hostVeth: 'wx1' })).via, 'netlink');
       // Someone removes the pod's map entry behind the agent's back.
-      await nft('delete', 'element', 'inet', 'weir', 'in_ep', `{ ${pod.ip} }`);
+      await nft('delete', 'element', 'inet', 'weir', 'pod_id', `{ ${pod.ip} }`);
       const st = await agent.podRemoved('x', pod.name);
       assert.ok(st.lastApplyOk, st.error ?? '');
       assert.equal(st.mode, 'full');
-      assert.match(st.fallback ?? '', /netlink refused: delete element inet weir in_ep \{ 10\.1\.1\.11 \}: ENOENT/);
-      assert.deepEqual(await mapPairs('in_ep'), [...(agent.lastRuleset?.sets.get('in_ep')?.elements ?? [])].sort());
+      assert.match(st.fallback ?? '', /netlink refused: delete element inet weir pod_id \{ 10\.1\.1\.11 \}: ENOENT/);
+      assert.deepEqual(await mapPairs('pod_id'), [...(agent.lastRuleset?.sets.get('pod_id')?.elements ?? [])].sort());
       assert.doesNotMatch(await nft('list', 'table', 'inet', 'weir'), /10\.1\.1\.11\b/);
     } finally {
       agent.close();
@@ -283,16 +335,16 @@ describe('applier and agent on the netlink path', { skip: !isRoot && 'needs root
       assert.ok((await applier.apply(rs)).ok);
       const base = applier.applied as Ruleset;
       const before = await nft('list', 'table', 'inet', 'weir');
-      const inEp = base.sets.get('in_ep') as NftSet;
+      const inEp = base.sets.get('in_id') as NftSet;
       const group = [...base.sets.values()].find((s) => s.name.startsWith('g_') && s.flags.length === 0) as NftSet;
-      const bad = '10.1.1.99 : goto no_such_chain';
+      const bad = '0x4fffffff : goto no_such_chain';
       const sets = new Map(base.sets);
-      sets.set('in_ep', { ...inEp, elements: [...inEp.elements, bad].sort() });
+      sets.set('in_id', { ...inEp, elements: [...inEp.elements, bad].sort() });
       sets.set(group.name, { ...group, elements: [...group.elements, '10.1.1.99'].sort() });
-      const next: Ruleset = { ...base, sets, patch: { base, added: new Map([[group.name, ['10.1.1.99']], ['in_ep', [bad]]]), removed: new Map() } };
+      const next: Ruleset = { ...base, sets, patch: { base, added: new Map([[group.name, ['10.1.1.99']], ['in_id', [bad]]]), removed: new Map() } };
       const r = await applier.apply(next);
       assert.equal(r.ok, false);
-      assert.match(r.fallback ?? '', /netlink refused: add element inet weir in_ep \{ 10\.1\.1\.99 : goto no_such_chain \}: ENOENT/);
+      assert.match(r.fallback ?? '', /netlink refused: add element inet weir in_id \{ 0x4fffffff : goto no_such_chain \}: ENOENT/);
       assert.match(r.error ?? '', /no_such_chain|No such file/);
       assert.equal(applier.applied, base, 'the applier still holds the old model');
       assert.equal(await nft('list', 'table', 'inet', 'weir'), before, 'the kernel still holds the old table');
@@ -323,7 +375,7 @@ describe('applier and agent on the netlink path', { skip: !isRoot && 'needs root
     const table = await nft('list', 'table', 'inet', 'weir');
     for (let i = 0; i < 50; i++) {
       const ip = extraPod(i).ip as string;
-      const inMap = new RegExp(`${ip.replaceAll('.', '\\.')} : goto`).test(table);
+      const inMap = new RegExp(`${ip.replaceAll('.', '\\.')} : 0x`).test(table);
       const inSrc = new RegExp(`"wc${i}" \\. ${ip.replaceAll('.', '\\.')}\\b`).test(table);
       assert.equal(inMap, inSrc, `replica ${i}: map ${inMap}, pod_src ${inSrc}`);
     }
@@ -332,8 +384,8 @@ describe('applier and agent on the netlink path', { skip: !isRoot && 'needs root
     try {
       const st = await agent.sync(churnCluster(), churnLocal());
       assert.ok(st.lastApplyOk && st.mode === 'full', st.error ?? '');
-      assert.deepEqual(await mapPairs('in_ep'), [...(agent.lastRuleset?.sets.get('in_ep')?.elements ?? [])].sort());
-      assert.doesNotMatch(await nft('list', 'table', 'inet', 'weir'), /10\.1\.1\.\d+ : goto/, 'no extra replica left');
+      assert.deepEqual(await mapPairs('pod_id'), [...(agent.lastRuleset?.sets.get('pod_id')?.elements ?? [])].sort());
+      assert.doesNotMatch(await nft('list', 'table', 'inet', 'weir'), /10\.1\.1\.\d+ : 0x/, 'no extra replica left');
     } finally {
       agent.close();
     }

@@ -120,8 +120,8 @@ describe('nft renderer (pure)', () => {
     const cidr = [...rs.sets.values()].find((s) => s.flags.includes('interval'));
     assert.ok(cidr);
     assert.deepEqual(cidr.elements, ['10.0.0.0/15', '10.3.0.0-10.255.255.255']);
-    // Only the local pod x/b is in the endpoint maps, but peer groups hold every matching pod.
-    assert.equal(rs.sets.get('eg_ep')?.elements.length, 1);
+    // Only the local pod x/b is in the pod → identity map, but peer groups hold every matching pod.
+    assert.equal(rs.sets.get('pod_id')?.elements.length, 1);
     const allNs = [...rs.sets.values()].find((s) => s.name.startsWith('g_') && s.elements.length === 9);
     assert.ok(allNs, 'group of all pods in all namespaces');
   });
@@ -232,7 +232,9 @@ describe('nft renderer (pure)', () => {
     assert.ok(lines.length > 0);
     assert.ok(lines.every((l) => l.startsWith('add element ')), diff.script);
     assert.equal(diff.summary.chainsChanged + diff.summary.chainsAdded + diff.summary.chainsRemoved, 0);
-    assert.ok(diff.script.includes('10.1.0.77 : goto in_x_a_'));
+    // A data element (address → identity mark), never a new verdict: no jump for the kernel to validate.
+    assert.match(diff.script, /add element inet weir pod_id \{ 10\.1\.0\.77 : 0x[89a-f][0-9a-f]{7} \}/);
+    assert.doesNotMatch(diff.script, / : goto /);
     // And back: removing it deletes exactly those elements.
     const back = diffScript(after, before);
     assert.ok(back?.script.trim().split('\n').every((l) => l.startsWith('delete element ')));
@@ -286,7 +288,8 @@ describe('nft agent fast path (pure, stub runner)', () => {
     const lines = scripts[1].trim().split('\n');
     assert.ok(lines.every((l) => l.startsWith('add element ')), scripts[1]);
     assert.ok(lines.some((l) => l.includes('pod_src { "v-x-a-new" . 10.1.0.77 }')), 'anti-spoofing element');
-    assert.ok(lines.some((l) => /in_ep \{ 10\.1\.0\.77 : goto in_x_a_/.test(l)), 'endpoint map element');
+    assert.ok(lines.some((l) => /pod_id \{ 10\.1\.0\.77 : 0x[89a-f][0-9a-f]{7} \}/.test(l)), 'pod → identity element');
+    assert.ok(lines.every((l) => !l.includes(' : goto ')), 'no verdict element for a pod of a known identity');
     const removed = await agent.podRemoved('x', 'a-new');
     assert.equal(removed.mode, 'partial');
     assert.equal(canonical(agent.lastRuleset), canonical(render(c, local(c))));
@@ -781,11 +784,13 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
     const ms = performance.now() - t0;
     assert.ok(st.lastApplyOk, st.error ?? '');
     assert.equal(st.mode, 'partial', `element-only (${ms.toFixed(1)} ms)`);
-    assert.match(await topo.nft(['get', 'element', 'inet', 'weir', 'in_ep', '{ 10.99.1.99 }']), /10\.99\.1\.99 : goto in_x_a_/);
+    const mark = /10\.99\.1\.99 : (0x[0-9a-f]{8})/.exec(await topo.nft(['get', 'element', 'inet', 'weir', 'pod_id', '{ 10.99.1.99 }']))?.[1];
+    assert.ok(mark, 'the pod → identity element is in the kernel');
+    assert.match(await topo.nft(['list', 'map', 'inet', 'weir', 'in_id']), new RegExp(`${mark} : goto in_x_a_`), 'its identity maps to its chain');
     assert.match(await topo.nft(['list', 'set', 'inet', 'weir', 'pod_src']), /"wv1" \. 10\.99\.1\.99/);
     const gone = await agent.podRemoved('x', 'a-extra');
     assert.ok(gone.lastApplyOk && gone.mode === 'partial', gone.error ?? '');
-    assert.doesNotMatch(await topo.nft(['list', 'map', 'inet', 'weir', 'in_ep']), /10\.99\.1\.99/);
+    assert.doesNotMatch(await topo.nft(['list', 'map', 'inet', 'weir', 'pod_id']), /10\.99\.1\.99/);
   });
 
   it('pod set: the rendered table in the kernel matches the model (chains, sets, element counts)', async () => {

@@ -45,7 +45,12 @@ describe('service NAT section', () => {
     assert.deepEqual(rs.sets.get(SERVICE_REJECT_MAP)?.elements, ['10.96.0.82 . udp . 53 : goto svc_reject_conn']);
     const lb = [...rs.sets.values()].filter((s) => s.name.startsWith('lb_web_80_'));
     assert.equal(lb.length, 1, 'NodePort and ClusterIP share one chain when the traffic policies agree');
-    assert.deepEqual(lb[0].elements.map((e) => e.replace(/goto ep_web_(10_244_0_\d)_8080_\w+/, '$1')), ['0-899 : 10_244_0_2', '900-999 : 10_244_0_3']);
+    // Without affinity the weight map holds the endpoints' addresses and ports (DNAT data), no chain per endpoint.
+    assert.deepEqual(lb[0].elements, ['0-899 : 10.244.0.2 . 8080', '900-999 : 10.244.0.3 . 8080']);
+    assert.match(lb[0].type, /^typeof numgen random mod 1000 : ip daddr \. tcp dport$/);
+    const web = [...rs.chains.values()].find((c) => c.name.startsWith('svc_web'));
+    assert.deepEqual(web?.rules, [`meta l4proto tcp dnat ip to numgen random mod 1000 map @${lb[0].name}`]);
+    assert.ok(![...rs.chains.keys()].some((n) => n.startsWith('ep_web')));
     const aff = [...rs.sets.values()].filter((s) => s.name.startsWith('aff_sticky'));
     assert.equal(aff.length, 2);
     assert.ok(aff.every((s) => s.dynamic && s.extra.includes('timeout 30s') && s.flags.includes('timeout')));
@@ -76,6 +81,6 @@ describe('service NAT section', () => {
     for (const [name, set] of fresh.sets) assert.deepEqual(patched.sets.get(name)?.elements, set.elements, name);
     const lb = [...patched.patch.added.entries()];
     assert.equal(lb.length, 1);
-    assert.match(lb[0][1].join(), /^0-999 : goto ep_web_10_244_0_3_8080_/);
+    assert.equal(lb[0][1].join(), '0-999 : 10.244.0.3 . 8080');
   });
 });

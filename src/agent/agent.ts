@@ -18,14 +18,17 @@ import { Applier, nftRunner, type NftRunner } from '../nft/apply.js';
 import { netlinkElementWriter } from '../nft/element-writer.js';
 import { collectReasons } from '../render/reasons.js';
 import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/render.js';
-import { planServices, serviceWeightPatch, type ServicesInput } from '../render/services.js';
+import { planServices, selectsPod, serviceWeightPatch, type ServicesInput } from '../render/services.js';
+import { chainPatches } from '../render/elements.js';
 import type { Ruleset } from '../render/ruleset.js';
+import type { PolicyOnlyOptions } from '../render/policy-only.js';
 import { applyEventsToEngine } from '../source/engine.js';
 import { diffSnapshots, EMPTY_SNAPSHOT } from '../source/diff.js';
 import { snapshotOfCluster } from '../source/files.js';
 import type { ClusterEvent, ClusterSnapshot } from '../source/types.js';
 import { sweepConntrack } from './conntrack.js';
 import type { ServiceRuntime } from './lb-loop.js';
+import { LocalIdentities } from './local-identities.js';
 import { REASONS_FILE, writeAgentStatus, writeJsonAtomic, type AgentStatus } from './status.js';
 
 export type { AgentStatus };
@@ -47,6 +50,8 @@ export interface NodeAgentOptions {
   readonly log?: (line: string) => void;
   /** nft wildcard of the node's pod interfaces: fail closed for pods not synced yet (see RenderInput). */
   readonly podInterfaces?: string;
+  /** Policy-only mode beside a CNI: pods matched by address on forward, input and output (render/policy-only.ts). */
+  readonly policyOnly?: PolicyOnlyOptions;
 }
 
 /** One batch of a cluster source, with what only the node knows. */
@@ -79,6 +84,9 @@ export class NodeAgent {
   lastRuleset: Ruleset | undefined;
   private lastLocal: Set<string> | undefined;
   private lastLocalPods = new Map<string, LocalPod>();
+  /** Pod events since `synced` was last brought up to date (key → pod, undefined: removed); see snapshot(). */
+  private podEdits = new Map<string, Pod | undefined>();
+  private readonly localIds = new LocalIdentities();
   private lastDiagnostics: readonly Diagnostic[] = [];
   private desiredGeneration: number | undefined;
   private policyVersion = 0;
@@ -108,15 +116,17 @@ export class NodeAgent {
     const changes = applyEventsToEngine(this.engine, batch.events);
     if (changes.other) this.policyVersion++;
     this.synced = batch.snapshot;
+    this.podEdits.clear();
     const localPods = batch.localPods;
     const localKeys = new Set(localPods.map((p) => p.key));
     const locals = new Map(localPods.map((p) => [p.key, p]));
     // Replicas coming and going: patch elements instead of re-rendering (same result, see
     // patchPods). Only when the local pods changed by exactly those pods (none moved nodes).
-    // Services and EndpointSlices change nothing in the policy filter.
+    // Services and EndpointSlices change the service NAT section: rendered (the applier still
+    // sends only the difference).
     const applied = this.applier.applied;
     let patched: Ruleset | undefined;
-    if (applied && !changes.other && this.lastLocal) {
+    if (applied && !changes.other && !changes.services && this.lastLocal) {
       const expectedLocal = new Set(this.lastLocal);
       for (const p of changes.removed) expectedLocal.delete(`${p.namespace}/${p.name}`);
       for (const p of changes.added) if (localKeys.has(`${p.namespace}/${p.name}`)) expectedLocal.add(`${p.namespace}/${p.name}`);
@@ -125,11 +135,13 @@ export class NodeAgent {
       }
     }
     const services = this.services();
-    // With Services, a pod change can move endpoints too: render (the applier still sends
-    // only the difference) instead of the policy-only pod patch.
-    const ruleset = (services ? undefined : patched) ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, ...(services ? { services } : {}) });
+    // With Services, a pod that a Service selects can move endpoints too: render (the applier
+    // still sends only the difference) instead of the policy-only pod patch.
+    const endpointsMoved = services !== undefined && [...changes.added, ...changes.removed].some((p) => this.selectedByService(p));
+    const ruleset = (endpointsMoved ? undefined : patched) ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
     this.lastLocal = localKeys;
     this.lastLocalPods = locals;
+    this.localIds.reset(localPods.map((p) => this.engine.identityOfPod(p.key)));
     if (batch.diagnostics) this.lastDiagnostics = batch.diagnostics;
     if (batch.desiredGeneration !== undefined) this.desiredGeneration = batch.desiredGeneration;
     return this.applyRuleset(ruleset, performance.now() - t0);
@@ -144,7 +156,7 @@ export class NodeAgent {
       throw new Error(`weir agent ${this.opts.node}: sync(cluster) after a batch without a snapshot: the state to diff from is unknown`);
     }
     const next = snapshotOfCluster(cluster);
-    const events = diffSnapshots(this.synced ?? EMPTY_SNAPSHOT, next);
+    const events = diffSnapshots(this.snapshot() ?? EMPTY_SNAPSHOT, next);
     return this.apply({ events, localPods, diagnostics, desiredGeneration, snapshot: next });
   }
 
@@ -160,19 +172,25 @@ export class NodeAgent {
     const old = this.engine.pods.get(key);
     if (old) {
       // A replacement: an update event (the pod's identity may change), rendered in full.
-      this.synced = this.synced && withPods(this.synced, this.synced.cluster.pods.map((p) => (`${p.namespace}/${p.name}` === key ? pod : p)));
-      return this.apply({ events: [{ type: 'updated', kind: 'Pod', object: pod, old }], localPods: this.localList(key, local), snapshot: this.synced });
+      if (this.synced) this.podEdits.set(key, pod);
+      return this.apply({ events: [{ type: 'updated', kind: 'Pod', object: pod, old }], localPods: this.localList(key, local), snapshot: this.snapshot() });
     }
+    // Everything below costs what the pod changes, not what the node holds (no copy of the
+    // cluster's pods or of the local pods per event): the pod add goal is 10 ms at 100k pods.
     this.engine.upsertPod(pod);
-    this.synced = this.synced && withPods(this.synced, [...this.synced.cluster.pods, pod]);
-    const localsBefore = this.lastLocalPods;
-    if (local) this.lastLocalPods = new Map(this.lastLocalPods).set(key, local);
+    if (this.synced) this.podEdits.set(key, pod);
+    const localsBefore = new Map<string, LocalPod>();
     const identity = this.engine.identityOfPod(key);
+    if (local) {
+      this.lastLocalPods.set(key, local);
+      this.lastLocal?.add(key);
+      if (identity) this.localIds.change(identity, 1);
+    }
     const applied = this.applier.applied;
     // The identity existed before when the pod is not its only one.
     const known = identity && identity.pods.size > 1 ? new Set([identity.id]) : new Set<number>();
-    const patched = applied && !this.services() ? patchPods(applied, this.engine, { added: [pod], removed: [] }, { removedIdentities: new Map(), locals: this.lastLocalPods, localsBefore, identitiesBefore: known, namedEgressRules: this.namedEgress() }) : undefined;
-    return this.afterEvent(patched, t0);
+    const patched = applied ? patchPods(applied, this.engine, { added: [pod], removed: [] }, { removedIdentities: new Map(), locals: this.lastLocalPods, localsBefore, identitiesBefore: known, namedEgressRules: this.namedEgress() }) : undefined;
+    return this.afterEvent(this.withEndpoints(patched, pod), t0);
   }
 
   /** Event path for a pod that went away (see podAdded). */
@@ -183,18 +201,21 @@ export class NodeAgent {
     const identity = this.engine.identityOfPod(key);
     if (!pod || !identity) return this.applyRuleset(this.applier.applied ?? this.renderNow(), performance.now() - t0);
     this.engine.removePod(namespace, name);
-    this.synced = this.synced && withPods(this.synced, this.synced.cluster.pods.filter((p) => p.namespace !== namespace || p.name !== name));
-    const localsBefore = this.lastLocalPods;
-    if (this.lastLocalPods.has(key)) {
-      this.lastLocalPods = new Map(this.lastLocalPods);
+    if (this.synced) this.podEdits.set(key, undefined);
+    const localsBefore = new Map<string, LocalPod>();
+    const wasLocal = this.lastLocalPods.get(key);
+    if (wasLocal) {
+      localsBefore.set(key, wasLocal);
       this.lastLocalPods.delete(key);
+      this.lastLocal?.delete(key);
+      this.localIds.change(identity, -1);
     }
     const applied = this.applier.applied;
     const patched =
-      applied && this.engine.cache.identities.has(identity.id) && !this.services()
+      applied && this.engine.cache.identities.has(identity.id)
         ? patchPods(applied, this.engine, { added: [], removed: [pod] }, { removedIdentities: new Map([[key, identity]]), locals: this.lastLocalPods, localsBefore, identitiesBefore: new Set([identity.id]), namedEgressRules: this.namedEgress() })
         : undefined;
-    return this.afterEvent(patched, t0);
+    return this.afterEvent(this.withEndpoints(patched, pod), t0);
   }
 
   private localList(replace: string, local: LocalPod | undefined): LocalPod[] {
@@ -205,19 +226,51 @@ export class NodeAgent {
 
   private renderNow(): Ruleset {
     const services = this.services();
-    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, ...(services ? { services } : {}) });
+    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
+  }
+
+  /**
+   * A pod a Service selects joins or leaves its endpoints: for Services whose weight maps hold
+   * the endpoints (no affinity: src/render/services.ts) that is weight-map elements, patched
+   * after the pod's policy elements and applied with them as one transaction. Undefined (a full
+   * render) when more than elements would change (a Service gaining its first endpoint, affinity).
+   */
+  private withEndpoints(patched: Ruleset | undefined, pod: Pod): Ruleset | undefined {
+    if (!patched || !this.selectedByService(pod)) return patched;
+    const services = this.services();
+    if (!services) return patched;
+    const only = new Set(this.synced?.cluster.services.filter((s) => selectsPod([s], pod)).map((s) => `${s.namespace}/${s.name}`));
+    const moved = serviceWeightPatch(patched, services, only);
+    return moved ? chainPatches(patched, moved) : undefined;
+  }
+
+  /** A Service selects the pod: its change may move endpoints (the service NAT section), not only elements. */
+  private selectedByService(pod: Pod): boolean {
+    return this.synced !== undefined && selectsPod(this.synced.cluster.services, pod);
+  }
+
+  /** The last synced snapshot with the pod events since (merged here, only when read). */
+  private snapshot(): ClusterSnapshot | undefined {
+    if (this.synced && this.podEdits.size > 0) {
+      const edits = this.podEdits;
+      const pods = this.synced.cluster.pods.filter((p) => !edits.has(`${p.namespace}/${p.name}`));
+      for (const p of edits.values()) if (p) pods.push(p);
+      this.synced = withPods(this.synced, pods);
+    }
+    this.podEdits = new Map();
+    return this.synced;
   }
 
   /** The service NAT section's input for this node, when the cluster has Services. */
   private services(): ServicesInput | undefined {
-    const cluster = this.synced?.cluster;
-    return cluster && cluster.services.length > 0 ? planServices(cluster, [], this.opts.node, this.lbRuntime ?? {}) : undefined;
+    if (!this.synced || this.synced.cluster.services.length === 0) return undefined;
+    return planServices((this.snapshot() as ClusterSnapshot).cluster, [], this.opts.node, this.lbRuntime ?? {});
   }
 
   /** The node's Services without run-time inputs (the balancing loop measures their endpoints). */
   servicesInput(): ServicesInput | undefined {
-    const cluster = this.synced?.cluster;
-    return cluster && cluster.services.length > 0 ? planServices(cluster, [], this.opts.node) : undefined;
+    if (!this.synced || this.synced.cluster.services.length === 0) return undefined;
+    return planServices((this.snapshot() as ClusterSnapshot).cluster, [], this.opts.node);
   }
 
   /**
@@ -250,21 +303,8 @@ export class NodeAgent {
   }
 
   private async afterEvent(patched: Ruleset | undefined, t0: number): Promise<AgentStatus> {
-    this.lastLocal = new Set(this.lastLocalPods.keys());
+    this.lastLocal ??= new Set(this.lastLocalPods.keys());
     return this.applyRuleset(patched ?? this.renderNow(), performance.now() - t0);
-  }
-
-  /** The identities of the local pods (one entry per identity, not per pod: the file stays small). */
-  private localIdentities(localPods: readonly LocalPod[]): NonNullable<AgentStatus['identities']> {
-    const byId = new Map<number, { id: number; namespace: string; labels: Readonly<Record<string, string>>; pods: number }>();
-    for (const p of localPods) {
-      const id = this.engine.identityOfPod(p.key);
-      if (!id) continue;
-      const entry = byId.get(id.id);
-      if (entry) entry.pods++;
-      else byId.set(id.id, { id: id.id, namespace: id.namespace, labels: id.labels, pods: 1 });
-    }
-    return [...byId.values()].sort((a, b) => a.id - b.id).map((e) => ({ ...e, labels: { ...e.labels } }));
   }
 
   /** One apply at a time: the balancing loop and the sources both apply. */
@@ -276,12 +316,12 @@ export class NodeAgent {
 
   private async applyNow(ruleset: Ruleset, renderMs: number): Promise<AgentStatus> {
     const diagnostics = this.lastDiagnostics;
-    const localPods = [...this.lastLocalPods.values()];
+    const localPods = this.lastLocalPods;
     const desiredGeneration = this.desiredGeneration;
     const result = await this.applier.apply(ruleset);
     let conntrackDeleted = 0;
     if (result.ok && this.opts.strict && result.narrowed) {
-      const local = new Set(localPods.map((p) => p.ip ?? this.engine.pods.get(p.key)?.ip).filter((ip): ip is string => ip !== undefined));
+      const local = new Set([...localPods.values()].map((p) => p.ip ?? this.engine.pods.get(p.key)?.ip).filter((ip): ip is string => ip !== undefined));
       conntrackDeleted = await sweepConntrack(this.engine, this.opts.netns, local);
     }
     if (result.ok) this.lastRuleset = this.applier.applied;
@@ -303,13 +343,13 @@ export class NodeAgent {
       sets: result.stats.sets,
       setElements: result.stats.elements,
       counters: result.stats.counters,
-      localPods: localPods.length,
+      localPods: localPods.size,
       diagnostics: diagnostics.length,
       diagnosticErrors: errors.slice(0, 20),
       conntrackDeleted,
       ...(result.via ? { via: result.via } : {}),
       ...(result.fallback ? { fallback: result.fallback } : {}),
-      identities: this.localIdentities(localPods),
+      identities: this.localIds.list().slice(),
     };
     this.last = status;
     if (result.fallback) this.opts.log?.(`weir agent ${this.opts.node}: element batch not applied, ${result.ok ? 'resynced through nft' : 'nft failed too'}: ${result.fallback}`);

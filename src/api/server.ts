@@ -11,6 +11,8 @@ import { FlowMetrics } from '../flows/metrics.js';
 import type { FlowPipeline } from '../flows/pipeline.js';
 import type { FlowStore } from '../flows/store.js';
 import { installErrorHandler } from './errors.js';
+import { fanOutFlows } from './fanout.js';
+import { AgentRegistry, ingestRoutes } from './ingest.js';
 import { installAccessControl, type AccessOptions } from './security.js';
 import { ServerMetrics } from './server-metrics.js';
 import { alertsRoutes, type AlertRulesView } from './routes/alerts.js';
@@ -38,11 +40,11 @@ export interface ServerOptions {
   knownPolicies?: () => readonly KnownPolicy[];
   uiDir?: string;
   logger?: FastifyServerOptions['logger'];
-  stream?: Omit<StreamOptions, 'pipeline' | 'aggregator' | 'metrics'>;
+  stream?: Omit<StreamOptions, 'pipeline' | 'aggregator' | 'metrics' | 'store'>;
   /** Token, Host check; see security.ts. Default: no token, any Host (tests, embedding). */
   access?: Omit<AccessOptions, 'tls'>;
-  /** PEM certificate and key: serve HTTPS. */
-  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** PEM certificate and key: serve HTTPS. `clientCa`: agents must also present a client certificate it signed (mTLS on ingest). */
+  tls?: { cert: string | Buffer; key: string | Buffer; clientCa?: string | Buffer };
   /** Idle and slow-request limits (ms). */
   timeouts?: Partial<ServerTimeouts>;
   /** The agents' Service status (`/api/services`, per-endpoint metrics). */
@@ -74,7 +76,9 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   } as const;
   // Fastify types an HTTPS instance apart from an HTTP one; routes and hooks are the same, so
   // the rest of weir handles one FastifyInstance type.
-  const https: HttpsServerOptions | undefined = opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : undefined;
+  // A client certificate is asked for but not required by TLS itself: only the ingest route needs one (browsers have none).
+  const clientCa = opts.tls?.clientCa;
+  const https: HttpsServerOptions | undefined = opts.tls ? { cert: opts.tls.cert, key: opts.tls.key, ...(clientCa ? { ca: clientCa, requestCert: true, rejectUnauthorized: false } : {}) } : undefined;
   const app = https ? (Fastify({ ...common, https }) as unknown as FastifyInstance) : Fastify(common);
   app.server.headersTimeout = t.headersMs;
   installErrorHandler(app);
@@ -91,11 +95,16 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   });
   void app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
-  void app.register(flowsRoutes, { store: opts.store });
+  // Cluster mode: agents ship here (token always), and flow queries fan out to them (src/api/ingest.ts).
+  const agents = new AgentRegistry(opts.store);
+  const token = opts.access?.token;
+  void app.register(ingestRoutes, { pipeline: opts.pipeline, store: opts.store, registry: metrics.registry, agents, token, requireClientCert: clientCa !== undefined });
+  const fanOut = (q: Readonly<Record<string, string>>) => (agents.queryTargets().length > 0 ? fanOutFlows(agents.queryTargets(), q, token !== undefined ? { token } : {}) : undefined);
+  void app.register(flowsRoutes, { store: opts.store, fanOut });
   void app.register(edgesRoutes, { store: opts.store, aggregator });
   void app.register(policiesRoutes, { aggregator, ...(opts.knownPolicies ? { knownPolicies: opts.knownPolicies } : {}) });
   void app.register(alertsRoutes, { store: opts.store, ...(opts.alerts ? { alerts: opts.alerts } : {}), ...(opts.webhook ? { webhook: opts.webhook } : {}) });
-  void app.register(streamRoutes, { pipeline: opts.pipeline, aggregator, metrics: serverMetrics, ...opts.stream });
+  void app.register(streamRoutes, { pipeline: opts.pipeline, aggregator, metrics: serverMetrics, store: opts.store, ...opts.stream });
   // Without the agents' status (no lab, tests), no Services: an empty list, not a 404 the
   // dashboard would report.
   const services = opts.services ?? { views: async () => ({ services: [], errors: [] }) };

@@ -13,6 +13,7 @@ import { applyEventsToEngine } from '../source/engine.js';
 import { LabSource } from '../source/lab.js';
 import { AlertEngine, DEFAULT_WEBHOOK_TIMEOUT_MS, WebhookDispatcher, alertRuleWarnings, loadAlertConfig, type KnownNames } from '../flows/alerts.js';
 import { parseDuration } from '../flows/filter.js';
+import { Aggregator } from '../flows/aggregate.js';
 import { FlowAttribution, type AttributedPod, type AttributionStats } from '../flows/attribution.js';
 import { Enricher, identityOf, type PodInfo } from '../flows/enrich.js';
 import { FlowMetrics } from '../flows/metrics.js';
@@ -30,7 +31,8 @@ import { allocate, serviceKey } from '../lb/allocate.js';
 import type { Service } from '../model/cluster.js';
 
 export interface VisibilityOptions {
-  labDir: string;
+  /** The lab to follow; absent: a cluster server fed only by shipping agents (then `storePath` is needed). */
+  labDir?: string;
   /** SQLite file; default `<labDir>/flows.db`. */
   storePath?: string;
   port?: number;
@@ -48,8 +50,14 @@ export interface VisibilityOptions {
   log?: (line: string) => void;
   /** Bearer token (required unless `host` is loopback). */
   token?: string;
-  /** PEM certificate and key: serve HTTPS. */
-  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** PEM certificate and key: serve HTTPS (`clientCa`: mTLS for agents, see ServerOptions). */
+  tls?: { cert: string | Buffer; key: string | Buffer; clientCa?: string | Buffer };
+  /**
+   * How far back the in-memory aggregator answers (default 1 h); longer windows come from the
+   * store's per-minute aggregates. A cluster server keeps it short: its memory grows with
+   * distinct edges × 10 s buckets up to this horizon.
+   */
+  liveHorizonMs?: number;
   /** Live-stream limits (tests). */
   stream?: ServerOptions['stream'];
 }
@@ -98,7 +106,7 @@ function serviceAddresses(services: readonly Service[], state: LabState | undefi
   return out;
 }
 
-function buildView(engine: PolicyEngine, state: LabState | undefined, generation: string, log: (l: string) => void, services: readonly Service[] = []): LabView {
+export function buildView(engine: PolicyEngine, state: LabState | undefined, generation: string, log: (l: string) => void, services: readonly Service[] = []): LabView {
   const pods = new Map<string, PodInfo>();
   const placed = new Map<string, AttributedPod>();
   for (const p of state?.pods ?? []) {
@@ -153,11 +161,14 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
   checkExposure(host, opts.token);
   const engine = new PolicyEngine();
   const retired = emptyStats();
-  const labSource = new LabSource({ dir: opts.labDir, watch: true, pollMs: opts.refreshMs ?? 500 });
+  const labDir = opts.labDir;
+  const storePath = opts.storePath ?? (labDir !== undefined ? join(labDir, 'flows.db') : undefined);
+  if (storePath === undefined) throw new Error('a cluster server without a lab needs a store path');
+  const labSource = labDir !== undefined ? new LabSource({ dir: labDir, watch: true, pollMs: opts.refreshMs ?? 500 }) : undefined;
   let view: LabView = { state: undefined, generation: '', pods: new Map(), attribution: undefined, knownPolicies: [], services: new Map() };
   // Created once the first state is read (its external network); events may come before.
   const enrich: { current?: Enricher } = {};
-  await labSource.start({
+  await labSource?.start({
     onEvents: (events) => {
       applyEventsToEngine(engine, events);
       const state = labSource.state();
@@ -170,11 +181,11 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
     },
     onError: (e) => log(`weir flows: lab state: ${e.message}`),
   });
-  const first = { state: labSource.state() };
+  const first = { state: labSource?.state() };
   const enricher = new Enricher({ lookup: (ip) => view.pods.get(ip), serviceLookup: (ip, port) => view.services.get(`${ip}:${port}`), externalCidrs: first.state ? [first.state.network.externalCidr] : [] });
   enrich.current = enricher;
   const refreshNow = async (): Promise<LabView> => {
-    await labSource.refresh();
+    await labSource?.refresh();
     return view;
   };
 
@@ -182,13 +193,14 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
   // process would stay alive after reporting the error.
   let store: SqliteFlowStore;
   try {
-    store = new SqliteFlowStore(opts.storePath ?? join(opts.labDir, 'flows.db'), opts.retention ? { retention: opts.retention } : {});
+    store = new SqliteFlowStore(storePath, opts.retention ? { retention: opts.retention } : {});
   } catch (e) {
-    await labSource.stop();
+    await labSource?.stop();
     throw e;
   }
   const metrics = new FlowMetrics({ defaultMetrics: true });
-  const pipeline = new FlowPipeline({ store, metrics }).start();
+  const aggregator = opts.liveHorizonMs !== undefined ? new Aggregator({ horizonMs: opts.liveHorizonMs }) : undefined;
+  const pipeline = new FlowPipeline({ store, metrics, ...(aggregator ? { aggregator } : {}) }).start();
   let dispatcher: WebhookDispatcher | undefined;
   let alerts: AlertEngine | undefined;
   if (opts.alertsFile) {
@@ -196,7 +208,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
     try {
       cfg = await loadAlertConfig(opts.alertsFile);
     } catch (e) {
-      await labSource.stop();
+      await labSource?.stop();
       pipeline.stop();
       store.close();
       throw e;
@@ -221,12 +233,12 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
     await Promise.all(sources.map((s) => s.stop()));
   };
   try {
-    if (opts.sources ?? true) {
+    if (labDir !== undefined && (opts.sources ?? true)) {
       for (const node of first.state?.nodes ?? []) {
         const src = new NodeFlowSource({
           node: node.name,
           netns: node.netns,
-          reasonsFile: join(opts.labDir, REASONS_FILE),
+          reasonsFile: join(labDir, REASONS_FILE),
           enricher,
           attributor: () => view.attribution,
           ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
@@ -238,7 +250,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
       }
     }
   } catch (e) {
-    await labSource.stop();
+    await labSource?.stop();
     await stopSources();
     pipeline.stop();
     store.close();
@@ -261,7 +273,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
     access: { ...(opts.token !== undefined ? { token: opts.token } : {}), loopbackOnly: isLoopbackAddress(host) },
     ...(opts.tls ? { tls: opts.tls } : {}),
     ...(opts.stream ? { stream: opts.stream } : {}),
-    services: { views: async () => readLbStatuses(opts.labDir).then(({ statuses, errors }) => ({ services: serviceViews(statuses), errors })) },
+    ...(labDir !== undefined ? { services: { views: async () => readLbStatuses(labDir).then(({ statuses, errors }) => ({ services: serviceViews(statuses), errors })) } } : {}),
   });
   app.get('/api/attribution', { schema: { tags: ['flows'], summary: 'How kernel records were attributed and deduplicated across nodes' } }, async () => ({
     generation: view.generation,
@@ -271,7 +283,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
   try {
     await app.listen({ host, port: opts.port ?? DEFAULT_PORT });
   } catch (e) {
-    await labSource.stop();
+    await labSource?.stop();
     await stopSources();
     await dispatcher?.stop();
     pipeline.stop();
@@ -293,7 +305,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
     refresh: refreshNow,
     attributionStats,
     async stop() {
-      await labSource.stop();
+      await labSource?.stop();
       await stopSources();
       await app.close();
       await dispatcher?.stop();

@@ -13,6 +13,7 @@ import { DEFAULT_PORT } from '../api/server.js';
 import { AlertConfigError } from '../flows/alerts.js';
 import { DEFAULT_SERVER, runFlowsCommand, type FlowsCliOptions } from '../flows/cli.js';
 import { ReasonsError } from '../flows/reasons.js';
+import { runStatusCommand } from '../flows/status-cli.js';
 import { DEFAULT_PREFIX, defaultLabDir } from '../lab/index.js';
 // `weir lab up` waits for this line to know the server listens, and where.
 import { SERVE_LISTENING } from '../lab/supervisor.js';
@@ -27,7 +28,12 @@ export interface ServeOptions {
   readonly tokenFile?: string;
   readonly tlsCert?: string;
   readonly tlsKey?: string;
+  readonly cluster?: boolean;
+  readonly clientCa?: string;
 }
+
+/** `weir serve --cluster`: the in-memory edge aggregator's horizon. */
+export const CLUSTER_LIVE_HORIZON_MS = 10 * 60_000;
 
 /** Reads a small input file; a missing file, a folder or an unreadable file is an input error. */
 export function readInputFile(flag: string, file: string): Buffer {
@@ -92,22 +98,40 @@ export function parsePort(text: string): number {
 }
 
 
-function storeOf(opts: ServeOptions, labDir: string): string {
-  return opts.store !== undefined ? resolve(opts.store) : resolve(labDir, 'flows.db');
+function storeOf(opts: ServeOptions, labDir: string | undefined): string {
+  return opts.store !== undefined ? resolve(opts.store) : resolve(labDir ?? '.', 'flows.db');
 }
 
 async function runServe(opts: ServeOptions): Promise<void> {
   const port = parsePort(opts.port);
-  const labDir = resolve(opts.labDir ?? defaultLabDir(DEFAULT_PREFIX));
-  if (!existsSync(labDir)) throw new CliError(`lab directory ${labDir} does not exist: run \`weir lab up\` first (or pass --lab-dir)`);
+  // --cluster: flows come from shipping agents; a lab, when given, only names pods and policies.
+  const cluster = opts.cluster === true;
+  const labDir = cluster && opts.labDir === undefined ? undefined : resolve(opts.labDir ?? defaultLabDir(DEFAULT_PREFIX));
+  if (labDir !== undefined && !existsSync(labDir)) throw new CliError(`lab directory ${labDir} does not exist: run \`weir lab up\` first (or pass --lab-dir)`);
+  if (cluster && opts.tokenFile === undefined) throw new CliError('--cluster needs --token-file: agents ship flows only with the server\'s token');
+  if (labDir === undefined && opts.store === undefined) throw new CliError('--cluster without --lab-dir needs --store FILE (the SQLite flow store)');
   if (opts.alerts !== undefined) readInputFile('--alerts', opts.alerts);
   if (opts.store !== undefined) checkStorePath(resolve(opts.store));
   const token = opts.tokenFile !== undefined ? readTokenFile(opts.tokenFile) : undefined;
-  const tls = readTls(opts.tlsCert, opts.tlsKey);
+  const served = readTls(opts.tlsCert, opts.tlsKey);
+  if (opts.clientCa !== undefined && !served) throw new CliError('--client-ca needs --tls-cert and --tls-key: client certificates are checked over HTTPS');
+  const clientCa = opts.clientCa !== undefined ? readInputFile('--client-ca', opts.clientCa) : undefined;
+  if (clientCa) {
+    try {
+      new X509Certificate(clientCa);
+    } catch (e) {
+      throw new CliError(`--client-ca: ${opts.clientCa ?? ''} is not a PEM certificate`, EXIT_INPUT, e);
+    }
+  }
+  const tls = served ? { ...served, ...(clientCa ? { clientCa } : {}) } : undefined;
   let vis: Visibility;
   try {
     vis = await startVisibility({
-      labDir,
+      ...(labDir !== undefined ? { labDir } : {}),
+      sources: !cluster,
+      // 100 nodes' edges in 10 s buckets for an hour would grow the server by hundreds of MiB;
+      // beyond 10 minutes the per-minute aggregates in SQLite answer.
+      ...(cluster ? { liveHorizonMs: CLUSTER_LIVE_HORIZON_MS } : {}),
       port,
       host: opts.host,
       ...(token !== undefined ? { token } : {}),
@@ -127,7 +151,8 @@ async function runServe(opts: ServeOptions): Promise<void> {
     throw e;
   }
   const nodes = vis.sources.map((s) => s.node);
-  process.stdout.write(`${SERVE_LISTENING}${vis.url} (lab ${labDir}; following ${nodes.length > 0 ? nodes.join(', ') : 'no nodes'})\n`);
+  const what = cluster ? `cluster: flows from agents (weir agent --server ${vis.url})${labDir !== undefined ? `; lab ${labDir}` : ''}` : `lab ${labDir ?? ''}; following ${nodes.length > 0 ? nodes.join(', ') : 'no nodes'}`;
+  process.stdout.write(`${SERVE_LISTENING}${vis.url} (${what})\n`);
   process.stdout.write(`dashboard: ${vis.url}/  API docs: ${vis.url}/docs  metrics: ${vis.url}/metrics\n`);
   await new Promise<void>((done) => {
     const stop = (): void => {
@@ -162,6 +187,16 @@ async function runFlows(opts: FlowsFlags): Promise<void> {
   }
 }
 
+async function runStatus(opts: { server: string; tokenFile?: string; json?: boolean; output?: string }): Promise<void> {
+  const tokenFile = opts.tokenFile ?? process.env.WEIR_TOKEN_FILE;
+  const token = tokenFile !== undefined && tokenFile !== '' ? readTokenFile(tokenFile) : undefined;
+  const code = await runStatusCommand(
+    { server: opts.server, output: opts.json ? 'json' : (opts.output ?? 'table'), ...(token !== undefined ? { token } : {}) },
+    { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(`weir: ${s}`) },
+  );
+  exitStatus.raise(code);
+}
+
 export function registerServeCommands(program: Command): void {
   program
     .command('serve')
@@ -174,6 +209,8 @@ export function registerServeCommands(program: Command): void {
     .option('--token-file <file>', 'require this bearer token (one line, ≥ 16 characters) on every route but /api/health; needed to listen on a non-loopback address')
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (with --tls-key)')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--client-ca <file>', 'PEM CA: agents must present a client certificate it signed to ship flows (mutual TLS; needs --tls-cert)')
+    .option('--cluster', 'gather flows shipped by agents (`weir agent --server`) instead of following lab nodes; needs --token-file, and --store without --lab-dir')
     .addHelpText(
       'after',
       `
@@ -182,6 +219,7 @@ Examples:
   $ sudo weir serve --lab-dir /tmp/lab --port 0 --alerts alerts.yaml
   $ openssl rand -hex 32 > /etc/weir/token && chmod 600 /etc/weir/token
   $ sudo weir serve --host 0.0.0.0 --token-file /etc/weir/token --tls-cert cert.pem --tls-key key.pem
+  $ weir serve --cluster --store /var/lib/weir/flows.db --host 0.0.0.0 --token-file /etc/weir/token
 
 Listening on anything but loopback needs --token-file. On loopback, requests whose Host header
 is not a loopback name get 403 (DNS rebinding). Browsers sign in at /login with the token.
@@ -222,4 +260,22 @@ Examples:
 Exit status: 0 ok, 1 the server cannot be reached, 2 bad filters, a bad --server URL or a refused token.`,
     )
     .action(runFlows);
+
+  program
+    .command('status')
+    .description('the agents that ship flows to a weir server: version, last sync, lag, ruleset size, errors, buffer, losses')
+    .option('--server <url>', 'weir server', DEFAULT_SERVER)
+    .option('--token-file <file>', 'bearer token of the server (default: $WEIR_TOKEN_FILE)')
+    .option('--json', 'print the server\'s reply as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ weir status --server https://weir.example:7680 --token-file ~/.weir-token
+  $ weir status --json | jq '.agents[] | {node, lost: .report.ship.lostFlows}'
+
+An agent silent for 30 s is shown as stale. Exit status: 0 every agent ok, 1 the server cannot be
+reached or an agent is stale, failing to apply or has lost flows, 2 bad arguments or a refused token.`,
+    )
+    .action(runStatus);
 }

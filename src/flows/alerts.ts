@@ -21,7 +21,7 @@ import { GROUP_BYS, groupOf } from './aggregate.js';
 import { cidrContains, parseCidrOrAddress } from '../policy/ip.js';
 import { parseDuration } from './filter.js';
 import type { FlowPipeline } from './pipeline.js';
-import { VERDICTS, type Endpoint, type FlowRecord } from './record.js';
+import { VERDICTS, flowCount, type Endpoint, type FlowRecord } from './record.js';
 import type { AlertRecord, FlowStore, NewAlert } from './store.js';
 import type { WebhookStatus } from './webhook-status.js';
 
@@ -278,9 +278,9 @@ export class AlertEngine {
       switch (rule.kind) {
         case 'denied-rate':
           for (const r of records) {
-            if (r.verdict !== 'DROPPED' || r.event === 'end') continue;
+            if (r.verdict !== 'DROPPED' || flowCount(r) === 0) continue;
             if (rule.namespace !== undefined && r.src.namespace !== rule.namespace) continue;
-            this.addToWindow(st, r.time, 1, rule.threshold, () => `${st.window?.sum ?? 0} denied flows from ${rule.namespace ?? 'any namespace'} in ${rule.window} (threshold ${rule.threshold})`, {
+            this.addToWindow(st, r.time, flowCount(r), rule.threshold, () => `${st.window?.sum ?? 0} denied flows from ${rule.namespace ?? 'any namespace'} in ${rule.window} (threshold ${rule.threshold})`, {
               namespace: rule.namespace ?? '*',
             });
           }

@@ -4,6 +4,7 @@
 import { endpointLabelPlain } from './format.js';
 import { FilterError, parseFlowFilter } from './filter.js';
 import type { FlowRecord } from './record.js';
+import type { FanOutSource } from './ship-protocol.js';
 import { readSse } from './sse-client.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:7680';
@@ -117,7 +118,7 @@ export async function runFlowsCommand(o: FlowsCliOptions, io: CliIo = defaultIo,
   try {
     if (!o.follow) {
       const res = await fetch(`${server}/api/flows?${new URLSearchParams(q).toString()}`, { headers, ...(signal ? { signal } : {}) });
-      const body = (await res.json().catch(() => ({}))) as { flows?: FlowRecord[]; message?: string };
+      const body = (await res.json().catch(() => ({}))) as { flows?: FlowRecord[]; message?: string; partial?: boolean; sources?: FanOutSource[] };
       if (!res.ok) {
         io.err(`error: ${res.status === 401 ? `${server} refused the request: ${body.message ?? 'a token is needed'} (--token-file)` : (body.message ?? `HTTP ${res.status}`)}\n`);
         return res.status === 400 || res.status === 401 || res.status === 403 ? 2 : 1;
@@ -125,7 +126,10 @@ export async function runFlowsCommand(o: FlowsCliOptions, io: CliIo = defaultIo,
       // Oldest first on a terminal, like `hubble observe`.
       const flows = [...(body.flows ?? [])].reverse();
       io.out(output === 'json' ? flows.map((f) => JSON.stringify(f)).join('\n') + (flows.length ? '\n' : '') : formatFlowTable(flows));
-      return 0;
+      // Cluster mode: the server asked the agents; one that did not answer makes the result partial.
+      const missing = (body.sources ?? []).filter((src) => !src.ok);
+      for (const m of missing) io.err(`warning: partial result: the agent of node ${m.node} (${m.url}) did not answer: ${m.error ?? 'no reply'}\n`);
+      return missing.length > 0 || body.partial === true ? 1 : 0;
     }
     const { limit: _l, since: _s, until: _u, ...live } = q;
     let header = output === 'table';

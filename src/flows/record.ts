@@ -72,12 +72,18 @@ export const flowRecordSchema = z.object({
    * `namespace/name` when the enricher knows it).
    */
   service: z.object({ ip: z.string(), port: z.number().int().min(0).max(65535), name: z.string().optional() }).optional(),
+  /**
+   * Connections this record stands for (default 1). An agent that ships to a cluster server
+   * folds the flows of one window and edge into one record (src/flows/ship-window.ts) and says
+   * here how many it folded, so every count stays exact without shipping every connection.
+   */
+  count: z.number().int().nonnegative().optional(),
 });
 export type FlowRecord = z.infer<typeof flowRecordSchema>;
 
 /** Flows this record adds to a count (see FlowEvent). */
-export function flowCount(r: Pick<FlowRecord, 'event'>): number {
-  return r.event === 'end' ? 0 : 1;
+export function flowCount(r: Pick<FlowRecord, 'event' | 'count'>): number {
+  return r.event === 'end' ? 0 : (r.count ?? 1);
 }
 
 const PROTO_BY_NAME: Record<string, FlowProtocol> = {

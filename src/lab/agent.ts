@@ -17,6 +17,7 @@ import { LabSource } from '../source/lab.js';
 import { FileWatch } from '../source/watch.js';
 import { labCluster } from './cluster.js';
 import { DESIRED_FILE, desiredDir } from './desired.js';
+import { startAgentFlows, syncReportOf, type AgentFlows, type AgentFlowsOptions } from './agent-flows.js';
 import { HOST_VETH_PATTERN as LAB_POD_INTERFACES } from './names.js';
 import { STATE_FILE, type LabNode, type LabState } from './state.js';
 
@@ -71,6 +72,8 @@ export interface RunAgentOptions {
   readonly log?: (line: string) => void;
   /** The balancing loop's tick (src/agent/lb-loop.ts; default 500 ms); 0 turns it off. */
   readonly lbIntervalMs?: number;
+  /** Ship the node's flows to a server (src/lab/agent-flows.ts). */
+  readonly flows?: AgentFlowsOptions;
 }
 
 /**
@@ -87,12 +90,15 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
   let last: AgentStatus | undefined;
   let lb: LbLoop | undefined;
   let reportedErrors = '';
+  let flows: AgentFlows | undefined;
+  const sync = { errors: 0, lagMs: undefined as number | undefined };
   await source.start({
     // The agent takes every read below (refresh), events or not; the first is the snapshot.
     onEvents: () => undefined,
     onError: (e) => log(`weir agent ${opts.node}: ${e.message}`),
   });
   const syncOnce = async (): Promise<void> => {
+    const t0 = Date.now();
     const read = await source.refresh();
     const state = read.state;
     if (!state) return;
@@ -115,6 +121,12 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
     }
     const events = first ? snapshotEvents(source.snapshot()) : read.events;
     last = await agent.apply({ events, localPods: localPodsOf(state, node.name), diagnostics: read.diagnostics, desiredGeneration: read.generation, snapshot: source.snapshot() });
+    if (!last.lastApplyOk) sync.errors++;
+    sync.lagMs = Date.now() - t0;
+    if (opts.flows && !opts.once) {
+      if (flows) flows.update(state, String(read.generation ?? ''));
+      else flows = await startAgentFlows(opts.labDir, node, agent.engine, state, { ...opts.flows, log, syncReport: () => syncReportOf(last, sync.errors, sync.lagMs) });
+    }
   };
 
   try {
@@ -140,6 +152,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
     return last;
   } finally {
     await lb?.stop();
+    await flows?.stop();
     await source.stop();
   }
 }

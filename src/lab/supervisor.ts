@@ -55,6 +55,13 @@ export interface SupervisorOptions {
   readonly readyTimeoutMs?: number;
   /** Passed as `--strict` (flush conntrack entries a narrowed policy no longer allows). */
   readonly strict?: boolean;
+  /**
+   * `lab up --source kube`: the agent watches the lab's API server (src/lab/kube.ts) instead of
+   * the lab's files, in policy-only mode, with the node's pod CIDR and its status in the lab dir.
+   */
+  readonly kube?: { readonly kubeconfig: string; readonly netns: string; readonly podCidr: string; readonly watchdogSeconds?: number };
+  /** More agent flags (flow shipping: `--server URL --token-file F`). */
+  readonly agentArgs?: readonly string[];
 }
 
 async function readPid(file: string): Promise<number | undefined> {
@@ -73,7 +80,7 @@ export async function isAgentOf(pid: number, dir: string, node: string): Promise
     const i = argv.indexOf(flag);
     return i >= 0 ? argv[i + 1] : undefined;
   };
-  return argv.includes('agent') && after('--lab-dir') === dir && after('--node') === node;
+  return argv.includes('agent') && (after('--lab-dir') === dir || after('--status-dir') === dir) && after('--node') === node;
 }
 
 async function logTail(dir: string, node: string): Promise<string> {
@@ -99,7 +106,11 @@ export async function startAgent(dir: string, node: string, opts: SupervisorOpti
   let pid: number | undefined;
   let exited: string | undefined;
   try {
-    const args = [...prefix, 'agent', '--lab-dir', dir, '--node', node, ...(opts.strict ? ['--strict'] : [])];
+    const k = opts.kube;
+    const source = k
+      ? ['--kubeconfig', k.kubeconfig, '--status-dir', dir, '--netns', k.netns, '--pod-cidr', k.podCidr, '--health-address', '127.0.0.1:0', ...(k.watchdogSeconds ? ['--watchdog', String(k.watchdogSeconds)] : [])]
+      : ['--lab-dir', dir];
+    const args = [...prefix, 'agent', ...source, '--node', node, ...(opts.strict ? ['--strict'] : []), ...(opts.agentArgs ?? [])];
     const child = spawn(file, args, { detached: true, stdio: ['ignore', log.fd, log.fd] });
     pid = child.pid;
     if (pid === undefined) throw new Error(`cannot start the agent of ${node}`);

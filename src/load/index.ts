@@ -11,7 +11,7 @@ import { findManifestFiles, readManifestFile } from './files.js';
 import { parseManifests, type ManifestObject, type ParseOptions } from './parse.js';
 
 export { buildCluster, type LoadResult } from './build.js';
-export { parseManifests, type ManifestObject, type LoadedWorkload, type OwnerRef, type ParseOptions, type ParseResult } from './parse.js';
+export { parseManifests, parseManifestObject, type ManifestObject, type LoadedWorkload, type OwnerRef, type ParseOptions, type ParseResult } from './parse.js';
 export { findManifestFiles, MANIFEST_EXTENSIONS } from './files.js';
 export { formatPath } from './issues.js';
 export { MODE_ANNOTATION } from './schema.js';

@@ -282,6 +282,18 @@ export function parseManifests(text: string | Buffer, file: string, opts: ParseO
   return { objects, diagnostics };
 }
 
+/**
+ * One object that is already parsed (an API server's list item or watch event): the same
+ * validation and defaulting as `parseManifests`, without a text round trip. `origin` names it in
+ * diagnostics (as a file would); there are no lines to point at, so every diagnostic says line 1.
+ */
+export function parseManifestObject(value: unknown, origin: string, opts: ParseOptions = {}): ParseResult {
+  const diagnostics: Diagnostic[] = [];
+  const doc: RawDocument = { value, file: origin, line: 1, locate: () => 1 };
+  const obj = parseObject(doc, opts.defaultNamespace ?? 'default', diagnostics);
+  return { objects: obj ? [obj] : [], diagnostics };
+}
+
 function parseObject(doc: RawDocument, defaultNamespace: string, diagnostics: Diagnostic[]): ManifestObject | undefined {
   const value = doc.value;
   if (value instanceof InvalidJson) {

@@ -10,7 +10,7 @@
 
 import { run } from '../exec/run.js';
 import { diffScript, fullScript, patchScript, type DiffSummary } from '../render/script.js';
-import { rulesetStats, type ElementPatch, type Ruleset, type RulesetStats } from '../render/ruleset.js';
+import { rememberStats, rulesetStats, type ElementPatch, type Ruleset, type RulesetStats } from '../render/ruleset.js';
 import type { ElementChange, ElementWriter } from './element-writer.js';
 
 export interface NftRunResult {
@@ -63,7 +63,10 @@ function shortError(stderr: string): string {
 
 /** The applied model keeps no link to the one before it (a chain of patches would leak). */
 function withoutPatch(rs: Ruleset): Ruleset {
-  return rs.patch ? { sets: rs.sets, chains: rs.chains, counted: rs.counted, reasons: rs.reasons } : rs;
+  if (!rs.patch) return rs;
+  const out = { sets: rs.sets, chains: rs.chains, counted: rs.counted, reasons: rs.reasons };
+  rememberStats(out, rulesetStats(rs));
+  return out;
 }
 
 /** A patch as element changes: deletions first (a changed map verdict is delete + add). */

@@ -34,6 +34,11 @@ const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
 const NFTA_LIST_ELEM = 1;
 const NFTA_SET_ELEM_KEY = 1;
 const NFTA_SET_ELEM_DATA = 2;
+const NFTA_SET_ELEM_FLAGS = 3;
+/** include/uapi/linux/netfilter/nf_tables.h: the element that closes an interval. */
+const NFT_SET_ELEM_INTERVAL_END = 0x1;
+/** The weight maps (src/render/services.ts): `typeof numgen random mod <n> : verdict` or `: ip daddr . tcp dport` (DNAT data). */
+const NUMGEN_MAP = /^typeof numgen random mod (\d+) : (verdict|ip daddr \. (?:tcp|udp|sctp) dport)$/;
 const NFTA_DATA_VALUE = 1;
 const NFTA_DATA_VERDICT = 2;
 const NFTA_VERDICT_CODE = 1;
@@ -98,6 +103,11 @@ function encodeField(type: string, text: string): Buffer | undefined {
       const n = /^\d{1,3}$/.test(text) ? Number(text) : PROTOCOLS[text];
       return n !== undefined && n <= 255 ? Buffer.from([n]) : undefined;
     }
+    case 'mark': {
+      // A 32-bit integer in host byte order (nft's mark type), written `0x40000005` or decimal.
+      if (!/^(0x[0-9a-fA-F]{1,8}|\d{1,10})$/.test(text) || Number(text) > 0xffffffff) return undefined;
+      return u32(Number(text));
+    }
     case 'inet_service': {
       if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) return undefined;
       const b = Buffer.alloc(2);
@@ -133,8 +143,46 @@ function splitConcat(text: string): string[] | undefined {
 
 export interface EncodedElement {
   readonly key: Buffer;
-  /** Map elements: the verdict. */
+  /** Verdict-map elements: the verdict. */
   readonly verdict?: { readonly code: number; readonly chain?: string };
+  /** Data-map elements: the value's bytes. */
+  readonly data?: Buffer;
+  /**
+   * Interval maps: the key one past the range, sent as a second element flagged
+   * INTERVAL_END, as nft does (`0-499` is 0 with its verdict, then 500 closing it).
+   */
+  readonly intervalEnd?: Buffer;
+}
+
+/**
+ * A weight-map element (`0-899 : 10.244.1.5 . 8080` or `0-899 : goto ep_x`): its range as
+ * big-endian u32s (nft converts numgen's register with `byteorder hton`); DNAT data as nft
+ * lays out `ip daddr . tcp dport`: the address, then the port in a 32-bit register.
+ */
+function encodeNumgenElement(modulus: number, verdict: boolean, text: string, withData: boolean): EncodedElement | undefined {
+  const sep = text.indexOf(' : ');
+  const m = /^(\d{1,10})(?:-(\d{1,10}))?$/.exec(sep >= 0 ? text.slice(0, sep) : text);
+  if (!m) return undefined;
+  const from = Number(m[1]);
+  const to = m[2] === undefined ? from : Number(m[2]);
+  if (from > to || to >= modulus) return undefined;
+  const be = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n);
+    return b;
+  };
+  if (!withData) return { key: be(from), intervalEnd: be(to + 1) };
+  if (sep < 0) return undefined;
+  if (!verdict) {
+    const d = /^(\S+) \. (\d{1,5})$/.exec(text.slice(sep + 3).trim());
+    const ip = d ? encodeField('ipv4_addr', d[1]) : undefined;
+    const port = d ? encodeField('inet_service', d[2]) : undefined;
+    return ip && port ? { key: be(from), data: Buffer.concat([ip, port, Buffer.alloc(2)]), intervalEnd: be(to + 1) } : undefined;
+  }
+  const words = text.slice(sep + 3).trim().split(/\s+/);
+  const code = CHAIN_VERDICTS[words[0]];
+  if (words.length !== 2 || code === undefined || !CHAIN_NAME.test(words[1]) || words[1].length >= NFT_NAME_MAXLEN) return undefined;
+  return { key: be(from), verdict: { code, chain: words[1] }, intervalEnd: be(to + 1) };
 }
 
 export interface SetShape {
@@ -150,10 +198,14 @@ export interface SetShape {
  * the caller then lets `nft -f` do it.
  */
 export function encodeElement(set: SetShape, text: string, withData: boolean): EncodedElement | undefined {
+  const numgen = set.kind === 'map' ? NUMGEN_MAP.exec(set.type) : null;
+  if (numgen && set.flags.length === 1 && set.flags[0] === 'interval' && Number(numgen[1]) <= 0xffffffff) {
+    return encodeNumgenElement(Number(numgen[1]), numgen[2] === 'verdict', text, withData);
+  }
   if (set.flags.length > 0) return undefined; // interval, timeout, dynamic: not ours to encode
   const [keyType, dataType, ...more] = set.type.split(' : ');
   if (more.length > 0 || (set.kind === 'map') !== (dataType !== undefined)) return undefined;
-  if (dataType !== undefined && dataType !== 'verdict') return undefined;
+  if (dataType !== undefined && dataType !== 'verdict' && dataType !== 'mark') return undefined;
   const sep = text.indexOf(' : ');
   const keyText = set.kind === 'map' && sep >= 0 ? text.slice(0, sep) : text;
   const types = keyType.split(' . ');
@@ -169,11 +221,22 @@ export function encodeElement(set: SetShape, text: string, withData: boolean): E
   const key = Buffer.concat(parts);
   if (set.kind === 'set' || !withData) return { key };
   if (sep < 0) return undefined;
+  if (dataType !== 'verdict') {
+    const data = encodeField(dataType, text.slice(sep + 3).trim());
+    return data ? { key, data } : undefined;
+  }
   const words = text.slice(sep + 3).trim().split(/\s+/);
   if (words.length === 1 && VERDICTS[words[0]] !== undefined) return { key, verdict: { code: VERDICTS[words[0]] } };
   const code = CHAIN_VERDICTS[words[0]];
   if (words.length !== 2 || code === undefined || !CHAIN_NAME.test(words[1]) || words[1].length >= NFT_NAME_MAXLEN) return undefined;
   return { key, verdict: { code, chain: words[1] } };
+}
+
+function elementAttrs(e: EncodedElement): Buffer[] {
+  if (!e.intervalEnd) return [elementAttr(e)];
+  const flags = Buffer.alloc(4);
+  flags.writeUInt32BE(NFT_SET_ELEM_INTERVAL_END);
+  return [elementAttr(e), nested(NFTA_LIST_ELEM, [nested(NFTA_SET_ELEM_KEY, [attr(NFTA_DATA_VALUE, e.intervalEnd)]), attr(NFTA_SET_ELEM_FLAGS, flags)])];
 }
 
 function elementAttr(e: EncodedElement): Buffer {
@@ -184,6 +247,8 @@ function elementAttr(e: EncodedElement): Buffer {
     const verdict = [attr(NFTA_VERDICT_CODE, code)];
     if (e.verdict.chain !== undefined) verdict.push(attr(NFTA_VERDICT_CHAIN, cstring(e.verdict.chain)));
     parts.push(nested(NFTA_SET_ELEM_DATA, [nested(NFTA_DATA_VERDICT, verdict)]));
+  } else if (e.data) {
+    parts.push(nested(NFTA_SET_ELEM_DATA, [attr(NFTA_DATA_VALUE, e.data)]));
   }
   return nested(NFTA_LIST_ELEM, parts);
 }
@@ -229,7 +294,7 @@ export function encodeBatch(commands: readonly ElementCommand[], firstSeq: numbe
   for (const c of commands) {
     const type = (NFNL_SUBSYS_NFTABLES << 8) | (c.verb === 'add' ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM);
     const flags = NLM_F_REQUEST | NLM_F_ACK | (c.verb === 'add' ? NLM_F_CREATE : 0);
-    const attrs = [attr(NFTA_SET_ELEM_LIST_TABLE, cstring(c.table)), attr(NFTA_SET_ELEM_LIST_SET, cstring(c.set)), nested(NFTA_SET_ELEM_LIST_ELEMENTS, c.elements.map(elementAttr))];
+    const attrs = [attr(NFTA_SET_ELEM_LIST_TABLE, cstring(c.table)), attr(NFTA_SET_ELEM_LIST_SET, cstring(c.set)), nested(NFTA_SET_ELEM_LIST_ELEMENTS, c.elements.flatMap(elementAttrs))];
     bySeq.set(seq, c);
     parts.push(message(type, flags, seq++, c.family, 0, attrs));
   }

@@ -194,6 +194,18 @@ export class SelectorCache {
     }
   }
 
+  /**
+   * The pod groups `id` is a member of, found among the groups that could hold it (its
+   * namespace's and the namespace-selector ones), not among every group of the cluster: the
+   * data plane asks this per pod add (src/render/filter.ts).
+   */
+  *podGroupsOf(id: Identity): Iterable<Group> {
+    for (const gid of this.candidateGroups(id.namespace)) {
+      const g = this.groups.get(gid) as Group;
+      if (g.identities.has(id.id)) yield g;
+    }
+  }
+
   private *candidateGroups(namespace: string): Iterable<number> {
     yield* this.nsGroups.get(namespace) ?? [];
     yield* this.selectorGroups;

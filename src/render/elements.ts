@@ -3,15 +3,27 @@
 // turns such a change into ElementChanges; `patchElements` applies them to the last ruleset
 // without re-rendering, and records them (ElementPatch) so that the applier sends exactly those
 // `add element` / `delete element` commands instead of diffing sets of thousands of elements.
+//
+// A patch costs what it changes, not what the table holds: at 100k pods a pod is a member of
+// sets of up to 100k elements, in a table of ~24k sets, and copying those per pod add cost more
+// than the 10 ms a pod add may take. So a patched ruleset shares everything with the one it was
+// patched from: its set map is the last full map plus the sets patches replaced (Overlay), and a
+// patched set is its last full element list plus the elements added and removed since (Delta),
+// both composed — never stacked — so a lookup stays one level deep whatever the number of
+// patches. A set's sorted `elements` are merged only when someone reads them (a diff, a full
+// script, a test), once; after COMPACT changes the next patch merges them itself.
 
 import { elementText, type Element } from './nft.js';
-import type { NftSet, Ruleset } from './ruleset.js';
+import { rememberStats, rulesetStats, type NftSet, type Ruleset } from './ruleset.js';
 
 export interface ElementChange {
   readonly set: string;
   readonly element: Element;
   readonly add: boolean;
 }
+
+/** Changes carried by a set (or sets carried by a map) before they are merged into a plain copy. */
+const COMPACT = 512;
 
 function search(xs: readonly string[], x: string): number {
   let lo = 0;
@@ -24,17 +36,115 @@ function search(xs: readonly string[], x: string): number {
   return lo;
 }
 
+const sortedHas = (xs: readonly string[], x: string): boolean => xs[search(xs, x)] === x;
+
+/** A patched set's elements: `root` (sorted) without `del`, with `add` (disjoint from root). */
+interface Delta {
+  readonly root: readonly string[];
+  readonly add: ReadonlySet<string>;
+  readonly del: ReadonlySet<string>;
+}
+
+const deltas = new WeakMap<NftSet, Delta>();
+
+function merged(d: Delta): string[] {
+  const kept = d.del.size > 0 ? d.root.filter((x) => !d.del.has(x)) : [...d.root];
+  if (d.add.size === 0) return kept;
+  const extra = [...d.add].sort();
+  const out: string[] = new Array<string>(kept.length + extra.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < kept.length && j < extra.length) out[k++] = kept[i] < extra[j] ? kept[i++] : extra[j++];
+  while (i < kept.length) out[k++] = kept[i++];
+  while (j < extra.length) out[k++] = extra[j++];
+  return out;
+}
+
+function setHas(set: NftSet, text: string): boolean {
+  const d = deltas.get(set);
+  if (!d) return sortedHas(set.elements, text);
+  if (d.add.has(text)) return true;
+  return !d.del.has(text) && sortedHas(d.root, text);
+}
+
+/** `old` with elements added and removed (each known to change it), sharing `old`'s storage. */
+function patchedSet(old: NftSet, added: readonly string[], removed: readonly string[]): NftSet {
+  const prev = deltas.get(old);
+  const root = prev ? prev.root : old.elements;
+  const add = new Set(prev?.add);
+  const del = new Set(prev?.del);
+  for (const x of removed) if (!add.delete(x)) del.add(x);
+  for (const x of added) if (!del.delete(x)) add.add(x);
+  const d: Delta = { root, add, del };
+  const shape = { name: old.name, kind: old.kind, type: old.type, flags: old.flags, extra: old.extra, dynamic: old.dynamic };
+  if (add.size + del.size > COMPACT) return { ...shape, elements: merged(d) };
+  let memo: readonly string[] | undefined;
+  const set: NftSet = {
+    ...shape,
+    get elements(): readonly string[] {
+      return (memo ??= merged(d));
+    },
+  };
+  deltas.set(set, d);
+  return set;
+}
+
+/** The sets of a patched ruleset: the last full map, with the sets patches replaced. */
+class Overlay implements ReadonlyMap<string, NftSet> {
+  constructor(
+    readonly root: ReadonlyMap<string, NftSet>,
+    readonly replaced: ReadonlyMap<string, NftSet>,
+  ) {}
+  get size(): number {
+    return this.root.size;
+  }
+  get(name: string): NftSet | undefined {
+    return this.replaced.get(name) ?? this.root.get(name);
+  }
+  has(name: string): boolean {
+    return this.root.has(name);
+  }
+  *entries(): MapIterator<[string, NftSet]> {
+    for (const [name, s] of this.root) yield [name, this.replaced.get(name) ?? s];
+  }
+  *keys(): MapIterator<string> {
+    yield* this.root.keys();
+  }
+  *values(): MapIterator<NftSet> {
+    for (const [, s] of this.entries()) yield s;
+  }
+  [Symbol.iterator](): MapIterator<[string, NftSet]> {
+    return this.entries();
+  }
+  forEach(fn: (value: NftSet, key: string, map: ReadonlyMap<string, NftSet>) => void): void {
+    for (const [k, v] of this.entries()) fn(v, k, this);
+  }
+}
+
+function withSets(prev: ReadonlyMap<string, NftSet>, changed: ReadonlyMap<string, NftSet>): ReadonlyMap<string, NftSet> {
+  const root = prev instanceof Overlay ? prev.root : prev;
+  const replaced = new Map(prev instanceof Overlay ? prev.replaced : []);
+  for (const [name, s] of changed) replaced.set(name, s);
+  if (replaced.size <= COMPACT) return new Overlay(root, replaced);
+  return new Map([...root].map(([name, s]) => [name, replaced.get(name) ?? s]));
+}
+
 /** Whether `rs` holds the element (exactly: a map element with its value). */
 export function hasElement(rs: Ruleset, set: string, element: Element): boolean {
-  const elements = rs.sets.get(set)?.elements ?? [];
-  const text = elementText(element);
-  return elements[search(elements, text)] === text;
+  return hasElementText(rs, set, elementText(element));
+}
+
+/** hasElement, for an element already in nft text. */
+export function hasElementText(rs: Ruleset, set: string, text: string): boolean {
+  const s = rs.sets.get(set);
+  return s !== undefined && setHas(s, text);
 }
 
 /**
  * `prev` with the element changes applied (changes to sets `prev` lacks are ignored; adding a
- * present element or removing an absent one is no change). Elements stay sorted: binary search,
- * no re-sort of sets with thousands of members for one pod.
+ * present element or removing an absent one is no change). Costs what changes: no set is
+ * copied or scanned (see the top of this file).
  */
 export function patchElements(prev: Ruleset, changes: Iterable<ElementChange>): Ruleset {
   const edits = new Map<string, { add: Set<string>; del: Set<string> }>();
@@ -42,27 +152,54 @@ export function patchElements(prev: Ruleset, changes: Iterable<ElementChange>): 
     if (!prev.sets.has(c.set)) continue;
     let e = edits.get(c.set);
     if (!e) edits.set(c.set, (e = { add: new Set(), del: new Set() }));
-    (c.add ? e.add : e.del).add(elementText(c.element));
+    const text = elementText(c.element);
+    // The last change of an element wins (a remove and an add of one element in one patch).
+    (c.add ? e.del : e.add).delete(text);
+    (c.add ? e.add : e.del).add(text);
   }
-  const sets = new Map(prev.sets);
+  const changed = new Map<string, NftSet>();
   const added = new Map<string, string[]>();
   const removed = new Map<string, string[]>();
+  let delta = 0;
   for (const [name, e] of edits) {
     const old = prev.sets.get(name) as NftSet;
-    const del = [...e.del].filter((x) => old.elements[search(old.elements, x)] === x);
-    const next = del.length > 0 ? old.elements.filter((x) => !e.del.has(x)) : [...old.elements];
-    const add: string[] = [];
-    for (const x of e.add) {
-      const at = search(next, x);
-      if (next[at] !== x) {
-        next.splice(at, 0, x);
-        add.push(x);
-      }
-    }
+    const add = [...e.add].filter((x) => !setHas(old, x)).sort();
+    const del = [...e.del].filter((x) => setHas(old, x)).sort();
     if (add.length === 0 && del.length === 0) continue;
     if (add.length > 0) added.set(name, add);
     if (del.length > 0) removed.set(name, del);
-    sets.set(name, { ...old, elements: next });
+    changed.set(name, patchedSet(old, add, del));
+    delta += add.length - del.length;
   }
-  return { sets, chains: prev.chains, counted: prev.counted, reasons: prev.reasons, patch: { base: prev, added, removed } };
+  const next: Ruleset = { sets: changed.size > 0 ? withSets(prev.sets, changed) : prev.sets, chains: prev.chains, counted: prev.counted, reasons: prev.reasons, patch: { base: prev, added, removed } };
+  const stats = rulesetStats(prev);
+  rememberStats(next, { ...stats, elements: stats.elements + delta });
+  return next;
+}
+
+/**
+ * `second` (a patch of `first`) as one patch of what `first` was patched from: an element added
+ * by one and removed by the other is no change. For two sections patched in turn (a pod's
+ * policy elements, then the endpoints it moves), applied as one transaction.
+ */
+export function chainPatches(first: Ruleset, second: Ruleset): Ruleset {
+  if (!first.patch || second.patch?.base !== first) throw new Error('chainPatches: the second ruleset is not a patch of the first');
+  const a = first.patch;
+  const b = second.patch;
+  const names = new Set([...a.added.keys(), ...a.removed.keys(), ...b.added.keys(), ...b.removed.keys()]);
+  const added = new Map<string, string[]>();
+  const removed = new Map<string, string[]>();
+  for (const name of names) {
+    const a1 = new Set(a.added.get(name));
+    const r1 = new Set(a.removed.get(name));
+    const a2 = new Set(b.added.get(name));
+    const r2 = new Set(b.removed.get(name));
+    const add = [...[...a1].filter((x) => !r2.has(x)), ...[...a2].filter((x) => !r1.has(x))].sort();
+    const del = [...[...r1].filter((x) => !a2.has(x)), ...[...r2].filter((x) => !a1.has(x))].sort();
+    if (add.length > 0) added.set(name, add);
+    if (del.length > 0) removed.set(name, del);
+  }
+  const out: Ruleset = { sets: second.sets, chains: second.chains, counted: second.counted, reasons: second.reasons, patch: { base: a.base, added, removed } };
+  rememberStats(out, rulesetStats(second));
+  return out;
 }

@@ -1,6 +1,6 @@
 // The renderer: engine verdicts → the desired state of one node's `inet weir` table, and that
 // state → nft script text (full, diff, patch). Pure: no I/O, unit-tested without root.
-export { renderRuleset, EGRESS_MAP, INGRESS_MAP, EGRESS_CHAIN, INGRESS_CHAIN, type LocalPod, type RenderInput } from './render.js';
+export { renderRuleset, EGRESS_MAP, INGRESS_MAP, POD_ID_MAP, IDENTITY_MARK_BASE, EGRESS_CHAIN, INGRESS_CHAIN, type LocalPod, type RenderInput } from './render.js';
 export { fullScript, diffScript, type DiffSummary, type PartialScript } from './script.js';
 export { rulesetStats, elementKey, type Ruleset, type NftSet, type NftChain, type RulesetStats } from './ruleset.js';
 export { collectReasons, ReasonRegistry, DEFAULT_DENY_RULE, type Reason, type ReasonsTable, type ReasonVerdict } from './reasons.js';
@@ -11,3 +11,4 @@ export { policyFilterSection, patchPods, type PodPatchContext } from './render.j
 /** Typed nftables rules and elements (matches, statements, verdicts) and their nft syntax. */
 export * as nft from './nft.js';
 export { servicesSection, planServices, renderServices, serviceWeightPatch, decide as decideServices, SERVICE_PORTS_MAP, SERVICE_REJECT_MAP, type ServicesInput, type PortDecision } from './services.js';
+export { LOCAL_IPS_SET, POD_CIDRS_SET, HOST_IN_CHAIN, HOST_OUT_CHAIN, type PolicyOnlyOptions } from './policy-only.js';

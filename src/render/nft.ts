@@ -18,6 +18,9 @@ export type Field =
   | 'iifname'
   | 'oifname'
   | 'ct state'
+  | 'ct mark'
+  /** `fib saddr type local`: the packet's source is one of this host's addresses. */
+  | 'fib saddr type'
   | `${'tcp' | 'udp' | 'sctp'} dport`
   /** A random number in [0, n): the key of a weighted endpoint map (service NAT). */
   | `numgen random mod ${number}`;
@@ -39,7 +42,11 @@ export type Statement =
   /** `update @set { <key joined by " . "> [counter] }`: adds to (or refreshes in) a dynamic set from the packet path. */
   | { readonly kind: 'update'; readonly set: string; readonly key: readonly (Field | Literal)[]; readonly counter?: boolean }
   /** `dnat ip to <ip>:<port>` (after a `meta l4proto` match, which nft requires for the port). */
-  | { readonly kind: 'dnat'; readonly ip: string; readonly port: number };
+  | { readonly kind: 'dnat'; readonly ip: string; readonly port: number }
+  /** `dnat ip to <key> map @<map>`: the address and port from a data map (`ip daddr . tcp dport` data). */
+  | { readonly kind: 'dnatMap'; readonly key: Field; readonly map: string }
+  /** `ct mark set <field> map @<map>`: a data-map lookup; a miss ends the rule (nothing after it runs). */
+  | { readonly kind: 'ctMarkFromMap'; readonly field: Field; readonly map: string };
 
 export type Verdict =
   | { readonly kind: 'accept' | 'drop' | 'return' }
@@ -58,10 +65,16 @@ export interface Rule {
 /** The end of a rule (what happens once its peers and ports matched), appended to a match prefix. */
 export type RuleEnd = Rule;
 
-/** A set or map element: key parts (a concatenation when several), and a map's verdict. */
+/** A set or map element: key parts (a concatenation when several), and a map's verdict or data. */
 export interface Element {
   readonly key: readonly Literal[];
-  readonly value?: Verdict;
+  readonly value?: Verdict | Literal;
+}
+
+/** A 32-bit mark as nft lists it (`0x40000005`), so rendered elements equal the kernel's listing. */
+export function markLiteral(n: number): string {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`mark out of range: ${n}`);
+  return `0x${n.toString(16).padStart(8, '0')}`;
 }
 
 // ------------------------------------------------------------------ builders
@@ -80,6 +93,8 @@ export const flags = (field: Field, ...f: readonly string[]): Match => ({ kind: 
 
 export const setMark = (value: number): Statement => ({ kind: 'mark', value });
 export const dnat = (ip: string, port: number): Statement => ({ kind: 'dnat', ip, port });
+export const dnatMap = (key: Field, map: string): Statement => ({ kind: 'dnatMap', key, map });
+export const ctMarkFromMap = (field: Field, map: string): Statement => ({ kind: 'ctMarkFromMap', field, map });
 export const update = (set: string, key: readonly (Field | Literal)[], counter = false): Statement => ({ kind: 'update', set, key, ...(counter ? { counter } : {}) });
 
 /** A rule from its parts; `then` is appended (a rule end shared by several match prefixes). */
@@ -115,6 +130,10 @@ function statementText(s: Statement): string {
       return `update @${s.set} { ${s.key.join(' . ')}${s.counter ? ' counter' : ''} }`;
     case 'dnat':
       return `dnat ip to ${s.ip}:${s.port}`;
+    case 'dnatMap':
+      return `dnat ip to ${s.key} map @${s.map}`;
+    case 'ctMarkFromMap':
+      return `ct mark set ${s.field} map @${s.map}`;
   }
 }
 
@@ -145,9 +164,10 @@ export function elementKeyText(e: Element): string {
   return e.key.join(' . ');
 }
 
-/** An element in nft syntax: `key`, or `key : verdict` in a map. */
+/** An element in nft syntax: `key`, or `key : verdict` / `key : data` in a map. */
 export function elementText(e: Element): string {
-  return e.value ? `${elementKeyText(e)} : ${verdictText(e.value)}` : elementKeyText(e);
+  if (e.value === undefined) return elementKeyText(e);
+  return `${elementKeyText(e)} : ${typeof e.value === 'object' ? verdictText(e.value) : e.value}`;
 }
 
 /** The rule does something observable besides its verdict (counts or records). */

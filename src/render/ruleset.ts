@@ -55,12 +55,23 @@ export interface Ruleset {
   readonly patch?: ElementPatch;
 }
 
+const stats = new WeakMap<Ruleset, RulesetStats>();
+
 export function rulesetStats(rs: Ruleset): RulesetStats {
+  const known = stats.get(rs);
+  if (known) return known;
   let rules = 0;
   let elements = 0;
   for (const c of rs.chains.values()) rules += c.rules.length;
   for (const s of rs.sets.values()) elements += s.elements.length;
-  return { rules, chains: rs.chains.size, sets: rs.sets.size, elements, counters: rs.counted.length };
+  const result = { rules, chains: rs.chains.size, sets: rs.sets.size, elements, counters: rs.counted.length };
+  stats.set(rs, result);
+  return result;
+}
+
+/** Records the stats of a ruleset derived from another (an element patch knows its delta: no scan). */
+export function rememberStats(rs: Ruleset, s: RulesetStats): void {
+  stats.set(rs, s);
 }
 
 /** The key part of a set or map element (`10.0.0.1 : goto eg_x` → `10.0.0.1`). */

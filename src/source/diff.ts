@@ -90,7 +90,7 @@ export function diffSnapshots(prev: ClusterSnapshot, next: ClusterSnapshot): Clu
     for (const [, e] of upserts.sort(byKey)) changes.push(e);
     if (removed.length > 0) deletions.set(kind, removed.sort(byKey).map(([, e]) => e));
   }
-  for (const kind of DELETE_ORDER) changes.push(...(deletions.get(kind) ?? []));
+  for (const kind of DELETE_ORDER) for (const d of deletions.get(kind) ?? []) changes.push(d);
   return changes;
 }
 

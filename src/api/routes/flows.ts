@@ -1,6 +1,10 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { FILTER_FIELDS, parseFlowFilter, type RawQuery } from '../../flows/filter.js';
 import type { FlowStore } from '../../flows/store.js';
+import type { FanOutResult } from '../fanout.js';
+
+/** Cluster mode: asks the agents for their raw records (undefined: no agent serves any). */
+export type FlowsFanOut = (query: Readonly<Record<string, string>>) => Promise<FanOutResult> | undefined;
 
 const FILTER_DOCS: Record<(typeof FILTER_FIELDS)[number], string> = {
   from_namespace: 'Source namespace (or an `external:<cidr>` group).',
@@ -27,7 +31,7 @@ export const filterQuerySchema = {
   properties: Object.fromEntries(FILTER_FIELDS.map((f) => [f, { type: 'string', description: FILTER_DOCS[f] }])),
 } as const;
 
-export const flowsRoutes: FastifyPluginAsync<{ store: FlowStore }> = async (app, { store }) => {
+export const flowsRoutes: FastifyPluginAsync<{ store: FlowStore; fanOut?: FlowsFanOut }> = async (app, { store, fanOut }) => {
   app.get(
     '/api/flows',
     {
@@ -41,7 +45,14 @@ export const flowsRoutes: FastifyPluginAsync<{ store: FlowStore }> = async (app,
       // Parsed here rather than by ajv so every error names the field in weir's words.
       const filter = parseFlowFilter(req.query as RawQuery);
       const flows = store.queryFlows(filter);
-      return { count: flows.length, flows };
+      const q = req.query as Record<string, unknown>;
+      const asked = fanOut?.(Object.fromEntries(FILTER_FIELDS.flatMap((f) => (typeof q[f] === 'string' ? [[f, q[f]]] : []))));
+      if (!asked) return { count: flows.length, flows };
+      // The agents hold their nodes' raw records; the store holds only samples and aggregates of them.
+      const fo = await asked;
+      const agentNodes = new Set(fo.sources.map((s) => s.node));
+      const merged = [...flows.filter((f) => !agentNodes.has(f.node)), ...fo.flows].sort((a, b) => b.time - a.time).slice(0, filter.limit);
+      return { count: merged.length, flows: merged, sources: fo.sources, partial: fo.sources.some((s) => !s.ok) };
     },
   );
 };

@@ -13,6 +13,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { aggregateEdges, type Aggregator, type Edge, type GroupBy } from '../../flows/aggregate.js';
 import { matchesFilter, parseFlowFilter, type FlowFilter } from '../../flows/filter.js';
+import type { FlowStore } from '../../flows/store.js';
 import type { FlowPipeline, PipelineBatch } from '../../flows/pipeline.js';
 import type { FlowRecord } from '../../flows/record.js';
 import type { ServerMetrics } from '../server-metrics.js';
@@ -23,6 +24,8 @@ export interface StreamOptions {
   pipeline: FlowPipeline;
   aggregator: Aggregator;
   metrics?: ServerMetrics;
+  /** Answers a snapshot window longer than the aggregator's horizon (per-minute aggregates). */
+  store?: Pick<FlowStore, 'edges'>;
   /** Flow records per event at most (the rest are counted in `flowsOmitted`). */
   maxFlowsPerEvent?: number;
   /** Unsent bytes a client may have before batches are dropped for it (default 512 KiB). */
@@ -144,7 +147,7 @@ export const streamRoutes: FastifyPluginAsync<StreamOptions> = async (app, opts)
       open.add(res);
       opts.metrics?.streamClients.set(open.size);
       const client: Client = { res, gap: undefined, behindSince: undefined };
-      res.write(eventBytes('snapshot', { time: Date.now(), group, windowMs, edges: opts.aggregator.edges(group, windowMs) }));
+      res.write(eventBytes('snapshot', { time: Date.now(), group, windowMs, edges: windowMs > opts.aggregator.horizonMs && opts.store ? opts.store.edges(group, Date.now() - windowMs) : opts.aggregator.edges(group, windowMs) }));
 
       const disconnectIfBehind = (now: number): boolean => {
         if (client.behindSince === undefined || now - client.behindSince < o.maxBehindMs) return false;

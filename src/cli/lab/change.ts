@@ -8,6 +8,7 @@ import { labDnsInfo, syncLabDns } from '../../lab/dns-lab.js';
 import { agentInfo, waitForAgents, type SettledAgent } from '../../lab/supervisor.js';
 import { hasErrors } from '../../model/diagnostics.js';
 import { CliError } from '../exit.js';
+import { isKubeLab, publishLab } from '../../lab/kube.js';
 import { labCall, printDiagnostics, requireUp, type DirOptions } from './common.js';
 
 export interface ChangeOptions extends DirOptions {
@@ -45,7 +46,9 @@ export async function changeDesired(dir: string, next: Map<string, string>, quie
   // The lab DNS (when `lab up` started it) serves the Services of the new set at once.
   const after = await readState(dir);
   if (after && (await labDnsInfo(dir)).length > 0) await labCall(() => syncLabDns(after, labCluster(built.cluster, after)));
-  const generation = await bumpGeneration(dir);
+  // A lab served through the Kubernetes API: the change goes through the API, and the agents
+  // report the API's resourceVersion they have applied.
+  const generation = after && isKubeLab(dir) ? await labCall(() => publishLab(dir, after, next)) : await bumpGeneration(dir);
   const since = Date.now();
   const pods = `pods: ${applied.added.length} added, ${applied.removed.length} removed, ${applied.relabelled.length} relabelled`;
   if (!enforced) return { pods, agents: undefined };

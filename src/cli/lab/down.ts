@@ -7,6 +7,7 @@ import { REASONS_FILE } from '../../agent/status.js';
 import { removeDesired } from '../../lab/desired.js';
 import { DEFAULT_PREFIX, labDown, preflight } from '../../lab/index.js';
 import { stopAgents, stopServe } from '../../lab/supervisor.js';
+import { stopLabApiServer } from '../../lab/kube.js';
 import { stopLabDns } from '../../lab/dns-lab.js';
 import { readState } from '../../lab/index.js';
 import { writeOutput } from '../output.js';
@@ -25,16 +26,18 @@ export async function runDown(opts: DownOptions): Promise<void> {
   const agents = await stopAgents(dir);
   const state = await readState(dir).catch(() => undefined);
   const dns = await stopLabDns(dir, state?.prefix ?? opts.prefix ?? DEFAULT_PREFIX);
+  const api = await stopLabApiServer(dir, { forget: true });
   const result = await labCall(() =>
     labDown({ dir, ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}), force: opts.force === true, purge: opts.purge === true }),
   );
   if (opts.purge) {
     await removeDesired(dir);
     const names = await readdir(dir).catch(() => [] as string[]);
-    for (const n of names) if (/^agent-.*\.(json|pid)$/.test(n) || /^flows\.db(-wal|-shm)?$/.test(n) || n === REASONS_FILE) await rm(join(dir, n), { force: true });
+    for (const n of names) if (/^agent-.*\.(json|pid)$/.test(n) || /^flows\.db(-wal|-shm)?$/.test(n) || n === REASONS_FILE || n === 'kubeconfig') await rm(join(dir, n), { force: true });
+    await rm(join(dir, 'apiserver'), { recursive: true, force: true });
   }
   await writeOutput(
-    `lab down in ${dir}: ${result.removedNetns.length} namespaces removed, ${result.stoppedPids.length} processes, ${agents.length} agents, ${dns.length} DNS servers${served !== undefined ? ' and the visibility server' : ''} stopped${opts.purge ? ', state purged' : ''}\n`,
+    `lab down in ${dir}: ${result.removedNetns.length} namespaces removed, ${result.stoppedPids.length} processes, ${agents.length} agents, ${dns.length} DNS servers${served !== undefined ? ' and the visibility server' : ''}${api !== undefined ? ' and the API server' : ''} stopped${opts.purge ? ', state purged' : ''}\n`,
   );
 }
 

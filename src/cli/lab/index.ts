@@ -4,7 +4,7 @@
 // probe's packets).
 
 import { Option, type Command } from 'commander';
-import { runAgentCommand } from './agent.js';
+import { runAgentCommand, type AgentOptions } from './agent.js';
 import { runApply } from './apply.js';
 import { collect, dirOptions, type DirOptions } from './common.js';
 import { runDelete } from './delete.js';
@@ -45,6 +45,9 @@ Examples:
     .option('--no-serve', 'do not start the visibility server (`weir serve`: flows API and dashboard)')
     .option('--serve-port <port>', 'port of the visibility server on 127.0.0.1 (default 7680; 0: any free port)')
     .option('--alerts <file>', 'alert rules for the visibility server (YAML)')
+    .option('--source <files|kube>', 'where the agents read the lab: its files (default), or a Kubernetes API server the lab runs (<dir>/kubeconfig)')
+    .option('--server <url>', 'agents ship flows to this server (`weir serve --cluster`) instead of a lab-local one; with --token-file')
+    .option('--token-file <file>', 'bearer token of --server')
     .addHelpText('after', '\nExit status: 0 up, 1 up but the visibility server or the lab DNS did not start, 2 invalid manifests (nothing created), not root, missing tools, or a lab already up.')
     .action(runUp);
 
@@ -119,10 +122,29 @@ Exit status: 0 ok, 1 disagreements (--compare), 2 no lab up or bad arguments.`,
 
   program
     .command('agent')
-    .description('the per-node enforcement agent (started by `weir lab up`; one per node)')
-    .requiredOption('--lab-dir <dir>', 'lab directory (state.json, desired/)')
-    .requiredOption('--node <name>', 'node to enforce (node-0, …)')
+    .description('the per-node enforcement agent: of a lab node (--lab-dir, started by `weir lab up`) or of a Kubernetes node (--kubeconfig or --in-cluster, policy-only beside the CNI)')
+    .requiredOption('--node <name>', 'node to enforce (node-0, …; on Kubernetes the Node name, e.g. from spec.nodeName)')
+    .option('--lab-dir <dir>', 'lab directory (state.json, desired/)')
     .option('--strict', 'flush conntrack entries a narrowed policy no longer allows')
-    .option('--manifests <path...>', 'manifest files or folders to enforce (default: <lab-dir>/desired/)')
-    .action(runAgentCommand);
+    .option('--manifests <path...>', 'lab: manifest files or folders to enforce (default: <lab-dir>/desired/)')
+    .option('--kubeconfig <file>', 'Kubernetes: the API server and credentials from this kubeconfig')
+    .option('--context <name>', 'Kubernetes: the kubeconfig context to use')
+    .option('--in-cluster', "Kubernetes: the pod's service account (the DaemonSet)")
+    .option('--pod-cidr <cidr...>', "Kubernetes: the node's pod ranges, where pods the agent does not know fail closed (default: the Node's spec.podCIDRs)")
+    .option('--allow-unknown-pods', 'Kubernetes: let pods the agent has not synced pass unfiltered (default: they are dropped)')
+    .option('--health-address <[host:]port>', 'Kubernetes: /readyz, /livez, /metrics, /status (default 127.0.0.1:9791)')
+    .option('--no-health', 'Kubernetes: no local HTTP port')
+    .option('--netns <name>', 'apply the ruleset in this network namespace (tests, the lab)')
+    .option('--watchdog <seconds>', 'Kubernetes: re-list a kind whose watch sent nothing (not even a bookmark) for this long (default 180)')
+    .option('--status-dir <dir>', 'Kubernetes: also write agent-<node>.json there')
+    .option('--config <file>', 'Kubernetes: settings (YAML: failClosedUntilSynced, healthPort, healthHost, watchdogSeconds, podCIDRs); flags win')
+    .option('--server <url>', 'lab: ship this node\'s flows to a weir server (`weir serve --cluster`); with --token-file')
+    .option('--token-file <file>', 'the server\'s bearer token (one line)')
+    .option('--ca <file>', 'PEM CA bundle for an https:// --server with its own CA')
+    .option('--client-cert <file>', 'PEM client certificate (mutual TLS), with --client-key')
+    .option('--client-key <file>', 'PEM private key of --client-cert')
+    .option('--buffer-dir <dir>', 'on-disk flow buffer (default <lab-dir>/flows-<node>/)')
+    .option('--buffer-size <MiB>', 'bound of the on-disk flow buffer (default 64)')
+    .option('--query-port <port>', 'port of the raw-flow query endpoint on 127.0.0.1 (default: any free port)')
+    .action((o: AgentOptions & { bufferSize?: string }) => runAgentCommand({ ...o, ...(o.bufferSize !== undefined ? { bufferMib: o.bufferSize } : {}) }));
 }

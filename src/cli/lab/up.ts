@@ -7,7 +7,8 @@ import type { Command } from 'commander';
 import { bumpGeneration, readObjects, writeDesired } from '../../lab/desired.js';
 import { labCluster, labUp, preflight, readState } from '../../lab/index.js';
 import { startLabDns, stopLabDns } from '../../lab/dns-lab.js';
-import { agentHooks, agentInfo, serveLogFile, startServe, stopAgents, stopServe, weirCommand } from '../../lab/supervisor.js';
+import { agentHooks, agentInfo, serveLogFile, startServe, stopAgents, stopServe, waitForAgents, weirCommand } from '../../lab/supervisor.js';
+import { kubeAgentHooks, labKubeconfig, publishLab, startLabApiServer, stopLabApiServer } from '../../lab/kube.js';
 import { listNetns } from '../../lab/topology.js';
 import { NODE_DNS_IP } from '../../lab/dns.js';
 import { CliError, EXIT_FINDINGS, exitStatus } from '../exit.js';
@@ -23,8 +24,13 @@ export interface UpOptions extends DirOptions {
   readonly serve: boolean;
   readonly servePort?: string;
   readonly alerts?: string;
+  /** Where the agents read the lab: its files (default) or the Kubernetes API (`kube`). */
+  readonly source?: string;
   /** Start the lab DNS (`--no-dns` turns it off). */
   readonly dns?: boolean;
+  /** Agents ship their flows to this server (`weir serve --cluster`) instead of a lab-local `weir serve`. */
+  readonly server?: string;
+  readonly tokenFile?: string;
 }
 
 export function parseServePort(text: string | undefined): number | undefined {
@@ -54,6 +60,14 @@ export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Pro
   const servePort = parseServePort(opts.servePort);
   if (opts.alerts !== undefined && !existsSync(opts.alerts)) throw new CliError(`--alerts: no such file ${opts.alerts}`);
   const dir = labDir(opts);
+  if (opts.source !== undefined && opts.source !== 'files' && opts.source !== 'kube') throw new CliError(`invalid --source "${opts.source}": expected files or kube`);
+  const kube = opts.source === 'kube';
+  if ((opts.server === undefined) !== (opts.tokenFile === undefined)) throw new CliError('--server and --token-file go together: the agents ship flows to that server with its token');
+  if (opts.tokenFile !== undefined && !existsSync(opts.tokenFile)) throw new CliError(`--token-file: no such file ${opts.tokenFile}`);
+  const ship = opts.server !== undefined && opts.tokenFile !== undefined ? ['--server', opts.server, '--token-file', resolve(opts.tokenFile)] : [];
+  if (kube && ship.length > 0) throw new CliError('--server with --source kube: agents fed by the Kubernetes API do not ship flows yet; use --source files to ship, or drop --server');
+  // Shipping agents report to that server; a lab-local one following the nodes would count twice.
+  const serve = opts.serve && ship.length === 0;
   await preflight();
   const sources = paths.length > 0 ? paths : defaultPaths();
   const input = await loadInput(sources, { quiet });
@@ -63,7 +77,7 @@ export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Pro
   }
   if (await isUp(dir)) throw new CliError(`a lab is already up in ${dir}: run \`weir lab down\` first (or \`weir lab apply\` to change it)`);
   if (opts.agent) await stopAgents(dir); // leftovers of a lab that was never taken down
-  if (opts.serve) await stopServe(dir);
+  if (serve) await stopServe(dir);
   await stopLabDns(dir);
 
   const objects = await readObjects(sources);
@@ -71,18 +85,31 @@ export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Pro
   await bumpGeneration(dir);
 
   const started = Date.now();
+  let apiLine: string | undefined;
   const state = await labCall(async () => {
     try {
-      return await labUp(input.cluster, {
+      // --source kube: the lab's API server first; the hooks seed it and start agents against it.
+      const api = kube ? (await stopLabApiServer(dir, { forget: true }), await startLabApiServer(dir, { fresh: true })) : undefined;
+      if (api) apiLine = `kubernetes API: ${api.url} (kubectl --kubeconfig ${labKubeconfig(dir)} get pods -A)`;
+      const hooks = kube ? kubeAgentHooks(dir, { command: weirCommand(), strict: opts.strict, agents: opts.agent }) : opts.agent ? agentHooks(dir, { command: weirCommand(), strict: opts.strict, agentArgs: ship }) : {};
+      const up = await labUp(input.cluster, {
         dir,
         ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}),
         ...(nodes !== undefined ? { nodes } : {}),
-        ...(opts.agent ? agentHooks(dir, { command: weirCommand(), strict: opts.strict }) : {}),
+    ...hooks,
         onDiagnostics: (d) => printDiagnostics(d, quiet),
       });
+      if (kube) {
+        // The state as built, through the API; up returns once every agent enforces it.
+        const since = Date.now();
+        const generation = await publishLab(dir, up);
+        if (opts.agent) await waitForAgents(dir, up.nodes, { generation, since, timeoutMs: 60_000 });
+      }
+      return up;
     } catch (e) {
       // labUp removed its namespaces; the agents it had started are ours to stop.
       await stopAgents(dir);
+      if (kube) await stopLabApiServer(dir, { forget: true });
       throw e;
     }
   });
@@ -101,7 +128,8 @@ export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Pro
     }
   }
   let serveLine = 'no visibility server (--no-serve): start one with `weir serve' + (opts.dir !== undefined ? ` --lab-dir ${resolve(opts.dir)}` : '') + '`';
-  if (opts.serve) {
+  if (ship.length > 0) serveLine = `agents ship flows to ${opts.server ?? ''} (weir status --server ${opts.server ?? ''} --token-file ${opts.tokenFile ?? ''})`;
+  if (serve) {
     try {
       const start = (port: number | undefined) =>
         startServe(dir, { command: weirCommand(), ...(port !== undefined ? { port } : {}), ...(opts.alerts !== undefined ? { alertsFile: resolve(opts.alerts) } : {}) });
@@ -125,6 +153,7 @@ export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Pro
       : 'no agents (--no-agent): policies are NOT enforced, every pod reaches every pod',
     dnsLine,
     serveLine,
+    ...(apiLine ? [apiLine] : []),
     `next: weir lab status${dirFlag(opts)} | weir lab probe${dirFlag(opts)} | weir lab down${dirFlag(opts)}`,
   ];
   await writeOutput(`${lines.join('\n')}\n`);

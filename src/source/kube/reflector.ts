@@ -62,6 +62,25 @@ export interface ReflectorStats {
   lastError?: string;
 }
 
+/**
+ * An API object weir could not read as written: the kind and name travel with the error, so a
+ * consumer can tell the object's owners (the agent writes a Kubernetes Event on it).
+ * `salvaged`: kept as the loader salvaged it (what is certain enforced, the doubt denied);
+ * otherwise treated as absent.
+ */
+export class KubeObjectProblem extends Error {
+  constructor(
+    readonly kind: SourceKind,
+    readonly namespace: string | undefined,
+    readonly objectName: string,
+    readonly problems: readonly string[],
+    readonly salvaged: boolean,
+  ) {
+    super(problems.join('\n'));
+    this.name = 'KubeObjectProblem';
+  }
+}
+
 export interface ReflectorSink {
   events(kind: SourceKind, events: ClusterEvent[]): void;
   synced(kind: SourceKind): void;
@@ -250,7 +269,7 @@ export class Reflector<K extends SourceKind> {
           metadata?: { resourceVersion?: string; continue?: string };
           items?: RawObject[];
         };
-        items.push(...(page.items ?? []));
+        for (const item of page.items ?? []) items.push(item);
         rv = page.metadata?.resourceVersion ?? rv;
         cont = page.metadata?.continue || undefined;
       } while (cont);
@@ -329,11 +348,11 @@ export class Reflector<K extends SourceKind> {
     if (n.ok) {
       object = n.object as KindObjects[K] | undefined;
       // Kept as the loader salvaged it (what is certain, the doubtful part marked), and reported.
-      if (n.problems) this.sink.error(new Error(n.problems.join('\n')));
+      if (n.problems) this.sink.error(this.problem(raw, n.problems, true));
     } else {
       // An object the loader cannot read at all (policies it salvages instead) is treated as
       // absent, as in files, and the problem is reported with the object and field named.
-      this.sink.error(new Error(n.problems.join('\n')));
+      this.sink.error(this.problem(raw, n.problems, false));
       object = undefined;
     }
     this.known.set(key, { rv, object });
@@ -343,6 +362,10 @@ export class Reflector<K extends SourceKind> {
     else if (old !== undefined && object !== undefined && !jsonEqual(old, object)) {
       out.push({ type: 'updated', kind: this.kind.kind, object, old } as ClusterEvent);
     }
+  }
+
+  private problem(raw: RawObject, problems: readonly string[], salvaged: boolean): KubeObjectProblem {
+    return new KubeObjectProblem(this.kind.kind, raw.metadata?.namespace || undefined, raw.metadata?.name ?? '', problems, salvaged);
   }
 
   private remove(key: string, out: ClusterEvent[]): void {

@@ -121,15 +121,42 @@ export class KubeSource implements ClusterSource {
     return this.synced;
   }
 
+  /**
+   * The resourceVersion up to which every change has been delivered to the handlers: the least
+   * of the kinds' resourceVersions (kinds the server does not serve aside), which bookmarks move
+   * on while nothing changes. Lets a writer wait until a consumer has seen its write (the lab's
+   * `apply`). Undefined before the initial sync or when versions are not numbers (they are
+   * opaque in the API; etcd's revisions and the test API server's are numbers).
+   */
+  deliveredResourceVersion(): number | undefined {
+    if (!this.synced) return undefined;
+    if (this.pending.length === 0 && !this.flushScheduled) this.delivered = this.currentResourceVersion();
+    return this.delivered;
+  }
+
+  private delivered: number | undefined;
+
+  private currentResourceVersion(): number | undefined {
+    let least: number | undefined;
+    for (const k of SOURCE_KINDS) {
+      const st = this.reflectors[k].stats;
+      if (st.absent) continue;
+      const rv = Number(st.resourceVersion);
+      if (st.resourceVersion === undefined || !Number.isFinite(rv)) return undefined;
+      least = least === undefined ? rv : Math.min(least, rv);
+    }
+    return least;
+  }
+
   private accept(kind: SourceKind, events: ClusterEvent[]): void {
     if (this.stopped) return;
     if (!this.synced) {
       const list = this.initial.get(kind) ?? [];
-      list.push(...events);
+      for (const e of events) list.push(e); // not push(...): a kind's list can be 100k objects
       this.initial.set(kind, list);
       return;
     }
-    this.pending.push(...events);
+    for (const e of events) this.pending.push(e);
     // Events that arrive together (one chunk of a stream, one re-list) go out as one batch.
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -142,6 +169,7 @@ export class KubeSource implements ClusterSource {
     if (this.pending.length === 0 || this.stopped) return;
     const batch = this.pending;
     this.pending = [];
+    this.delivered = this.currentResourceVersion();
     this.handlers?.onEvents(batch);
   }
 
@@ -151,6 +179,7 @@ export class KubeSource implements ClusterSource {
     this.synced = true;
     const batch = SOURCE_KINDS.flatMap((k) => this.initial.get(k) ?? []);
     this.initial.clear();
+    this.delivered = this.currentResourceVersion();
     this.handlers?.onEvents(batch);
     this.handlers?.onSynced?.();
     this.onSyncedOnce?.();

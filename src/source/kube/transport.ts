@@ -154,6 +154,38 @@ export class KubeTransport {
     });
   }
 
+  /** POST of a JSON body (creating an object: an Event); non-2xx statuses throw a KubeApiError. */
+  async postJSON(path: string, body: unknown, timeoutMs = 30_000): Promise<unknown> {
+    const { url, options } = await this.open(path, {});
+    options.method = 'POST';
+    const text = JSON.stringify(body);
+    options.headers = { ...options.headers, 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(text)) };
+    return new Promise((resolve, reject) => {
+      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const answer = Buffer.concat(chunks).toString('utf8');
+          const status = res.statusCode ?? 0;
+          if (status < 200 || status >= 300) {
+            const s = statusMessage(status, answer);
+            reject(new KubeApiError(status, s.reason, `POST ${url.pathname}: ${status} ${s.message}`));
+            return;
+          }
+          try {
+            resolve(JSON.parse(answer));
+          } catch {
+            resolve(undefined);
+          }
+        });
+      });
+      req.on('error', reject);
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`POST ${url.pathname}: no answer within ${timeoutMs} ms`)));
+      req.end(text);
+    });
+  }
+
   /**
    * Opens a watch (`watch=true` is added). Lines are parsed as they arrive; a non-200 answer
    * ends it with a KubeApiError (410 included), a reset connection with its socket error.

@@ -5,7 +5,9 @@
 //        [--token T] [--bookmark-ms MS] [--tls-key KEY.pem --tls-cert CERT.pem]
 //
 // Prints one line `weir-apiserver listening on URL` when it accepts connections; SIGTERM or
-// SIGINT writes the state and exits.
+// SIGINT writes the state and exits. Faults, for tests of the process (the lab's `--source
+// kube`): SIGUSR1 cuts every open watch mid-stream, SIGUSR2 forces 410 Gone (compacts the
+// history), SIGHUP makes the open watches silent.
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -43,6 +45,12 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  process.on('SIGUSR1', () => process.stdout.write(`weir-apiserver: fault: cut ${server.dropWatches()} watches\n`));
+  process.on('SIGUSR2', () => {
+    server.forceGone();
+    process.stdout.write('weir-apiserver: fault: history compacted, open watches get 410 Gone\n');
+  });
+  process.on('SIGHUP', () => process.stdout.write(`weir-apiserver: fault: ${server.silenceWatches()} watches silenced\n`));
 }
 
 main().catch((e: unknown) => {
