@@ -1,5 +1,9 @@
 // bench/lb — balancing strategies against heterogeneous endpoints, in the lab (root):
-//   sudo npx tsx bench/lb.ts [--rate 300] [--seconds 16] [--target-ms 30]
+//   sudo npx tsx bench/lb.ts [--rate 300] [--seconds 16] [--target-ms 30] [--tick-ms 500] [--rounds 1]
+//
+// With --rounds N every strategy runs N times for --seconds each, in an order rotated per
+// round, and the results are pooled: on a shared machine whose load drifts, no strategy gets
+// all the quiet (or all the busy) minutes.
 //
 // Five pod servers behind one "Service", each serving 4 requests at a time in 10 ms (the
 // lab's own slow/flaky servers, src/lab/behaviour.ts; the kernel has no netem):
@@ -36,12 +40,15 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '300' },
     seconds: { type: 'string', default: '16' },
     'target-ms': { type: 'string', default: '30' },
+    'tick-ms': { type: 'string', default: '500' },
+    rounds: { type: 'string', default: '1' },
   },
 });
 const RATE = Number(values.rate);
 const SECONDS = Number(values.seconds);
 const TARGET_MS = Number(values['target-ms']);
-const TICK_MS = 500;
+const TICK_MS = Number(values['tick-ms']);
+const ROUNDS = Math.max(1, Number(values.rounds));
 const PORT = 8080;
 const NAMES = ['e0', 'e1', 'e2', 'e3', 'e4'];
 
@@ -148,12 +155,25 @@ async function main(): Promise<void> {
     const netnsOf = new Map(state.pods.map((p) => [p.name, p.netns]));
     const ips = NAMES.map((n) => state.pods.find((p) => p.name === n)?.ip as string);
     const clientNetns = netnsOf.get('client') as string;
-    console.log(`bench/lb: ${RATE} req/s open loop for ${SECONDS} s per strategy, one request per connection; target ${TARGET_MS} ms`);
+    console.log(`bench/lb: ${RATE} req/s open loop for ${SECONDS} s per strategy and round (${ROUNDS} round(s)), controller tick ${TICK_MS} ms, one request per connection; target ${TARGET_MS} ms`);
     console.log('endpoints: e0,e4 healthy (10 ms, 4 at a time); e1 5x slower (50 ms); e2 stalls 400 ms every 2 s; e3 fails 20 % from half-way\n');
     const rows: string[] = [];
     const header = '| strategy | p50 | p99 | errors | within target | requests per endpoint (e0..e4) |';
-    for (const strategy of ['rr', 'wrr', 'lrif', 'adaptive'] as const) {
-      const r = await runStrategy(strategy, dir, clientNetns, netnsOf, ips);
+    const strategies = ['rr', 'wrr', 'lrif', 'adaptive'] as const;
+    const pooled = new Map<Strategy, Done>(strategies.map((k) => [k, { latencies: [], errors: 0, perEndpoint: NAMES.map(() => 0) }]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let i = 0; i < strategies.length; i++) {
+        const strategy = strategies[(i + round) % strategies.length];
+        const r = await runStrategy(strategy, dir, clientNetns, netnsOf, ips);
+        const p = pooled.get(strategy) as Done;
+        for (const x of r.latencies) p.latencies.push(x);
+        p.errors += r.errors;
+        r.perEndpoint.forEach((n, k) => (p.perEndpoint[k] += n));
+        console.log(`${strategy} done (round ${round + 1}/${ROUNDS})`);
+      }
+    }
+    for (const strategy of strategies) {
+      const r = pooled.get(strategy) as Done;
       const ok = r.latencies.filter((x) => x >= 0).sort((a, b) => a - b);
       // Percentiles of the requests that succeeded; failures are counted apart (and as outside
       // the target).
@@ -163,7 +183,6 @@ async function main(): Promise<void> {
       rows.push(
         `| ${name} | ${percentile(all, 0.5).toFixed(1)} ms | ${percentile(all, 0.99).toFixed(1)} ms | ${r.errors} (${((100 * r.errors) / r.latencies.length).toFixed(1)} %) | ${((100 * inTarget) / r.latencies.length).toFixed(1)} % | ${r.perEndpoint.join(' / ')} |`,
       );
-      console.log(`${strategy} done`);
     }
     for (const name of NAMES) await clearBehaviour(dir, netnsOf.get(name) as string);
     console.log(`\n${header}\n|---|---:|---:|---:|---:|---|\n${rows.join('\n')}`);

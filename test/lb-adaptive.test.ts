@@ -104,7 +104,7 @@ describe('adaptive controller', () => {
   test('damping: with load-dependent latency the damped controller settles where an undamped one oscillates', () => {
     // Two endpoints of half the capacity: as soon as they get more load they get slow.
     const mk = (): SimEndpoint[] => [healthy(), healthy(), healthy(), { baseMs: 10, concurrency: 2, errorRate: 0 }, { baseMs: 10, concurrency: 2, errorRate: 0 }];
-    const undamped = run(mk(), 60, { smoothing: 1, gain: 1, maxStepRatio: 1e9, reversalDamping: 1, deadBand: 0 }, 1200);
+    const undamped = run(mk(), 60, { smoothing: 1, gain: 1, maxStepRatio: 1e9, reversalDamping: 1, deadBand: 0, peakDecay: 0, reversion: 0 }, 1200);
     const damped = run(mk(), 60, {}, 1200);
     assertSumsToOne(damped);
     const u = jitter(undamped, 20);
@@ -141,5 +141,30 @@ describe('adaptive controller', () => {
     assert.ok([...st.values()].every((e) => Math.abs(e.share - 0.25) < 1e-9));
     st = adaptive.step(st, new Map(), ['c']);
     assert.deepEqual([...st.keys()], ['c']);
+  });
+
+  test('noise cannot walk equal endpoints apart: noisy equal latencies keep shares near equal', () => {
+    // Three equal endpoints measured with ±30 % noise on one sample per step (the agent's
+    // probes on a loaded machine): without reversion the shares random-walk to the bounds.
+    let seed = 11;
+    const noise = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return 0.7 + 0.6 * (seed / 2 ** 31);
+    };
+    const keys = ['a', 'b', 'c'];
+    const spread = (reversion: number): number => {
+      let st = adaptive.initialState(keys);
+      seed = 11;
+      let worst = 0;
+      for (let i = 0; i < 400; i++) {
+        st = adaptive.step(st, new Map(keys.map((k) => [k, { requests: 1, errors: 0, latencyMs: 10 * noise(), inFlight: 0 }])), keys, { reversion });
+        if (i > 100) worst = Math.max(worst, ...keys.map((k) => (st.get(k) as adaptive.EndpointState).share));
+      }
+      return worst;
+    };
+    const without = spread(0);
+    const withIt = spread(adaptive.DEFAULT_ADAPTIVE.reversion);
+    assert.ok(withIt < without, `reversion ${withIt} vs none ${without}`);
+    assert.ok(withIt < 0.52, `an equal endpoint reached a share of ${withIt}`);
   });
 });

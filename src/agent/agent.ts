@@ -27,6 +27,7 @@ import { diffSnapshots, EMPTY_SNAPSHOT } from '../source/diff.js';
 import { snapshotOfCluster } from '../source/files.js';
 import type { ClusterEvent, ClusterSnapshot } from '../source/types.js';
 import { sweepConntrack } from './conntrack.js';
+import type { ServiceRuntime } from './lb-loop.js';
 import { LocalIdentities } from './local-identities.js';
 import { REASONS_FILE, writeAgentStatus, writeJsonAtomic, type AgentStatus } from './status.js';
 
@@ -90,6 +91,9 @@ export class NodeAgent {
   private desiredGeneration: number | undefined;
   private policyVersion = 0;
   private namedCache: { policies: number; version: number; rules: CompiledRule[] } | undefined;
+  /** Health, drains and adaptive factors from the balancing loop (src/agent/lb-loop.ts). */
+  private lbRuntime: ServiceRuntime | undefined;
+  private applying: Promise<unknown> = Promise.resolve();
 
   /** Whether the change being applied was rendered in full (see AgentStatus.rendered). */
   private rendered = true;
@@ -265,7 +269,34 @@ export class NodeAgent {
   /** The service NAT section's input for this node, when the cluster has Services. */
   private services(): ServicesInput | undefined {
     if (!this.synced || this.synced.cluster.services.length === 0) return undefined;
+    return planServices((this.snapshot() as ClusterSnapshot).cluster, [], this.opts.node, this.lbRuntime ?? {});
+  }
+
+  /** The node's Services without run-time inputs (the balancing loop measures their endpoints). */
+  servicesInput(): ServicesInput | undefined {
+    if (!this.synced || this.synced.cluster.services.length === 0) return undefined;
     return planServices((this.snapshot() as ClusterSnapshot).cluster, [], this.opts.node);
+  }
+
+  /**
+   * The balancing loop's inputs: when only weights change, an element patch of the `lb_*`
+   * maps (established connections stay where conntrack put them); otherwise a render.
+   * `only`: the Services (`ns/name`) whose inputs changed (the others are not rendered).
+   */
+  async setServiceRuntime(runtime: ServiceRuntime, only?: ReadonlySet<string>): Promise<AgentStatus | undefined> {
+    this.lbRuntime = runtime;
+    // The patch is computed inside the apply queue, against exactly what the kernel holds.
+    const next = this.applying.then(async () => {
+      const applied = this.applier.applied;
+      const services = this.services();
+      if (!applied || !services) return undefined;
+      const t0 = performance.now();
+      const patched = serviceWeightPatch(applied, services, only);
+      if (patched?.patch && patched.patch.added.size === 0 && patched.patch.removed.size === 0) return undefined;
+      return this.applyNow(patched ?? this.renderNow(), performance.now() - t0);
+    });
+    this.applying = next.catch(() => undefined);
+    return next;
   }
 
   /** Named-port egress rules change only with policies; cached per policy set. */
@@ -282,7 +313,14 @@ export class NodeAgent {
     return this.applyRuleset(patched ?? this.renderNow(), performance.now() - t0);
   }
 
-  private async applyRuleset(ruleset: Ruleset, renderMs: number): Promise<AgentStatus> {
+  /** One apply at a time: the balancing loop and the sources both apply. */
+  private applyRuleset(ruleset: Ruleset, renderMs: number): Promise<AgentStatus> {
+    const next = this.applying.then(() => this.applyNow(ruleset, renderMs));
+    this.applying = next.catch(() => undefined);
+    return next;
+  }
+
+  private async applyNow(ruleset: Ruleset, renderMs: number): Promise<AgentStatus> {
     const diagnostics = this.lastDiagnostics;
     const localPods = this.lastLocalPods;
     const desiredGeneration = this.desiredGeneration;

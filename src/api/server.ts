@@ -22,6 +22,7 @@ import { metricsRoutes } from './routes/metrics.js';
 import { policiesRoutes, type KnownPolicy } from './routes/policies.js';
 import { streamRoutes, type StreamOptions } from './routes/stream.js';
 import { uiRoutes } from './routes/ui.js';
+import { registerServiceMetrics, servicesRoutes, type ServicesSource } from './routes/services.js';
 
 export const DEFAULT_PORT = 7680;
 
@@ -46,6 +47,8 @@ export interface ServerOptions {
   tls?: { cert: string | Buffer; key: string | Buffer; clientCa?: string | Buffer };
   /** Idle and slow-request limits (ms). */
   timeouts?: Partial<ServerTimeouts>;
+  /** The agents' Service status (`/api/services`, per-endpoint metrics). */
+  services?: ServicesSource;
 }
 
 export interface ServerTimeouts {
@@ -87,7 +90,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   void app.register(fastifySwagger, {
     openapi: {
       info: { title: 'weir visibility API', version: '0.1.0', description: 'Flows between groups of workloads, policy hit counters, alerts and a live stream.' },
-      tags: [{ name: 'flows' }, { name: 'policies' }, { name: 'alerts' }, { name: 'metrics' }],
+      tags: [{ name: 'flows' }, { name: 'policies' }, { name: 'alerts' }, { name: 'services' }, { name: 'metrics' }],
     },
   });
   void app.register(fastifySwaggerUi, { routePrefix: '/docs' });
@@ -102,6 +105,11 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   void app.register(policiesRoutes, { aggregator, ...(opts.knownPolicies ? { knownPolicies: opts.knownPolicies } : {}) });
   void app.register(alertsRoutes, { store: opts.store, ...(opts.alerts ? { alerts: opts.alerts } : {}), ...(opts.webhook ? { webhook: opts.webhook } : {}) });
   void app.register(streamRoutes, { pipeline: opts.pipeline, aggregator, metrics: serverMetrics, store: opts.store, ...opts.stream });
+  // Without the agents' status (no lab, tests), no Services: an empty list, not a 404 the
+  // dashboard would report.
+  const services = opts.services ?? { views: async () => ({ services: [], errors: [] }) };
+  void app.register(servicesRoutes, { source: services });
+  registerServiceMetrics(metrics.registry, services);
   void app.register(metricsRoutes, { metrics });
   void app.register(uiRoutes, { uiDir: opts.uiDir ?? DEFAULT_UI_DIR });
   app.get('/api/health', { schema: { hide: true } }, async () => ({ ok: true, pipeline: opts.pipeline.stats }));

@@ -25,6 +25,10 @@ import type { KnownPolicy } from './routes/policies.js';
 import { checkExposure, isLoopbackAddress } from './security.js';
 import { DEFAULT_PORT, createServer, type ServerOptions } from './server.js';
 import { REASONS_FILE } from '../agent/status.js';
+import { readLbStatuses } from '../agent/lb-files.js';
+import { serviceViews } from '../agent/lb-status.js';
+import { allocate, serviceKey } from '../lb/allocate.js';
+import type { Service } from '../model/cluster.js';
 
 export interface VisibilityOptions {
   /** The lab to follow; absent: a cluster server fed only by shipping agents (then `storePath` is needed). */
@@ -65,6 +69,8 @@ export interface LabView {
   readonly pods: ReadonlyMap<string, PodInfo>;
   readonly attribution: FlowAttribution | undefined;
   readonly knownPolicies: readonly KnownPolicy[];
+  /** `namespace/name` of a Service by `ip:port` (ClusterIP and NodePorts): flows through Services. */
+  readonly services: ReadonlyMap<string, string>;
 }
 
 export interface Visibility {
@@ -84,7 +90,23 @@ export interface Visibility {
 }
 
 /** The view after a change: pod table (with the engine's identity ids) and a fresh attribution memo. */
-export function buildView(engine: PolicyEngine, state: LabState | undefined, generation: string, log: (l: string) => void): LabView {
+/** The Services' virtual addresses, allocated as the agents allocate them (src/lb/allocate.ts). */
+function serviceAddresses(services: readonly Service[], state: LabState | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  const allocation = allocate(services);
+  for (const s of services) {
+    const key = serviceKey(s);
+    const address = allocation.addresses.get(key);
+    s.ports.forEach((p, i) => {
+      if (address?.kind === 'virtual') out.set(`${address.ip}:${p.port}`, key);
+      const nodePort = allocation.nodePorts.get(`${key}/${i}`);
+      if (nodePort !== undefined) for (const n of state?.nodes ?? []) out.set(`${n.underlayIp}:${nodePort}`, key);
+    });
+  }
+  return out;
+}
+
+export function buildView(engine: PolicyEngine, state: LabState | undefined, generation: string, log: (l: string) => void, services: readonly Service[] = []): LabView {
   const pods = new Map<string, PodInfo>();
   const placed = new Map<string, AttributedPod>();
   for (const p of state?.pods ?? []) {
@@ -92,7 +114,7 @@ export function buildView(engine: PolicyEngine, state: LabState | undefined, gen
     pods.set(p.ip, { ip: p.ip, namespace: p.namespace, name: p.name, workload: p.workload, labels: p.labels, identity: identityOf(p.namespace, p.labels), ...(identityId !== undefined ? { identityId } : {}) });
     placed.set(p.ip, { key: p.key, ip: p.ip, node: p.node });
   }
-  if (!state) return { state, generation, pods, attribution: undefined, knownPolicies: [] };
+  if (!state) return { state, generation, pods, attribution: undefined, knownPolicies: [], services: new Map() };
   let lastLog = 0;
   const attribution = new FlowAttribution(engine, {
     pods: placed,
@@ -104,7 +126,7 @@ export function buildView(engine: PolicyEngine, state: LabState | undefined, gen
     },
   });
   const knownPolicies = [...engine.policies.values()].map((p) => ({ policy: p.key, tier: p.tier }));
-  return { state, generation, pods, attribution, knownPolicies };
+  return { state, generation, pods, attribution, knownPolicies, services: serviceAddresses(services, state) };
 }
 
 function addStats(into: AttributionStats, from: AttributionStats): void {
@@ -143,7 +165,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
   const storePath = opts.storePath ?? (labDir !== undefined ? join(labDir, 'flows.db') : undefined);
   if (storePath === undefined) throw new Error('a cluster server without a lab needs a store path');
   const labSource = labDir !== undefined ? new LabSource({ dir: labDir, watch: true, pollMs: opts.refreshMs ?? 500 }) : undefined;
-  let view: LabView = { state: undefined, generation: '', pods: new Map(), attribution: undefined, knownPolicies: [] };
+  let view: LabView = { state: undefined, generation: '', pods: new Map(), attribution: undefined, knownPolicies: [], services: new Map() };
   // Created once the first state is read (its external network); events may come before.
   const enrich: { current?: Enricher } = {};
   await labSource?.start({
@@ -154,13 +176,13 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
       if (events.length === 0 && state?.updatedAt === view.state?.updatedAt && generation === view.generation) return;
       // The attribution memo is per engine state: a new one after every change.
       if (view.attribution) addStats(retired, view.attribution.stats);
-      view = buildView(engine, state, generation, log);
+      view = buildView(engine, state, generation, log, labSource.snapshot().cluster.services);
       enrich.current?.invalidate();
     },
     onError: (e) => log(`weir flows: lab state: ${e.message}`),
   });
   const first = { state: labSource?.state() };
-  const enricher = new Enricher({ lookup: (ip) => view.pods.get(ip), externalCidrs: first.state ? [first.state.network.externalCidr] : [] });
+  const enricher = new Enricher({ lookup: (ip) => view.pods.get(ip), serviceLookup: (ip, port) => view.services.get(`${ip}:${port}`), externalCidrs: first.state ? [first.state.network.externalCidr] : [] });
   enrich.current = enricher;
   const refreshNow = async (): Promise<LabView> => {
     await labSource?.refresh();
@@ -251,6 +273,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
     access: { ...(opts.token !== undefined ? { token: opts.token } : {}), loopbackOnly: isLoopbackAddress(host) },
     ...(opts.tls ? { tls: opts.tls } : {}),
     ...(opts.stream ? { stream: opts.stream } : {}),
+    ...(labDir !== undefined ? { services: { views: async () => readLbStatuses(labDir).then(({ statuses, errors }) => ({ services: serviceViews(statuses), errors })) } } : {}),
   });
   app.get('/api/attribution', { schema: { tags: ['flows'], summary: 'How kernel records were attributed and deduplicated across nodes' } }, async () => ({
     generation: view.generation,

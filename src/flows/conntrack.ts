@@ -152,6 +152,14 @@ export class ConntrackFlowParser {
       event,
     };
     if (a.direction) r.direction = a.direction;
+    // DNAT (a Service): the reply comes from the endpoint the kernel chose. The flow is between
+    // the client and that endpoint (policy is enforced there, after translation); the Service
+    // the client addressed is kept beside it.
+    if (ev.reply.src && (ev.reply.src !== ev.orig.dst || ev.reply.sport !== ev.orig.dport) && (r.protocol === 'TCP' || r.protocol === 'UDP')) {
+      r.service = { ip: ev.orig.dst, port: ev.orig.dport };
+      r.dst = { ip: ev.reply.src };
+      r.dstPort = ev.reply.sport;
+    }
     return r;
   }
 

@@ -39,6 +39,8 @@ export interface EnricherOptions {
   externalCidrs?: readonly string[];
   /** Bound on the per-IP cache. */
   cacheSize?: number;
+  /** `namespace/name` of the Service at a virtual address and port (flows through Services). */
+  serviceLookup?: (ip: string, port: number) => string | undefined;
 }
 
 export class Enricher {
@@ -89,6 +91,10 @@ export class Enricher {
   enrich(r: FlowRecord): FlowRecord {
     r.src = this.endpoint(r.src.ip);
     r.dst = this.endpoint(r.dst.ip);
+    if (r.service && r.service.name === undefined) {
+      const name = this.opts.serviceLookup?.(r.service.ip, r.service.port);
+      if (name !== undefined) r.service.name = name;
+    }
     return r;
   }
 }

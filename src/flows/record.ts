@@ -66,6 +66,13 @@ export const flowRecordSchema = z.object({
   durationMs: z.number().nonnegative(),
   event: flowEventSchema.optional(),
   /**
+   * The Service the client addressed, when the connection was translated to an endpoint (the
+   * conntrack reply tuple comes from elsewhere than the original destination): `dst` and
+   * `dstPort` are then the chosen endpoint, and this the Service's address and port (and
+   * `namespace/name` when the enricher knows it).
+   */
+  service: z.object({ ip: z.string(), port: z.number().int().min(0).max(65535), name: z.string().optional() }).optional(),
+  /**
    * Connections this record stands for (default 1). An agent that ships to a cluster server
    * folds the flows of one window and edge into one record (src/flows/ship-window.ts) and says
    * here how many it folded, so every count stays exact without shipping every connection.

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS flows (
   src_port INTEGER NOT NULL, dst_port INTEGER NOT NULL, protocol TEXT NOT NULL,
   verdict TEXT NOT NULL, policy TEXT NOT NULL, rule TEXT NOT NULL, tier TEXT NOT NULL, direction TEXT,
   bytes INTEGER NOT NULL, packets INTEGER NOT NULL, duration_ms REAL NOT NULL, event TEXT,
-  src_identity_id INTEGER, dst_identity_id INTEGER
+  src_identity_id INTEGER, dst_identity_id INTEGER,
+  svc_ip TEXT, svc_port INTEGER, svc_name TEXT
 );
 CREATE INDEX IF NOT EXISTS flows_time ON flows(time);
 -- Denied and audited flows are the rare, interesting ones: a partial index keeps them fast to
@@ -108,6 +109,9 @@ interface FlowRow {
   event: string | null;
   src_identity_id: number | null;
   dst_identity_id: number | null;
+  svc_ip: string | null;
+  svc_port: number | null;
+  svc_name: string | null;
 }
 
 interface EdgeRow {
@@ -172,6 +176,7 @@ function rowToFlow(r: FlowRow): StoredFlow {
   };
   if (r.direction === 'ingress' || r.direction === 'egress') f.direction = r.direction;
   if (r.event !== null) f.event = r.event as FlowEvent;
+  if (r.svc_ip !== null && r.svc_ip !== undefined && r.svc_port !== null) f.service = { ip: r.svc_ip, port: r.svc_port, ...(r.svc_name !== null ? { name: r.svc_name } : {}) };
   return f;
 }
 
@@ -192,9 +197,9 @@ function aggEndpoint(ns: string, wl: string, id: string): Endpoint {
 
 const ROWS_PER_INSERT = 32;
 const RETENTION_CHUNK = 20_000;
-const FLOW_COLS = 30;
+const FLOW_COLS = 33;
 
-/** Appends the 30 column values of one flow row (no per-row array: this runs for every record). */
+/** Appends the 33 column values of one flow row (no per-row array: this runs for every record). */
 function pushFlowParams(out: unknown[], r: FlowRecord): void {
   const s = r.src;
   const d = r.dst;
@@ -204,6 +209,7 @@ function pushFlowParams(out: unknown[], r: FlowRecord): void {
     d.ip, d.namespace ?? null, d.pod ?? null, d.workload ?? null, d.identity ?? null, d.external ? 1 : 0, d.cidr ?? null,
     r.srcPort, r.dstPort, r.protocol, r.verdict, r.policy, r.rule, r.tier, r.direction ?? null, r.bytes, r.packets, r.durationMs, r.event ?? null,
     s.identityId ?? null, d.identityId ?? null,
+    r.service?.ip ?? null, r.service?.port ?? null, r.service?.name ?? null,
   );
 }
 
@@ -271,12 +277,14 @@ export class SqliteFlowStore implements FlowStore {
     // A database written before the identity id columns existed (`lab down` keeps flows.db).
     const columns = new Set((this.db.prepare('PRAGMA table_info(flows)').all() as { name: string }[]).map((c) => c.name));
     for (const c of ['src_identity_id', 'dst_identity_id']) if (!columns.has(c)) this.db.exec(`ALTER TABLE flows ADD COLUMN ${c} INTEGER`);
+    // … and before the Service columns.
+    for (const [c, type] of [['svc_ip', 'TEXT'], ['svc_port', 'INTEGER'], ['svc_name', 'TEXT']] as const) if (!columns.has(c)) this.db.exec(`ALTER TABLE flows ADD COLUMN ${c} ${type}`);
     this.retentionOpts = { ...DEFAULT_RETENTION, ...opts.retention };
     const cols = `INSERT INTO flows (time, node,
       src_ip, src_ns, src_pod, src_workload, src_identity, src_ext, src_cidr,
       dst_ip, dst_ns, dst_pod, dst_workload, dst_identity, dst_ext, dst_cidr,
       src_port, dst_port, protocol, verdict, policy, rule, tier, direction, bytes, packets, duration_ms, event,
-      src_identity_id, dst_identity_id) VALUES `;
+      src_identity_id, dst_identity_id, svc_ip, svc_port, svc_name) VALUES `;
     const row = `(${Array(FLOW_COLS).fill('?').join(', ')})`;
     this.insertFlow = this.db.prepare(cols + row);
     // Many rows per statement: the per-statement overhead dominates single-row inserts.

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Cluster } from '../model/cluster.js';
 import { formatDiagnostic, hasErrors } from '../model/diagnostics.js';
 import { NodeAgent } from '../agent/agent.js';
+import { LbLoop } from '../agent/lb-loop.js';
 import { REASONS_FILE, type AgentStatus } from '../agent/status.js';
 import type { LocalPod } from '../render/render.js';
 import { snapshotEvents } from '../source/diff.js';
@@ -69,6 +70,8 @@ export interface RunAgentOptions {
   readonly pollMs?: number;
   readonly signal?: AbortSignal;
   readonly log?: (line: string) => void;
+  /** The balancing loop's tick (src/agent/lb-loop.ts; default 500 ms); 0 turns it off. */
+  readonly lbIntervalMs?: number;
   /** Ship the node's flows to a server (src/lab/agent-flows.ts). */
   readonly flows?: AgentFlowsOptions;
 }
@@ -85,6 +88,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
   const source = new LabSource({ dir: opts.labDir, ...(opts.manifests ? { manifests: opts.manifests } : {}) });
   let agent: NodeAgent | undefined;
   let last: AgentStatus | undefined;
+  let lb: LbLoop | undefined;
   let reportedErrors = '';
   let flows: AgentFlows | undefined;
   const sync = { errors: 0, lagMs: undefined as number | undefined };
@@ -109,6 +113,12 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
     // The first batch of a new agent is the whole snapshot (a restart is a full replace).
     const first = !agent;
     if (!agent) agent = new NodeAgent({ node: node.name, netns: node.netns, strict: opts.strict, statusDir: opts.labDir, log, podInterfaces: LAB_POD_INTERFACES });
+    // Health probes, conntrack counts, drains and adaptive weights (src/agent/lb-loop.ts), from
+    // the first sync on (not for `--once`).
+    if (!lb && !opts.once && opts.lbIntervalMs !== 0) {
+      lb = new LbLoop({ node: node.name, netns: node.netns, dir: opts.labDir, target: agent, ...(opts.lbIntervalMs ? { intervalMs: opts.lbIntervalMs } : {}), log });
+      lb.start();
+    }
     const events = first ? snapshotEvents(source.snapshot()) : read.events;
     last = await agent.apply({ events, localPods: localPodsOf(state, node.name), diagnostics: read.diagnostics, desiredGeneration: read.generation, snapshot: source.snapshot() });
     if (!last.lastApplyOk) sync.errors++;
@@ -141,6 +151,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
     await watch.stop();
     return last;
   } finally {
+    await lb?.stop();
     await flows?.stop();
     await source.stop();
   }

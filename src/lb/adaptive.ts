@@ -4,7 +4,7 @@
 // the shares as adaptive factors) and applies them as element updates.
 //
 // Cost of an endpoint = (smoothed latency + smoothed error rate × error penalty)
-//                       × (1 + requests in flight / (mean in flight + 1)).
+//                       × (1 + max(0, in flight − 2 × mean in flight) / (mean in flight + 1)).
 // The error penalty is at least ten times the fleet's median latency, so a backend that fails
 // fast looks *slow*, never fast. Requests in flight react within one step to a stall
 // (completions, and so latency samples, arrive only after it).
@@ -19,11 +19,14 @@
 //  - bounds: every share stays within [minFactor / N, maxFactor / N] (default 0.1× and 3× an
 //    equal share): a failing endpoint keeps a trickle that measures its recovery, and no
 //    endpoint is stampeded with the whole load;
-//  - damping: measurements are EWMA-smoothed; costs within the dead band of the average
+//  - damping: error rates are EWMA-smoothed, latency is a peak EWMA (up at once, down by
+//    `peakDecay` per step: intermittent stalls are remembered between them); costs within the dead band of the average
 //    count as equal (no churn of kernel elements from noise); a share changes by at most its
 //    own step size per step, which halves every time the direction of change reverses and
 //    grows again (×1.5, up to ×maxStepRatio) while it does not — so an endpoint whose latency
 //    swings with its load settles instead of oscillating, whatever the slope of that swing;
+//  - reversion: every share moves a little toward an equal share each step, so noise cannot
+//    walk equal endpoints apart; a truly slower endpoint settles a little nearer equal;
 //  - stale data: an endpoint with no completed request in a step keeps its smoothed values.
 
 export interface Sample {
@@ -68,6 +71,20 @@ export interface AdaptiveOptions {
   readonly deadBand: number;
   /** Floor of the latency an error costs, in ms. */
   readonly errorPenaltyMs: number;
+  /**
+   * Peak latency memory (Finagle's and Linkerd's "peak EWMA"): a sample above the smoothed
+   * latency is taken at once, one below pulls it down by this fraction per step. An endpoint
+   * that stalls now and then stays expensive between its stalls instead of looking healthy
+   * again one step later. 0: a plain EWMA with `smoothing`.
+   */
+  readonly peakDecay: number;
+  /**
+   * Fraction of the (log) way back to an equal share taken by every endpoint per step, beside
+   * its cost move: without it, noise that crosses the dead band walks the shares of equal
+   * endpoints apart (a random walk has no way home). A truly slower endpoint settles a little
+   * nearer an equal share than its cost alone would put it.
+   */
+  readonly reversion: number;
 }
 
 export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
@@ -80,6 +97,8 @@ export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
   maxFactor: 3,
   deadBand: 0.1,
   errorPenaltyMs: 100,
+  peakDecay: 0.25,
+  reversion: 0.1,
 };
 
 function fresh(share: number): EndpointState {
@@ -158,7 +177,14 @@ export function step(
     const a = o.smoothing;
     smoothed.set(k, {
       ...p,
-      latencyMs: p.latencyMs === undefined ? s.latencyMs : a * s.latencyMs + (1 - a) * p.latencyMs,
+      latencyMs:
+        p.latencyMs === undefined
+          ? s.latencyMs
+          : o.peakDecay > 0
+            ? s.latencyMs > p.latencyMs
+              ? s.latencyMs
+              : p.latencyMs + o.peakDecay * (s.latencyMs - p.latencyMs)
+            : a * s.latencyMs + (1 - a) * p.latencyMs,
       errorRate: a * errorRate + (1 - a) * p.errorRate,
       inFlight: s.inFlight,
     });
@@ -174,7 +200,11 @@ export function step(
   for (const k of keys) {
     const e = smoothed.get(k) as EndpointState;
     const latency = Math.max(e.latencyMs ?? med, 0.01);
-    cost.set(k, (latency + e.errorRate * penalty) * (1 + e.inFlight / (meanInFlight + 1)));
+    // Requests in flight beyond twice the fleet's mean: a stall, seen before its completions
+    // arrive. Within that, the measured latency already carries the queueing, and counting
+    // in-flight requests again would push load onto slow endpoints whenever fast ones are busy.
+    const excess = Math.max(0, e.inFlight - 2 * meanInFlight);
+    cost.set(k, (latency + e.errorRate * penalty) * (1 + excess / (meanInFlight + 1)));
   }
   const average = keys.reduce((s, k) => s + (smoothed.get(k) as EndpointState).share * (cost.get(k) as number), 0);
 
@@ -188,8 +218,9 @@ export function step(
   for (const k of keys) {
     const e = smoothed.get(k) as EndpointState;
     const r = Math.log(average / (cost.get(k) as number));
+    const home = o.reversion * Math.log(1 / n / e.share);
     if (Math.abs(r) < Math.log(1 + o.deadBand)) {
-      moved.set(k, e.share);
+      moved.set(k, e.share * Math.exp(home));
       steps.set(k, { stepSize: e.stepSize, direction: e.direction });
       continue;
     }
@@ -201,7 +232,7 @@ export function step(
           ? Math.min(maxStep, e.stepSize * 1.5)
           : e.stepSize;
     const delta = Math.max(-stepSize, Math.min(stepSize, o.gain * r));
-    moved.set(k, e.share * Math.exp(delta));
+    moved.set(k, e.share * Math.exp(delta + home));
     steps.set(k, { stepSize, direction });
   }
   const bounded = clampShares(moved, lo, hi);

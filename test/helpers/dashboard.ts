@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Browser } from 'playwright-core';
-import { createServer } from '../../src/api/server.js';
+import { createServer, type ServerOptions } from '../../src/api/server.js';
 import { FlowPipeline } from '../../src/flows/pipeline.js';
 import { SqliteFlowStore } from '../../src/flows/sqlite-store.js';
 import { ensureUiBuilt } from '../../src/ui/build.js';
@@ -23,12 +23,12 @@ export interface DashboardFixture {
 }
 
 /** `flushMs`: the pipeline's batch interval (default: the production one). */
-export async function startDashboard(opts: { flushMs?: number } = {}): Promise<DashboardFixture> {
+export async function startDashboard(opts: { flushMs?: number; services?: ServerOptions['services'] } = {}): Promise<DashboardFixture> {
   const uiDir = ensureUiBuilt();
   const dir = mkdtempSync(join(tmpdir(), 'weir-dash-'));
   const store = new SqliteFlowStore(join(dir, 'flows.db'));
   const pipeline = new FlowPipeline({ store, ...(opts.flushMs !== undefined ? { flushMs: opts.flushMs } : {}) }).start();
-  const app = createServer({ store, pipeline, uiDir });
+  const app = createServer({ store, pipeline, uiDir, ...(opts.services ? { services: opts.services } : {}) });
   let browser: Browser | undefined;
   const close = async (): Promise<void> => {
     await browser?.close();

@@ -6,8 +6,9 @@ import { FlowsView } from './FlowsView';
 import { LiveStore } from './live';
 import { MapView } from './MapView';
 import { PoliciesView } from './PoliciesView';
+import { ServiceChips, ServicePanel, ServicesView, serviceId, useServices } from './ServicesView';
 
-type Tab = 'map' | 'flows' | 'policies' | 'alerts';
+type Tab = 'map' | 'flows' | 'services' | 'policies' | 'alerts';
 
 export function App() {
   const live = useMemo(() => new LiveStore(), []);
@@ -16,6 +17,9 @@ export function App() {
   const [group, setGroup] = useState<GroupBy>('workload');
   const [window, setWindow] = useState('5m');
   const [selected, setSelected] = useState<string | undefined>(undefined);
+  const [selectedService, setSelectedService] = useState<string | undefined>(undefined);
+  const { services } = useServices(tab === 'map' ? 2000 : 0);
+  const service = services?.find((v) => serviceId(v) === selectedService);
 
   useEffect(() => {
     live.connect(group, window);
@@ -33,7 +37,7 @@ export function App() {
           <span className="logo">≋</span> weir <span className="muted">flows</span>
         </div>
         <nav>
-          {(['map', 'flows', 'policies', 'alerts'] as const).map((t) => (
+          {(['map', 'flows', 'services', 'policies', 'alerts'] as const).map((t) => (
             <button key={t} className={tab === t ? 'on' : ''} onClick={() => setTab(t)} data-testid={`tab-${t}`}>
               {t}
               {t === 'alerts' && firing > 0 && <span className="pill">{firing}</span>}
@@ -65,11 +69,16 @@ export function App() {
       <main>
         {tab === 'map' && (
           <div className="map-layout">
-            <MapView live={live} group={group} selected={selected} onSelect={setSelected} />
+            <div className="map-host">
+              <MapView live={live} group={group} selected={selected} onSelect={(k) => (setSelected(k), setSelectedService(undefined))} />
+              {services && services.length > 0 && <ServiceChips services={services} selected={selectedService} onSelect={(id) => (setSelectedService(id), setSelected(undefined))} />}
+            </div>
             {edge && <EdgePanel edge={edge} group={group} onClose={() => setSelected(undefined)} />}
+            {!edge && service && <ServicePanel key={selectedService} view={service} onClose={() => setSelectedService(undefined)} />}
           </div>
         )}
         {tab === 'flows' && <FlowsView live={live} />}
+        {tab === 'services' && <ServicesView />}
         {tab === 'policies' && <PoliciesView />}
         {tab === 'alerts' && <AlertsView live={live} />}
       </main>

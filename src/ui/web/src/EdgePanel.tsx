@@ -91,7 +91,7 @@ export function EdgePanel(props: { edge: LiveEdge; group: GroupBy; onClose: () =
               <tr key={f.id} data-testid="edge-flow" title={`${f.policy} · ${f.rule}`}>
                 <td>{ago(f.time)}</td>
                 <td>{endpointLabel(f.src)}</td>
-                <td>{endpointLabel(f.dst)}:{f.dstPort}/{f.protocol}</td>
+                <td>{endpointLabel(f.dst)}:{f.dstPort}/{f.protocol}{f.service && <span className="muted small"> via svc {f.service.name ?? `${f.service.ip}:${f.service.port}`}</span>}</td>
                 <td><VerdictBadge v={f.verdict} /></td>
                 <td>{formatBytes(f.bytes)}</td>
               </tr>

@@ -27,7 +27,7 @@ export function FlowTable({ flows }: { flows: readonly (FlowRecord & { id?: numb
             <td>{ago(f.time)}</td>
             <td>{f.node}</td>
             <td>{endpointLabel(f.src)}{f.srcPort ? `:${f.srcPort}` : ''}</td>
-            <td>{endpointLabel(f.dst)}:{f.dstPort}</td>
+            <td>{endpointLabel(f.dst)}:{f.dstPort}{f.service && <span className="muted small" title={`${f.service.ip}:${f.service.port}`}> via svc {f.service.name ?? `${f.service.ip}:${f.service.port}`}</span>}</td>
             <td>{f.protocol}</td>
             <td><VerdictBadge v={f.verdict} /></td>
             <td className="pol">{f.policy}</td>
