@@ -13,6 +13,7 @@ import { readLbStatuses, writeLbStatus } from '../src/agent/lb-files.js';
 import { serviceViews, type LbNodeStatus } from '../src/agent/lb-status.js';
 import { podRecord } from '../src/flows/synthetic.js';
 import { startDashboard, type DashboardFixture } from './helpers/dashboard.js';
+import { clusterPort, lbNodeStatus } from './helpers/lb-status.js';
 
 let dash: DashboardFixture;
 let dir: string;
@@ -31,43 +32,20 @@ function status(node: string, last: [number, number, number], failing = false): 
     const w = [333 + f * (last[0] - 333), 333 + f * (last[1] - 333), 334 + f * (last[2] - 334)].map(Math.round);
     return { t: t0 + i * 500, weights: Object.fromEntries(EPS.map((e, k) => [e.key, w[k]])) };
   });
-  return {
-    node,
-    updatedAt: new Date().toISOString(),
-    intervalMs: 500,
-    windowMs: 30_000,
-    drained: [],
-    problems: [],
-    probes: {},
-    services: [
-      {
-        service: 'shop/web',
-        portIndex: 0,
-        port: 80,
-        protocol: 'TCP',
-        frontend: 'cluster',
-        clusterIP: '10.96.0.80',
-        mode: 'adaptive',
-        reject: false,
-        notes: [],
-        endpoints: EPS.map((e, k) => ({ ...e, weight: last[k], healthy: !(failing && k === 2), drained: false, latencyMs: [11, 12, 240][k], errorRate: [0, 0.01, 0.3][k], inFlight: [2, 3, 9][k], connections: [40, 41, 12][k], recentShare: [0.45, 0.45, 0.1][k] })),
-        history,
-      },
-      {
-        service: 'shop/db',
-        portIndex: 0,
-        port: 5432,
-        protocol: 'TCP',
-        frontend: 'cluster',
-        clusterIP: '10.96.0.90',
-        mode: 'equal',
-        reject: false,
-        notes: [],
-        endpoints: [{ key: '10.244.1.9:5432', pod: 'shop/db-0', node: 'node-1', location: 'us', weight: 1000, healthy: true, drained: false, latencyMs: 2, errorRate: 0, inFlight: 1, connections: 1 }],
-        history: history.map((h) => ({ t: h.t, weights: { '10.244.1.9:5432': 1000 } })),
-      },
-    ],
-  };
+  return lbNodeStatus(node, [
+    clusterPort(
+      'shop/web',
+      { clusterIP: '10.96.0.80', port: 80, mode: 'adaptive' },
+      EPS.map((e, k) => ({ ...e, weight: last[k], healthy: !(failing && k === 2), drained: false, latencyMs: [11, 12, 240][k], errorRate: [0, 0.01, 0.3][k], inFlight: [2, 3, 9][k], connections: [40, 41, 12][k], recentShare: [0.45, 0.45, 0.1][k] })),
+      history,
+    ),
+    clusterPort(
+      'shop/db',
+      { clusterIP: '10.96.0.90', port: 5432, mode: 'equal' },
+      [{ key: '10.244.1.9:5432', pod: 'shop/db-0', node: 'node-1', location: 'us', weight: 1000, healthy: true, drained: false, latencyMs: 2, errorRate: 0, inFlight: 1, connections: 1 }],
+      history.map((h) => ({ t: h.t, weights: { '10.244.1.9:5432': 1000 } })),
+    ),
+  ]);
 }
 
 before(async () => {

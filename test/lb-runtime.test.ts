@@ -4,12 +4,10 @@
 // `/api/services` (+ OpenAPI) and the per-endpoint gauges on `/metrics` of a real server.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { countBackends, HealthTracker, parseBackends } from '../src/agent/lb-loop.js';
 import { readDrains, readLbStatuses, setDrain, writeLbStatus } from '../src/agent/lb-files.js';
@@ -20,51 +18,27 @@ import { FlowPipeline } from '../src/flows/pipeline.js';
 import { SqliteFlowStore } from '../src/flows/sqlite-store.js';
 import { ConntrackFlowParser } from '../src/flows/conntrack.js';
 import { Enricher } from '../src/flows/enrich.js';
-
-const WEIR = fileURLToPath(new URL('../bin/weir.js', import.meta.url));
-
-function weir(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [WEIR, ...args], { encoding: 'utf8', timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+import { weir } from './helpers/cli.js';
+import { clusterPort, lbNodeStatus } from './helpers/lb-status.js';
 
 const line = (sport: number, state: string, ep = '10.244.1.3'): string =>
   `tcp      6 117 ${state} src=10.244.0.5 dst=10.96.0.80 sport=${sport} dport=80 src=${ep} dst=10.244.0.5 sport=8080 dport=${sport} [ASSURED] mark=0 use=1`;
 
 function nodeStatus(node: string, weights: [number, number], healthy = true): LbNodeStatus {
-  return {
-    node,
-    updatedAt: new Date().toISOString(),
-    intervalMs: 500,
-    windowMs: 30_000,
-    drained: [],
-    problems: [],
-    probes: {},
-    services: [
-      {
-        service: 'shop/web',
-        portIndex: 0,
-        port: 80,
-        protocol: 'TCP',
-        frontend: 'cluster',
-        clusterIP: '10.96.0.80',
-        mode: 'adaptive',
-        reject: false,
-        notes: [],
-        endpoints: [
-          { key: '10.244.0.3:8080', pod: 'shop/web-0', node: 'node-0', location: 'eu', weight: weights[0], healthy, drained: false, latencyMs: 12.5, errorRate: 0.01, inFlight: 3, connections: 40, recentShare: 0.7, adaptiveShare: 0.7 },
-          { key: '10.244.1.3:8080', pod: 'shop/web-1', node: 'node-1', location: 'us', weight: weights[1], healthy: true, drained: false, latencyMs: 80, errorRate: 0.2, inFlight: 9, connections: 20, recentShare: 0.3 },
-        ],
-        history: [
-          { t: 1, weights: { '10.244.0.3:8080': 500, '10.244.1.3:8080': 500 } },
-          { t: 2, weights: { '10.244.0.3:8080': weights[0], '10.244.1.3:8080': weights[1] } },
-        ],
-      },
-    ],
-  };
+  return lbNodeStatus(node, [
+    clusterPort(
+      'shop/web',
+      { clusterIP: '10.96.0.80', port: 80, mode: 'adaptive' },
+      [
+        { key: '10.244.0.3:8080', pod: 'shop/web-0', node: 'node-0', location: 'eu', weight: weights[0], healthy, drained: false, latencyMs: 12.5, errorRate: 0.01, inFlight: 3, connections: 40, recentShare: 0.7, adaptiveShare: 0.7 },
+        { key: '10.244.1.3:8080', pod: 'shop/web-1', node: 'node-1', location: 'us', weight: weights[1], healthy: true, drained: false, latencyMs: 80, errorRate: 0.2, inFlight: 9, connections: 20, recentShare: 0.3 },
+      ],
+      [
+        { t: 1, weights: { '10.244.0.3:8080': 500, '10.244.1.3:8080': 500 } },
+        { t: 2, weights: { '10.244.0.3:8080': weights[0], '10.244.1.3:8080': weights[1] } },
+      ],
+    ),
+  ]);
 }
 
 describe('conntrack reading and health thresholds', () => {
