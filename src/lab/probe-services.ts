@@ -13,7 +13,7 @@
 import { allocate } from '../lb/allocate.js';
 import { resolveServices, type ResolvedService } from '../lb/endpoints.js';
 import type { Cluster } from '../model/cluster.js';
-import { EXTERNAL_PEER, runProber, type PortSpec, type ProbeCell, type ProberTarget, type ProbeResult } from './probe.js';
+import { EXTERNAL_PEER, probeCells, type PortSpec, type ProbeCell, type ProberTarget, type ProbeResult } from './probe.js';
 import type { LabState } from './state.js';
 import { forEachLimit } from './topology.js';
 
@@ -104,20 +104,7 @@ export async function probeServices(
       for (const p of t.ports) list.push({ id: String(list.length), to: t.id, ip: t.ip, port: p.port, protocol: p.protocol });
     }
     if (list.length === 0) return;
-    for (const r of await runProber(src.netns, list, { timeoutMs, udpAttempts: 2, concurrency: 64 })) {
-      const t = list[Number(r.id)];
-      if (!t) continue;
-      cells.push({
-        from: src.id,
-        to: t.to,
-        port: t.port,
-        protocol: t.protocol,
-        ok: r.ok,
-        ...(r.reply !== undefined ? { reply: r.reply } : {}),
-        ...(r.error !== undefined ? { error: r.error } : {}),
-        ms: r.ms,
-      });
-    }
+    cells.push(...(await probeCells(src, list, { timeoutMs, udpAttempts: 2, concurrency: 64 })));
   });
   const order = new Map([...sources.map((s, i) => [s.id, i] as const)]);
   const torder = new Map(targets.map((t, i) => [t.id, i] as const));

@@ -127,7 +127,7 @@ export interface ProberResult {
 }
 
 /** One prober process in `netns` over `targets` (src/lab/prober.mjs); its results by target id. */
-export async function runProber(
+async function runProber(
   netns: string,
   targets: readonly ProberTarget[],
   opts: { readonly timeoutMs: number; readonly udpAttempts: number; readonly concurrency: number },
@@ -137,6 +137,30 @@ export async function runProber(
   const input = JSON.stringify({ targets, ...opts });
   const { stdout } = await runInNetns(netns, [process.execPath, assetPath(PROBER_SCRIPT)], input, { timeoutMs: budget });
   return JSON.parse(stdout) as ProberResult[];
+}
+
+/** Probes `targets` from `src`'s namespace: one cell per target, as `lab probe` reports them. */
+export async function probeCells(
+  src: { readonly id: string; readonly netns: string },
+  targets: readonly ProberTarget[],
+  opts: { readonly timeoutMs: number; readonly udpAttempts: number; readonly concurrency: number },
+): Promise<ProbeCell[]> {
+  const cells: ProbeCell[] = [];
+  for (const r of await runProber(src.netns, targets, opts)) {
+    const t = targets[Number(r.id)];
+    if (!t) continue;
+    cells.push({
+      from: src.id,
+      to: t.to,
+      port: t.port,
+      protocol: t.protocol,
+      ok: r.ok,
+      ...(r.reply !== undefined ? { reply: r.reply } : {}),
+      ...(r.error !== undefined ? { error: r.error } : {}),
+      ms: r.ms,
+    });
+  }
+  return cells;
 }
 
 /** Probes from every source to every target; see ProbeOptions for the defaults. */
@@ -165,21 +189,7 @@ export async function probe(state: LabState, opts: ProbeOptions = {}): Promise<P
       }
     }
     if (targets.length === 0) return;
-    const results = await runProber(src.netns, targets, { timeoutMs, udpAttempts, concurrency });
-    for (const r of results) {
-      const t = targets[Number(r.id)];
-      if (!t) continue;
-      cells.push({
-        from: src.id,
-        to: t.to,
-        port: t.port,
-        protocol: t.protocol,
-        ok: r.ok,
-        ...(r.reply !== undefined ? { reply: r.reply } : {}),
-        ...(r.error !== undefined ? { error: r.error } : {}),
-        ms: r.ms,
-      });
-    }
+    cells.push(...(await probeCells(src, targets, { timeoutMs, udpAttempts, concurrency })));
   });
 
   const ports = new Map<string, PortSpec>();
