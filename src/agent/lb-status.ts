@@ -87,16 +87,9 @@ export const lbNodeStatusSchema = z.object({
 export type LbNodeStatus = z.infer<typeof lbNodeStatusSchema>;
 
 /** One Service port as every node sees it (each node balances its own clients' connections). */
-export const serviceViewSchema = z.object({
-  service: z.string(),
+export const serviceViewSchema = servicePortStatusSchema.pick({ service: true, portIndex: true, port: true, protocol: true, frontend: true, clusterIP: true, mode: true }).extend({
   namespace: z.string(),
   name: z.string(),
-  portIndex: z.number().int(),
-  port: z.number().int(),
-  protocol: z.string(),
-  frontend: z.enum(['cluster', 'node-port']),
-  clusterIP: z.string().optional(),
-  mode: z.enum(['equal', 'weighted', 'adaptive']),
   nodes: z.array(
     z.object({
       node: z.string(),
