@@ -15,6 +15,7 @@ import {
   type AdminNetworkPolicy,
   type BaselineAdminNetworkPolicy,
   type Cluster,
+  type EndpointSlice,
   type LabelSelector,
   type Namespace,
   type NetworkPolicy,
@@ -38,6 +39,7 @@ function identity(o: ManifestObject): { kind: string; namespace?: string; name: 
     case 'Workload':
       return { kind: o.value.kind, namespace: o.value.namespace, name: o.value.name };
     case 'Service':
+    case 'EndpointSlice':
     case 'NetworkPolicy':
       return { kind: o.kind, namespace: o.value.namespace, name: o.value.name };
     default:
@@ -183,6 +185,7 @@ export function buildCluster(objects: readonly ManifestObject[]): LoadResult {
   const namespaces: Namespace[] = [];
   const nodes: Node[] = [];
   const services: Service[] = [];
+  const endpointSlices: EndpointSlice[] = [];
   const networkPolicies: NetworkPolicy[] = [];
   const adminNetworkPolicies: AdminNetworkPolicy[] = [];
   let baseline: BaselineAdminNetworkPolicy | undefined;
@@ -191,6 +194,7 @@ export function buildCluster(objects: readonly ManifestObject[]): LoadResult {
       case 'Namespace': namespaces.push(o.value); break;
       case 'Node': nodes.push(o.value); break;
       case 'Service': services.push(o.value); break;
+      case 'EndpointSlice': endpointSlices.push(o.value); break;
       case 'NetworkPolicy': networkPolicies.push(o.value); break;
       case 'AdminNetworkPolicy': adminNetworkPolicies.push(o.value); break;
       case 'BaselineAdminNetworkPolicy': baseline = o.value; break;
@@ -324,6 +328,7 @@ export function buildCluster(objects: readonly ManifestObject[]): LoadResult {
   const referencing: { namespace: string; source?: SourceRef; object: string }[] = [
     ...workloads.map((w) => ({ namespace: w.namespace, source: w.source, object: objectName(w.kind, w.name, w.namespace) })),
     ...services.map((s) => ({ namespace: s.namespace, source: s.source, object: objectName('Service', s.name, s.namespace) })),
+    ...endpointSlices.map((s) => ({ namespace: s.namespace, source: s.source, object: objectName('EndpointSlice', s.name, s.namespace) })),
     ...networkPolicies.map((p) => ({ namespace: p.namespace, source: p.source, object: objectName('NetworkPolicy', p.name, p.namespace) })),
   ];
   for (const r of referencing) {
@@ -345,6 +350,7 @@ export function buildCluster(objects: readonly ManifestObject[]): LoadResult {
     workloads: workloads.sort((a, b) => byNsName(a, b) || cmp(a.kind, b.kind)),
     pods: pods.sort(byNsName),
     services: services.sort(byNsName),
+    ...(endpointSlices.length > 0 ? { endpointSlices: endpointSlices.sort(byNsName) } : {}),
     networkPolicies: networkPolicies.sort(byNsName),
     // Equal priorities have no defined order in the API; name order keeps weir deterministic.
     adminNetworkPolicies: adminNetworkPolicies.sort((a, b) => a.priority - b.priority || byName(a, b)),

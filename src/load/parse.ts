@@ -9,6 +9,7 @@ import type {
   AdminNetworkPolicy,
   BaselineAdminNetworkPolicy,
   ContainerPort,
+  EndpointSlice,
   Namespace,
   NetworkPolicy,
   Node,
@@ -18,6 +19,7 @@ import type {
 } from '../model/cluster.js';
 import { objectName, type Diagnostic } from '../model/diagnostics.js';
 import { InvalidJson, isPlainObject, splitDocuments, type RawDocument } from './documents.js';
+import { normalizeEndpointSlice, salvageEndpointSlice } from './endpointslice.js';
 import { formatPath, issuesToDiagnostics } from './issues.js';
 import {
   containerPorts,
@@ -35,6 +37,7 @@ import {
   adminNetworkPolicySchema,
   baselineAdminNetworkPolicySchema,
   cronJobSchema,
+  endpointSliceSchema,
   headerSchema,
   jobSchema,
   namespaceSchema,
@@ -80,6 +83,7 @@ export type ManifestObject =
   | { readonly kind: 'Node'; readonly value: Node }
   | LoadedWorkload
   | { readonly kind: 'Service'; readonly value: Service }
+  | { readonly kind: 'EndpointSlice'; readonly value: EndpointSlice }
   | { readonly kind: 'NetworkPolicy'; readonly value: NetworkPolicy }
   | { readonly kind: 'AdminNetworkPolicy'; readonly value: AdminNetworkPolicy }
   | { readonly kind: 'BaselineAdminNetworkPolicy'; readonly value: BaselineAdminNetworkPolicy };
@@ -108,7 +112,8 @@ interface KindEntry {
   readonly namespaced: boolean;
   /** A policy weir cannot read must not pass unnoticed: an unsupported apiVersion is a warning. */
   readonly policy: boolean;
-  read(value: unknown, ctx: ReadContext): { object: ManifestObject } | { issues: readonly z.core.$ZodIssue[] };
+  /** `object` undefined: a valid object weir skips (a remark says why). */
+  read(value: unknown, ctx: ReadContext): { object: ManifestObject | undefined } | { issues: readonly z.core.$ZodIssue[] };
   /**
    * Policies only: the widened, marked form of an invalid object (see salvage.ts), so that an
    * invalid policy never fails open by being dropped. Undefined when it cannot be salvaged.
@@ -149,9 +154,11 @@ function entry<S extends z.ZodType>(spec: {
   namespaced: boolean;
   policy?: boolean;
   schema: S;
-  normalize: (raw: z.infer<S>, ctx: ReadContext) => ManifestObject;
+  normalize: (raw: z.infer<S>, ctx: ReadContext) => ManifestObject | undefined;
+  salvage?: KindEntry['salvage'];
 }): KindEntry {
   return {
+    ...(spec.salvage ? { salvage: spec.salvage } : {}),
     apiVersions: spec.apiVersions,
     namespaced: spec.namespaced,
     policy: spec.policy ?? false,
@@ -176,6 +183,19 @@ export const KINDS: Readonly<Record<string, KindEntry>> = {
   Namespace: entry({ apiVersions: ['v1'], namespaced: false, schema: namespaceSchema, normalize: (raw, ctx) => ({ kind: 'Namespace', value: normalizeNamespace(raw, ctx.source) }) }),
   Node: entry({ apiVersions: ['v1'], namespaced: false, schema: nodeSchema, normalize: (raw, ctx) => ({ kind: 'Node', value: normalizeNode(raw, ctx.source) }) }),
   Service: entry({ apiVersions: ['v1'], namespaced: true, schema: serviceSchema, normalize: (raw, ctx) => ({ kind: 'Service', value: normalizeService(raw, ctx.namespace, ctx.source) }) }),
+  EndpointSlice: entry({
+    apiVersions: ['discovery.k8s.io/v1'],
+    namespaced: true,
+    schema: endpointSliceSchema,
+    normalize: (raw, ctx) => {
+      const value = normalizeEndpointSlice(raw, ctx.namespace, ctx.source, ctx.remarks);
+      return value && { kind: 'EndpointSlice', value };
+    },
+    salvage: (value, object, issues, ctx) => {
+      const slice = salvageEndpointSlice(value, ctx.namespace, object, issues, ctx.source);
+      return slice && { kind: 'EndpointSlice', value: slice };
+    },
+  }),
   NetworkPolicy: policyEntry({
     kind: 'NetworkPolicy',
     apiVersions: ['networking.k8s.io/v1'],

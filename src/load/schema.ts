@@ -511,3 +511,97 @@ export const virtualMachineInstanceSchema = z.object({
     })
     .optional(),
 });
+
+// ------------------------------------------------------ EndpointSlice (discovery.k8s.io/v1)
+
+const DNS1123_LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1123_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * What ValidateEndpointIP refuses in an endpoint address: "may not be unspecified, loopback,
+ * link-local or link-local multicast" (a proxy would DNAT to the node itself or nowhere).
+ */
+function specialAddress(family: 4 | 6, v: bigint): string | undefined {
+  if (family === 4) {
+    if (v === 0n) return 'the unspecified address';
+    if (v >> 24n === 127n) return 'a loopback address (127.0.0.0/8)';
+    if (v >> 16n === 0xa9fen) return 'a link-local address (169.254.0.0/16)';
+    if (v >> 8n === 0xe00000n) return 'a link-local multicast address (224.0.0.0/24)';
+    return undefined;
+  }
+  if (v === 0n) return 'the unspecified address';
+  if (v === 1n) return 'the loopback address';
+  if (v >> 118n === 0x3fan) return 'a link-local address (fe80::/10)';
+  if (v >> 112n === 0xff02n) return 'a link-local multicast address (ff02::/16)';
+  return undefined;
+}
+
+const endpointPortSchema = z.object({
+  // EndpointPort.name: "Name must either be an empty string or pass DNS_LABEL validation".
+  name: z
+    .string()
+    .superRefine((n, ctx) => {
+      if (n !== '' && (n.length > 63 || !DNS1123_LABEL_RE.test(n))) fail(ctx, 'invalid-port', `invalid port name "${n}": must be empty or a lowercase RFC 1123 label (a-z, 0-9, '-', at most 63 characters)`);
+    })
+    .optional(),
+  // "If this is not specified, ports are not restricted and must be interpreted in the context
+  // of the specific consumer": kept absent here, and ignored by proxies (kube-proxy skips it).
+  port: z
+    .number()
+    .int()
+    .superRefine((p, ctx) => {
+      const err = checkPortNumber(p);
+      if (err) fail(ctx, 'invalid-port', err);
+    })
+    .optional(),
+  protocol: protocolSchema.optional(),
+  appProtocol: z.string().optional(),
+});
+
+const endpointSchema = z.object({
+  // "This must contain at least one address but no more than 100."
+  addresses: z.array(z.string()).min(1).max(100),
+  conditions: z.object({ ready: z.boolean().optional(), serving: z.boolean().optional(), terminating: z.boolean().optional() }).optional(),
+  hostname: z.string().optional(),
+  nodeName: z.string().min(1).optional(),
+  zone: z.string().min(1).optional(),
+  targetRef: z.object({ kind: z.string().optional(), name: z.string().optional(), namespace: z.string().optional() }).optional(),
+});
+
+export const endpointSliceSchema = z
+  .object({
+    metadata: objectMetaSchema,
+    addressType: z.enum(['IPv4', 'IPv6', 'FQDN']),
+    // `endpoints` is required in the API but `kubectl get -o yaml` writes an empty list as null.
+    endpoints: z.array(endpointSchema).max(1000).optional(),
+    ports: z.array(endpointPortSchema).max(100).optional(),
+  })
+  .superRefine((s, ctx) => {
+    // "All ports in an EndpointSlice must have a unique name" (with their protocol, as the
+    // API server checks the pair).
+    const seen = new Set<string>();
+    (s.ports ?? []).forEach((p, i) => {
+      const key = `${p.name ?? ''}/${p.protocol ?? 'TCP'}`;
+      if (seen.has(key)) fail(ctx, 'invalid-port', `port name "${p.name ?? ''}" is used twice in this slice`, ['ports', i, 'name']);
+      seen.add(key);
+    });
+    // "All addresses in this slice must be the same type", the one addressType says.
+    (s.endpoints ?? []).forEach((e, i) => {
+      e.addresses.forEach((a, j) => {
+        const path = ['endpoints', i, 'addresses', j];
+        if (s.addressType === 'FQDN') {
+          if (a.length > 253 || !DNS1123_SUBDOMAIN_RE.test(a)) fail(ctx, 'invalid-address', `"${a}" is not a lowercase DNS name (addressType FQDN)`, path);
+          return;
+        }
+        const ip = parseIP(a);
+        const want = s.addressType === 'IPv4' ? 4 : 6;
+        if (ip === undefined || ip.family !== want) {
+          fail(ctx, 'invalid-address', `"${a}" is not an ${s.addressType} address (addressType ${s.addressType})`, path);
+          return;
+        }
+        const special = specialAddress(ip.family, ip.value);
+        if (special !== undefined) fail(ctx, 'invalid-address', `"${a}" is ${special}, which the API server refuses as an endpoint`, path);
+      });
+    });
+  });
+export type RawEndpointSlice = z.infer<typeof endpointSliceSchema>;

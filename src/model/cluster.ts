@@ -137,6 +137,42 @@ export interface Service {
   readonly source?: SourceRef;
 }
 
+/**
+ * A discovery.k8s.io/v1 EndpointSlice, reduced to what load balancing and the analyzer need.
+ * Manifests declare them for Services without a selector (external databases, a dump of a real
+ * cluster); the files and lab sources add the ones Kubernetes' EndpointSlice controller would
+ * publish for Services with a selector (src/source/endpoints.ts); the Kubernetes source
+ * delivers the real ones.
+ */
+export interface EndpointSlice {
+  readonly namespace: string;
+  readonly name: string;
+  /** `kubernetes.io/service-name` label: the Service this slice belongs to. */
+  readonly service: string;
+  /** `endpointslice.kubernetes.io/managed-by` label, where set. */
+  readonly managedBy?: string;
+  readonly addressType: 'IPv4' | 'IPv6' | 'FQDN';
+  /** Ports with a number (a port without one means "all ports", which no proxy forwards to). */
+  readonly ports: readonly { readonly name?: string; readonly port: number; readonly protocol: Protocol }[];
+  readonly endpoints: readonly {
+    readonly addresses: readonly string[];
+    /** Conditions with the API's nil meanings applied: ready and serving true, terminating false. */
+    readonly ready: boolean;
+    readonly serving?: boolean;
+    readonly terminating?: boolean;
+    readonly nodeName?: string;
+    readonly zone?: string;
+    /** `targetRef` of a pod endpoint, `namespace/name`. */
+    readonly pod?: string;
+  }[];
+  /**
+   * The slice is invalid (the API server would reject it): its endpoints are unknown, so it
+   * gives none to the kernel and every verdict through its Service is UNKNOWN.
+   */
+  readonly doubt?: Doubt;
+  readonly source?: SourceRef;
+}
+
 // ---------------------------------------------------------------- doubt
 
 /**
@@ -278,6 +314,11 @@ export interface Cluster {
   readonly workloads: readonly Workload[];
   readonly pods: readonly Pod[];
   readonly services: readonly Service[];
+  /**
+   * EndpointSlices declared in the manifests (absent: none). Sources add the ones the
+   * EndpointSlice controller would derive from selectors in their snapshots, not here.
+   */
+  readonly endpointSlices?: readonly EndpointSlice[];
   readonly networkPolicies: readonly NetworkPolicy[];
   readonly adminNetworkPolicies: readonly AdminNetworkPolicy[];
   readonly baselineAdminNetworkPolicy?: BaselineAdminNetworkPolicy;

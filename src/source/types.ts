@@ -9,6 +9,7 @@ import type {
   AdminNetworkPolicy,
   BaselineAdminNetworkPolicy,
   Cluster,
+  EndpointSlice,
   Namespace,
   NetworkPolicy,
   Node,
@@ -17,25 +18,7 @@ import type {
 } from '../model/cluster.js';
 import type { Diagnostic } from '../model/diagnostics.js';
 
-/** A discovery.k8s.io/v1 EndpointSlice, reduced to what load balancing needs. */
-export interface EndpointSlice {
-  readonly namespace: string;
-  readonly name: string;
-  /** `kubernetes.io/service-name` label: the Service this slice belongs to. */
-  readonly service: string;
-  readonly addressType: 'IPv4' | 'IPv6' | 'FQDN';
-  readonly ports: readonly { readonly name?: string; readonly port: number; readonly protocol: 'TCP' | 'UDP' | 'SCTP' }[];
-  readonly endpoints: readonly {
-    readonly addresses: readonly string[];
-    readonly ready: boolean;
-    readonly serving?: boolean;
-    readonly terminating?: boolean;
-    readonly nodeName?: string;
-    readonly zone?: string;
-    /** `targetRef` of a pod endpoint, `namespace/name`. */
-    readonly pod?: string;
-  }[];
-}
+export type { EndpointSlice } from '../model/cluster.js';
 
 /** The kinds a source reports, and the object each carries. */
 export interface KindObjects {
