@@ -31,7 +31,7 @@ const NETNS_ETC = '/etc/netns';
 
 /** The records of the cluster the lab runs (`labCluster(desired, state)`). */
 export function labDnsRecords(cluster: Cluster): Map<string, string[]> {
-  return serviceRecords(resolveServices(cluster, [], allocate(cluster.services)).services);
+  return serviceRecords(resolveServices(cluster, cluster.endpointSlices ?? [], allocate(cluster.services)).services);
 }
 
 /**

@@ -33,7 +33,7 @@ export interface ServiceProbeTarget {
 
 /** The Services of the lab's cluster as the agents resolve them. */
 export function labServices(cluster: Cluster): readonly ResolvedService[] {
-  return resolveServices(cluster, [], allocate(cluster.services)).services;
+  return resolveServices(cluster, cluster.endpointSlices ?? [], allocate(cluster.services)).services;
 }
 
 /** `svc/ns/name` → `ns/name`, for `--to`. */

@@ -1,11 +1,14 @@
 // A Service's endpoints, per Service port: the ready pods its selector matches (as the
-// EndpointSlice controller computes them), or, for a Service without a selector, the
-// EndpointSlices that name it. Pure: the cluster model and the slices in, endpoints out.
+// EndpointSlice controller computes them), plus the endpoints of the EndpointSlices that name
+// it (all of them for a Service without selector; see src/lb/slices.ts for which count).
+// Pure: the cluster model and the slices in, endpoints out.
 
 import type { Cluster, Labels, Node, Pod, Protocol, Service } from '../model/cluster.js';
 import { objectName, type Diagnostic } from '../model/diagnostics.js';
 import type { EndpointSlice } from '../source/types.js';
+import { parseIP } from '../net/address.js';
 import { serviceKey, type Allocation, type ServiceAddress } from './allocate.js';
+import { sliceEndpointsOfPort, slicesByService, slicesOfService } from './slices.js';
 
 /** The node labels that give an endpoint its location, most specific first. */
 export const LOCATION_LABEL = 'weir.dev/location';
@@ -115,12 +118,12 @@ export function resolveServices(
       byPair.set(key, l);
     }
   }
-  const slicesBySvc = new Map<string, EndpointSlice[]>();
-  for (const sl of slices) {
-    const k = `${sl.namespace}/${sl.service}`;
-    const list = slicesBySvc.get(k) ?? [];
-    list.push(sl);
-    slicesBySvc.set(k, list);
+  const slicesBySvc = slicesByService(slices);
+  const podsByName = new Map<string, Pod>();
+  const podsByIp = new Map<string, Pod>();
+  for (const p of cluster.pods) {
+    podsByName.set(`${p.namespace}/${p.name}`, p);
+    if (p.ip !== undefined && !p.hostNetwork) podsByIp.set(p.ip, p);
   }
   const isReady = opts.isReady ?? (() => true);
   const diagnostics: Diagnostic[] = [];
@@ -165,34 +168,32 @@ export function resolveServices(
         return portOf(sp, index, endpoints);
       });
     } else {
-      const own = slicesBySvc.get(key) ?? [];
-      ports = s.ports.map((sp, index) => {
-        const endpoints: Endpoint[] = [];
-        for (const sl of own) {
-          if (sl.addressType !== 'IPv4' && sl.addressType !== 'IPv6') continue;
-          // EndpointSlice ports carry the Service port's name (both empty for a single port).
-          const slicePort = sl.ports.find((p) => (p.name ?? '') === (sp.name ?? '') && p.protocol === sp.protocol);
-          if (!slicePort) continue;
-          for (const ep of sl.endpoints) {
-            // EndpointConditions.ready: "should be interpreted as serving and not terminating".
-            if (!ep.ready) continue;
-            const node = ep.nodeName !== undefined ? nodes.get(ep.nodeName) : undefined;
-            const location = locationOf(node?.labels) ?? ep.zone;
-            const pod = ep.pod !== undefined ? cluster.pods.find((p) => `${p.namespace}/${p.name}` === ep.pod) : undefined;
-            for (const ip of ep.addresses) {
-              endpoints.push({
-                key: `${ip}:${slicePort.port}`,
-                ip,
-                port: slicePort.port,
-                ...(ep.pod !== undefined ? { pod: ep.pod } : {}),
-                ...(ep.nodeName !== undefined ? { node: ep.nodeName } : {}),
-                ...(location !== undefined ? { location } : {}),
-                labels: pod?.labels ?? {},
-              });
-            }
-          }
-        }
-        return portOf(sp, index, dedupe(endpoints));
+      ports = s.ports.map((sp, index) => portOf(sp, index, []));
+    }
+    // EndpointSlices (src/lb/slices.ts): all of a Service without selector; for one with a
+    // selector, those of other managers, merged with the pods' as kube-proxy merges them.
+    const own = slicesOfService(s, slicesBySvc.get(key) ?? []);
+    if (own.length > 0) {
+      const address = allocation.addresses.get(key);
+      const family = address?.kind === 'virtual' ? parseIP(address.ip)?.family : undefined;
+      ports = ports.map((p) => {
+        const fromSlices = sliceEndpointsOfPort(s, p.index, own, family).endpoints.map((e): Endpoint => {
+          const pod = (e.pod !== undefined ? podsByName.get(e.pod) : undefined) ?? podsByIp.get(e.ip);
+          const nodeName = e.nodeName ?? pod?.node;
+          const node = nodeName !== undefined ? nodes.get(nodeName) : undefined;
+          const location = locationOf(node?.labels) ?? e.zone;
+          const podName = e.pod ?? (pod ? `${pod.namespace}/${pod.name}` : undefined);
+          return {
+            key: `${e.ip}:${e.port}`,
+            ip: e.ip,
+            port: e.port,
+            ...(podName !== undefined ? { pod: podName } : {}),
+            ...(nodeName !== undefined ? { node: nodeName } : {}),
+            ...(location !== undefined ? { location } : {}),
+            labels: pod?.labels ?? {},
+          };
+        });
+        return fromSlices.length > 0 ? { ...p, endpoints: dedupe([...p.endpoints, ...fromSlices]).sort(byKey) } : p;
       });
     }
     services.push({

@@ -10,7 +10,7 @@ import { locationOf, resolveServices } from './endpoints.js';
 
 export function lintServices(cluster: Cluster): Diagnostic[] {
   const alloc = allocate(cluster.services);
-  const resolved = resolveServices(cluster, [], alloc);
+  const resolved = resolveServices(cluster, cluster.endpointSlices ?? [], alloc);
   const out: Diagnostic[] = [...alloc.diagnostics, ...resolved.diagnostics];
   const nodes = new Map(cluster.nodes.map((n) => [n.name, n]));
   for (const svc of resolved.services) {

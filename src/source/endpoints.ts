@@ -9,6 +9,7 @@
 
 import { createHash } from 'node:crypto';
 import type { Cluster, Pod, Service } from '../model/cluster.js';
+import { SLICE_CONTROLLER } from '../load/endpointslice.js';
 import type { EndpointSlice } from './types.js';
 
 type SlicePort = EndpointSlice['ports'][number];
@@ -56,6 +57,7 @@ export function endpointSlicesOfService(service: Service, pods: readonly Pod[]):
       namespace: service.namespace,
       name: `${service.name}-${hash}`,
       service: service.name,
+      managedBy: SLICE_CONTROLLER,
       addressType: g.addressType,
       ports: g.ports,
       endpoints: g.pods.map((p) => ({

@@ -12,9 +12,18 @@ import { endpointSlicesOf } from './endpoints.js';
 import type { ClusterEvent, ClusterSnapshot, ClusterSource, ClusterSourceHandlers } from './types.js';
 import { FileWatch } from './watch.js';
 
-/** A cluster as a source snapshot: the cluster plus the EndpointSlices its Services imply. */
+/**
+ * A cluster as a source snapshot: the cluster plus its EndpointSlices — those the controller
+ * would derive from its Services' selectors, and those the manifests declare (passed through,
+ * as the API would deliver them; a declared one whose name a derived one already has is left
+ * out, since a source delivers one object per name).
+ */
 export function snapshotOfCluster(cluster: Cluster): ClusterSnapshot {
-  return { cluster, endpointSlices: endpointSlicesOf(cluster) };
+  const derived = endpointSlicesOf(cluster);
+  const declared = cluster.endpointSlices ?? [];
+  if (declared.length === 0) return { cluster, endpointSlices: derived };
+  const names = new Set(derived.map((s) => `${s.namespace}/${s.name}`));
+  return { cluster, endpointSlices: [...derived, ...declared.filter((s) => !names.has(`${s.namespace}/${s.name}`))] };
 }
 
 /** Pods a files source materialises from replica counts before it keeps one pod per workload (with its count). */

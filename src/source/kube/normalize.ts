@@ -1,14 +1,12 @@
 // API objects → the normalized model. The one place where the Kubernetes source calls the
 // manifest loader (src/load): validation and defaulting are the loader's, never repeated here.
 // What the loader does not know is added here: a pod's workload from its ownerReferences (the
-// loader expands controllers into pods; the API has real pods), finished pods, and
-// EndpointSlices (which the loader does not read yet).
+// loader expands controllers into pods; the API has real pods) and finished pods.
 
-import { z } from 'zod';
 import { workloadKey, type Pod, type WorkloadKind } from '../../model/cluster.js';
 import { formatDiagnostic, type Diagnostic } from '../../model/diagnostics.js';
 import { parseManifestObject, type ManifestObject } from '../../load/index.js';
-import type { EndpointSlice, KindObjects, SourceKind } from '../types.js';
+import type { KindObjects, SourceKind } from '../types.js';
 import { apiVersionOfKind, KUBE_KINDS } from './kinds.js';
 
 export interface NormalizeOptions {
@@ -73,7 +71,6 @@ function errorsOf(diags: readonly Diagnostic[]): string[] {
 /** Validates and normalizes one API object of `kind` (list items lack kind/apiVersion: added here). */
 export function normalizeKubeObject<K extends SourceKind>(kind: K, input: Record<string, unknown>, opts: NormalizeOptions = {}): Normalized<K> {
   const raw = { ...input, apiVersion: apiVersionOfKind(KUBE_KINDS[kind]), kind };
-  if (kind === 'EndpointSlice') return normalizeEndpointSlice(raw) as Normalized<K>;
   if (kind === 'Pod') {
     // Pods that ran to completion hold no IP any more; their address may already belong to
     // another pod (kube-network-policies and Calico skip them too).
@@ -106,61 +103,4 @@ export function normalizeKubeObject<K extends SourceKind>(kind: K, input: Record
   }
   if (obj.kind !== kind) return { ok: false, problems: [`${origin}: error: read as ${obj.kind}, expected ${kind}`] };
   return { ok: true, object: obj.value as KindObjects[K], ...reported };
-}
-
-// ------------------------------------------------------------------ EndpointSlice
-
-const protocol = z.enum(['TCP', 'UDP', 'SCTP']);
-const endpointSliceSchema = z.looseObject({
-  metadata: z.looseObject({ name: z.string().min(1), namespace: z.string().min(1), labels: z.record(z.string(), z.string()).optional() }),
-  addressType: z.enum(['IPv4', 'IPv6', 'FQDN']),
-  ports: z
-    .array(z.looseObject({ name: z.string().nullish(), port: z.number().int().min(1).max(65535).nullish(), protocol: protocol.nullish() }))
-    .nullish(),
-  endpoints: z
-    .array(
-      z.looseObject({
-        addresses: z.array(z.string()).min(1),
-        conditions: z.looseObject({ ready: z.boolean().nullish(), serving: z.boolean().nullish(), terminating: z.boolean().nullish() }).nullish(),
-        nodeName: z.string().nullish(),
-        zone: z.string().nullish(),
-        targetRef: z.looseObject({ kind: z.string().nullish(), name: z.string().nullish(), namespace: z.string().nullish() }).nullish(),
-      }),
-    )
-    .nullish(),
-});
-
-const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
-
-function normalizeEndpointSlice(raw: Record<string, unknown>): Normalized<'EndpointSlice'> {
-  const origin = originOf('EndpointSlice', raw);
-  const r = endpointSliceSchema.safeParse(raw);
-  if (!r.success) {
-    return { ok: false, problems: r.error.issues.map((i) => `${origin}: error: ${i.path.join('.')}: ${i.message}`) };
-  }
-  const s = r.data;
-  const service = s.metadata.labels?.[SERVICE_NAME_LABEL];
-  if (!service) return { ok: false, problems: [`${origin}: error: metadata.labels: no ${SERVICE_NAME_LABEL} label (not a Service's slice)`] };
-  const slice: EndpointSlice = {
-    namespace: s.metadata.namespace,
-    name: s.metadata.name,
-    service,
-    addressType: s.addressType,
-    // A port without a number means "all ports" in the API; nothing forwards to that, so it is left out.
-    ports: (s.ports ?? [])
-      .filter((p) => typeof p.port === 'number')
-      .map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port as number, protocol: p.protocol ?? 'TCP' })),
-    endpoints: (s.endpoints ?? []).map((e) => ({
-      addresses: e.addresses,
-      // EndpointConditions: "a nil value indicates an unknown state … consumers should interpret
-      // this unknown state as ready" (serving likewise); terminating nil is false.
-      ready: e.conditions?.ready ?? true,
-      serving: e.conditions?.serving ?? e.conditions?.ready ?? true,
-      terminating: e.conditions?.terminating ?? false,
-      ...(e.nodeName ? { nodeName: e.nodeName } : {}),
-      ...(e.zone ? { zone: e.zone } : {}),
-      ...(e.targetRef?.kind === 'Pod' && e.targetRef.name ? { pod: `${e.targetRef.namespace ?? s.metadata.namespace}/${e.targetRef.name}` } : {}),
-    })),
-  };
-  return { ok: true, object: slice };
 }
