@@ -10,10 +10,11 @@
 // Endpoints as the analyzer knows them: the pods the selector matches (with or without an
 // address — manifests rarely carry one), each with the container port its targetPort names
 // (a pod where a named targetPort resolves nowhere is no endpoint of that port, as in the
-// EndpointSlice controller). What the manifests cannot say is never guessed: a Service
-// without selector (endpoints come from EndpointSlices, which the loader does not read), an
-// ExternalName, or a Local traffic policy whose client node is not known makes every verdict
-// through it UNKNOWN, never allowed.
+// EndpointSlice controller), plus the endpoints of the EndpointSlices the manifests declare
+// for it (src/analyze/service-slices.ts: a pod's address is that pod, another address is an
+// external endpoint). What the manifests cannot say is never guessed: a Service without
+// selector that no EndpointSlice names, an invalid slice, an ExternalName, or a Local traffic
+// policy whose client node is not known makes every verdict through it UNKNOWN, never allowed.
 //
 // Pure: engine, cluster and analysis in, plain data out.
 
@@ -33,7 +34,11 @@ import {
   type PolicyEngine,
   type Verdict,
 } from '../policy/index.js';
-import { familyOf, formatIp } from '../policy/ip.js';
+import { familyOf, formatIp, parseIp } from '../policy/ip.js';
+import { SERVICE_NAME_LABEL } from '../load/endpointslice.js';
+import { slicesByService, slicesOfService } from '../lb/slices.js';
+import { parseIP } from '../net/address.js';
+import { podIndex, sliceEndpointRefs } from './service-slices.js';
 import { clusterNodes, type ConnNode } from './connlist.js';
 import { escapeControl, escapeJson } from './escape.js';
 
@@ -41,9 +46,11 @@ import { escapeControl, escapeJson } from './escape.js';
 export type ServiceFrontend = 'cluster-ip' | 'node-port' | 'headless';
 
 export interface ServiceEndpointRef {
-  /** `ns/name` of the pod. */
-  readonly pod: string;
-  /** The pod's workload, `ns/name[Kind]`. */
+  /** `ns/name` of the pod; absent for an EndpointSlice address outside every known pod. */
+  readonly pod?: string;
+  /** The endpoint's address, where known (always for EndpointSlice endpoints). */
+  readonly ip?: string;
+  /** The pod's workload, `ns/name[Kind]`, or `IP[External]`. */
   readonly workload: string;
   readonly port: number;
   readonly protocol: Protocol;
@@ -68,6 +75,13 @@ export interface ServicePortView {
   readonly endpoints: readonly ServiceEndpointRef[];
   /** Set when the manifests cannot say which endpoints there are: every verdict is Unknown. */
   readonly unresolved?: string;
+  /** Why there is no endpoint, when the EndpointSlices say so. */
+  readonly emptyReason?: string;
+}
+
+/** What explain() takes for an endpoint: the pod, or the external address. */
+export function endpointTarget(e: ServiceEndpointRef): string {
+  return e.pod ?? e.ip ?? '';
 }
 
 function selects(selector: Readonly<Record<string, string>>, pod: Pod): boolean {
@@ -75,22 +89,32 @@ function selects(selector: Readonly<Record<string, string>>, pod: Pod): boolean 
 }
 
 /** Every Service port of the cluster with its endpoints as the manifests define them. */
-export function servicePorts(cluster: Pick<Cluster, 'services' | 'pods'>): ServicePortView[] {
+export function servicePorts(cluster: Pick<Cluster, 'services' | 'pods' | 'endpointSlices'>): ServicePortView[] {
   const alloc = allocate(cluster.services);
   const out: ServicePortView[] = [];
+  const slices = slicesByService(cluster.endpointSlices ?? []);
+  const pods = podIndex(cluster.pods);
   for (const s of cluster.services) {
     const key = serviceKey(s);
     const address = alloc.addresses.get(key) ?? { kind: 'none' as const };
-    const unresolved = unresolvedReason(s);
+    const own = slicesOfService(s, slices.get(key) ?? []);
+    const family = address.kind === 'virtual' ? parseIP(address.ip)?.family : undefined;
+    const unresolved = unresolvedReason(s, own.length);
     const selected = s.selector !== undefined ? cluster.pods.filter((p) => p.namespace === s.namespace && !p.hostNetwork && selects(s.selector ?? {}, p)) : [];
     s.ports.forEach((sp, index) => {
       const endpoints: ServiceEndpointRef[] = [];
       for (const pod of selected) {
         const port = resolveTargetPort(pod, sp.targetPort, sp.protocol);
         if (port === undefined) continue;
-        endpoints.push({ pod: `${pod.namespace}/${pod.name}`, workload: pod.workload, port, protocol: sp.protocol, ...(pod.node !== undefined ? { node: pod.node } : {}) });
+        endpoints.push({ pod: `${pod.namespace}/${pod.name}`, ...(pod.ip !== undefined ? { ip: pod.ip } : {}), workload: pod.workload, port, protocol: sp.protocol, ...(pod.node !== undefined ? { node: pod.node } : {}) });
       }
-      endpoints.sort((a, b) => (a.pod < b.pod ? -1 : a.pod > b.pod ? 1 : 0));
+      const fromSlices = unresolved === undefined && own.length > 0 ? sliceEndpointRefs(s, index, own, pods, family) : undefined;
+      const portUnresolved = unresolved ?? fromSlices?.unresolved;
+      for (const e of fromSlices?.endpoints ?? []) {
+        // A slice may list a pod the selector already gives (kube-proxy keeps one per address and port).
+        if (!endpoints.some((x) => endpointTarget(x) === endpointTarget(e) && x.port === e.port)) endpoints.push(e);
+      }
+      endpoints.sort((a, b) => (endpointTarget(a) < endpointTarget(b) ? -1 : endpointTarget(a) > endpointTarget(b) ? 1 : 0));
       const nodePort = alloc.nodePorts.get(`${key}/${index}`);
       out.push({
         service: key,
@@ -105,18 +129,21 @@ export function servicePorts(cluster: Pick<Cluster, 'services' | 'pods'>): Servi
         address,
         internalTrafficPolicy: s.internalTrafficPolicy,
         externalTrafficPolicy: s.externalTrafficPolicy ?? 'Cluster',
-        endpoints,
-        ...(unresolved !== undefined ? { unresolved } : {}),
+        endpoints: portUnresolved !== undefined ? [] : endpoints,
+        ...(portUnresolved !== undefined ? { unresolved: portUnresolved } : {}),
+        ...(fromSlices?.emptyReason !== undefined && endpoints.length === 0 ? { emptyReason: fromSlices.emptyReason } : {}),
       });
     });
   }
   return out;
 }
 
-function unresolvedReason(s: Service): string | undefined {
+function unresolvedReason(s: Service, slices: number): string | undefined {
   const name = `Service ${s.namespace}/${s.name}`;
   if (s.type === 'ExternalName') return `${name} spec.type: ExternalName is a DNS alias with no endpoints in the cluster`;
-  if (s.selector === undefined) return `${name} spec.selector: absent, so its endpoints come from EndpointSlices, which weir does not read from manifests`;
+  if (s.selector === undefined && slices === 0) {
+    return `${name} spec.selector: absent, and no EndpointSlice in the input names it (label ${SERVICE_NAME_LABEL}: ${s.name}), so its endpoints are managed outside the manifests`;
+  }
   return undefined;
 }
 
@@ -214,7 +241,7 @@ export interface ServiceExplanation {
 }
 
 /** `--from FROM --to svc/ns/name --port PORT`: each endpoint explained, then one verdict. */
-export function explainService(engine: PolicyEngine, cluster: Pick<Cluster, 'services' | 'pods'>, from: string, service: string, port: number | string, protocol?: Protocol): ServiceExplanation {
+export function explainService(engine: PolicyEngine, cluster: Pick<Cluster, 'services' | 'pods' | 'endpointSlices'>, from: string, service: string, port: number | string, protocol?: Protocol): ServiceExplanation {
   const view = findServicePort(servicePorts(cluster), service, port, protocol);
   const src = resolveEndpoint(engine, from);
   const frontend = frontendFor(view, src.endpoint.kind === 'external');
@@ -235,7 +262,7 @@ export function explainService(engine: PolicyEngine, cluster: Pick<Cluster, 'ser
   if (eligible.endpoints.length === 0) {
     return { ...base, verdict: 'Denied', reason: frontend === 'headless' ? 'no endpoint: the name resolves to no address' : 'no endpoint: the connection is rejected at once', endpoints: [] };
   }
-  const endpoints = eligible.endpoints.map((e) => ({ endpoint: e, explanation: explain(engine, from, e.pod, e.protocol, e.port) }));
+  const endpoints = eligible.endpoints.map((e) => ({ endpoint: e, explanation: explain(engine, from, endpointTarget(e), e.protocol, e.port) }));
   const verdicts = new Set(endpoints.map((e) => e.explanation.verdict));
   const unknownBecause = [...new Set(endpoints.flatMap((e) => e.explanation.unknownBecause ?? []))].sort();
   const verdict: ServiceVerdict = verdicts.has('Unknown')
@@ -263,7 +290,8 @@ export function formatServiceExplanation(e: ServiceExplanation): string {
             : `${e.verdict.toUpperCase()} (${e.verdict === 'Allowed' ? 'every' : 'no'} endpoint of ${n} allows)`;
   const lines = [`${e.from} => ${e.to} : ${e.protocol} ${e.port}${e.portName !== undefined ? ` (${e.portName})` : ''} via ${e.via}`, `verdict: ${verdictText}`];
   for (const x of e.endpoints) {
-    lines.push(`endpoint ${x.endpoint.pod} (${x.endpoint.workload}) ${x.endpoint.protocol} ${x.endpoint.port}: ${x.explanation.verdict.toUpperCase()}`);
+    const what = x.endpoint.pod !== undefined ? `${x.endpoint.pod} (${x.endpoint.workload})` : `${x.endpoint.ip ?? '?'} (External)`;
+    lines.push(`endpoint ${what} ${x.endpoint.protocol} ${x.endpoint.port}: ${x.explanation.verdict.toUpperCase()}`);
     // The pod-to-pod explanation after its own first line (which repeats the endpoint).
     for (const l of formatExplanation(x.explanation).split('\n').slice(1)) lines.push(`  ${l}`);
   }
@@ -317,7 +345,7 @@ type Cell = 'allowed' | 'denied' | 'unknown';
  * source and Service port where some endpoint allows (or might); `focus` keeps the lines whose
  * source or Service (`ns/name`) it names.
  */
-export function serviceConnectivity(engine: PolicyEngine, cluster: Pick<Cluster, 'services' | 'pods'>, result: ConnectivityResult, opts: { readonly focus?: string } = {}): ServiceConnectivity {
+export function serviceConnectivity(engine: PolicyEngine, cluster: Pick<Cluster, 'services' | 'pods' | 'endpointSlices'>, result: ConnectivityResult, opts: { readonly focus?: string } = {}): ServiceConnectivity {
   const views = servicePorts(cluster);
   const classOfPod = new Map<string, number>();
   for (const c of result.classes) if (c.kind === 'pod') for (const p of c.pods) classOfPod.set(`${p.namespace}/${p.name}`, c.index);
@@ -328,8 +356,23 @@ export function serviceConnectivity(engine: PolicyEngine, cluster: Pick<Cluster,
     return x < y ? -1 : x > y ? 1 : 0;
   });
 
+  const externalClassOf = (ipText: string | undefined): number | undefined => {
+    const ip = ipText !== undefined ? parseIp(ipText) : undefined;
+    if (ip === undefined) return undefined;
+    let lo = 0;
+    let hi = externals.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const r = externals[mid]?.range;
+      if (!r) return undefined;
+      if (ip < r.start) hi = mid - 1;
+      else if (ip > r.end) lo = mid + 1;
+      else return externals[mid]?.index;
+    }
+    return undefined;
+  };
   const cellOf = (srcClass: number, e: ServiceEndpointRef): Cell => {
-    const dst = classOfPod.get(e.pod);
+    const dst = e.pod !== undefined ? classOfPod.get(e.pod) : externalClassOf(e.ip);
     if (dst === undefined) return 'unknown';
     if (allows(result.conns.get(result.connId(srcClass, dst)), e.protocol, e.port)) return 'allowed';
     if (allows(result.conns.get(result.unknownId(srcClass, dst)), e.protocol, e.port)) return 'unknown';
@@ -340,10 +383,10 @@ export function serviceConnectivity(engine: PolicyEngine, cluster: Pick<Cluster,
     const out = new Set<string>();
     for (const e of eps) {
       try {
-        for (const r of explain(engine, srcSpec(c), e.pod, e.protocol, e.port).unknownBecause ?? []) out.add(r);
+        for (const r of explain(engine, srcSpec(c), endpointTarget(e), e.protocol, e.port).unknownBecause ?? []) out.add(r);
       } catch (err) {
         if (!(err instanceof EndpointNotFoundError)) throw err;
-        out.add(`endpoint ${e.pod} not found`);
+        out.add(`endpoint ${endpointTarget(e)} not found`);
       }
     }
     return [...out].sort();
@@ -385,7 +428,7 @@ export function serviceConnectivity(engine: PolicyEngine, cluster: Pick<Cluster,
 
   for (const v of views) {
     if (v.unresolved === undefined && v.endpoints.length === 0) {
-      if (focusHit(undefined, v)) withoutEndpoints.push({ service: serviceName(v), port: v.port, protocol: v.protocol, reason: typeof v.targetPort === 'string' ? `no selected pod has a ${v.protocol} port named "${v.targetPort}"` : 'the selector matches no pod' });
+      if (focusHit(undefined, v)) withoutEndpoints.push({ service: serviceName(v), port: v.port, protocol: v.protocol, reason: v.emptyReason ?? (typeof v.targetPort === 'string' ? `no selected pod has a ${v.protocol} port named "${v.targetPort}"` : 'the selector matches no pod') });
       continue;
     }
     // Pods: the ClusterIP (or the endpoints themselves, headless).

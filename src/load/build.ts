@@ -26,6 +26,7 @@ import {
   type Workload,
 } from '../model/cluster.js';
 import { objectName, type Diagnostic } from '../model/diagnostics.js';
+import { checkEndpointSlices } from './endpointslice.js';
 import { namespaceLabels } from './normalize.js';
 import type { LoadedWorkload, ManifestObject, OwnerRef } from './parse.js';
 
@@ -343,6 +344,9 @@ export function buildCluster(objects: readonly ManifestObject[]): LoadResult {
       object: r.object,
     });
   }
+
+  // 7. EndpointSlices joined to their Services.
+  diagnostics.push(...checkEndpointSlices(services, endpointSlices));
 
   const cluster: Cluster = {
     namespaces: namespaces.sort(byName),

@@ -9,7 +9,8 @@
 // endpoints and marked in doubt, and every verdict through its Service is UNKNOWN.
 
 import type { z } from 'zod';
-import type { EndpointSlice, SourceRef } from '../model/cluster.js';
+import type { EndpointSlice, Service, SourceRef } from '../model/cluster.js';
+import { objectName, type Diagnostic } from '../model/diagnostics.js';
 import { isPlainObject } from './documents.js';
 import { formatPath } from './issues.js';
 import type { Remark } from './normalize.js';
@@ -96,4 +97,69 @@ export function salvageEndpointSlice(value: Record<string, unknown>, namespace: 
     doubt: { reason: `${object}${field ? ` ${field}` : ''}: invalid, so the endpoints it declares are unknown` },
     source,
   };
+}
+
+function at(source: SourceRef | undefined): { file?: string; line?: number } {
+  return { ...(source?.file !== undefined ? { file: source.file } : {}), ...(source?.line !== undefined ? { line: source.line } : {}) };
+}
+
+/**
+ * What joining slices to Services says (the loader's cross-object check): a slice whose
+ * Service is not in the input, the controller's slice of a Service with a selector (ignored),
+ * another manager's slice of one (merged), a port no Service port takes, an FQDN slice, and a
+ * Service without selector that no slice names.
+ */
+export function checkEndpointSlices(services: readonly Service[], slices: readonly EndpointSlice[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const byKey = new Map(services.map((s) => [`${s.namespace}/${s.name}`, s]));
+  const named = new Set<string>();
+  for (const sl of slices) {
+    const key = `${sl.namespace}/${sl.service}`;
+    named.add(key);
+    const object = objectName('EndpointSlice', sl.name, sl.namespace);
+    const d = (severity: 'warning' | 'notice', code: string, field: string, message: string) => out.push({ severity, code, message, ...at(sl.source), object, field });
+    const svc = byKey.get(key);
+    if (!svc) {
+      d('warning', 'endpointslice-service-missing', `metadata.labels["${SERVICE_NAME_LABEL}"]`, `names Service ${key}, which is not in the input: its endpoints serve nothing`);
+      continue;
+    }
+    if (svc.type === 'ExternalName') {
+      d('notice', 'endpointslice-ignored', `metadata.labels["${SERVICE_NAME_LABEL}"]`, `Service ${key} is an ExternalName (a DNS alias): proxies ignore its slices`);
+      continue;
+    }
+    if (svc.selector !== undefined) {
+      if (sl.managedBy === SLICE_CONTROLLER) {
+        d('notice', 'endpointslice-controller-managed', `metadata.labels["${MANAGED_BY_LABEL}"]`,
+          `the EndpointSlice controller's slice of Service ${key}, which has a selector: ignored; weir derives the Service's endpoints from the pods the selector matches, as the controller rewrites this slice from them`);
+        continue;
+      }
+      d('notice', 'endpointslice-merged', `metadata.labels["${SERVICE_NAME_LABEL}"]`,
+        `Service ${key} has a selector; this slice (${sl.managedBy !== undefined ? `managed by ${sl.managedBy}` : `no ${MANAGED_BY_LABEL} label`}) adds its endpoints to the selected pods, as kube-proxy merges every slice of a Service`);
+    }
+    if (sl.doubt) continue;
+    if (sl.addressType === 'FQDN') {
+      d('notice', 'endpointslice-fqdn', 'addressType', 'an FQDN slice: kube-proxy and weir forward only to IPv4 and IPv6 slices, so it gives the Service no endpoints');
+      continue;
+    }
+    const known = svc.ports.map((p) => `${p.name ?? '(no name)'} ${p.port}/${p.protocol}`).join(', ');
+    for (const p of sl.ports) {
+      if (svc.ports.some((sp) => (sp.name ?? '') === (p.name ?? '') && sp.protocol === p.protocol)) continue;
+      const which = p.name !== undefined ? `named "${p.name}"` : 'without a name';
+      d('warning', 'endpointslice-port-unmatched', 'ports',
+        `port ${p.port}/${p.protocol} ${which} matches no port of Service ${key} (a slice port serves the Service port of the same name and protocol; its ports: ${known || 'none'}): it gives the Service no endpoints`);
+    }
+  }
+  for (const s of services) {
+    const key = `${s.namespace}/${s.name}`;
+    if (s.selector !== undefined || s.type === 'ExternalName' || named.has(key)) continue;
+    out.push({
+      severity: 'warning',
+      code: 'service-without-endpointslices',
+      message: `no selector and no EndpointSlice in the input names it (label ${SERVICE_NAME_LABEL}: ${s.name}): its endpoints are unknown, so verdicts through it are UNKNOWN`,
+      ...at(s.source),
+      object: objectName('Service', s.name, s.namespace),
+      field: 'spec.selector',
+    });
+  }
+  return out;
 }
