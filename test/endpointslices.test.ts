@@ -190,6 +190,12 @@ describe('EndpointSlices: the analyzer', () => {
     // Client: the pod allows it, its egress does not reach 203.0.113.20:5432 → partial.
     assert.equal(explainService(merged.engine, merged.cluster, 'shop/client', 'shop/db', 5432).verdict, 'Partial');
     assert.equal(explainService(engine, cluster, 'shop/client', 'shop/db', 5432).verdict, 'Allowed');
+    // A dump holds one controller slice per selector Service: one notice for all of them.
+    const dump = load(slice('db-q9z8w', 'db', 'addressType: IPv4\nports: [{port: 5432}]\nendpoints: [{addresses: [10.1.0.98]}]', ', endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io'));
+    const notices = dump.diagnostics.filter((d) => d.code === 'endpointslice-controller-managed');
+    assert.equal(notices.length, 1);
+    assert.match(notices[0]?.message ?? '', /^2 EndpointSlices of the EndpointSlice controller for Services with a selector \(shop\/db-x7k2p, shop\/db-q9z8w\): ignored/);
+    assert.deepEqual(servicePorts(dump.cluster).find((v) => v.service === 'shop/db')?.endpoints.map((e) => e.pod), ['shop/db']);
   });
 
   test('doubt stays UNKNOWN: no slice at all, a targetRef to a pod not in the input or at another address', () => {

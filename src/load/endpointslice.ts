@@ -113,6 +113,7 @@ export function checkEndpointSlices(services: readonly Service[], slices: readon
   const out: Diagnostic[] = [];
   const byKey = new Map(services.map((s) => [`${s.namespace}/${s.name}`, s]));
   const named = new Set<string>();
+  const controllerSlices: EndpointSlice[] = [];
   for (const sl of slices) {
     const key = `${sl.namespace}/${sl.service}`;
     named.add(key);
@@ -129,8 +130,7 @@ export function checkEndpointSlices(services: readonly Service[], slices: readon
     }
     if (svc.selector !== undefined) {
       if (sl.managedBy === SLICE_CONTROLLER) {
-        d('notice', 'endpointslice-controller-managed', `metadata.labels["${MANAGED_BY_LABEL}"]`,
-          `the EndpointSlice controller's slice of Service ${key}, which has a selector: ignored; weir derives the Service's endpoints from the pods the selector matches, as the controller rewrites this slice from them`);
+        controllerSlices.push(sl);
         continue;
       }
       d('notice', 'endpointslice-merged', `metadata.labels["${SERVICE_NAME_LABEL}"]`,
@@ -148,6 +148,21 @@ export function checkEndpointSlices(services: readonly Service[], slices: readon
       d('warning', 'endpointslice-port-unmatched', 'ports',
         `port ${p.port}/${p.protocol} ${which} matches no port of Service ${key} (a slice port serves the Service port of the same name and protocol; its ports: ${known || 'none'}): it gives the Service no endpoints`);
     }
+  }
+  // A dump of a real cluster holds one such slice per Service with a selector: one notice says it.
+  const first = controllerSlices[0];
+  if (first) {
+    const names = controllerSlices.slice(0, 5).map((x) => `${x.namespace}/${x.name}`).join(', ');
+    const more = controllerSlices.length > 5 ? ` and ${controllerSlices.length - 5} more` : '';
+    const what = controllerSlices.length === 1 ? `the EndpointSlice controller's slice of Service ${first.namespace}/${first.service}, which has a selector` : `${controllerSlices.length} EndpointSlices of the EndpointSlice controller for Services with a selector (${names}${more})`;
+    out.push({
+      severity: 'notice',
+      code: 'endpointslice-controller-managed',
+      message: `${what}: ignored; weir derives those Services' endpoints from the pods their selectors match, as the controller rewrites its slices from them`,
+      ...at(first.source),
+      object: objectName('EndpointSlice', first.name, first.namespace),
+      field: `metadata.labels["${MANAGED_BY_LABEL}"]`,
+    });
   }
   for (const s of services) {
     const key = `${s.namespace}/${s.name}`;
