@@ -17,6 +17,7 @@ import type { Cluster } from '../src/model/cluster.js';
 import { formatDiagnostic, type Diagnostic } from '../src/model/diagnostics.js';
 import { analyze, PolicyEngine } from '../src/policy/index.js';
 import { FilesSource } from '../src/source/files.js';
+import { normalizeKubeObject } from '../src/source/kube/index.js';
 
 const FIXTURE = 'test/fixtures/endpointslices/slices.yaml';
 
@@ -240,5 +241,24 @@ describe('EndpointSlices: the files source and the kernel', () => {
     // The controller's stale slice (10.1.0.99) is not used; the pod is.
     assert.deepEqual(keys('shop/db'), [['10.1.0.5:5432']]);
     assert.equal(resolved.find((s) => s.key === 'shop/db-alias')?.ports[0]?.endpoints[0]?.pod, 'shop/db');
+  });
+});
+
+describe('EndpointSlices: the Kubernetes source validates them through the loader', () => {
+  test('valid, invalid (kept in doubt) and unlabelled slices from the API', () => {
+    
+    const meta = (name: string, labels: Record<string, string> = { 'kubernetes.io/service-name': 'db' }) => ({ name, namespace: 'shop', labels });
+    const ok = normalizeKubeObject('EndpointSlice', { metadata: meta('db-1'), addressType: 'IPv4', ports: [{ name: '', port: 5432, protocol: 'TCP' }], endpoints: [{ addresses: ['10.1.0.5'], conditions: { ready: null } }] });
+    assert.equal(ok.ok, true);
+    assert.deepEqual(ok.ok && ok.object?.endpoints, [{ addresses: ['10.1.0.5'], ready: true, serving: true, terminating: false }]);
+    const bad = normalizeKubeObject('EndpointSlice', { metadata: meta('db-2'), addressType: 'IPv4', endpoints: [{ addresses: ['10.1.0.300'] }] });
+    assert.equal(bad.ok, true);
+    assert.match(bad.ok ? (bad.object?.doubt?.reason ?? '') : '', /EndpointSlice shop\/db-2 endpoints\[0\]\.addresses\[0\]/);
+    assert.match((bad.problems ?? []).join('\n'), /kubernetes:EndpointSlice shop\/db-2.*not an IPv4 address/);
+    // The API writes a slice without endpoints as `endpoints: null`.
+    const empty = normalizeKubeObject('EndpointSlice', { metadata: meta('db-3'), addressType: 'IPv4', ports: null, endpoints: null });
+    assert.deepEqual(empty.ok && [empty.object?.endpoints, empty.object?.doubt, empty.problems], [[], undefined, undefined]);
+    const orphan = normalizeKubeObject('EndpointSlice', { metadata: meta('x', {}), addressType: 'IPv4', endpoints: [] });
+    assert.equal(orphan.ok, false);
   });
 });

@@ -64,7 +64,7 @@ function makeLocator(root: unknown, rootLine: number, lc: LineCounter): RawDocum
  * and YAML writes `ingress:` with no value as null. Dropping null-valued keys gives the same
  * meaning before validation.
  */
-function dropNulls(value: unknown): unknown {
+export function dropNulls(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(dropNulls);
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};

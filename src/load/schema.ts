@@ -13,6 +13,7 @@
 import { z } from 'zod';
 import { PROTOCOLS } from '../model/cluster.js';
 import { isStrictSubset, parseCIDR, parseIP } from '../net/address.js';
+import { dropNulls } from './documents.js';
 import { checkLabelKey, checkLabelValue, checkPortName, checkPortNumber } from './syntax.js';
 
 type Ctx = z.RefinementCtx;
@@ -568,7 +569,7 @@ const endpointSchema = z.object({
   targetRef: z.object({ kind: z.string().optional(), name: z.string().optional(), namespace: z.string().optional() }).optional(),
 });
 
-export const endpointSliceSchema = z
+const endpointSliceObjectSchema = z
   .object({
     metadata: objectMetaSchema,
     addressType: z.enum(['IPv4', 'IPv6', 'FQDN']),
@@ -604,4 +605,9 @@ export const endpointSliceSchema = z
       });
     });
   });
-export type RawEndpointSlice = z.infer<typeof endpointSliceSchema>;
+/**
+ * The API serializes nil lists and pointers of a slice as null (`endpoints: null` for a slice
+ * without endpoints, as the Kubernetes source receives it): Go's meaning, absent, first.
+ */
+export const endpointSliceSchema = z.preprocess(dropNulls, endpointSliceObjectSchema);
+export type RawEndpointSlice = z.infer<typeof endpointSliceObjectSchema>;
