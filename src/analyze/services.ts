@@ -48,7 +48,7 @@ export type ServiceFrontend = 'cluster-ip' | 'node-port' | 'headless';
 export interface ServiceEndpointRef {
   /** `ns/name` of the pod; absent for an EndpointSlice address outside every known pod. */
   readonly pod?: string;
-  /** The endpoint's address, where known (always for EndpointSlice endpoints). */
+  /** The endpoint's address, for EndpointSlice endpoints. */
   readonly ip?: string;
   /** The pod's workload, `ns/name[Kind]`, or `IP[External]`. */
   readonly workload: string;
@@ -106,7 +106,7 @@ export function servicePorts(cluster: Pick<Cluster, 'services' | 'pods' | 'endpo
       for (const pod of selected) {
         const port = resolveTargetPort(pod, sp.targetPort, sp.protocol);
         if (port === undefined) continue;
-        endpoints.push({ pod: `${pod.namespace}/${pod.name}`, ...(pod.ip !== undefined ? { ip: pod.ip } : {}), workload: pod.workload, port, protocol: sp.protocol, ...(pod.node !== undefined ? { node: pod.node } : {}) });
+        endpoints.push({ pod: `${pod.namespace}/${pod.name}`, workload: pod.workload, port, protocol: sp.protocol, ...(pod.node !== undefined ? { node: pod.node } : {}) });
       }
       const fromSlices = unresolved === undefined && own.length > 0 ? sliceEndpointRefs(s, index, own, pods, family) : undefined;
       const portUnresolved = unresolved ?? fromSlices?.unresolved;
