@@ -217,6 +217,17 @@ describe('EndpointSlices: the analyzer', () => {
     }
   });
 
+  test('the first address of an endpoint; addresses of the other family than the ClusterIP are not proxied', () => {
+    const { cluster } = load(
+      SERVICE('multi') +
+        slice('multi-1', 'multi', 'addressType: IPv4\nports: [{port: 80}]\nendpoints: [{addresses: [10.1.0.5, 10.1.0.8]}]') +
+        slice('multi-6', 'multi', 'addressType: IPv6\nports: [{port: 80}]\nendpoints: [{addresses: ["2001:db8::5"]}]'),
+    );
+    assert.deepEqual(servicePorts(cluster).find((v) => v.service === 'shop/multi')?.endpoints.map((e) => e.ip), ['10.1.0.5']);
+    const resolved = resolveServices(cluster, cluster.endpointSlices ?? [], allocate(cluster.services)).services;
+    assert.deepEqual(resolved.find((s) => s.key === 'shop/multi')?.ports[0]?.endpoints.map((e) => e.key), ['10.1.0.5:80']);
+  });
+
   test('FQDN slices are not proxied: no endpoint, said so', () => {
     const { cluster, engine } = load(SERVICE('named') + slice('named-1', 'named', 'addressType: FQDN\nports: [{port: 80}]\nendpoints: [{addresses: [db.example.com]}]'));
     const e = explainService(engine, cluster, 'shop/client', 'shop/named', 80);
