@@ -7,7 +7,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
-import { endpointStatusSchema, serviceViewSchema, type ServiceView } from '../../agent/lb-status.js';
+import type { ServiceView } from '../../agent/lb-status.js';
+import { serviceApiSchema, type ServiceApiView } from '../services-schema.js';
 
 export interface ServicesSource {
   /** Every Service port as the agents see it, and the files that could not be read. */
@@ -16,10 +17,6 @@ export interface ServicesSource {
   endpointGroups?(ip: string): { readonly workload?: string; readonly identity?: string } | undefined;
 }
 
-/** An endpoint as the API serves it: with its pod's groups, so the dashboard wires a Service to the groups on its map. */
-const endpointViewSchema = endpointStatusSchema.extend({ workload: z.string().optional(), identity: z.string().optional() });
-const serviceApiSchema = serviceViewSchema.extend({ nodes: z.array(serviceViewSchema.shape.nodes.element.extend({ endpoints: z.array(endpointViewSchema) })) });
-export type ServiceApiView = z.infer<typeof serviceApiSchema>;
 
 function withGroups(views: readonly ServiceView[], source: ServicesSource): ServiceApiView[] {
   const groups = source.endpointGroups?.bind(source);
