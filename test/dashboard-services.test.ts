@@ -112,7 +112,7 @@ function overlapping(boxes: readonly Box[]): [string, string][] {
   return out;
 }
 
-/** Every label on the map (groups, Services, namespaces), as screen boxes. */
+/** Every label on the map (groups, Services, namespaces, the shares on Service edges), as screen boxes. */
 async function labelBoxes(page: Page): Promise<Box[]> {
   return page.evaluate(() => {
     const rect = (el: Element, name: string) => {
@@ -123,6 +123,7 @@ async function labelBoxes(page: Page): Promise<Box[]> {
       ...[...document.querySelectorAll('[data-testid=group-node] text')].map((t) => rect(t, `group ${t.textContent ?? ''}`)),
       ...[...document.querySelectorAll('[data-testid=service-node] text:not(.glyph)')].map((t) => rect(t, `service ${t.textContent ?? ''}`)),
       ...[...document.querySelectorAll('.cluster text')].map((t) => rect(t, `cluster ${t.textContent ?? ''}`)),
+      ...[...document.querySelectorAll('[data-testid=service-link] .share rect')].map((t) => rect(t, `share ${t.closest('[data-testid=service-link]')?.getAttribute('data-group') ?? ''}`)),
     ];
   });
 }

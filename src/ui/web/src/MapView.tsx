@@ -1,6 +1,6 @@
 import { memo, useCallback, useMemo, useRef, useState, type PointerEvent, type WheelEvent } from 'react';
 import type { GroupBy } from './api';
-import { computeLayout, namespaceOfGroup, serviceLabel, shortLabel, SUB_DY, type Layout, type Point } from './layout';
+import { computeLayout, groupBoxes, namespaceOfGroup, overlaps, serviceBoxes, serviceLabel, shortLabel, SUB_DY, type Box, type Layout, type Point } from './layout';
 import type { LiveEdge, LiveStore } from './live';
 import { buildServiceMap, type ServiceApiView, type ServiceLink, type ServiceNode } from './serviceMap';
 
@@ -118,7 +118,7 @@ const ServiceNodeView = memo(function ServiceNodeView(p: { node: ServiceNode; x:
 const SHARE_STATES = ['ok', 'idle', 'degraded', 'down'] as const;
 
 /** Service → endpoint group: width and label the weight share, colour the endpoints' health, one dot per endpoint. */
-const ServiceLinkView = memo(function ServiceLinkView(p: { link: ServiceLink; a: Point; b: Point; viewId: string | undefined; onSelect: (viewId: string) => void }) {
+const ServiceLinkView = memo(function ServiceLinkView(p: { link: ServiceLink; a: Point; b: Point; avoid: readonly Box[]; viewId: string | undefined; onSelect: (viewId: string) => void }) {
   const { link, a, b } = p;
   const dx = b.x - a.x;
   const dy = b.y - a.y;
@@ -132,9 +132,19 @@ const ServiceLinkView = memo(function ServiceLinkView(p: { link: ServiceLink; a:
   const text = pct === 0 ? '0%' : pct < 1 ? '<1%' : `${Math.round(pct)}%`;
   const dots = link.endpoints.slice(0, 8);
   const w = 7 * text.length + 12 + dots.length * 8 + (link.endpoints.length > dots.length ? 16 : 0);
-  // The label sits 55% along, towards the group: clear of the Service's own label.
-  const mx = x1 + (x2 - x1) * 0.55;
-  const my = y1 + (y2 - y1) * 0.55;
+  // The label sits where it touches neither end's node or label: halfway when it can.
+  let mx = x1 + (x2 - x1) * 0.5;
+  let my = y1 + (y2 - y1) * 0.5;
+  for (const t of [0.5, 0.6, 0.4, 0.7, 0.3, 0.75]) {
+    const x = x1 + (x2 - x1) * t;
+    const y = y1 + (y2 - y1) * t;
+    const box: Box = { x0: x - w / 2 - 2, x1: x + w / 2 + 2, y0: y - 10, y1: y + 10 };
+    if (!p.avoid.some((b) => overlaps(b, box))) {
+      mx = x;
+      my = y;
+      break;
+    }
+  }
   const tip = `${Math.round(pct * 10) / 10}% of new connections → ${link.group}\n${link.endpoints.map((e) => `${e.pod ?? e.key}: ${(e.share * 100).toFixed(1)}% ${e.state}`).join('\n')}`;
   return (
     <g className={`svc-link ${link.state}`} data-testid="service-link" data-svc={link.svc} data-group={link.group} data-share={link.share.toFixed(4)} data-state={link.state} onClick={() => p.viewId !== undefined && p.onSelect(p.viewId)}>
@@ -304,7 +314,7 @@ export function MapView(props: { live: LiveStore; group: GroupBy; selected: stri
               const b = layout.positions.get(l.group);
               const n = model.nodes.find((x) => x.id === l.svc);
               if (!a || !b || !n) return null;
-              return <ServiceLinkView key={l.key} link={l} a={a} b={b} viewId={n.viewId} onSelect={selectService} />;
+              return <ServiceLinkView key={l.key} link={l} a={a} b={b} avoid={[...serviceBoxes({ id: n.id, label: n.label, sub: n.address }, a), ...groupBoxes(l.group, b)]} viewId={n.viewId} onSelect={selectService} />;
             })}
           </g>
         )}
@@ -345,10 +355,10 @@ export function MapView(props: { live: LiveStore; group: GroupBy; selected: stri
         <span className="sw forwarded" /> forwarded <span className="sw audit" /> audit <span className="sw dropped" /> dropped
         {model && (
           <>
-            <span className="hex" /> Service <span className="sw share-ok" /> weight share <span className="sw share-degraded" /> some endpoints failing/drained <span className="sw share-down" /> none healthy
+            <span className="hex" /> Service <span className="sw share-ok" /> weight share <span className="sw share-degraded" /> partly failing/drained <span className="sw share-down" /> none healthy
           </>
         )}
-        <span className="muted"> · {live.groups.size} groups{model ? ` · ${model.shown} Services` : ''} · {live.edges.size} edges · scroll to zoom, drag to pan</span>
+        <span className="muted"> · {live.groups.size} groups{model ? ` · ${model.shown} Services` : ''} · {live.edges.size} edges · scroll zooms, drag pans</span>
       </div>
     </div>
   );

@@ -58,7 +58,7 @@ const CELL_GAP = 16;
 /** Width/height the map usually has on screen: the grid of namespaces is shaped to fill it. */
 const TARGET_ASPECT = 1.75;
 
-interface Box {
+export interface Box {
   x0: number;
   y0: number;
   x1: number;
@@ -105,7 +105,12 @@ function boxesOf(members: readonly Member[], pts: readonly Point[]): Box[] {
   return out;
 }
 
-const overlaps = (a: Box, b: Box): boolean => a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
+export const overlaps = (a: Box, b: Box): boolean => a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
+
+/** The node and label boxes of a group at `p` (map units), e.g. to keep a link's label off them. */
+export const groupBoxes = (group: string, p: Point): Box[] => boxesOf([groupMember(group)], [p]);
+/** The node and label boxes of a Service at `p`. */
+export const serviceBoxes = (s: Pick<ServiceMember, 'id' | 'label' | 'sub'>, p: Point): Box[] => boxesOf([serviceMember({ ...s, namespace: '' })], [p]);
 
 /** Ring positions around (0, 0): up to 12 on the outer ring, the rest on inner rings. */
 function rings(n: number, outer: number): Point[] {
@@ -170,8 +175,8 @@ const GRID_OVER = 14;
 
 /**
  * A crowded namespace: a grid of equal cells as wide as the widest label, so no label can
- * touch another. Each Service sits right above the first of its endpoint groups (their link is
- * one short vertical edge); the other groups fill the remaining cells two to a column.
+ * touch another. Each Service sits left of the first of its endpoint groups (their link is one
+ * short level edge); the other groups fill the remaining cells two by two.
  */
 function gridNamespace(members: readonly Member[], services: readonly ServiceMember[]): Placed {
   const byId = new Map(members.map((m) => [m.id, m]));
@@ -186,15 +191,17 @@ function gridNamespace(members: readonly Member[], services: readonly ServiceMem
   for (let i = 0; i < rest.length; i += 2) slots.push([rest[i], rest[i + 1]]);
   const cellW = Math.max(...members.map((m) => m.width)) + 2 * LABEL_GAP + 6;
   const cellH = LABEL_DY + LABEL_DESCENT + SUB_DY + NODE_R + 14;
-  const cols = Math.max(1, Math.ceil(Math.sqrt((slots.length * 2 * cellH * 1.6) / cellW)));
-  const rows = 2 * Math.ceil(slots.length / cols);
+  // A slot is two cells side by side: the link between them runs level, clear of both labels.
+  const slotCols = Math.max(1, Math.ceil(Math.sqrt((slots.length * cellH * 1.6) / (2 * cellW))));
+  const cols = 2 * slotCols;
+  const rows = Math.ceil(slots.length / slotCols);
   const ids: string[] = [];
   const pts: Point[] = [];
   slots.forEach((slot, i) => {
     slot.forEach((id, k) => {
       if (id === undefined || !byId.has(id)) return;
       ids.push(id);
-      pts.push({ x: ((i % cols) - (cols - 1) / 2) * cellW, y: (2 * Math.floor(i / cols) + k - (rows - 1) / 2) * cellH - LABEL_DY / 2 });
+      pts.push({ x: (2 * (i % slotCols) + k - (cols - 1) / 2) * cellW, y: (Math.floor(i / slotCols) - (rows - 1) / 2) * cellH - LABEL_DY / 2 });
     });
   });
   const halfW = (cols * cellW) / 2;
