@@ -6,10 +6,13 @@
 // left of it, traffic to pod addresses, stays). Computed per frame; the part the layout
 // depends on (which nodes exist) is summarized in `layoutKey`, which changes only when a
 // Service or an endpoint group appears or goes.
-import type { Edge, GroupBy } from './api';
-import type { ServiceApiView } from '../../../api/services-schema';
-import { namespaceOfGroup } from './layout';
-import type { LiveEdge } from './live';
+// Imports name their `.js` (as Node resolves them), so the model is unit-tested under Node too.
+import type { Edge, GroupBy } from '../../../flows/aggregate.js';
+import type { ServiceApiView } from '../../../api/services-schema.js';
+import { namespaceOfGroup } from './layout.js';
+
+/** A live edge (live.ts): an Edge with its map key and a revision. */
+type LiveEdge = Edge & { key: string; rev: number };
 
 export type { ServiceApiView };
 type EndpointView = ServiceApiView['nodes'][number]['endpoints'][number];
