@@ -193,6 +193,20 @@ test('dashboard: Services are nodes of the map wired to their endpoint groups, c
   mkdirSync('artifacts', { recursive: true });
   await page.screenshot({ path: 'artifacts/dashboard-services-map.png' });
 
+  // Grouped by namespace: the Service is wired to its namespace, clients' namespaces flow into it.
+  await page.locator('[data-testid=group-by]').selectOption('namespace');
+  await page.waitForFunction(() => document.querySelector('[data-testid=service-link][data-svc="svc:shop/web#0"]')?.getAttribute('data-group') === 'shop' && document.querySelector('[data-testid=edge][data-src=front][data-dst="svc:shop/web#0"]') !== null, undefined, { timeout: 5000 });
+  assert.equal(await page.locator('[data-testid=service-link][data-svc="svc:shop/web#0"]').getAttribute('data-share'), '1.0000');
+  assert.equal(await edge('front', 'shop').count(), 1, 'the flow to a pod address stays direct');
+  assert.deepEqual(overlapping(await labelBoxes(page)), [], 'no label overlaps another (by namespace)');
+  await page.screenshot({ path: 'artifacts/dashboard-services-namespace.png' });
+  await page.locator('[data-testid=group-by]').selectOption('workload');
+  await page.waitForFunction(() => document.querySelector('[data-testid=edge][data-dst="svc:shop/web#0"]') !== null, undefined, { timeout: 5000 });
+
+  // A click on the edge into a Service opens the Service's panel.
+  await edge('shop/checkout[Deployment]', 'svc:shop/db#0').locator('[data-testid=edge-handle]').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid=service-panel] h2')?.textContent === 'shop/db', undefined, { timeout: 5000 });
+
   // A click on the Service node opens its panel: one band per endpoint, web-eu-0 and web-eu-1
   // (equal weights) side by side, each its own visible band.
   await web.click();

@@ -123,11 +123,23 @@ const ServiceLinkView = memo(function ServiceLinkView(p: { link: ServiceLink; a:
   const dx = b.x - a.x;
   const dy = b.y - a.y;
   const len = Math.hypot(dx, dy) || 1;
-  // Stop short of both nodes so the arrow lands on the group's rim.
-  const x1 = a.x + (dx / len) * 16;
-  const y1 = a.y + (dy / len) * 16;
-  const x2 = b.x - (dx / len) * 15;
-  const y2 = b.y - (dy / len) * 15;
+  // Stop short of both nodes so the arrow lands on the group's rim; a link leaving downwards
+  // starts (or arrives) below the label it would cross instead.
+  const trim = (from: Box[], sign: 1 | -1): number => {
+    const label = from[0];
+    const dir = sign * dy;
+    if (!label || dir <= 0) return 16;
+    const down = label.y1 - (sign === 1 ? a.y : b.y);
+    const xAt = Math.abs((dx / dy) * down);
+    const half = (label.x1 - label.x0) / 2;
+    return xAt < half ? Math.max(16, (down / Math.abs(dy)) * len + 2) : 16;
+  };
+  const t1 = trim(p.avoid.slice(0, 1), 1);
+  const t2 = trim(p.avoid.slice(2, 3), -1);
+  const x1 = a.x + (dx / len) * t1;
+  const y1 = a.y + (dy / len) * t1;
+  const x2 = b.x - (dx / len) * Math.max(15, t2);
+  const y2 = b.y - (dy / len) * Math.max(15, t2);
   const pct = link.share * 100;
   const text = pct === 0 ? '0%' : pct < 1 ? '<1%' : `${Math.round(pct)}%`;
   const dots = link.endpoints.slice(0, 8);
@@ -353,7 +365,7 @@ export function MapView(props: { live: LiveStore; group: GroupBy; selected: stri
       )}
       <div className="legend">
         <span className="sw forwarded" /> forwarded <span className="sw audit" /> audit <span className="sw dropped" /> dropped
-        {model && (
+        {model && model.nodes.length > 0 && (
           <>
             <span className="hex" /> Service <span className="sw share-ok" /> weight share <span className="sw share-degraded" /> partly failing/drained <span className="sw share-down" /> none healthy
           </>

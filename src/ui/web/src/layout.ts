@@ -165,7 +165,9 @@ function positions(groups: number, services: number, outer: number): Point[] {
   if (services === 0) return rings(groups, outer);
   const squash = Math.min(1, RING / Math.max(outer, 1));
   if (groups === 0) return services === 1 ? [{ x: 0, y: 0 }] : rings(services, outer);
-  if (groups === 1) return [{ x: 0, y: 0 }, ...ringOf(services, outer, squash, 0)];
+  // On the diagonals of the lone group: level with it, the clients' edges would run along the
+  // Service links; straight above or below, a link would cross a label.
+  if (groups === 1) return [{ x: 0, y: 0 }, ...ringOf(services, outer, squash, services === 1 ? (3 * Math.PI) / 4 : Math.PI / 4)];
   const inner = services === 1 ? 0 : outer * (groups > 12 ? 0.3 : 0.5);
   return [...rings(groups, outer), ...ringOf(services, inner, squash, Math.PI / Math.max(1, services))];
 }
