@@ -134,8 +134,8 @@ describe('dashboard of a lab (root, chromium)', () => {
     const cart = workloadOf('shop/cart-0');
     const through = await weir(['lab', 'probe', '--dir', dir, '--prefix', prefix, '--from', 'shop/frontend-0', '--to', 'svc/shop/cart', '--port', '80/TCP', '-o', 'json']);
     assert.equal(through.code, 0, `probe through the Service:\n${through.stdout}\n${through.stderr}`);
-    await page.waitForSelector(`[data-testid=edge][data-src="${frontend}"][data-dst="svc:shop/cart#0"]`, { timeout: 10_000 });
-    const link = page.locator(`[data-testid=service-link][data-svc="svc:shop/cart#0"][data-group="${cart}"]`);
+    await page.waitForSelector(`[data-testid=edge][data-src="${frontend}"][data-dst="svc:shop/cart"]`, { timeout: 10_000 });
+    const link = page.locator(`[data-testid=service-link][data-svc="svc:shop/cart"][data-group="${cart}"]`);
     await link.waitFor({ timeout: 10_000 });
     assert.equal(await link.getAttribute('data-share'), '1.0000', 'all of the cart Service goes to the cart group');
     assert.match(await page.locator('[data-testid=service-node][data-service="shop/cart"]').textContent() ?? '', /shop\/cart\s*10\.\d+\.\d+\.\d+:80/);

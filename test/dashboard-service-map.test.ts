@@ -34,12 +34,12 @@ test('service map: ClusterIP and NodePort flows go into one node per Service por
   const m = buildServiceMap(services, edges, opts);
   assert.deepEqual(m.nodes.map((n) => [n.id, n.label, n.address, n.state, n.flows]), [
     ['svc:?|10.96.9.9:5432', '10.96.9.9:5432', '10.96.9.9:5432', 'unknown', 5],
-    ['svc:shop/web#0', 'shop/web', '10.96.0.80:80', 'degraded', 13],
+    ['svc:shop/web', 'shop/web', '10.96.0.80:80', 'degraded', 13],
   ]);
   assert.equal(m.nodes.find((n) => n.state === 'unknown')?.namespace, 'data', 'an unreported Service sits with its endpoints');
   assert.deepEqual(m.clients.map((c) => [c.src, c.dst, c.flows]).sort(), [
     ['front/ui[Deployment]', 'svc:?|10.96.9.9:5432', 5],
-    ['front/ui[Deployment]', 'svc:shop/web#0', 13],
+    ['front/ui[Deployment]', 'svc:shop/web', 13],
   ]);
   // 12 flows, 11 through the Service: one stays direct; the others went entirely through Services.
   assert.deepEqual(m.direct.map((e) => [e.dst, e.flows]), [['shop/web-a[Deployment]', 1]]);
@@ -63,4 +63,14 @@ test('service map: a quiet Service brings its endpoint groups; over the cap the 
   assert.deepEqual(f.direct.map((e) => [e.dst, e.flows]), [['ns/w30[Deployment]', 4]]);
   assert.notEqual(m.layoutKey, f.layoutKey);
   assert.equal(buildServiceMap(many, edges, { ...opts, max: 5, selected: 'ns/s45/0/cluster' }).layoutKey, m.layoutKey, 'the layout key is stable');
+});
+
+test('service map: a Service with two ports is one node, its address lists both, its shares average the ports', () => {
+  const http = view('shop/catalog', 'cluster', 80, [[ep('10.3.0.1:8080', 'shop/catalog-0', 'shop/catalog[Deployment]', { weight: 1000 }), ep('10.3.0.2:8080', 'shop/catalog-canary-0', 'shop/catalog-canary[Deployment]', { weight: 0 })]], '10.96.3.3');
+  const grpc = { ...view('shop/catalog', 'cluster', 9090, [[ep('10.3.0.1:9090', 'shop/catalog-0', 'shop/catalog[Deployment]', { weight: 500 }), ep('10.3.0.2:9090', 'shop/catalog-canary-0', 'shop/catalog-canary[Deployment]', { weight: 500 })]], '10.96.3.3'), portIndex: 1 };
+  const edges = [edge('front/ui[Deployment]', 'shop/catalog[Deployment]', 3, { 'shop/catalog|10.96.3.3|9090': v('10.96.3.3', 9090, 3, 'shop/catalog') })];
+  const m = buildServiceMap([http, grpc], edges, opts);
+  assert.deepEqual(m.nodes.map((n) => [n.id, n.address, n.flows]), [['svc:shop/catalog', '10.96.3.3:80,9090', 3]]);
+  const shares = Object.fromEntries(m.links.map((l) => [l.group, [l.share, l.endpoints.length]]));
+  assert.deepEqual(shares, { 'shop/catalog[Deployment]': [0.75, 1], 'shop/catalog-canary[Deployment]': [0.25, 1] }, 'one dot per pod, whichever of its ports');
 });

@@ -164,7 +164,7 @@ test('dashboard: Services are nodes of the map wired to their endpoint groups, c
     for (const e of n.endpoints) expected.set(e.workload ?? '', (expected.get(e.workload ?? '') ?? 0) + e.weight / total / webView.nodes.length);
   }
   assert.deepEqual([...expected.keys()].sort(), ['shop/web-eu[Deployment]', 'shop/web-us[Deployment]']);
-  const links = await page.locator('[data-testid=service-link][data-svc="svc:shop/web#0"]').evaluateAll((els) =>
+  const links = await page.locator('[data-testid=service-link][data-svc="svc:shop/web"]').evaluateAll((els) =>
     els.map((e) => ({ group: e.getAttribute('data-group'), share: Number(e.getAttribute('data-share')), state: e.getAttribute('data-state'), label: e.querySelector('[data-testid=service-link-share]')?.textContent, dots: e.querySelectorAll('circle.ep').length })),
   );
   assert.equal(links.length, 2, 'one edge per endpoint group');
@@ -175,36 +175,36 @@ test('dashboard: Services are nodes of the map wired to their endpoint groups, c
     assert.equal(l.state, 'ok');
   }
   assert.equal(links.find((l) => l.group === 'shop/web-eu[Deployment]')?.dots, 2, 'one dot per endpoint');
-  const apiLinks = await page.locator('[data-testid=service-link][data-svc="svc:pay/api#0"]').evaluateAll((els) => els.map((e) => [e.getAttribute('data-state'), e.querySelector('circle.ep.drained') !== null]));
+  const apiLinks = await page.locator('[data-testid=service-link][data-svc="svc:pay/api"]').evaluateAll((els) => els.map((e) => [e.getAttribute('data-state'), e.querySelector('circle.ep.drained') !== null]));
   assert.deepEqual(apiLinks, [['degraded', true]], 'the drained endpoint is drawn as drained');
 
   // Client flows drawn into the Service, not straight to its endpoints; the pod-address flow stays direct.
   const edge = (src: string, dst: string) => page.locator(`[data-testid=edge][data-src="${src}"][data-dst="${dst}"]`);
-  await page.waitForFunction(() => document.querySelector('[data-testid=edge][data-dst="svc:shop/web#0"]') !== null, undefined, { timeout: 5000 });
-  assert.equal(await edge('front/frontend[Deployment]', 'svc:shop/web#0').count(), 1);
-  assert.equal(await edge('shop/checkout[Deployment]', 'svc:shop/db#0').count(), 1);
-  assert.equal(await edge('pay/fraud-check[Deployment]', 'svc:shop/web#0').getAttribute('data-verdict'), 'dropped', 'denied behind the Service: a red edge into it');
+  await page.waitForFunction(() => document.querySelector('[data-testid=edge][data-dst="svc:shop/web"]') !== null, undefined, { timeout: 5000 });
+  assert.equal(await edge('front/frontend[Deployment]', 'svc:shop/web').count(), 1);
+  assert.equal(await edge('shop/checkout[Deployment]', 'svc:shop/db').count(), 1);
+  assert.equal(await edge('pay/fraud-check[Deployment]', 'svc:shop/web').getAttribute('data-verdict'), 'dropped', 'denied behind the Service: a red edge into it');
   assert.equal(await edge('front/frontend[Deployment]', 'shop/web-us[Deployment]').count(), 0, 'all its flows went through the Service');
   assert.equal(await edge('front/frontend[Deployment]', 'shop/web-eu[Deployment]').count(), 1, 'the flow to a pod address stays direct');
   assert.equal(await edge('shop/checkout[Deployment]', 'shop/postgres[Deployment]').count(), 0);
 
-  const overlaps = overlapping(await labelBoxes(page));
-  assert.deepEqual(overlaps, [], 'no label on the map overlaps another');
   mkdirSync('artifacts', { recursive: true });
   await page.screenshot({ path: 'artifacts/dashboard-services-map.png' });
+  const overlaps = overlapping(await labelBoxes(page));
+  assert.deepEqual(overlaps, [], 'no label on the map overlaps another');
 
   // Grouped by namespace: the Service is wired to its namespace, clients' namespaces flow into it.
   await page.locator('[data-testid=group-by]').selectOption('namespace');
-  await page.waitForFunction(() => document.querySelector('[data-testid=service-link][data-svc="svc:shop/web#0"]')?.getAttribute('data-group') === 'shop' && document.querySelector('[data-testid=edge][data-src=front][data-dst="svc:shop/web#0"]') !== null, undefined, { timeout: 5000 });
-  assert.equal(await page.locator('[data-testid=service-link][data-svc="svc:shop/web#0"]').getAttribute('data-share'), '1.0000');
+  await page.waitForFunction(() => document.querySelector('[data-testid=service-link][data-svc="svc:shop/web"]')?.getAttribute('data-group') === 'shop' && document.querySelector('[data-testid=edge][data-src=front][data-dst="svc:shop/web"]') !== null, undefined, { timeout: 5000 });
+  assert.equal(await page.locator('[data-testid=service-link][data-svc="svc:shop/web"]').getAttribute('data-share'), '1.0000');
   assert.equal(await edge('front', 'shop').count(), 1, 'the flow to a pod address stays direct');
   assert.deepEqual(overlapping(await labelBoxes(page)), [], 'no label overlaps another (by namespace)');
   await page.screenshot({ path: 'artifacts/dashboard-services-namespace.png' });
   await page.locator('[data-testid=group-by]').selectOption('workload');
-  await page.waitForFunction(() => document.querySelector('[data-testid=edge][data-dst="svc:shop/web#0"]') !== null, undefined, { timeout: 5000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid=edge][data-dst="svc:shop/web"]') !== null, undefined, { timeout: 5000 });
 
   // A click on the edge into a Service opens the Service's panel.
-  await edge('shop/checkout[Deployment]', 'svc:shop/db#0').locator('[data-testid=edge-handle]').click();
+  await edge('shop/checkout[Deployment]', 'svc:shop/db').locator('[data-testid=edge-handle]').click();
   await page.waitForFunction(() => document.querySelector('[data-testid=service-panel] h2')?.textContent === 'shop/db', undefined, { timeout: 5000 });
 
   // A click on the Service node opens its panel: one band per endpoint, web-eu-0 and web-eu-1

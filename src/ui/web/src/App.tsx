@@ -90,7 +90,7 @@ export function App() {
               />
             </div>
             {edge && <EdgePanel edge={edge} group={group} onClose={() => setSelected(undefined)} />}
-            {!edge && service && <ServicePanel key={selectedService} view={service} onClose={() => setSelectedService(undefined)} />}
+            {!edge && service && <ServicePanel key={selectedService} view={service} onClose={() => setSelectedService(undefined)} ports={services?.filter((v) => v.service === service.service)} onPort={setSelectedService} />}
           </div>
         )}
         {tab === 'flows' && <FlowsView live={live} />}

@@ -147,9 +147,13 @@ const ServiceLinkView = memo(function ServiceLinkView(p: { link: ServiceLink; a:
   // The label sits where it touches neither end's node or label: halfway when it can.
   let mx = x1 + (x2 - x1) * 0.5;
   let my = y1 + (y2 - y1) * 0.5;
-  for (const t of [0.5, 0.6, 0.4, 0.7, 0.3, 0.75]) {
-    const x = x1 + (x2 - x1) * t;
-    const y = y1 + (y2 - y1) * t;
+  // On the link if it fits there, else beside its middle (a short link between close nodes).
+  const nx = -dy / len;
+  const ny = dx / len;
+  const side = Math.abs(nx) * (w / 2 + 4) + Math.abs(ny) * 12;
+  const spots: [number, number][] = [0.5, 0.6, 0.4, 0.7, 0.3].map((t) => [x1 + (x2 - x1) * t, y1 + (y2 - y1) * t]);
+  for (const t of [0.5, 0.35, 0.65]) for (const k of [1, -1]) spots.push([x1 + (x2 - x1) * t + k * nx * side, y1 + (y2 - y1) * t + k * ny * side]);
+  for (const [x, y] of spots) {
     const box: Box = { x0: x - w / 2 - 2, x1: x + w / 2 + 2, y0: y - 10, y1: y + 10 };
     if (!p.avoid.some((b) => overlaps(b, box))) {
       mx = x;

@@ -97,7 +97,8 @@ export function WeightChart(props: { history: ServiceView['nodes'][number]['hist
   );
 }
 
-export function ServicePanel(props: { view: ServiceView; onClose: () => void }) {
+/** `ports`: every view of the same Service (its ports and frontends), to switch between them. */
+export function ServicePanel(props: { view: ServiceView; onClose: () => void; ports?: readonly ServiceView[]; onPort?: (id: string) => void }) {
   const { view } = props;
   const [node, setNode] = useState(view.nodes[0]?.node);
   const n = view.nodes.find((x) => x.node === node) ?? view.nodes[0];
@@ -116,6 +117,18 @@ export function ServicePanel(props: { view: ServiceView; onClose: () => void }) 
           ×
         </button>
       </header>
+      {props.ports && props.ports.length > 1 && props.onPort && (
+        <h3>
+          port{' '}
+          <select value={idOf(view)} onChange={(e) => props.onPort?.(e.target.value)} data-testid="service-port">
+            {props.ports.map((v) => (
+              <option key={idOf(v)} value={idOf(v)}>
+                {v.frontend === 'node-port' ? `NodePort ${v.port}` : v.port}/{v.protocol}
+              </option>
+            ))}
+          </select>
+        </h3>
+      )}
       <h3>
         as balanced by{' '}
         <select value={n.node} onChange={(e) => setNode(e.target.value)} data-testid="balanced-by">
@@ -217,7 +230,7 @@ export function ServicesView() {
           </tbody>
         </table>
       </div>
-      {view && <ServicePanel key={idOf(view)} view={view} onClose={() => setSelected(undefined)} />}
+      {view && <ServicePanel key={idOf(view)} view={view} onClose={() => setSelected(undefined)} ports={services?.filter((v) => v.service === view.service)} onPort={setSelected} />}
     </div>
   );
 }

@@ -1,6 +1,6 @@
 // Services on the live map, as a pure function of what the page has: the Service ports the
 // agents report (/api/services) and the live edges, whose `via` says which of their flows a
-// client addressed to a Service. Each Service port becomes a node, wired
+// client addressed to a Service. Each Service (all its ports) becomes a node, wired
 //   client group ──flows──► Service ──weight share──► group of its endpoints
 // and the flows drawn into a Service leave the direct client → endpoint-group edge (what is
 // left of it, traffic to pod addresses, stays). Computed per frame; the part the layout
@@ -17,8 +17,8 @@ type LiveEdge = Edge & { key: string; rev: number };
 export type { ServiceApiView };
 type EndpointView = ServiceApiView['nodes'][number]['endpoints'][number];
 
-/** Map-node id of a Service port (every frontend of one port — ClusterIP and NodePort — is one node). */
-export const serviceNodeId = (service: string, portIndex: number): string => `svc:${service}#${portIndex}`;
+/** Map-node id of a Service: one node for all its ports and frontends (ClusterIP, NodePorts). */
+export const serviceNodeId = (service: string): string => `svc:${service}`;
 
 /** The API's id of one Service view (service, port, frontend): what the Service panel opens. */
 export const serviceId = (v: Pick<ServiceApiView, 'service' | 'portIndex' | 'frontend'>): string => `${v.service}/${v.portIndex}/${v.frontend}`;
@@ -32,7 +32,7 @@ export interface ServiceNode {
   namespace: string;
   /** `ns/name`, or the address when no agent reports the Service (seen in flows only). */
   label: string;
-  /** `10.96.0.80:80`, or `NodePort 30080`. */
+  /** `10.96.0.80:80`, `10.96.0.81:80,9090`, or `NodePort 30080`. */
   address: string;
   protocol: string;
   mode: string;
@@ -47,7 +47,7 @@ export interface ServiceLink {
   key: string;
   svc: string;
   group: string;
-  /** Share of the Service's new connections the group's endpoints get: kernel weights, mean over the nodes. */
+  /** Share of the Service's new connections the group's endpoints get: kernel weights, mean over the nodes (and ports). */
   share: number;
   state: LinkState;
   endpoints: { key: string; pod: string | undefined; state: EndpointState; share: number }[];
@@ -104,23 +104,28 @@ export function endpointGroup(e: EndpointView, serviceNs: string, by: GroupBy, p
   return known ?? `${ns}/${e.pod && slash > 0 ? e.pod.slice(slash + 1) : e.key.slice(0, e.key.lastIndexOf(':'))}`;
 }
 
-interface Port {
+interface Ports {
   service: string;
-  portIndex: number;
   views: ServiceApiView[];
 }
 
+/** The views a Service's node stands for: its ClusterIP ports, else its NodePorts (the same ports seen from outside). */
+function frontViews(p: Ports): ServiceApiView[] {
+  const cluster = p.views.filter((v) => v.frontend === 'cluster');
+  return cluster.length > 0 ? cluster : p.views;
+}
+
 export function buildServiceMap(services: readonly ServiceApiView[], edges: readonly LiveEdge[], o: ServiceMapOptions): ServiceMap {
-  // Service ports, and how a flow's Service address finds its port.
-  const ports = new Map<string, Port>();
+  // Services, and how a flow's Service address finds its Service.
+  const ports = new Map<string, Ports>();
   const byAddress = new Map<string, string>();
   const byName = new Map<string, string[]>();
   for (const v of services) {
-    const id = serviceNodeId(v.service, v.portIndex);
+    const id = serviceNodeId(v.service);
     let p = ports.get(id);
     if (!p) {
-      ports.set(id, (p = { service: v.service, portIndex: v.portIndex, views: [] }));
-      byName.set(v.service, [...(byName.get(v.service) ?? []), id]);
+      ports.set(id, (p = { service: v.service, views: [] }));
+      byName.set(v.service, [id]);
     }
     p.views.push(v);
     if (v.frontend === 'cluster' && v.clusterIP) byAddress.set(`${v.clusterIP}|${v.port}`, id);
@@ -159,19 +164,21 @@ export function buildServiceMap(services: readonly ServiceApiView[], edges: read
   const q = o.filter.trim().toLowerCase();
   const candidates: ServiceNode[] = [];
   for (const [id, p] of ports) {
-    const cluster = p.views.find((v) => v.frontend === 'cluster') ?? (p.views[0] as ServiceApiView);
+    const shown = frontViews(p);
+    const first = shown[0] as ServiceApiView;
     const eps = p.views.flatMap((v) => v.nodes.flatMap((n) => n.endpoints));
     const reject = p.views.some((v) => v.nodes.some((n) => n.reject)) || eps.length === 0;
     const troubled = eps.some((e) => !e.healthy || e.drained);
+    const portList = [...new Set(shown.map((v) => v.port))].join(',');
     candidates.push({
       id,
-      namespace: cluster.namespace,
+      namespace: first.namespace,
       label: p.service,
-      address: cluster.frontend === 'cluster' ? `${cluster.clusterIP ?? '?'}:${cluster.port}` : `NodePort ${cluster.port}`,
-      protocol: cluster.protocol,
-      mode: cluster.mode,
+      address: first.frontend === 'cluster' ? `${first.clusterIP ?? '?'}:${portList}` : `NodePort ${portList}`,
+      protocol: [...new Set(shown.map((v) => v.protocol))].join(','),
+      mode: [...new Set(shown.map((v) => v.mode))].join(','),
       state: reject ? 'rejecting' : troubled ? 'degraded' : 'ok',
-      viewId: serviceId(cluster),
+      viewId: serviceId(first),
       flows: flowsTo.get(id) ?? 0,
     });
   }
@@ -193,23 +200,28 @@ export function buildServiceMap(services: readonly ServiceApiView[], edges: read
   for (const n of drawn) {
     const p = ports.get(n.id);
     if (!p) continue;
-    const cluster = p.views.find((v) => v.frontend === 'cluster') ?? (p.views[0] as ServiceApiView);
     const byGroup = new Map<string, ServiceLink>();
-    const nodes = cluster.nodes.length;
-    for (const node of cluster.nodes) {
-      const total = node.endpoints.reduce((s, e) => s + Math.max(0, e.weight), 0);
-      for (const e of node.endpoints) {
-        const g = endpointGroup(e, cluster.namespace, o.group, o.podGroups);
-        let l = byGroup.get(g);
-        if (!l) byGroup.set(g, (l = { key: `${n.id}${SEP}${g}`, svc: n.id, group: g, share: 0, state: 'ok', endpoints: [] }));
-        const share = total > 0 ? Math.max(0, e.weight) / total / nodes : 0;
-        l.share += share;
-        const st = endpointState(e);
-        const known = l.endpoints.find((x) => x.key === e.key);
-        if (!known) l.endpoints.push({ key: e.key, pod: e.pod, state: st, share });
-        else {
-          known.share += share;
-          if (WORSE[st] > WORSE[known.state]) known.state = st;
+    // Every (port, node) balances on its own: the share is their mean.
+    const shown = frontViews(p);
+    const parts = shown.reduce((k, v) => k + v.nodes.length, 0);
+    for (const v of shown) {
+      for (const node of v.nodes) {
+        const total = node.endpoints.reduce((sum, e) => sum + Math.max(0, e.weight), 0);
+        for (const e of node.endpoints) {
+          const g = endpointGroup(e, v.namespace, o.group, o.podGroups);
+          let l = byGroup.get(g);
+          if (!l) byGroup.set(g, (l = { key: `${n.id}${SEP}${g}`, svc: n.id, group: g, share: 0, state: 'ok', endpoints: [] }));
+          const share = total > 0 ? Math.max(0, e.weight) / total / parts : 0;
+          l.share += share;
+          const st = endpointState(e);
+          // One dot per pod, whichever of its ports.
+          const key = e.pod ?? e.key.slice(0, e.key.lastIndexOf(':'));
+          const known = l.endpoints.find((x) => x.key === key);
+          if (!known) l.endpoints.push({ key, pod: e.pod, state: st, share });
+          else {
+            known.share += share;
+            if (WORSE[st] > WORSE[known.state]) known.state = st;
+          }
         }
       }
     }
