@@ -2,7 +2,7 @@ import { memo, useCallback, useMemo, useRef, useState, type PointerEvent, type W
 import type { GroupBy } from './api';
 import { computeLayout, groupBoxes, namespaceOfGroup, overlaps, serviceBoxes, serviceLabel, shortLabel, SUB_DY, type Box, type Layout, type Point } from './layout';
 import type { LiveEdge, LiveStore } from './live';
-import { buildServiceMap, type ServiceApiView, type ServiceLink, type ServiceNode } from './serviceMap';
+import { buildServiceMap, isSelected, type ServiceApiView, type ServiceLink, type ServiceNode } from './serviceMap';
 
 /** Service nodes drawn at most before the map keeps only the selected, troubled and busiest ones. */
 export const MAX_SERVICE_NODES = 40;
@@ -340,7 +340,7 @@ export function MapView(props: { live: LiveStore; group: GroupBy; selected: stri
           )}
           {model?.nodes.map((n) => {
             const p = layout.positions.get(n.id);
-            return p ? <ServiceNodeView key={n.id} node={n} x={p.x} y={p.y} active={n.viewId !== undefined && n.viewId === svc?.selected} onSelect={selectService} /> : null;
+            return p ? <ServiceNodeView key={n.id} node={n} x={p.x} y={p.y} active={isSelected(n, svc?.selected)} onSelect={selectService} /> : null;
           })}
         </g>
       </svg>

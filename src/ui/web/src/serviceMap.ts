@@ -115,6 +115,11 @@ function frontViews(p: Ports): ServiceApiView[] {
   return cluster.length > 0 ? cluster : p.views;
 }
 
+/** Whether the open panel (a view id: `ns/name/port/frontend`, any port of the Service) is this node's. */
+export function isSelected(n: Pick<ServiceNode, 'viewId' | 'label'>, selected: string | undefined): boolean {
+  return n.viewId !== undefined && selected !== undefined && selected.startsWith(`${n.label}/`);
+}
+
 export function buildServiceMap(services: readonly ServiceApiView[], edges: readonly LiveEdge[], o: ServiceMapOptions): ServiceMap {
   // Services, and how a flow's Service address finds its Service.
   const ports = new Map<string, Ports>();
@@ -189,7 +194,7 @@ export function buildServiceMap(services: readonly ServiceApiView[], edges: read
   let drawn = matching;
   if (drawn.length > o.max) {
     // Many Services: keep the selected one, then those in trouble, then the busiest.
-    const rank = (n: ServiceNode): number => (n.viewId !== undefined && n.viewId === o.selected ? 3 : n.state === 'rejecting' || n.state === 'degraded' ? 2 : n.flows > 0 ? 1 : 0);
+    const rank = (n: ServiceNode): number => (isSelected(n, o.selected) ? 3 : n.state === 'rejecting' || n.state === 'degraded' ? 2 : n.flows > 0 ? 1 : 0);
     drawn = [...drawn].sort((a, b) => rank(b) - rank(a) || b.flows - a.flows || a.label.localeCompare(b.label)).slice(0, o.max);
   }
   drawn.sort((a, b) => a.label.localeCompare(b.label) || a.id.localeCompare(b.id));
