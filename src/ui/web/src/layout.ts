@@ -225,7 +225,8 @@ function placeNamespace(ns: string, groups: string[], services: readonly Service
   if (services.length === 0 && groups.length === 1 && groups[0] === ns) {
     return { members: ids, pts: [{ x: 0, y: 0 }], r: 60, rx: 60, halfW: Math.max(60, labelWidth(ns) / 2), top: 60 + 8 + TITLE_H, bottom: 60 };
   }
-  if (members.length > GRID_OVER) return gridNamespace(members, services);
+  // Several Services among many groups crowd the rings too: a grid keeps each beside its group.
+  if (members.length > GRID_OVER || (services.length >= 4 && members.length > 10)) return gridNamespace(members, services);
   let outer = RING;
   let pts = positions(groups.length, services.length, outer);
   for (; outer < 600; outer += 5) {
