@@ -276,6 +276,7 @@ export function buildServiceMap(services: readonly ServiceApiView[], edges: read
     known.add(e.dst);
   }
   const extraGroups = [...new Set(links.map((l) => l.group).filter((g) => !known.has(g)))].sort();
-  const layoutKey = `${drawn.map((n) => `${n.id}@${n.namespace}`).join(',')}|${links.map((l) => l.key).join(',')}|${extraGroups.join(',')}`;
+  // Empty when there is nothing to add: the map without Services is laid out exactly as before they were polled.
+  const layoutKey = drawn.length === 0 && extraGroups.length === 0 ? '' : `${drawn.map((n) => `${n.id}@${n.namespace}`).join(',')}|${links.map((l) => l.key).join(',')}|${extraGroups.join(',')}`;
   return { nodes: drawn, links, clients: [...clientMap.values()], direct, extraGroups, total: candidates.length, shown: drawn.length, layoutKey };
 }
