@@ -1,7 +1,8 @@
 // suite: lab (needs root: real network namespaces and nftables; `npm run test:lab`)
 // The dashboard of a real lab (root only; skipped otherwise): `weir lab up` (the demo) with
 // agents and `weir serve`, real probes through the kernel, and Debian's Chromium driven by
-// playwright-core against the server `lab up` started. Everything created here is removed in
+// playwright-core against the server `lab up` started; a probe through a Service shows the
+// Service as a node of the map. Everything created here is removed in
 // t.after, also on failure. The screenshot goes to artifacts/dashboard-lab.png.
 
 import assert from 'node:assert/strict';
@@ -124,6 +125,22 @@ describe('dashboard of a lab (root, chromium)', () => {
     assert.match(rows[0] ?? '', /DROPPED/, 'the row says DROPPED');
     assert.match(rows[0] ?? '', /:8080\/TCP/, 'the row names the port');
     assert.match(await page.locator('[data-testid=edge-policies]').innerText(), /NetworkPolicy shop\/batch-egress/, 'the deciding policy is listed');
+
+    // Through a Service, with the kernel's DNAT: frontend → svc/shop/cart. The Service is a node
+    // of the map, the client's flows go into it, and it is wired to the cart's group with the
+    // share the agents report.
+    await page.locator('[data-testid=edge-panel] .close').click();
+    const frontend = workloadOf('shop/frontend-0');
+    const cart = workloadOf('shop/cart-0');
+    const through = await weir(['lab', 'probe', '--dir', dir, '--prefix', prefix, '--from', 'shop/frontend-0', '--to', 'svc/shop/cart', '--port', '80/TCP', '-o', 'json']);
+    assert.equal(through.code, 0, `probe through the Service:\n${through.stdout}\n${through.stderr}`);
+    await page.waitForSelector(`[data-testid=edge][data-src="${frontend}"][data-dst="svc:shop/cart"]`, { timeout: 10_000 });
+    const link = page.locator(`[data-testid=service-link][data-svc="svc:shop/cart"][data-group="${cart}"]`);
+    await link.waitFor({ timeout: 10_000 });
+    assert.equal(await link.getAttribute('data-share'), '1.0000', 'all of the cart Service goes to the cart group');
+    assert.match(await page.locator('[data-testid=service-node][data-service="shop/cart"]').textContent() ?? '', /shop\/cart\s*10\.\d+\.\d+\.\d+:80/);
+    await page.locator('[data-testid=service-node][data-service="shop/cart"]').click();
+    await page.waitForSelector('[data-testid=service-panel] [data-testid=weight-series]', { timeout: 5000 });
 
     mkdirSync('artifacts', { recursive: true });
     await page.screenshot({ path: 'artifacts/dashboard-lab.png' });

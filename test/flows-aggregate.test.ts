@@ -99,3 +99,33 @@ test('matchesFilter agrees with the filter semantics, including external groups'
   assert.ok(matchesFilter(ext, parseFlowFilter({ to_workload: 'external:world' })));
   assert.ok(!matchesFilter(r, parseFlowFilter({ to_workload: 'external:world' })));
 });
+
+test('edges keep the part of their flows that went through a Service (via), per Service address, in batches and windows', () => {
+  const now = 5_000_000;
+  const svc = { ip: '10.96.0.80', port: 80, name: 'y/b' };
+  const recs = [
+    { ...podRecord(pod('x', 'a', 0), pod('y', 'b', 0), { time: now - 1000 }), service: svc },
+    { ...podRecord(pod('x', 'a', 1), pod('y', 'b', 1), { time: now - 900, verdict: 'DROPPED' }), service: svc },
+    { ...podRecord(pod('x', 'a', 0), pod('y', 'b', 0), { time: now - 800 }), service: { ip: '10.0.0.1', port: 30080 } },
+    podRecord(pod('x', 'a', 0), pod('y', 'b', 0), { time: now - 700 }),
+    podRecord(pod('x', 'a', 0), pod('y', 'c', 0), { time: now - 700 }),
+  ];
+  const batch = aggregateEdges(recs, 'workload');
+  const ab = batch.find((e) => e.dst === 'y/b[Deployment]');
+  assert.equal(ab?.flows, 4);
+  assert.deepEqual(ab?.via, {
+    'y/b|10.96.0.80|80': { ip: '10.96.0.80', port: 80, name: 'y/b', flows: 2, bytes: 1560, forwarded: 1, dropped: 1, audit: 0 },
+    '|10.0.0.1|30080': { ip: '10.0.0.1', port: 30080, flows: 1, bytes: 1500, forwarded: 1, dropped: 0, audit: 0 },
+  });
+  assert.equal(batch.find((e) => e.dst === 'y/c[Deployment]')?.via, undefined, 'no via without a Service');
+
+  // Over buckets: summed, and asking twice gives the same (the window's sum never aliases a bucket).
+  const agg = new Aggregator({ bucketMs: 500, now: () => now });
+  agg.add(recs);
+  for (let i = 0; i < 2; i++) {
+    const e = agg.edges('namespace', 60_000).find((x) => x.src === 'x' && x.dst === 'y');
+    assert.equal(e?.via?.['y/b|10.96.0.80|80']?.flows, 2);
+    assert.equal(e?.via?.['y/b|10.96.0.80|80']?.dropped, 1);
+    assert.equal(e?.via?.['|10.0.0.1|30080']?.flows, 1);
+  }
+});

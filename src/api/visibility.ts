@@ -273,7 +273,18 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
     access: { ...(opts.token !== undefined ? { token: opts.token } : {}), loopbackOnly: isLoopbackAddress(host) },
     ...(opts.tls ? { tls: opts.tls } : {}),
     ...(opts.stream ? { stream: opts.stream } : {}),
-    ...(labDir !== undefined ? { services: { views: async () => readLbStatuses(labDir).then(({ statuses, errors }) => ({ services: serviceViews(statuses), errors })) } } : {}),
+    ...(labDir !== undefined
+      ? {
+          services: {
+            views: async () => readLbStatuses(labDir).then(({ statuses, errors }) => ({ services: serviceViews(statuses), errors })),
+            // The same groups the enricher gives the flows of that pod.
+            endpointGroups: (ip: string) => {
+              const ep = enricher.endpoint(ip);
+              return ep.external ? undefined : { ...(ep.workload !== undefined ? { workload: ep.workload } : {}), ...(ep.identity !== undefined ? { identity: ep.identity } : {}) };
+            },
+          },
+        }
+      : {}),
   });
   app.get('/api/attribution', { schema: { tags: ['flows'], summary: 'How kernel records were attributed and deduplicated across nodes' } }, async () => ({
     generation: view.generation,

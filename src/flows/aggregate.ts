@@ -15,6 +15,24 @@ export interface EdgeCounters {
   audit: number;
   /** Epoch ms of the newest record. */
   lastSeen: number;
+  /**
+   * The part of these flows that a client addressed to a Service (record.ts `service`), by
+   * Service address: the dashboard draws them client → Service → endpoint group. Absent when
+   * no flow of the edge went through a Service.
+   */
+  via?: Record<string, ViaCounters>;
+}
+
+/** Flows of an edge through one Service address (`name` when the enricher knew it). */
+export interface ViaCounters {
+  ip: string;
+  port: number;
+  name?: string;
+  flows: number;
+  bytes: number;
+  forwarded: number;
+  dropped: number;
+  audit: number;
 }
 
 export interface Edge extends EdgeCounters {
@@ -63,6 +81,20 @@ export function addRecord(c: EdgeCounters, r: FlowRecord): void {
   c.packets += r.packets;
   countVerdict(c, r.verdict, n);
   if (r.time > c.lastSeen) c.lastSeen = r.time;
+  if (r.service) {
+    const s = r.service;
+    const v = viaOf(c, `${s.name ?? ''}|${s.ip}|${s.port}`, s);
+    v.flows += n;
+    v.bytes += r.bytes;
+    countVerdict(v, r.verdict, n);
+  }
+}
+
+function viaOf(c: EdgeCounters, key: string, s: { ip: string; port: number; name?: string }): ViaCounters {
+  c.via ??= {};
+  let v = c.via[key];
+  if (!v) c.via[key] = v = { ip: s.ip, port: s.port, ...(s.name !== undefined ? { name: s.name } : {}), flows: 0, bytes: 0, forwarded: 0, dropped: 0, audit: 0 };
+  return v;
 }
 
 function countVerdict(c: { forwarded: number; dropped: number; audit: number }, v: Verdict, n: number): void {
@@ -79,6 +111,15 @@ export function mergeCounters(into: EdgeCounters, from: EdgeCounters): void {
   into.dropped += from.dropped;
   into.audit += from.audit;
   if (from.lastSeen > into.lastSeen) into.lastSeen = from.lastSeen;
+  // Copied, never shared: `into` is often a fresh sum over buckets that must stay untouched.
+  for (const [k, f] of Object.entries(from.via ?? {})) {
+    const v = viaOf(into, k, f);
+    v.flows += f.flows;
+    v.bytes += f.bytes;
+    v.forwarded += f.forwarded;
+    v.dropped += f.dropped;
+    v.audit += f.audit;
+  }
 }
 
 const SEP = '\u0000';

@@ -7,11 +7,30 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
-import { serviceViewSchema, type ServiceView } from '../../agent/lb-status.js';
+import type { ServiceView } from '../../agent/lb-status.js';
+import { serviceApiSchema, type ServiceApiView } from '../services-schema.js';
 
 export interface ServicesSource {
   /** Every Service port as the agents see it, and the files that could not be read. */
   views(): Promise<{ readonly services: readonly ServiceView[]; readonly errors: readonly string[] }>;
+  /** The groups of the pod at an endpoint address (what the flows of that pod are grouped by), when the server knows the pod. */
+  endpointGroups?(ip: string): { readonly workload?: string; readonly identity?: string } | undefined;
+}
+
+
+function withGroups(views: readonly ServiceView[], source: ServicesSource): ServiceApiView[] {
+  const groups = source.endpointGroups?.bind(source);
+  if (!groups) return [...views];
+  return views.map((v) => ({
+    ...v,
+    nodes: v.nodes.map((n) => ({
+      ...n,
+      endpoints: n.endpoints.map((e) => {
+        const g = groups(e.key.slice(0, e.key.lastIndexOf(':')));
+        return { ...e, ...(g?.workload !== undefined ? { workload: g.workload } : {}), ...(g?.identity !== undefined ? { identity: g.identity } : {}) };
+      }),
+    })),
+  }));
 }
 
 function jsonSchema(schema: z.ZodType): Record<string, unknown> {
@@ -20,11 +39,11 @@ function jsonSchema(schema: z.ZodType): Record<string, unknown> {
 }
 
 const listSchema = z.object({
-  services: z.array(serviceViewSchema),
+  services: z.array(serviceApiSchema),
   /** Agent files that could not be read (named with the problem). */
   errors: z.array(z.string()),
 });
-const oneSchema = z.object({ service: z.string(), ports: z.array(serviceViewSchema) });
+const oneSchema = z.object({ service: z.string(), ports: z.array(serviceApiSchema) });
 
 const LABELS = ['service', 'port', 'frontend', 'node', 'endpoint', 'pod', 'location'] as const;
 type EndpointView = ServiceView['nodes'][number]['endpoints'][number];
@@ -83,7 +102,7 @@ export const servicesRoutes: FastifyPluginAsync<{ source: ServicesSource }> = as
     },
     async () => {
       const { services, errors } = await source.views();
-      return { services, errors };
+      return { services: withGroups(services, source), errors };
     },
   );
   app.get<{ Params: { ns: string; name: string } }>(
@@ -100,7 +119,7 @@ export const servicesRoutes: FastifyPluginAsync<{ source: ServicesSource }> = as
       const key = `${req.params.ns}/${req.params.name}`;
       const ports = (await source.views()).services.filter((v) => v.service === key);
       if (ports.length === 0) return reply.code(404).send({ error: 'Not Found', message: `no Service ${key} (or no agent reports it yet)`, statusCode: 404 });
-      return { service: key, ports };
+      return { service: key, ports: withGroups(ports, source) };
     },
   );
 };

@@ -4,9 +4,10 @@ import { AlertsView } from './AlertsView';
 import { EdgePanel } from './EdgePanel';
 import { FlowsView } from './FlowsView';
 import { LiveStore } from './live';
-import { MapView } from './MapView';
+import { MapView, type ServiceMode } from './MapView';
 import { PoliciesView } from './PoliciesView';
-import { ServiceChips, ServicePanel, ServicesView, serviceId, useServices } from './ServicesView';
+import { ServicePanel, ServicesView, useServices } from './ServicesView';
+import { serviceId } from './serviceMap';
 
 type Tab = 'map' | 'flows' | 'services' | 'policies' | 'alerts';
 
@@ -18,6 +19,8 @@ export function App() {
   const [window, setWindow] = useState('5m');
   const [selected, setSelected] = useState<string | undefined>(undefined);
   const [selectedService, setSelectedService] = useState<string | undefined>(undefined);
+  const [serviceMode, setServiceMode] = useState<ServiceMode>('through');
+  const [serviceFilter, setServiceFilter] = useState('');
   const { services } = useServices(tab === 'map' ? 2000 : 0);
   const service = services?.find((v) => serviceId(v) === selectedService);
 
@@ -70,11 +73,24 @@ export function App() {
         {tab === 'map' && (
           <div className="map-layout">
             <div className="map-host">
-              <MapView live={live} group={group} selected={selected} onSelect={(k) => (setSelected(k), setSelectedService(undefined))} />
-              {services && services.length > 0 && <ServiceChips services={services} selected={selectedService} onSelect={(id) => (setSelectedService(id), setSelected(undefined))} />}
+              <MapView
+                live={live}
+                group={group}
+                selected={selected}
+                onSelect={(k) => (setSelected(k), setSelectedService(undefined))}
+                services={{
+                  views: services,
+                  mode: serviceMode,
+                  onMode: setServiceMode,
+                  filter: serviceFilter,
+                  onFilter: setServiceFilter,
+                  selected: selectedService,
+                  onSelect: (id) => (setSelectedService(id), setSelected(undefined)),
+                }}
+              />
             </div>
             {edge && <EdgePanel edge={edge} group={group} onClose={() => setSelected(undefined)} />}
-            {!edge && service && <ServicePanel key={selectedService} view={service} onClose={() => setSelectedService(undefined)} />}
+            {!edge && service && <ServicePanel key={selectedService} view={service} onClose={() => setSelectedService(undefined)} ports={services?.filter((v) => v.service === service.service)} onPort={setSelectedService} />}
           </div>
         )}
         {tab === 'flows' && <FlowsView live={live} />}

@@ -1,51 +1,108 @@
 import { useEffect, useState } from 'react';
 import { getJson } from './api';
-import type { ServiceView } from '../../../agent/lb-status';
+import { serviceId, type ServiceApiView } from './serviceMap';
 
-const COLORS = ['#38bdf8', '#a78bfa', '#f59e0b', '#22c55e', '#f472b6', '#fb7185', '#2dd4bf', '#facc15'];
+type ServiceView = ServiceApiView;
 
-export const serviceId = (v: ServiceView): string => `${v.service}/${v.portIndex}/${v.frontend}`;
+/**
+ * Okabe–Ito colours (told apart with every common colour-vision deficiency), ordered for the
+ * dark background; beyond eight endpoints the colours repeat with a hatch, so no two bands
+ * look alike.
+ */
+export const COLORS = ['#56B4E9', '#E69F00', '#009E73', '#CC79A7', '#F0E442', '#D55E00', '#4A90D9', '#BBBBBB'];
+const hatched = (i: number): boolean => i >= COLORS.length;
+const colorOf = (i: number): string => COLORS[i % COLORS.length] as string;
+
 const idOf = serviceId;
 const pct = (x: number | undefined): string => (x === undefined ? '–' : `${(100 * x).toFixed(1)}%`);
 
-/** Weights over time: one line per endpoint, 0–1000 on the y axis. */
-export function WeightChart(props: { history: ServiceView['nodes'][number]['history']; keys: readonly string[] }) {
-  const { history, keys } = props;
+/** An endpoint's swatch: its colour, hatched past the eighth. */
+export function Swatch({ i }: { i: number }) {
+  return <span className={`sw ep-sw${hatched(i) ? ' hatched' : ''}`} style={{ background: colorOf(i) }} />;
+}
+
+/**
+ * Shares of new connections over time, stacked: one band per endpoint, so endpoints with equal
+ * weights are two bands of equal height rather than two lines drawn on top of each other.
+ */
+export function WeightChart(props: { history: ServiceView['nodes'][number]['history']; endpoints: readonly { key: string; pod?: string | undefined }[] }) {
+  const { history, endpoints } = props;
   const w = 410;
   const h = 150;
   if (history.length < 2) return <div className="muted small">collecting…</div>;
   const t0 = history[0].t;
   const span = Math.max(1, history[history.length - 1].t - t0);
-  const x = (t: number): number => 30 + ((t - t0) / span) * (w - 40);
-  const y = (v: number): number => 10 + (1 - v / 1000) * (h - 30);
+  const x = (t: number): number => 34 + ((t - t0) / span) * (w - 44);
+  const y = (v: number): number => 8 + (1 - v) * (h - 28);
+  // Cumulative shares per point: bottom[k] and top[k] of endpoint k's band.
+  const stacks = history.map((p) => {
+    const ws = endpoints.map((e) => Math.max(0, p.weights[e.key] ?? 0));
+    const total = ws.reduce((a, b) => a + b, 0);
+    let acc = 0;
+    return ws.map((v) => {
+      const lo = acc;
+      acc += total > 0 ? v / total : 0;
+      return [lo, acc] as const;
+    });
+  });
+  const last = stacks[stacks.length - 1] ?? [];
   return (
-    <svg width={w} height={h} className="weights" data-testid="weight-chart" role="img" aria-label="weights over time">
-      {[0, 500, 1000].map((v) => (
-        <g key={v}>
-          <line x1={30} x2={w - 10} y1={y(v)} y2={y(v)} className="grid" />
-          <text x={2} y={y(v) + 4} className="axis">{v}</text>
-        </g>
-      ))}
-      <text x={30} y={h - 4} className="axis">{`${Math.round(span / 1000)} s`}</text>
-      {keys.map((k, i) => (
-        <polyline
-          key={k}
-          fill="none"
-          stroke={COLORS[i % COLORS.length]}
-          strokeWidth={2}
-          points={history.map((p) => `${x(p.t).toFixed(1)},${y(p.weights[k] ?? 0).toFixed(1)}`).join(' ')}
-        />
-      ))}
-    </svg>
+    <div className="weights-box">
+      <svg width={w} height={h} className="weights" data-testid="weight-chart" role="img" aria-label="share of new connections per endpoint over time, stacked">
+        <defs>
+          {endpoints.map((_, i) =>
+            hatched(i) ? (
+              <pattern key={i} id={`hatch-${i}`} width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
+                <rect width="6" height="6" fill={colorOf(i)} opacity="0.35" />
+                <line x1="0" y1="0" x2="0" y2="6" stroke={colorOf(i)} strokeWidth="3" />
+              </pattern>
+            ) : null,
+          )}
+        </defs>
+        {[0, 0.5, 1].map((v) => (
+          <g key={v}>
+            <line x1={34} x2={w - 10} y1={y(v)} y2={y(v)} className="grid" />
+            <text x={2} y={y(v) + 4} className="axis">{`${v * 100}%`}</text>
+          </g>
+        ))}
+        <text x={34} y={h - 4} className="axis">{`−${Math.round(span / 1000)} s`}</text>
+        <text x={w - 10} y={h - 4} className="axis" textAnchor="end">now</text>
+        {endpoints.map((e, k) => {
+          const top = history.map((p, i) => `${x(p.t).toFixed(1)},${y(stacks[i]?.[k]?.[1] ?? 0).toFixed(1)}`);
+          const bottom = history.map((p, i) => `${x(p.t).toFixed(1)},${y(stacks[i]?.[k]?.[0] ?? 0).toFixed(1)}`).reverse();
+          const share = (last[k]?.[1] ?? 0) - (last[k]?.[0] ?? 0);
+          return (
+            <path
+              key={e.key}
+              className="band"
+              data-testid="weight-series"
+              data-endpoint={e.key}
+              data-share={share.toFixed(4)}
+              d={`M ${top.join(' L ')} L ${bottom.join(' L ')} Z`}
+              fill={hatched(k) ? `url(#hatch-${k})` : colorOf(k)}
+            >
+              <title>{`${e.pod ?? e.key}: ${(100 * share).toFixed(1)}% now`}</title>
+            </path>
+          );
+        })}
+      </svg>
+      <ul className="weight-legend" data-testid="weight-legend">
+        {endpoints.map((e, k) => (
+          <li key={e.key}>
+            <Swatch i={k} /> {e.pod ?? e.key} <b>{pct((last[k]?.[1] ?? 0) - (last[k]?.[0] ?? 0))}</b>
+          </li>
+        ))}
+      </ul>
+    </div>
   );
 }
 
-export function ServicePanel(props: { view: ServiceView; onClose: () => void }) {
+/** `ports`: every view of the same Service (its ports and frontends), to switch between them. */
+export function ServicePanel(props: { view: ServiceView; onClose: () => void; ports?: readonly ServiceView[]; onPort?: (id: string) => void }) {
   const { view } = props;
   const [node, setNode] = useState(view.nodes[0]?.node);
   const n = view.nodes.find((x) => x.node === node) ?? view.nodes[0];
   if (!n) return null;
-  const keys = n.endpoints.map((e) => e.key);
   return (
     <aside className="panel" data-testid="service-panel">
       <header>
@@ -60,17 +117,29 @@ export function ServicePanel(props: { view: ServiceView; onClose: () => void }) 
           ×
         </button>
       </header>
+      {props.ports && props.ports.length > 1 && props.onPort && (
+        <h3>
+          port{' '}
+          <select value={idOf(view)} onChange={(e) => props.onPort?.(e.target.value)} data-testid="service-port">
+            {props.ports.map((v) => (
+              <option key={idOf(v)} value={idOf(v)}>
+                {v.frontend === 'node-port' ? `NodePort ${v.port}` : v.port}/{v.protocol}
+              </option>
+            ))}
+          </select>
+        </h3>
+      )}
       <h3>
         as balanced by{' '}
-        <select value={n.node} onChange={(e) => setNode(e.target.value)} data-testid="service-node">
+        <select value={n.node} onChange={(e) => setNode(e.target.value)} data-testid="balanced-by">
           {view.nodes.map((x) => (
             <option key={x.node}>{x.node}</option>
           ))}
         </select>
       </h3>
       {n.reject && <div className="error">no endpoint may take a connection: the kernel rejects</div>}
-      <h3>weights over time</h3>
-      <WeightChart history={n.history} keys={keys} />
+      <h3>share of new connections over time</h3>
+      <WeightChart history={n.history} endpoints={n.endpoints} />
       <table className="flows compact" data-testid="endpoint-table">
         <thead>
           <tr><th></th><th>endpoint</th><th>loc.</th><th>weight</th><th>health</th><th>latency</th><th>errors</th><th title="requests in flight">infl.</th><th title="share of recent connections">share</th></tr>
@@ -78,11 +147,11 @@ export function ServicePanel(props: { view: ServiceView; onClose: () => void }) 
         <tbody>
           {n.endpoints.map((e, i) => (
             <tr key={e.key} className={e.weight === 0 ? 'unused' : ''}>
-              <td><span className="sw" style={{ background: COLORS[i % COLORS.length] }} /></td>
+              <td><Swatch i={i} /></td>
               <td className="pol" title={e.key}>{e.pod ?? e.key}</td>
               <td>{e.location ?? '–'}</td>
               <td>{e.weight}</td>
-              <td className={e.healthy ? '' : 'bad'}>{e.healthy ? (e.drained ? 'drained' : 'ok') : 'failing'}</td>
+              <td className={e.healthy ? (e.drained ? 'warn' : '') : 'bad'}>{e.healthy ? (e.drained ? 'drained' : 'ok') : 'failing'}</td>
               <td>{e.latencyMs !== undefined ? `${e.latencyMs.toFixed(1)} ms` : '–'}</td>
               <td>{pct(e.errorRate)}</td>
               <td>{e.inFlight}</td>
@@ -99,30 +168,6 @@ export function ServicePanel(props: { view: ServiceView; onClose: () => void }) 
         </ul>
       )}
     </aside>
-  );
-}
-
-/** Services on the map: one chip per Service port with its weight split and health; a click opens its panel. */
-export function ServiceChips(props: { services: readonly ServiceView[]; selected: string | undefined; onSelect: (id: string) => void }) {
-  return (
-    <div className="service-chips" data-testid="service-chips">
-      <div className="eyebrow">services</div>
-      {props.services.map((v) => {
-        const eps = v.nodes[0]?.endpoints ?? [];
-        const total = Math.max(1, eps.reduce((s, e) => s + e.weight, 0));
-        const failing = eps.filter((e) => !e.healthy).length;
-        return (
-          <button key={idOf(v)} className={props.selected === idOf(v) ? 'chip on' : 'chip'} onClick={() => props.onSelect(idOf(v))} data-testid={`chip-${v.service}`}>
-            <span className={`dot${failing > 0 ? ' firing' : ''}`} /> {v.name}:{v.port} <span className="muted">{v.mode}</span>
-            <span className="bar">
-              {eps.map((e, i) => (
-                <i key={e.key} style={{ width: `${(100 * e.weight) / total}%`, background: COLORS[i % COLORS.length] }} />
-              ))}
-            </span>
-          </button>
-        );
-      })}
-    </div>
   );
 }
 
@@ -175,7 +220,7 @@ export function ServicesView() {
                   <td className="barcell">
                     <div className="bar">
                       {eps.map((e, i) => (
-                        <i key={e.key} title={`${e.pod ?? e.key}: ${e.weight}`} style={{ width: `${(100 * e.weight) / total}%`, background: COLORS[i % COLORS.length] }} />
+                        <i key={e.key} title={`${e.pod ?? e.key}: ${e.weight}`} style={{ width: `${(100 * e.weight) / total}%`, background: colorOf(i) }} />
                       ))}
                     </div>
                   </td>
@@ -185,7 +230,7 @@ export function ServicesView() {
           </tbody>
         </table>
       </div>
-      {view && <ServicePanel key={idOf(view)} view={view} onClose={() => setSelected(undefined)} />}
+      {view && <ServicePanel key={idOf(view)} view={view} onClose={() => setSelected(undefined)} ports={services?.filter((v) => v.service === view.service)} onPort={setSelected} />}
     </div>
   );
 }

@@ -31,6 +31,8 @@ export class LiveStore {
   version = 0;
   /** Times the server said this page fell behind (each followed by a fresh snapshot). */
   gaps = 0;
+  /** Groups of the pods seen in flows (`ns/pod` → workload, identity): places Service endpoints the API could not. */
+  podGroups = new Map<string, { workload?: string; identity?: string }>();
   private pending: BatchEvent[] = [];
   private es: EventSource | undefined;
   private listeners = new Set<() => void>();
@@ -99,9 +101,21 @@ export class LiveStore {
         e.dropped += d.dropped;
         e.audit += d.audit;
         e.lastSeen = Math.max(e.lastSeen, d.lastSeen);
+        for (const [k, v] of Object.entries(d.via ?? {})) {
+          e.via ??= {};
+          const x = e.via[k];
+          if (!x) e.via[k] = { ...v };
+          else {
+            x.flows += v.flows;
+            x.bytes += v.bytes;
+            x.forwarded += v.forwarded;
+            x.dropped += v.dropped;
+            x.audit += v.audit;
+          }
+        }
         e.rev++;
       } else {
-        this.edges.set(key, { ...d, key, rev: 0 });
+        this.edges.set(key, { ...d, ...(d.via ? { via: structuredClone(d.via) } : {}), key, rev: 0 });
       }
       for (const g of [d.src, d.dst]) {
         if (!this.groups.has(g)) {
@@ -121,6 +135,13 @@ export class LiveStore {
     for (const b of batches) {
       if (this.addEdges(b.edges)) newGroup = true;
       n += b.flows.length + b.flowsOmitted;
+      for (const f of b.flows) {
+        for (const ep of [f.src, f.dst]) {
+          if (!ep.namespace || !ep.pod) continue;
+          if (this.podGroups.size >= 50_000) this.podGroups.clear();
+          this.podGroups.set(`${ep.namespace}/${ep.pod}`, { ...(ep.workload !== undefined ? { workload: ep.workload } : {}), ...(ep.identity !== undefined ? { identity: ep.identity } : {}) });
+        }
+      }
       if (b.flows.length) {
         const tail = b.flows.length > RECENT ? b.flows.slice(-RECENT) : b.flows;
         this.recent = [...tail.slice().reverse(), ...this.recent].slice(0, RECENT);
