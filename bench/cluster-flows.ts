@@ -145,7 +145,8 @@ const acceptedFlows = async (): Promise<number> => {
   return lastAccepted;
 };
 
-// The workers generate from their start: the clock runs from here.
+// The clock runs once every worker has started its agents (tsx compiles each worker first).
+while (workers.some((w) => w.stats === undefined)) await new Promise((r) => setTimeout(r, 100));
 const start = Date.now();
 const cpu0 = cpuSeconds(serverPid);
 const rss: number[] = [];
@@ -153,12 +154,15 @@ let probeN = 0;
 let lastServerCpu = cpu0;
 let lastAgentsCpu = 0;
 let lastT = start;
-while (Date.now() - start < SECONDS * 1000) {
-  await new Promise((r) => setTimeout(r, 3_000));
+// Probes on their own timer: a slow /metrics answer below must not space them out.
+const probeTimer = setInterval(() => {
   const agent = probeN % AGENTS;
   const w = workers.find((x) => agent >= x.first && agent < x.first + x.count);
   if (w) tell(w, { type: 'probe', id: probeN++, agent });
-  if (probeN % 2 === 0) {
+}, 3_000);
+while (Date.now() - start < SECONDS * 1000) {
+  await new Promise((r) => setTimeout(r, Math.min(6_000, Math.max(0, start + SECONDS * 1000 - Date.now()))));
+  {
     const r = rssMiB(serverPid);
     rss.push(r);
     const stats = workers.flatMap((x) => (x.stats ? [x.stats] : []));
@@ -175,6 +179,7 @@ while (Date.now() - start < SECONDS * 1000) {
     lastT = now;
   }
 }
+clearInterval(probeTimer);
 const genSeconds = (Date.now() - start) / 1000;
 
 // Drain: every agent seals its last window and sends everything on disk.
