@@ -22,6 +22,8 @@ export interface WorkerConfig {
   count: number;
   rate: number;
   tickMs: number;
+  /** Segments per request when a backlog waits (the shipper's maxRun). */
+  maxRun?: number;
 }
 
 export interface WorkerStats {
@@ -81,6 +83,7 @@ for (let a = cfg.first; a < cfg.first + cfg.count; a++) {
     version: 'bench',
     bufferDir: join(cfg.dir, `buf-${a}`),
     windowMs: 1_000,
+    ...(cfg.maxRun !== undefined ? { maxRun: cfg.maxRun } : {}),
     log: (l) => console.error(l),
     trace: (event, seq) => {
       const now = Date.now();

@@ -1,6 +1,6 @@
 // Flow scale of cluster mode: many agents shipping to one `weir serve --cluster`.
 //
-//   npx tsx bench/cluster-flows.ts [--agents 100] [--rate 1000] [--seconds 60] [--workers 4]
+//   npx tsx bench/cluster-flows.ts [--agents 100] [--rate 1000] [--seconds 60] [--workers 4] [--max-run 32]
 //
 // The server runs as its own process (the real CLI), so its RSS and CPU are its own. The agents
 // are FlowShippers (window aggregation, on-disk buffer, HTTP) in `--workers` worker processes
@@ -32,6 +32,8 @@ const AGENTS = arg('agents', 100);
 const RATE = arg('rate', 1_000);
 const SECONDS = arg('seconds', 60);
 const WORKERS = Math.min(AGENTS, arg('workers', 4));
+/** Windows per request when a backlog waits (1: one request per window, as before runs). */
+const MAX_RUN = arg('max-run', 32);
 const TOKEN = 'bench-token-0123456789abcdef';
 
 const dir = mkdtempSync(join(tmpdir(), 'weir-cluster-flows-'));
@@ -90,7 +92,7 @@ const workers: { child: ChildProcess; first: number; count: number; stats: Worke
 for (let w = 0; w < WORKERS; w++) {
   const first = Math.floor((w * AGENTS) / WORKERS);
   const count = Math.floor(((w + 1) * AGENTS) / WORKERS) - first;
-  const cfg: WorkerConfig = { url, token: TOKEN, dir, first, count, rate: RATE, tickMs: 100 };
+  const cfg: WorkerConfig = { url, token: TOKEN, dir, first, count, rate: RATE, tickMs: 100, maxRun: MAX_RUN };
   const child = spawn(process.execPath, ['--import', 'tsx', workerFile], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, WEIR_BENCH_WORKER: JSON.stringify(cfg) } });
   const entry = { child, first, count, stats: undefined as WorkerStats | undefined, done: undefined as unknown as Promise<WorkerStats> };
   entry.done = new Promise<WorkerStats>((resolve, reject) => {
@@ -128,7 +130,7 @@ const sse = (async () => {
   }
 })();
 
-console.log(`cluster flows: ${AGENTS} agents × ${RATE} flows/s for ${SECONDS} s into ${url} (server pid ${serverPid}); ${WORKERS} agent worker processes; 1 s windows, ≤ 20 samples/window`);
+console.log(`cluster flows: ${AGENTS} agents × ${RATE} flows/s for ${SECONDS} s into ${url} (server pid ${serverPid}); ${WORKERS} agent worker processes; 1 s windows, backlog runs of ≤ ${MAX_RUN}, ≤ 20 samples/window`);
 console.log('   t   sent flows  accepted flows  buffered  server RSS  server CPU  agents CPU  agents loop p99  load');
 let lastAccepted = 0;
 const acceptedFlows = async (): Promise<number> => {
