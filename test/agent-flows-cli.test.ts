@@ -1,3 +1,4 @@
+// suite: integration (no root; the CLI as processes)
 // `weir agent` flow-shipping flags on a Kubernetes node: checked before anything starts, with a
 // sentence naming the flag (no root, no API server needed: every case fails before connecting).
 import assert from 'node:assert/strict';
