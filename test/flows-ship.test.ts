@@ -471,3 +471,39 @@ test('a backlog goes out in one request per run; a resent run whose head was com
   assert.match(bad.body.message ?? '', /field firstSeq/);
   await server.stop();
 });
+
+test('an agent whose resent backlog overlaps what the server committed drops the head and sends the rest, counted once', async () => {
+  const db = join(dir, 'overlap.db');
+  let server = await startServer(db);
+  const port = server.port;
+  await server.stop();
+  // A long backoff: the agent's first attempts fail, then it waits while we commit its head.
+  const a = shipper(`http://127.0.0.1:${port}`, 'overlap-1', { backoffBaseMs: 6_000, backoffMaxMs: 6_000, heartbeatMs: 60_000 });
+  const sent: FlowRecord[] = [];
+  for (let i = 0; i < 3; i++) {
+    const rs = traffic('overlap-1', 40, i * 40);
+    sent.push(...rs);
+    a.add(rs);
+    a.seal();
+  }
+  await until('a failed attempt', () => a.stats.failedAttempts > 0);
+  server = await startServer(db, { port });
+  // What an earlier attempt whose answer was lost would have committed: segments 1..2.
+  const head = a.buffer.peekRun(2, 1_000_000);
+  assert.deepEqual(
+    head.map((g) => g.seq),
+    [1, 2],
+  );
+  const records = head.flatMap((g) => g.records);
+  const res = await fetch(`${server.url}${INGEST_PATH}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify({ agentId: a.agentId, firstSeq: 1, seq: 2, flows: sumFlows(records), records, report: a.report() } satisfies ShipBatch),
+  });
+  assert.equal(res.status, 200);
+  await until('the rest on the server', () => a.stats.bufferedBatches === 0 && storedTotals(server.store).flows === sumFlows(sent), 30_000);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(storedTotals(server.store), { flows: sumFlows(sent), bytes: sumBytes(sent) });
+  await a.stop();
+  await server.stop();
+});
