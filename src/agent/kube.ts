@@ -3,16 +3,12 @@
 // mode; the local port serves the probes, metrics and status (health.ts); a policy the agent
 // cannot enforce as written becomes a Kubernetes Event on that policy.
 
-import { join } from 'node:path';
 import { canonicalCIDR, parseCIDR } from '../net/address.js';
 import { KubeObjectProblem, KubeSource, KubeTransport, loadKubeConfig, type KubeAuth, type ReflectorTiming } from '../source/kube/index.js';
 import { KUBE_KINDS, apiVersionOfKind } from '../source/kube/kinds.js';
-import type { ClusterSource } from '../source/types.js';
-import { FlowView } from '../flows/view.js';
+import type { ClusterEvent, ClusterSource } from '../source/types.js';
 import type { AgentStatus } from './status.js';
-import { ClusterAgent, type ClusterAgentState } from './cluster.js';
-import { startNodeFlows, type AgentFlowsOptions, type NodeFlows } from './flows.js';
-import type { AgentSyncReport } from '../flows/ship-protocol.js';
+import { ClusterAgent } from './cluster.js';
 import { startHealthServer, type HealthServer } from './health.js';
 
 export interface KubeAgentOptions {
@@ -31,8 +27,8 @@ export interface KubeAgentOptions {
   readonly timing?: Partial<ReflectorTiming>;
   readonly signal?: AbortSignal;
   readonly log?: (line: string) => void;
-  /** Ship the node's flows to a server (src/agent/flows.ts). */
-  readonly flows?: AgentFlowsOptions;
+  /** More work on the agent (flow collection, src/flows/agent-flows.ts; the data plane does not import it). */
+  readonly extension?: (agent: ClusterAgent) => KubeAgentExtension;
   /** Called once the agent serves (tests: the health URL). */
   readonly onStarted?: (info: { readonly healthUrl?: string }) => void;
 }
@@ -100,20 +96,17 @@ export async function nodePodCidrs(transport: KubeTransport, node: string): Prom
   return cidrs.filter((c) => !c.includes(':')); // the ruleset is IPv4
 }
 
-/** The `sync` part of the agent's flow reports (what `weir status` shows), from its state. */
-export function kubeSyncReport(s: ClusterAgentState): AgentSyncReport {
-  return {
-    errors: s.applyErrors,
-    ...(s.lastSyncAt !== undefined ? { lastSyncAt: s.lastSyncAt } : {}),
-    ...(s.lagMs.last !== undefined ? { lagMs: s.lagMs.last } : {}),
-    ...(s.lastApplyOk !== undefined ? { lastApplyOk: s.lastApplyOk } : {}),
-    ...(s.ruleset ? { rules: s.ruleset.rules, setElements: s.ruleset.setElements } : {}),
-    ...(s.lastError !== undefined ? { lastError: s.lastError } : {}),
-  };
+/** What an extension of the agent does: see every source batch, start once the agent enforces, stop with it. */
+export interface KubeAgentExtension {
+  /** Every source batch, before the agent takes it. */
+  onEvents?(events: readonly ClusterEvent[]): void;
+  /** Once the agent has synced and its first ruleset is in the kernel. */
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
 }
 
 /** The source, with every batch also handed to `also` first (the flow view follows what the agent enforces). */
-function teeSource(source: ClusterSource, also: (events: Parameters<Parameters<ClusterSource['start']>[0]['onEvents']>[0]) => void): ClusterSource {
+function teeSource(source: ClusterSource, also: (events: readonly ClusterEvent[]) => void): ClusterSource {
   return {
     description: source.description,
     start: (h) =>
@@ -200,12 +193,12 @@ export async function runKubeAgent(opts: KubeAgentOptions): Promise<AgentStatus 
   }
   const source = new KubeSource({ auth: { kind: 'config', config }, node: opts.node, ...(opts.timing ? { timing: opts.timing } : {}) });
   const recorder = new PolicyEventRecorder(transport, opts.node, log);
-  // With --server: the flow view takes the same events as the agent (pods of every node by
-  // address and labels, Services, nodes); set below, once the agent's engine exists.
-  const viewRef: { view?: FlowView } = {};
+  // An extension (flow collection) sees the same batches as the agent; it is made below, once
+  // the agent exists.
+  const ext: { current?: KubeAgentExtension } = {};
   const agent = new ClusterAgent({
     node: opts.node,
-    source: opts.flows ? teeSource(source, (events) => viewRef.view?.apply(events)) : source,
+    source: opts.extension ? teeSource(source, (events) => ext.current?.onEvents?.(events)) : source,
     policyOnly: { podCidrs },
     progress: () => source.deliveredResourceVersion(),
     ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
@@ -217,16 +210,7 @@ export async function runKubeAgent(opts: KubeAgentOptions): Promise<AgentStatus 
     },
   });
   let health: HealthServer | undefined;
-  let flows: NodeFlows | undefined;
-  if (opts.flows) {
-    const view = new FlowView(agent.agent.engine, { log });
-    viewRef.view = view;
-    const previous = agent.onApplied;
-    agent.onApplied = (b) => {
-      view.engineChanged();
-      previous?.(b);
-    };
-  }
+  if (opts.extension) ext.current = opts.extension(agent);
   try {
     if (opts.health !== false) {
       const h = opts.health ?? { host: '127.0.0.1', port: 9791 };
@@ -247,23 +231,11 @@ export async function runKubeAgent(opts: KubeAgentOptions): Promise<AgentStatus 
     });
     await Promise.race([started, aborted]);
     if (!opts.signal?.aborted) log(`weir agent ${opts.node}: synced and enforcing (${agent.state().localPods} local pods)`);
-    if (!opts.signal?.aborted && opts.flows && viewRef.view) {
-      flows = await startNodeFlows({
-        ...opts.flows,
-        node: opts.node,
-        ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
-        bufferDir: opts.flows.bufferDir ?? join(opts.statusDir ?? '/var/lib/weir', `flows-${opts.node}`),
-        view: viewRef.view,
-        reasons: () => agent.agent.lastRuleset?.reasons,
-        log,
-        syncReport: () => kubeSyncReport(agent.state()),
-      });
-      log(`weir agent ${opts.node}: shipping flows to ${opts.flows.server}; raw records on ${flows.query.url}`);
-    }
+    if (!opts.signal?.aborted) await ext.current?.start?.();
     await aborted;
     return agent.agent.last;
   } finally {
-    await flows?.stop();
+    await ext.current?.stop?.();
     await agent.stop();
     await health?.close();
     transport.close();

@@ -17,7 +17,7 @@ import { LabSource } from '../source/lab.js';
 import { FileWatch } from '../source/watch.js';
 import { labCluster } from './cluster.js';
 import { DESIRED_FILE, desiredDir } from './desired.js';
-import { startNodeFlows, syncReportOf, type AgentFlowsOptions, type NodeFlows } from '../agent/flows.js';
+import { startNodeFlows, syncReportOf, type AgentFlowsOptions, type NodeFlows } from '../flows/agent-flows.js';
 import { FlowView } from '../flows/view.js';
 import { HOST_VETH_PATTERN as LAB_POD_INTERFACES } from './names.js';
 import { STATE_FILE, type LabNode, type LabState } from './state.js';
@@ -73,7 +73,7 @@ export interface RunAgentOptions {
   readonly log?: (line: string) => void;
   /** The balancing loop's tick (src/agent/lb-loop.ts; default 500 ms); 0 turns it off. */
   readonly lbIntervalMs?: number;
-  /** Ship the node's flows to a server (src/agent/flows.ts). */
+  /** Ship the node's flows to a server (src/flows/agent-flows.ts). */
   readonly flows?: AgentFlowsOptions;
 }
 

@@ -9,7 +9,7 @@ import { DEFAULT_HEALTH_PORT } from '../../agent/health.js';
 import { readAgentSettings, type AgentSettings } from '../../agent/settings.js';
 import { CliError, EXIT_FINDINGS, exitStatus } from '../exit.js';
 import { packageVersion } from '../program.js';
-import type { AgentFlowsOptions } from '../../agent/flows.js';
+import { kubeFlows, type AgentFlowsOptions } from '../../flows/agent-flows.js';
 import { readInputFile, readTokenFile } from '../serve.js';
 
 export interface AgentOptions {
@@ -28,7 +28,7 @@ export interface AgentOptions {
   readonly statusDir?: string;
   readonly watchdog?: string;
   readonly config?: string;
-  /** Flow shipping (src/agent/flows.ts). */
+  /** Flow shipping (src/flows/agent-flows.ts). */
   readonly server?: string;
   readonly tokenFile?: string;
   readonly ca?: string;
@@ -141,7 +141,7 @@ export async function runAgentCommand(given: AgentOptions): Promise<void> {
             strict: opts.strict === true,
             ...(opts.statusDir ? { statusDir: resolve(opts.statusDir) } : {}),
             ...(opts.watchdog !== undefined ? { timing: { watchdogMs: watchdogMs(opts.watchdog) } } : {}),
-            ...(flows ? { flows } : {}),
+            ...(flows ? { extension: kubeFlows({ ...flows, node: opts.node, ...(opts.netns ? { netns: opts.netns } : {}), ...(opts.statusDir ? { statusDir: resolve(opts.statusDir) } : {}), log: (l) => process.stderr.write(`${l}\n`) }) } : {}),
             signal: controller.signal,
           }).catch((e: unknown) => {
             if (e instanceof AgentConfigError) throw new CliError(`weir agent: ${e.message}`);

@@ -4,15 +4,18 @@
 // bounded ring (queryable on the agent's query port, which the server fans out to) and shipped
 // as window aggregates plus samples (src/flows/shipper.ts). One path for the lab agent and the
 // Kubernetes node agent: each only says where its node's kernel is and feeds the view.
+import { join } from 'node:path';
 import { startAgentQueryServer, type AgentQueryServer } from '../api/agent-query.js';
-import { Enricher } from '../flows/enrich.js';
-import { NodeFlowSource } from '../flows/node-source.js';
-import { RawFlowRing } from '../flows/raw-ring.js';
-import type { Reason, ReasonsTable } from '../flows/reasons.js';
-import type { AgentSyncReport } from '../flows/ship-protocol.js';
-import { FlowShipper, type ShipperTls } from '../flows/shipper.js';
-import type { FlowView } from '../flows/view.js';
-import type { AgentStatus } from './status.js';
+import { Enricher } from './enrich.js';
+import { NodeFlowSource } from './node-source.js';
+import { RawFlowRing } from './raw-ring.js';
+import type { Reason, ReasonsTable } from './reasons.js';
+import type { AgentSyncReport } from './ship-protocol.js';
+import { FlowShipper, type ShipperTls } from './shipper.js';
+import type { AgentStatus } from '../agent/status.js';
+import type { ClusterAgent, ClusterAgentState } from '../agent/cluster.js';
+import type { KubeAgentExtension } from '../agent/kube.js';
+import { FlowView } from './view.js';
 
 /** The `sync` part of an agent's report, from its last status and what the process counted. */
 export function syncReportOf(status: AgentStatus | undefined, errors: number, lagMs: number | undefined): AgentSyncReport {
@@ -141,5 +144,51 @@ export async function startNodeFlows(opts: NodeFlowsOptions): Promise<NodeFlows>
       await shipper.stop();
       await query.close();
     },
+  };
+}
+
+/** The `sync` part of a Kubernetes node agent's reports (what `weir status` shows), from its state. */
+export function kubeSyncReport(s: ClusterAgentState): AgentSyncReport {
+  return {
+    errors: s.applyErrors,
+    ...(s.lastSyncAt !== undefined ? { lastSyncAt: s.lastSyncAt } : {}),
+    ...(s.lagMs.last !== undefined ? { lagMs: s.lagMs.last } : {}),
+    ...(s.lastApplyOk !== undefined ? { lastApplyOk: s.lastApplyOk } : {}),
+    ...(s.ruleset ? { rules: s.ruleset.rules, setElements: s.ruleset.setElements } : {}),
+    ...(s.lastError !== undefined ? { lastError: s.lastError } : {}),
+  };
+}
+
+/**
+ * Flow collection on a Kubernetes node agent (`runKubeAgent`'s extension, wired by the CLI):
+ * the view takes the same source batches as the agent (pods of every node by address and
+ * labels, Services, nodes) and a fresh attribution after every applied batch; the node's
+ * kernel is followed and shipped once the agent has synced.
+ */
+export function kubeFlows(opts: AgentFlowsOptions & { readonly node: string; readonly netns?: string; readonly statusDir?: string; readonly log: (line: string) => void }): (agent: ClusterAgent) => KubeAgentExtension {
+  return (agent) => {
+    const view = new FlowView(agent.agent.engine, { log: opts.log });
+    const previous = agent.onApplied;
+    agent.onApplied = (b) => {
+      view.engineChanged();
+      previous?.(b);
+    };
+    let flows: NodeFlows | undefined;
+    return {
+      onEvents: (events) => view.apply(events),
+      start: async () => {
+        flows = await startNodeFlows({
+          ...opts,
+          bufferDir: opts.bufferDir ?? join(opts.statusDir ?? '/var/lib/weir', `flows-${opts.node}`),
+          view,
+          reasons: () => agent.agent.lastRuleset?.reasons,
+          syncReport: () => kubeSyncReport(agent.state()),
+        });
+        opts.log(`weir agent ${opts.node}: shipping flows to ${opts.server}; raw records on ${flows.query.url}`);
+      },
+      stop: async () => {
+        await flows?.stop();
+      },
+    };
   };
 }
