@@ -1,25 +1,26 @@
 // Flow scale of cluster mode: many agents shipping to one `weir serve --cluster`.
 //
-//   npx tsx bench/cluster-flows.ts [--agents 100] [--rate 1000] [--seconds 60]
+//   npx tsx bench/cluster-flows.ts [--agents 100] [--rate 1000] [--seconds 60] [--workers 4] [--max-run 32]
 //
-// The server runs as its own process (the real CLI), so its RSS is its own. The agents are
-// FlowShippers in this process (window aggregation, on-disk buffer, HTTP), each fed `rate`
-// synthetic flows per second over ~40 edges of its node, in 100 ms ticks. Every 3 s one agent
-// opens a brand-new edge; an SSE client filtered on that namespace measures how long the edge
-// takes to appear in the live stream.
+// The server runs as its own process (the real CLI), so its RSS and CPU are its own. The agents
+// are FlowShippers (window aggregation, on-disk buffer, HTTP) in `--workers` worker processes
+// (bench/cluster-flows-agents.ts), each agent fed `rate` synthetic flows per second over ~40
+// edges of its node, in 100 ms ticks: the simulator does not share the server's process, and
+// its CPU use and event-loop delay are printed, so a starved simulator shows. Every 3 s one
+// agent opens a brand-new edge; an SSE client (this process, which does nothing else) filtered
+// on that namespace measures when the edge appears in the live stream, and the agent traces
+// the batch that carried it (sealed, request started, committed) to say where the time went.
 //
 // Goals (issue 11): aggregate counts exact — flows committed in the server's SQLite store equal
 // flows the agents observed, none lost —, new edges in the stream ≤ 1 s, server RSS flat.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { PodInfo } from '../src/flows/enrich.js';
-import type { FlowRecord } from '../src/flows/record.js';
-import { FlowShipper } from '../src/flows/shipper.js';
+import { fileURLToPath } from 'node:url';
 import { readSse } from '../src/flows/sse-client.js';
 import { SqliteFlowStore } from '../src/flows/sqlite-store.js';
-import { podRecord, syntheticCluster } from '../src/flows/synthetic.js';
+import type { FromWorker, ToWorker, WorkerConfig, WorkerStats } from './cluster-flows-agents.js';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -30,7 +31,9 @@ const arg = (name: string, def: number): number => {
 const AGENTS = arg('agents', 100);
 const RATE = arg('rate', 1_000);
 const SECONDS = arg('seconds', 60);
-const TICK_MS = 100;
+const WORKERS = Math.min(AGENTS, arg('workers', 4));
+/** Windows per request when a backlog waits (1: one request per window, as before runs). */
+const MAX_RUN = arg('max-run', 32);
 const TOKEN = 'bench-token-0123456789abcdef';
 
 const dir = mkdtempSync(join(tmpdir(), 'weir-cluster-flows-'));
@@ -42,10 +45,16 @@ const rssMiB = (pid: number): number => {
   const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Math.round(Number(m[1]) / 1024) : NaN;
 };
-const pctl = (xs: number[], p: number): number => {
+/** utime + stime of a process, in seconds (clock ticks are 100/s on Linux). */
+const cpuSeconds = (pid: number): number => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
+const pctl = (xs: readonly number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? (s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN) : NaN;
 };
+const sum = (xs: readonly WorkerStats[], k: keyof WorkerStats): number => xs.reduce((a, s) => a + s[k], 0);
 
 const server = spawn(process.execPath, ['bin/weir.js', 'serve', '--cluster', '--store', db, '--port', '0', '--token-file', tokenFile], { stdio: ['ignore', 'pipe', 'inherit'] });
 const serverPid = server.pid ?? 0;
@@ -62,45 +71,58 @@ const url = await new Promise<string>((resolve, reject) => {
   server.on('exit', (code) => reject(new Error(`weir serve exited (${code ?? '?'})`)));
 });
 
-// 50 namespaces × 4 workloads × 2 pods; each agent's traffic: its 4 local pods → 10 destinations.
-const cluster = syntheticCluster(50, 4, 2);
-const pods = cluster.pods;
-interface Sim {
-  shipper: FlowShipper;
-  node: string;
-  templates: FlowRecord[];
-  sent: number;
+// The new-edge probes: when added (the agent's clock: same host), when its batch was sealed,
+// sent and committed, and when the stream showed it.
+interface Probe {
+  addedAt?: number;
+  sealedAt?: number;
+  sendingAt?: number;
+  deliveredAt?: number;
+  seenAt?: number;
 }
-const sims: Sim[] = [];
-for (let a = 0; a < AGENTS; a++) {
-  const node = `node-${a}`;
-  const local = [0, 1, 2, 3].map((i) => pods[(a * 4 + i) % pods.length] as PodInfo);
-  const templates: FlowRecord[] = [];
-  for (const [i, src] of local.entries()) {
-    for (let d = 0; d < 10; d++) {
-      const dst = pods[(a * 37 + i * 11 + d * 53) % pods.length] as PodInfo;
-      templates.push({ ...podRecord(src, dst, { verdict: d % 4 === 0 ? 'DROPPED' : 'FORWARDED', dstPort: 80 + (d % 2) }), node });
-    }
-  }
-  const shipper = new FlowShipper({ server: url, token: TOKEN, node, version: 'bench', bufferDir: join(dir, `buf-${a}`), windowMs: 1_000, log: (l) => console.error(l) }).start();
-  sims.push({ shipper, node, templates, sent: 0 });
-}
+const probes = new Map<number, Probe>();
+const probeOf = (id: number): Probe => {
+  let p = probes.get(id);
+  if (!p) probes.set(id, (p = {}));
+  return p;
+};
 
-// The new-edge probe: an SSE client that sees only the probe namespace.
-const latencies: number[] = [];
-const probes = new Map<string, number>();
+const workerFile = fileURLToPath(new URL('./cluster-flows-agents.ts', import.meta.url));
+const workers: { child: ChildProcess; first: number; count: number; stats: WorkerStats | undefined; done: Promise<WorkerStats> }[] = [];
+for (let w = 0; w < WORKERS; w++) {
+  const first = Math.floor((w * AGENTS) / WORKERS);
+  const count = Math.floor(((w + 1) * AGENTS) / WORKERS) - first;
+  const cfg: WorkerConfig = { url, token: TOKEN, dir, first, count, rate: RATE, tickMs: 100, maxRun: MAX_RUN };
+  const child = spawn(process.execPath, ['--import', 'tsx', workerFile], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, WEIR_BENCH_WORKER: JSON.stringify(cfg) } });
+  const entry = { child, first, count, stats: undefined as WorkerStats | undefined, done: undefined as unknown as Promise<WorkerStats> };
+  entry.done = new Promise<WorkerStats>((resolve, reject) => {
+    child.on('message', (m: FromWorker) => {
+      if (m.type === 'stats') entry.stats = m.stats;
+      else if (m.type === 'probe') probeOf(m.id).addedAt = m.addedAt;
+      else if (m.type === 'trace') Object.assign(probeOf(m.id), { sealedAt: m.sealedAt, sendingAt: m.sendingAt, deliveredAt: m.deliveredAt });
+      else if (m.type === 'done') {
+        entry.stats = m.stats;
+        resolve(m.stats);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`worker ${w} exited (${code ?? '?'}) before it reported`)));
+  });
+  workers.push(entry);
+}
+const tell = (w: (typeof workers)[number], m: ToWorker): void => {
+  w.child.send(m);
+};
+
 const ac = new AbortController();
 const sse = (async () => {
   try {
     for await (const ev of readSse(`${url}/api/stream?to_namespace=probe`, ac.signal, { authorization: `Bearer ${TOKEN}` })) {
       if (ev.event !== 'batch') continue;
       const b = JSON.parse(ev.data) as { edges: { dst: string }[] };
+      const now = Date.now();
       for (const e of b.edges) {
-        const t0 = probes.get(e.dst);
-        if (t0 !== undefined) {
-          latencies.push(Date.now() - t0);
-          probes.delete(e.dst);
-        }
+        const m = /^probe\/new-(\d+)\[/.exec(e.dst);
+        if (m) probeOf(Number(m[1])).seenAt ??= now;
       }
     }
   } catch (e) {
@@ -108,14 +130,8 @@ const sse = (async () => {
   }
 })();
 
-console.log(`cluster flows: ${AGENTS} agents × ${RATE} flows/s for ${SECONDS} s into ${url} (server pid ${serverPid}); 1 s windows, ≤ 20 samples/window`);
-console.log('   t   sent flows  accepted flows  buffered  server RSS  bench RSS  load');
-const perTick = RATE / (1000 / TICK_MS);
-const start = Date.now();
-let tick = 0;
-let probeN = 0;
-let carry = 0;
-const rss: number[] = [];
+console.log(`cluster flows: ${AGENTS} agents × ${RATE} flows/s for ${SECONDS} s into ${url} (server pid ${serverPid}); ${WORKERS} agent worker processes; 1 s windows, backlog runs of ≤ ${MAX_RUN}, ≤ 20 samples/window`);
+console.log('   t   sent flows  accepted flows  buffered  server RSS  server CPU  agents CPU  agents loop p99  load');
 let lastAccepted = 0;
 const acceptedFlows = async (): Promise<number> => {
   // A kept-alive socket the busy server just closed fails one fetch: the next one reconnects.
@@ -130,67 +146,56 @@ const acceptedFlows = async (): Promise<number> => {
   }
   return lastAccepted;
 };
+
+// The clock runs once every worker has started its agents (tsx compiles each worker first).
+while (workers.some((w) => w.stats === undefined)) await new Promise((r) => setTimeout(r, 100));
+const start = Date.now();
+const cpu0 = cpuSeconds(serverPid);
+const rss: number[] = [];
+let probeN = 0;
+let lastServerCpu = cpu0;
+let lastAgentsCpu = 0;
+let lastT = start;
+// Probes on their own timer: a slow /metrics answer below must not space them out.
+const probeTimer = setInterval(() => {
+  const agent = probeN % AGENTS;
+  const w = workers.find((x) => agent >= x.first && agent < x.first + x.count);
+  if (w) tell(w, { type: 'probe', id: probeN++, agent });
+}, 3_000);
 while (Date.now() - start < SECONDS * 1000) {
-  tick++;
-  const now = Date.now();
-  carry += perTick;
-  const n = Math.floor(carry);
-  carry -= n;
-  for (const s of sims) {
-    // The templates are reused (the shipper copies what it keeps): the bench should spend its
-    // CPU on the shippers, not on allocating 100,000 objects a second.
-    for (const tpl of s.templates) tpl.time = now;
-    const batch: FlowRecord[] = new Array<FlowRecord>(n);
-    for (let i = 0; i < n; i++) batch[i] = s.templates[(tick * n + i) % s.templates.length] as FlowRecord;
-    s.shipper.add(batch);
-    s.sent += n;
-  }
-  if (tick % 30 === 0) {
-    const s = sims[probeN % sims.length] as Sim;
-    const workload = `probe/new-${probeN++}[Deployment]`;
-    const src = s.templates[0] as FlowRecord;
-    probes.set(workload, Date.now());
-    s.shipper.add([{ ...src, time: Date.now(), dst: { ip: '10.250.0.1', namespace: 'probe', pod: 'p', workload, identity: 'probe:x' } }]);
-    s.sent++;
-  }
-  if (tick % 50 === 0) {
+  await new Promise((r) => setTimeout(r, Math.min(6_000, Math.max(0, start + SECONDS * 1000 - Date.now()))));
+  {
     const r = rssMiB(serverPid);
     rss.push(r);
-    const sent = sims.reduce((a, s) => a + s.sent, 0);
-    const buffered = sims.reduce((a, s) => a + s.shipper.stats.bufferedBatches, 0);
+    const stats = workers.flatMap((x) => (x.stats ? [x.stats] : []));
+    const now = Date.now();
+    const serverCpu = cpuSeconds(serverPid);
+    const agentsCpu = sum(stats, 'cpuS');
+    const pct = (d: number): string => `${Math.round((d / ((now - lastT) / 1000)) * 100)}%`.padStart(9);
     const load = readFileSync('/proc/loadavg', 'utf8').split(' ')[0] ?? '?';
-    console.log(`${String(Math.round((Date.now() - start) / 1000)).padStart(4)}  ${String(sent).padStart(11)}  ${String(await acceptedFlows()).padStart(14)}  ${String(buffered).padStart(8)}  ${String(r).padStart(7)} MiB  ${String(Math.round(process.memoryUsage().rss / 1048576)).padStart(6)} MiB  ${load}`);
+    console.log(
+      `${String(Math.round((now - start) / 1000)).padStart(4)}  ${String(sum(stats, 'sent')).padStart(11)}  ${String(await acceptedFlows()).padStart(14)}  ${String(sum(stats, 'buffered')).padStart(8)}  ${String(r).padStart(7)} MiB  ${pct(serverCpu - lastServerCpu)}  ${pct(agentsCpu - lastAgentsCpu)}  ${String(Math.max(...stats.map((s) => s.loopP99Ms))).padStart(12)} ms  ${load}`,
+    );
+    lastServerCpu = serverCpu;
+    lastAgentsCpu = agentsCpu;
+    lastT = now;
   }
-  const wait = start + tick * TICK_MS - Date.now();
-  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
 }
+clearInterval(probeTimer);
 const genSeconds = (Date.now() - start) / 1000;
 
 // Drain: every agent seals its last window and sends everything on disk.
 const drainStart = Date.now();
-for (const s of sims) s.shipper.seal();
-const sentTotal = sims.reduce((a, s) => a + s.sent, 0);
-while (Date.now() - drainStart < 120_000) {
-  const buffered = sims.reduce((a, s) => a + s.shipper.stats.bufferedBatches, 0);
-  if (buffered === 0 && (await acceptedFlows()) >= sentTotal) break;
-  await new Promise((r) => setTimeout(r, 200));
-}
+for (const w of workers) tell(w, { type: 'stop' });
+const finals = await Promise.all(workers.map((w) => w.done));
+const sentTotal = sum(finals, 'sent');
+while (Date.now() - drainStart < 120_000 && (await acceptedFlows()) < sentTotal) await new Promise((r) => setTimeout(r, 200));
 const drainMs = Date.now() - drainStart;
 await new Promise((r) => setTimeout(r, 1_500));
 ac.abort();
 await sse;
-const observed = sims.reduce((a, s) => a + s.shipper.stats.observedFlows, 0);
-const lost = sims.reduce((a, s) => a + s.shipper.stats.lostFlows, 0);
-const failed = sims.reduce((a, s) => a + s.shipper.stats.failedAttempts, 0);
-const sentBatches = sims.reduce((a, s) => a + s.shipper.stats.sentBatches, 0);
 const accepted = await acceptedFlows();
-await Promise.all(sims.map((s) => s.shipper.stop()));
-// utime + stime of the server process, in clock ticks (100/s on Linux).
-const serverCpuS = (() => {
-  const f = readFileSync(`/proc/${serverPid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(f[11]) + Number(f[12])) / 100;
-})();
-const benchCpu = process.cpuUsage();
+const serverCpuS = cpuSeconds(serverPid) - cpu0;
 const totalS = (Date.now() - start) / 1000;
 server.kill('SIGTERM');
 await new Promise((r) => server.on('exit', r));
@@ -200,16 +205,25 @@ const rawRows = store.stats().flows;
 store.close();
 rmSync(dir, { recursive: true, force: true });
 
+const done = [...probes.values()].filter((p) => p.addedAt !== undefined);
+const seen = done.filter((p) => p.seenAt !== undefined);
+const lat = (from: keyof Probe, to: keyof Probe): number[] => done.flatMap((p) => (p[from] !== undefined && p[to] !== undefined ? [(p[to] as number) - (p[from] as number)] : []));
+const show = (xs: number[]): string => (xs.length ? `p50 ${pctl(xs, 50)} ms, p99 ${pctl(xs, 99)} ms, max ${Math.max(...xs)} ms` : 'none');
 const third = Math.floor(rss.length / 3);
 const mid = pctl(rss.slice(third, 2 * third), 50);
 const last = pctl(rss.slice(2 * third), 50);
+const agentsCpuS = sum(finals, 'cpuS');
 console.log('');
-console.log(`flows sent          ${sentTotal} (${Math.round(sentTotal / genSeconds)}/s offered; agents observed ${observed})`);
-console.log(`flows accepted      ${accepted} (ingest counter); committed in SQLite edge aggregates: ${stored}; lost to full buffers: ${lost}`);
+console.log(`flows sent          ${sentTotal} (${Math.round(sentTotal / genSeconds)}/s offered; agents observed ${sum(finals, 'observed')})`);
+console.log(`flows accepted      ${accepted} (ingest counter); committed in SQLite edge aggregates: ${stored}; lost to full buffers: ${sum(finals, 'lost')}`);
 console.log(`exact               ${stored === sentTotal && accepted === sentTotal ? 'yes' : `NO (difference ${sentTotal - stored})`}`);
-console.log(`requests            ${sentBatches} batches (${Math.round(sentBatches / genSeconds)}/s), ${failed} failed attempts (retried); raw rows stored ${rawRows} (samples + one per edge and window)`);
+console.log(`requests            ${sum(finals, 'sentBatches')} batches (${Math.round(sum(finals, 'sentBatches') / genSeconds)}/s), ${sum(finals, 'failed')} failed attempts (retried); raw rows stored ${rawRows} (samples + one per edge and window)`);
 console.log(`drain after the run ${drainMs} ms`);
-console.log(`CPU                 server ${serverCpuS.toFixed(1)} s, agents+bench ${((benchCpu.user + benchCpu.system) / 1e6).toFixed(1)} s over ${totalS.toFixed(0)} s wall (server ${Math.round((serverCpuS / totalS) * 100)}% of one core)`);
-console.log(`new edge → stream   ${latencies.length}/${probeN} seen; p50 ${pctl(latencies, 50)} ms, p99 ${pctl(latencies, 99)} ms, max ${Math.max(...latencies)} ms`);
+console.log(`CPU                 server ${serverCpuS.toFixed(1)} s (${Math.round((serverCpuS / totalS) * 100)}% of one core); agents ${agentsCpuS.toFixed(1)} s in ${WORKERS} processes (${Math.round((agentsCpuS / totalS) * 100)}%), their event-loop delay p99 up to ${Math.max(...finals.map((s) => s.loopP99Ms))} ms; over ${totalS.toFixed(0)} s wall`);
+console.log(`new edge → stream   ${seen.length}/${done.length} seen; ${show(lat('addedAt', 'seenAt'))}`);
+console.log(`  where it went     add → sealed ${show(lat('addedAt', 'sealedAt'))}`);
+console.log(`                    sealed → request started ${show(lat('sealedAt', 'sendingAt'))}`);
+console.log(`                    request → committed (server) ${show(lat('sendingAt', 'deliveredAt'))}`);
+console.log(`                    request → on the stream ${show(lat('sendingAt', 'seenAt'))}`);
 console.log(`server RSS          ${rss.join(' ')} MiB ${rss.length < 3 ? '(too short a run to judge)' : `(median middle third ${mid}, last third ${last}: ${last <= mid * 1.15 ? 'flat' : 'GROWING'})`}`);
-console.log('A shared 2-core machine: figures move with the load of other processes (see the load column).');
+console.log(`A shared 2-core machine: figures move with the load of other processes (load average now ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}).`);

@@ -424,3 +424,86 @@ test('a cluster server with a short live horizon answers longer windows from the
     store.close();
   }
 });
+
+test('a backlog goes out in one request per run; a resent run whose head was committed counts once', async () => {
+  const db = join(dir, 'run.db');
+  let server = await startServer(db);
+  const port = server.port;
+  // The agent piles up a backlog while the server is down, then catches up in few requests.
+  await server.stop();
+  const a = shipper(`http://127.0.0.1:${port}`, 'run-1', { maxRun: 8 });
+  const sent: FlowRecord[] = [];
+  for (let i = 0; i < 12; i++) {
+    const rs = traffic('run-1', 50, i * 50);
+    sent.push(...rs);
+    a.add(rs);
+    a.seal();
+  }
+  assert.equal(a.stats.bufferedBatches, 12);
+  server = await startServer(db, { port });
+  await until('the backlog on the server', () => storedTotals(server.store).flows === sumFlows(sent), 30_000);
+  const accepted = Number(/weir_ingest_batches_total\{result="accepted"\} (\d+)/.exec(await metricsText(server))?.[1] ?? 0);
+  assert.ok(accepted >= 2 && accepted <= 4, `12 segments in runs of at most 8: 2 requests (a heartbeat-timed seal may add one), got ${accepted}`);
+  assert.equal(a.stats.sentBatches, 12, 'every segment counted as sent');
+  await a.stop();
+
+  // The protocol: a run firstSeq..seq commits together; a resent run whose head was committed
+  // is answered 409 with committedSeq, and the rest is counted once.
+  const report = { node: 'run-2', version: 'test', sync: {}, ship: { bufferedBatches: 0, bufferedBytes: 0, bufferLimitBytes: 1, lostBatches: 0, lostFlows: 0, sentBatches: 0, failedAttempts: 0, observedFlows: 0, sampledRecords: 0 } };
+  const post = async (b: Omit<ShipBatch, 'report' | 'agentId'>): Promise<{ status: number; body: { accepted?: number; duplicate?: boolean; committedSeq?: number; message?: string } }> => {
+    const res = await fetch(`${server.url}${INGEST_PATH}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ ...b, agentId: 'runagent0001', report }) });
+    return { status: res.status, body: (await res.json()) as { accepted?: number } };
+  };
+  const rs = (n: number, salt: number): FlowRecord[] => traffic('run-2', n, salt);
+  const before = storedTotals(server.store).flows;
+  const r1 = rs(30, 0);
+  assert.equal((await post({ seq: 5, firstSeq: 1, flows: sumFlows(r1), records: r1 })).status, 200);
+  const r2 = rs(30, 100);
+  const overlap = await post({ seq: 8, firstSeq: 3, flows: sumFlows(r2), records: r2 });
+  assert.equal(overlap.status, 409);
+  assert.equal(overlap.body.committedSeq, 5);
+  assert.deepEqual((await post({ seq: 5, firstSeq: 2, flows: sumFlows(r2), records: r2 })).body, { accepted: 0, duplicate: true });
+  const r3 = rs(20, 200);
+  assert.equal((await post({ seq: 8, firstSeq: 6, flows: sumFlows(r3), records: r3 })).status, 200);
+  assert.equal(storedTotals(server.store).flows - before, sumFlows(r1) + sumFlows(r3));
+  const bad = await post({ seq: 9, firstSeq: 10, flows: 0, records: [] });
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.message ?? '', /field firstSeq/);
+  await server.stop();
+});
+
+test('an agent whose resent backlog overlaps what the server committed drops the head and sends the rest, counted once', async () => {
+  const db = join(dir, 'overlap.db');
+  let server = await startServer(db);
+  const port = server.port;
+  await server.stop();
+  // A long backoff: the agent's first attempts fail, then it waits while we commit its head.
+  const a = shipper(`http://127.0.0.1:${port}`, 'overlap-1', { backoffBaseMs: 6_000, backoffMaxMs: 6_000, heartbeatMs: 60_000 });
+  const sent: FlowRecord[] = [];
+  for (let i = 0; i < 3; i++) {
+    const rs = traffic('overlap-1', 40, i * 40);
+    sent.push(...rs);
+    a.add(rs);
+    a.seal();
+  }
+  await until('a failed attempt', () => a.stats.failedAttempts > 0);
+  server = await startServer(db, { port });
+  // What an earlier attempt whose answer was lost would have committed: segments 1..2.
+  const head = a.buffer.peekRun(2, 1_000_000);
+  assert.deepEqual(
+    head.map((g) => g.seq),
+    [1, 2],
+  );
+  const records = head.flatMap((g) => g.records);
+  const res = await fetch(`${server.url}${INGEST_PATH}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify({ agentId: a.agentId, firstSeq: 1, seq: 2, flows: sumFlows(records), records, report: a.report() } satisfies ShipBatch),
+  });
+  assert.equal(res.status, 200);
+  await until('the rest on the server', () => a.stats.bufferedBatches === 0 && storedTotals(server.store).flows === sumFlows(sent), 30_000);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(storedTotals(server.store), { flows: sumFlows(sent), bytes: sumBytes(sent) });
+  await a.stop();
+  await server.stop();
+});

@@ -127,6 +127,17 @@ describe('cluster manifests', () => {
       assert.equal(probe.httpGet.port, settings.healthPort, 'probes the health port of the settings');
     }
     assert.deepEqual([c.readinessProbe.httpGet.path, c.livenessProbe.httpGet.path], ['/readyz', '/livez']);
+    // Flows: the agent ships to the settings' server with the token of the Secret the server reads.
+    const agentSpec = spec as { containers: { args: string[]; volumeMounts: { name: string; mountPath: string }[] }[]; volumes: { name: string; secret?: { secretName: string } }[] };
+    const [agentC] = agentSpec.containers;
+    const tokenFile = agentC.args[agentC.args.indexOf('--token-file') + 1] ?? '';
+    const mount = agentC.volumeMounts.find((m) => tokenFile.startsWith(`${m.mountPath}/`));
+    assert.ok(mount, `--token-file ${tokenFile} lies in a mounted volume`);
+    assert.equal(agentSpec.volumes.find((v) => v.name === mount.name)?.secret?.secretName, 'weir-token');
+    const serverPod = (objects.find((o) => o.kind === 'Deployment')?.spec as { template: { spec: { volumes: { secret?: { secretName: string } }[] } } }).template.spec;
+    assert.ok(serverPod.volumes.some((v) => v.secret?.secretName === 'weir-token'), 'the server reads the same Secret');
+    assert.match((parse((objects.find((o) => o.kind === 'ConfigMap')?.data as Record<string, string>)['settings.yaml']) as { server: string }).server, /^http:\/\/weir-server\.weir\.svc:7680$/);
+    assert.ok(agentC.args.includes('--query-address'), 'raw records queryable on the node address for the fan-out');
     for (const w of objects.filter((o) => containersOf(o).length > 0)) {
       for (const ct of (w.spec as { template: { spec: { containers: { resources: { requests?: object; limits?: object } }[] } } }).template.spec.containers) {
         assert.ok(ct.resources.requests && ct.resources.limits, `${id(w)} has requests and limits`);

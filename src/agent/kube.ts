@@ -6,6 +6,7 @@
 import { canonicalCIDR, parseCIDR } from '../net/address.js';
 import { KubeObjectProblem, KubeSource, KubeTransport, loadKubeConfig, type KubeAuth, type ReflectorTiming } from '../source/kube/index.js';
 import { KUBE_KINDS, apiVersionOfKind } from '../source/kube/kinds.js';
+import type { ClusterEvent, ClusterSource } from '../source/types.js';
 import type { AgentStatus } from './status.js';
 import { ClusterAgent } from './cluster.js';
 import { startHealthServer, type HealthServer } from './health.js';
@@ -26,6 +27,8 @@ export interface KubeAgentOptions {
   readonly timing?: Partial<ReflectorTiming>;
   readonly signal?: AbortSignal;
   readonly log?: (line: string) => void;
+  /** More work on the agent (flow collection, src/flows/agent-flows.ts; the data plane does not import it). */
+  readonly extension?: (agent: ClusterAgent) => KubeAgentExtension;
   /** Called once the agent serves (tests: the health URL). */
   readonly onStarted?: (info: { readonly healthUrl?: string }) => void;
 }
@@ -91,6 +94,32 @@ export async function nodePodCidrs(transport: KubeTransport, node: string): Prom
   const obj = (await transport.getJSON(`/api/v1/nodes/${encodeURIComponent(node)}`)) as { spec?: { podCIDR?: string; podCIDRs?: string[] } };
   const cidrs = obj.spec?.podCIDRs ?? (obj.spec?.podCIDR ? [obj.spec.podCIDR] : []);
   return cidrs.filter((c) => !c.includes(':')); // the ruleset is IPv4
+}
+
+/** What an extension of the agent does: see every source batch, start once the agent enforces, stop with it. */
+export interface KubeAgentExtension {
+  /** Every source batch, before the agent takes it. */
+  onEvents?(events: readonly ClusterEvent[]): void;
+  /** Once the agent has synced and its first ruleset is in the kernel. */
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+}
+
+/** The source, with every batch also handed to `also` first (the flow view follows what the agent enforces). */
+function teeSource(source: ClusterSource, also: (events: readonly ClusterEvent[]) => void): ClusterSource {
+  return {
+    description: source.description,
+    start: (h) =>
+      source.start({
+        ...h,
+        onEvents: (events) => {
+          also(events);
+          h.onEvents(events);
+        },
+      }),
+    stop: () => source.stop(),
+    snapshot: () => source.snapshot(),
+  };
 }
 
 /** Canonical IPv4 CIDRs (host bits cleared, as nft interval sets want them). */
@@ -164,9 +193,12 @@ export async function runKubeAgent(opts: KubeAgentOptions): Promise<AgentStatus 
   }
   const source = new KubeSource({ auth: { kind: 'config', config }, node: opts.node, ...(opts.timing ? { timing: opts.timing } : {}) });
   const recorder = new PolicyEventRecorder(transport, opts.node, log);
+  // An extension (flow collection) sees the same batches as the agent; it is made below, once
+  // the agent exists.
+  const ext: { current?: KubeAgentExtension } = {};
   const agent = new ClusterAgent({
     node: opts.node,
-    source,
+    source: opts.extension ? teeSource(source, (events) => ext.current?.onEvents?.(events)) : source,
     policyOnly: { podCidrs },
     progress: () => source.deliveredResourceVersion(),
     ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
@@ -178,6 +210,7 @@ export async function runKubeAgent(opts: KubeAgentOptions): Promise<AgentStatus 
     },
   });
   let health: HealthServer | undefined;
+  if (opts.extension) ext.current = opts.extension(agent);
   try {
     if (opts.health !== false) {
       const h = opts.health ?? { host: '127.0.0.1', port: 9791 };
@@ -198,9 +231,11 @@ export async function runKubeAgent(opts: KubeAgentOptions): Promise<AgentStatus 
     });
     await Promise.race([started, aborted]);
     if (!opts.signal?.aborted) log(`weir agent ${opts.node}: synced and enforcing (${agent.state().localPods} local pods)`);
+    if (!opts.signal?.aborted) await ext.current?.start?.();
     await aborted;
     return agent.agent.last;
   } finally {
+    await ext.current?.stop?.();
     await agent.stop();
     await health?.close();
     transport.close();

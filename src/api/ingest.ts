@@ -17,7 +17,7 @@ import type { TLSSocket } from 'node:tls';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { FlowPipeline } from '../flows/pipeline.js';
 import { flowCount, type FlowRecord } from '../flows/record.js';
-import { AGENTS_PATH, INGEST_PATH, shipBatchSchema, type AgentInfo, type AgentsReply, type IngestReply } from '../flows/ship-protocol.js';
+import { AGENTS_PATH, INGEST_PATH, shipBatchSchema, type AgentInfo, type AgentsReply, type IngestOverlap, type IngestReply } from '../flows/ship-protocol.js';
 import type { FlowStore } from '../flows/store.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
@@ -202,10 +202,17 @@ export const ingestRoutes: FastifyPluginAsync<IngestOptions> = async (app, opts)
       metrics.batches.inc({ result: 'duplicate' });
       return { accepted: 0, duplicate: true } satisfies IngestReply;
     }
-    if (e.inflight.has(b.seq)) {
-      return reply.status(409).send({ statusCode: 409, error: 'Conflict', message: `batch ${b.seq} is being committed: retry` });
+    const first = b.firstSeq ?? b.seq;
+    if (first <= e.lastSeq) {
+      // A backlog resent after a lost answer, grown since: its head is committed. Counting it
+      // again would count twice; the agent drops up to committedSeq and sends the rest.
+      metrics.batches.inc({ result: 'duplicate' });
+      return reply.status(409).send({ statusCode: 409, error: 'Conflict', message: `batches ${first}..${e.lastSeq} were committed before: send from ${e.lastSeq + 1}`, committedSeq: e.lastSeq } satisfies IngestOverlap);
     }
-    e.inflight.add(b.seq);
+    for (let s = first; s <= b.seq; s++) {
+      if (e.inflight.has(s)) return reply.status(409).send({ statusCode: 409, error: 'Conflict', message: `batch ${s} is being committed: retry` });
+    }
+    for (let s = first; s <= b.seq; s++) e.inflight.add(s);
     try {
       // Records arrive stamped by the agent; the node is the agent's, whatever a record says.
       const records = b.records.map((r) => (r.node === e.node ? r : { ...r, node: e.node }));
@@ -217,7 +224,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestOptions> = async (app, opts)
       metrics.flows.inc(sum);
       return { accepted: b.records.length, duplicate: false } satisfies IngestReply;
     } finally {
-      e.inflight.delete(b.seq);
+      for (let s = first; s <= b.seq; s++) e.inflight.delete(s);
     }
   });
 

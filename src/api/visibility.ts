@@ -27,7 +27,7 @@ import { DEFAULT_PORT, createServer, type ServerOptions } from './server.js';
 import { REASONS_FILE } from '../agent/status.js';
 import { readLbStatuses } from '../agent/lb-files.js';
 import { serviceViews } from '../agent/lb-status.js';
-import { allocate, serviceKey } from '../lb/allocate.js';
+import { addAttributionStats, emptyAttributionStats, serviceAddresses } from '../flows/view.js';
 import type { Service } from '../model/cluster.js';
 
 export interface VisibilityOptions {
@@ -89,23 +89,6 @@ export interface Visibility {
   stop(): Promise<void>;
 }
 
-/** The view after a change: pod table (with the engine's identity ids) and a fresh attribution memo. */
-/** The Services' virtual addresses, allocated as the agents allocate them (src/lb/allocate.ts). */
-function serviceAddresses(services: readonly Service[], state: LabState | undefined): Map<string, string> {
-  const out = new Map<string, string>();
-  const allocation = allocate(services);
-  for (const s of services) {
-    const key = serviceKey(s);
-    const address = allocation.addresses.get(key);
-    s.ports.forEach((p, i) => {
-      if (address?.kind === 'virtual') out.set(`${address.ip}:${p.port}`, key);
-      const nodePort = allocation.nodePorts.get(`${key}/${i}`);
-      if (nodePort !== undefined) for (const n of state?.nodes ?? []) out.set(`${n.underlayIp}:${nodePort}`, key);
-    });
-  }
-  return out;
-}
-
 export function buildView(engine: PolicyEngine, state: LabState | undefined, generation: string, log: (l: string) => void, services: readonly Service[] = []): LabView {
   const pods = new Map<string, PodInfo>();
   const placed = new Map<string, AttributedPod>();
@@ -126,23 +109,7 @@ export function buildView(engine: PolicyEngine, state: LabState | undefined, gen
     },
   });
   const knownPolicies = [...engine.policies.values()].map((p) => ({ policy: p.key, tier: p.tier }));
-  return { state, generation, pods, attribution, knownPolicies, services: serviceAddresses(services, state) };
-}
-
-function addStats(into: AttributionStats, from: AttributionStats): void {
-  into.attributed += from.attributed;
-  into.evaluations += from.evaluations;
-  into.otherNode += from.otherNode;
-  into.nodeTraffic += from.nodeTraffic;
-  into.droppedElsewhere += from.droppedElsewhere;
-  into.auditStarts += from.auditStarts;
-  into.auditOfDropped += from.auditOfDropped;
-  into.mismatches += from.mismatches;
-  if (from.lastMismatch !== undefined) into.lastMismatch = from.lastMismatch;
-}
-
-function emptyStats(): AttributionStats {
-  return { attributed: 0, evaluations: 0, otherNode: 0, nodeTraffic: 0, droppedElsewhere: 0, auditStarts: 0, auditOfDropped: 0, mismatches: 0 };
+  return { state, generation, pods, attribution, knownPolicies, services: serviceAddresses(services, state.nodes.map((n) => n.underlayIp)) };
 }
 
 function knownNames(view: LabView): KnownNames {
@@ -160,7 +127,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
   // Before anything is opened: an exposed server without a token does not start at all.
   checkExposure(host, opts.token);
   const engine = new PolicyEngine();
-  const retired = emptyStats();
+  const retired = emptyAttributionStats();
   const labDir = opts.labDir;
   const storePath = opts.storePath ?? (labDir !== undefined ? join(labDir, 'flows.db') : undefined);
   if (storePath === undefined) throw new Error('a cluster server without a lab needs a store path');
@@ -175,7 +142,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
       const generation = String(labSource.generation() ?? '');
       if (events.length === 0 && state?.updatedAt === view.state?.updatedAt && generation === view.generation) return;
       // The attribution memo is per engine state: a new one after every change.
-      if (view.attribution) addStats(retired, view.attribution.stats);
+      if (view.attribution) addAttributionStats(retired, view.attribution.stats);
       view = buildView(engine, state, generation, log, labSource.snapshot().cluster.services);
       enrich.current?.invalidate();
     },
@@ -259,7 +226,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
 
   const attributionStats = (): AttributionStats => {
     const s = { ...retired };
-    if (view.attribution) addStats(s, view.attribution.stats);
+    if (view.attribution) addAttributionStats(s, view.attribution.stats);
     return s;
   };
   const app = createServer({

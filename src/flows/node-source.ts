@@ -21,6 +21,8 @@ export interface NodeFlowSourceOptions {
   netns?: string;
   /** The agent's reasons table (re-read on every poll, so new policies are attributed). */
   reasonsFile?: string;
+  /** The reasons table in memory (the agent's last applied ruleset); wins over `reasonsFile`. */
+  reasons?: () => ReasonsTable | undefined;
   /** nft family + table holding the denied sets and the hit counters. */
   table?: string;
   /** Dynamic sets of denied flows (default `denied`). */
@@ -152,6 +154,10 @@ export class NodeFlowSource extends EventEmitter<NodeFlowSourceEvents> implement
   }
 
   private async reloadReasons(): Promise<void> {
+    if (this.opts.reasons) {
+      this.reasons = this.opts.reasons() ?? this.reasons;
+      return;
+    }
     if (!this.opts.reasonsFile) return;
     try {
       this.reasons = await loadReasons(this.opts.reasonsFile);

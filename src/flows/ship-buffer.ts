@@ -176,6 +176,27 @@ export class ShipBuffer {
     }
   }
 
+  /**
+   * The oldest segments, in order, as many as fit `maxSegments` and `maxRecords` (at least one):
+   * a backlog goes out in one request instead of one round trip per window. Stops before a
+   * segment that cannot be read (the next peek drops and counts it).
+   */
+  peekRun(maxSegments: number, maxRecords: number): Segment[] {
+    const first = this.peek();
+    if (!first) return [];
+    const out = [first];
+    let records = first.records.length;
+    for (const seq of this.segments.keys()) {
+      if (seq <= first.seq) continue;
+      if (out.length >= maxSegments) break;
+      const seg = this.readSegment(seq);
+      if (!seg || records + seg.records.length > maxRecords) break;
+      out.push(seg);
+      records += seg.records.length;
+    }
+    return out;
+  }
+
   /** Counts batches lost elsewhere (a batch the server refused for good, a failed write). */
   countLost(batches: number, flows: number): void {
     this.countLostInMemory(batches, flows);

@@ -59,6 +59,9 @@ export type AgentReport = z.infer<typeof agentReportSchema>;
 /** What the node agent contributes to the report (the `sync` part). */
 export type AgentSyncReport = AgentReport['sync'];
 
+/** Segments one request may span (firstSeq..seq). */
+export const MAX_RUN = 1_000;
+
 export const shipBatchSchema = z.object({
   /** Random, persisted with the agent's buffer: a new buffer is a new agent id. */
   agentId: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/),
@@ -68,17 +71,33 @@ export const shipBatchSchema = z.object({
    * response is answered `duplicate` and not counted again. Absent: a heartbeat (report only).
    */
   seq: z.number().int().positive().optional(),
+  /**
+   * A backlog sent in one request: the batch holds the agent's segments `firstSeq`..`seq` (gaps
+   * where segments were lost), committed together. Absent: the one segment `seq`. A server that
+   * committed part of the range before answers 409 with `committedSeq`: the agent drops what
+   * was committed and sends the rest.
+   */
+  firstSeq: z.number().int().positive().optional(),
   /** Flows the records of this batch stand for (sum of their counts): checked by the server. */
   flows: z.number().int().nonnegative().default(0),
   records: z.array(flowRecordSchema).max(50_000).default([]),
   report: agentReportSchema,
-});
+})
+  .refine((b) => b.firstSeq === undefined || (b.seq !== undefined && b.firstSeq <= b.seq && b.seq - b.firstSeq < MAX_RUN), { message: `firstSeq must come with seq, be at most seq and span fewer than ${MAX_RUN} segments`, path: ['firstSeq'] });
 export type ShipBatch = z.infer<typeof shipBatchSchema>;
 
 export interface IngestReply {
   accepted: number;
   /** The batch was committed before (a retry): nothing was added. */
   duplicate: boolean;
+}
+
+/** The 409 body when part of a batch's range was committed before: what the agent may drop. */
+export interface IngestOverlap {
+  statusCode: 409;
+  error: string;
+  message: string;
+  committedSeq: number;
 }
 
 export const agentInfoSchema = z.object({

@@ -4,15 +4,22 @@
 // met by every agent at the same instant); a batch leaves the disk only when the server said
 // it is committed (or a duplicate of one it committed).
 //
+// A backlog (a slow or restarted server) goes out as one request of up to 32 segments, committed
+// together (`firstSeq`..`seq`): the agent catches up in one round trip instead of one per window,
+// and a new edge sealed behind the backlog is not held back by it.
+//
 // Windows are sealed every `windowMs`, and at once (at most every `newEdgeMs`) when a record
 // opens an edge this shipper has not sent before, so a new edge reaches the server's stream in
 // well under a window while steady traffic costs one request per window.
 import { request as httpRequest, Agent as HttpAgent } from 'node:http';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { ShipBuffer, type Segment } from './ship-buffer.js';
-import { INGEST_PATH, type AgentReport, type AgentSyncReport, type IngestReply, type ShipBatch } from './ship-protocol.js';
+import { INGEST_PATH, MAX_RUN, type AgentReport, type AgentSyncReport, type IngestReply, type ShipBatch } from './ship-protocol.js';
 import { FlowWindow, edgeKey, type WindowOptions } from './ship-window.js';
 import type { FlowRecord } from './record.js';
+
+/** Records one request may carry (the schema allows 50,000; a full window is ~5,000). */
+const MAX_RUN_RECORDS = 20_000;
 
 export interface ShipperTls {
   /** PEM CA bundle the server's certificate is checked against (default: the system's). */
@@ -36,6 +43,8 @@ export interface ShipperOptions extends WindowOptions {
   windowMs?: number;
   /** Earliest seal after a new edge (default 50 ms). */
   newEdgeMs?: number;
+  /** Segments one request may carry when a backlog waits (default 32; 1: one request per window). */
+  maxRun?: number;
   /** A report without data at least this often (default 5 s). */
   heartbeatMs?: number;
   /** Backoff: first retry delay bound and its ceiling (default 250 ms, 15 s). */
@@ -46,6 +55,8 @@ export interface ShipperOptions extends WindowOptions {
   queryUrl?: string;
   /** The node agent's part of the report. */
   syncReport?: () => AgentSyncReport;
+  /** A batch's way out, for benchmarks: sealed to disk, request started, committed by the server. */
+  trace?: (event: 'sealed' | 'sending' | 'delivered', seq: number) => void;
   log?: (line: string) => void;
 }
 
@@ -81,6 +92,7 @@ export class FlowShipper {
   private readonly window: FlowWindow;
   private readonly windowMs: number;
   private readonly newEdgeMs: number;
+  private readonly maxRun: number;
   private readonly heartbeatMs: number;
   private readonly baseMs: number;
   private readonly maxMs: number;
@@ -106,6 +118,7 @@ export class FlowShipper {
     this.window = new FlowWindow(opts);
     this.windowMs = opts.windowMs ?? 1_000;
     this.newEdgeMs = opts.newEdgeMs ?? 50;
+    this.maxRun = Math.max(1, Math.min(opts.maxRun ?? 32, MAX_RUN));
     this.heartbeatMs = opts.heartbeatMs ?? 5_000;
     this.baseMs = opts.backoffBaseMs ?? 250;
     this.maxMs = opts.backoffMaxMs ?? 15_000;
@@ -171,7 +184,8 @@ export class FlowShipper {
     this.s.sampledRecords += w.samples;
     const before = this.buffer.lost.batches;
     try {
-      this.buffer.append(w.records, w.flows);
+      const seq = this.buffer.append(w.records, w.flows);
+      this.opts.trace?.('sealed', seq);
     } catch (e) {
       // A disk that refuses the write (full, read-only) must not stop the agent: the batch is
       // lost, and counted like an overflow.
@@ -230,13 +244,13 @@ export class FlowShipper {
   private async pump(): Promise<void> {
     let failures = 0;
     while (this.running) {
-      const seg = this.buffer.peek();
+      const segs = this.buffer.peekRun(this.maxRun, MAX_RUN_RECORDS);
       const heartbeatDue = Date.now() - this.lastContact >= this.heartbeatMs;
-      if (!seg && !heartbeatDue) {
+      if (segs.length === 0 && !heartbeatDue) {
         await this.sleep(Math.max(10, this.heartbeatMs - (Date.now() - this.lastContact)));
         continue;
       }
-      const ok = await this.send(seg);
+      const ok = await this.send(segs);
       if (ok) {
         failures = 0;
         continue;
@@ -256,10 +270,28 @@ export class FlowShipper {
     this.lastLoggedError = msg;
   }
 
-  /** One attempt; true when the server answered for good (committed, duplicate or refused the batch as invalid). */
-  private async send(seg: Segment | undefined): Promise<boolean> {
-    const batch: ShipBatch = { agentId: this.agentId, flows: seg?.flows ?? 0, records: seg?.records ?? [], report: this.report(), ...(seg ? { seq: seg.seq } : {}) };
+  /**
+   * One attempt with the oldest segments (one request for a backlog, committed together); true
+   * when the server answered for good (committed, duplicate, or refused the batch as invalid).
+   */
+  private async send(segs: readonly Segment[]): Promise<boolean> {
+    const head = segs[0];
+    const last = segs[segs.length - 1];
+    let flows = 0;
+    let records: FlowRecord[] = [];
+    if (segs.length === 1 && head) records = head.records;
+    else for (const g of segs) for (const r of g.records) records.push(r);
+    for (const g of segs) flows += g.flows;
+    const batch: ShipBatch = {
+      agentId: this.agentId,
+      flows,
+      records,
+      report: this.report(),
+      ...(last ? { seq: last.seq } : {}),
+      ...(head && last && head.seq !== last.seq ? { firstSeq: head.seq } : {}),
+    };
     const body = JSON.stringify(batch);
+    for (const g of segs) this.opts.trace?.('sending', g.seq);
     let res: PostResult;
     try {
       res = await this.post(body);
@@ -277,29 +309,40 @@ export class FlowShipper {
     }
     if (res.status === 200) {
       this.lastContact = Date.now();
-      if (seg) {
-        this.buffer.remove(seg.seq);
+      if (segs.length > 0) {
+        for (const g of segs) this.buffer.remove(g.seq);
         const reply = JSON.parse(res.body) as IngestReply;
-        if (reply.duplicate) this.s.duplicates++;
-        else this.s.sentBatches++;
+        if (reply.duplicate) this.s.duplicates += segs.length;
+        else this.s.sentBatches += segs.length;
         this.s.lastShipAt = Date.now();
+        for (const g of segs) this.opts.trace?.('delivered', g.seq);
       }
       if (this.lastLoggedError) this.log(`weir agent ${this.opts.node}: shipping flows to ${this.url.origin}: delivering again`);
       this.lastLoggedError = '';
       return true;
     }
     let message = `HTTP ${res.status}`;
+    let committedSeq: number | undefined;
     try {
-      message += `: ${(JSON.parse(res.body) as { message?: string }).message ?? ''}`;
+      const b = JSON.parse(res.body) as { message?: string; committedSeq?: unknown };
+      message += `: ${b.message ?? ''}`;
+      if (typeof b.committedSeq === 'number') committedSeq = b.committedSeq;
     } catch {
       // Not JSON: the status says enough.
     }
-    if ((res.status === 400 || res.status === 413) && seg) {
+    if (res.status === 409 && committedSeq !== undefined) {
+      // The head of this backlog was committed by an attempt whose answer was lost: it goes,
+      // and the rest is sent at once.
+      for (const g of segs) if (g.seq <= committedSeq) this.buffer.remove(g.seq);
+      this.lastContact = Date.now();
+      return true;
+    }
+    if ((res.status === 400 || res.status === 413) && segs.length > 0) {
       // The server will never take this batch (a bug or version skew): keeping it would block
       // every later batch. It is dropped and counted as lost, loudly.
-      this.log(`weir agent ${this.opts.node}: the server refused batch ${seg.seq} for good (${message}); ${seg.flows} flows counted as lost`);
-      this.buffer.remove(seg.seq);
-      this.buffer.countLost(1, seg.flows);
+      this.log(`weir agent ${this.opts.node}: the server refused batch ${segs.map((g) => g.seq).join(',')} for good (${message}); ${flows} flows counted as lost`);
+      for (const g of segs) this.buffer.remove(g.seq);
+      this.buffer.countLost(segs.length, flows);
       this.lastContact = Date.now();
       return true;
     }

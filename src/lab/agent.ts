@@ -17,7 +17,8 @@ import { LabSource } from '../source/lab.js';
 import { FileWatch } from '../source/watch.js';
 import { labCluster } from './cluster.js';
 import { DESIRED_FILE, desiredDir } from './desired.js';
-import { startAgentFlows, syncReportOf, type AgentFlows, type AgentFlowsOptions } from './agent-flows.js';
+import { startNodeFlows, syncReportOf, type AgentFlowsOptions, type NodeFlows } from '../flows/agent-flows.js';
+import { FlowView } from '../flows/view.js';
 import { HOST_VETH_PATTERN as LAB_POD_INTERFACES } from './names.js';
 import { STATE_FILE, type LabNode, type LabState } from './state.js';
 
@@ -72,7 +73,7 @@ export interface RunAgentOptions {
   readonly log?: (line: string) => void;
   /** The balancing loop's tick (src/agent/lb-loop.ts; default 500 ms); 0 turns it off. */
   readonly lbIntervalMs?: number;
-  /** Ship the node's flows to a server (src/lab/agent-flows.ts). */
+  /** Ship the node's flows to a server (src/flows/agent-flows.ts). */
   readonly flows?: AgentFlowsOptions;
 }
 
@@ -90,7 +91,8 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
   let last: AgentStatus | undefined;
   let lb: LbLoop | undefined;
   let reportedErrors = '';
-  let flows: AgentFlows | undefined;
+  let flows: NodeFlows | undefined;
+  let view: FlowView | undefined;
   const sync = { errors: 0, lagMs: undefined as number | undefined };
   await source.start({
     // The agent takes every read below (refresh), events or not; the first is the snapshot.
@@ -124,8 +126,22 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
     if (!last.lastApplyOk) sync.errors++;
     sync.lagMs = Date.now() - t0;
     if (opts.flows && !opts.once) {
-      if (flows) flows.update(state, String(read.generation ?? ''));
-      else flows = await startAgentFlows(opts.labDir, node, agent.engine, state, { ...opts.flows, log, syncReport: () => syncReportOf(last, sync.errors, sync.lagMs) });
+      // The view takes the batch the engine just took (pods with addresses, Services, nodes).
+      if (!view) view = new FlowView(agent.engine, { log });
+      view.apply(events);
+      view.engineChanged();
+      const a = agent;
+      flows ??= await startNodeFlows({
+        ...opts.flows,
+        node: node.name,
+        netns: node.netns,
+        bufferDir: opts.flows.bufferDir ?? join(opts.labDir, `flows-${node.name}`),
+        view,
+        reasons: () => a.lastRuleset?.reasons,
+        externalCidrs: [state.network.externalCidr],
+        log,
+        syncReport: () => syncReportOf(last, sync.errors, sync.lagMs),
+      });
     }
   };
 

@@ -9,7 +9,7 @@ import { DEFAULT_HEALTH_PORT } from '../../agent/health.js';
 import { readAgentSettings, type AgentSettings } from '../../agent/settings.js';
 import { CliError, EXIT_FINDINGS, exitStatus } from '../exit.js';
 import { packageVersion } from '../program.js';
-import type { AgentFlowsOptions } from '../../lab/agent-flows.js';
+import { kubeFlows, type AgentFlowsOptions } from '../../flows/agent-flows.js';
 import { readInputFile, readTokenFile } from '../serve.js';
 
 export interface AgentOptions {
@@ -28,7 +28,7 @@ export interface AgentOptions {
   readonly statusDir?: string;
   readonly watchdog?: string;
   readonly config?: string;
-  /** Flow shipping (src/lab/agent-flows.ts). */
+  /** Flow shipping (src/flows/agent-flows.ts). */
   readonly server?: string;
   readonly tokenFile?: string;
   readonly ca?: string;
@@ -37,6 +37,7 @@ export interface AgentOptions {
   readonly bufferDir?: string;
   readonly bufferMib?: string;
   readonly queryPort?: string;
+  readonly queryAddress?: string;
 }
 
 /** `--server` and its companions → shipping options; undefined without `--server`. */
@@ -52,7 +53,9 @@ export function agentFlowsOptions(opts: AgentOptions): AgentFlowsOptions | undef
   if ((opts.clientCert === undefined) !== (opts.clientKey === undefined)) throw new CliError('--client-cert and --client-key go together (mutual TLS)');
   const mib = opts.bufferMib === undefined ? undefined : Number(opts.bufferMib);
   if (mib !== undefined && (!Number.isFinite(mib) || mib <= 0)) throw new CliError(`--buffer-size: expected a size in MiB (> 0), got "${opts.bufferMib}"`);
-  const port = opts.queryPort === undefined ? undefined : Number(opts.queryPort);
+  if (opts.queryPort !== undefined && opts.queryAddress !== undefined) throw new CliError('--query-port and --query-address: give one (--query-address HOST:PORT includes the port)');
+  const query = opts.queryAddress !== undefined ? hostPort('--query-address', opts.queryAddress, '0.0.0.0:9792') : undefined;
+  const port = query ? query.port : opts.queryPort === undefined ? undefined : Number(opts.queryPort);
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new CliError(`--query-port: expected a port number 0-65535, got "${opts.queryPort}"`);
   const tls = {
     ...(opts.ca !== undefined ? { ca: readInputFile('--ca', opts.ca) } : {}),
@@ -67,15 +70,20 @@ export function agentFlowsOptions(opts: AgentOptions): AgentFlowsOptions | undef
     ...(opts.bufferDir !== undefined ? { bufferDir: resolve(opts.bufferDir) } : {}),
     ...(mib !== undefined ? { maxBufferBytes: Math.round(mib * 1024 * 1024) } : {}),
     ...(port !== undefined ? { queryPort: port } : {}),
+    ...(query ? { queryHost: query.host } : {}),
   };
+}
+
+function hostPort(flag: string, text: string, example: string): { host: string; port: number } {
+  const m = /^(?:\[?([^\]]*)\]?:)?(\d+)$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`${flag} ${text}: expected PORT or HOST:PORT (e.g. ${example})`);
+  return { host: m[1] || '127.0.0.1', port };
 }
 
 function healthAddress(text: string | undefined): { host: string; port: number } {
   if (text === undefined) return { host: '127.0.0.1', port: DEFAULT_HEALTH_PORT };
-  const m = /^(?:\[?([^\]]*)\]?:)?(\d+)$/.exec(text);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || !Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--health-address ${text}: expected PORT or HOST:PORT (e.g. 127.0.0.1:9791)`);
-  return { host: m[1] || '127.0.0.1', port };
+  return hostPort('--health-address', text, '127.0.0.1:9791');
 }
 
 function watchdogMs(text: string): number {
@@ -99,13 +107,13 @@ export async function runAgentCommand(given: AgentOptions): Promise<void> {
     ...(given.podCidr === undefined && settings.podCIDRs && settings.failClosedUntilSynced !== false ? { podCidr: settings.podCIDRs } : {}),
     ...(given.healthAddress === undefined && (settings.healthPort !== undefined || settings.healthHost !== undefined) ? { healthAddress: `${settings.healthHost ?? '127.0.0.1'}:${settings.healthPort ?? DEFAULT_HEALTH_PORT}` } : {}),
     ...(given.watchdog === undefined && settings.watchdogSeconds !== undefined ? { watchdog: String(settings.watchdogSeconds) } : {}),
+    ...(given.server === undefined && settings.server !== undefined ? { server: settings.server } : {}),
   };
   const kube = opts.kubeconfig !== undefined || opts.inCluster === true;
   if (opts.labDir !== undefined && kube) throw new CliError('weir agent: give either --lab-dir (the lab) or --kubeconfig/--in-cluster (a Kubernetes node), not both');
   if (opts.labDir === undefined && !kube) throw new CliError('weir agent: give --lab-dir DIR (the lab) or --kubeconfig FILE / --in-cluster (a Kubernetes node)');
   if (opts.kubeconfig !== undefined && opts.inCluster) throw new CliError('weir agent: --kubeconfig and --in-cluster exclude each other');
   if (opts.allowUnknownPods && opts.podCidr) throw new CliError('weir agent: --pod-cidr names the ranges where unknown pods fail closed; with --allow-unknown-pods it means nothing');
-  if (kube && opts.server !== undefined) throw new CliError('weir agent: --server (flow shipping) works for lab agents only so far; a Kubernetes node agent does not collect flows yet');
   const flows = agentFlowsOptions(opts);
   const controller = new AbortController();
   const stop = (): void => controller.abort();
@@ -133,6 +141,7 @@ export async function runAgentCommand(given: AgentOptions): Promise<void> {
             strict: opts.strict === true,
             ...(opts.statusDir ? { statusDir: resolve(opts.statusDir) } : {}),
             ...(opts.watchdog !== undefined ? { timing: { watchdogMs: watchdogMs(opts.watchdog) } } : {}),
+            ...(flows ? { extension: kubeFlows({ ...flows, node: opts.node, ...(opts.netns ? { netns: opts.netns } : {}), ...(opts.statusDir ? { statusDir: resolve(opts.statusDir) } : {}), log: (l) => process.stderr.write(`${l}\n`) }) } : {}),
             signal: controller.signal,
           }).catch((e: unknown) => {
             if (e instanceof AgentConfigError) throw new CliError(`weir agent: ${e.message}`);

@@ -138,13 +138,14 @@ Exit status: 0 ok, 1 disagreements (--compare), 2 no lab up or bad arguments.`,
     .option('--watchdog <seconds>', 'Kubernetes: re-list a kind whose watch sent nothing (not even a bookmark) for this long (default 180)')
     .option('--status-dir <dir>', 'Kubernetes: also write agent-<node>.json there')
     .option('--config <file>', 'Kubernetes: settings (YAML: failClosedUntilSynced, healthPort, healthHost, watchdogSeconds, podCIDRs); flags win')
-    .option('--server <url>', 'lab: ship this node\'s flows to a weir server (`weir serve --cluster`); with --token-file')
+    .option('--server <url>', 'ship this node\'s flows to a weir server (`weir serve --cluster`); with --token-file (Kubernetes: also the settings\' `server`)')
     .option('--token-file <file>', 'the server\'s bearer token (one line)')
     .option('--ca <file>', 'PEM CA bundle for an https:// --server with its own CA')
     .option('--client-cert <file>', 'PEM client certificate (mutual TLS), with --client-key')
     .option('--client-key <file>', 'PEM private key of --client-cert')
-    .option('--buffer-dir <dir>', 'on-disk flow buffer (default <lab-dir>/flows-<node>/)')
+    .option('--buffer-dir <dir>', 'on-disk flow buffer (default <lab-dir>/flows-<node>/; Kubernetes: <status-dir>/flows-<node>/ or /var/lib/weir/flows-<node>/)')
     .option('--buffer-size <MiB>', 'bound of the on-disk flow buffer (default 64)')
     .option('--query-port <port>', 'port of the raw-flow query endpoint on 127.0.0.1 (default: any free port)')
+    .option('--query-address <[host:]port>', 'the raw-flow query endpoint on this address (the node\'s, for the server\'s fan-out; the token is required)')
     .action((o: AgentOptions & { bufferSize?: string }) => runAgentCommand({ ...o, ...(o.bufferSize !== undefined ? { bufferMib: o.bufferSize } : {}) }));
 }

@@ -65,7 +65,6 @@ export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Pro
   if ((opts.server === undefined) !== (opts.tokenFile === undefined)) throw new CliError('--server and --token-file go together: the agents ship flows to that server with its token');
   if (opts.tokenFile !== undefined && !existsSync(opts.tokenFile)) throw new CliError(`--token-file: no such file ${opts.tokenFile}`);
   const ship = opts.server !== undefined && opts.tokenFile !== undefined ? ['--server', opts.server, '--token-file', resolve(opts.tokenFile)] : [];
-  if (kube && ship.length > 0) throw new CliError('--server with --source kube: agents fed by the Kubernetes API do not ship flows yet; use --source files to ship, or drop --server');
   // Shipping agents report to that server; a lab-local one following the nodes would count twice.
   const serve = opts.serve && ship.length === 0;
   await preflight();
@@ -91,7 +90,7 @@ export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Pro
       // --source kube: the lab's API server first; the hooks seed it and start agents against it.
       const api = kube ? (await stopLabApiServer(dir, { forget: true }), await startLabApiServer(dir, { fresh: true })) : undefined;
       if (api) apiLine = `kubernetes API: ${api.url} (kubectl --kubeconfig ${labKubeconfig(dir)} get pods -A)`;
-      const hooks = kube ? kubeAgentHooks(dir, { command: weirCommand(), strict: opts.strict, agents: opts.agent }) : opts.agent ? agentHooks(dir, { command: weirCommand(), strict: opts.strict, agentArgs: ship }) : {};
+      const hooks = kube ? kubeAgentHooks(dir, { command: weirCommand(), strict: opts.strict, agents: opts.agent, agentArgs: ship }) : opts.agent ? agentHooks(dir, { command: weirCommand(), strict: opts.strict, agentArgs: ship }) : {};
       const up = await labUp(input.cluster, {
         dir,
         ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}),
