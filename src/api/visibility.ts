@@ -273,7 +273,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
     access: { ...(opts.token !== undefined ? { token: opts.token } : {}), loopbackOnly: isLoopbackAddress(host) },
     ...(opts.tls ? { tls: opts.tls } : {}),
     ...(opts.stream ? { stream: opts.stream } : {}),
-    ...(labDir !== undefined ? { services: { views: async () => readLbStatuses(labDir).then(({ statuses, errors }) => ({ services: serviceViews(statuses), errors })) } } : {}),
+    ...(labDir !== undefined ? { services: { views: async () => readLbStatuses(labDir).then(({ statuses, errors }) => ({ services: serviceViews(statuses), errors })), statuses: () => readLbStatuses(labDir) } } : {}),
   });
   app.get('/api/attribution', { schema: { tags: ['flows'], summary: 'How kernel records were attributed and deduplicated across nodes' } }, async () => ({
     generation: view.generation,

@@ -7,11 +7,13 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
-import { serviceViewSchema, type ServiceView } from '../../agent/lb-status.js';
+import { serviceViewSchema, type LbNodeStatus, type ServiceView } from '../../agent/lb-status.js';
 
 export interface ServicesSource {
   /** Every Service port as the agents see it, and the files that could not be read. */
   views(): Promise<{ readonly services: readonly ServiceView[]; readonly errors: readonly string[] }>;
+  /** The node statuses behind the views, when the source has them (the server merges agents' pushed ones by node). */
+  statuses?(): Promise<{ readonly statuses: readonly LbNodeStatus[]; readonly errors: readonly string[] }>;
 }
 
 function jsonSchema(schema: z.ZodType): Record<string, unknown> {
