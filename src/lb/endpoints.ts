@@ -168,6 +168,10 @@ export function resolveServices(
       const own = slicesBySvc.get(key) ?? [];
       ports = s.ports.map((sp, index) => {
         const endpoints: Endpoint[] = [];
+        // KEP-1669 (kube-proxy's ProxyTerminatingEndpoints, GA in 1.28): the ready endpoints; only
+        // when there are none, the ones still serving while terminating (a rolling update's last
+        // pods finish their work instead of the Service rejecting).
+        const terminatingServing: Endpoint[] = [];
         for (const sl of own) {
           if (sl.addressType !== 'IPv4' && sl.addressType !== 'IPv6') continue;
           // EndpointSlice ports carry the Service port's name (both empty for a single port).
@@ -175,12 +179,13 @@ export function resolveServices(
           if (!slicePort) continue;
           for (const ep of sl.endpoints) {
             // EndpointConditions.ready: "should be interpreted as serving and not terminating".
-            if (!ep.ready) continue;
+            const fallback = !ep.ready && ep.serving === true && ep.terminating === true;
+            if (!ep.ready && !fallback) continue;
             const node = ep.nodeName !== undefined ? nodes.get(ep.nodeName) : undefined;
             const location = locationOf(node?.labels) ?? ep.zone;
             const pod = ep.pod !== undefined ? cluster.pods.find((p) => `${p.namespace}/${p.name}` === ep.pod) : undefined;
             for (const ip of ep.addresses) {
-              endpoints.push({
+              (fallback ? terminatingServing : endpoints).push({
                 key: `${ip}:${slicePort.port}`,
                 ip,
                 port: slicePort.port,
@@ -192,7 +197,7 @@ export function resolveServices(
             }
           }
         }
-        return portOf(sp, index, dedupe(endpoints));
+        return portOf(sp, index, dedupe(endpoints.length > 0 ? endpoints : terminatingServing));
       });
     }
     services.push({
