@@ -141,7 +141,7 @@ describe('adaptive controller', () => {
     const end = run(eps, 60, {}, 1000).at(-1) as adaptive.AdaptiveState;
     for (const k of ['e0', 'e1', 'e2']) {
       const rho = (1000 * share(end, k) * 10) / 1000 / 4;
-      assert.ok(rho < 0.7, `${k} at utilisation ${rho.toFixed(2)} (share ${share(end, k).toFixed(3)})`);
+      assert.ok(rho < 0.78, `${k} at utilisation ${rho.toFixed(2)} (share ${share(end, k).toFixed(3)})`);
     }
     assert.ok(share(end, 'e3') < 0.1 && share(end, 'e4') < 0.15, `bad shares ${share(end, 'e3')} ${share(end, 'e4')}`);
   });
@@ -152,6 +152,15 @@ describe('adaptive controller', () => {
     st = adaptive.step(st, all(750), KEYS);
     for (let i = 0; i < 5; i++) st = adaptive.step(st, all(40), KEYS);
     for (const k of KEYS) assert.ok((st.get(k)?.latencyMs ?? Infinity) < 80, `${k} still remembers ${st.get(k)?.latencyMs} ms`);
+  });
+
+  test('a 5x slower endpoint gets far less than its capacity share: its requests, all slow, would make the tail', () => {
+    // 250 requests/s; four endpoints serve 100/s in 20 ms, one 20/s in 100 ms. Equal requests in
+    // flight would give it a quarter of a fast one's share (~6 %): every one of those requests
+    // takes 100 ms or more, above the p99 of the rest.
+    const eps = [0, 1, 2, 3].map(() => ({ baseMs: 20, concurrency: 2, errorRate: 0 }));
+    const end = run([...eps, { baseMs: 100, concurrency: 2, errorRate: 0 }], 60, {}, 250).at(-1) as adaptive.AdaptiveState;
+    assert.ok(share(end, 'e4') < 0.035, `the slow endpoint's share ${share(end, 'e4').toFixed(3)}`);
   });
 
   test('an endpoint with a fifth of the capacity is not pulled back toward an equal share into overload', () => {

@@ -9,7 +9,7 @@
 // fast looks *slow*, never fast. Requests in flight react within one step to a stall
 // (completions, and so latency samples, arrive only after it).
 //
-// Each endpoint heads for a share inversely proportional to its cost (bounded above: what an
+// Each endpoint heads for a share inversely proportional to its cost squared (bounded above: what an
 // endpoint at its upper bound cannot take goes to the others in proportion): each step
 // multiplies its share by exp(gain × ln(target / share)). With cost ≈ latency that is the
 // split where every endpoint holds the same number of requests in flight (Little's law), the
@@ -88,11 +88,19 @@ export interface AdaptiveOptions {
    * nearer an equal share than its cost alone would put it.
    */
   readonly reversion: number;
+  /**
+   * Targets are proportional to cost^-costExponent. 1: equal requests in flight (Little's law),
+   * which still gives an endpoint 4× slower than a loaded fast one a quarter of its share — as
+   * much as a 5× slower one's capacity allows, so it queues, and its requests (all slow) make
+   * the tail; 2: a sixteenth, and a fast endpoint whose latency grows by 20 % under load loses
+   * a third of its pull, which keeps it out of deep queueing.
+   */
+  readonly costExponent: number;
 }
 
 export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
   smoothing: 0.5,
-  gain: 0.5,
+  gain: 0.35,
   maxStepRatio: 2,
   minStepRatio: 1.02,
   reversalDamping: 0.5,
@@ -102,6 +110,7 @@ export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
   errorPenaltyMs: 100,
   peakDecay: 0.5,
   reversion: 0.1,
+  costExponent: 2,
 };
 
 function fresh(share: number): EndpointState {
@@ -217,8 +226,9 @@ export function step(
   // stalling one remembered at its peak, that saturates the fast ones (bench/lb: p50 32 ms).
   // The targets respect the upper bound (what an endpoint at it cannot take goes to the others
   // in proportion); below the lower bound a target stays, so a dead endpoint heads for the floor.
-  const inverse = keys.reduce((s, k) => s + 1 / (cost.get(k) as number), 0);
-  const target = clampShares(new Map(keys.map((k) => [k, 1 / (cost.get(k) as number) / inverse])), 0, Math.min(1, o.maxFactor / n));
+  const pull = (k: string): number => (cost.get(k) as number) ** -o.costExponent;
+  const inverse = keys.reduce((s, k) => s + pull(k), 0);
+  const target = clampShares(new Map(keys.map((k) => [k, pull(k) / inverse])), 0, Math.min(1, o.maxFactor / n));
 
   // 3. Damped multiplicative move.
   const lo = o.minFactor / n;
