@@ -3,7 +3,8 @@
 // the server closes. Requests start on a fixed schedule whatever the answers (open loop), so a
 // slow endpoint cannot slow the offered load down.
 //
-// Config: { endpoints: [{ ip, port }], rate, durationMs, timeoutMs, strategy, weights?, arrivals? }
+// Config: { endpoints: [{ ip, port }], rate, durationMs, warmupMs?, timeoutMs, strategy, weights?, arrivals? }
+// Requests started in the first warmupMs feed the ticks but not the result.
 // arrivals: "poisson" (exponential gaps at the mean rate: many independent clients) or "even".
 // strategy: "rr" (round-robin), "wrr" (smooth weighted round-robin over `weights`),
 // "lrif" (least requests in flight, ties by round-robin), "weighted" (weighted random over
@@ -84,12 +85,12 @@ function choose() {
   }
 }
 
-function request() {
+function request(counted) {
   const i = choose();
   const ep = config.endpoints[i];
   const t0 = performance.now();
   inFlight[i]++;
-  perEndpoint[i]++;
+  if (counted) perEndpoint[i]++;
   let data = '';
   let done = false;
   const s = net.connect({ host: ep.ip, port: ep.port });
@@ -101,13 +102,15 @@ function request() {
     const ms = performance.now() - t0;
     tick[i].requests++;
     tick[i].latencySum += ms;
+    if (!ok) tick[i].errors++;
+    // Warm-up requests feed the controller (ticks) but not the figures.
+    if (!counted) return;
     endpointOf.push(i);
     if (ok) latencies.push(ms);
     else {
       latencies.push(-1);
       errors++;
       errorsPerEndpoint[i]++;
-      tick[i].errors++;
     }
   };
   s.setTimeout(config.timeoutMs, () => finish(false));
@@ -130,8 +133,8 @@ let sent = 0;
 const pacer = setInterval(() => {
   const now = performance.now() - start;
   while (sent < schedule.length && schedule[sent] <= now) {
+    request(schedule[sent] >= (config.warmupMs ?? 0));
     sent++;
-    request();
   }
 }, 2);
 const ticker = setInterval(() => {

@@ -1,5 +1,10 @@
 // bench/lb — balancing strategies against heterogeneous endpoints, in the lab (root):
-//   sudo npx tsx bench/lb.ts [--rate 250] [--seconds 16] [--tick-ms 500] [--rounds 1] [--arrivals poisson|even]
+//   sudo npx tsx bench/lb.ts [--rate 250] [--seconds 16] [--warmup 4] [--tick-ms 500] [--rounds 1] [--arrivals poisson|even]
+//
+// Every strategy first runs --warmup seconds that are not counted (the same load and the same
+// slow and stalling endpoints): the figures are of a Service in steady state, not of its first
+// seconds, for all four alike — only adaptive learns from them (the others keep no state); a
+// cold start from equal weights sends a 20-request/s endpoint 50/s for a second or two.
 //
 // With --rounds N every strategy runs N times for --seconds each, in an order rotated per
 // round, and the results are pooled: on a shared machine whose load drifts, no strategy gets
@@ -12,7 +17,7 @@
 //   e0, e4  healthy
 //   e1      5× slower (100 ms per request: 20 requests/s)
 //   e2      stalls: replies held for 400 ms every 2 s
-//   e3      fails 20 % of requests (TCP reset) from half-way
+//   e3      fails 20 % of requests (TCP reset) from half-way through the counted part
 // A client pod sends an open-loop stream at a fixed mean rate (default 250 requests/s, 60 % of
 // the nominal 420/s, so that queueing on a bad endpoint matters), one request per connection,
 // for each strategy in turn: round-robin, weighted round-robin with static weights from
@@ -51,6 +56,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '16' },
     'tick-ms': { type: 'string', default: '500' },
     rounds: { type: 'string', default: '1' },
+    warmup: { type: 'string', default: '4' },
     arrivals: { type: 'string', default: 'poisson' },
     /** Print the adaptive shares every tick (to stderr). */
     trace: { type: 'boolean', default: false },
@@ -61,6 +67,7 @@ const RATE = Number(values.rate);
 const SECONDS = Number(values.seconds);
 const TICK_MS = Number(values['tick-ms']);
 const ROUNDS = Math.max(1, Number(values.rounds));
+const WARMUP = Number(values.warmup);
 const PORT = 8080;
 const NAMES = ['e0', 'e1', 'e2', 'e3', 'e4'];
 
@@ -123,7 +130,8 @@ async function runStrategy(strategy: Strategy, dir: string, clientNetns: string,
   const config = {
     endpoints: ips.map((ip) => ({ ip, port: PORT })),
     rate: RATE,
-    durationMs: SECONDS * 1000,
+    durationMs: (WARMUP + SECONDS) * 1000,
+    warmupMs: WARMUP * 1000,
     timeoutMs: 2000,
     tickMs: TICK_MS,
     arrivals: values.arrivals,
@@ -132,7 +140,7 @@ async function runStrategy(strategy: Strategy, dir: string, clientNetns: string,
   };
   const child = spawn('ip', ['netns', 'exec', clientNetns, process.execPath, clientScript, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] });
   // e3 starts failing half-way.
-  const halfway = setTimeout(() => void setBehaviour(dir, netnsOf.get('e3') as string, FAILING), (SECONDS * 1000) / 2);
+  const halfway = setTimeout(() => void setBehaviour(dir, netnsOf.get('e3') as string, FAILING), (WARMUP + SECONDS / 2) * 1000);
   const keys = ips.map((ip) => `${ip}:${PORT}`);
   const endpoints: Endpoint[] = keys.map((key, i) => ({ key, ip: ips[i], port: PORT, labels: {} }));
   let state = adaptive.initialState(keys);
@@ -184,7 +192,7 @@ async function main(): Promise<void> {
     const netnsOf = new Map(state.pods.map((p) => [p.name, p.netns]));
     const ips = NAMES.map((n) => state.pods.find((p) => p.name === n)?.ip as string);
     const clientNetns = netnsOf.get('client') as string;
-    console.log(`bench/lb: ${RATE} req/s open loop (${values.arrivals} arrivals) for ${SECONDS} s per strategy and round (${ROUNDS} round(s)), controller tick ${TICK_MS} ms, one request per connection`);
+    console.log(`bench/lb: ${RATE} req/s open loop (${values.arrivals} arrivals) for ${WARMUP} s of warm-up (not counted) + ${SECONDS} s per strategy and round (${ROUNDS} round(s)), controller tick ${TICK_MS} ms, one request per connection`);
     console.log(`endpoints: e0,e4 healthy (${SERVICE_MS} ms, ${SLOTS} at a time, the rest queue); e1 5x slower (${5 * SERVICE_MS} ms); e2 stalls 400 ms every 2 s; e3 fails 20 % from half-way`);
     console.log(`target: ${TARGET_FACTOR} x a healthy endpoint's service time = ${TARGET_MS} ms (failed requests never within target)\n`);
     const rows: string[] = [];
