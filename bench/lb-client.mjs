@@ -3,7 +3,9 @@
 // the server closes. Requests start on a fixed schedule whatever the answers (open loop), so a
 // slow endpoint cannot slow the offered load down.
 //
-// Config: { endpoints: [{ ip, port }], rate, durationMs, timeoutMs, strategy, weights? }
+// Config: { endpoints: [{ ip, port }], rate, durationMs, warmupMs?, timeoutMs, strategy, weights?, arrivals? }
+// Requests started in the first warmupMs feed the ticks but not the result.
+// arrivals: "poisson" (exponential gaps at the mean rate: many independent clients) or "even".
 // strategy: "rr" (round-robin), "wrr" (smooth weighted round-robin over `weights`),
 // "lrif" (least requests in flight, ties by round-robin), "weighted" (weighted random over
 // weights read live from stdin, one JSON array per line — the kernel's numgen choice).
@@ -20,7 +22,10 @@ const n = config.endpoints.length;
 let weights = config.weights ?? new Array(n).fill(1);
 const inFlight = new Array(n).fill(0);
 const latencies = [];
+/** The endpoint of each entry of `latencies`. */
+const endpointOf = [];
 const perEndpoint = new Array(n).fill(0);
+const errorsPerEndpoint = new Array(n).fill(0);
 let errors = 0;
 let tick = fresh();
 let rr = 0;
@@ -80,12 +85,12 @@ function choose() {
   }
 }
 
-function request() {
+function request(counted) {
   const i = choose();
   const ep = config.endpoints[i];
   const t0 = performance.now();
   inFlight[i]++;
-  perEndpoint[i]++;
+  if (counted) perEndpoint[i]++;
   let data = '';
   let done = false;
   const s = net.connect({ host: ep.ip, port: ep.port });
@@ -97,11 +102,15 @@ function request() {
     const ms = performance.now() - t0;
     tick[i].requests++;
     tick[i].latencySum += ms;
+    if (!ok) tick[i].errors++;
+    // Warm-up requests feed the controller (ticks) but not the figures.
+    if (!counted) return;
+    endpointOf.push(i);
     if (ok) latencies.push(ms);
     else {
       latencies.push(-1);
       errors++;
-      tick[i].errors++;
+      errorsPerEndpoint[i]++;
     }
   };
   s.setTimeout(config.timeoutMs, () => finish(false));
@@ -112,13 +121,20 @@ function request() {
 }
 
 const start = performance.now();
+// The schedule is drawn up front (ms from start), so the offered load does not depend on how
+// the endpoints answer; timers are coarse, so each pacer tick sends everything now due.
+const schedule = [];
+for (let t = 0, i = 0; ; i++) {
+  t = config.arrivals === 'poisson' ? t - (Math.log(1 - Math.random()) * 1000) / config.rate : (i * 1000) / config.rate;
+  if (t >= config.durationMs) break;
+  schedule.push(t);
+}
 let sent = 0;
 const pacer = setInterval(() => {
-  // Catch up to the schedule: rate × elapsed requests by now (timers are coarse).
-  const due = Math.min(Math.floor(((performance.now() - start) / 1000) * config.rate), Math.floor((config.durationMs / 1000) * config.rate));
-  while (sent < due) {
+  const now = performance.now() - start;
+  while (sent < schedule.length && schedule[sent] <= now) {
+    request(schedule[sent] >= (config.warmupMs ?? 0));
     sent++;
-    request();
   }
 }, 2);
 const ticker = setInterval(() => {
@@ -131,6 +147,6 @@ setTimeout(() => {
     if (inFlight.some((x) => x > 0) && performance.now() - start < config.durationMs + config.timeoutMs + 2000) return;
     clearInterval(wait);
     clearInterval(ticker);
-    process.stdout.write(`${JSON.stringify({ done: { latencies, errors, perEndpoint } })}\n`, () => process.exit(0));
+    process.stdout.write(`${JSON.stringify({ done: { latencies, endpointOf, errors, perEndpoint, errorsPerEndpoint } })}\n`, () => process.exit(0));
   }, 50);
 }, config.durationMs);

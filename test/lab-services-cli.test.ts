@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -135,7 +135,10 @@ describe('Services in a CLI lab (root)', { skip }, () => {
 
     // Down: the DNS processes stop and the pods' resolv.conf go.
     const podNetns = now.pods.map((p) => p.netns);
+    const lbFiles = (): string[] => readdirSync(dir).filter((n) => /^lb-.+\.json$/.test(n) && n !== 'lb-drain.json');
+    assert.ok(lbFiles().length > 0, 'the agents wrote their balancing status');
     await ok(['lab', 'down', ...at]);
+    assert.deepEqual(lbFiles(), [], "lab down removes the agents' balancing status (it describes running agents)");
     for (const d of dns) assert.equal(await pidAlive(d.pid), false, `DNS pid ${d.pid} stopped`);
     for (const n of podNetns) assert.equal(existsSync(join('/etc/netns', n)), false, `/etc/netns/${n} removed`);
   });

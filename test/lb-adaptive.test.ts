@@ -134,6 +134,44 @@ describe('adaptive controller', () => {
     assert.ok(share(h[11], 'e4') < 0.15, `share after one stalled step ${share(h[11], 'e4')}`);
   });
 
+  test('fast endpoints are not loaded until they are as slow as the bad ones (the split heads for equal requests in flight)', () => {
+    // Three healthy endpoints, one 5× slower, one failing 30 % fast: equalising cost would push
+    // the healthy ones until their latency matched the failing one's error-inflated cost.
+    const eps = [healthy(), healthy(), healthy(), { ...healthy(), baseMs: 50 }, { baseMs: 10, concurrency: 4, errorRate: 0.3, failFast: true }];
+    const end = run(eps, 60, {}, 1000).at(-1) as adaptive.AdaptiveState;
+    for (const k of ['e0', 'e1', 'e2']) {
+      const rho = (1000 * share(end, k) * 10) / 1000 / 4;
+      assert.ok(rho < 0.78, `${k} at utilisation ${rho.toFixed(2)} (share ${share(end, k).toFixed(3)})`);
+    }
+    assert.ok(share(end, 'e3') < 0.1 && share(end, 'e4') < 0.15, `bad shares ${share(end, 'e3')} ${share(end, 'e4')}`);
+  });
+
+  test('reaction speed: a latency spike on every endpoint (a start-up transient) is forgotten within a few steps', () => {
+    let st = adaptive.initialState(KEYS);
+    const all = (ms: number): Map<string, adaptive.Sample> => new Map(KEYS.map((k) => [k, { requests: 50, errors: 0, latencyMs: ms, inFlight: 1 }]));
+    st = adaptive.step(st, all(750), KEYS);
+    for (let i = 0; i < 5; i++) st = adaptive.step(st, all(40), KEYS);
+    for (const k of KEYS) assert.ok((st.get(k)?.latencyMs ?? Infinity) < 80, `${k} still remembers ${st.get(k)?.latencyMs} ms`);
+  });
+
+  test('a 5x slower endpoint gets far less than its capacity share: its requests, all slow, would make the tail', () => {
+    // 250 requests/s; four endpoints serve 100/s in 20 ms, one 20/s in 100 ms. Equal requests in
+    // flight would give it a quarter of a fast one's share (~6 %): every one of those requests
+    // takes 100 ms or more, above the p99 of the rest.
+    const eps = [0, 1, 2, 3].map(() => ({ baseMs: 20, concurrency: 2, errorRate: 0 }));
+    const end = run([...eps, { baseMs: 100, concurrency: 2, errorRate: 0 }], 60, {}, 250).at(-1) as adaptive.AdaptiveState;
+    assert.ok(share(end, 'e4') < 0.035, `the slow endpoint's share ${share(end, 'e4').toFixed(3)}`);
+  });
+
+  test('an endpoint with a fifth of the capacity is not pulled back toward an equal share into overload', () => {
+    // 250 requests/s; four endpoints serve 100/s, one 20/s: a share above 8 % saturates it.
+    const small = { baseMs: 100, concurrency: 2, errorRate: 0 };
+    const eps = [{ baseMs: 20, concurrency: 2, errorRate: 0 }, { baseMs: 20, concurrency: 2, errorRate: 0 }, { baseMs: 20, concurrency: 2, errorRate: 0 }, { baseMs: 20, concurrency: 2, errorRate: 0 }, small];
+    const h = run(eps, 60, {}, 250);
+    const late = h.slice(30).map((st) => share(st, 'e4'));
+    assert.ok(Math.max(...late) < 0.06, `the small endpoint reached a share of ${Math.max(...late).toFixed(3)} (${(250 * Math.max(...late)).toFixed(0)}/s of its 20/s)`);
+  });
+
   test('endpoints that join start at an equal share; those that leave are forgotten', () => {
     let st = adaptive.initialState(['a', 'b']);
     st = adaptive.step(st, new Map(), ['a', 'b', 'c', 'd']);

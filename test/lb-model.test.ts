@@ -207,6 +207,25 @@ spec:
     assert.deepEqual(eps.map((e) => `${e.key} ${e.location}`), ['192.0.2.10:8080 z-a', '192.0.2.12:8080 z-b']);
   });
 
+  test('EndpointSlice conditions: terminating endpoints that still serve are used only when none is ready (KEP-1669)', () => {
+    const list = services(`apiVersion: v1
+kind: Service
+metadata: { name: ext, namespace: shop }
+spec:
+  ports: [{ name: http, port: 80 }]
+`);
+    const slice = (endpoints: EndpointSlice['endpoints']): EndpointSlice => ({ namespace: 'shop', name: 'ext-abc', service: 'ext', addressType: 'IPv4', ports: [{ name: 'http', port: 8080, protocol: 'TCP' }], endpoints });
+    const draining = { addresses: ['192.0.2.20'], ready: false, serving: true, terminating: true };
+    const gone = { addresses: ['192.0.2.21'], ready: false, serving: false, terminating: true };
+    const keys = (sl: EndpointSlice): string[] => (resolve(cluster(list, []), [sl]).byName.get('ext')?.ports[0].endpoints ?? []).map((e) => e.key);
+    // A ready endpoint is there: the terminating ones get no new connections.
+    assert.deepEqual(keys(slice([{ addresses: ['192.0.2.10'], ready: true }, draining, gone])), ['192.0.2.10:8080']);
+    // None ready: the one still serving takes them (not the one that stopped serving).
+    assert.deepEqual(keys(slice([draining, gone])), ['192.0.2.20:8080']);
+    // Not ready and not terminating (failing its readiness probe): never.
+    assert.deepEqual(keys(slice([{ addresses: ['192.0.2.30'], ready: false, serving: false, terminating: false }])), []);
+  });
+
   test('affinity timeout, and internal/external traffic policy Local restrict to the node', () => {
     const list = services(
       `apiVersion: v1

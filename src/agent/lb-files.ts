@@ -1,6 +1,6 @@
 // Reading and writing the files of Services at run time (schemas: lb-status.ts).
 
-import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { drainFileSchema, LB_DRAIN_FILE, lbNodeStatusSchema, lbStatusFile, LOCATION_NAME, type DrainFile, type LbNodeStatus } from './lb-status.js';
 
@@ -70,3 +70,13 @@ export async function setDrain(dir: string, location: string, drained: boolean):
   return list;
 }
 
+
+/**
+ * `weir lab down`: the agents' status files (they would show a lab that is gone as balancing);
+ * with `drains`, the drain file too (`--purge`). Returns the files removed.
+ */
+export async function removeLbFiles(dir: string, drains: boolean): Promise<string[]> {
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => /^lb-.+\.json$/.test(n) && (drains || n !== LB_DRAIN_FILE));
+  for (const n of names) await rm(join(dir, n), { force: true });
+  return names;
+}

@@ -11,7 +11,8 @@
 //      are requests in flight (one request per connection; for long-lived connections, open
 //      connections), entries new since the last tick feed the share of recent connections,
 //      and a connection that ended in CLOSE (a reset) rather than TIME_WAIT counts as an error.
-//   3. drains: `<dir>/lb-drain.json`, written by `weir lb drain/undrain`.
+//   3. drains: `<dir>/lb-drain.json`, written by `weir lb drain/undrain` (or, in cluster mode,
+//      the server's drains: src/agent/lb-remote.ts).
 //   4. adaptive Services (`weir.dev/balancing: adaptive`): per Service port, one step of the
 //      controller (src/lb/adaptive.ts) with, per endpoint, the probe's latency, errors (failed
 //      probes and reset connections, so a backend that fails fast looks expensive, not fast)
@@ -20,7 +21,8 @@
 //      that is an element patch of `lb_*` maps (serviceWeightPatch): established connections
 //      stay where conntrack put them.
 //   6. `<dir>/lb-<node>.json` (src/agent/lb-status.ts) for `weir lb status`, the API and the
-//      dashboard.
+//      dashboard — or, in cluster mode, the same status pushed to the server, whose answer
+//      carries the drains and the other nodes' probes (src/agent/lb-exchange.ts).
 //
 // Probes come from the node's own address, as kubelet's do. A NetworkPolicy that isolates a
 // pod's ingress and does not admit the probing node makes that endpoint look unhealthy from
@@ -34,7 +36,7 @@ import type { Endpoint } from '../lb/endpoints.js';
 import { parseBalancing } from '../lb/config.js';
 import { decide, type ServicesInput } from '../render/services.js';
 import { run } from '../exec/run.js';
-import { readDrains, readLbStatuses, writeLbStatus } from './lb-files.js';
+import { FileExchange, type LbExchange, type PeerProbes } from './lb-exchange.js';
 import type { EndpointStatus, LbNodeStatus, ServicePortStatus } from './lb-status.js';
 
 /** What the loop feeds the renderer (ServicesInput's run-time inputs). */
@@ -60,8 +62,10 @@ export interface LbLoopOptions {
   readonly node: string;
   /** The node's network namespace (lab); undefined: the current one. */
   readonly netns?: string;
-  /** Where lb-drain.json is read and lb-<node>.json written. */
+  /** Where lb-drain.json is read and lb-<node>.json written (with the default exchange). */
   readonly dir: string;
+  /** How status, drains and the other nodes' probes are shared; default: files in `dir`. */
+  readonly exchange?: LbExchange;
   readonly target: LbTarget;
   readonly intervalMs?: number;
   readonly probeTimeoutMs?: number;
@@ -308,6 +312,7 @@ export class LbLoop {
   private readonly historyPoints: number;
   private readonly health: HealthTracker;
   private readonly prober: Prober;
+  private readonly exchange: LbExchange;
   private readonly measured = new Map<string, Measured>();
   private readonly controllers = new Map<string, adaptive.AdaptiveState>();
   private readonly history = new Map<string, { t: number; weights: Record<string, number> }[]>();
@@ -332,6 +337,7 @@ export class LbLoop {
     this.historyPoints = opts.historyPoints ?? 240;
     this.health = new HealthTracker(opts.fall ?? 2, opts.rise ?? 2);
     this.prober = new Prober(opts.netns);
+    this.exchange = opts.exchange ?? new FileExchange(opts.dir);
   }
 
   /** Ticks every interval until stop(); a tick never overlaps the one before. */
@@ -354,6 +360,7 @@ export class LbLoop {
     if (this.timer) clearTimeout(this.timer);
     await this.running;
     this.prober.stop();
+    this.exchange.close();
   }
 
   /** One measurement and decision (public for tests and `--once`). */
@@ -361,7 +368,7 @@ export class LbLoop {
     const input = this.opts.target.servicesInput();
     const problems: string[] = [];
     try {
-      this.drained = await readDrains(this.opts.dir);
+      this.drained = await this.exchange.drains();
       this.drainError = '';
     } catch (e) {
       const msg = `drains not read, the previous ones are kept: ${e instanceof Error ? e.message : String(e)}`;
@@ -371,7 +378,8 @@ export class LbLoop {
     }
     if (!input) {
       const empty: LbNodeStatus = { node: this.opts.node, updatedAt: new Date().toISOString(), intervalMs: this.intervalMs, windowMs: this.windowTicks * this.intervalMs, drained: [...this.drained].sort(), problems, probes: {}, services: [] };
-      if (this.last?.services.length !== 0) await writeLbStatus(this.opts.dir, empty);
+      problems.push(...this.exchange.problems());
+      if (this.last?.services.length !== 0 || this.exchange.problems().length > 0) await this.exchange.publish(empty);
       this.last = empty;
       return empty;
     }
@@ -398,12 +406,13 @@ export class LbLoop {
     const [probes, listing, peers] = await Promise.all([
       this.prober.probe([...targets.values()], this.probeTimeoutMs),
       run([...(this.opts.netns ? ['ip', 'netns', 'exec', this.opts.netns] : []), 'conntrack', '-L', '--dst-nat'], { allowFailure: true }),
-      remote.size > 0 ? readLbStatuses(this.opts.dir).then((r) => r.statuses) : Promise.resolve([]),
+      remote.size > 0 ? this.exchange.peers() : Promise.resolve([] as readonly PeerProbes[]),
     ]);
+    problems.push(...this.exchange.problems());
     // A peer's probe counts once (its sequence number), and only while its file is fresh.
     const peerProbe = new Map<string, { ok: boolean; ms: number; healthy: boolean }>();
     for (const st of peers) {
-      if (st.node === this.opts.node || Date.now() - Date.parse(st.updatedAt) > 5000) continue;
+      if (st.node === this.opts.node || Date.now() - st.measuredAt > 5000) continue;
       for (const [key, pr] of Object.entries(st.probes)) {
         if (remote.get(key) !== st.node) continue;
         const fresh = this.peerSeq.get(key) !== pr.seq;
@@ -485,7 +494,7 @@ export class LbLoop {
     this.sent = { common, factors: factorKeys };
 
     const status = this.status(input, runtime, problems);
-    await writeLbStatus(this.opts.dir, status);
+    await this.exchange.publish(status);
     this.last = status;
     return status;
   }

@@ -23,6 +23,7 @@ import { policiesRoutes, type KnownPolicy } from './routes/policies.js';
 import { streamRoutes, type StreamOptions } from './routes/stream.js';
 import { uiRoutes } from './routes/ui.js';
 import { registerServiceMetrics, servicesRoutes, type ServicesSource } from './routes/services.js';
+import { LbStatusRegistry, lbRoutes, servicesWithPushed } from './routes/lb.js';
 
 export const DEFAULT_PORT = 7680;
 
@@ -105,9 +106,11 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   void app.register(policiesRoutes, { aggregator, ...(opts.knownPolicies ? { knownPolicies: opts.knownPolicies } : {}) });
   void app.register(alertsRoutes, { store: opts.store, ...(opts.alerts ? { alerts: opts.alerts } : {}), ...(opts.webhook ? { webhook: opts.webhook } : {}) });
   void app.register(streamRoutes, { pipeline: opts.pipeline, aggregator, metrics: serverMetrics, store: opts.store, ...opts.stream });
-  // Without the agents' status (no lab, tests), no Services: an empty list, not a 404 the
-  // dashboard would report.
-  const services = opts.services ?? { views: async () => ({ services: [], errors: [] }) };
+  // Services at run time: the lab's files (when given) and what agents push (routes/lb.ts);
+  // with neither, an empty list, not a 404 the dashboard would report.
+  const lb = new LbStatusRegistry(opts.store);
+  void app.register(lbRoutes, { registry: lb, token, requireClientCert: clientCa !== undefined });
+  const services = servicesWithPushed(opts.services, lb);
   void app.register(servicesRoutes, { source: services });
   registerServiceMetrics(metrics.registry, services);
   void app.register(metricsRoutes, { metrics });

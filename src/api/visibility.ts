@@ -244,6 +244,7 @@ export async function startVisibility(opts: VisibilityOptions): Promise<Visibili
       ? {
           services: {
             views: async () => readLbStatuses(labDir).then(({ statuses, errors }) => ({ services: serviceViews(statuses), errors })),
+            statuses: () => readLbStatuses(labDir),
             // The same groups the enricher gives the flows of that pod.
             endpointGroups: (ip: string) => {
               const ep = enricher.endpoint(ip);

@@ -4,19 +4,27 @@
 // apply` reaches them. `drain`/`undrain` rewrite `<lab-dir>/lb-drain.json` atomically; every
 // agent's balancing loop reads it each tick (500 ms) and moves new connections within a tick
 // or two. `status` reads the agents' `<lab-dir>/lb-<node>.json`, or asks a `weir serve` for
-// `/api/services` (--server), which reads the same files.
+// `/api/services` (--server), which reads the same files and what agents pushed. In cluster
+// mode (--server) `drain`/`undrain` set the drains on the server (src/api/routes/lb.ts), where
+// the agents fetch them every tick.
 
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { DEFAULT_PREFIX, defaultLabDir } from '../lab/index.js';
 import { readLbStatuses, setDrain } from '../agent/lb-files.js';
-import { serviceViews, type ServiceView } from '../agent/lb-status.js';
+import { LOCATION_NAME, serviceViews, type ServiceView } from '../agent/lb-status.js';
+import { LB_DRAINS_PATH, lbDrainsReplySchema } from '../agent/lb-protocol.js';
 import { CliError, EXIT_FINDINGS, EXIT_INPUT, exitStatus } from './exit.js';
 import { note } from './output.js';
 import { readTokenFile } from './serve.js';
 
 interface LbDirOptions {
   readonly labDir?: string;
+}
+
+interface DrainOptions extends LbDirOptions {
+  readonly server?: string;
+  readonly tokenFile?: string;
 }
 
 interface StatusOptions extends LbDirOptions {
@@ -27,9 +35,14 @@ interface StatusOptions extends LbDirOptions {
 
 const dirOf = (o: LbDirOptions): string => resolve(o.labDir ?? defaultLabDir(DEFAULT_PREFIX));
 
-async function fromServer(server: string, svc: string | undefined, tokenFile: string | undefined): Promise<ServiceView[]> {
+function serverBase(server: string): string {
   const base = server.replace(/\/+$/, '');
   if (!URL.canParse(base) || !['http:', 'https:'].includes(new URL(base).protocol)) throw new CliError(`--server: must be an http:// or https:// URL, got "${server}"`);
+  return base;
+}
+
+async function fromServer(server: string, svc: string | undefined, tokenFile: string | undefined): Promise<ServiceView[]> {
+  const base = serverBase(server);
   const headers: Record<string, string> = tokenFile !== undefined ? { authorization: `Bearer ${readTokenFile(tokenFile)}` } : {};
   let res: Response;
   try {
@@ -100,12 +113,35 @@ async function runStatus(svc: string | undefined, o: StatusOptions): Promise<voi
   process.stdout.write(o.json ? `${JSON.stringify({ services: views }, null, 2)}\n` : views.length === 0 ? 'no Services\n' : formatServiceViews(views));
 }
 
-async function runDrain(location: string, drained: boolean, o: LbDirOptions): Promise<void> {
-  let list: string[];
+/** `drain`/`undrain --server`: PUT or DELETE /api/lb/drains/LOCATION (the token is required). */
+async function drainOnServer(server: string, location: string, drained: boolean, tokenFile: string | undefined): Promise<string[]> {
+  const base = serverBase(server);
+  if (!LOCATION_NAME.test(location)) throw new CliError(`"${location}" is not a location name (a label value: letters, digits, '-', '_', '.', at most 63)`, EXIT_INPUT);
+  if (tokenFile === undefined) throw new CliError('--server needs --token-file: a drain on the server is a write, and writes need its token', EXIT_INPUT);
+  const token = readTokenFile(tokenFile);
+  let res: Response;
   try {
-    list = await setDrain(dirOf(o), location, drained);
+    res = await fetch(`${base}${LB_DRAINS_PATH}/${encodeURIComponent(location)}`, { method: drained ? 'PUT' : 'DELETE', headers: { authorization: `Bearer ${token}` } });
   } catch (e) {
-    throw new CliError((e as Error).message, EXIT_INPUT, e);
+    throw new CliError(`cannot reach weir server at ${base}: ${(e as Error).cause ? String((e as Error).cause) : (e as Error).message}`);
+  }
+  const body = (await res.json().catch(() => ({}))) as { drained?: unknown; message?: string };
+  if (!res.ok) throw new CliError(`${base}: ${body.message ?? `HTTP ${res.status}`}`);
+  const parsed = lbDrainsReplySchema.safeParse(body);
+  if (!parsed.success) throw new CliError(`${base}: the answer is not a list of drained locations`);
+  return parsed.data.drained;
+}
+
+async function runDrain(location: string, drained: boolean, o: DrainOptions): Promise<void> {
+  let list: string[];
+  if (o.server !== undefined) {
+    list = await drainOnServer(o.server, location, drained, o.tokenFile);
+  } else {
+    try {
+      list = await setDrain(dirOf(o), location, drained);
+    } catch (e) {
+      throw new CliError((e as Error).message, EXIT_INPUT, e);
+    }
   }
   process.stdout.write(`${drained ? 'drained' : 'undrained'} ${location}; drained locations now: ${list.length > 0 ? list.join(', ') : 'none'}\n`);
 }
@@ -132,10 +168,12 @@ Examples:
   $ weir lb status --server http://127.0.0.1:7070`,
     )
     .action((svc: string | undefined, o: StatusOptions) => runStatus(svc, o));
-  labDirOption(lb.command('drain <location>').description('send no new connections to endpoints in LOCATION (established ones finish)'))
-    .addHelpText('after', '\nExample:\n  $ sudo weir lb drain eu-west --lab-dir /tmp/lab')
-    .action((location: string, o: LbDirOptions) => runDrain(location, true, o));
-  labDirOption(lb.command('undrain <location>').description('let LOCATION receive new connections again'))
-    .addHelpText('after', '\nExample:\n  $ sudo weir lb undrain eu-west --lab-dir /tmp/lab')
-    .action((location: string, o: LbDirOptions) => runDrain(location, false, o));
+  const serverOptions = (c: Command): Command =>
+    c.option('--server <url>', 'set it on a weir server (cluster mode: agents fetch drains from it) instead of the lab directory').option('--token-file <file>', "the server's bearer token (required with --server)");
+  serverOptions(labDirOption(lb.command('drain <location>').description('send no new connections to endpoints in LOCATION (established ones finish)')))
+    .addHelpText('after', '\nExamples:\n  $ sudo weir lb drain eu-west --lab-dir /tmp/lab\n  $ weir lb drain eu-west --server https://weir.example:7680 --token-file token')
+    .action((location: string, o: DrainOptions) => runDrain(location, true, o));
+  serverOptions(labDirOption(lb.command('undrain <location>').description('let LOCATION receive new connections again')))
+    .addHelpText('after', '\nExamples:\n  $ sudo weir lb undrain eu-west --lab-dir /tmp/lab\n  $ weir lb undrain eu-west --server https://weir.example:7680 --token-file token')
+    .action((location: string, o: DrainOptions) => runDrain(location, false, o));
 }

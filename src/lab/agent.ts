@@ -10,6 +10,7 @@ import type { Cluster } from '../model/cluster.js';
 import { formatDiagnostic, hasErrors } from '../model/diagnostics.js';
 import { NodeAgent } from '../agent/agent.js';
 import { LbLoop } from '../agent/lb-loop.js';
+import { LbRemote } from '../agent/lb-remote.js';
 import { REASONS_FILE, type AgentStatus } from '../agent/status.js';
 import type { LocalPod } from '../render/render.js';
 import { snapshotEvents } from '../source/diff.js';
@@ -118,7 +119,10 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
     // Health probes, conntrack counts, drains and adaptive weights (src/agent/lb-loop.ts), from
     // the first sync on (not for `--once`).
     if (!lb && !opts.once && opts.lbIntervalMs !== 0) {
-      lb = new LbLoop({ node: node.name, netns: node.netns, dir: opts.labDir, target: agent, ...(opts.lbIntervalMs ? { intervalMs: opts.lbIntervalMs } : {}), log });
+      // With a server (cluster mode's channel), status, drains and the other nodes' probes go
+      // through it (src/agent/lb-remote.ts); the node's file is still written for the lab's tools.
+      const exchange = opts.flows ? new LbRemote({ server: opts.flows.server, token: opts.flows.token, node: node.name, fileDir: opts.labDir, ...(opts.flows.tls ? { tls: opts.flows.tls } : {}) }) : undefined;
+      lb = new LbLoop({ node: node.name, netns: node.netns, dir: opts.labDir, target: agent, ...(exchange ? { exchange } : {}), ...(opts.lbIntervalMs ? { intervalMs: opts.lbIntervalMs } : {}), log });
       lb.start();
     }
     const events = first ? snapshotEvents(source.snapshot()) : read.events;

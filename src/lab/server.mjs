@@ -95,6 +95,13 @@ function listenTcp(port) {
         return;
       }
       const serve = () => {
+        // A queued request whose client has gone (timed out) takes no slot: its answer would
+        // go nowhere, and serving it would hold up the live ones behind it.
+        if (socket.destroyed) {
+          const next = waiting.shift();
+          if (next) next();
+          return;
+        }
         active++;
         later(waitMs(), () => {
           socket.end(identity);

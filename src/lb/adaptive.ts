@@ -9,18 +9,21 @@
 // fast looks *slow*, never fast. Requests in flight react within one step to a stall
 // (completions, and so latency samples, arrive only after it).
 //
-// Each step multiplies an endpoint's share by exp(gain × ln(c̄ / cost)), c̄ being the cost a
-// request sees on average (share-weighted): cheaper than average grows, dearer shrinks, and
-// the fixed point is where the endpoints that carry load cost the same — for endpoints whose
-// latency grows with load, the split that equalises latency; for one that stays slow or
-// failing, the lower bound.
+// Each endpoint heads for a share inversely proportional to its cost squared (bounded above: what an
+// endpoint at its upper bound cannot take goes to the others in proportion): each step
+// multiplies its share by exp(gain × ln(target / share)). With cost ≈ latency that is the
+// split where every endpoint holds the same number of requests in flight (Little's law), the
+// fixed point of least-requests-in-flight; a slow or failing endpoint heads for a small share
+// (and the lower bound when its cost is far above the others'). The rule before, "equalise
+// cost", loaded the fast endpoints until they were as slow as the bad ones' floor.
 //
 // Guards, so that moving weight cannot itself cause harm:
 //  - bounds: every share stays within [minFactor / N, maxFactor / N] (default 0.1× and 3× an
 //    equal share): a failing endpoint keeps a trickle that measures its recovery, and no
 //    endpoint is stampeded with the whole load;
 //  - damping: error rates are EWMA-smoothed, latency is a peak EWMA (up at once, down by
-//    `peakDecay` per step: intermittent stalls are remembered between them); costs within the dead band of the average
+//    `peakDecay` (half the excess) per step: a stall every 2 s is still remembered at the next
+//    one, and a transient that hit every endpoint is forgotten within a few steps); costs within the dead band of the average
 //    count as equal (no churn of kernel elements from noise); a share changes by at most its
 //    own step size per step, which halves every time the direction of change reverses and
 //    grows again (×1.5, up to ×maxStepRatio) while it does not — so an endpoint whose latency
@@ -85,11 +88,19 @@ export interface AdaptiveOptions {
    * nearer an equal share than its cost alone would put it.
    */
   readonly reversion: number;
+  /**
+   * Targets are proportional to cost^-costExponent. 1: equal requests in flight (Little's law),
+   * which still gives an endpoint 4× slower than a loaded fast one a quarter of its share — as
+   * much as a 5× slower one's capacity allows, so it queues, and its requests (all slow) make
+   * the tail; 2: a sixteenth, and a fast endpoint whose latency grows by 20 % under load loses
+   * a third of its pull, which keeps it out of deep queueing.
+   */
+  readonly costExponent: number;
 }
 
 export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
   smoothing: 0.5,
-  gain: 0.5,
+  gain: 0.35,
   maxStepRatio: 2,
   minStepRatio: 1.02,
   reversalDamping: 0.5,
@@ -97,8 +108,9 @@ export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
   maxFactor: 3,
   deadBand: 0.1,
   errorPenaltyMs: 100,
-  peakDecay: 0.25,
+  peakDecay: 0.5,
   reversion: 0.1,
+  costExponent: 2,
 };
 
 function fresh(share: number): EndpointState {
@@ -206,7 +218,17 @@ export function step(
     const excess = Math.max(0, e.inFlight - 2 * meanInFlight);
     cost.set(k, (latency + e.errorRate * penalty) * (1 + excess / (meanInFlight + 1)));
   }
-  const average = keys.reduce((s, k) => s + (smoothed.get(k) as EndpointState).share * (cost.get(k) as number), 0);
+  // The share each endpoint heads for: inversely proportional to its cost. With cost ≈ latency
+  // that is the split where every endpoint holds the same number of requests in flight
+  // (Little: in flight = rate × latency), the fixed point of least-requests-in-flight. Equalising
+  // latency instead (heading for the share-weighted mean cost) loads the fast endpoints until
+  // they are as slow as the slow ones' floor: with a 5× slower endpoint at its lower bound and a
+  // stalling one remembered at its peak, that saturates the fast ones (bench/lb: p50 32 ms).
+  // The targets respect the upper bound (what an endpoint at it cannot take goes to the others
+  // in proportion); below the lower bound a target stays, so a dead endpoint heads for the floor.
+  const pull = (k: string): number => (cost.get(k) as number) ** -o.costExponent;
+  const inverse = keys.reduce((s, k) => s + pull(k), 0);
+  const target = clampShares(new Map(keys.map((k) => [k, pull(k) / inverse])), 0, Math.min(1, o.maxFactor / n));
 
   // 3. Damped multiplicative move.
   const lo = o.minFactor / n;
@@ -217,7 +239,7 @@ export function step(
   const steps = new Map<string, { stepSize: number; direction: number }>();
   for (const k of keys) {
     const e = smoothed.get(k) as EndpointState;
-    const r = Math.log(average / (cost.get(k) as number));
+    const r = Math.log((target.get(k) as number) / e.share);
     const home = o.reversion * Math.log(1 / n / e.share);
     if (Math.abs(r) < Math.log(1 + o.deadBand)) {
       moved.set(k, e.share * Math.exp(home));

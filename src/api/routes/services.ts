@@ -7,7 +7,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
-import type { ServiceView } from '../../agent/lb-status.js';
+import type { LbNodeStatus, ServiceView } from '../../agent/lb-status.js';
 import { serviceApiSchema, type ServiceApiView } from '../services-schema.js';
 
 export interface ServicesSource {
@@ -15,8 +15,9 @@ export interface ServicesSource {
   views(): Promise<{ readonly services: readonly ServiceView[]; readonly errors: readonly string[] }>;
   /** The groups of the pod at an endpoint address (what the flows of that pod are grouped by), when the server knows the pod. */
   endpointGroups?(ip: string): { readonly workload?: string; readonly identity?: string } | undefined;
+  /** The node statuses behind the views, when the source has them (the server merges agents' pushed ones by node). */
+  statuses?(): Promise<{ readonly statuses: readonly LbNodeStatus[]; readonly errors: readonly string[] }>;
 }
-
 
 function withGroups(views: readonly ServiceView[], source: ServicesSource): ServiceApiView[] {
   const groups = source.endpointGroups?.bind(source);

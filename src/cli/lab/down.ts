@@ -4,6 +4,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REASONS_FILE } from '../../agent/status.js';
+import { removeLbFiles } from '../../agent/lb-files.js';
 import { removeDesired } from '../../lab/desired.js';
 import { DEFAULT_PREFIX, labDown, preflight } from '../../lab/index.js';
 import { stopAgents, stopServe } from '../../lab/supervisor.js';
@@ -24,6 +25,8 @@ export async function runDown(opts: DownOptions): Promise<void> {
   // First: its conntrack children run inside the lab's namespaces.
   const served = await stopServe(dir);
   const agents = await stopAgents(dir);
+  // The balancing status files describe running agents; the drains are the user's (kept, unless --purge).
+  await removeLbFiles(dir, opts.purge === true);
   const state = await readState(dir).catch(() => undefined);
   const dns = await stopLabDns(dir, state?.prefix ?? opts.prefix ?? DEFAULT_PREFIX);
   const api = await stopLabApiServer(dir, { forget: true });
