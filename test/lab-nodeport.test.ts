@@ -50,7 +50,14 @@ const MANIFESTS = `apiVersion: v1
 kind: Namespace
 metadata: { name: np }
 ---
-${pod('web-0', 'node-0', 'web')}${pod('keep-1', 'node-1', 'keep')}${pod('own-0', 'node-0', 'own')}${pod('far-0', 'node-0', 'far')}${service('web', 'web', 30080)}${service('keep', 'keep', 30081, ', externalTrafficPolicy: Local')}${service('own', 'own', 30082)}${service('far', 'far', 30083)}${except('own-not-from-node-0', 'own', '172.31.255.10')}${except('far-not-from-node-1', 'far', '172.31.255.11')}`;
+${pod('web-0', 'node-0', 'web')}${pod('keep-1', 'node-1', 'keep')}${pod('own-0', 'node-0', 'own')}${pod('far-0', 'node-0', 'far')}${service('web', 'web', 30080)}${service('keep', 'keep', 30081, ', externalTrafficPolicy: Local')}${service('own', 'own', 30082)}${service('far', 'far', 30083)}${except('own-not-from-node-0', 'own', '172.31.255.10')}${except('far-not-from-node-1', 'far', '172.31.255.11')}${pod('nodes-0', 'node-0', 'nodes')}${service('nodes', 'nodes', 30084)}apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: nodes-only, namespace: np }
+spec:
+  podSelector: { matchLabels: { app: nodes } }
+  policyTypes: [Ingress]
+  ingress: [{ from: [{ ipBlock: { cidr: 172.31.255.0/24 } }] }]
+`;
 
 /** `n` sequential connections to ip:port; one line per outcome (the endpoint's identity, or the error). */
 const CLIENT = `
@@ -107,6 +114,10 @@ describe('NodePorts on every node (lab, root)', { skip }, () => {
     assert.deepEqual(await ext(n1.underlayIp, 30082, 2), ['np/own-0', 'np/own-0']);
     assert.deepEqual(await ext(n1.underlayIp, 30083, 2), ['timeout', 'timeout']);
     assert.deepEqual(await ext(n0.underlayIp, 30083, 2), ['np/far-0', 'np/far-0']);
+    //    nodes-0 (node-0) admits only node addresses: the external client's own address is never
+    //    judged at the backend, on either node (on its own node the ingress waits for the SNAT).
+    assert.deepEqual(await ext(n0.underlayIp, 30084, 2), ['np/nodes-0', 'np/nodes-0']);
+    assert.deepEqual(await ext(n1.underlayIp, 30084, 2), ['np/nodes-0', 'np/nodes-0']);
 
     // 4. Hairpin: web-0 through its own ClusterIP lands on itself and is answered (masqueraded).
     const services = labServices(labCluster(desired, state));
@@ -117,7 +128,7 @@ describe('NodePorts on every node (lab, root)', { skip }, () => {
     // 5. `lab probe`: every NodePort on every node from the external host, and the analyzer's
     //    expectation (the node's address for Cluster, the client for Local) agrees with each.
     const targets = serviceTargets(state, services);
-    assert.deepEqual(targets.filter((x) => x.frontend === 'node-port').map((x) => x.id).sort(), ['np/far', 'np/keep', 'np/own', 'np/web'].flatMap((s) => [`svc/${s}@node-0`, `svc/${s}@node-1`]));
+    assert.deepEqual(targets.filter((x) => x.frontend === 'node-port').map((x) => x.id).sort(), ['np/far', 'np/keep', 'np/nodes', 'np/own', 'np/web'].flatMap((s) => [`svc/${s}@node-0`, `svc/${s}@node-1`]));
     const result = await probeServices(state, targets, { timeoutMs: 1500 });
     const cmp = compareServiceProbe(new PolicyEngine(labCluster(desired, state)), state, services, targets, result);
     assert.deepEqual(cmp.disagreements, [], formatServiceComparison(cmp));
