@@ -41,7 +41,7 @@ import {
   type PolicyEngine,
   type Verdict,
 } from '../policy/index.js';
-import { familyOf, formatIp } from '../policy/ip.js';
+import { familyOf, formatIp, parseIp } from '../policy/ip.js';
 import { clusterNodes, type ConnNode } from './connlist.js';
 import { escapeControl, escapeJson } from './escape.js';
 
@@ -492,8 +492,10 @@ export function serviceConnectivity(engine: PolicyEngine, cluster: Pick<Cluster,
       const x = explain(engine, entry.nodeIp, e.pod, e.protocol, e.port);
       out = { cell: x.verdict === 'Allowed' ? 'allowed' : x.verdict === 'Denied' ? 'denied' : 'unknown', because: [...(x.unknownBecause ?? [])] };
     } else {
-      const seen = new Set(externals.map((c) => cellOf(c.index, e)));
-      out = seen.size === 1 ? { cell: [...seen][0] as Cell, because: seen.has('unknown') ? reasonsOf(externals[0] as AnalysisClass, [e]) : [] } : { cell: 'unknown', because: [NODE_ADDRESS_UNKNOWN] };
+      // Node addresses are IPv4 here (weir's NodePorts are): what every IPv4 address would get.
+      const v4 = externals.filter((c) => c.range !== undefined && familyOf(c.range.start) === 4);
+      const seen = new Set(v4.map((c) => cellOf(c.index, e)));
+      out = seen.size === 1 ? { cell: [...seen][0] as Cell, because: seen.has('unknown') ? reasonsOf(v4[0] as AnalysisClass, [e]) : [] } : { cell: 'unknown', because: [NODE_ADDRESS_UNKNOWN] };
     }
     nodeCells.set(k, out);
     return out;
@@ -571,7 +573,9 @@ export function serviceConnectivity(engine: PolicyEngine, cluster: Pick<Cluster,
         }
         run = undefined;
       };
-      for (const ext of externals) {
+      // Masqueraded, the client reaches the node's address: clients of its family (IPv4 when unknown).
+      const family = entry.nodeIp !== undefined ? familyOf(parseIp(entry.nodeIp) ?? 0n) : 4;
+      for (const ext of entry.masquerade ? externals.filter((c) => c.range !== undefined && familyOf(c.range.start) === family) : externals) {
         const sig = eps.map((e, i) => cellAt(ext, i, e)).join(',');
         const prev = run?.atoms[run.atoms.length - 1]?.range;
         const range = ext.range;
@@ -594,12 +598,11 @@ export const SERVICE_FORMATS = ['txt', 'json', 'csv', 'md'] as const;
 export type ServiceFormat = (typeof SERVICE_FORMATS)[number];
 
 function reachText(l: ServiceConnLine): string {
-  const via = l.allowed.length > 0 ? `via ${l.allowed.join(', ')}` : '';
-  const not = l.denied.length > 0 ? `; not via ${l.denied.join(', ')}` : '';
-  const unk = l.unknown.length > 0 ? `; UNKNOWN via ${l.unknown.join(', ')}` : '';
+  const parts = [l.allowed.length > 0 ? `via ${l.allowed.join(', ')}` : '', l.denied.length > 0 ? `not via ${l.denied.join(', ')}` : '', l.unknown.length > 0 ? `UNKNOWN via ${l.unknown.join(', ')}` : ''].filter((x) => x !== '').join('; ');
   if (l.reach === 'unknown' && l.allowed.length === 0 && l.unknown.length === 0) return `UNKNOWN (endpoints not known: ${(l.unknownBecause ?? []).join('; ')})`;
-  const prefix = l.reach === 'partial' ? 'PARTIAL ' : l.reach === 'unknown' ? `UNKNOWN (invalid: ${(l.unknownBecause ?? []).join('; ')}) ` : '';
-  return `${prefix}${via}${not}${unk}`.replace(/^; /, '');
+  const because = l.unknownBecause ?? [];
+  const prefix = l.reach === 'partial' ? 'PARTIAL ' : l.reach === 'unknown' ? `UNKNOWN (${because.includes(NODE_ADDRESS_UNKNOWN) ? '' : 'invalid: '}${because.join('; ')}) ` : '';
+  return `${prefix}${parts}`;
 }
 
 export function serviceLineText(l: ServiceConnLine): string {
