@@ -3,7 +3,7 @@
 // reaches an endpoint on node-0 through node-1's NodePort and back (externalTrafficPolicy
 // Cluster masquerades to node-1's address, which conntrack on node-0 shows); Local keeps the
 // client's address, answers on the endpoint's node and drops (a timeout, not a reset) on a
-// node without a local endpoint; a backend's deny against a node's address holds for
+// node without a local endpoint, except for that node's pods (kube-proxy's short-circuit); a backend's deny against a node's address holds for
 // masqueraded traffic entering that node — on another node and on its own node (judged after
 // SNAT); a pod reaching itself through its Service (hairpin) is answered; and `lab probe`'s
 // Service cells agree with the analyzer.
@@ -106,6 +106,9 @@ describe('NodePorts on every node (lab, root)', { skip }, () => {
     const kept = await runInNetns(n1.netns, ['conntrack', '-L', '-p', 'tcp', '--reply-src', podIp('np/keep-1')], undefined, { allowFailure: true });
     assert.match(kept.stdout, /dport=30081 src=10\.244\.\d+\.\d+ dst=203\.0\.113\.10 sport=8080/, kept.stdout + kept.stderr);
     assert.deepEqual(await ext(n0.underlayIp, 30081, 2), ['timeout', 'timeout']);
+    //    …but a pod on node-0 is short-circuited to every endpoint, as kube-proxy does.
+    const podNs = (key: string) => state.pods.find((p) => p.key === key)?.netns as string;
+    assert.deepEqual(await from(podNs('np/far-0'), n0.underlayIp, 30081, 2), ['np/keep-1', 'np/keep-1']);
 
     // 3. Policy sees the node entered. own-0 (node-0) refuses node-0's address: through node-0
     //    itself (same node: judged after SNAT, in postrouting) it is denied, through node-1

@@ -269,13 +269,13 @@ export class NodeAgent {
   /** The service NAT section's input for this node, when the cluster has Services. */
   private services(): ServicesInput | undefined {
     if (!this.synced || this.synced.cluster.services.length === 0) return undefined;
-    return planServices((this.snapshot() as ClusterSnapshot).cluster, [], this.opts.node, this.lbRuntime ?? {});
+    return planServices((this.snapshot() as ClusterSnapshot).cluster, [], this.opts.node, { ...this.lbRuntime, podInterfaces: this.opts.podInterfaces });
   }
 
   /** The node's Services without run-time inputs (the balancing loop measures their endpoints). */
   servicesInput(): ServicesInput | undefined {
     if (!this.synced || this.synced.cluster.services.length === 0) return undefined;
-    return planServices((this.snapshot() as ClusterSnapshot).cluster, [], this.opts.node);
+    return planServices((this.snapshot() as ClusterSnapshot).cluster, [], this.opts.node, { podInterfaces: this.opts.podInterfaces });
   }
 
   /**

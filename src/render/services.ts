@@ -68,7 +68,7 @@ import { parseBalancing } from '../lb/config.js';
 import { computeWeights, WEIGHT_TOTAL, type WeightResult } from '../lb/weights.js';
 import { hasElementText, patchElements, type ElementChange } from './elements.js';
 import { MASQUERADE_MARK, nftName } from './names.js';
-import { bits, dnat, dnatMap, drop, elementText, end, flags, goto, inSet, is, jump, markBits, reject, ret, rule, snat, update, vmap, type Element, type Rule } from './nft.js';
+import { bits, dnat, dnatMap, drop, elementText, end, flags, goto, inSet, is, jump, markBits, quoted, reject, ret, rule, snat, update, vmap, type Element, type Rule } from './nft.js';
 import type { NftSet, Ruleset } from './ruleset.js';
 import type { Section, TableBuilder } from './table.js';
 import { TableBuilder as Builder } from './table.js';
@@ -102,6 +102,12 @@ export interface ServicesInput {
   readonly health?: ReadonlyMap<string, boolean>;
   /** Adaptive factors per Service port (`ns/name/portIndex`), by endpoint key. */
   readonly adaptive?: ReadonlyMap<string, ReadonlyMap<string, number>>;
+  /**
+   * nft wildcard of the node's pod interfaces (the lab's `wp*`): kube-proxy's local-traffic
+   * detector (`--detect-local-mode=InterfaceNamePrefix`), for the short-circuit of a pod's
+   * connection to an externalTrafficPolicy Local NodePort.
+   */
+  readonly podInterfaces?: string;
 }
 
 /**
@@ -112,7 +118,7 @@ export function planServices(
   cluster: Cluster,
   slices: Parameters<typeof resolveServices>[1],
   node: string,
-  opts: AllocateOptions & ResolveOptions & Pick<ServicesInput, 'drained' | 'health' | 'adaptive'> = {},
+  opts: AllocateOptions & ResolveOptions & Pick<ServicesInput, 'drained' | 'health' | 'adaptive' | 'podInterfaces'> = {},
 ): ServicesInput {
   const resolved = resolveServices(cluster, slices, allocate(cluster.services, opts), opts);
   const n = cluster.nodes.find((x) => x.name === node);
@@ -125,6 +131,7 @@ export function planServices(
     ...(opts.drained ? { drained: opts.drained } : {}),
     ...(opts.health ? { health: opts.health } : {}),
     ...(opts.adaptive ? { adaptive: opts.adaptive } : {}),
+    ...(opts.podInterfaces !== undefined ? { podInterfaces: opts.podInterfaces } : {}),
   };
 }
 
@@ -218,12 +225,33 @@ export function servicesSection(input: ServicesInput): Section {
       const rejectNodePorts: Element[] = [];
       const decisions = decide(input);
       const svcByKey = new Map(input.services.map((s) => [s.key, s]));
+      // The chain with every endpoint of a port (its ClusterIP's, internalTrafficPolicy Cluster):
+      // where kube-proxy short-circuits local traffic to an externalTrafficPolicy Local NodePort.
+      const allEndpointsChain = new Map<string, string>();
+      for (const d of decisions) {
+        const svc = svcByKey.get(d.service) as ResolvedService;
+        if (d.frontend === 'cluster' && !d.result.reject && svc.internalTrafficPolicy === 'Cluster') allEndpointsChain.set(`${d.service}/${d.port.index}`, d.chain);
+      }
       for (const d of decisions) {
         const svc = svcByKey.get(d.service) as ResolvedService;
         const proto = protoOf(d.port);
         const nodePort = d.frontend === 'node-port';
         const key = nodePort ? [proto, `${d.port.nodePort as number}`] : [(svc.address as { ip: string }).ip, proto, `${d.port.port}`];
-        if (d.result.reject) {
+        // (Not when this node rejects for other reasons: drained or fenced off, which the check chain handles.)
+        const short = nodePort && svc.externalTrafficPolicy === 'Local' && (!d.result.reject || d.dropNoLocal) ? allEndpointsChain.get(`${d.service}/${d.port.index}`) : undefined;
+        if (short !== undefined) {
+          // kube-proxy's external chain for Local policy: a pod's connection goes to any endpoint
+          // unmasqueraded ("short-circuit pod traffic"), the node's own is masqueraded and goes to
+          // any endpoint ("masquerade local traffic"), everything else to this node's endpoints —
+          // none here (the Service has some elsewhere): dropped.
+          const ext = nftName('ext', `${svc.name}_${d.port.nodePort as number}`, `${d.chain}/external`);
+          const rules: Rule[] = [];
+          if (input.podInterfaces !== undefined) rules.push(rule([is('iifname', quoted(input.podInterfaces))], end(goto(short))));
+          rules.push(rule([is('fib saddr type', 'local')], end(jump(MARK_MASQ_CHAIN))), rule([is('fib saddr type', 'local')], end(goto(short))), end(d.dropNoLocal ? drop : goto(d.chain)));
+          t.chain(ext, rules);
+          nodePorts.push({ key, value: goto(ext) });
+          if (d.result.reject) continue;
+        } else if (d.result.reject) {
           // kube-proxy: no endpoint at all → reject; Local without a local one → drop.
           (nodePort ? rejectNodePorts : rejects).push({ key, value: d.dropNoLocal ? drop : goto(REJECT_CHAIN) });
           continue;
@@ -233,7 +261,7 @@ export function servicesSection(input: ServicesInput): Section {
           const ext = nftName('ext', `${svc.name}_${d.port.nodePort as number}`, `${d.chain}/external`);
           t.chain(ext, [end(jump(MARK_MASQ_CHAIN)), end(goto(d.chain))]);
           nodePorts.push({ key, value: goto(ext) });
-        } else (nodePort ? nodePorts : ports).push({ key, value: goto(d.chain) });
+        } else if (short === undefined) (nodePort ? nodePorts : ports).push({ key, value: goto(d.chain) });
         if (t.hasChain(d.chain)) continue;
         const epChain = (e: Endpoint): string => nftName('ep', `${svc.name}_${e.ip}_${e.port}`, `${d.chain}/${e.key}`);
         const affinity = (e: Endpoint): string => nftName('aff', `${svc.name}_${e.ip}`, `${d.chain}/${e.key}`);
