@@ -130,7 +130,7 @@ spec: { type: NodePort, clusterIP: 10.96.0.82, selector: { app: nothing }, ports
     const cl: Cluster = { ...c, services: c.services.map((x) => (x.name === 'loc' ? { ...x, internalTrafficPolicy: 'Cluster' as const } : x)) };
     const short = renderServices(planServices(cl, [], 'n1', { podInterfaces: 'wp*' }));
     const loc = /^tcp \. 30081 : goto (ext_loc_30081_\w+)$/m.exec(short.sets.get(SERVICE_NODEPORTS_MAP)?.elements.join('\n') ?? '')?.[1] as string;
-    assert.ok(loc, short.sets.get(SERVICE_NODEPORTS_MAP)?.elements.join('\n'));
+    assert.ok(loc, short.sets.get(SERVICE_NODEPORTS_MAP)?.elements.join('\n') ?? '');
     const all = /goto (svc_loc_80_\w+)/.exec(short.sets.get(SERVICE_PORTS_MAP)?.elements.find((e) => e.startsWith('10.96.0.81')) ?? '')?.[1] as string;
     assert.deepEqual(short.chains.get(loc)?.rules, [`iifname "wp*" goto ${all}`, 'fib saddr type local jump svc_mark_masq', `fib saddr type local goto ${all}`, 'drop']);
     assert.deepEqual(short.sets.get(SERVICE_REJECT_NODEPORTS_MAP)?.elements, ['tcp . 30082 : goto svc_reject_conn'], 'the drop moved into the external chain');
