@@ -1,8 +1,9 @@
 // `weir lab probe --compare` for Services, on synthetic probe results (no root): one
 // connection per cell, so a Service cell is expected reachable when every usable endpoint
 // allows, unreachable when none does (or there is none), and when only some allow, an answer
-// must come from one that allows and a missing answer is not compared; a pod reaching itself
-// through its Service (hairpin) is not compared. Every kind of disagreement is caught.
+// must come from one that allows and a missing answer is not compared. Masqueraded connections
+// (NodePort with externalTrafficPolicy Cluster, hairpin) are judged at the endpoint with the
+// address of the node entered. Every kind of disagreement is caught.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -23,6 +24,20 @@ apiVersion: v1
 kind: Service
 metadata: { name: local, namespace: shop }
 spec: { clusterIP: 10.96.9.10, selector: { app: web }, internalTrafficPolicy: Local, ports: [{ port: 80, targetPort: http }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: keep, namespace: shop }
+spec: { type: NodePort, externalTrafficPolicy: Local, clusterIP: 10.96.9.11, selector: { app: web }, ports: [{ port: 80, targetPort: http, nodePort: 30090 }] }
+---
+# web admits everyone but node-1's address: masqueraded NodePort traffic entering node-1 is denied.
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: web-not-from-node-1, namespace: shop }
+spec:
+  podSelector: { matchLabels: { app: web } }
+  policyTypes: [Ingress]
+  ingress: [{ from: [{ ipBlock: { cidr: 0.0.0.0/0, except: [172.31.255.11/32] } }] }]
 `;
 
 function setup() {
@@ -49,11 +64,12 @@ const cell = (from: string, to: string, ok: boolean, reply?: string, port = 80):
 });
 
 describe('lab probe --compare for Services', () => {
-  test('targets: every ClusterIP, and every NodePort on the external host\'s node', () => {
+  test('targets: every ClusterIP, and every NodePort on every node', () => {
     const { targets, state } = setup();
     assert.equal(state.external.node, 'node-0');
-    assert.deepEqual(targets.map((t) => t.id).sort(), ['svc/shop/empty', 'svc/shop/front', 'svc/shop/guarded', 'svc/shop/local', 'svc/shop/web', 'svc/shop/web@node-0']);
-    assert.deepEqual(targets.find((t) => t.id === 'svc/shop/web@node-0')?.ports.map((p) => p.port), [30080]);
+    assert.deepEqual(targets.map((t) => t.id).sort(), ['svc/shop/empty', 'svc/shop/front', 'svc/shop/guarded', 'svc/shop/keep', 'svc/shop/keep@node-0', 'svc/shop/keep@node-1', 'svc/shop/local', 'svc/shop/web', 'svc/shop/web@node-0', 'svc/shop/web@node-1']);
+    assert.deepEqual(targets.find((t) => t.id === 'svc/shop/web@node-1')?.ports.map((p) => p.port), [30080]);
+    assert.equal(targets.find((t) => t.id === 'svc/shop/web@node-1')?.ip, state.nodes[1]?.underlayIp);
   });
 
   test('all endpoints allow: an answer from one of them agrees; silence or a stranger disagrees', () => {
@@ -80,14 +96,41 @@ describe('lab probe --compare for Services', () => {
     assert.equal(cmp.compared, 2);
   });
 
-  test('hairpin is not compared; NodePorts from the external host; Local traffic policy narrows endpoints', () => {
+  test('masquerade: NodePort (Cluster) judged with the address of the node entered, hairpin compared, Local keeps the client', () => {
     const { compare, state } = setup();
-    const cmp = compare([cell('shop/web-0', 'svc/shop/web', false), cell('external', 'svc/shop/web@node-0', true, 'shop/web-1', 30080), cell('shop/client', 'svc/shop/local', false)]);
-    assert.equal(cmp.cells[0]?.skipped, 'hairpin');
-    assert.deepEqual([cmp.cells[1]?.expected, cmp.cells[1]?.disagrees], ['Allowed', false]);
+    const nodeIp = (n: string) => state.nodes.find((x) => x.name === n)?.underlayIp;
+    // web denies node-1's address: through node-1 no endpoint allows, whichever node it is on.
+    const cmp = compare([
+      cell('external', 'svc/shop/web@node-0', true, 'shop/web-1', 30080),
+      cell('external', 'svc/shop/web@node-1', false, undefined, 30080),
+      cell('external', 'svc/shop/web@node-1', true, 'shop/web-0', 30080),
+    ]);
+    assert.deepEqual(cmp.cells.map((c) => [c.expected, c.disagrees]), [['Allowed', false], ['Denied', false], ['Denied', true]]);
+    assert.deepEqual(cmp.cells[0]?.endpoints.map((e) => [e.pod, e.seenAs]), [['shop/web-0', nodeIp('node-0')], ['shop/web-1', nodeIp('node-0')]]);
+    assert.match(formatServiceComparison(cmp), /endpoint shop\/web-0 8080: Denied \(its policy sees 172\.31\.255\.11: masqueraded\)/);
+    // A pod sent to itself: compared, its ingress judged with its node's address.
+    const web0 = state.pods.find((p) => p.key === 'shop/web-0');
+    const hair = compare([cell('shop/web-0', 'svc/shop/web', true, 'shop/web-0')]);
+    const self = hair.cells[0]?.endpoints.find((e) => e.pod === 'shop/web-0');
+    assert.equal(self?.seenAs, nodeIp(web0?.node as string));
+    assert.equal(self?.verdict, web0?.node === 'node-1' ? 'Denied' : 'Allowed');
+    assert.equal(hair.cells[0]?.skipped, undefined);
+    assert.equal(hair.cells[0]?.disagrees, web0?.node === 'node-1');
+    // externalTrafficPolicy Local: the node's own endpoints, judged with the client's address (no masquerade).
+    const keep = compare(state.nodes.map((n) => cell('external', `svc/shop/keep@${n.name}`, false, undefined, 30090)));
+    for (const [i, n] of state.nodes.entries()) {
+      const own = state.pods.filter((p) => p.labels.app === 'web' && p.node === n.name).map((p) => p.key).sort();
+      assert.deepEqual(keep.cells[i]?.endpoints.map((e) => [e.pod, e.seenAs, e.verdict]), own.map((k) => [k, undefined, 'Allowed']));
+      assert.equal(keep.cells[i]?.expected, own.length > 0 ? 'Allowed' : 'Denied');
+    }
+  });
+
+  test('internalTrafficPolicy Local narrows endpoints to the client node', () => {
+    const { compare, state } = setup();
+    const cmp = compare([cell('shop/client', 'svc/shop/local', false)]);
     const clientNode = state.pods.find((p) => p.key === 'shop/client')?.node;
     const local = state.pods.filter((p) => p.labels.app === 'web' && p.node === clientNode).map((p) => p.key).sort();
-    assert.deepEqual(cmp.cells[2]?.endpoints.map((e) => e.pod).sort(), local);
-    assert.equal(cmp.cells[2]?.expected, local.length > 0 ? 'Allowed' : 'Denied');
+    assert.deepEqual(cmp.cells[0]?.endpoints.map((e) => e.pod).sort(), local);
+    assert.equal(cmp.cells[0]?.expected, local.length > 0 ? 'Allowed' : 'Denied');
   });
 });

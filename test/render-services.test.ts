@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { loadManifestText } from '../src/load/index.js';
 import type { Cluster, Pod } from '../src/model/cluster.js';
-import { planServices, renderServices, serviceWeightPatch, SERVICE_PORTS_MAP, SERVICE_REJECT_MAP } from '../src/render/services.js';
+import { planServices, renderServices, serviceWeightPatch, NODEPORT_IPS_SET, SERVICE_NODEPORTS_MAP, SERVICE_PORTS_MAP, SERVICE_REJECT_MAP, SERVICE_REJECT_NODEPORTS_MAP } from '../src/render/services.js';
 
 function cluster(yaml: string, pods: Pod[]): Cluster {
   const { cluster: c, diagnostics } = loadManifestText(yaml, 's.yaml');
@@ -39,9 +39,11 @@ describe('service NAT section', () => {
   test('one lookup map, weights as ranges, affinity sets, rejects without endpoints', () => {
     const rs = renderServices(planServices(cluster(YAML, PODS), [], 'n0'));
     const ports = rs.sets.get(SERVICE_PORTS_MAP)?.elements ?? [];
-    assert.equal(ports.length, 3, ports.join('\n'));
+    assert.equal(ports.length, 2, ports.join('\n'));
     assert.ok(ports.some((e) => e.startsWith('10.96.0.80 . tcp . 80 : goto svc_web_80_')));
-    assert.ok(ports.some((e) => e.startsWith('172.31.255.10 . tcp . 30080 : goto svc_web_80_')));
+    // NodePorts: kube-proxy's shape, one map by protocol and port behind the node's addresses.
+    assert.deepEqual(rs.sets.get(NODEPORT_IPS_SET)?.elements, ['172.31.255.10']);
+    assert.match(rs.sets.get(SERVICE_NODEPORTS_MAP)?.elements.join('\n') ?? '', /^tcp \. 30080 : goto ext_web_30080_\w+$/);
     assert.deepEqual(rs.sets.get(SERVICE_REJECT_MAP)?.elements, ['10.96.0.82 . udp . 53 : goto svc_reject_conn']);
     const lb = [...rs.sets.values()].filter((s) => s.name.startsWith('lb_web_80_'));
     assert.equal(lb.length, 1, 'NodePort and ClusterIP share one chain when the traffic policies agree');
@@ -65,9 +67,9 @@ describe('service NAT section', () => {
     const many = Array.from({ length: 50 }, (_, i) => YAML.replace(/name: (web|sticky|empty),/g, `name: $1-${i},`).replaceAll('10.96.0.8', `10.96.${i + 1}.8`).replace('nodePort: 30080', `nodePort: ${30100 + i}`)).join('---\n');
     const one = renderServices(planServices(cluster(YAML, PODS), [], 'n0'));
     const fifty = renderServices(planServices(cluster(many, PODS), [], 'n0'));
-    for (const base of ['svc_nat_pre', 'svc_nat_out', 'svc_check_pre', 'svc_check_out']) {
+    for (const base of ['svc_nat_pre', 'svc_nat_out', 'svc_check_pre', 'svc_check_out', 'svc_hairpin', 'svc_masq']) {
       assert.deepEqual(fifty.chains.get(base)?.rules, one.chains.get(base)?.rules);
-      assert.equal(one.chains.get(base)?.rules.length, 1);
+      assert.equal(one.chains.get(base)?.rules.length, base === 'svc_hairpin' ? 1 : 2, base);
     }
   });
 
@@ -82,5 +84,58 @@ describe('service NAT section', () => {
     const lb = [...patched.patch.added.entries()];
     assert.equal(lb.length, 1);
     assert.equal(lb[0][1].join(), '0-999 : 10.244.0.3 . 8080');
+  });
+
+  test('NodePort masquerade as kube-proxy: Cluster marks and SNATs to the node address, Local keeps the client and drops without a local endpoint', () => {
+    const yaml = `apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: shop }
+spec: { type: NodePort, clusterIP: 10.96.0.80, selector: { app: web }, ports: [{ port: 80, targetPort: http, nodePort: 30080 }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: loc, namespace: shop }
+spec: { type: NodePort, externalTrafficPolicy: Local, internalTrafficPolicy: Local, clusterIP: 10.96.0.81, selector: { app: web }, ports: [{ port: 80, targetPort: http, nodePort: 30081 }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: none, namespace: shop }
+spec: { type: NodePort, clusterIP: 10.96.0.82, selector: { app: nothing }, ports: [{ port: 80, nodePort: 30082 }] }
+`;
+    const c: Cluster = { ...cluster(yaml, PODS), nodes: [{ name: 'n0', labels: {}, ip: '172.31.255.10' }, { name: 'n1', labels: {}, ip: '172.31.255.11' }] };
+    // n1 has no endpoint: Cluster goes to n0's pods (masqueraded), Local drops, no endpoint at all rejects.
+    const n1 = renderServices(planServices(c, [], 'n1'));
+    assert.deepEqual(n1.sets.get(NODEPORT_IPS_SET)?.elements, ['172.31.255.11']);
+    const np = n1.sets.get(SERVICE_NODEPORTS_MAP)?.elements ?? [];
+    assert.equal(np.length, 1, np.join('\n'));
+    const ext = /^tcp \. 30080 : goto (ext_web_30080_\w+)$/.exec(np[0] ?? '')?.[1] as string;
+    assert.ok(ext, np[0]);
+    assert.deepEqual(n1.chains.get(ext)?.rules, ['jump svc_mark_masq', `goto ${/goto (svc_web_80_\w+)/.exec(n1.sets.get(SERVICE_PORTS_MAP)?.elements.find((e) => e.startsWith('10.96.0.80')) ?? '')?.[1]}`]);
+    assert.deepEqual(n1.chains.get('svc_mark_masq')?.rules, ['meta mark set meta mark or 0x00004000']);
+    assert.deepEqual(n1.chains.get('svc_masq')?.rules, ['meta mark & 0x00004000 == 0x00000000 return', 'meta mark set meta mark xor 0x00004000 snat ip to 172.31.255.11 fully-random']);
+    assert.match(n1.chains.get('svc_masq')?.hook ?? '', /hook postrouting priority srcnat/);
+    assert.deepEqual(n1.chains.get('svc_hairpin')?.rules, ['ct state new ct status dnat fib daddr . iif oif exists meta mark set meta mark or 0x00004000']);
+    assert.deepEqual(n1.sets.get(SERVICE_REJECT_NODEPORTS_MAP)?.elements, ['tcp . 30081 : drop', 'tcp . 30082 : goto svc_reject_conn']);
+    // internalTrafficPolicy Local without a local endpoint: the ClusterIP drops too (kube-proxy).
+    assert.deepEqual(n1.sets.get(SERVICE_REJECT_MAP)?.elements, ['10.96.0.81 . tcp . 80 : drop', '10.96.0.82 . tcp . 80 : goto svc_reject_conn']);
+    // n0 holds the endpoints: Local's NodePort goes straight to them, unmarked (the client's address stays).
+    const n0 = renderServices(planServices(c, [], 'n0'));
+    const np0 = n0.sets.get(SERVICE_NODEPORTS_MAP)?.elements ?? [];
+    assert.equal(np0.length, 2, np0.join('\n'));
+    assert.match(np0.find((e) => e.startsWith('tcp . 30081')) ?? '', /^tcp \. 30081 : goto svc_loc_80_\w+$/);
+    assert.deepEqual(n0.sets.get(SERVICE_REJECT_NODEPORTS_MAP)?.elements, ['tcp . 30082 : goto svc_reject_conn']);
+    // kube-proxy's short-circuit: with internalTrafficPolicy Cluster, a Local NodePort on a node
+    // without a local endpoint still takes pods' (by interface) and the node's own connections
+    // to every endpoint (the node's masqueraded); everything else is dropped there.
+    const cl: Cluster = { ...c, services: c.services.map((x) => (x.name === 'loc' ? { ...x, internalTrafficPolicy: 'Cluster' as const } : x)) };
+    const short = renderServices(planServices(cl, [], 'n1', { podInterfaces: 'wp*' }));
+    const loc = /^tcp \. 30081 : goto (ext_loc_30081_\w+)$/m.exec(short.sets.get(SERVICE_NODEPORTS_MAP)?.elements.join('\n') ?? '')?.[1] as string;
+    assert.ok(loc, short.sets.get(SERVICE_NODEPORTS_MAP)?.elements.join('\n') ?? '');
+    const all = /goto (svc_loc_80_\w+)/.exec(short.sets.get(SERVICE_PORTS_MAP)?.elements.find((e) => e.startsWith('10.96.0.81')) ?? '')?.[1] as string;
+    assert.deepEqual(short.chains.get(loc)?.rules, [`iifname "wp*" goto ${all}`, 'fib saddr type local jump svc_mark_masq', `fib saddr type local goto ${all}`, 'drop']);
+    assert.deepEqual(short.sets.get(SERVICE_REJECT_NODEPORTS_MAP)?.elements, ['tcp . 30082 : goto svc_reject_conn'], 'the drop moved into the external chain');
+    // Without a node address there is nothing to SNAT to: the kernel's masquerade.
+    const noIp = renderServices({ ...planServices(c, [], 'n1'), nodeIps: [] });
+    assert.equal(noIp.chains.get('svc_masq')?.rules[1], 'meta mark set meta mark xor 0x00004000 masquerade fully-random');
   });
 });

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { explainService, renderServiceConnectivity, serviceConnectivity, serviceLineText, servicePorts, ServiceNotFoundError } from '../src/analyze/services.js';
+import { explainService, formatServiceExplanation, renderServiceConnectivity, serviceConnectivity, serviceLineText, servicePorts, ServiceNotFoundError } from '../src/analyze/services.js';
 import { loadManifestText } from '../src/load/index.js';
 import type { Cluster } from '../src/model/cluster.js';
 import { analyze, PolicyEngine } from '../src/policy/index.js';
@@ -75,7 +75,7 @@ spec:
     const sc = serviceConnectivity(engine, cluster, analyze(engine));
     const text = sc.lines.map(serviceLineText);
     assert.ok(text.includes('ops/scraper[Pod] => shop/front[Service] : TCP 80 (ClusterIP ' + (servicePorts(cluster).find((v) => v.service === 'shop/front')?.address as { ip: string }).ip + ') PARTIAL via shop/web[Deployment] TCP 8080; not via shop/legacy[Pod] TCP 9000'), text.join('\n'));
-    assert.ok(text.some((l) => l.startsWith('0.0.0.0-255.255.255.255[External] => shop/web[Service] : TCP 80 (NodePort 30080) via shop/web[Deployment] TCP 8080')));
+    assert.ok(text.some((l) => l.startsWith("0.0.0.0-255.255.255.255[External] => shop/web[Service] : TCP 80 (NodePort 30080 on any node, masqueraded: the endpoints' policy sees the node's address) via shop/web[Deployment] TCP 8080")), text.join('\n'));
     // External clients reach no ClusterIP-only Service.
     assert.ok(!text.some((l) => l.includes('[External] => shop/front')));
     assert.ok(sc.lines.filter((l) => l.service === 'shop/outside[Service]').every((l) => l.reach === 'unknown' && l.allowed.length === 0));
@@ -90,6 +90,55 @@ spec:
     assert.match(md, /Services without endpoints/);
     const json = JSON.parse(renderServiceConnectivity(sc, 'json')) as { connections: { reach: string }[]; withoutEndpoints: unknown[] };
     assert.equal(json.connections.length, sc.lines.length);
+  });
+
+  test('NodePort per node entered: Cluster masquerades (the endpoints judge the node\'s address), Local keeps the client', () => {
+    const NODES = `---
+apiVersion: v1
+kind: Node
+metadata: { name: n0 }
+status: { addresses: [{ type: InternalIP, address: 172.31.255.10 }] }
+---
+apiVersion: v1
+kind: Node
+metadata: { name: n1 }
+status: { addresses: [{ type: InternalIP, address: 172.31.255.11 }] }
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: web-not-from-n1, namespace: shop }
+spec:
+  podSelector: { matchLabels: { app: web } }
+  policyTypes: [Ingress]
+  ingress: [{ from: [{ ipBlock: { cidr: 0.0.0.0/0, except: [172.31.255.11/32, 8.8.8.0/24] } }] }]
+`;
+    const { cluster, engine } = load(NODES);
+    assert.deepEqual(cluster.nodes.map((n) => [n.name, n.ip]), [['n0', '172.31.255.10'], ['n1', '172.31.255.11']]);
+    // 8.8.8.8 is itself refused, yet through n0 it gets in: the endpoint sees n0's address.
+    const e = explainService(engine, cluster, '8.8.8.8', 'shop/web', 80);
+    assert.equal(e.verdict, 'Partial');
+    assert.deepEqual(e.nodes?.map((n) => [n.node, n.verdict, n.masquerade]), [['n0', 'Allowed', true], ['n1', 'Denied', true]]);
+    assert.deepEqual(e.endpoints.map((x) => [x.entered, x.seenAs, x.explanation.verdict]), [['n0', '172.31.255.10', 'Allowed'], ['n1', '172.31.255.11', 'Denied']]);
+    assert.match(formatServiceExplanation(e), /^entered on n1 \(172\.31\.255\.11\), masqueraded: the endpoints' policy sees 172\.31\.255\.11: DENIED$/m);
+    const lines = serviceConnectivity(engine, cluster, analyze(engine)).lines.filter((l) => l.service === 'shop/web[Service]' && l.frontend === 'node-port');
+    assert.deepEqual(lines.map((l) => [l.src, l.node, l.seenAs, l.reach]), [['0.0.0.0-255.255.255.255[External]', 'n0', '172.31.255.10', 'all']]);
+    // externalTrafficPolicy Local: no masquerade, the client's own address is judged, and a
+    // node without a local endpoint drops.
+    const local = load(NODES + `---
+apiVersion: v1
+kind: Pod
+metadata: { name: pinned, namespace: shop, labels: { app: pinned } }
+spec: { nodeName: n0, containers: [{ name: c, ports: [{ name: http, containerPort: 8080 }] }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: keep, namespace: shop }
+spec: { type: NodePort, externalTrafficPolicy: Local, selector: { app: pinned }, ports: [{ port: 80, targetPort: http, nodePort: 30090 }] }
+`);
+    const k = explainService(local.engine, local.cluster, '8.8.8.8', 'shop/keep', 80);
+    assert.deepEqual(k.nodes?.map((n) => [n.node, n.verdict, n.masquerade]), [['n0', 'Allowed', false], ['n1', 'Denied', false]]);
+    assert.match(k.nodes?.[1]?.reason ?? '', /externalTrafficPolicy Local and no endpoint on n1: dropped/);
+    assert.equal(k.endpoints[0]?.seenAs, undefined);
   });
 
   test('the CLI: explain --to svc/…, analyze --services, exit codes and errors', async () => {

@@ -270,14 +270,14 @@ export class NodeAgent {
   private services(): ServicesInput | undefined {
     if (!this.synced || this.synced.cluster.services.length === 0) return undefined;
     const snap = this.snapshot() as ClusterSnapshot;
-    return planServices(snap.cluster, snap.endpointSlices, this.opts.node, this.lbRuntime ?? {});
+    return planServices(snap.cluster, snap.endpointSlices, this.opts.node, { ...this.lbRuntime, podInterfaces: this.opts.podInterfaces });
   }
 
   /** The node's Services without run-time inputs (the balancing loop measures their endpoints). */
   servicesInput(): ServicesInput | undefined {
     if (!this.synced || this.synced.cluster.services.length === 0) return undefined;
     const snap = this.snapshot() as ClusterSnapshot;
-    return planServices(snap.cluster, snap.endpointSlices, this.opts.node);
+    return planServices(snap.cluster, snap.endpointSlices, this.opts.node, { podInterfaces: this.opts.podInterfaces });
   }
 
   /**

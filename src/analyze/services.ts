@@ -16,11 +16,19 @@
 // selector that no EndpointSlice names, an invalid slice, an ExternalName, or a Local traffic
 // policy whose client node is not known makes every verdict through it UNKNOWN, never allowed.
 //
+// NodePorts, per node entered (as src/render/services.ts translates them, after kube-proxy):
+// with externalTrafficPolicy Cluster the connection is masqueraded to the address of the node
+// the client entered, so every endpoint's ingress policy judges *that node's address*, whichever
+// node the endpoint runs on, and the client's own address matters nowhere (it is outside the
+// cluster: no egress policy of its own). Without a Node address in the manifests the verdict is
+// what every address would get, else UNKNOWN. With externalTrafficPolicy Local the client's
+// address is kept and only the entered node's endpoints are used (none there: dropped).
+//
 // Pure: engine, cluster and analysis in, plain data out.
 
 import { allocate, serviceKey, type ServiceAddress } from '../lb/allocate.js';
 import { resolveTargetPort } from '../lb/endpoints.js';
-import type { Cluster, Pod, Protocol, Service } from '../model/cluster.js';
+import type { Cluster, Node, Pod, Protocol, Service } from '../model/cluster.js';
 import {
   allows,
   explain,
@@ -82,6 +90,11 @@ export interface ServicePortView {
 /** What explain() takes for an endpoint: the pod, or the external address. */
 export function endpointTarget(e: ServiceEndpointRef): string {
   return e.pod ?? e.ip ?? '';
+}
+
+/** An endpoint in words: the pod and its workload, or an external address. */
+function endpointWords(e: ServiceEndpointRef): string {
+  return e.pod !== undefined ? `${e.pod} (${e.workload})` : `${e.ip ?? '?'} (External)`;
 }
 
 function selects(selector: Readonly<Record<string, string>>, pod: Pod): boolean {
@@ -185,11 +198,56 @@ export function frontendFor(view: ServicePortView, external: boolean): ServiceFr
   return external && view.nodePort !== undefined ? 'node-port' : 'cluster-ip';
 }
 
-export function frontendText(view: ServicePortView, frontend: ServiceFrontend): string {
+export function frontendText(view: ServicePortView, frontend: ServiceFrontend, entry?: NodePortEntry): string {
   if (frontend === 'headless') return 'headless: straight to the endpoints';
-  if (frontend === 'node-port') return `NodePort ${view.nodePort ?? '?'}${view.externalTrafficPolicy === 'Local' ? ', externalTrafficPolicy Local: each endpoint through its own node' : ''}`;
+  if (frontend === 'node-port') {
+    const np = `NodePort ${view.nodePort ?? '?'}`;
+    if (!entry) return `${np} on every node${view.externalTrafficPolicy === 'Local' ? ', externalTrafficPolicy Local' : ', masqueraded'}`;
+    return `${np} on ${entry.node ?? 'any node'}, ${nodePortSeenText(entry)}`;
+  }
   return view.address.kind === 'virtual' ? `ClusterIP ${view.address.ip}` : 'no ClusterIP';
 }
+
+/** How a NodePort entry treats the client's address, in words. */
+function nodePortSeenText(entry: NodePortEntry): string {
+  if (entry.masquerade) return `masqueraded: the endpoints' policy sees ${entry.nodeIp ?? "the node's address"}`;
+  return entry.node !== undefined ? `externalTrafficPolicy Local: client address kept, endpoints on ${entry.node} only` : 'externalTrafficPolicy Local: each endpoint through its own node, client address kept';
+}
+
+/** One node's NodePort: the endpoints a client entering there may be sent to, and the source they see. */
+export interface NodePortEntry {
+  /** The node entered; absent when the manifests name no node (any node). */
+  readonly node?: string;
+  readonly nodeIp?: string;
+  /** externalTrafficPolicy Cluster: masqueraded to the node's address (what the endpoints' policy sees). */
+  readonly masquerade: boolean;
+  readonly endpoints: readonly ServiceEndpointRef[];
+  /** externalTrafficPolicy Local and no endpoint on this node while there are some elsewhere: dropped. */
+  readonly dropped?: boolean;
+  readonly unresolved?: string;
+}
+
+/** A NodePort per node entered (sorted by node name), or one entry for any node when none is known. */
+export function nodePortEntries(view: ServicePortView, nodes: readonly Node[]): NodePortEntry[] {
+  const masquerade = view.externalTrafficPolicy === 'Cluster';
+  const sorted = [...nodes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const base = (n: Node | undefined) => ({ ...(n ? { node: n.name } : {}), ...(n?.ip !== undefined ? { nodeIp: n.ip } : {}), masquerade });
+  if (view.unresolved !== undefined) return (sorted.length > 0 ? sorted : [undefined]).map((n) => ({ ...base(n), endpoints: [], unresolved: view.unresolved }));
+  if (sorted.length === 0) return [{ ...base(undefined), endpoints: view.endpoints }];
+  return sorted.map((n) => {
+    if (masquerade) return { ...base(n), endpoints: view.endpoints };
+    if (view.endpoints.some((e) => e.node === undefined)) return { ...base(n), endpoints: [], unresolved: `Service ${view.service} spec.externalTrafficPolicy: Local, and the endpoints' nodes are not known` };
+    const endpoints = view.endpoints.filter((e) => e.node === n.name);
+    return { ...base(n), endpoints, ...(endpoints.length === 0 && view.endpoints.length > 0 ? { dropped: true } : {}) };
+  });
+}
+
+/** The source an endpoint's ingress policy judges through `entry` (for explain): the node's address, or the client. */
+function seenFrom(entry: NodePortEntry, client: string): string {
+  return entry.masquerade ? (entry.nodeIp ?? '0.0.0.0/0') : client;
+}
+
+const NODE_ADDRESS_UNKNOWN = "the endpoints' policy sees the address of the node entered (masquerade), which the manifests do not give (no Node with an address)";
 
 /**
  * The endpoints a client on `clientNode` may be sent to through `frontend`, or why that cannot
@@ -215,6 +273,10 @@ export type ServiceVerdict = Verdict | 'Mixed' | 'Partial';
 
 export interface ServiceEndpointExplanation {
   readonly endpoint: ServiceEndpointRef;
+  /** NodePort: the node entered (absent: any node). */
+  readonly entered?: string;
+  /** NodePort with masquerade: the source the endpoint's policy judged. */
+  readonly seenAs?: string;
   /** The pod-to-pod explanation at the endpoint's target port: policy after DNAT. */
   readonly explanation: Explanation;
 }
@@ -238,10 +300,29 @@ export interface ServiceExplanation {
   readonly reason?: string;
   readonly unknownBecause?: readonly string[];
   readonly endpoints: readonly ServiceEndpointExplanation[];
+  /** NodePort: one entry per node entered, each with its own verdict (the endpoints above, by `entered`). */
+  readonly nodes?: readonly ServiceNodeExplanation[];
+}
+
+export interface ServiceNodeExplanation {
+  readonly node?: string;
+  readonly nodeIp?: string;
+  readonly masquerade: boolean;
+  /** What the endpoints' policy sees, in words. */
+  readonly seen: string;
+  readonly verdict: ServiceVerdict;
+  readonly reason?: string;
+}
+
+function combine(verdicts: readonly (Verdict | 'Mixed' | ServiceVerdict)[]): ServiceVerdict {
+  const set = new Set(verdicts);
+  if (set.has('Unknown')) return 'Unknown';
+  if (set.has('Mixed')) return 'Mixed';
+  return set.size === 1 ? ([...set][0] as ServiceVerdict) : 'Partial';
 }
 
 /** `--from FROM --to svc/ns/name --port PORT`: each endpoint explained, then one verdict. */
-export function explainService(engine: PolicyEngine, cluster: Pick<Cluster, 'services' | 'pods' | 'endpointSlices'>, from: string, service: string, port: number | string, protocol?: Protocol): ServiceExplanation {
+export function explainService(engine: PolicyEngine, cluster: Pick<Cluster, 'services' | 'pods' | 'endpointSlices'> & { readonly nodes?: readonly Node[] }, from: string, service: string, port: number | string, protocol?: Protocol): ServiceExplanation {
   const view = findServicePort(servicePorts(cluster), service, port, protocol);
   const src = resolveEndpoint(engine, from);
   const frontend = frontendFor(view, src.endpoint.kind === 'external');
@@ -256,6 +337,7 @@ export function explainService(engine: PolicyEngine, cluster: Pick<Cluster, 'ser
     frontend,
     via: frontendText(view, frontend),
   };
+  if (frontend === 'node-port') return explainNodePort(engine, view, from, base, nodePortEntries(view, cluster.nodes ?? []));
   if (eligible.unresolved !== undefined) {
     return { ...base, verdict: 'Unknown', reason: `endpoints not known: ${eligible.unresolved}`, unknownBecause: [eligible.unresolved], endpoints: [] };
   }
@@ -275,11 +357,51 @@ export function explainService(engine: PolicyEngine, cluster: Pick<Cluster, 'ser
   return { ...base, verdict, ...(unknownBecause.length > 0 ? { unknownBecause } : {}), endpoints };
 }
 
+function explainNodePort(engine: PolicyEngine, view: ServicePortView, from: string, base: Omit<ServiceExplanation, 'verdict' | 'endpoints'>, entries: readonly NodePortEntry[]): ServiceExplanation {
+  const nodes: ServiceNodeExplanation[] = [];
+  const endpoints: ServiceEndpointExplanation[] = [];
+  const because = new Set<string>();
+  for (const en of entries) {
+    const head = { ...(en.node !== undefined ? { node: en.node } : {}), ...(en.nodeIp !== undefined ? { nodeIp: en.nodeIp } : {}), masquerade: en.masquerade, seen: nodePortSeenText(en) };
+    if (en.unresolved !== undefined) {
+      because.add(en.unresolved);
+      nodes.push({ ...head, verdict: 'Unknown', reason: `endpoints not known: ${en.unresolved}` });
+      continue;
+    }
+    if (en.endpoints.length === 0) {
+      nodes.push({ ...head, verdict: 'Denied', reason: en.dropped ? `externalTrafficPolicy Local and no endpoint on ${en.node ?? 'this node'}: dropped` : 'no endpoint: the connection is rejected at once' });
+      continue;
+    }
+    const src = seenFrom(en, from);
+    const mine = en.endpoints.map((e) => ({ endpoint: e, ...(en.node !== undefined ? { entered: en.node } : {}), ...(en.masquerade ? { seenAs: src } : {}), explanation: explain(engine, src, endpointTarget(e), e.protocol, e.port) }));
+    endpoints.push(...mine);
+    for (const x of mine) for (const r of x.explanation.unknownBecause ?? []) because.add(r);
+    let verdict = combine(mine.map((x) => x.explanation.verdict));
+    let reason: string | undefined;
+    // Masqueraded to an address the manifests do not give: a verdict that differs between addresses is not known.
+    if (en.masquerade && en.nodeIp === undefined && mine.some((x) => x.explanation.verdict === 'Mixed')) {
+      verdict = 'Unknown';
+      reason = NODE_ADDRESS_UNKNOWN;
+      because.add(NODE_ADDRESS_UNKNOWN);
+    }
+    nodes.push({ ...head, verdict, ...(reason !== undefined ? { reason } : {}) });
+  }
+  const verdict = combine(nodes.map((n) => n.verdict));
+  const unknownBecause = [...because].sort();
+  const reason = nodes.length === 1 ? nodes[0]?.reason : verdict === 'Denied' && nodes.every((n) => n.reason !== undefined) ? [...new Set(nodes.map((n) => n.reason))].join('; ') : undefined;
+  return { ...base, via: frontendText(view, 'node-port'), verdict, ...(reason !== undefined ? { reason } : {}), ...(verdict === 'Unknown' && unknownBecause.length > 0 ? { unknownBecause } : {}), endpoints, nodes };
+}
+
 export function formatServiceExplanation(e: ServiceExplanation): string {
   const n = e.endpoints.length;
   const allowed = e.endpoints.filter((x) => x.explanation.verdict === 'Allowed').length;
-  const verdictText =
-    e.verdict === 'Unknown'
+  const verdictText = e.nodes
+    ? e.verdict === 'Unknown'
+      ? `UNKNOWN (${e.reason ?? (e.unknownBecause ?? []).join('; ')})`
+      : e.verdict === 'Partial'
+        ? 'PARTIAL (it depends on the node entered or the endpoint chosen, below)'
+        : `${e.verdict.toUpperCase()} (${e.nodes.length === 1 ? (e.reason ?? (e.nodes[0]?.node !== undefined ? `entered on ${e.nodes[0].node}` : 'entered on any node')) : 'on every node entered'})`
+    : e.verdict === 'Unknown'
       ? `UNKNOWN (${e.reason ?? `invalid: ${(e.unknownBecause ?? []).join('; ')}`})`
       : e.verdict === 'Partial'
         ? `PARTIAL (${allowed} of ${n} endpoints allow: a connection gets through only when it is sent to one of them)`
@@ -289,9 +411,18 @@ export function formatServiceExplanation(e: ServiceExplanation): string {
             ? `${e.verdict.toUpperCase()} (${e.reason ?? 'no endpoint'})`
             : `${e.verdict.toUpperCase()} (${e.verdict === 'Allowed' ? 'every' : 'no'} endpoint of ${n} allows)`;
   const lines = [`${e.from} => ${e.to} : ${e.protocol} ${e.port}${e.portName !== undefined ? ` (${e.portName})` : ''} via ${e.via}`, `verdict: ${verdictText}`];
+  if (e.nodes) {
+    for (const n of e.nodes) {
+      lines.push(`entered on ${n.node ?? 'any node'}${n.nodeIp !== undefined ? ` (${n.nodeIp})` : ''}, ${n.seen}: ${n.verdict.toUpperCase()}${n.reason !== undefined ? ` (${n.reason})` : ''}`);
+      for (const x of e.endpoints.filter((y) => y.entered === n.node)) {
+        lines.push(`  endpoint ${endpointWords(x.endpoint)} ${x.endpoint.protocol} ${x.endpoint.port}: ${x.explanation.verdict.toUpperCase()}`);
+        for (const l of formatExplanation(x.explanation).split('\n').slice(1)) lines.push(`    ${l}`);
+      }
+    }
+    return lines.join('\n');
+  }
   for (const x of e.endpoints) {
-    const what = x.endpoint.pod !== undefined ? `${x.endpoint.pod} (${x.endpoint.workload})` : `${x.endpoint.ip ?? '?'} (External)`;
-    lines.push(`endpoint ${what} ${x.endpoint.protocol} ${x.endpoint.port}: ${x.explanation.verdict.toUpperCase()}`);
+    lines.push(`endpoint ${endpointWords(x.endpoint)} ${x.endpoint.protocol} ${x.endpoint.port}: ${x.explanation.verdict.toUpperCase()}`);
     // The pod-to-pod explanation after its own first line (which repeats the endpoint).
     for (const l of formatExplanation(x.explanation).split('\n').slice(1)) lines.push(`  ${l}`);
   }
@@ -312,6 +443,10 @@ export interface ServiceConnLine {
   readonly portName?: string;
   readonly frontend: ServiceFrontend;
   readonly via: string;
+  /** NodePort: the node entered. */
+  readonly node?: string;
+  /** NodePort, masqueraded: the source the endpoints' policy sees. */
+  readonly seenAs?: string;
   readonly reach: ServiceReach;
   /** `workload PROTO port` of the endpoints that allow, deny, or whose verdict is unknown. */
   readonly allowed: readonly string[];
@@ -345,7 +480,7 @@ type Cell = 'allowed' | 'denied' | 'unknown';
  * source and Service port where some endpoint allows (or might); `focus` keeps the lines whose
  * source or Service (`ns/name`) it names.
  */
-export function serviceConnectivity(engine: PolicyEngine, cluster: Pick<Cluster, 'services' | 'pods' | 'endpointSlices'>, result: ConnectivityResult, opts: { readonly focus?: string } = {}): ServiceConnectivity {
+export function serviceConnectivity(engine: PolicyEngine, cluster: Pick<Cluster, 'services' | 'pods' | 'endpointSlices'> & { readonly nodes?: readonly Node[] }, result: ConnectivityResult, opts: { readonly focus?: string } = {}): ServiceConnectivity {
   const views = servicePorts(cluster);
   const classOfPod = new Map<string, number>();
   for (const c of result.classes) if (c.kind === 'pod') for (const p of c.pods) classOfPod.set(`${p.namespace}/${p.name}`, c.index);
@@ -392,6 +527,26 @@ export function serviceConnectivity(engine: PolicyEngine, cluster: Pick<Cluster,
     return [...out].sort();
   };
 
+  const nodes = cluster.nodes ?? [];
+  /** A masqueraded endpoint's cell: its ingress judging the node's address (or, unknown, every external address alike). */
+  const nodeCells = new Map<string, { cell: Cell; because: string[] }>();
+  const nodeCell = (entry: NodePortEntry, e: ServiceEndpointRef): { cell: Cell; because: string[] } => {
+    const k = `${entry.nodeIp ?? '*'}\u0000${endpointTarget(e)}\u0000${e.protocol}\u0000${e.port}`;
+    const hit = nodeCells.get(k);
+    if (hit) return hit;
+    let out: { cell: Cell; because: string[] };
+    if (entry.nodeIp !== undefined) {
+      const x = explain(engine, entry.nodeIp, endpointTarget(e), e.protocol, e.port);
+      out = { cell: x.verdict === 'Allowed' ? 'allowed' : x.verdict === 'Denied' ? 'denied' : 'unknown', because: [...(x.unknownBecause ?? [])] };
+    } else {
+      // Node addresses are IPv4 here (weir's NodePorts are): what every IPv4 address would get.
+      const v4 = externals.filter((c) => c.range !== undefined && familyOf(c.range.start) === 4);
+      const seen = new Set(v4.map((c) => cellOf(c.index, e)));
+      out = seen.size === 1 ? { cell: [...seen][0] as Cell, because: seen.has('unknown') ? reasonsOf(v4[0] as AnalysisClass, [e]) : [] } : { cell: 'unknown', because: [NODE_ADDRESS_UNKNOWN] };
+    }
+    nodeCells.set(k, out);
+    return out;
+  };
   const lines: ServiceConnLine[] = [];
   const withoutEndpoints: ServiceWithoutEndpoints[] = [];
   const serviceName = (v: ServicePortView) => `${v.service}[Service]`;
@@ -402,7 +557,7 @@ export function serviceConnectivity(engine: PolicyEngine, cluster: Pick<Cluster,
     if (!src || src.kind === 'external') return false;
     return src.name === f || `${src.namespace ?? ''}/${src.workloadName ?? ''}` === f || src.workloadName === f;
   };
-  const lineOf = (src: string, v: ServicePortView, frontend: ServiceFrontend, eps: readonly ServiceEndpointRef[], cells: readonly Cell[], unresolved: string | undefined, reasons: () => string[]): ServiceConnLine | undefined => {
+  const lineOf = (src: string, v: ServicePortView, frontend: ServiceFrontend, eps: readonly ServiceEndpointRef[], cells: readonly Cell[], unresolved: string | undefined, reasons: () => string[], entry?: NodePortEntry): ServiceConnLine | undefined => {
     const pick = (k: Cell) => [...new Set(eps.filter((_, i) => cells[i] === k).map(endpointText))].sort();
     const allowed = pick('allowed');
     const denied = pick('denied');
@@ -417,7 +572,9 @@ export function serviceConnectivity(engine: PolicyEngine, cluster: Pick<Cluster,
       protocol: v.protocol,
       ...(v.portName !== undefined ? { portName: v.portName } : {}),
       frontend,
-      via: frontendText(v, frontend),
+      via: frontendText(v, frontend, entry),
+      ...(entry?.node !== undefined ? { node: entry.node } : {}),
+      ...(entry?.masquerade ? { seenAs: entry.nodeIp ?? "the node's address" } : {}),
       reach,
       allowed,
       denied,
@@ -442,34 +599,42 @@ export function serviceConnectivity(engine: PolicyEngine, cluster: Pick<Cluster,
       const line = lineOf(src.name, v, frontend, eligible.endpoints, cells, eligible.unresolved, () => reasonsOf(c, eligible.endpoints));
       if (line) lines.push(line);
     }
-    // External addresses: the NodePort, merged into runs of adjacent atoms alike.
+    // External addresses: the NodePort on each node entered, merged into runs of adjacent atoms alike.
     if (v.nodePort === undefined || v.address.kind !== 'virtual' || (opts.focus !== undefined && !focusHit(undefined, v))) continue;
-    const eligible = eligibleEndpoints(v, 'node-port', undefined);
-    let run: { atoms: AnalysisClass[]; sig: string } | undefined;
-    const flush = () => {
-      if (!run) return;
-      const first = run.atoms[0]?.range;
-      const last = run.atoms[run.atoms.length - 1]?.range;
-      const rep = run.atoms[0];
-      if (first && last && rep) {
-        const cells = eligible.endpoints.map((e) => cellOf(rep.index, e));
-        const line = lineOf(`${formatInterval({ start: first.start, end: last.end })}[External]`, v, 'node-port', eligible.endpoints, cells, eligible.unresolved, () => reasonsOf(rep, eligible.endpoints));
-        if (line) lines.push(line);
+    for (const entry of nodePortEntries(v, nodes)) {
+      const eps = entry.endpoints;
+      // Masqueraded: every endpoint judges the node's address, the same for every client.
+      const masq = entry.masquerade ? eps.map((e) => nodeCell(entry, e)) : undefined;
+      const cellAt = (ext: AnalysisClass, i: number, e: ServiceEndpointRef): Cell => masq?.[i]?.cell ?? cellOf(ext.index, e);
+      let run: { atoms: AnalysisClass[]; sig: string } | undefined;
+      const flush = () => {
+        if (!run) return;
+        const first = run.atoms[0]?.range;
+        const last = run.atoms[run.atoms.length - 1]?.range;
+        const rep = run.atoms[0];
+        if (first && last && rep) {
+          const cells = eps.map((e, i) => cellAt(rep, i, e));
+          const reasons = () => (masq ? [...new Set(masq.flatMap((m) => m.because))].sort() : reasonsOf(rep, eps));
+          const line = lineOf(`${formatInterval({ start: first.start, end: last.end })}[External]`, v, 'node-port', eps, cells, entry.unresolved, reasons, entry);
+          if (line) lines.push(line);
+        }
+        run = undefined;
+      };
+      // Masqueraded, the client reaches the node's address: clients of its family (IPv4 when unknown).
+      const family = entry.nodeIp !== undefined ? familyOf(parseIp(entry.nodeIp) ?? 0n) : 4;
+      for (const ext of entry.masquerade ? externals.filter((c) => c.range !== undefined && familyOf(c.range.start) === family) : externals) {
+        const sig = eps.map((e, i) => cellAt(ext, i, e)).join(',');
+        const prev = run?.atoms[run.atoms.length - 1]?.range;
+        const range = ext.range;
+        const adjacent = prev !== undefined && range !== undefined && prev.end + 1n === range.start && familyOf(prev.start) === familyOf(range.start);
+        if (run && adjacent && run.sig === sig) run.atoms.push(ext);
+        else {
+          flush();
+          run = { atoms: [ext], sig };
+        }
       }
-      run = undefined;
-    };
-    for (const ext of externals) {
-      const sig = eligible.endpoints.map((e) => cellOf(ext.index, e)).join(',');
-      const prev = run?.atoms[run.atoms.length - 1]?.range;
-      const range = ext.range;
-      const adjacent = prev !== undefined && range !== undefined && prev.end + 1n === range.start && familyOf(prev.start) === familyOf(range.start);
-      if (run && adjacent && run.sig === sig) run.atoms.push(ext);
-      else {
-        flush();
-        run = { atoms: [ext], sig };
-      }
+      flush();
     }
-    flush();
   }
   const key = (l: ServiceConnLine) => `${l.src}\u0000${l.service}\u0000${String(l.port).padStart(5, '0')}\u0000${l.protocol}`;
   lines.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
@@ -480,12 +645,11 @@ export const SERVICE_FORMATS = ['txt', 'json', 'csv', 'md'] as const;
 export type ServiceFormat = (typeof SERVICE_FORMATS)[number];
 
 function reachText(l: ServiceConnLine): string {
-  const via = l.allowed.length > 0 ? `via ${l.allowed.join(', ')}` : '';
-  const not = l.denied.length > 0 ? `; not via ${l.denied.join(', ')}` : '';
-  const unk = l.unknown.length > 0 ? `; UNKNOWN via ${l.unknown.join(', ')}` : '';
+  const parts = [l.allowed.length > 0 ? `via ${l.allowed.join(', ')}` : '', l.denied.length > 0 ? `not via ${l.denied.join(', ')}` : '', l.unknown.length > 0 ? `UNKNOWN via ${l.unknown.join(', ')}` : ''].filter((x) => x !== '').join('; ');
   if (l.reach === 'unknown' && l.allowed.length === 0 && l.unknown.length === 0) return `UNKNOWN (endpoints not known: ${(l.unknownBecause ?? []).join('; ')})`;
-  const prefix = l.reach === 'partial' ? 'PARTIAL ' : l.reach === 'unknown' ? `UNKNOWN (invalid: ${(l.unknownBecause ?? []).join('; ')}) ` : '';
-  return `${prefix}${via}${not}${unk}`.replace(/^; /, '');
+  const because = l.unknownBecause ?? [];
+  const prefix = l.reach === 'partial' ? 'PARTIAL ' : l.reach === 'unknown' ? `UNKNOWN (${because.includes(NODE_ADDRESS_UNKNOWN) ? '' : 'invalid: '}${because.join('; ')}) ` : '';
+  return `${prefix}${parts}`;
 }
 
 export function serviceLineText(l: ServiceConnLine): string {

@@ -12,11 +12,20 @@
 //                                            allowed endpoint (a denied one answering is a
 //                                            disagreement); when it did not, the connection
 //                                            may have gone to a denied endpoint: not compared.
-//   - the client is itself an endpoint:      not compared (hairpin: weir does not masquerade a
-//                                            pod reaching itself through its Service).
 //
-// "Allowed" is the engine's enforced verdict for the pod-to-pod connection (what the agents
-// program), the same as for pod cells. Pure: plain data in, plain data out.
+// Which source an endpoint's ingress policy judges (src/render/services.ts masquerades as
+// kube-proxy does, and the filter judges a masqueraded connection's ingress after SNAT):
+//   - a NodePort with externalTrafficPolicy Cluster, entered on node N: N's address, whichever
+//     node the endpoint is on (the external client's address is gone); the client's egress is
+//     not judged (it is outside the cluster);
+//   - a NodePort with externalTrafficPolicy Local: the external client itself (no masquerade;
+//     only N's own endpoints, none → dropped);
+//   - a pod sent to itself through its Service (hairpin): its egress is judged with its own
+//     address, its ingress with its node's (masqueraded);
+//   - every other ClusterIP connection: the client pod, both directions.
+//
+// "Allowed" is the engine's enforced verdict (what the agents program), the same as for pod
+// cells. Pure: plain data in, plain data out.
 
 import type { ResolvedService } from '../lb/endpoints.js';
 import { endpointsForNode } from '../lb/endpoints.js';
@@ -26,7 +35,7 @@ import type { ServiceProbeTarget } from './probe-services.js';
 import type { LabState } from './state.js';
 
 export type ServiceExpectation = 'Allowed' | 'Denied' | 'Partial';
-export type ServiceSkip = 'hairpin' | 'partial-no-answer';
+export type ServiceSkip = 'partial-no-answer';
 
 export interface ComparedServiceEndpoint {
   /** `ns/pod` (or `ip:port` when no lab pod has the address). */
@@ -35,6 +44,8 @@ export interface ComparedServiceEndpoint {
   readonly verdict: Verdict;
   /** The lab serves that port on that pod. */
   readonly served: boolean;
+  /** The source address the endpoint's ingress policy judges, when it is not the client's (masquerade). */
+  readonly seenAs?: string;
 }
 
 export interface ComparedServiceCell {
@@ -87,23 +98,33 @@ export function compareServiceProbe(
     else throw new Error(`probe cell ${c.from} -> ${c.to}: unknown source`);
     const node = target.frontend === 'node-port' ? (target.node as string) : (srcPod?.node ?? '');
     const eps = endpointsForNode(svc, port, target.frontend === 'node-port' ? 'node-port' : 'cluster', node);
+    const nodeIp = state.nodes.find((n) => n.name === node)?.underlayIp;
+    const nodeSrc = nodeIp !== undefined ? parseIp(nodeIp) : undefined;
     const endpoints: ComparedServiceEndpoint[] = eps.map((e) => {
       const pod = podByIp.get(e.ip);
       const dstPod = pod ? engine.pods.get(pod.key) : undefined;
       const dst: Endpoint | undefined = dstPod ? podEndpoint(engine, dstPod) : undefined;
       const ip = parseIp(e.ip);
       const to = dst ?? (ip !== undefined ? externalEndpoint(ip) : undefined);
-      const allowed = to !== undefined && allows(evaluatePair(engine, src, to, 'enforce').allowed, port.protocol, e.port);
+      const clusterNodePort = target.frontend === 'node-port' && svc.externalTrafficPolicy === 'Cluster';
+      const hairpin = srcPod !== undefined && pod?.key === srcPod.key;
+      let allowed: boolean;
+      if (to === undefined) allowed = false;
+      else if (clusterNodePort || hairpin) {
+        // Masqueraded: ingress judged with the node's address; egress (a pod's own, hairpin) with the pod's.
+        if (nodeSrc === undefined) throw new Error(`node ${node} has no address in the lab state`);
+        const ingress = allows(evaluatePair(engine, externalEndpoint(nodeSrc), to, 'enforce').ingress, port.protocol, e.port);
+        allowed = ingress && (!hairpin || allows(evaluatePair(engine, src, to, 'enforce').egress, port.protocol, e.port));
+      } else allowed = allows(evaluatePair(engine, src, to, 'enforce').allowed, port.protocol, e.port);
       const served = pod !== undefined && pod.served.some((s) => s.port === e.port && s.protocol === port.protocol);
-      return { pod: pod?.key ?? e.key, port: e.port, verdict: allowed ? 'Allowed' : 'Denied', served };
+      return { pod: pod?.key ?? e.key, port: e.port, verdict: allowed ? 'Allowed' : 'Denied', served, ...((clusterNodePort || hairpin) && nodeIp !== undefined ? { seenAs: nodeIp } : {}) };
     });
     const good = endpoints.filter((e) => e.verdict === 'Allowed' && e.served);
     const expected: ServiceExpectation = endpoints.length > 0 && good.length === endpoints.length ? 'Allowed' : good.length === 0 ? 'Denied' : 'Partial';
     const observed = c.ok ? 'Allowed' : 'Denied';
     let skipped: ServiceSkip | undefined;
     let why: string | undefined;
-    if (srcPod && endpoints.some((e) => e.pod === srcPod.key)) skipped = 'hairpin';
-    else if (expected === 'Allowed') {
+    if (expected === 'Allowed') {
       if (!c.ok) why = 'every endpoint allows, yet no answer';
       else if (!good.some((e) => e.pod === c.reply)) why = `answered by ${c.reply ?? 'nobody'}, which is not an allowed endpoint`;
     } else if (expected === 'Denied') {
@@ -137,16 +158,15 @@ export function formatServiceComparison(cmp: ServiceComparison): string {
   const lines: string[] = [];
   for (const c of cmp.disagreements) {
     lines.push(`DISAGREE ${c.from} -> ${c.to} ${c.port}/${c.protocol}: the engine expects ${c.expected.toUpperCase()}, the kernel: ${c.observed === 'Allowed' ? `answered by ${c.reply ?? '?'}` : `not reachable${c.error ? ` (${c.error})` : ''}`} — ${c.why ?? ''}`);
-    for (const e of c.endpoints) lines.push(`    endpoint ${e.pod} ${e.port}: ${e.verdict}${e.served ? '' : ' (not served)'}`);
+    for (const e of c.endpoints) lines.push(`    endpoint ${e.pod} ${e.port}: ${e.verdict}${e.seenAs !== undefined ? ` (its policy sees ${e.seenAs}: masqueraded)` : ''}${e.served ? '' : ' (not served)'}`);
     if (c.endpoints.length === 0) lines.push('    no endpoint');
   }
   const skipped = cmp.cells.length - cmp.compared;
-  const hair = cmp.cells.filter((c) => c.skipped === 'hairpin').length;
   const partial = cmp.cells.filter((c) => c.skipped === 'partial-no-answer').length;
   const n = cmp.disagreements.length;
   lines.push(
     `${cmp.compared} Service cell${cmp.compared === 1 ? '' : 's'}, ${n} disagreement${n === 1 ? '' : 's'}` +
-      (skipped > 0 ? ` (${skipped} not compared: ${[hair > 0 ? `${hair} hairpin` : '', partial > 0 ? `${partial} partly reachable without an answer` : ''].filter(Boolean).join(', ')})` : ''),
+      (skipped > 0 ? ` (${skipped} not compared: ${partial} partly reachable without an answer)` : ''),
   );
   return lines.join('\n');
 }

@@ -1,9 +1,8 @@
 // `weir lab probe` also probes Services, with real packets through the kernel's NAT: every
 // pod connects to every Service's ClusterIP and port, and the external host to every
-// NodePort on the address of the node it hangs off. Only that node: weir does not masquerade
-// NodePort traffic, so a NodePort of another node answers only when the endpoint chosen is
-// on that node (a reply from an endpoint on the external host's own node goes straight back,
-// around the node that translated it) — see the README's Limits. One connection per cell: the kernel sends it to one
+// NodePort on every node's address (externalTrafficPolicy Cluster masquerades, so the reply
+// comes back through the node that translated it, wherever the endpoint is; Local uses the
+// node's own endpoints and drops where there are none). One connection per cell: the kernel sends it to one
 // endpoint, and the server that answers says which (its identity line), which is what lets
 // `--compare` check a partly reachable Service without flakiness (see compare-services.ts).
 //
@@ -43,8 +42,8 @@ export function serviceOfTarget(id: string): string | undefined {
 }
 
 /**
- * ClusterIP targets (probed from pods) and NodePort targets on the external host's node
- * (probed from the external host). `services` (ns/name) narrows them; `ports` keeps the Service ports given
+ * ClusterIP targets (probed from pods) and NodePort targets on every node (probed from the
+ * external host). `services` (ns/name) narrows them; `ports` keeps the Service ports given
  * (by Service port number, also for NodePort targets). SCTP ports are left out (no SCTP here).
  */
 export function serviceTargets(state: LabState, services: readonly ResolvedService[], opts: { readonly services?: readonly string[]; readonly ports?: readonly PortSpec[] } = {}): ServiceProbeTarget[] {
@@ -66,7 +65,7 @@ export function serviceTargets(state: LabState, services: readonly ResolvedServi
     });
     const nodePorts = ports.filter((p) => p.nodePort !== undefined);
     if (nodePorts.length === 0) continue;
-    for (const n of state.nodes.filter((x) => x.name === state.external.node)) {
+    for (const n of state.nodes) {
       out.push({
         id: `svc/${s.key}@${n.name}`,
         service: s.key,

@@ -61,9 +61,10 @@ import { V4_BASE, intervalsContain, parseIp, type IpInterval } from '../policy/i
 import type { CompiledRule, Direction, DirectionProgram, PortSpec } from '../policy/rules.js';
 import { matchesSelector } from '../policy/selector.js';
 import { hasElement, patchElements, type ElementChange } from './elements.js';
-import { DENIED_SET, HITS_SET, TABLE, nftName, shortHash } from './names.js';
+import { DENIED_SET, HITS_SET, MASQUERADE_MARK, TABLE, nftName, shortHash } from './names.js';
 import {
   accept,
+  bits,
   drop,
   elementText,
   end,
@@ -136,6 +137,8 @@ export const POD_ID_MAP = 'pod_id';
 export const IDENTITY_MARK_BASE = 0x8000_0000;
 export const EGRESS_CHAIN = 'egress';
 export const INGRESS_CHAIN = 'ingress';
+/** Ingress of source-translated (masqueraded) connections, judged after SNAT (hook postrouting). */
+export const INGRESS_SNAT_CHAIN = 'ingress_snat';
 export const DENY_CHAIN = 'deny';
 /*
  * HITS_SET — per-reason hit counters: a dynamic set keyed by the reason id whose elements carry counters,
@@ -603,8 +606,13 @@ class Renderer {
       guards.push(nftRule([is('iifname', quoted(podInterfaces)), inSet('iifname', POD_IFS_SET, true)], notReady));
       ingressGuards.push(nftRule([is('oifname', quoted(podInterfaces)), inSet('oifname', POD_IFS_SET, true)], notReady));
     }
+    // Masqueraded connections (services.ts marks them; SNAT comes after this hook): their
+    // ingress is judged after the translation, in postrouting, so the destination's policy sees
+    // the address the pod sees — the node's (see services.ts). Egress is judged here as usual.
+    ingressGuards.push(nftRule([bits('meta mark', MASQUERADE_MARK, MASQUERADE_MARK)], end(accept)), nftRule([flags('ct status', 'snat')], end(accept)));
     base(EGRESS_CHAIN, 'filter', EGRESS_MAP, 'ip saddr', guards);
     base(INGRESS_CHAIN, 'filter + 10', INGRESS_MAP, 'ip daddr', ingressGuards);
+    t.chain(INGRESS_SNAT_CHAIN, [nftRule([flags('ct state', 'new'), flags('ct status', 'snat')], end(vmap(['ct mark'], INGRESS_MAP), ctMarkFromMap('ip daddr', POD_ID_MAP)))], 'type filter hook postrouting priority srcnat + 10; policy accept;');
   }
 }
 

@@ -37,3 +37,11 @@ export function nftName(prefix: string, readable: string, hashInput: string = re
   const body = clean.length > room ? clean.slice(0, room) : clean;
   return body ? `${prefix}_${body}_${hash}` : `${prefix}_${hash}`;
 }
+
+/**
+ * kube-proxy's masquerade mark (`--masquerade-bit 14`): the service NAT section sets it on a
+ * connection's first packet when the connection is to be masqueraded (NodePort with
+ * externalTrafficPolicy Cluster, hairpin), its postrouting chain clears it and translates the
+ * source; the policy filter reads it to judge such a connection's ingress after translation.
+ */
+export const MASQUERADE_MARK = 0x4000;

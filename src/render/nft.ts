@@ -19,6 +19,14 @@ export type Field =
   | 'oifname'
   | 'ct state'
   | 'ct mark'
+  /** `ct status dnat`, `ct status snat`: the connection is translated. */
+  | 'ct status'
+  /**
+   * `fib daddr . iif oif`: the interface the route to the destination leaves by, found only when
+   * it is the interface the packet came in on (then `exists`): a packet going back out where it
+   * came from — a pod reaching itself through its Service (hairpin).
+   */
+  | 'fib daddr . iif oif'
   /** `fib saddr type local`: the packet's source is one of this host's addresses. */
   | 'fib saddr type'
   | `${'tcp' | 'udp' | 'sctp'} dport`
@@ -34,11 +42,17 @@ export type Match =
   /** `<field> <value>`, or `<field> { a, b }` for several values (an anonymous set). */
   | { readonly kind: 'value'; readonly field: Field; readonly values: readonly Literal[] }
   /** `ct state established,related` */
-  | { readonly kind: 'flags'; readonly field: Field; readonly flags: readonly string[] };
+  | { readonly kind: 'flags'; readonly field: Field; readonly flags: readonly string[] }
+  /** `<field> & <mask> == <value>`: some bits of a mark. */
+  | { readonly kind: 'bits'; readonly field: Field; readonly mask: number; readonly value: number };
 
 export type Statement =
   /** `meta mark set <value>` */
   | { readonly kind: 'mark'; readonly value: number }
+  /** `meta mark set meta mark or|xor <bits>`: sets or clears bits, keeping the others (another component's). */
+  | { readonly kind: 'markBits'; readonly op: 'or' | 'xor'; readonly bits: number }
+  /** `snat ip to <ip> fully-random`, or `masquerade fully-random` without an address. */
+  | { readonly kind: 'snat'; readonly ip?: string }
   /** `update @set { <key joined by " . "> [counter] }`: adds to (or refreshes in) a dynamic set from the packet path. */
   | { readonly kind: 'update'; readonly set: string; readonly key: readonly (Field | Literal)[]; readonly counter?: boolean }
   /** `dnat ip to <ip>:<port>` (after a `meta l4proto` match, which nft requires for the port). */
@@ -92,6 +106,9 @@ export const is = (field: Field, ...values: readonly Literal[]): Match => ({ kin
 export const flags = (field: Field, ...f: readonly string[]): Match => ({ kind: 'flags', field, flags: f });
 
 export const setMark = (value: number): Statement => ({ kind: 'mark', value });
+export const markBits = (op: 'or' | 'xor', bits: number): Statement => ({ kind: 'markBits', op, bits });
+export const snat = (ip: string | undefined): Statement => (ip === undefined ? { kind: 'snat' } : { kind: 'snat', ip });
+export const bits = (field: Field, mask: number, value: number): Match => ({ kind: 'bits', field, mask, value });
 export const dnat = (ip: string, port: number): Statement => ({ kind: 'dnat', ip, port });
 export const dnatMap = (key: Field, map: string): Statement => ({ kind: 'dnatMap', key, map });
 export const ctMarkFromMap = (field: Field, map: string): Statement => ({ kind: 'ctMarkFromMap', field, map });
@@ -119,6 +136,8 @@ function matchText(m: Match): string {
       return m.values.length === 1 ? `${m.field} ${m.values[0]}` : `${m.field} { ${m.values.join(', ')} }`;
     case 'flags':
       return `${m.field} ${m.flags.join(',')}`;
+    case 'bits':
+      return `${m.field} & ${markLiteral(m.mask)} == ${markLiteral(m.value)}`;
   }
 }
 
@@ -126,6 +145,10 @@ function statementText(s: Statement): string {
   switch (s.kind) {
     case 'mark':
       return `meta mark set ${s.value}`;
+    case 'markBits':
+      return `meta mark set meta mark ${s.op} ${markLiteral(s.bits)}`;
+    case 'snat':
+      return s.ip === undefined ? 'masquerade fully-random' : `snat ip to ${s.ip} fully-random`;
     case 'update':
       return `update @${s.set} { ${s.key.join(' . ')}${s.counter ? ' counter' : ''} }`;
     case 'dnat':

@@ -4,8 +4,14 @@
 //
 //   chain svc_check_pre (hook prerouting, priority -110)   and svc_check_out (hook output)
 //     ct state new ip daddr . meta l4proto . th dport vmap @svc_reject      no endpoint: reject now
+//     ct state new ip daddr @nodeport_ips meta l4proto . th dport vmap @svc_reject_np
+//                                                     NodePorts: reject, or drop (Local, none here)
 //   chain svc_nat_pre   (nat, hook prerouting, priority dstnat)   and svc_nat_out (hook output)
-//     ip daddr . meta l4proto . th dport vmap @svc_ports                    one lookup for all Services
+//     ip daddr . meta l4proto . th dport vmap @svc_ports                    ClusterIPs: one lookup
+//     ip daddr @nodeport_ips meta l4proto . th dport vmap @svc_nodeports    NodePorts: one lookup
+//   chain ext_<port>        NodePort with externalTrafficPolicy Cluster (kube-proxy's external chain)
+//     jump svc_mark_masq                     meta mark set meta mark or 0x4000
+//     goto svc_<port>
 //   chain svc_<port>        one per Service port (and frontend, when the traffic policies differ)
 //     meta l4proto tcp dnat ip to numgen random mod 1000 map @lb_<port>
 //                            weights as ranges of endpoint address . port:
@@ -16,6 +22,29 @@
 //     numgen random mod 1000 vmap @lb_<port> { 0-899 : goto ep_a, 900-999 : goto ep_b }
 //   chain ep_<ep>
 //     meta l4proto tcp update @aff_<ep> { ip saddr } dnat ip to 10.244.1.5:8080
+//   chain svc_hairpin (filter, hook prerouting, priority dstnat + 10)
+//     ct state new ct status dnat fib daddr . iif oif exists meta mark set meta mark or 0x4000
+//   chain svc_masq (nat, hook postrouting, priority srcnat)      kube-proxy's masquerading chain
+//     meta mark & 0x4000 == 0 return;  meta mark set meta mark xor 0x4000;  snat ip to <node> fully-random
+//
+// Masquerade, as kube-proxy decides it: (1) every connection to a NodePort whose Service has
+// externalTrafficPolicy Cluster (it may be sent to another node, whose reply must come back
+// through this one to be un-translated); (2) hairpin: a pod sent to itself through its Service
+// (after DNAT the packet would go back out of the interface it came in on; kube-proxy matches
+// `ip saddr <endpoint>` in each endpoint chain, weir, which has no chain per endpoint, asks the
+// route: `fib daddr . iif oif exists`). Not masqueraded: ClusterIP traffic (pods keep their
+// address), and NodePorts with externalTrafficPolicy Local (the client's address is kept, only
+// this node's endpoints are used). The source becomes *the node's address* (the one NodePorts
+// answer on, the Node's address in the cluster model) rather than kube-proxy's `masquerade`
+// (the address of whichever interface the packet leaves by: in the lab the VXLAN device's
+// 10.244.i.0 towards another node, the underlay address towards a local pod): one address per
+// node, the one the analyzer names and a policy can be written against. Without a node address
+// the section falls back to `masquerade`.
+//
+// externalTrafficPolicy Local on a node without a local endpoint (while the Service has
+// endpoints elsewhere): dropped, as kube-proxy does (`no-endpoint-nodeports` … `drop`; "if
+// there are no node-local endpoints, kube-proxy does not forward any traffic"); the same for
+// internalTrafficPolicy Local on the ClusterIP. A Service with no endpoint at all rejects.
 //
 // The lookup is one map whatever the number of Services; rules grow with Service ports and
 // endpoints, never with clients. A weight change is an element change of `lb_<port>` only
@@ -26,7 +55,10 @@
 // ordinary partial diff (still no established connection touched).
 //
 // DNAT happens before the forward hook, so the policy filter section sees, and judges, the real
-// destination pod and port — NetworkPolicy after translation, as in Kubernetes.
+// destination pod and port — NetworkPolicy after translation, as in Kubernetes. SNAT happens
+// after it (postrouting): the filter judges the ingress of a masqueraded connection in
+// postrouting, after the translation, so the backend's policy sees the node's address on
+// whichever node the connection entered (filter.ts, `ingress_snat`).
 
 import type { Cluster, Pod, Service } from '../model/cluster.js';
 import { allocate, type AllocateOptions } from '../lb/allocate.js';
@@ -35,17 +67,26 @@ import { endpointsForNode, locationOf, resolveServices, type Frontend, type Reso
 import { parseBalancing } from '../lb/config.js';
 import { computeWeights, WEIGHT_TOTAL, type WeightResult } from '../lb/weights.js';
 import { hasElementText, patchElements, type ElementChange } from './elements.js';
-import { nftName } from './names.js';
-import { dnat, dnatMap, elementText, end, flags, goto, inSet, is, reject, rule, update, vmap, type Element, type Rule } from './nft.js';
+import { MASQUERADE_MARK, nftName } from './names.js';
+import { bits, dnat, dnatMap, drop, elementText, end, flags, goto, inSet, is, jump, markBits, quoted, reject, ret, rule, snat, update, vmap, type Element, type Rule } from './nft.js';
 import type { NftSet, Ruleset } from './ruleset.js';
 import type { Section, TableBuilder } from './table.js';
 import { TableBuilder as Builder } from './table.js';
 
 export const SERVICE_PORTS_MAP = 'svc_ports';
 export const SERVICE_REJECT_MAP = 'svc_reject';
+/** NodePorts, kube-proxy's `service-nodeports`: `inet_proto . inet_service : verdict`. */
+export const SERVICE_NODEPORTS_MAP = 'svc_nodeports';
+/** NodePorts without a usable endpoint here (reject; drop for Local), kube-proxy's `no-endpoint-nodeports`. */
+export const SERVICE_REJECT_NODEPORTS_MAP = 'svc_reject_np';
+/** The node's addresses NodePorts answer on, kube-proxy's `nodeport-ips`. */
+export const NODEPORT_IPS_SET = 'nodeport_ips';
 const REJECT_CHAIN = 'svc_reject_conn';
+const MARK_MASQ_CHAIN = 'svc_mark_masq';
 const KEY_TYPE = 'ipv4_addr . inet_proto . inet_service : verdict';
+const NODEPORT_KEY_TYPE = 'inet_proto . inet_service : verdict';
 const FIVE_TUPLE = ['ip daddr', 'meta l4proto', 'th dport'] as const;
+const PORT_TUPLE = ['meta l4proto', 'th dport'] as const;
 
 export interface ServicesInput {
   readonly services: readonly ResolvedService[];
@@ -61,6 +102,12 @@ export interface ServicesInput {
   readonly health?: ReadonlyMap<string, boolean>;
   /** Adaptive factors per Service port (`ns/name/portIndex`), by endpoint key. */
   readonly adaptive?: ReadonlyMap<string, ReadonlyMap<string, number>>;
+  /**
+   * nft wildcard of the node's pod interfaces (the lab's `wp*`): kube-proxy's local-traffic
+   * detector (`--detect-local-mode=InterfaceNamePrefix`), for the short-circuit of a pod's
+   * connection to an externalTrafficPolicy Local NodePort.
+   */
+  readonly podInterfaces?: string;
 }
 
 /**
@@ -71,7 +118,7 @@ export function planServices(
   cluster: Cluster,
   slices: Parameters<typeof resolveServices>[1],
   node: string,
-  opts: AllocateOptions & ResolveOptions & Pick<ServicesInput, 'drained' | 'health' | 'adaptive'> = {},
+  opts: AllocateOptions & ResolveOptions & Pick<ServicesInput, 'drained' | 'health' | 'adaptive' | 'podInterfaces'> = {},
 ): ServicesInput {
   const resolved = resolveServices(cluster, slices, allocate(cluster.services, opts), opts);
   const n = cluster.nodes.find((x) => x.name === node);
@@ -84,6 +131,7 @@ export function planServices(
     ...(opts.drained ? { drained: opts.drained } : {}),
     ...(opts.health ? { health: opts.health } : {}),
     ...(opts.adaptive ? { adaptive: opts.adaptive } : {}),
+    ...(opts.podInterfaces !== undefined ? { podInterfaces: opts.podInterfaces } : {}),
   };
 }
 
@@ -104,6 +152,13 @@ export interface PortDecision {
   readonly endpoints: readonly Endpoint[];
   readonly result: WeightResult;
   readonly chain: string;
+  /**
+   * A traffic policy Local leaves this node no endpoint while the Service has some elsewhere:
+   * kube-proxy drops (rather than rejects) such connections.
+   */
+  readonly dropNoLocal: boolean;
+  /** Connections through this frontend are masqueraded (NodePort, externalTrafficPolicy Cluster). */
+  readonly masquerade: boolean;
 }
 
 const protoOf = (p: ResolvedPort): 'tcp' | 'udp' | 'sctp' => (p.protocol === 'UDP' ? 'udp' : p.protocol === 'SCTP' ? 'sctp' : 'tcp');
@@ -120,7 +175,9 @@ export function decide(input: ServicesInput): PortDecision[] {
       if (port.nodePort !== undefined && input.nodeIps.length > 0) frontends.push('node-port');
       for (const frontend of frontends) {
         const endpoints = endpointsForNode(svc, port, frontend, input.node);
-        const result = computeWeights({
+        const policy = frontend === 'cluster' ? svc.internalTrafficPolicy : svc.externalTrafficPolicy;
+        const dropNoLocal = policy === 'Local' && endpoints.length === 0 && port.endpoints.length > 0;
+        const computed = computeWeights({
           endpoints,
           config,
           ...(input.health ? { health: input.health } : {}),
@@ -128,10 +185,11 @@ export function decide(input: ServicesInput): PortDecision[] {
           ...(input.nodeLocation !== undefined ? { clientLocation: input.nodeLocation } : {}),
           ...(input.adaptive?.get(`${svc.key}/${port.index}`) ? { adaptive: input.adaptive.get(`${svc.key}/${port.index}`) } : {}),
         });
+        const result: WeightResult = dropNoLocal ? { ...computed, notes: [`${frontend === 'cluster' ? 'internal' : 'external'}TrafficPolicy Local and no endpoint on ${input.node}: connections are dropped`] } : computed;
         // Both frontends share a chain unless their traffic policies give them other endpoints.
         const own = frontend === 'node-port' && svc.internalTrafficPolicy !== svc.externalTrafficPolicy;
         const id = `${svc.key}/${port.index}${own ? '/node-port' : ''}`;
-        out.push({ service: svc.key, port, frontend, endpoints, result, chain: nftName('svc', `${svc.name}_${port.port}`, id) });
+        out.push({ service: svc.key, port, frontend, endpoints, result, chain: nftName('svc', `${svc.name}_${port.port}`, id), dropNoLocal, masquerade: frontend === 'node-port' && svc.externalTrafficPolicy === 'Cluster' });
       }
     }
   }
@@ -162,21 +220,48 @@ export function servicesSection(input: ServicesInput): Section {
     name: 'service nat',
     render(t: TableBuilder): void {
       const ports: Element[] = [];
+      const nodePorts: Element[] = [];
       const rejects: Element[] = [];
+      const rejectNodePorts: Element[] = [];
       const decisions = decide(input);
       const svcByKey = new Map(input.services.map((s) => [s.key, s]));
+      // The chain with every endpoint of a port (its ClusterIP's, internalTrafficPolicy Cluster):
+      // where kube-proxy short-circuits local traffic to an externalTrafficPolicy Local NodePort.
+      const allEndpointsChain = new Map<string, string>();
+      for (const d of decisions) {
+        const svc = svcByKey.get(d.service) as ResolvedService;
+        if (d.frontend === 'cluster' && !d.result.reject && svc.internalTrafficPolicy === 'Cluster') allEndpointsChain.set(`${d.service}/${d.port.index}`, d.chain);
+      }
       for (const d of decisions) {
         const svc = svcByKey.get(d.service) as ResolvedService;
         const proto = protoOf(d.port);
-        const keys: string[][] =
-          d.frontend === 'cluster'
-            ? [[(svc.address as { ip: string }).ip, proto, `${d.port.port}`]]
-            : input.nodeIps.map((ip) => [ip, proto, `${d.port.nodePort as number}`]);
-        if (d.result.reject) {
-          for (const k of keys) rejects.push({ key: k, value: goto(REJECT_CHAIN) });
+        const nodePort = d.frontend === 'node-port';
+        const key = nodePort ? [proto, `${d.port.nodePort as number}`] : [(svc.address as { ip: string }).ip, proto, `${d.port.port}`];
+        // (Not when this node rejects for other reasons: drained or fenced off, which the check chain handles.)
+        const short = nodePort && svc.externalTrafficPolicy === 'Local' && (!d.result.reject || d.dropNoLocal) ? allEndpointsChain.get(`${d.service}/${d.port.index}`) : undefined;
+        if (short !== undefined) {
+          // kube-proxy's external chain for Local policy: a pod's connection goes to any endpoint
+          // unmasqueraded ("short-circuit pod traffic"), the node's own is masqueraded and goes to
+          // any endpoint ("masquerade local traffic"), everything else to this node's endpoints —
+          // none here (the Service has some elsewhere): dropped.
+          const ext = nftName('ext', `${svc.name}_${d.port.nodePort as number}`, `${d.chain}/external`);
+          const rules: Rule[] = [];
+          if (input.podInterfaces !== undefined) rules.push(rule([is('iifname', quoted(input.podInterfaces))], end(goto(short))));
+          rules.push(rule([is('fib saddr type', 'local')], end(jump(MARK_MASQ_CHAIN))), rule([is('fib saddr type', 'local')], end(goto(short))), end(d.dropNoLocal ? drop : goto(d.chain)));
+          t.chain(ext, rules);
+          nodePorts.push({ key, value: goto(ext) });
+          if (d.result.reject) continue;
+        } else if (d.result.reject) {
+          // kube-proxy: no endpoint at all → reject; Local without a local one → drop.
+          (nodePort ? rejectNodePorts : rejects).push({ key, value: d.dropNoLocal ? drop : goto(REJECT_CHAIN) });
           continue;
         }
-        for (const k of keys) ports.push({ key: k, value: goto(d.chain) });
+        if (d.masquerade) {
+          // kube-proxy's external chain for Cluster policy: mark for masquerade, then the endpoints.
+          const ext = nftName('ext', `${svc.name}_${d.port.nodePort as number}`, `${d.chain}/external`);
+          t.chain(ext, [end(jump(MARK_MASQ_CHAIN)), end(goto(d.chain))]);
+          nodePorts.push({ key, value: goto(ext) });
+        } else if (short === undefined) (nodePort ? nodePorts : ports).push({ key, value: goto(d.chain) });
         if (t.hasChain(d.chain)) continue;
         const epChain = (e: Endpoint): string => nftName('ep', `${svc.name}_${e.ip}_${e.port}`, `${d.chain}/${e.key}`);
         const affinity = (e: Endpoint): string => nftName('aff', `${svc.name}_${e.ip}`, `${d.chain}/${e.key}`);
@@ -210,14 +295,31 @@ export function servicesSection(input: ServicesInput): Section {
       }
       t.set({ name: SERVICE_PORTS_MAP, kind: 'map', type: KEY_TYPE, flags: [], extra: [], dynamic: false, elements: sorted(ports) });
       t.set({ name: SERVICE_REJECT_MAP, kind: 'map', type: KEY_TYPE, flags: [], extra: [], dynamic: false, elements: sorted(rejects) });
+      t.set({ name: SERVICE_NODEPORTS_MAP, kind: 'map', type: NODEPORT_KEY_TYPE, flags: [], extra: [], dynamic: false, elements: sorted(nodePorts) });
+      t.set({ name: SERVICE_REJECT_NODEPORTS_MAP, kind: 'map', type: NODEPORT_KEY_TYPE, flags: [], extra: [], dynamic: false, elements: sorted(rejectNodePorts) });
+      t.set({ name: NODEPORT_IPS_SET, kind: 'set', type: 'ipv4_addr', flags: [], extra: [], dynamic: false, elements: [...new Set(input.nodeIps)].sort() });
       // TCP gets a reset, everything else ICMP port unreachable: a client fails at once.
       t.chain(REJECT_CHAIN, [rule([is('meta l4proto', 'tcp')], end(reject(true))), end(reject(false))]);
-      const check: Rule[] = [rule([flags('ct state', 'new')], end(vmap(FIVE_TUPLE, SERVICE_REJECT_MAP)))];
-      const nat: Rule[] = [end(vmap(FIVE_TUPLE, SERVICE_PORTS_MAP))];
+      const check: Rule[] = [
+        rule([flags('ct state', 'new')], end(vmap(FIVE_TUPLE, SERVICE_REJECT_MAP))),
+        rule([flags('ct state', 'new'), inSet('ip daddr', NODEPORT_IPS_SET)], end(vmap(PORT_TUPLE, SERVICE_REJECT_NODEPORTS_MAP))),
+      ];
+      const nat: Rule[] = [end(vmap(FIVE_TUPLE, SERVICE_PORTS_MAP)), rule([inSet('ip daddr', NODEPORT_IPS_SET)], end(vmap(PORT_TUPLE, SERVICE_NODEPORTS_MAP)))];
       t.chain('svc_check_pre', check, 'type filter hook prerouting priority -110; policy accept;');
       t.chain('svc_check_out', check, 'type filter hook output priority -110; policy accept;');
       t.chain('svc_nat_pre', nat, 'type nat hook prerouting priority dstnat; policy accept;');
       t.chain('svc_nat_out', nat, 'type nat hook output priority -100; policy accept;');
+      // kube-proxy's mark-for-masquerade and masquerading chains; the mark is cleared before the
+      // translation so nothing after it mistakes the packet for one still to masquerade.
+      t.chain(MARK_MASQ_CHAIN, [end(undefined, markBits('or', MASQUERADE_MARK))]);
+      // Hairpin, after DNAT (priority dstnat + 10 sees the translated destination): a packet whose
+      // route goes back out of the interface it came in on.
+      t.chain('svc_hairpin', [rule([flags('ct state', 'new'), flags('ct status', 'dnat'), is('fib daddr . iif oif', 'exists')], end(undefined, markBits('or', MASQUERADE_MARK)))], 'type filter hook prerouting priority -90; policy accept;');
+      t.chain(
+        'svc_masq',
+        [rule([bits('meta mark', MASQUERADE_MARK, 0)], end(ret)), end(undefined, markBits('xor', MASQUERADE_MARK), snat([...input.nodeIps].sort()[0]))],
+        'type nat hook postrouting priority srcnat; policy accept;',
+      );
     },
   };
 }
@@ -251,7 +353,7 @@ export function serviceWeightPatch(prev: Ruleset, input: ServicesInput, only?: R
   const changes: ElementChange[] = [];
   // A Service that gains its first endpoint or loses its last one moves between the lookup and
   // the reject map: more than weights (the partial render shows it as an element prev lacks).
-  if (partial) for (const map of [SERVICE_PORTS_MAP, SERVICE_REJECT_MAP]) for (const e of next.sets.get(map)?.elements ?? []) if (!hasElementText(prev, map, e)) return undefined;
+  if (partial) for (const map of [SERVICE_PORTS_MAP, SERVICE_REJECT_MAP, SERVICE_NODEPORTS_MAP, SERVICE_REJECT_NODEPORTS_MAP]) for (const e of next.sets.get(map)?.elements ?? []) if (!hasElementText(prev, map, e)) return undefined;
   for (const [name, set] of next.sets) {
     if (partial && !name.startsWith('lb_') && !name.startsWith('aff_')) continue;
     const old: NftSet | undefined = prev.sets.get(name);

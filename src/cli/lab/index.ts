@@ -89,12 +89,13 @@ e2e layout: rows are sources, columns targets, "." reachable, "X" not, "-" not p
 --compare, each disagreeing cell is printed with the engine's explanation, then the cells
 audit-mode policies would change and one line: "N cells, M disagreements".
 
-Services are probed too: each ClusterIP and port from every pod, each NodePort from the
-external host on the node it hangs off (node-0). One connection per cell, answered by the endpoint the kernel chose.
+Services are probed too: each ClusterIP and port from every pod, each NodePort on every node
+from the external host. One connection per cell, answered by the endpoint the kernel chose.
 --compare expects an answer when every usable endpoint allows, none when none does; when only
 some allow, an answer must come from one that allows, and no answer is not compared (the
-connection may have gone to one that denies). A pod reaching itself through its Service
-(hairpin) is not compared.
+connection may have gone to one that denies). Masqueraded connections (NodePort with
+externalTrafficPolicy Cluster, a pod reaching itself) are judged at the endpoint with the
+address of the node entered.
 
 Exit status: 0 ok, 1 disagreements (--compare), 2 no lab up or bad arguments.`,
     )
