@@ -671,7 +671,7 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
       await new Promise((r) => first.once('exit', r));
       // Whatever the kill interrupted, the table is all or nothing: never a half-applied ruleset.
       const listed = await run(['ip', 'netns', 'exec', node, 'nft', 'list', 'table', 'inet', 'weir'], { allowFailure: true });
-      if (listed.code === 0) assert.match(listed.stdout, /chain ingress \{/);
+      if (listed.code === 0) assert.match(listed.stdout, /chain forward \{/);
 
       await rm(join(dir, 'agent-n0.json'), { force: true });
       const second = start();
@@ -786,7 +786,7 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
     assert.equal(st.mode, 'partial', `element-only (${ms.toFixed(1)} ms)`);
     const mark = /10\.99\.1\.99 : (0x[0-9a-f]{8})/.exec(await topo.nft(['get', 'element', 'inet', 'weir', 'pod_id', '{ 10.99.1.99 }']))?.[1];
     assert.ok(mark, 'the pod → identity element is in the kernel');
-    assert.match(await topo.nft(['list', 'map', 'inet', 'weir', 'in_id']), new RegExp(`${mark} : goto in_x_a_`), 'its identity maps to its chain');
+    assert.match(await topo.nft(['list', 'map', 'inet', 'weir', 'in_id']), new RegExp(`${mark} : jump in_x_a_`), 'its identity maps to its chain');
     assert.match(await topo.nft(['list', 'set', 'inet', 'weir', 'pod_src']), /"wv1" \. 10\.99\.1\.99/);
     const gone = await agent.podRemoved('x', 'a-extra');
     assert.ok(gone.lastApplyOk && gone.mode === 'partial', gone.error ?? '');
