@@ -1,4 +1,4 @@
-// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--large 100000] [--seconds 2] [--rounds 9]` (root).
+// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--large 100000] [--seconds 2] [--rounds 9] [--pod-interfaces 'wp*']` (root).
 //
 // In namespaces this script creates (and removes, also on failure or Ctrl-C): two "nodes"
 // joined by a veth, one pod on each, routed through the nodes' forward hooks. Three such
@@ -15,6 +15,10 @@
 // Services (`--services N`, 0 skips): new connections through a ClusterIP with N Services × 5
 // endpoints loaded against 1 Service (paired rounds, goal ≥ 0.95), and endpoint changes from
 // the change to the kernel's ack (goal ≤ 20 ms).
+//
+// weir's agents render without a pod-interface wildcard by default (anti-spoofing: a lookup of
+// `pod_ifs` per packet); `--pod-interfaces 'wp*'` runs them as the lab does (unknown pod
+// interfaces fail closed: a guard per packet from and to pod interfaces besides anti-spoofing).
 //
 // The headline is weir against the conntrack-only table, paired per round: on this kernel
 // (no flowtables) conntrack is the floor of any stateful firewall, so that is the limit weir
@@ -35,7 +39,8 @@ import { serviceCluster } from './services-cluster.js';
 import { run } from '../src/exec/run.js';
 import { generateCluster } from './generate.js';
 
-const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' }, large: { type: 'string', default: '100000' }, adds: { type: 'string', default: '9' }, services: { type: 'string', default: '10000' } } });
+const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' }, large: { type: 'string', default: '100000' }, adds: { type: 'string', default: '9' }, services: { type: 'string', default: '10000' }, 'pod-interfaces': { type: 'string', default: '' } } });
+const POD_INTERFACES = values['pod-interfaces'] || undefined;
 const SERVICES = Number(values.services);
 const LARGE = Number(values.large);
 const ADDS = Number(values.adds);
@@ -371,7 +376,7 @@ async function main(): Promise<void> {
   const NS = TOPO.weir;
   const localOf = (node: string): LocalPod[] =>
     cluster.pods.filter((p) => p.node === node).map((p) => ({ key: `${p.namespace}/${p.name}`, ip: p.ip, ...(p === src || p === dst ? { hostVeth: 'wpod' } : {}) }));
-  const agents = { n1: new NodeAgent({ node: 'n1', netns: NS.n1 }), n2: new NodeAgent({ node: 'n2', netns: NS.n2 }) };
+  const agents = { n1: new NodeAgent({ node: 'n1', netns: NS.n1, podInterfaces: POD_INTERFACES }), n2: new NodeAgent({ node: 'n2', netns: NS.n2, podInterfaces: POD_INTERFACES }) };
   const t0 = performance.now();
   const s1 = await agents.n1.sync(cluster, localOf('n1'));
   const fullMs = performance.now() - t0;
@@ -479,7 +484,7 @@ async function main(): Promise<void> {
         `${pad(r.name, 16)}${pad(r.gbps.toFixed(2), 12)}${pad(r.gbpsRatio.toFixed(3), 10)}${pad(Math.round(r.cps).toString(), 10)}${pad(r.cpsRatio.toFixed(3), 10)}${pad(String(r.rules), 10)}${pad(String(r.elements), 10)}${r.note}`,
     ),
     '',
-    `weir on node 2: ${s2.rules} rules, ${s2.chains} chains, ${s2.sets} sets, ${s2.setElements} elements, ${s2.counters} reasons counted in one \`hits\` set; script ${(scriptBytes / 1e6).toFixed(1)} MB`,
+    `weir on node 2 (pod interfaces ${POD_INTERFACES ? `"${POD_INTERFACES}"` : 'without a wildcard'}): ${s2.rules} rules, ${s2.chains} chains, ${s2.sets} sets, ${s2.setElements} elements, ${s2.counters} reasons counted in one \`hits\` set; script ${(scriptBytes / 1e6).toFixed(1)} MB`,
     `rules per policy: ${(s2.rules / cluster.networkPolicies.length).toFixed(2)} (goal ≤ 20)`,
     `full apply, ${cluster.pods.length} pods (engine + render + nft, node 1): ${Math.round(fullMs)} ms (render alone, warm: ${Math.round(renderMs)} ms; nft: ${Math.round(s1.applyMs)} ms) (goal ≤ 2000 ms)`,
     podAddLine(`${cluster.pods.length} pods`, podAdd),

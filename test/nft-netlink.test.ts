@@ -296,7 +296,7 @@ describe('applier and agent on the netlink path', { skip: !isRoot && 'needs root
       assert.equal(added.fallback, undefined);
       const mark = new RegExp(`${pod.ip} : (0x[0-9a-f]{8})`).exec(await nft('get', 'element', 'inet', 'weir', 'pod_id', `{ ${pod.ip} }`))?.[1];
       assert.ok(mark, 'pod → identity element in the kernel');
-      assert.match(await nft('list', 'map', 'inet', 'weir', 'in_id'), new RegExp(`${mark} : goto in_x_a_`));
+      assert.match(await nft('list', 'map', 'inet', 'weir', 'in_id'), new RegExp(`${mark} : jump in_x_a_`));
       assert.match(await nft('list', 'set', 'inet', 'weir', 'pod_src'), /"wx0" \. 10\.1\.1\.10/);
       assert.deepEqual(await mapPairs('pod_id'), [...(agent.lastRuleset?.sets.get('pod_id')?.elements ?? [])].sort());
       const removed = await agent.podRemoved('x', pod.name);

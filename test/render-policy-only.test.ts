@@ -29,10 +29,9 @@ test('policy-only ruleset: forward, input and output hooks by address, the node 
   const rs = renderRuleset({ engine: engineOf(), localPods: locals, policyOnly: { podCidrs: ['10.1.0.0/24'] } });
   const hooks = [...rs.chains.values()].filter((c) => c.hook).map((c) => `${c.name}: ${c.hook}`);
   assert.deepEqual(hooks.sort(), [
-    'egress: type filter hook forward priority filter; policy accept;',
+    'forward: type filter hook forward priority filter; policy accept;',
     'host_in: type filter hook input priority filter; policy accept;',
     'host_out: type filter hook output priority filter; policy accept;',
-    'ingress: type filter hook forward priority filter + 10; policy accept;',
   ]);
   const text = [...rs.chains.values()].flatMap((c) => c.rules).join('\n');
   assert.doesNotMatch(text, /iifname "wp|oifname|pod_src|pod_ifs/, 'no interface names: the CNI names them');
@@ -44,13 +43,22 @@ test('policy-only ruleset: forward, input and output hooks by address, the node 
   const hostIn = rs.chains.get('host_in')?.rules ?? [];
   assert.deepEqual(hostIn.slice(0, 2), ['iifname "lo" accept', 'fib saddr type local accept']);
   assert.ok(hostIn.includes('ct mark set ip saddr map @pod_id ct mark vmap @eg_id'), 'a pod reaching its node gets its egress program');
-  assert.match(rs.chains.get('egress')?.rules.join('\n') ?? '', /ip saddr @pod_cidrs ip saddr != @local_ips meta mark set \d+ goto deny/);
-  assert.match(rs.chains.get('ingress')?.rules.join('\n') ?? '', /ip daddr @pod_cidrs ip daddr != @local_ips meta mark set \d+ goto deny/);
+  // One base chain on forward: the unknown-pod guards before the conntrack shortcut, then the
+  // source's egress program, then the ingress stage (where every egress allow also goes).
+  const fwd = rs.chains.get('forward')?.rules ?? [];
+  const at = (re: RegExp): number => fwd.findIndex((r) => re.test(r));
+  assert.ok(at(/^ip saddr @pod_cidrs ip saddr != @local_ips meta mark set \d+ goto deny$/) >= 0);
+  assert.ok(at(/^ip daddr @pod_cidrs ip daddr != @local_ips meta mark set \d+ goto deny$/) >= 0);
+  assert.ok(at(/goto deny$/) < at(/^ct state established,related accept$/));
+  assert.equal(fwd.at(-2), 'ct mark set ip saddr map @pod_id ct mark vmap @eg_id');
+  assert.equal(fwd.at(-1), 'goto ingress');
+  assert.deepEqual(rs.chains.get('ingress')?.rules, ['ct mark set ip daddr map @pod_id ct mark vmap @in_id', 'accept']);
+  assert.ok(!rs.chains.get('ingress')?.hook, 'the ingress stage is a regular chain');
   // x/a is isolated both ways: its address maps to its identity's mark, and the mark to its chains.
   const mark = rs.sets.get('pod_id')?.elements.find((e) => e.startsWith('10.1.0.10 : '))?.split(' : ')[1];
   assert.ok(mark, 'x/a has an identity mark');
-  assert.ok(rs.sets.get('eg_id')?.elements.some((e) => e.startsWith(`${mark} : goto`)));
-  assert.ok(rs.sets.get('in_id')?.elements.some((e) => e.startsWith(`${mark} : goto`)));
+  assert.ok(rs.sets.get('eg_id')?.elements.some((e) => e.startsWith(`${mark} : jump`)));
+  assert.ok(rs.sets.get('in_id')?.elements.some((e) => e.startsWith(`${mark} : jump`)));
 
   const open = renderRuleset({ engine: engineOf(), localPods: locals, policyOnly: { podCidrs: [] } });
   assert.equal(open.sets.has('pod_cidrs'), false, 'no pod CIDRs: unknown pods pass (an explicit choice)');

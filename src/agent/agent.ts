@@ -134,7 +134,7 @@ export class NodeAgent {
       for (const p of changes.removed) expectedLocal.delete(`${p.namespace}/${p.name}`);
       for (const p of changes.added) if (localKeys.has(`${p.namespace}/${p.name}`)) expectedLocal.add(`${p.namespace}/${p.name}`);
       if (expectedLocal.size === localKeys.size && [...localKeys].every((k) => expectedLocal.has(k))) {
-        patched = patchPods(applied, this.engine, changes, { removedIdentities: changes.removedIdentities, removedGroups: changes.removedGroups, locals, localsBefore: this.lastLocalPods, identitiesBefore });
+        patched = patchPods(applied, this.engine, changes, { removedIdentities: changes.removedIdentities, removedGroups: changes.removedGroups, locals, localsBefore: this.lastLocalPods, identitiesBefore, podInterfaces: this.opts.podInterfaces });
       }
     }
     const services = this.services();
@@ -193,7 +193,7 @@ export class NodeAgent {
     const applied = this.applier.applied;
     // The identity existed before when the pod is not its only one.
     const known = identity && identity.pods.size > 1 ? new Set([identity.id]) : new Set<number>();
-    const patched = applied ? patchPods(applied, this.engine, { added: [pod], removed: [] }, { removedIdentities: new Map(), locals: this.lastLocalPods, localsBefore, identitiesBefore: known, namedEgressRules: this.namedEgress() }) : undefined;
+    const patched = applied ? patchPods(applied, this.engine, { added: [pod], removed: [] }, { removedIdentities: new Map(), locals: this.lastLocalPods, localsBefore, identitiesBefore: known, namedEgressRules: this.namedEgress(), podInterfaces: this.opts.podInterfaces }) : undefined;
     return this.afterEvent(this.withEndpoints(patched, pod), t0);
   }
 

@@ -77,7 +77,7 @@ function patchedSet(old: NftSet, added: readonly string[], removed: readonly str
   for (const x of removed) if (!add.delete(x)) del.add(x);
   for (const x of added) if (!del.delete(x)) add.add(x);
   const d: Delta = { root, add, del };
-  const shape = { name: old.name, kind: old.kind, type: old.type, flags: old.flags, extra: old.extra, dynamic: old.dynamic };
+  const shape = { name: old.name, kind: old.kind, type: old.type, flags: old.flags, extra: old.extra, dynamic: old.dynamic, ...(old.hot ? { hot: true } : {}) };
   if (add.size + del.size > COMPACT) return { ...shape, elements: merged(d) };
   let memo: readonly string[] | undefined;
   const set: NftSet = {

@@ -6,11 +6,14 @@
 // Shape (after kube-proxy's nftables proxier — membership in sets and maps, rules per
 // policy and per identity, never per pod or per pair):
 //
-//   chain egress  (hook forward, priority filter)       chain ingress (hook forward, priority filter + 10)
-//     ct state established,related accept                ct state established,related accept
-//     ct state invalid drop                               ct state invalid drop
-//     ct mark set ip saddr map @pod_id                    ct mark set ip daddr map @pod_id
-//       ct mark vmap @eg_id → goto eg_<identity>            ct mark vmap @in_id → goto in_<identity>
+//   chain forward (hook forward, priority filter)       chain ingress (regular: the ingress stage)
+//     [IPv6, anti-spoofing, not-ready guards]             ct mark set ip daddr map @pod_id
+//     ct state established,related accept                  ct mark vmap @in_id → jump in_<identity>
+//     ct state invalid drop                               accept
+//     ct state untracked ip saddr|daddr @pod_id drop
+//     ct mark set ip saddr map @pod_id
+//       ct mark vmap @eg_id → jump eg_<identity>
+//     goto ingress
 //
 // A local pod is a *data* element (`pod_id`: address → its identity's mark), and each identity
 // one verdict element (`eg_id`/`in_id`: mark → its chain). A pod add or remove of a known
@@ -24,11 +27,14 @@
 // "no policy", as 0 did). Untracked packets have no ct mark: those of a local pod are dropped
 // (fail closed) instead of passing unfiltered.
 //
-// Two base chains on the same hook compose egress and ingress verdicts: `accept` only ends
-// the current base chain (the next base chain on the hook still sees the packet) while
-// `drop` is final. The egress chain decides for the source pod on the source's node, the
-// ingress chain for the destination pod on the destination's node; when both pods share a
-// node both chains run there. Pods are routed through the node netns, hence hook forward.
+// One base chain composes the egress and ingress verdicts, so that a packet of an established
+// connection pays one chain and one conntrack test after the guards (two base chains, one per
+// direction, cost every packet a second chain: ~1.5 µs of nf_tables CPU per connection of
+// bench/dataplane.ts, measured with perf). The egress program decides for a local source pod;
+// where it allows, it goes on to the ingress stage (`goto ingress`) instead of accepting, and
+// the ingress program decides for a local destination pod; `drop` is final everywhere. When
+// both pods share a node both programs run there. Pods are routed through the node netns,
+// hence hook forward.
 //
 // Per identity (in tier order, ANP → NP → BANP, as src/policy/pipeline.ts):
 //
@@ -40,7 +46,9 @@
 //     …                       its rules `ip daddr @g_X tcp dport { 80, 81 } accept`
 //     goto d_<id>             if isolated: default deny
 //     jump ban_<dir>_<hash>   if not isolated: BANP rules, Allow → accept, Deny → goto d_<id>
-//                             (falling off the end: the base chain's policy, accept)
+//                             (falling off the end: back to the dispatching chain, and on)
+//
+// ("accept" is an allow: `accept` in ingress chains, `goto ingress` in egress chains.)
 //
 // ANP and BANP rules sit in chains named by the hash of their text, shared by every identity
 // with the same admin policies; NetworkPolicy chains are shared by every identity a policy
@@ -135,10 +143,14 @@ export const INGRESS_MAP = 'in_id';
 export const POD_ID_MAP = 'pod_id';
 /** Identity marks are this plus the identity id (below 2^31, src/policy/cache.ts): the top bit set, above any reason id. */
 export const IDENTITY_MARK_BASE = 0x8000_0000;
-export const EGRESS_CHAIN = 'egress';
+/** The one base chain of the filter (hook forward): guards, the conntrack shortcut, the source's egress program. */
+export const FORWARD_CHAIN = 'forward';
+/** The ingress stage (a regular chain): the destination's ingress program, then accept. Egress allows go here. */
 export const INGRESS_CHAIN = 'ingress';
 /** Ingress of source-translated (masqueraded) connections, judged after SNAT (hook postrouting). */
 export const INGRESS_SNAT_CHAIN = 'ingress_snat';
+/** Lab mode with a pod-interface wildcard: why a packet from a pod interface failed the anti-spoofing lookup. */
+export const POD_GUARD_CHAIN = 'pod_guard';
 export const DENY_CHAIN = 'deny';
 /*
  * HITS_SET — per-reason hit counters: a dynamic set keyed by the reason id whose elements carry counters,
@@ -389,11 +401,13 @@ class Renderer {
     return out;
   }
 
-  private enforceVerdict(rule: CompiledRule): RuleEnd[] {
+  private enforceVerdict(rule: CompiledRule, direction: Direction): RuleEnd[] {
     const reason = ruleReason(rule);
     if (rule.action === 'Pass' || !reason) return [end(ret)];
     const id = this.reasons.id(reason);
-    if (rule.action === 'Allow') return [end(accept, this.counter(id))];
+    // An egress allow ends the egress program, not the packet's judgement: the destination's
+    // ingress program is next (one base chain judges both, see the top of this file).
+    if (rule.action === 'Allow') return [end(direction === 'egress' ? goto(INGRESS_CHAIN) : accept, this.counter(id))];
     return [this.denyPoint(id)];
   }
 
@@ -422,7 +436,7 @@ class Renderer {
     const policy = this.engine.policy(policyKey);
     if (!policy) return undefined;
     const rules = policy[direction];
-    const lines = rules.flatMap((r) => this.ruleLines(r, direction, subject, this.enforceVerdict(r)));
+    const lines = rules.flatMap((r) => this.ruleLines(r, direction, subject, this.enforceVerdict(r, direction)));
     if (lines.length === 0) return undefined;
     return { name: this.npChainName(policyKey, direction, subject, rules), lines };
   }
@@ -431,7 +445,7 @@ class Renderer {
     const out: Rule[] = [];
     const admin = this.sharedChain(
       `adm_${short(direction)}`,
-      program.admin.flatMap((r) => this.ruleLines(r, direction, subject, this.enforceVerdict(r))),
+      program.admin.flatMap((r) => this.ruleLines(r, direction, subject, this.enforceVerdict(r, direction))),
     );
     if (admin) out.push(end(jump(admin)));
     if (program.isolated) {
@@ -450,7 +464,7 @@ class Renderer {
     } else {
       const banp = this.sharedChain(
         `ban_${short(direction)}`,
-        program.baseline.flatMap((r) => this.ruleLines(r, direction, subject, this.enforceVerdict(r))),
+        program.baseline.flatMap((r) => this.ruleLines(r, direction, subject, this.enforceVerdict(r, direction))),
       );
       if (banp) out.push(end(jump(banp)));
     }
@@ -538,14 +552,14 @@ class Renderer {
   }
 
   /** The maps, sets and base chains that bind the identity chains to this node's pods. */
-  finish(eg: readonly Element[], ing: readonly Element[], podIds: readonly Element[], podIfs: readonly Element[], podSrc: readonly Element[], podInterfaces?: string, policyOnly?: { options: PolicyOnlyOptions; localIps: readonly string[] }): void {
+  finish(eg: readonly Element[], ing: readonly Element[], podIds: readonly Element[], podIfs: readonly Element[], podSrc: readonly Element[], podVeths: readonly string[], podInterfaces?: string, policyOnly?: { options: PolicyOnlyOptions; localIps: readonly string[] }): void {
     const t = this.table;
     const texts = (elements: readonly Element[]): string[] => [...new Set(elements.map(elementText))].sort();
     const map = (name: string, type: string, elements: readonly Element[]): NftSet => ({ name, kind: 'map', type, flags: [], extra: [], dynamic: false, elements: texts(elements) });
     t.set(map(EGRESS_MAP, 'mark : verdict', eg));
     t.set(map(INGRESS_MAP, 'mark : verdict', ing));
-    t.set(map(POD_ID_MAP, 'ipv4_addr : mark', podIds));
-    const plain = (name: string, type: string, elements: readonly Element[]): NftSet => ({ name, kind: 'set', type, flags: [], extra: [], dynamic: false, elements: texts(elements) });
+    t.set({ ...map(POD_ID_MAP, 'ipv4_addr : mark', podIds), hot: true });
+    const plain = (name: string, type: string, elements: readonly Element[]): NftSet => ({ name, kind: 'set', type, flags: [], extra: [], dynamic: false, hot: true, elements: texts(elements) });
     if (!policyOnly) {
       t.set(plain(POD_IFS_SET, 'ifname', podIfs));
       t.set(plain(POD_SRC_SET, 'ifname . ipv4_addr', podSrc));
@@ -577,21 +591,24 @@ class Renderer {
     t.chain(DENY_CHAIN, [end(undefined, countHit('meta mark')), nftRule([hasPorts], end(drop, recordDenied('th dport', 'meta mark'))), end(drop, recordDenied(0, 'meta mark'))]);
     // A new connection of a local pod (by `key`) to its identity's chain: address → mark →
     // chain. Untracked packets carry no mark to dispatch on: dropped rather than unfiltered.
-    const dispatch = (key: 'ip saddr' | 'ip daddr', map: string): Rule[] => [
-      nftRule([flags('ct state', 'untracked'), inSet(key, POD_ID_MAP)], end(drop)),
-      end(vmap(['ct mark'], map), ctMarkFromMap(key, POD_ID_MAP)),
-    ];
+    const untracked = (key: 'ip saddr' | 'ip daddr'): Rule => nftRule([flags('ct state', 'untracked'), inSet(key, POD_ID_MAP)], end(drop));
+    const dispatch = (key: 'ip saddr' | 'ip daddr', map: string): Rule => end(vmap(['ct mark'], map), ctMarkFromMap(key, POD_ID_MAP));
+    // The ingress stage: reached by every egress allow (`goto`) and, when the source has no
+    // egress program or its chain falls off its end, from the base chain. Its identity chains
+    // are jumped to, so that falling off one (not isolated, no baseline verdict) comes back
+    // here, to the explicit accept: after a `goto` out of a nested egress chain, the end of
+    // this chain would otherwise return into that egress chain.
+    // Lab mode: masqueraded connections (services.ts marks them; SNAT comes after this hook)
+    // have their ingress judged after the translation, in postrouting (INGRESS_SNAT_CHAIN), so
+    // the destination's policy sees the address the pod sees — the node's. Egress is judged
+    // here as usual. (Policy-only mode leaves the mark to kube-proxy, whose SNAT it does not see.)
+    const masqueraded = policyOnly ? [] : [nftRule([bits('meta mark', MASQUERADE_MARK, MASQUERADE_MARK)], end(accept)), nftRule([flags('ct status', 'snat')], end(accept))];
+    t.chain(INGRESS_CHAIN, [...masqueraded, dispatch('ip daddr', INGRESS_MAP), end(accept)]);
+    const toIngress = end(goto(INGRESS_CHAIN));
     if (policyOnly) {
-      policyOnlyBaseChains(t, policyOnly.options, { egressMap: EGRESS_MAP, ingressMap: INGRESS_MAP, egressChain: EGRESS_CHAIN, ingressChain: INGRESS_CHAIN, v6, notReady, localIps: policyOnly.localIps, dispatch });
+      policyOnlyBaseChains(t, policyOnly.options, { forwardChain: FORWARD_CHAIN, v6, notReady, localIps: policyOnly.localIps, untracked, egressDispatch: dispatch('ip saddr', EGRESS_MAP), toIngress });
       return;
     }
-    const base = (name: string, priority: string, map: string, key: 'ip saddr' | 'ip daddr', guards: readonly Rule[]): void => {
-      t.chain(
-        name,
-        [...guards, nftRule([flags('ct state', 'established', 'related')], end(accept)), nftRule([flags('ct state', 'invalid')], end(drop)), ...dispatch(key, map)],
-        `type filter hook forward priority ${priority}; policy accept;`,
-      );
-    };
     // Guards before the conntrack shortcut, so that no packet skips them:
     // - IPv6: every rule below matches IPv4 (`ip saddr`, ipv4_addr sets), so IPv6 would pass
     //   unfiltered; it is dropped and counted instead (and not recorded: `denied` is IPv4).
@@ -599,19 +616,31 @@ class Renderer {
     //   (checked on every packet, or a forged source could ride another pod's connection).
     // - Not ready (fail closed, with `podInterfaces`): a pod interface missing from `pod_ifs`
     //   belongs to a pod the agent has not synced; nothing from or to it passes until it has.
+    // With the pod-interface wildcard these cost one string compare per packet from or to
+    // another interface and one lookup per packet of a pod interface (`iifname . ip saddr`
+    // answers both questions for a pod's own packets; `pod_guard` says which failed).
     const guards: Rule[] = [nftRule([is('meta nfproto', 'ipv6')], end(drop, v6))];
-    if (spoof) guards.push(nftRule([inSet('iifname', POD_IFS_SET), inSet(['iifname', 'ip saddr'], POD_SRC_SET, true)], spoof));
-    const ingressGuards: Rule[] = [];
-    if (podInterfaces !== undefined && notReady !== undefined) {
-      guards.push(nftRule([is('iifname', quoted(podInterfaces)), inSet('iifname', POD_IFS_SET, true)], notReady));
-      ingressGuards.push(nftRule([is('oifname', quoted(podInterfaces)), inSet('oifname', POD_IFS_SET, true)], notReady));
+    const wildcard = podInterfaces !== undefined && notReady !== undefined ? podInterfaces : undefined;
+    if (wildcard !== undefined && notReady !== undefined && spoof !== undefined) {
+      t.chain(POD_GUARD_CHAIN, [nftRule([inSet('iifname', POD_IFS_SET, true)], notReady), spoof]);
+      guards.push(nftRule([is('iifname', quoted(wildcard)), inSet(['iifname', 'ip saddr'], POD_SRC_SET, true)], end(goto(POD_GUARD_CHAIN))));
     }
-    // Masqueraded connections (services.ts marks them; SNAT comes after this hook): their
-    // ingress is judged after the translation, in postrouting, so the destination's policy sees
-    // the address the pod sees — the node's (see services.ts). Egress is judged here as usual.
-    ingressGuards.push(nftRule([bits('meta mark', MASQUERADE_MARK, MASQUERADE_MARK)], end(accept)), nftRule([flags('ct status', 'snat')], end(accept)));
-    base(EGRESS_CHAIN, 'filter', EGRESS_MAP, 'ip saddr', guards);
-    base(INGRESS_CHAIN, 'filter + 10', INGRESS_MAP, 'ip daddr', ingressGuards);
+    // Without the wildcard, or for a pod interface it does not cover: a lookup per packet.
+    if (spoof && (wildcard === undefined || podVeths.some((v) => !interfaceMatches(v, wildcard)))) guards.push(nftRule([inSet('iifname', POD_IFS_SET), inSet(['iifname', 'ip saddr'], POD_SRC_SET, true)], spoof));
+    if (wildcard !== undefined && notReady !== undefined) guards.push(nftRule([is('oifname', quoted(wildcard)), inSet('oifname', POD_IFS_SET, true)], notReady));
+    t.chain(
+      FORWARD_CHAIN,
+      [
+        ...guards,
+        nftRule([flags('ct state', 'established', 'related')], end(accept)),
+        nftRule([flags('ct state', 'invalid')], end(drop)),
+        untracked('ip saddr'),
+        untracked('ip daddr'),
+        dispatch('ip saddr', EGRESS_MAP),
+        toIngress,
+      ],
+      'type filter hook forward priority filter; policy accept;',
+    );
     t.chain(INGRESS_SNAT_CHAIN, [nftRule([flags('ct state', 'new'), flags('ct status', 'snat')], end(vmap(['ct mark'], INGRESS_MAP), ctMarkFromMap('ip daddr', POD_ID_MAP)))], 'type filter hook postrouting priority srcnat + 10; policy accept;');
   }
 }
@@ -620,8 +649,15 @@ class Renderer {
 const identityMark = (identity: Identity): string => markLiteral(IDENTITY_MARK_BASE + identity.id);
 /** A local pod's entry in `pod_id`: its address → its identity's mark. */
 const podIdElement = (ip: string, identity: Identity): Element => ({ key: [ip], value: identityMark(identity) });
-/** An identity's entry in an identity map: its mark → its chain. */
-const identityElement = (identity: Identity, chain: string): Element => ({ key: [identityMark(identity)], value: goto(chain) });
+/**
+ * An identity's entry in an identity map: its mark → its chain, jumped to (see the ingress
+ * stage in finish(): falling off an identity chain must come back to the dispatching chain).
+ */
+const identityElement = (identity: Identity, chain: string): Element => ({ key: [identityMark(identity)], value: jump(chain) });
+/** Does `name` match an nft interface wildcard (`wp*`: a prefix; without `*`: the name itself)? */
+export function interfaceMatches(name: string, wildcard: string): boolean {
+  return wildcard.endsWith('*') ? name.startsWith(wildcard.slice(0, -1)) : name === wildcard;
+}
 /** `"veth"`: a local pod's interface. */
 const podInterfaceElement = (veth: string): Element => ({ key: [quoted(veth)] });
 /** `"veth" . ip`: the anti-spoofing element of a local pod. */
@@ -669,7 +705,7 @@ export function policyFilterSection(input: RenderInput): Section {
           src.push(podSourceElement(veth, ip));
         }
       }
-      r.finish(eg, ing, ids, ifs, src, input.podInterfaces, input.policyOnly ? { options: input.policyOnly, localIps: locals.map((l) => l.ip) } : undefined);
+      r.finish(eg, ing, ids, ifs, src, locals.flatMap((l) => (l.veth ? [l.veth] : [])), input.podInterfaces, input.policyOnly ? { options: input.policyOnly, localIps: locals.map((l) => l.ip) } : undefined);
     },
   };
 }
@@ -711,6 +747,8 @@ export interface PodPatchContext {
   readonly identitiesBefore: ReadonlySet<number>;
   /** Egress rules with named ports (default: found in the engine; callers may cache them). */
   readonly namedEgressRules?: readonly CompiledRule[];
+  /** The wildcard the ruleset was rendered with (RenderInput.podInterfaces): an added veth it does not cover needs a render. */
+  readonly podInterfaces?: string;
 }
 
 /**
@@ -764,6 +802,8 @@ function podElementChanges(
     if (mapped && ![...identity.pods].some((key) => ctx.locals.has(key))) return undefined;
   }
   if (local.hostVeth) {
+    // The wildcard guard checks only the interfaces it covers; another needs the per-packet rule a render adds.
+    if (add && prev.chains.has(POD_GUARD_CHAIN) && !(ctx.podInterfaces !== undefined && interfaceMatches(local.hostVeth, ctx.podInterfaces))) return undefined;
     change(POD_SRC_SET, podSourceElement(local.hostVeth, ip));
     // An interface goes with the last pod that used it.
     if (add || ![...ctx.locals.values()].some((l) => l.hostVeth === local.hostVeth)) change(POD_IFS_SET, podInterfaceElement(local.hostVeth));

@@ -2,24 +2,28 @@
 // Calico's policy-only mode and kube-router do). weir does not know what the CNI calls its
 // interfaces (cali*, veth*, lxc*, …), so local pods are recognised by their addresses alone:
 //
-//   chain egress   (hook forward, filter)       chain ingress (hook forward, filter + 10)
-//     meta nfproto ipv6 drop (counted)            [unknown local pod as destination: deny]
-//     [unknown local pod as source: deny]         ct state established,related accept
-//     ct state established,related accept         ct state invalid drop
-//     ct state invalid drop                       ip daddr vmap @in_id
+//   chain forward  (hook forward, filter)       chain host_in  (hook input, filter)
+//     meta nfproto ipv6 drop (counted)            iifname "lo" accept
+//     [unknown local pod as source: deny]         fib saddr type local accept
+//     [unknown local pod as destination: deny]    [unknown local pod as source: deny]
+//     ct state established,related accept        ct state established,related accept
+//     ct state invalid drop                       ip saddr vmap @eg_id  (*)
 //     ip saddr vmap @eg_id  (*)
+//     goto ingress   (ip daddr vmap @in_id (*), accept; egress allows go there too)
 //
-//   chain host_in  (hook input, filter)          chain host_out (hook output, filter)
-//     iifname "lo" accept                         fib saddr type local accept
-//     fib saddr type local accept                 [unknown local pod as source: deny]
-//     [unknown local pod as source: deny]         ct state established,related accept
-//     ct state established,related accept        ip saddr vmap @eg_id  (*)
+//   chain host_out (hook output, filter)
+//     fib saddr type local accept
+//     [unknown local pod as source: deny]
+//     ct state established,related accept
 //     ip saddr vmap @eg_id  (*)
 //
 // (*) written as the filter's dispatch: `ct mark set ip saddr map @pod_id ct mark vmap @eg_id`
 //     (pod address → identity mark → identity chain; see src/render/filter.ts).
 // - forward: pod to pod and pod to the outside, the same egress and ingress programs as the
 //   lab's; the endpoint maps hold local pod addresses, whatever interface they sit behind.
+//   An egress allow continues to the ingress stage on every hook: on input the destination
+//   is the node (no pod: accepted), on output a local pod's ingress program judges a proxied
+//   pod connection to it as forwarding would have.
 // - input: a pod reaching its own node is subject to its egress policy (the node is judged as
 //   its address, as ipBlocks and ANP `nodes` peers see it).
 // - output: the node's own traffic is never filtered ("When a pod is isolated for ingress, the
@@ -55,20 +59,19 @@ export const HOST_IN_CHAIN = 'host_in';
 export const HOST_OUT_CHAIN = 'host_out';
 
 export interface PolicyOnlyParts {
-  readonly egressMap: string;
-  readonly ingressMap: string;
-  readonly egressChain: string;
-  readonly ingressChain: string;
+  /** The filter's base chain on the forward hook. */
+  readonly forwardChain: string;
   /** Counts and drops forwarded IPv6 (the ruleset matches IPv4). */
   readonly v6: Statement;
   /** The deny point for a pod the agent does not know (undefined: unknown pods pass). */
   readonly notReady: RuleEnd | undefined;
   readonly localIps: readonly string[];
-  /**
-   * The last rules of a base chain: the packet's local pod (by `key`) to its identity's chain
-   * through `map` (the filter's pod → identity mark → chain dispatch).
-   */
-  readonly dispatch: (key: 'ip saddr' | 'ip daddr', map: string) => readonly Rule[];
+  /** Drops an untracked packet of a local pod (by `key`): it has no ct mark to dispatch on. */
+  readonly untracked: (key: 'ip saddr' | 'ip daddr') => Rule;
+  /** The source's egress program (pod → identity mark → chain, jumped to). */
+  readonly egressDispatch: Rule;
+  /** On to the ingress stage (the destination's program, then accept). */
+  readonly toIngress: Rule;
 }
 
 const ipSet = (name: string, elements: readonly string[], interval: boolean): NftSet => ({
@@ -83,7 +86,7 @@ const ipSet = (name: string, elements: readonly string[], interval: boolean): Nf
 
 /** Declares the policy-only sets and base chains (the maps and the deny chain are the filter's). */
 export function policyOnlyBaseChains(t: TableBuilder, opts: PolicyOnlyOptions, parts: PolicyOnlyParts): void {
-  t.set(ipSet(LOCAL_IPS_SET, parts.localIps, false));
+  t.set({ ...ipSet(LOCAL_IPS_SET, parts.localIps, false), hot: true });
   const guard = opts.podCidrs.length > 0 && parts.notReady !== undefined;
   if (guard) t.set(ipSet(POD_CIDRS_SET, opts.podCidrs, true));
   const unknown = (field: 'ip saddr' | 'ip daddr'): Rule[] => (guard && parts.notReady ? [rule([inSet(field, POD_CIDRS_SET), inSet(field, LOCAL_IPS_SET, true)], parts.notReady)] : []);
@@ -91,9 +94,12 @@ export function policyOnlyBaseChains(t: TableBuilder, opts: PolicyOnlyOptions, p
   const invalid = rule([flags('ct state', 'invalid')], end({ kind: 'drop' }));
   const own = rule([is('fib saddr type', 'local')], end(accept));
   const hook = (h: string, priority: string): string => `type filter hook ${h} priority ${priority}; policy accept;`;
-  const egress = parts.dispatch('ip saddr', parts.egressMap);
-  t.chain(parts.egressChain, [rule([is('meta nfproto', 'ipv6')], end({ kind: 'drop' }, parts.v6)), ...unknown('ip saddr'), established, invalid, ...egress], hook('forward', 'filter'));
-  t.chain(parts.ingressChain, [...unknown('ip daddr'), established, invalid, ...parts.dispatch('ip daddr', parts.ingressMap)], hook('forward', 'filter + 10'));
+  const egress = [parts.untracked('ip saddr'), parts.egressDispatch];
+  t.chain(
+    parts.forwardChain,
+    [rule([is('meta nfproto', 'ipv6')], end({ kind: 'drop' }, parts.v6)), ...unknown('ip saddr'), ...unknown('ip daddr'), established, invalid, parts.untracked('ip saddr'), parts.untracked('ip daddr'), parts.egressDispatch, parts.toIngress],
+    hook('forward', 'filter'),
+  );
   t.chain(HOST_IN_CHAIN, [rule([is('iifname', quoted('lo'))], end(accept)), own, ...unknown('ip saddr'), established, ...egress], hook('input', 'filter'));
   t.chain(HOST_OUT_CHAIN, [own, ...unknown('ip saddr'), established, ...egress], hook('output', 'filter'));
 }

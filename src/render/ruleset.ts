@@ -14,6 +14,8 @@ export interface NftSet {
   readonly extra: readonly string[];
   /** Filled by the kernel (`update @set`): never diffed, never flushed by a partial sync. */
   readonly dynamic: boolean;
+  /** Changed by every pod add or remove on the node (the pod maps): declared first, see fullScript. */
+  readonly hot?: boolean;
   /** Sorted, unique. Map elements are `key : verdict`. */
   readonly elements: readonly string[];
 }

@@ -1,0 +1,84 @@
+// The filter's dispatch (pure, no root): one base chain on the forward hook, the conntrack
+// shortcut right after the guards, egress allows continuing to the ingress stage, identity
+// chains jumped to; anti-spoofing with and without the lab's pod-interface wildcard, and a pod
+// add through a veth the wildcard does not cover taking a full render instead of a patch.
+// The kernel half (real packets through these chains) is test/nft.test.ts.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { NodeAgent } from '../src/agent/agent.js';
+import { PolicyEngine } from '../src/policy/index.js';
+import { fullScript, renderRuleset, type LocalPod, type Ruleset } from '../src/render/index.js';
+import { e2eModel, modelPod } from './helpers/model.js';
+import { genPolicyMatchLabels, podPeer, port, rule, setSpecEgressRules, setSpecIngressRules } from './helpers/scenarios.js';
+
+const cluster = e2eModel([
+  genPolicyMatchLabels('x', 'in-a', { pod: 'a' }, setSpecIngressRules(rule([podPeer({ matchLabels: { pod: 'b' } })], [port(80)]))),
+  genPolicyMatchLabels('x', 'out-b', { pod: 'b' }, setSpecEgressRules(rule([podPeer({ matchLabels: { pod: 'a' } })], [port(80)]))),
+]);
+const locals = (veth: (name: string) => string): LocalPod[] => cluster.pods.filter((p) => p.namespace === 'x').map((p) => ({ key: `x/${p.name}`, hostVeth: veth(p.name) }));
+const render = (podInterfaces: string | undefined, veth: (name: string) => string = (n) => `wp-x-${n}`): Ruleset =>
+  renderRuleset({ engine: new PolicyEngine(cluster), localPods: locals(veth), ...(podInterfaces ? { podInterfaces } : {}) });
+
+test('one base chain: guards, the conntrack shortcut, the egress dispatch, then the ingress stage', () => {
+  const rs = render('wp*');
+  const hooked = [...rs.chains.values()].filter((c) => c.hook);
+  assert.deepEqual(hooked.map((c) => `${c.name}: ${c.hook}`), ['forward: type filter hook forward priority filter; policy accept;']);
+  const fwd = rs.chains.get('forward')?.rules ?? [];
+  const est = fwd.indexOf('ct state established,related accept');
+  assert.ok(est > 0, 'the shortcut is there');
+  assert.ok(fwd.slice(0, est).every((r) => / (drop|goto (deny|pod_guard))$/.test(r)), `only guards before the shortcut: ${fwd.slice(0, est).join(' | ')}`);
+  assert.deepEqual(fwd.slice(est + 1), [
+    'ct state invalid drop',
+    'ct state untracked ip saddr @pod_id drop',
+    'ct state untracked ip daddr @pod_id drop',
+    'ct mark set ip saddr map @pod_id ct mark vmap @eg_id',
+    'goto ingress',
+  ]);
+  assert.deepEqual(rs.chains.get('ingress')?.rules, ['ct mark set ip daddr map @pod_id ct mark vmap @in_id', 'accept']);
+  // Identity chains are jumped to: falling off one comes back to the stage that dispatched it.
+  for (const map of ['eg_id', 'in_id']) {
+    const els = rs.sets.get(map)?.elements ?? [];
+    assert.ok(els.length > 0 && els.every((e) => / : jump (eg|in)_/.test(e)), `${map}: ${els.join(', ')}`);
+  }
+  // An egress allow goes on to the destination's ingress program; an ingress allow accepts.
+  const egress = [...rs.chains.values()].filter((c) => c.name.startsWith('eg_')).flatMap((c) => c.rules);
+  const ingress = [...rs.chains.values()].filter((c) => c.name.startsWith('in_')).flatMap((c) => c.rules);
+  assert.ok(egress.some((r) => / tcp dport 80 update @hits \{ \d+ counter \} goto ingress$/.test(r)), egress.join('\n'));
+  assert.ok(egress.every((r) => !r.endsWith(' accept')), 'no egress rule accepts: the ingress stage would be skipped');
+  assert.ok(ingress.some((r) => / tcp dport 80 update @hits \{ \d+ counter \} accept$/.test(r)), ingress.join('\n'));
+  assert.doesNotThrow(() => fullScript(rs));
+});
+
+test('anti-spoofing: one lookup per pod packet with the wildcard, the per-packet pod_ifs rule without it or for a veth it misses', () => {
+  const guards = (rs: Ruleset): string[] => (rs.chains.get('forward')?.rules ?? []).filter((r) => /@pod_(src|ifs)/.test(r));
+  const withWildcard = render('wp*');
+  assert.deepEqual(guards(withWildcard).map((r) => r.replace(/\d+/g, 'N')), [
+    'iifname "wp*" iifname . ip saddr != @pod_src goto pod_guard',
+    'oifname "wp*" oifname != @pod_ifs meta mark set N goto deny',
+  ]);
+  assert.deepEqual(withWildcard.chains.get('pod_guard')?.rules.map((r) => r.replace(/\d+/g, 'N')), ['iifname != @pod_ifs meta mark set N goto deny', 'meta mark set N goto deny']);
+  const without = render(undefined);
+  assert.deepEqual(guards(without).map((r) => r.replace(/\d+/g, 'N')), ['iifname @pod_ifs iifname . ip saddr != @pod_src meta mark set N goto deny']);
+  assert.equal(without.chains.has('pod_guard'), false);
+  // A pod veth outside the wildcard still gets the per-packet check: never fail open.
+  const odd = render('wp*', (n) => (n === 'c' ? 'other-c' : `wp-x-${n}`));
+  assert.ok(guards(odd).some((r) => r.startsWith('iifname @pod_ifs iifname . ip saddr != @pod_src')), guards(odd).join('\n'));
+  // The sets every pod add changes are declared before the others (the kernel finds sets by a walk).
+  const decl = fullScript(withWildcard).split('\n').filter((l) => /^ {2}(set|map) /.test(l)).map((l) => l.trim().split(' ')[1]);
+  const firstStatic = decl.findIndex((n) => n !== 'hits' && n !== 'denied');
+  assert.deepEqual(decl.slice(firstStatic, firstStatic + 3).sort(), ['pod_id', 'pod_ifs', 'pod_src']);
+});
+
+test('a pod add through a veth the wildcard does not cover renders in full (it needs the per-packet rule)', async () => {
+  const scripts: string[] = [];
+  const agent = new NodeAgent({ node: 'n1', runner: (s) => (scripts.push(s), Promise.resolve({ ok: true, stderr: '' })), netlinkElements: false, podInterfaces: 'wp*' });
+  await agent.sync(cluster, locals((n) => `wp-x-${n}`));
+  const replica = (name: string, ip: string) => ({ ...modelPod('x', 'a'), name, ip });
+  const inside = await agent.podAdded(replica('a2', '10.1.0.50'), { key: 'x/a2', ip: '10.1.0.50', hostVeth: 'wp-x-a2' });
+  assert.equal(inside.mode, 'partial', 'a covered veth: elements only');
+  const outside = await agent.podAdded(replica('a3', '10.1.0.51'), { key: 'x/a3', ip: '10.1.0.51', hostVeth: 'other-a3' });
+  assert.equal(outside.lastApplyOk, true);
+  assert.equal(outside.rendered, true, 'a veth outside the wildcard is not patched in');
+  assert.ok((agent.lastRuleset?.chains.get('forward')?.rules ?? []).some((r) => r.startsWith('iifname @pod_ifs iifname . ip saddr != @pod_src')), 'the render added the per-packet rule');
+});
