@@ -64,7 +64,7 @@ describe('chain changes on a running agent equal a fresh render, in the model an
     const agent = new NodeAgent({ node: NODE, netns: nsAgent, policyOnly });
     const freshRunner = nftRunner(nsFresh);
     const web = generated.pods.find((p) => p.namespace === 'ns-0' && p.labels.tier === 'web') as Pod;
-    const newPod = (name: string, app: string, ip: string, node = NODE): Pod => ({ ...web, name, labels: { app, tier: 'web' }, ip, node, workload: undefined });
+    const newPod = (name: string, app: string, ip: string, node = NODE): Pod => ({ ...web, name, labels: { app, tier: 'web' }, ip, node });
     const add = (p: Pod): ClusterEvent => (pods.set(`${p.namespace}/${p.name}`, p), { type: 'added', kind: 'Pod', object: p });
     const del = (key: string): ClusterEvent => {
       const p = pods.get(key) as Pod;
