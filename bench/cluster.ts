@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Pod } from '../src/model/cluster.js';
 import type { ClusterAgentState } from '../src/agent/cluster.js';
+import { NodeAgent } from '../src/agent/agent.js';
 import { snapshotEvents } from '../src/source/diff.js';
 import { snapshotOfCluster } from '../src/source/files.js';
 import type { ClusterEvent } from '../src/source/types.js';
@@ -84,7 +85,7 @@ type FromAgent =
   | { ready: true; initialMs: number; state: ClusterAgentState }
   | { applied: true; events: number; status: { mode: string; via?: string; change?: string; renderMs: number; applyMs: number; ok: boolean } }
   | { idle: true; state: ClusterAgentState }
-  | { checked: true; diffs: string[]; ms: number };
+  | { ruleset: true; error?: string; sets?: { name: string; dynamic: boolean; elements: string[] }[]; chains?: { name: string; rules: string[] }[]; reasons?: unknown };
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/cluster.ts needs root (nftables in a network namespace)');
@@ -103,7 +104,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < waiters.length; i++) if (waiters[i](m)) waiters.splice(i--, 1);
   });
   const exited = new Promise<never>((_, fail) => child.on('exit', (code) => fail(new Error(`the agent process exited (${code ?? 'signal'})`))));
-  const wait = <K extends 'ready' | 'idle' | 'checked'>(key: K): Promise<Extract<FromAgent, Record<K, true>>> =>
+  const wait = <K extends 'ready' | 'idle' | 'ruleset'>(key: K): Promise<Extract<FromAgent, Record<K, true>>> =>
     Promise.race([exited, new Promise<Extract<FromAgent, Record<K, true>>>((ok) => waiters.push((m) => (key in m ? (ok(m as Extract<FromAgent, Record<K, true>>), true) : false)))]);
   let peakChurn = 0;
   let sampler: NodeJS.Timeout | undefined;
@@ -199,9 +200,35 @@ async function main(): Promise<void> {
 
     // ---------------------------------------------------------------- no event lost
     child.send({ check: true });
-    const checked = await wait('checked');
-    const diffs = checked.diffs;
-    console.log(`final ruleset vs a fresh render of the final state (${(checked.ms / 1000).toFixed(1)} s): ${diffs.length === 0 ? 'equal (model, reasons and kernel): no event lost' : `${diffs.length} differences:\n  ${diffs.slice(0, 20).join('\n  ')}`}`);
+    const got = await wait('ruleset');
+    if (got.error || !got.sets || !got.chains) throw new Error(`the agent could not report its ruleset: ${got.error ?? ''}`);
+    const f0 = performance.now();
+    const fresh = new NodeAgent({ node: NODE, runner: () => Promise.resolve({ ok: true, stderr: '' }), policyOnly: { podCidrs: [] } });
+    const snap = snapshotOfCluster({ namespaces: generated.namespaces, nodes: [], workloads: [], pods: [...livePods.values()], services: [], networkPolicies: generated.networkPolicies, adminNetworkPolicies: [] });
+    const locals = snap.cluster.pods.filter((p) => p.node === NODE && p.ip).map((p) => ({ key: `${p.namespace}/${p.name}`, ip: p.ip }));
+    await fresh.apply({ events: snapshotEvents(snap), localPods: locals });
+    const want = fresh.lastRuleset;
+    if (!want) throw new Error('no fresh ruleset');
+    const haveSets = new Map(got.sets.map((x) => [x.name, x]));
+    const haveChains = new Map(got.chains.map((c) => [c.name, c]));
+    const diffs: string[] = [];
+    for (const [name, set] of want.sets) {
+      const h = haveSets.get(name);
+      if (!h) diffs.push(`set ${name} missing`);
+      else if (!set.dynamic && h.elements.join('\n') !== set.elements.join('\n')) diffs.push(`set ${name}: ${h.elements.length} elements, fresh ${set.elements.length}`);
+    }
+    for (const name of haveSets.keys()) if (!want.sets.has(name)) diffs.push(`set ${name} extra`);
+    for (const [name, chain] of want.chains) if (haveChains.get(name)?.rules.join('\n') !== chain.rules.join('\n')) diffs.push(`chain ${name} differs`);
+    for (const name of haveChains.keys()) if (!want.chains.has(name)) diffs.push(`chain ${name} extra`);
+    if (JSON.stringify(got.reasons) !== JSON.stringify(want.reasons)) diffs.push('reasons table differs');
+    // And the kernel holds what the model says.
+    const listing = JSON.parse(await sh(['ip', 'netns', 'exec', NETNS, 'nft', '-j', 'list', 'table', 'inet', 'weir'])) as { nftables: Record<string, { name?: string; elem?: unknown[] }>[] };
+    const kernelSets = new Map(listing.nftables.flatMap((o) => (o.set?.name ? [[o.set.name, o.set.elem?.length ?? 0] as const] : o.map?.name ? [[o.map.name, o.map.elem?.length ?? 0] as const] : [])));
+    for (const [name, set] of want.sets) if (!set.dynamic && (kernelSets.get(name) ?? 0) !== set.elements.length) diffs.push(`kernel set ${name}: ${kernelSets.get(name) ?? 0} elements, fresh ${set.elements.length}`);
+    const kernelRules = listing.nftables.filter((o) => o.rule).length;
+    const wantRules = [...want.chains.values()].reduce((n, c) => n + c.rules.length, 0);
+    if (kernelRules !== wantRules) diffs.push(`kernel: ${kernelRules} rules, fresh ${wantRules}`);
+    console.log(`final ruleset vs a fresh render of the final state (${((performance.now() - f0) / 1000).toFixed(1)} s): ${diffs.length === 0 ? 'equal (model, reasons and kernel): no event lost' : `${diffs.length} differences:\n  ${diffs.slice(0, 20).join('\n  ')}`}`);
     if (diffs.length > 0) process.exitCode = 1;
   } finally {
     if (sampler) clearInterval(sampler);
