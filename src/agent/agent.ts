@@ -16,10 +16,12 @@ import { PolicyEngine } from '../policy/engine.js';
 import type { CompiledRule } from '../policy/rules.js';
 import { Applier, nftRunner, type NftRunner } from '../nft/apply.js';
 import { netlinkElementWriter } from '../nft/element-writer.js';
-import { collectReasons } from '../render/reasons.js';
 import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/render.js';
+import { membershipChanges } from '../render/filter.js';
+import { ReasonLedger } from '../render/reason-ledger.js';
+import type { Identity } from '../policy/cache.js';
 import { planServices, selectsPod, serviceWeightPatch, type ServicesInput } from '../render/services.js';
-import { chainPatches } from '../render/elements.js';
+import { chainPatches, patchElements } from '../render/elements.js';
 import type { Ruleset } from '../render/ruleset.js';
 import type { PolicyOnlyOptions } from '../render/policy-only.js';
 import { applyEventsToEngine } from '../source/engine.js';
@@ -29,6 +31,7 @@ import type { ClusterEvent, ClusterSnapshot } from '../source/types.js';
 import { sweepConntrack } from './conntrack.js';
 import type { ServiceRuntime } from './lb-loop.js';
 import { LocalIdentities } from './local-identities.js';
+import { podsAfter, podsBefore } from './pod-states.js';
 import { REASONS_FILE, writeAgentStatus, writeJsonAtomic, type AgentStatus } from './status.js';
 
 export type { AgentStatus };
@@ -80,6 +83,7 @@ export class NodeAgent {
   private synced: ClusterSnapshot | undefined;
   private generation = 0;
   private lastReasons = '';
+  private lastReasonsTable: unknown;
   last: AgentStatus | undefined;
   lastRuleset: Ruleset | undefined;
   private lastLocal: Set<string> | undefined;
@@ -95,8 +99,15 @@ export class NodeAgent {
   private lbRuntime: ServiceRuntime | undefined;
   private applying: Promise<unknown> = Promise.resolve();
 
-  /** Whether the change being applied was rendered in full (see AgentStatus.rendered). */
-  private rendered = true;
+  /** How the change being applied was computed (see AgentStatus.change). */
+  private change: NonNullable<AgentStatus['change']> = 'full';
+  /**
+   * Changes applied so far, by how they were computed; `full` is the fallback (every set
+   * filled from every pod, every reason collected) and should stay rare.
+   */
+  readonly changes = { elements: 0, chains: 0, full: 0 };
+  /** The reasons, kept per identity between policy changes (render/reason-ledger.ts). */
+  private reasons: ReasonLedger | undefined;
 
   constructor(private readonly opts: NodeAgentOptions) {
     const elements = opts.netlinkElements ?? opts.runner === undefined;
@@ -115,9 +126,16 @@ export class NodeAgent {
    */
   async apply(batch: AgentBatch): Promise<AgentStatus> {
     const t0 = performance.now();
-    const identitiesBefore = new Set(this.engine.cache.identities.keys());
+    const identitiesBefore = new Map(this.engine.cache.identities);
+    const podsWere = podsBefore(this.engine, batch.events);
     const changes = applyEventsToEngine(this.engine, batch.events);
     if (changes.other) this.policyVersion++;
+    const policies = changedPolicies(batch.events);
+    // Namespace labels move identities in and out of namespace-selector groups, node labels
+    // change node groups: the sets a render could reuse are no longer current.
+    const topology = batch.events.some((e) => e.kind === 'Namespace' || e.kind === 'Node');
+    if (policies.size > 0 || topology) this.reasons = undefined;
+    else if (this.reasons) this.trackIdentities(identitiesBefore);
     this.synced = batch.snapshot;
     this.podEdits.clear();
     const localPods = batch.localPods;
@@ -134,21 +152,49 @@ export class NodeAgent {
       for (const p of changes.removed) expectedLocal.delete(`${p.namespace}/${p.name}`);
       for (const p of changes.added) if (localKeys.has(`${p.namespace}/${p.name}`)) expectedLocal.add(`${p.namespace}/${p.name}`);
       if (expectedLocal.size === localKeys.size && [...localKeys].every((k) => expectedLocal.has(k))) {
-        patched = patchPods(applied, this.engine, changes, { removedIdentities: changes.removedIdentities, removedGroups: changes.removedGroups, locals, localsBefore: this.lastLocalPods, identitiesBefore, podInterfaces: this.opts.podInterfaces });
+        patched = patchPods(applied, this.engine, changes, { removedIdentities: changes.removedIdentities, removedGroups: changes.removedGroups, locals, localsBefore: this.lastLocalPods, identitiesBefore: new Set(identitiesBefore.keys()), podInterfaces: this.opts.podInterfaces });
       }
     }
     const services = this.services();
     // With Services, a pod that a Service selects can move endpoints too: render (the applier
     // still sends only the difference) instead of the policy-only pod patch.
     const endpointsMoved = services !== undefined && [...changes.added, ...changes.removed].some((p) => this.selectedByService(p));
-    this.rendered = (endpointsMoved ? undefined : patched) === undefined;
-    const ruleset = (endpointsMoved ? undefined : patched) ?? renderRuleset({ engine: this.engine, localPods, reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
+    // A patch keeps the reasons of the ruleset it patched; the ledger has those of identities
+    // that came or went elsewhere since.
+    let ruleset = endpointsMoved || !patched ? undefined : this.reasons && patched.reasons !== this.reasons.table ? { ...patched, reasons: this.reasons.table } : patched;
+    this.change = 'elements';
+    if (!ruleset && applied && !topology) {
+      // A local identity came or went, a pod changed, a policy changed: the pods' elements in
+      // the cluster-wide sets are patched, and the chains of this node's identities rendered
+      // on top of those sets (RenderReuse). Only what changed reaches the kernel.
+      const membership = patchElements(applied, membershipChanges(this.engine, [...podsWere.values()].filter((m) => m !== undefined), podsAfter(this.engine, podsWere.keys()), this.namedEgress()));
+      ruleset = renderRuleset({ engine: this.engine, localPods, reasons: this.ledger(), podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, reuse: { sets: membership.sets, changedPolicies: policies }, ...(services ? { services } : {}) });
+      this.change = 'chains';
+    }
+    if (!ruleset) {
+      this.reasons = new ReasonLedger(this.engine);
+      ruleset = renderRuleset({ engine: this.engine, localPods, reasons: this.reasons, podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
+      this.change = 'full';
+    }
     this.lastLocal = localKeys;
     this.lastLocalPods = locals;
     this.localIds.reset(localPods.map((p) => this.engine.identityOfPod(p.key)));
     if (batch.diagnostics) this.lastDiagnostics = batch.diagnostics;
     if (batch.desiredGeneration !== undefined) this.desiredGeneration = batch.desiredGeneration;
     return this.applyRuleset(ruleset, performance.now() - t0);
+  }
+
+  /** The reasons ledger, built when policies changed since it was last (as collectReasons would). */
+  private ledger(): ReasonLedger {
+    return (this.reasons ??= new ReasonLedger(this.engine));
+  }
+
+  /** Identities that came or went since `before`: their default-deny reasons with them. */
+  private trackIdentities(before: ReadonlyMap<number, Identity>): void {
+    const ledger = this.reasons as ReasonLedger;
+    const now = this.engine.cache.identities;
+    for (const [id, identity] of before) if (now.get(id) !== identity) ledger.identityRemoved(id);
+    for (const [id, identity] of now) if (before.get(id) !== identity) ledger.identityAdded(this.engine, id);
   }
 
   /**
@@ -229,9 +275,10 @@ export class NodeAgent {
   }
 
   private renderNow(): Ruleset {
-    this.rendered = true;
+    this.change = 'full';
     const services = this.services();
-    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: collectReasons(this.engine), podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
+    this.reasons = new ReasonLedger(this.engine);
+    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: this.reasons, podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
   }
 
   /**
@@ -311,7 +358,7 @@ export class NodeAgent {
 
   private async afterEvent(patched: Ruleset | undefined, t0: number): Promise<AgentStatus> {
     this.lastLocal ??= new Set(this.lastLocalPods.keys());
-    this.rendered = false;
+    this.change = 'elements';
     return this.applyRuleset(patched ?? this.renderNow(), performance.now() - t0);
   }
 
@@ -327,6 +374,7 @@ export class NodeAgent {
     const localPods = this.lastLocalPods;
     const desiredGeneration = this.desiredGeneration;
     const result = await this.applier.apply(ruleset);
+    this.changes[this.change]++;
     let conntrackDeleted = 0;
     if (result.ok && this.opts.strict && result.narrowed) {
       const local = new Set([...localPods.values()].map((p) => p.ip ?? this.engine.pods.get(p.key)?.ip).filter((ip): ip is string => ip !== undefined));
@@ -356,7 +404,8 @@ export class NodeAgent {
       diagnosticErrors: errors.slice(0, 20),
       conntrackDeleted,
       ...(result.via ? { via: result.via } : {}),
-      rendered: this.rendered,
+      rendered: this.change === 'full',
+      change: this.change,
       ...(result.fallback ? { fallback: result.fallback } : {}),
       identities: this.localIds.list().slice(),
     };
@@ -365,7 +414,9 @@ export class NodeAgent {
     if (!result.ok) this.opts.log?.(`weir agent ${this.opts.node}: apply failed, previous ruleset kept: ${result.error ?? ''}`);
     if (this.opts.statusDir) {
       await writeAgentStatus(this.opts.statusDir, status);
-      const reasons = JSON.stringify(ruleset.reasons);
+      // The same table object is the same table (the reasons ledger makes a new one per change).
+      const reasons = ruleset.reasons === this.lastReasonsTable ? this.lastReasons : JSON.stringify(ruleset.reasons);
+      if (result.ok) this.lastReasonsTable = ruleset.reasons;
       if (result.ok && reasons !== this.lastReasons) {
         await writeJsonAtomic(join(this.opts.statusDir, REASONS_FILE), ruleset.reasons);
         this.lastReasons = reasons;
@@ -373,4 +424,18 @@ export class NodeAgent {
     }
     return status;
   }
+}
+
+/** The policies a batch adds, changes or removes (engine keys, as a rule's `ref.policy`). */
+function changedPolicies(events: readonly ClusterEvent[]): Set<string> {
+  const out = new Set<string>();
+  for (const e of events) {
+    if (e.kind === 'NetworkPolicy') out.add(`NetworkPolicy ${e.object.namespace}/${e.object.name}`);
+    else if (e.kind === 'AdminNetworkPolicy') out.add(`AdminNetworkPolicy ${e.object.name}`);
+    else if (e.kind === 'BaselineAdminNetworkPolicy') {
+      out.add(`BaselineAdminNetworkPolicy ${e.object.name}`);
+      if (e.type === 'updated' && e.old) out.add(`BaselineAdminNetworkPolicy ${e.old.name}`);
+    }
+  }
+  return out;
 }

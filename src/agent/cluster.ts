@@ -76,6 +76,8 @@ export interface ClusterAgentState {
   readonly lagMs: { readonly last?: number; readonly p50?: number; readonly p99?: number; readonly samples: number };
   readonly ruleset?: { readonly rules: number; readonly chains: number; readonly sets: number; readonly setElements: number };
   readonly podCidrs: readonly string[];
+  /** Changes applied, by how they were computed (AgentStatus.change): `full` is the fallback. */
+  readonly changes: { readonly elements: number; readonly chains: number; readonly full: number };
 }
 
 const LAG_SAMPLES = 1000;
@@ -297,6 +299,7 @@ export class ClusterAgent {
       lagMs: { last: round(this.lags[this.lags.length - 1]), p50: round(quantile(sorted, 0.5)), p99: round(quantile(sorted, 0.99)), samples: sorted.length },
       ...(last ? { ruleset: { rules: last.rules, chains: last.chains, sets: last.sets, setElements: last.setElements } } : {}),
       podCidrs: this.opts.policyOnly.podCidrs,
+      changes: { ...this.agent.changes },
     };
   }
 

@@ -45,6 +45,13 @@ export const agentStatusSchema = z.object({
   via: z.enum(['nft', 'netlink']).optional(),
   /** The last change was rendered in full (true) or patched from element changes alone (false). */
   rendered: z.boolean().optional(),
+  /**
+   * How the last change was computed: `elements` (set and map elements patched), `chains` (the
+   * chains of this node's identities rendered over the cluster-wide sets as they were,
+   * patched: a local identity came or went, a pod or a policy changed), `full` (every set
+   * filled from every pod: the first sync, namespace or node changes, after a failure).
+   */
+  change: z.enum(['elements', 'chains', 'full']).optional(),
   /** Why the netlink batch did not apply it, when `nft -f` then did (or failed too). */
   fallback: z.string().optional(),
   /**

@@ -14,7 +14,7 @@
 // script, a test), once; after COMPACT changes the next patch merges them itself.
 
 import { elementText, type Element } from './nft.js';
-import { rememberStats, rulesetStats, type NftSet, type Ruleset } from './ruleset.js';
+import { elementCounts, rememberStats, rulesetStats, type NftSet, type Ruleset } from './ruleset.js';
 
 export interface ElementChange {
   readonly set: string;
@@ -87,7 +87,27 @@ function patchedSet(old: NftSet, added: readonly string[], removed: readonly str
     },
   };
   deltas.set(set, d);
+  elementCounts.set(set, root.length - del.size + add.size);
   return set;
+}
+
+const NONE: ReadonlySet<string> = new Set();
+
+/**
+ * The elements added to and removed from `prev` to make `next`, when `next` was patched from
+ * it (both patches of one full list): read from the patches, not by comparing the lists (a
+ * render that reuses patched sets is diffed this way; see RenderReuse). Undefined otherwise.
+ */
+export function patchedDifference(prev: NftSet, next: NftSet): { added: string[]; removed: string[] } | undefined {
+  const d = deltas.get(next);
+  if (!d) return undefined;
+  const p = deltas.get(prev);
+  if ((p ? p.root : prev.elements) !== d.root) return undefined;
+  const pAdd = p?.add ?? NONE;
+  const pDel = p?.del ?? NONE;
+  const added = [...[...d.add].filter((x) => !pAdd.has(x)), ...[...pDel].filter((x) => !d.del.has(x))].sort();
+  const removed = [...[...d.del].filter((x) => !pDel.has(x)), ...[...pAdd].filter((x) => !d.add.has(x))].sort();
+  return { added, removed };
 }
 
 /** The sets of a patched ruleset: the last full map, with the sets patches replaced. */

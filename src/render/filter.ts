@@ -99,7 +99,7 @@ import {
   type RuleEnd,
   type Statement,
 } from './nft.js';
-import { IPV6_REASON, NOT_READY_REASON, SPOOF_REASON, collectReasons, defaultDenyReason, ruleReason, type ReasonRegistry } from './reasons.js';
+import { IPV6_REASON, NOT_READY_REASON, SPOOF_REASON, collectReasons, defaultDenyReason, ruleReason, type ReasonIds } from './reasons.js';
 import { LOCAL_IPS_SET, policyOnlyBaseChains, type PolicyOnlyOptions } from './policy-only.js';
 import type { NftSet, Ruleset } from './ruleset.js';
 import type { Section, TableBuilder } from './table.js';
@@ -115,6 +115,15 @@ export interface LocalPod {
   readonly hostVeth?: string;
 }
 
+export interface RenderReuse {
+  readonly sets: ReadonlyMap<string, NftSet>;
+  /**
+   * Policies changed since those sets were current: their named-port sets are filled afresh
+   * (their elements depend on the rule's peers, which the set's name does not say).
+   */
+  readonly changedPolicies?: ReadonlySet<string>;
+}
+
 export interface RenderInput {
   readonly engine: PolicyEngine;
   /** Pods running on this node: only they get entries in the endpoint maps. */
@@ -122,7 +131,14 @@ export interface RenderInput {
   /** Pod IPs cluster-wide (`ns/name` → IP); default: the engine's `pod.ip`. */
   readonly podIps?: ReadonlyMap<string, string>;
   /** A reasons registry computed once for the whole cluster (saves recomputing per node). */
-  readonly reasons?: ReasonRegistry;
+  readonly reasons?: ReasonIds;
+  /**
+   * Sets whose cluster-wide elements are current (an agent's last ruleset, kept so by element
+   * patches): group and named-port sets are taken from here by name instead of being filled
+   * from every pod again — at 100k pods that filling was most of a render. What decides the
+   * chains is computed as always, so the result equals a render without `reuse`.
+   */
+  readonly reuse?: RenderReuse;
   /**
    * nft wildcard of the node's pod interfaces (the lab's `wp*`). When set, the node fails
    * closed: traffic from or to a pod interface the ruleset does not know yet (a pod attached
@@ -266,8 +282,9 @@ class Renderer {
   constructor(
     private readonly table: TableBuilder,
     private readonly engine: PolicyEngine,
-    private readonly reasons: ReasonRegistry,
+    private readonly reasons: ReasonIds,
     podIps: ReadonlyMap<string, string> | undefined,
+    private readonly reuse?: RenderReuse,
   ) {
     this.podIp = (key) => podIps?.get(key) ?? engine.pods.get(key)?.ip;
   }
@@ -308,6 +325,13 @@ class Renderer {
     const g = this.engine.group(gid);
     if (!g) throw new Error(`unknown selector-cache group ${gid}`);
     const name = groupSetName(g.key);
+    // A group's elements depend on its key (the name's hash) and the cluster's pods alone.
+    const kept = this.reuse?.sets.get(name);
+    if (kept) {
+      this.table.set(kept);
+      this.groupSetNames.set(gid, name);
+      return name;
+    }
     const elements = new Set<string>();
     let interval = false;
     switch (g.spec.kind) {
@@ -352,6 +376,11 @@ class Renderer {
   private namedPortSet(rule: CompiledRule, specs: readonly Extract<PortSpec, { kind: 'named' }>[]): string {
     const name = namedPortSetName(rule, specs);
     if (this.table.hasSet(name)) return name;
+    const kept = this.reuse?.changedPolicies?.has(rule.ref.policy) ? undefined : this.reuse?.sets.get(name);
+    if (kept) {
+      this.table.set(kept);
+      return name;
+    }
     const elements = new Set<string>();
     for (const [key, pod] of this.engine.pods) {
       for (const k of namedPortKeys(this.engine, rule, specs, pod, this.engine.identityOfPod(key), this.podIp(key))) elements.add(elementText({ key: k }));
@@ -672,7 +701,7 @@ export function policyFilterSection(input: RenderInput): Section {
     name: 'policy filter',
     render(table: TableBuilder): void {
       const { engine } = input;
-      const r = new Renderer(table, engine, input.reasons ?? collectReasons(engine), input.podIps);
+      const r = new Renderer(table, engine, input.reasons ?? collectReasons(engine), input.podIps, input.reuse);
       const eg: Element[] = [];
       const ing: Element[] = [];
       const locals: { ip: string; identity: Identity; veth?: string }[] = [];
@@ -775,11 +804,14 @@ function podElementChanges(
   const change = (set: string, element: Element): void => {
     out.push({ set, element, add });
   };
-  for (const g of groups) {
+  const memberOf = [...groups];
+  for (const g of memberOf) {
     if (g.spec.kind === 'pods') change(groupSetName(g.key), { key: [ip] });
   }
+  // Peers by the groups the pod is (was) in: a removed pod's identity may have left them.
+  const groupIds = new Set(memberOf.map((g) => g.id));
   for (const { rule, specs } of named) {
-    for (const key of namedPortKeys(engine, rule, specs, pod, identity, ip)) change(namedPortSetName(rule, specs), { key });
+    for (const key of namedKeysOf(engine, rule, specs, pod, identity, ip, groupIds)) change(namedPortSetName(rule, specs), { key });
   }
   if (!local) return out;
   // Policy-only mode knows local pods by address (a set the lab's table does not have: ignored there).
@@ -848,4 +880,50 @@ export function patchPods(prev: Ruleset, engine: PolicyEngine, delta: PodDelta, 
     changes.push(...c);
   }
   return patchElements(prev, changes);
+}
+
+/** A pod as a batch found it or left it: what its elements in cluster-wide sets follow from. */
+export interface PodMembership {
+  readonly pod: Pod;
+  readonly identity: Identity;
+  /** The pod groups its identity was (or is) a member of. */
+  readonly groups: readonly Group[];
+}
+
+/** The named-port elements of a pod for one egress rule, from the groups it was a member of. */
+function namedKeysOf(engine: PolicyEngine, rule: CompiledRule, specs: readonly NamedSpec[], pod: Pod, identity: Identity, ip: string | undefined, groupIds: ReadonlySet<number>): Literal[][] {
+  if (pod.hostNetwork || identity.hostNetwork || !isV4(ip)) return [];
+  if (rule.peers !== 'all') {
+    const inPeers = rule.peers.some((gid) => {
+      if (groupIds.has(gid)) return true;
+      const g = engine.group(gid);
+      return g?.spec.kind === 'cidr' && intervalsContain(g.spec.intervals, parseIp(ip) as bigint);
+    });
+    if (!inPeers) return [];
+  }
+  return identity.ports.filter((cp) => specs.some((s) => namedMatches(s, cp))).map((cp) => [ip, cp.protocol.toLowerCase(), cp.port]);
+}
+
+/**
+ * The changes of the cluster-wide sets (selector groups, named ports) when pods change from
+ * `before` (their elements go) to `after` (theirs come; an element in both stays): what keeps
+ * the sets a render may reuse (RenderReuse) current. The node's own entries (identity maps,
+ * `pod_id`, local addresses) are not here: a render computes them from the local pods.
+ */
+export function membershipChanges(engine: PolicyEngine, before: Iterable<PodMembership>, after: Iterable<PodMembership>, namedRules: readonly CompiledRule[]): ElementChange[] {
+  const named = namedRules.map((r) => ({ rule: r, specs: namedSpecs(r) }));
+  const out: ElementChange[] = [];
+  for (const [states, add] of [[before, false], [after, true]] as const) {
+    for (const m of states) {
+      const ip = m.pod.ip;
+      if (m.pod.hostNetwork || m.identity.hostNetwork || !isV4(ip)) continue;
+      for (const g of m.groups) if (g.spec.kind === 'pods') out.push({ set: groupSetName(g.key), element: { key: [ip] }, add });
+      if (named.length === 0) continue;
+      const ids = new Set(m.groups.map((g) => g.id));
+      for (const { rule, specs } of named) {
+        for (const key of namedKeysOf(engine, rule, specs, m.pod, m.identity, ip, ids)) out.push({ set: namedPortSetName(rule, specs), element: { key }, add });
+      }
+    }
+  }
+  return out;
 }

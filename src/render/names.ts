@@ -22,8 +22,23 @@ export const DENIED_SET = 'denied';
 export const HITS_SET = 'hits';
 export const MAX_NAME = 64;
 
+/**
+ * Hashes of short names, remembered: an agent renders the same group and chain names batch
+ * after batch, and one sha256 per group a changed pod is in was a third of a churn batch's cost.
+ * Bounded: cleared when full; long texts (shared chains' rules) are not kept.
+ */
+const hashes = new Map<string, string>();
+const HASHES_KEPT = 100_000;
+
 export function shortHash(text: string, length = 8): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, length);
+  if (length !== 8 || text.length > 256) return createHash('sha256').update(text).digest('hex').slice(0, length);
+  let h = hashes.get(text);
+  if (h === undefined) {
+    if (hashes.size >= HASHES_KEPT) hashes.clear();
+    h = createHash('sha256').update(text).digest('hex').slice(0, 8);
+    hashes.set(text, h);
+  }
+  return h;
 }
 
 /** `<prefix>_<readable>_<hash>`, at most MAX_NAME characters. */

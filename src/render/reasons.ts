@@ -43,13 +43,14 @@ export type ReasonsTable = Readonly<Record<string, Reason>>;
 export const DEFAULT_DENY_RULE = 'default deny (isolated)';
 
 /** Ids live in [1, 2^31): positive as a mark and as a JSON number. */
-const ID_SPACE = 0x7fffffff;
+export const ID_SPACE = 0x7fffffff;
 
 export function reasonKey(r: Reason): string {
   return `${r.verdict}\u0000${r.tier}\u0000${r.policy}\u0000${r.direction}\u0000${r.rule}`;
 }
 
-function hashId(key: string): number {
+/** A reason's preferred id (ReasonRegistry moves it up on a collision). */
+export function hashId(key: string): number {
   const v = createHash('sha256').update(key).digest().readUInt32BE(0) & ID_SPACE;
   return v === 0 ? 1 : v;
 }
@@ -83,7 +84,13 @@ export const SPOOF_REASON: Reason = { policy: DATAPLANE_POLICY, rule: 'spoofed s
 /** A pod interface the agent has not enforced yet (a pod attached before the agent's sync): fail closed. */
 export const NOT_READY_REASON: Reason = { policy: DATAPLANE_POLICY, rule: 'endpoint not yet enforced', tier: 'default', direction: 'egress', verdict: 'deny' };
 
-export class ReasonRegistry {
+/** What the renderer asks of a reasons registry (ReasonRegistry, or the agent's ReasonLedger). */
+export interface ReasonIds {
+  id(r: Reason): number;
+  readonly table: ReasonsTable;
+}
+
+export class ReasonRegistry implements ReasonIds {
   private readonly ids = new Map<string, number>();
   readonly table: Record<string, Reason> = {};
 
@@ -108,22 +115,33 @@ export class ReasonRegistry {
   }
 }
 
-/** Every reason the engine can produce: each Allow/Deny rule, and each NetworkPolicy default deny. */
-export function collectReasons(engine: PolicyEngine): ReasonRegistry {
+/** The default-deny reasons one identity's programs bring (none when nothing isolates it). */
+export function identityReasons(engine: PolicyEngine, identity: number): Reason[] {
+  const out: Reason[] = [];
+  for (const direction of ['ingress', 'egress'] as const) {
+    const enforce = engine.program(identity, direction, 'enforce');
+    if (enforce.isolated) out.push(defaultDenyReason(enforce.isolatingPolicies, direction, false));
+    const full = engine.program(identity, direction, 'full');
+    if (full.isolated && full.isolatingPolicies.some((k) => engine.policy(k)?.mode === 'audit')) {
+      out.push(defaultDenyReason(full.isolatingPolicies, direction, true));
+    }
+  }
+  return out;
+}
+
+/** The reasons of the data plane and of every rule (what does not depend on identities). */
+export function baseReasons(engine: PolicyEngine): Reason[] {
   const reasons: Reason[] = [IPV6_REASON, SPOOF_REASON, NOT_READY_REASON];
   for (const rule of engine.allRules()) {
     const r = ruleReason(rule);
     if (r) reasons.push(r);
   }
-  for (const id of engine.identities()) {
-    for (const direction of ['ingress', 'egress'] as const) {
-      const enforce = engine.program(id.id, direction, 'enforce');
-      if (enforce.isolated) reasons.push(defaultDenyReason(enforce.isolatingPolicies, direction, false));
-      const full = engine.program(id.id, direction, 'full');
-      if (full.isolated && full.isolatingPolicies.some((k) => engine.policy(k)?.mode === 'audit')) {
-        reasons.push(defaultDenyReason(full.isolatingPolicies, direction, true));
-      }
-    }
-  }
+  return reasons;
+}
+
+/** Every reason the engine can produce: each Allow/Deny rule, and each NetworkPolicy default deny. */
+export function collectReasons(engine: PolicyEngine): ReasonRegistry {
+  const reasons = baseReasons(engine);
+  for (const id of engine.identities()) reasons.push(...identityReasons(engine, id.id));
   return new ReasonRegistry(reasons);
 }

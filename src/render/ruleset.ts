@@ -59,13 +59,16 @@ export interface Ruleset {
 
 const stats = new WeakMap<Ruleset, RulesetStats>();
 
+/** Element counts of sets that know theirs without merging their elements (patched sets, elements.ts). */
+export const elementCounts = new WeakMap<NftSet, number>();
+
 export function rulesetStats(rs: Ruleset): RulesetStats {
   const known = stats.get(rs);
   if (known) return known;
   let rules = 0;
   let elements = 0;
   for (const c of rs.chains.values()) rules += c.rules.length;
-  for (const s of rs.sets.values()) elements += s.elements.length;
+  for (const s of rs.sets.values()) elements += elementCounts.get(s) ?? s.elements.length;
   const result = { rules, chains: rs.chains.size, sets: rs.sets.size, elements, counters: rs.counted.length };
   stats.set(rs, result);
   return result;

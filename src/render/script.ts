@@ -9,6 +9,7 @@
 // refers to it any more).
 
 import { FAMILY, TABLE } from './names.js';
+import { patchedDifference } from './elements.js';
 import { elementKey, type ElementPatch, type NftChain, type NftSet, type Ruleset } from './ruleset.js';
 
 const T = `${FAMILY} ${TABLE}`;
@@ -155,10 +156,17 @@ export function diffScript(prev: Ruleset, next: Ruleset): PartialScript | undefi
       setsAdded++;
     }
     if (s.dynamic) continue;
-    const had = new Set(old?.elements ?? []);
-    const want = new Set(s.elements);
-    const added = s.elements.filter((e) => !had.has(e));
-    const removed = (old?.elements ?? []).filter((e) => !want.has(e));
+    // A set patched from the one applied (a render that reused it) knows what changed.
+    const known = old ? patchedDifference(old, s) : undefined;
+    let added: string[];
+    let removed: string[];
+    if (known) ({ added, removed } = known);
+    else {
+      const had = new Set(old?.elements ?? []);
+      const want = new Set(s.elements);
+      added = s.elements.filter((e) => !had.has(e));
+      removed = (old?.elements ?? []).filter((e) => !want.has(e));
+    }
     elementsAdded += added.length;
     elementsRemoved += removed.length;
     if (s.kind === 'map') {
