@@ -134,6 +134,21 @@ test('a window folds flows into edges plus samples, and every flow and byte is c
   assert.equal(w.seal().records.length, 0);
 });
 
+test('a window keeps flows through a Service apart from direct ones, and its aggregates name the Service', () => {
+  const w = new FlowWindow({ maxSamples: 0 });
+  const base = traffic('n1', 1)[0]!;
+  const service = { ip: '10.96.0.10', port: 80, name: 'shop/cart' };
+  for (let i = 0; i < 5; i++) w.add({ ...base, service });
+  for (let i = 0; i < 3; i++) w.add({ ...base });
+  const sealed = w.seal();
+  assert.equal(sealed.edges, 2);
+  const through = sealed.records.find((r) => r.service !== undefined);
+  const direct = sealed.records.find((r) => r.service === undefined);
+  assert.deepEqual(through?.service, service);
+  assert.equal(through?.count, 5);
+  assert.equal(direct?.count, 3);
+});
+
 test(`server down for ${OUTAGE_MS} ms and an agent restart: no flow lost within the buffer, counts exact`, async () => {
   const db = join(dir, 'outage.db');
   let server = await startServer(db);

@@ -23,7 +23,8 @@ const render = (podInterfaces: string | undefined, veth: (name: string) => strin
 test('one base chain: guards, the conntrack shortcut, the egress dispatch, then the ingress stage', () => {
   const rs = render('wp*');
   const hooked = [...rs.chains.values()].filter((c) => c.hook);
-  assert.deepEqual(hooked.map((c) => `${c.name}: ${c.hook}`), ['forward: type filter hook forward priority filter; policy accept;']);
+  // Plus, on postrouting, the ingress of masqueraded connections (judged after SNAT).
+  assert.deepEqual(hooked.map((c) => `${c.name}: ${c.hook}`), ['forward: type filter hook forward priority filter; policy accept;', 'ingress_snat: type filter hook postrouting priority srcnat + 10; policy accept;']);
   const fwd = rs.chains.get('forward')?.rules ?? [];
   const est = fwd.indexOf('ct state established,related accept');
   assert.ok(est > 0, 'the shortcut is there');
@@ -35,7 +36,8 @@ test('one base chain: guards, the conntrack shortcut, the egress dispatch, then 
     'ct mark set ip saddr map @pod_id ct mark vmap @eg_id',
     'goto ingress',
   ]);
-  assert.deepEqual(rs.chains.get('ingress')?.rules, ['ct mark set ip daddr map @pod_id ct mark vmap @in_id', 'accept']);
+  // Masqueraded connections skip it here: their ingress is judged after SNAT, in ingress_snat.
+  assert.deepEqual(rs.chains.get('ingress')?.rules, ['meta mark & 0x00004000 == 0x00004000 accept', 'ct status snat accept', 'ct mark set ip daddr map @pod_id ct mark vmap @in_id', 'accept']);
   // Identity chains are jumped to: falling off one comes back to the stage that dispatched it.
   for (const map of ['eg_id', 'in_id']) {
     const els = rs.sets.get(map)?.elements ?? [];

@@ -9,7 +9,7 @@
 //
 // Why these keys: an edge is what the dashboard and the alerts reason about — source group →
 // destination group, port, protocol, verdict and the policy and rule that decided (Hubble's
-// metrics use the same dimensions). Pod names and addresses are not in the key (they would
+// metrics use the same dimensions), and the Service the client addressed, if any. Pod names and addresses are not in the key (they would
 // bring back pairs); they stay queryable in the agent's raw records.
 import { emptyCounters, type EdgeCounters } from './aggregate.js';
 import { flowCount, type Endpoint, type FlowRecord } from './record.js';
@@ -47,7 +47,10 @@ function endpointKey(ep: Endpoint): string {
 
 /** The edge a record belongs to (also used to notice edges the server has not seen yet). */
 export function edgeKey(r: FlowRecord): string {
-  return [r.node, endpointKey(r.src), endpointKey(r.dst), r.dstPort, r.protocol, r.verdict, r.policy, r.rule, r.tier, r.direction ?? ''].join(SEP);
+  // The Service a client addressed (when it did) splits an edge: the map draws flows through a
+  // Service apart from direct ones.
+  const svc = r.service ? `${r.service.ip}:${r.service.port}` : '';
+  return [r.node, endpointKey(r.src), endpointKey(r.dst), r.dstPort, r.protocol, r.verdict, r.policy, r.rule, r.tier, r.direction ?? '', svc].join(SEP);
 }
 
 interface Pending {
@@ -128,6 +131,7 @@ export class FlowWindow {
         ...(c.flows > 0 ? { event: 'sample' as const, count: c.flows } : { event: 'end' as const }),
       };
       if (proto.direction !== undefined) r.direction = proto.direction;
+      if (proto.service) r.service = { ...proto.service };
       records.push(r);
     }
     const out = { records, flows: this.flows, samples, edges: this.edges.size };
