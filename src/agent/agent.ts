@@ -55,6 +55,8 @@ export interface NodeAgentOptions {
   readonly podInterfaces?: string;
   /** Policy-only mode beside a CNI: pods matched by address on forward, input and output (render/policy-only.ts). */
   readonly policyOnly?: PolicyOnlyOptions;
+  /** Where Services with a selector get their endpoints (src/lb/endpoints.ts; a Kubernetes node: `slices`). */
+  readonly serviceEndpoints?: 'pods' | 'slices';
 }
 
 /** One batch of a cluster source, with what only the node knows. */
@@ -158,7 +160,7 @@ export class NodeAgent {
     const services = this.services();
     // With Services, a pod that a Service selects can move endpoints too: render (the applier
     // still sends only the difference) instead of the policy-only pod patch.
-    const endpointsMoved = services !== undefined && [...changes.added, ...changes.removed].some((p) => this.selectedByService(p));
+    const endpointsMoved = services !== undefined && this.opts.serviceEndpoints !== 'slices' && [...changes.added, ...changes.removed].some((p) => this.selectedByService(p));
     // A patch keeps the reasons of the ruleset it patched; the ledger has those of identities
     // that came or went elsewhere since.
     let ruleset = endpointsMoved || !patched ? undefined : this.reasons && patched.reasons !== this.reasons.table ? { ...patched, reasons: this.reasons.table } : patched;
@@ -317,14 +319,14 @@ export class NodeAgent {
   private services(): ServicesInput | undefined {
     if (!this.synced || this.synced.cluster.services.length === 0) return undefined;
     const snap = this.snapshot() as ClusterSnapshot;
-    return planServices(snap.cluster, snap.endpointSlices, this.opts.node, { ...this.lbRuntime, podInterfaces: this.opts.podInterfaces });
+    return planServices(snap.cluster, snap.endpointSlices, this.opts.node, { ...this.lbRuntime, podInterfaces: this.opts.podInterfaces, endpointsFrom: this.opts.serviceEndpoints });
   }
 
   /** The node's Services without run-time inputs (the balancing loop measures their endpoints). */
   servicesInput(): ServicesInput | undefined {
     if (!this.synced || this.synced.cluster.services.length === 0) return undefined;
     const snap = this.snapshot() as ClusterSnapshot;
-    return planServices(snap.cluster, snap.endpointSlices, this.opts.node, { podInterfaces: this.opts.podInterfaces });
+    return planServices(snap.cluster, snap.endpointSlices, this.opts.node, { podInterfaces: this.opts.podInterfaces, endpointsFrom: this.opts.serviceEndpoints });
   }
 
   /**

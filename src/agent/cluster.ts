@@ -1,5 +1,6 @@
 // The agent on a cluster node: a ClusterSource (the Kubernetes API, src/source/kube, or any
-// other) → the NodeAgent, in policy-only mode beside the CNI (src/render/policy-only.ts).
+// other) → the NodeAgent, in policy-only mode beside the CNI (src/render/policy-only.ts), and
+// with `services` also the Service NAT section in place of kube-proxy (src/render/services.ts).
 //
 //   source events ─► pending (coalesced) ─► NodeAgent.apply: one transaction per batch
 //
@@ -48,6 +49,11 @@ export interface ClusterAgentOptions {
   readonly progress?: () => number | undefined;
   /** Problems the source reports (an invalid policy: the CLI turns them into Kubernetes Events). */
   readonly onSourceError?: (error: Error) => void;
+  /**
+   * Program the Service NAT section too (`weir agent --services`, in place of kube-proxy): every
+   * batch carries the source's snapshot, and Services get their endpoints from EndpointSlices.
+   */
+  readonly services?: boolean;
 }
 
 /** One applied batch, for metrics and benchmarks. */
@@ -128,7 +134,8 @@ export class ClusterAgent {
       strict: opts.strict,
       statusDir: opts.statusDir,
       log: opts.log,
-      policyOnly: opts.policyOnly,
+      policyOnly: opts.services ? { ...opts.policyOnly, services: true } : opts.policyOnly,
+      ...(opts.services ? { serviceEndpoints: 'slices' as const } : {}),
     });
   }
 
@@ -247,7 +254,10 @@ export class ClusterAgent {
       this.applyStartedAt = performance.now();
       let status: AgentStatus;
       try {
-        status = await this.agent.apply({ events, localPods: [...this.locals.values()], ...(progress !== undefined ? { desiredGeneration: progress } : {}) });
+        // With Services, the snapshot the NAT section is planned from (it may be ahead of
+        // `events` by what the source has not delivered yet; the next batch brings those).
+        const snapshot = this.opts.services ? { snapshot: this.opts.source.snapshot() } : {};
+        status = await this.agent.apply({ events, localPods: [...this.locals.values()], ...(progress !== undefined ? { desiredGeneration: progress } : {}), ...snapshot });
       } finally {
         this.applyStartedAt = undefined;
       }

@@ -10,6 +10,8 @@ import type { ClusterEvent, ClusterSource } from '../source/types.js';
 import type { AgentStatus } from './status.js';
 import { ClusterAgent } from './cluster.js';
 import { startHealthServer, type HealthServer } from './health.js';
+import { startBalancing, type KubeServicesOptions } from './kube-services.js';
+import type { LbLoop } from './lb-loop.js';
 
 export interface KubeAgentOptions {
   readonly node: string;
@@ -29,6 +31,11 @@ export interface KubeAgentOptions {
   readonly log?: (line: string) => void;
   /** More work on the agent (flow collection, src/flows/agent-flows.ts; the data plane does not import it). */
   readonly extension?: (agent: ClusterAgent) => KubeAgentExtension;
+  /**
+   * Program the Service NAT in place of kube-proxy (`--services`), with the balancing loop
+   * (kube-services.ts). Absent: policy only, beside kube-proxy.
+   */
+  readonly services?: KubeServicesOptions;
   /** Called once the agent serves (tests: the health URL). */
   readonly onStarted?: (info: { readonly healthUrl?: string }) => void;
 }
@@ -208,7 +215,9 @@ export async function runKubeAgent(opts: KubeAgentOptions): Promise<AgentStatus 
     onSourceError: (e) => {
       if (e instanceof KubeObjectProblem) void recorder.record(e);
     },
+    services: opts.services !== undefined,
   });
+  let lb: LbLoop | undefined;
   let health: HealthServer | undefined;
   if (opts.extension) ext.current = opts.extension(agent);
   try {
@@ -223,7 +232,7 @@ export async function runKubeAgent(opts: KubeAgentOptions): Promise<AgentStatus 
       });
     }
     opts.onStarted?.(health ? { healthUrl: health.url } : {});
-    log(`weir agent ${opts.node}: watching ${source.description}; pod CIDRs ${podCidrs.length > 0 ? podCidrs.join(', ') : 'none (unknown pods pass)'}${health ? `; health on ${health.url}` : ''}`);
+    log(`weir agent ${opts.node}: watching ${source.description}; pod CIDRs ${podCidrs.length > 0 ? podCidrs.join(', ') : 'none (unknown pods pass)'}${health ? `; health on ${health.url}` : ''}${opts.services ? '; Service NAT on (--services)' : ''}`);
     const started = agent.start();
     const aborted = new Promise<void>((resolve) => {
       if (opts.signal?.aborted) resolve();
@@ -232,9 +241,11 @@ export async function runKubeAgent(opts: KubeAgentOptions): Promise<AgentStatus 
     await Promise.race([started, aborted]);
     if (!opts.signal?.aborted) log(`weir agent ${opts.node}: synced and enforcing (${agent.state().localPods} local pods)`);
     if (!opts.signal?.aborted) await ext.current?.start?.();
+    if (!opts.signal?.aborted && opts.services) lb = startBalancing(agent.agent, { node: opts.node, ...(opts.netns !== undefined ? { netns: opts.netns } : {}), ...(opts.statusDir !== undefined ? { statusDir: opts.statusDir } : {}), services: opts.services, log });
     await aborted;
     return agent.agent.last;
   } finally {
+    await lb?.stop();
     await ext.current?.stop?.();
     await agent.stop();
     await health?.close();

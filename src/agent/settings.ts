@@ -18,6 +18,8 @@ export const agentSettingsSchema = z.looseObject({
   /** The node's pod ranges, when its Node object has no spec.podCIDRs (Calico IPAM). */
   podCIDRs: z.array(z.string()).optional(),
   server: z.string().optional(),
+  /** Program Service NAT in place of kube-proxy (`weir agent --services`). */
+  services: z.boolean().optional(),
 });
 
 export type AgentSettings = z.infer<typeof agentSettingsSchema>;

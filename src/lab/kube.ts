@@ -29,12 +29,31 @@ import { buildDesired, readDesired, type DesiredFiles } from './desired.js';
 import { isAlive, stopPid } from './processes.js';
 import type { LabNode, LabState } from './state.js';
 import { startAgent, type SupervisorOptions } from './supervisor.js';
+import { allocate, serviceKey } from '../lb/allocate.js';
+import { endpointSlicesOf } from '../source/endpoints.js';
+import { MANAGED_BY_LABEL, SERVICE_NAME_LABEL } from '../load/endpointslice.js';
+import type { EndpointSlice } from '../source/types.js';
 
 export const APISERVER_INFO = 'apiserver.json';
 export const labKubeconfig = (dir: string): string => join(dir, 'kubeconfig');
 export const apiStateFile = (dir: string): string => join(dir, 'apiserver', 'state.json');
 export const apiLogFile = (dir: string): string => join(dir, 'logs', 'apiserver.log');
 const infoFile = (dir: string): string => join(dir, APISERVER_INFO);
+/** `{ services }`: whether the kube lab's agents program Service NAT (`lab up --source kube --services`). */
+export const KUBE_LAB_FILE = 'kube-lab.json';
+const kubeLabFile = (dir: string): string => join(dir, KUBE_LAB_FILE);
+
+/**
+ * Does something in this lab implement its Services? A files lab's agents always do; a kube
+ * lab's only with `--services` (there is no kube-proxy in the lab).
+ */
+export async function labProxiesServices(dir: string): Promise<boolean> {
+  if (!isKubeLab(dir)) return true;
+  const text = await readFile(kubeLabFile(dir), 'utf8').catch(() => undefined);
+  if (text === undefined) return false;
+  const r = z.object({ services: z.boolean() }).safeParse(JSON.parse(text));
+  return r.success && r.data.services;
+}
 /** main.ts prints this once it listens (APISERVER_LISTENING of src/testing/apiserver/server.ts). */
 const LISTENING = 'weir-apiserver listening on ';
 
@@ -155,17 +174,45 @@ const MANAGED: readonly Managed[] = [
   { apiVersion: 'policy.networking.k8s.io/v1alpha1', kind: 'BaselineAdminNetworkPolicy', path: '/apis/policy.networking.k8s.io/v1alpha1/baselineadminnetworkpolicies', namespaced: false },
   { apiVersion: 'v1', kind: 'Service', path: '/api/v1/services', namespaced: true },
   { apiVersion: 'v1', kind: 'Pod', path: '/api/v1/pods', namespaced: true },
+  { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', path: '/apis/discovery.k8s.io/v1/endpointslices', namespaced: true },
 ];
+
+/** A slice of the model as the API object the EndpointSlice controller writes. */
+function sliceObject(s: EndpointSlice): Obj {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: s.name, namespace: s.namespace, labels: { [SERVICE_NAME_LABEL]: s.service, ...(s.managedBy !== undefined ? { [MANAGED_BY_LABEL]: s.managedBy } : {}) } },
+    addressType: s.addressType,
+    ports: s.ports.map((p) => ({ ...(p.name !== undefined ? { name: p.name } : {}), port: p.port, protocol: p.protocol })),
+    endpoints: s.endpoints.map((e) => {
+      const [ns, name] = e.pod?.split('/') ?? [];
+      return {
+        addresses: [...e.addresses],
+        conditions: { ready: e.ready, serving: e.serving ?? e.ready, terminating: e.terminating ?? false },
+        ...(e.nodeName !== undefined ? { nodeName: e.nodeName } : {}),
+        ...(ns !== undefined && name !== undefined ? { targetRef: { kind: 'Pod', namespace: ns, name } } : {}),
+      };
+    }),
+  };
+}
 
 function objectPath(m: Managed, namespace: string | undefined, name?: string): string {
   const base = m.namespaced && namespace !== undefined ? m.path.replace(/\/([a-z]+)$/, `/namespaces/${encodeURIComponent(namespace)}/$1`) : m.path;
   return name === undefined ? base : `${base}/${encodeURIComponent(name)}`;
 }
 
-/** The lab as API objects: policies and Services as declared, the rest from the lab's state. */
+/**
+ * The lab as API objects: policies, Services and EndpointSlices as declared, the rest from the
+ * lab's state. The lab plays the parts of a control plane that it has not: the API server's
+ * allocators (a Service gets its ClusterIP and NodePorts written into its spec, as weir
+ * allocates them from the manifests) and the EndpointSlice controller (a slice per Service
+ * with a selector, from the lab's pods, rewritten as they come and go).
+ */
 export function labApiObjects(desired: DesiredFiles, declared: Cluster, state: Pick<LabState, 'namespaces' | 'nodes' | 'pods'>): Obj[] {
   const out: Obj[] = [];
   const cluster = labCluster(declared, state);
+  const allocation = allocate(cluster.services);
   for (const ns of cluster.namespaces) out.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns.name, labels: { ...ns.labels, 'kubernetes.io/metadata.name': ns.name } } });
   for (const n of cluster.nodes) {
     const lab = state.nodes.find((x) => x.name === n.name);
@@ -182,9 +229,10 @@ export function labApiObjects(desired: DesiredFiles, declared: Cluster, state: P
       const v = doc.toJS() as Obj | null;
       if (!v || typeof v !== 'object' || !MANAGED.some((m) => m.kind === v.kind && m.apiVersion === v.apiVersion)) continue;
       if (v.kind === 'Namespace' || v.kind === 'Node' || v.kind === 'Pod') continue; // from the state, above and below
-      out.push(v);
+      out.push(v.kind === 'Service' ? allocated(v, allocation) : v);
     }
   }
+  for (const slice of endpointSlicesOf(cluster)) out.push(sliceObject(slice));
   for (const p of state.pods) {
     const m = /^(.*)\/(.*)\[(\w+)\]$/.exec(p.workload);
     const owner = m && m[3] !== 'Pod' ? [{ apiVersion: 'apps/v1', kind: m[3], name: m[2], uid: `lab-${m[1]}-${m[2]}`, controller: true }] : undefined;
@@ -222,9 +270,25 @@ class ApiClient {
   }
 }
 
+/** A Service with the addresses the API server's allocators would give it (declared ones kept). */
+function allocated(v: Obj, allocation: ReturnType<typeof allocate>): Obj {
+  const key = serviceKey({ namespace: v.metadata.namespace ?? 'default', name: v.metadata.name });
+  const address = allocation.addresses.get(key);
+  const spec = (v.spec ?? {}) as { clusterIP?: string; ports?: { nodePort?: number }[] };
+  return {
+    ...v,
+    spec: {
+      ...spec,
+      ...(spec.clusterIP === undefined && address?.kind === 'virtual' ? { clusterIP: address.ip } : {}),
+      ...(spec.ports ? { ports: spec.ports.map((p, i) => ({ ...p, ...(p.nodePort === undefined && allocation.nodePorts.has(`${key}/${i}`) ? { nodePort: allocation.nodePorts.get(`${key}/${i}`) } : {}) })) } : {}),
+    },
+  };
+}
+
 const comparable = (o: Record<string, unknown>): string => {
   const meta = (o.metadata ?? {}) as Record<string, unknown>;
-  return JSON.stringify({ labels: meta.labels ?? {}, annotations: meta.annotations ?? {}, owners: meta.ownerReferences ?? [], spec: o.spec ?? null, status: o.status ?? null });
+  // EndpointSlices keep their content at the top level, not in spec.
+  return JSON.stringify({ labels: meta.labels ?? {}, annotations: meta.annotations ?? {}, owners: meta.ownerReferences ?? [], spec: o.spec ?? null, status: o.status ?? null, addressType: o.addressType ?? null, ports: o.ports ?? null, endpoints: o.endpoints ?? null });
 };
 
 /**
@@ -269,16 +333,19 @@ export async function convergeApi(dir: string, objects: readonly Obj[]): Promise
  * agent starts against it. A healthy watch gets a bookmark every 500 ms, so the agents'
  * watchdog can be short: a watch silent for 5 s is stalled.
  */
-export function kubeAgentHooks(dir: string, opts: SupervisorOptions & { readonly agents: boolean }): { onNodeReady: (node: LabNode, state: LabState) => Promise<void> } {
+export function kubeAgentHooks(dir: string, opts: SupervisorOptions & { readonly agents: boolean; readonly services?: boolean }): { onNodeReady: (node: LabNode, state: LabState) => Promise<void> } {
   let seeded = false;
   return {
     onNodeReady: async (node, state) => {
       if (!seeded) {
+        await writeFile(kubeLabFile(dir), `${JSON.stringify({ services: opts.services === true && opts.agents })}\n`);
         const files = await readDesired(dir);
         await convergeApi(dir, labApiObjects(files, buildDesired(dir, files).cluster, state));
         seeded = true;
       }
-      if (opts.agents) await startAgent(dir, node.name, { ...opts, kube: { kubeconfig: labKubeconfig(dir), netns: node.netns, podCidr: node.podCidr, watchdogSeconds: 5 } });
+      // `--services`: the agents replace kube-proxy (the lab has none), `weir agent --services`.
+      const agentArgs = [...(opts.agentArgs ?? []), ...(opts.services ? ['--services'] : [])];
+      if (opts.agents) await startAgent(dir, node.name, { ...opts, agentArgs, kube: { kubeconfig: labKubeconfig(dir), netns: node.netns, podCidr: node.podCidr, watchdogSeconds: 5 } });
     },
   };
 }

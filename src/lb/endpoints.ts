@@ -61,6 +61,14 @@ export interface ResolveOptions {
    * every pod with an address is taken as ready; the lab passes whether its server runs.
    */
   readonly isReady?: (pod: string) => boolean;
+  /**
+   * Where a Service with a selector gets its endpoints. `pods` (default: files and the lab,
+   * which have no EndpointSlice controller): from the pods it selects, plus the slices of other
+   * managers. `slices`: from its EndpointSlices only, the controller's included, as kube-proxy
+   * reads a real cluster (the controller writes readiness, terminating and the pods' ports
+   * there; pods on other nodes are known to a node agent by address and labels only).
+   */
+  readonly endpointsFrom?: 'pods' | 'slices';
 }
 
 /** An endpoint's location from its node's labels: `weir.dev/location`, else zone, else region. */
@@ -132,7 +140,8 @@ export function resolveServices(
   for (const s of cluster.services) {
     const key = serviceKey(s);
     let ports: ResolvedPort[];
-    if (s.selector !== undefined) {
+    const fromSlices = opts.endpointsFrom === 'slices';
+    if (s.selector !== undefined && !fromSlices) {
       const selector = s.selector;
       const first = Object.entries(selector)[0];
       const candidates = first ? (byPair.get(`${s.namespace}\u0000${first[0]}\u0000${first[1]}`) ?? []) : (podsByNs.get(s.namespace) ?? []);
@@ -172,7 +181,7 @@ export function resolveServices(
     }
     // EndpointSlices (src/lb/slices.ts): all of a Service without selector; for one with a
     // selector, those of other managers, merged with the pods' as kube-proxy merges them.
-    const own = slicesOfService(s, slicesBySvc.get(key) ?? []);
+    const own = slicesOfService(s, slicesBySvc.get(key) ?? [], fromSlices);
     if (own.length > 0) {
       const address = allocation.addresses.get(key);
       const family = address?.kind === 'virtual' ? parseIP(address.ip)?.family : undefined;

@@ -49,10 +49,13 @@ export function controllerSliceOfSelectorService(service: Service, slice: Endpoi
   return service.selector !== undefined && slice.managedBy === SLICE_CONTROLLER;
 }
 
-/** The slices that give `service` endpoints (see the header), in their given order. */
-export function slicesOfService(service: Service, slices: readonly EndpointSlice[]): EndpointSlice[] {
+/**
+ * The slices that give `service` endpoints (see the header), in their given order;
+ * `withController`: the EndpointSlice controller's too (slices are the only source of endpoints).
+ */
+export function slicesOfService(service: Service, slices: readonly EndpointSlice[], withController = false): EndpointSlice[] {
   if (service.type === 'ExternalName') return [];
-  return slices.filter((s) => s.namespace === service.namespace && s.service === service.name && !controllerSliceOfSelectorService(service, s));
+  return slices.filter((s) => s.namespace === service.namespace && s.service === service.name && (withController || !controllerSliceOfSelectorService(service, s)));
 }
 
 /** Slices grouped by `namespace/service`, for callers that look up many Services. */

@@ -165,6 +165,8 @@ export const FORWARD_CHAIN = 'forward';
 export const INGRESS_CHAIN = 'ingress';
 /** Ingress of source-translated (masqueraded) connections, judged after SNAT (hook postrouting). */
 export const INGRESS_SNAT_CHAIN = 'ingress_snat';
+/** Base chain of INGRESS_SNAT_CHAIN: after the Services' SNAT (srcnat), before the packet leaves. */
+const INGRESS_SNAT_HOOK = 'type filter hook postrouting priority srcnat + 10; policy accept;';
 /** Lab mode with a pod-interface wildcard: why a packet from a pod interface failed the anti-spoofing lookup. */
 export const POD_GUARD_CHAIN = 'pod_guard';
 export const DENY_CHAIN = 'deny';
@@ -630,12 +632,16 @@ class Renderer {
     // Lab mode: masqueraded connections (services.ts marks them; SNAT comes after this hook)
     // have their ingress judged after the translation, in postrouting (INGRESS_SNAT_CHAIN), so
     // the destination's policy sees the address the pod sees — the node's. Egress is judged
-    // here as usual. (Policy-only mode leaves the mark to kube-proxy, whose SNAT it does not see.)
-    const masqueraded = policyOnly ? [] : [nftRule([bits('meta mark', MASQUERADE_MARK, MASQUERADE_MARK)], end(accept)), nftRule([flags('ct status', 'snat')], end(accept))];
+    // here as usual. (Policy-only mode beside kube-proxy leaves the mark to kube-proxy, whose
+    // SNAT it does not see; with weir's own Services, `policyOnly.services`, it is the lab's way.)
+    const ownNat = !policyOnly || policyOnly.options.services === true;
+    const masqueraded = !ownNat ? [] : [nftRule([bits('meta mark', MASQUERADE_MARK, MASQUERADE_MARK)], end(accept)), nftRule([flags('ct status', 'snat')], end(accept))];
     t.chain(INGRESS_CHAIN, [...masqueraded, dispatch('ip daddr', INGRESS_MAP), end(accept)]);
     const toIngress = end(goto(INGRESS_CHAIN));
+    const ingressAfterSnat = (): Rule => nftRule([flags('ct state', 'new'), flags('ct status', 'snat')], end(vmap(['ct mark'], INGRESS_MAP), ctMarkFromMap('ip daddr', POD_ID_MAP)));
     if (policyOnly) {
       policyOnlyBaseChains(t, policyOnly.options, { forwardChain: FORWARD_CHAIN, v6, notReady, localIps: policyOnly.localIps, untracked, egressDispatch: dispatch('ip saddr', EGRESS_MAP), toIngress });
+      if (ownNat) t.chain(INGRESS_SNAT_CHAIN, [ingressAfterSnat()], INGRESS_SNAT_HOOK);
       return;
     }
     // Guards before the conntrack shortcut, so that no packet skips them:
@@ -670,7 +676,7 @@ class Renderer {
       ],
       'type filter hook forward priority filter; policy accept;',
     );
-    t.chain(INGRESS_SNAT_CHAIN, [nftRule([flags('ct state', 'new'), flags('ct status', 'snat')], end(vmap(['ct mark'], INGRESS_MAP), ctMarkFromMap('ip daddr', POD_ID_MAP)))], 'type filter hook postrouting priority srcnat + 10; policy accept;');
+    t.chain(INGRESS_SNAT_CHAIN, [ingressAfterSnat()], INGRESS_SNAT_HOOK);
   }
 }
 

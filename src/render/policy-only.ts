@@ -49,6 +49,13 @@ export interface PolicyOnlyOptions {
    * pods pass (an explicit choice of the operator).
    */
   readonly podCidrs: readonly string[];
+  /**
+   * weir programs the Service NAT itself (`weir agent --services`, no kube-proxy): connections
+   * its Services masquerade (NodePort with externalTrafficPolicy Cluster, hairpin) get their
+   * ingress judged after the SNAT, in postrouting, as in the lab (filter.ts). Beside kube-proxy,
+   * whose SNAT weir does not see, they are judged on forward.
+   */
+  readonly services?: boolean;
 }
 
 /** Addresses of the local pods the ruleset knows. */

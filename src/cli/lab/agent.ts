@@ -28,6 +28,8 @@ export interface AgentOptions {
   readonly statusDir?: string;
   readonly watchdog?: string;
   readonly config?: string;
+  /** Kubernetes: program Service NAT in place of kube-proxy (src/agent/kube-services.ts). */
+  readonly services?: boolean;
   /** Flow shipping (src/flows/agent-flows.ts). */
   readonly server?: string;
   readonly tokenFile?: string;
@@ -108,11 +110,13 @@ export async function runAgentCommand(given: AgentOptions): Promise<void> {
     ...(given.healthAddress === undefined && (settings.healthPort !== undefined || settings.healthHost !== undefined) ? { healthAddress: `${settings.healthHost ?? '127.0.0.1'}:${settings.healthPort ?? DEFAULT_HEALTH_PORT}` } : {}),
     ...(given.watchdog === undefined && settings.watchdogSeconds !== undefined ? { watchdog: String(settings.watchdogSeconds) } : {}),
     ...(given.server === undefined && settings.server !== undefined ? { server: settings.server } : {}),
+    ...(given.services === undefined && settings.services !== undefined ? { services: settings.services } : {}),
   };
   const kube = opts.kubeconfig !== undefined || opts.inCluster === true;
   if (opts.labDir !== undefined && kube) throw new CliError('weir agent: give either --lab-dir (the lab) or --kubeconfig/--in-cluster (a Kubernetes node), not both');
   if (opts.labDir === undefined && !kube) throw new CliError('weir agent: give --lab-dir DIR (the lab) or --kubeconfig FILE / --in-cluster (a Kubernetes node)');
   if (opts.kubeconfig !== undefined && opts.inCluster) throw new CliError('weir agent: --kubeconfig and --in-cluster exclude each other');
+  if (opts.services && opts.labDir !== undefined) throw new CliError('weir agent: --services is for a Kubernetes node (the lab agent always programs its Services)');
   if (opts.allowUnknownPods && opts.podCidr) throw new CliError('weir agent: --pod-cidr names the ranges where unknown pods fail closed; with --allow-unknown-pods it means nothing');
   const flows = agentFlowsOptions(opts);
   const controller = new AbortController();
@@ -141,6 +145,7 @@ export async function runAgentCommand(given: AgentOptions): Promise<void> {
             strict: opts.strict === true,
             ...(opts.statusDir ? { statusDir: resolve(opts.statusDir) } : {}),
             ...(opts.watchdog !== undefined ? { timing: { watchdogMs: watchdogMs(opts.watchdog) } } : {}),
+            ...(opts.services ? { services: flows ? { server: { server: flows.server, token: flows.token, ...(flows.tls ? { tls: flows.tls } : {}) } } : {} } : {}),
             ...(flows ? { extension: kubeFlows({ ...flows, node: opts.node, ...(opts.netns ? { netns: opts.netns } : {}), ...(opts.statusDir ? { statusDir: resolve(opts.statusDir) } : {}), log: (l) => process.stderr.write(`${l}\n`) }) } : {}),
             signal: controller.signal,
           }).catch((e: unknown) => {

@@ -8,7 +8,7 @@ import { removeLbFiles } from '../../agent/lb-files.js';
 import { removeDesired } from '../../lab/desired.js';
 import { DEFAULT_PREFIX, labDown, preflight } from '../../lab/index.js';
 import { stopAgents, stopServe } from '../../lab/supervisor.js';
-import { stopLabApiServer } from '../../lab/kube.js';
+import { KUBE_LAB_FILE, stopLabApiServer } from '../../lab/kube.js';
 import { stopLabDns } from '../../lab/dns-lab.js';
 import { readState } from '../../lab/index.js';
 import { writeOutput } from '../output.js';
@@ -36,7 +36,7 @@ export async function runDown(opts: DownOptions): Promise<void> {
   if (opts.purge) {
     await removeDesired(dir);
     const names = await readdir(dir).catch(() => [] as string[]);
-    for (const n of names) if (/^agent-.*\.(json|pid)$/.test(n) || /^flows\.db(-wal|-shm)?$/.test(n) || n === REASONS_FILE || n === 'kubeconfig') await rm(join(dir, n), { force: true });
+    for (const n of names) if (/^agent-.*\.(json|pid)$/.test(n) || /^flows\.db(-wal|-shm)?$/.test(n) || n === REASONS_FILE || n === 'kubeconfig' || n === KUBE_LAB_FILE) await rm(join(dir, n), { force: true });
     await rm(join(dir, 'apiserver'), { recursive: true, force: true });
   }
   await writeOutput(

@@ -5,6 +5,7 @@
 
 import { compareProbe, comparisonJson, formatComparison, mergeProbeCells, timedOutAllowedCells, type Comparison } from '../../lab/compare.js';
 import { desiredDir, hasDesired } from '../../lab/desired.js';
+import { labProxiesServices } from '../../lab/kube.js';
 import { formatProbeSummary, formatReachability, parsePortSpec, probe, type PortSpec, type ProbeResult } from '../../lab/index.js';
 import { compareServiceProbe, formatServiceComparison, timedOutAllowedServiceCells, type ServiceComparison } from '../../lab/compare-services.js';
 import { labServices, probeServices, serviceOfTarget, serviceTargets } from '../../lab/probe-services.js';
@@ -46,8 +47,11 @@ export async function runProbe(opts: ProbeOptions): Promise<void> {
   const svcTo = opts.to.flatMap((t) => serviceOfTarget(t) ?? []);
   const peerTo = opts.to.filter((t) => serviceOfTarget(t) === undefined);
   const probePods = opts.to.length === 0 || peerTo.length > 0;
-  const probeSvcs = opts.services !== false && (opts.to.length === 0 || svcTo.length > 0);
   if (svcTo.length > 0 && opts.services === false) throw new CliError('--to svc/… and --no-services contradict each other');
+  // A kube lab without `--services` has nothing that implements Services (no kube-proxy).
+  const proxied = await labProxiesServices(dir);
+  if (svcTo.length > 0 && !proxied) throw new CliError(`the lab in ${dir} serves its state through the API and its agents program no Service NAT: start it with \`weir lab up --source kube --services\` to probe Services`);
+  const probeSvcs = opts.services !== false && proxied && (opts.to.length === 0 || svcTo.length > 0);
   // The lab as the agents see it (the one join, src/source/lab.ts), read with the state the
   // probe then runs against: the engine for --compare, the Services to probe.
   let engine: PolicyEngine | undefined;

@@ -31,6 +31,8 @@ export interface UpOptions extends DirOptions {
   /** Agents ship their flows to this server (`weir serve --cluster`) instead of a lab-local `weir serve`. */
   readonly server?: string;
   readonly tokenFile?: string;
+  /** `--source kube`: the agents program Service NAT (`weir agent --services`). */
+  readonly services?: boolean;
 }
 
 export function parseServePort(text: string | undefined): number | undefined {
@@ -62,6 +64,7 @@ export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Pro
   const dir = labDir(opts);
   if (opts.source !== undefined && opts.source !== 'files' && opts.source !== 'kube') throw new CliError(`invalid --source "${opts.source}": expected files or kube`);
   const kube = opts.source === 'kube';
+  if (opts.services && !kube) throw new CliError('--services is for --source kube (the agents of a files lab always program its Services)');
   if ((opts.server === undefined) !== (opts.tokenFile === undefined)) throw new CliError('--server and --token-file go together: the agents ship flows to that server with its token');
   if (opts.tokenFile !== undefined && !existsSync(opts.tokenFile)) throw new CliError(`--token-file: no such file ${opts.tokenFile}`);
   const ship = opts.server !== undefined && opts.tokenFile !== undefined ? ['--server', opts.server, '--token-file', resolve(opts.tokenFile)] : [];
@@ -90,7 +93,7 @@ export async function runUp(paths: string[], opts: UpOptions, cmd: Command): Pro
       // --source kube: the lab's API server first; the hooks seed it and start agents against it.
       const api = kube ? (await stopLabApiServer(dir, { forget: true }), await startLabApiServer(dir, { fresh: true })) : undefined;
       if (api) apiLine = `kubernetes API: ${api.url} (kubectl --kubeconfig ${labKubeconfig(dir)} get pods -A)`;
-      const hooks = kube ? kubeAgentHooks(dir, { command: weirCommand(), strict: opts.strict, agents: opts.agent, agentArgs: ship }) : opts.agent ? agentHooks(dir, { command: weirCommand(), strict: opts.strict, agentArgs: ship }) : {};
+      const hooks = kube ? kubeAgentHooks(dir, { command: weirCommand(), strict: opts.strict, agents: opts.agent, agentArgs: ship, services: opts.services === true }) : opts.agent ? agentHooks(dir, { command: weirCommand(), strict: opts.strict, agentArgs: ship }) : {};
       const up = await labUp(input.cluster, {
         dir,
         ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}),
