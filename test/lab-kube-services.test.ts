@@ -1,0 +1,161 @@
+// suite: lab (root: network namespaces, nftables, agent and API server processes)
+// `weir agent --services` end to end: `weir lab up --source kube --services` serves the lab
+// through its API server (which plays the allocators and the EndpointSlice controller) and each
+// node's agent is a Kubernetes node agent that programs the Service NAT from the Services and
+// EndpointSlices it watches, with its balancing loop. Real packets: connections to the ClusterIP
+// from a pod reach every endpoint; a NetworkPolicy deny on one backend holds through the
+// ClusterIP; an endpoint pod deleted through the API leaves the rotation; `lab probe --compare`
+// agrees on every pod and Service cell (ClusterIP from pods, NodePort from the external host).
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { before, describe, it, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { stopLabApiServer } from '../src/lab/kube.js';
+import { teardownLab } from './helpers/lab.js';
+import { netnsSkipReason, tempLabDir, testPrefix } from './helpers/netns.js';
+
+const WEIR = fileURLToPath(new URL('../bin/weir.js', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('./fixtures/lab-kube-services/', import.meta.url));
+
+interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function exec(file: string, args: readonly string[]): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(file, args, { encoding: 'utf8', timeout: 180_000, env: { ...process.env, WEIR_DEBUG: '' }, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+async function weir(args: readonly string[], code = 0): Promise<Result> {
+  const r = await exec(process.execPath, [WEIR, ...args]);
+  assert.equal(r.code, code, `weir ${args.join(' ')} exited ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+  return r;
+}
+
+/** `n` connections, `concurrency` at a time, to ip:port from inside the pod; replies counted by pod name. */
+const CLIENT = `
+const net = require('node:net');
+const [ip, port, n, concurrency, timeoutMs] = process.argv.slice(1).map((x, i) => (i === 0 ? x : Number(x)));
+const counts = {}; const errors = {}; let next = 0;
+function one() {
+  return new Promise((resolve) => {
+    let data = ''; let done = false;
+    const s = net.connect({ host: ip, port });
+    const finish = (err) => { if (done) return; done = true; s.destroy();
+      if (err) errors[err] = (errors[err] ?? 0) + 1;
+      else { const id = data.trim(); counts[id] = (counts[id] ?? 0) + 1; }
+      resolve(); };
+    s.setTimeout(timeoutMs, () => finish('timeout'));
+    s.setEncoding('utf8'); s.on('data', (d) => (data += d));
+    s.on('error', (e) => finish(e.code)); s.on('end', () => finish(data ? undefined : 'empty'));
+  });
+}
+async function worker() { while (next < n) { next++; await one(); } }
+Promise.all(Array.from({ length: concurrency }, worker)).then(() => process.stdout.write(JSON.stringify({ counts, errors })));
+`;
+
+interface ClientResult {
+  readonly counts: Record<string, number>;
+  readonly errors: Record<string, number>;
+}
+
+interface ProbeJson {
+  readonly cells: readonly { from: string; to: string; port: number; ok: boolean }[];
+  readonly comparison?: { cells: number; disagreements: readonly unknown[] };
+  readonly services?: {
+    readonly cells: readonly { from: string; to: string; port: number; ok: boolean; reply?: string }[];
+    readonly comparison?: { compared: number; disagreements: readonly unknown[] };
+  };
+}
+
+let skip: string | undefined;
+before(async () => {
+  skip = await netnsSkipReason();
+});
+
+describe('weir agent --services in a kube lab (root)', () => {
+  it('the node agents program Service NAT from the API: spread, a deny through the ClusterIP, an endpoint deleted through the API, probe --compare', async (t: TestContext) => {
+    if (skip) return t.skip(skip);
+    const prefix = testPrefix();
+    const dir = await tempLabDir();
+    t.after(async () => {
+      await stopLabApiServer(dir).catch(() => undefined);
+      await teardownLab(prefix, dir);
+    });
+    const at = ['--dir', dir];
+    const kubectl = async (...args: string[]): Promise<string> => {
+      const r = await exec('kubectl', ['--kubeconfig', join(dir, 'kubeconfig'), ...args]);
+      assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+
+    await weir(['lab', 'up', FIXTURES + 'shop.yaml', ...at, '--prefix', prefix, '--nodes', '2', '--source', 'kube', '--services', '--no-serve', '--no-dns']);
+    const log0 = await readFile(join(dir, 'logs', 'agent-node-0.log'), 'utf8');
+    assert.match(log0, /Service NAT on \(--services\)/);
+    assert.match(log0, /balancing loop on \(health and drains through /);
+
+    // The lab played the API server's allocator and the EndpointSlice controller.
+    const clusterIP = (await kubectl('get', 'service', '-n', 'shop', 'web', '-o', 'jsonpath={.spec.clusterIP}')).trim();
+    assert.match(clusterIP, /^10\.(9[6-9]|10[0-9]|11[01])\.\d+\.\d+$/, 'a ClusterIP from the service CIDR');
+    const slices = JSON.parse(await kubectl('get', 'endpointslices', '-n', 'shop', '-o', 'json')) as { items: { metadata: { labels: Record<string, string> }; endpoints: { addresses: string[]; targetRef?: { name: string } }[] }[] };
+    assert.equal(slices.items.length, 1);
+    assert.equal(slices.items[0]?.metadata.labels['endpointslice.kubernetes.io/managed-by'], 'endpointslice-controller.k8s.io');
+    assert.deepEqual(slices.items[0]?.endpoints.map((e) => e.targetRef?.name).sort(), ['web-0', 'web-1', 'web-2']);
+
+    const connect = async (n: number): Promise<ClientResult> => {
+      const r = await weir(['lab', 'exec', ...at, 'shop/client', '--', process.execPath, '-e', CLIENT, clusterIP, '80', String(n), '8', '800']);
+      return JSON.parse(r.stdout) as ClientResult;
+    };
+    const compare = async (what: string): Promise<ProbeJson> => {
+      const r = await weir(['lab', 'probe', ...at, '--compare', '--output', 'json', '--port', '8080/TCP', '--port', '80/TCP']);
+      const p = JSON.parse(r.stdout) as ProbeJson;
+      assert.deepEqual(p.comparison?.disagreements, [], `${what}: 0 pod disagreements`);
+      assert.ok(p.services, `${what}: Services probed`);
+      assert.deepEqual(p.services.comparison?.disagreements, [], `${what}: 0 Service disagreements`);
+      return p;
+    };
+    const svcCell = (p: ProbeJson, from: string) => p.services?.cells.find((c) => c.from === from && c.to === 'svc/shop/web');
+
+    // 1. Connections to the ClusterIP from a pod reach every endpoint, all answered.
+    let r = await connect(90);
+    assert.deepEqual(r.errors, {}, JSON.stringify(r));
+    assert.deepEqual(Object.keys(r.counts).sort(), ['shop/web-0', 'shop/web-1', 'shop/web-2'], JSON.stringify(r));
+    let p = await compare('after up');
+    assert.equal(svcCell(p, 'shop/client')?.ok, true);
+    assert.ok(p.services?.cells.some((c) => c.from === 'external' && c.ok), `a NodePort answered the external host: ${JSON.stringify(p.services?.cells)}`);
+    assert.ok((p.services?.comparison?.compared ?? 0) >= 3, JSON.stringify(p.services?.comparison));
+
+    // The balancing loop of each kube agent reports the Service (lb-<node>.json in the lab dir).
+    const status = JSON.parse((await weir(['lb', 'status', 'shop/web', '--lab-dir', dir, '--json'])).stdout) as { nodes?: unknown[] } & Record<string, unknown>;
+    assert.match(JSON.stringify(status), /10\.244\.\d+\.\d+:8080/);
+
+    // 2. A NetworkPolicy deny on one backend holds when it is reached through the ClusterIP.
+    await weir(['lab', 'apply', FIXTURES + 'deny-web-2.yaml', ...at, '--timeout', '60']);
+    r = await connect(90);
+    assert.equal(r.counts['shop/web-2'], undefined, `web-2 never answers through the ClusterIP: ${JSON.stringify(r)}`);
+    assert.ok((r.counts['shop/web-0'] ?? 0) > 0 && (r.counts['shop/web-1'] ?? 0) > 0, JSON.stringify(r));
+    assert.ok((r.errors.timeout ?? 0) > 0, `connections the kernel sent to web-2 are dropped by its policy: ${JSON.stringify(r)}`);
+    await compare('after the deny');
+    await weir(['lab', 'delete', FIXTURES + 'deny-web-2.yaml', ...at, '--timeout', '60']);
+
+    // 3. An endpoint pod deleted through the API: its slice entry goes, and it leaves the rotation.
+    await weir(['lab', 'delete', FIXTURES + 'web-2.yaml', ...at, '--timeout', '60']);
+    const after = JSON.parse(await kubectl('get', 'endpointslices', '-n', 'shop', '-o', 'json')) as { items: { endpoints: { targetRef?: { name: string } }[] }[] };
+    assert.deepEqual(after.items.flatMap((s) => s.endpoints.map((e) => e.targetRef?.name)).sort(), ['web-0', 'web-1']);
+    r = await connect(60);
+    assert.deepEqual(r.errors, {}, `no connection goes to the deleted endpoint: ${JSON.stringify(r)}`);
+    assert.deepEqual(Object.keys(r.counts).sort(), ['shop/web-0', 'shop/web-1'], JSON.stringify(r));
+    p = await compare('after the endpoint was deleted');
+    assert.equal(svcCell(p, 'shop/client')?.ok, true);
+
+    await weir(['lab', 'down', ...at]);
+  });
+});
