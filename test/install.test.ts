@@ -17,7 +17,7 @@ import { KUBE_KINDS } from '../src/source/kube/index.js';
 
 const run = promisify(execFile);
 const KUBECTL = '/usr/bin/kubectl';
-const OVERLAYS = ['default', 'with-crds'];
+const OVERLAYS = ['default', 'with-crds', 'kube-proxy-replacement'];
 
 function id(o: Manifest): string {
   return `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`;
@@ -143,6 +143,33 @@ describe('cluster manifests', () => {
         assert.ok(ct.resources.requests && ct.resources.limits, `${id(w)} has requests and limits`);
       }
     }
+  });
+
+  it('the kube-proxy-replacement overlay turns on --services and points the agents at the API server directly; the others never DNAT', async () => {
+    const agentOf = (objects: readonly Manifest[]) => {
+      const ds = objects.find((o) => o.kind === 'DaemonSet');
+      assert.ok(ds);
+      return (ds.spec as { template: { spec: { containers: { args: string[]; env: { name: string; valueFrom?: { configMapKeyRef?: { name: string; key: string } } }[] }[] } } }).template.spec.containers[0];
+    };
+    for (const overlay of ['default', 'with-crds']) assert.ok(!agentOf(renderInstall({ overlay }).objects).args.includes('--services'), `${overlay}: policy only, beside kube-proxy`);
+    const out = await weir('install', '--dry-run', '--overlay', 'kube-proxy-replacement', '--namespace', 'netsec');
+    assert.equal(out.code, 0, out.stderr);
+    const objects = parseAllDocuments(out.stdout).map((d) => d.toJS() as Manifest);
+    assert.ok(objects.every((o) => validateManifest(o).length === 0));
+    const c = agentOf(objects);
+    assert.equal(c.args.filter((a) => a === '--services').length, 1);
+    const refs = Object.fromEntries(c.env.filter((e) => e.name.startsWith('KUBERNETES_SERVICE_')).map((e) => [e.name, e.valueFrom?.configMapKeyRef]));
+    assert.deepEqual(refs, { KUBERNETES_SERVICE_HOST: { name: 'weir-apiserver', key: 'host' }, KUBERNETES_SERVICE_PORT: { name: 'weir-apiserver', key: 'port' } });
+    const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'weir-apiserver');
+    assert.equal(cm?.metadata.namespace, 'netsec', 'the ConfigMap the env reads lives beside the DaemonSet');
+    // weir's renderer refuses what it does not implement rather than ignoring it.
+    const copy = join(tmp, 'kpr');
+    cpSync(deployDir(), copy, { recursive: true });
+    const k = join(copy, 'overlays', 'kube-proxy-replacement', 'kustomization.yaml');
+    writeFileSync(k, readFileSync(k, 'utf8').replace('name: weir-agent', 'name: weir-agnet'));
+    assert.throws(() => renderInstall({ from: join(copy, 'overlays', 'kube-proxy-replacement') }), /patches\[0\]: no DaemonSet weir-agnet to patch/);
+    writeFileSync(k, readFileSync(k, 'utf8').replace('name: weir-agnet', 'name: weir-agent').replace('/containers/0/args/-', '/containers/0/argz/-'));
+    assert.throws(() => renderInstall({ from: join(copy, 'overlays', 'kube-proxy-replacement') }), /path "\/spec\/template\/spec\/containers\/0\/argz\/-" does not exist in DaemonSet weir-agent/);
   });
 
   it('weir install --dry-run renders for another namespace and image', async () => {

@@ -161,6 +161,10 @@ export async function runKubeAgent(opts: KubeAgentOptions): Promise<AgentStatus 
   if (opts.auth.kind === 'in-cluster' && !process.env.KUBERNETES_SERVICE_HOST) {
     throw new AgentConfigError('--in-cluster: $KUBERNETES_SERVICE_HOST is not set (not running in a pod?); outside a cluster give --kubeconfig FILE');
   }
+  if (opts.auth.kind === 'in-cluster' && process.env.KUBERNETES_SERVICE_HOST?.endsWith('.invalid')) {
+    // deploy/overlays/kube-proxy-replacement's placeholder: without kube-proxy the agent needs the API server's own address.
+    throw new AgentConfigError(`$KUBERNETES_SERVICE_HOST is the placeholder ${process.env.KUBERNETES_SERVICE_HOST}: set the API server's address in the ConfigMap weir-apiserver (deploy/overlays/kube-proxy-replacement/apiserver.yaml)`);
+  }
   let config;
   try {
     config = loadKubeConfig(opts.auth);

@@ -44,7 +44,7 @@ export function registerInstallCommands(program: Command): void {
     .option('--dry-run', 'print the rendered manifests (required: weir never writes to the cluster itself)')
     .option('-n, --namespace <ns>', 'namespace to install into (default weir)')
     .option('--image <image>', 'weir image, e.g. registry.example/weir:0.1.0 (default weir:0.1.0)')
-    .option('--overlay <name>', 'overlay of deploy/overlays: default, or with-crds to add the AdminNetworkPolicy CRDs', 'default')
+    .option('--overlay <name>', 'overlay of deploy/overlays: default, with-crds to add the AdminNetworkPolicy CRDs, or kube-proxy-replacement (agents with --services, for clusters without kube-proxy)', 'default')
     .option('--from <dir>', 'render this kustomization folder instead of an overlay')
     .addHelpText(
       'after',

@@ -1,5 +1,6 @@
 // Renders weir's own kustomizations (deploy/) without kubectl: the subset of kustomize they
-// use — `resources` (files and folders), `namespace`, `labels` (metadata only) and `images`.
+// use — `resources` (files and folders), `namespace`, `labels` (metadata only), `images` and
+// `patches` (inline JSON 6902 operations on a target named by kind and name).
 // A test renders every overlay with both this and `kubectl kustomize` and requires the same
 // objects, so the subset cannot drift from the real thing unnoticed. Anything else in a
 // kustomization is refused by name rather than ignored.
@@ -38,13 +39,20 @@ export const CLUSTER_SCOPED = new Set([
   'MutatingWebhookConfiguration',
 ]);
 
-const KNOWN_FIELDS = new Set(['apiVersion', 'kind', 'resources', 'namespace', 'labels', 'images']);
+const KNOWN_FIELDS = new Set(['apiVersion', 'kind', 'resources', 'namespace', 'labels', 'images', 'patches']);
 
 interface Kustomization {
   resources?: string[];
   namespace?: string;
   labels?: { pairs: Record<string, string>; includeSelectors?: boolean; includeTemplates?: boolean }[];
   images?: { name: string; newName?: string; newTag?: string }[];
+  patches?: { target?: { kind?: string; name?: string; namespace?: string; [key: string]: unknown }; patch?: string; path?: string; options?: unknown }[];
+}
+
+interface JsonPatchOp {
+  op: string;
+  path: string;
+  value?: unknown;
 }
 
 function readYamlObjects(file: string): Manifest[] {
@@ -108,7 +116,66 @@ export function kustomize(dir: string): Manifest[] {
     objects = objects.map((o) => ({ ...o, metadata: { ...o.metadata, labels: { ...(o.metadata.labels ?? {}), ...l.pairs } } }));
   }
   for (const img of k.images ?? []) objects = objects.map((o) => setImage(o, (name) => name === img.name, `${img.newName ?? img.name}${img.newTag ? `:${img.newTag}` : ''}`));
+  (k.patches ?? []).forEach((p, i) => {
+    const where = `${file}: patches[${i}]`;
+    const t = p.target;
+    const extra = Object.keys(p).filter((key) => key !== 'target' && key !== 'patch');
+    if (extra.length > 0 || !t || typeof p.patch !== 'string') throw new KustomizeError(`${where}: weir's renderer takes only an inline JSON 6902 \`patch\` with a \`target\` (use kubectl kustomize)`);
+    const unknown = Object.keys(t).filter((key) => !['kind', 'name', 'namespace'].includes(key));
+    if (unknown.length > 0 || !t.kind || !t.name) throw new KustomizeError(`${where}.target: weir's renderer selects by kind and name (and namespace) only`);
+    const ops = readPatchOps(p.patch, where);
+    let hits = 0;
+    objects = objects.map((o) => {
+      if (o.kind !== t.kind || o.metadata.name !== t.name || (t.namespace !== undefined && o.metadata.namespace !== t.namespace)) return o;
+      hits++;
+      return applyJsonPatch(o, ops, where);
+    });
+    if (hits === 0) throw new KustomizeError(`${where}: no ${t.kind} ${t.name} to patch`);
+  });
   return objects;
+}
+
+function readPatchOps(text: string, where: string): JsonPatchOp[] {
+  const docs = parseAllDocuments(text);
+  if (docs[0]?.errors.length) throw new KustomizeError(`${where}.patch: invalid YAML: ${docs[0].errors[0].message}`);
+  const v = docs[0]?.toJS() as unknown;
+  if (!Array.isArray(v)) throw new KustomizeError(`${where}.patch: weir's renderer takes JSON 6902 operations (a list), not a strategic merge patch`);
+  return v.map((op: unknown, j) => {
+    const o = op as Partial<JsonPatchOp> | null;
+    if (!o || typeof o.op !== 'string' || typeof o.path !== 'string' || !['add', 'replace', 'remove'].includes(o.op)) throw new KustomizeError(`${where}.patch[${j}]: expected {op: add|replace|remove, path, value}`);
+    return o as JsonPatchOp;
+  });
+}
+
+/** RFC 6902 add, replace and remove on a copy of `o`. */
+function applyJsonPatch(o: Manifest, ops: readonly JsonPatchOp[], where: string): Manifest {
+  const copy = structuredClone(o) as unknown as Record<string, unknown>;
+  for (const op of ops) {
+    // RFC 6901: "~1" is "/", "~0" is "~".
+    const keys = op.path.split('/').slice(1).map((k) => k.replaceAll('~1', '/').replaceAll('~0', '~'));
+    const last = keys.pop();
+    if (last === undefined) throw new KustomizeError(`${where}: path "${op.path}" names the whole object`);
+    let at: unknown = copy;
+    for (const key of keys) {
+      at = Array.isArray(at) ? at[Number(key)] : typeof at === 'object' && at !== null ? (at as Record<string, unknown>)[key] : undefined;
+      if (at === undefined) throw new KustomizeError(`${where}: path "${op.path}" does not exist in ${o.kind} ${o.metadata.name}`);
+    }
+    if (Array.isArray(at)) {
+      const index = last === '-' ? at.length : Number(last);
+      if (!Number.isInteger(index) || index < 0 || index > at.length - (op.op === 'add' ? 0 : 1)) throw new KustomizeError(`${where}: index "${last}" of "${op.path}" is out of range`);
+      if (op.op === 'add') at.splice(index, 0, structuredClone(op.value));
+      else if (op.op === 'replace') at[index] = structuredClone(op.value);
+      else at.splice(index, 1);
+    } else if (typeof at === 'object' && at !== null) {
+      const obj = at as Record<string, unknown>;
+      if (op.op !== 'add' && !(last in obj)) throw new KustomizeError(`${where}: path "${op.path}" does not exist in ${o.kind} ${o.metadata.name}`);
+      if (op.op === 'remove') delete obj[last];
+      else obj[last] = structuredClone(op.value);
+    } else {
+      throw new KustomizeError(`${where}: path "${op.path}" does not exist in ${o.kind} ${o.metadata.name}`);
+    }
+  }
+  return copy as unknown as Manifest;
 }
 
 function readYamlObjectsLoose(file: string): unknown {
