@@ -6,10 +6,14 @@
 // from a pod reach every endpoint; a NetworkPolicy deny on one backend holds through the
 // ClusterIP; an endpoint pod deleted through the API leaves the rotation; `lab probe --compare`
 // agrees on every pod and Service cell (ClusterIP from pods, NodePort from the external host).
+// Second case, cluster mode: the agents' balancing loops share health and drains through a
+// `weir serve --cluster` (`--server --token-file`); a drain set on the server moves every new
+// connection off that location.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +78,16 @@ interface ProbeJson {
     readonly cells: readonly { from: string; to: string; port: number; ok: boolean; reply?: string }[];
     readonly comparison?: { compared: number; disagreements: readonly unknown[] };
   };
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((res) => setTimeout(res, 300));
+  }
 }
 
 let skip: string | undefined;
@@ -157,5 +171,58 @@ describe('weir agent --services in a kube lab (root)', () => {
     assert.equal(svcCell(p, 'shop/client')?.ok, true);
 
     await weir(['lab', 'down', ...at]);
+  });
+
+  it('with --server: the balancing loops report to the server, and a drain set there moves new connections', async (t: TestContext) => {
+    if (skip) return t.skip(skip);
+    const prefix = testPrefix();
+    const dir = await tempLabDir();
+    const token = `${dir}-token`;
+    const db = `${dir}-cluster.db`;
+    await writeFile(token, 'kube-services-token-0123456789abcdef\n', { mode: 0o600 });
+    const server = spawn(process.execPath, [WEIR, 'serve', '--cluster', '--store', db, '--port', '0', '--token-file', token], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(async () => {
+      await stopLabApiServer(dir).catch(() => undefined);
+      await teardownLab(prefix, dir);
+      if (server.exitCode === null) {
+        server.kill('SIGTERM');
+        await once(server, 'close');
+      }
+      for (const f of [token, db, `${db}-wal`, `${db}-shm`]) await rm(f, { force: true });
+    });
+    let out = '';
+    server.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const url = await until('the server', async () => /listening on (\S+)/.exec(out)?.[1]);
+    const at = ['--dir', dir];
+    const remote = ['--server', url, '--token-file', token];
+    await weir(['lab', 'up', FIXTURES + 'located.yaml', ...at, '--prefix', prefix, '--source', 'kube', '--services', '--no-dns', ...remote]);
+    assert.match(await readFile(join(dir, 'logs', 'agent-node-0.log'), 'utf8'), /balancing loop on \(health and drains through http:\/\/127\.0\.0\.1:\d+/);
+    const clusterIP = (await exec('kubectl', ['--kubeconfig', join(dir, 'kubeconfig'), 'get', 'service', '-n', 'shop', 'web', '-o', 'jsonpath={.spec.clusterIP}'])).stdout.trim();
+    const connect = async (n: number): Promise<ClientResult> => JSON.parse((await weir(['lab', 'exec', ...at, 'shop/client', '--', process.execPath, '-e', CLIENT, clusterIP, '80', String(n), '4', '800'])).stdout) as ClientResult;
+
+    // Both nodes' loops report the Service to the server (weir lb status --server).
+    interface View { service: string; nodes: { node: string; endpoints: { pod?: string; location?: string }[] }[] }
+    const views = await until('both nodes on the server', async () => {
+      const r = await exec(process.execPath, [WEIR, 'lb', 'status', 'shop/web', ...remote, '--json']);
+      if (r.code !== 0) return undefined;
+      const v = (JSON.parse(r.stdout) as { services: View[] }).services;
+      const nodes = new Set(v.flatMap((x) => x.nodes.map((n) => n.node)));
+      return nodes.has('node-0') && nodes.has('node-1') ? v : undefined;
+    });
+    assert.deepEqual(views[0]?.nodes[0]?.endpoints.map((e) => `${e.pod ?? '?'} ${e.location ?? '?'}`).sort(), ['shop/web-0 eu', 'shop/web-1 us']);
+    let r = await connect(40);
+    assert.deepEqual(Object.keys(r.counts).sort(), ['shop/web-0', 'shop/web-1'], JSON.stringify(r));
+
+    // A drain of `us` on the server: new connections leave web-1 within a few ticks.
+    await weir(['lb', 'drain', 'us', ...remote]);
+    await until('the drain in the kernel', async () => {
+      const one = await connect(20);
+      return one.counts['shop/web-1'] === undefined ? one : undefined;
+    }, 15_000);
+    r = await connect(40);
+    assert.deepEqual(r.errors, {}, JSON.stringify(r));
+    assert.deepEqual(Object.keys(r.counts), ['shop/web-0'], `drained: only eu answers: ${JSON.stringify(r)}`);
+    await weir(['lb', 'undrain', 'us', ...remote]);
+    await until('the undrain in the kernel', async () => ((await connect(20)).counts['shop/web-1'] ? true : undefined), 15_000);
   });
 });
