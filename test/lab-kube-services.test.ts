@@ -164,6 +164,11 @@ describe('weir agent --services in a kube lab (root)', () => {
     await weir(['lab', 'delete', FIXTURES + 'web-2.yaml', ...at, '--timeout', '60']);
     const after = JSON.parse(await kubectl('get', 'endpointslices', '-n', 'shop', '-o', 'json')) as { items: { endpoints: { targetRef?: { name: string } }[] }[] };
     assert.deepEqual(after.items.flatMap((s) => s.endpoints.map((e) => e.targetRef?.name)).sort(), ['web-0', 'web-1']);
+    // The attempts web-2's policy dropped above left unanswered conntrack entries (SYN_SENT, 2
+    // minutes) that a SYN from a reused source port would follow to the gone pod: the agent of
+    // the client's node deleted them with the endpoint.
+    const logs = (await Promise.all(['node-0', 'node-1'].map((n) => readFile(join(dir, 'logs', `agent-${n}.log`), 'utf8')))).join('\n');
+    assert.match(logs, /\d+ conntrack entr(y|ies) to removed endpoints deleted/);
     r = await connect(60);
     assert.deepEqual(r.errors, {}, `no connection goes to the deleted endpoint: ${JSON.stringify(r)}`);
     assert.deepEqual(Object.keys(r.counts).sort(), ['shop/web-0', 'shop/web-1'], JSON.stringify(r));

@@ -24,6 +24,7 @@ import type { PolicyOnlyOptions } from '../render/policy-only.js';
 import type { LocalPod } from '../render/render.js';
 import type { ClusterEvent, ClusterSource, SourceKind } from '../source/types.js';
 import { run } from '../exec/run.js';
+import { flushStaleEndpoints, serviceEndpointKeys } from './stale-endpoints.js';
 import { TABLE, FAMILY } from '../render/names.js';
 
 export interface ClusterAgentOptions {
@@ -123,6 +124,8 @@ export class ClusterAgent {
   private reported: number | undefined;
   private progressDue = false;
   private progressTimer: NodeJS.Timeout | undefined;
+  /** With Services: the endpoints in the kernel after the last applied batch (stale-endpoints.ts keys). */
+  private endpoints: Set<string> | undefined;
   /** Called after every applied batch (metrics, benchmarks). */
   onApplied: ((b: AppliedBatch) => void) | undefined;
 
@@ -264,6 +267,7 @@ export class ClusterAgent {
       this.applies++;
       const lagMs = performance.now() - since;
       if (status.lastApplyOk) {
+        if (this.opts.services) await this.forgetRemovedEndpoints();
         if (progress !== undefined) this.reported = progress;
         this.needsFull = false;
         this.failures = 0;
@@ -287,6 +291,16 @@ export class ClusterAgent {
       }
       this.onApplied?.({ events: events.length, lagMs, firstEventAt: since, status });
     }
+  }
+
+  /** With Services: conntrack entries that would outlive the endpoints this batch removed (stale-endpoints.ts). */
+  private async forgetRemovedEndpoints(): Promise<void> {
+    const now = serviceEndpointKeys(this.agent.servicesInput());
+    const before = this.endpoints;
+    this.endpoints = now;
+    if (!before || this.opts.runner) return;
+    const n = await flushStaleEndpoints(before, now, this.opts.netns);
+    if (n > 0) this.opts.log?.(`weir agent ${this.opts.node}: ${n} conntrack entr${n === 1 ? 'y' : 'ies'} to removed endpoints deleted`);
   }
 
   state(): ClusterAgentState {
