@@ -15,7 +15,6 @@ import { loadManifestText } from '../src/load/index.js';
 import { emptyCluster, type Cluster, type Pod } from '../src/model/cluster.js';
 import { snapshotEvents } from '../src/source/diff.js';
 import type { ClusterSnapshot, ClusterSource, ClusterSourceHandlers, EndpointSlice } from '../src/source/types.js';
-import { weir } from './helpers/cli.js';
 
 const SERVICE = loadManifestText(
   `apiVersion: v1
@@ -141,21 +140,5 @@ describe('how the balancing loop of a node agent shares health and drains', () =
     assert.deepEqual([...(await alone.exchange.drains())], []);
     assert.deepEqual(await alone.exchange.peers(), []);
     assert.match(alone.how, /own probes only/);
-  });
-});
-
-describe('the command line', () => {
-  test('--services is refused where it means nothing, and the overlay placeholder is named', async () => {
-    const placeholder = await weir(['agent', '--node', 'n1', '--in-cluster', '--services', '--no-health'], { KUBERNETES_SERVICE_HOST: 'set-me.invalid', KUBERNETES_SERVICE_PORT: '6443' });
-    assert.equal(placeholder.code, 2, placeholder.stderr);
-    assert.match(placeholder.stderr, /KUBERNETES_SERVICE_HOST is the placeholder set-me\.invalid: set the API server's address in the ConfigMap weir-apiserver/);
-    const lab = await weir(['agent', '--lab-dir', '/nonexistent', '--node', 'n1', '--services']);
-    assert.equal(lab.code, 2);
-    assert.match(lab.stderr, /--services is for a Kubernetes node/);
-    const up = await weir(['lab', 'up', '--services', '--dir', '/nonexistent']);
-    assert.equal(up.code, 2);
-    assert.match(up.stderr, /--services is for --source kube/);
-    const help = await weir(['agent', '--help']);
-    assert.match(help.stdout.replace(/\s+/g, ' '), /--services .*weir replaces kube-proxy\. Off by default: beside kube-proxy, weir must not also DNAT/);
   });
 });
