@@ -9,6 +9,7 @@ import { ClusterAgent } from '../src/agent/cluster.js';
 import { FileExchange } from '../src/agent/lb-exchange.js';
 import { LbRemote } from '../src/agent/lb-remote.js';
 import { balancingExchange, NodeOnlyExchange } from '../src/agent/kube-services.js';
+import { endpointKeysOfRuleset } from '../src/agent/stale-endpoints.js';
 import { allocate, resolveServices } from '../src/lb/index.js';
 import { SLICE_CONTROLLER } from '../src/load/endpointslice.js';
 import { loadManifestText } from '../src/load/index.js';
@@ -99,6 +100,7 @@ describe('the cluster agent with services', () => {
     assert.ok(rs.sets.get('svc_ports')?.elements.some((e) => e.startsWith('10.96.0.80 . tcp . 80 : ')), 'the ClusterIP in the one lookup map');
     assert.deepEqual(rs.sets.get('nodeport_ips')?.elements, ['192.168.0.1'], "NodePorts on the Node's InternalIP");
     assert.deepEqual(lbElements(agent).map((e) => e.split(' : ')[1]).sort(), ['10.1.0.10 . 8080', '10.1.0.11 . 8080', '10.2.0.10 . 8080']);
+    assert.deepEqual([...endpointKeysOfRuleset(rs)].sort(), ['10.1.0.10 8080', '10.1.0.11 8080', '10.2.0.10 8080'], 'the endpoints read back from what was applied');
     assert.match(rs.chains.get('ingress_snat')?.hook ?? '', /hook postrouting priority srcnat \+ 10/);
     assert.equal(rs.chains.get('ingress')?.rules[0], 'meta mark & 0x00004000 == 0x00004000 accept');
 

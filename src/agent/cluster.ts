@@ -24,7 +24,7 @@ import type { PolicyOnlyOptions } from '../render/policy-only.js';
 import type { LocalPod } from '../render/render.js';
 import type { ClusterEvent, ClusterSource, SourceKind } from '../source/types.js';
 import { run } from '../exec/run.js';
-import { flushStaleEndpoints, serviceEndpointKeys } from './stale-endpoints.js';
+import { endpointKeysOfRuleset, flushStaleEndpoints } from './stale-endpoints.js';
 import { TABLE, FAMILY } from '../render/names.js';
 
 export interface ClusterAgentOptions {
@@ -295,7 +295,7 @@ export class ClusterAgent {
 
   /** With Services: conntrack entries that would outlive the endpoints this batch removed (stale-endpoints.ts). */
   private async forgetRemovedEndpoints(): Promise<void> {
-    const now = serviceEndpointKeys(this.agent.servicesInput());
+    const now = endpointKeysOfRuleset(this.agent.lastRuleset);
     const before = this.endpoints;
     this.endpoints = now;
     if (!before || this.opts.runner) return;

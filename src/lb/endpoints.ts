@@ -115,7 +115,8 @@ export function resolveServices(
   // Pods by namespace and label pair: a selector looks only at the pods carrying its first
   // pair, not at the whole namespace (10k Services over 50k pods).
   const byPair = new Map<string, Pod[]>();
-  for (const p of cluster.pods) {
+  // From slices only, no selector is evaluated: the indexes for selectors are not built.
+  for (const p of opts.endpointsFrom === 'slices' ? [] : cluster.pods) {
     const list = podsByNs.get(p.namespace) ?? [];
     list.push(p);
     podsByNs.set(p.namespace, list);
