@@ -56,7 +56,9 @@ const pctl = (xs: readonly number[], p: number): number => {
 };
 const sum = (xs: readonly WorkerStats[], k: keyof WorkerStats): number => xs.reduce((a, s) => a + s[k], 0);
 
-const server = spawn(process.execPath, ['bin/weir.js', 'serve', '--cluster', '--store', db, '--port', '0', '--token-file', tokenFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+// WEIR_BENCH_SERVER_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`): node flags for the server process only.
+const serverNodeArgs = (process.env.WEIR_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+const server = spawn(process.execPath, [...serverNodeArgs, 'bin/weir.js', 'serve', '--cluster', '--store', db, '--port', '0', '--token-file', tokenFile], { stdio: ['ignore', 'pipe', 'inherit'] });
 const serverPid = server.pid ?? 0;
 let serverOut = '';
 server.stdout.setEncoding('utf8').on('data', (d: string) => (serverOut += d));

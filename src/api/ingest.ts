@@ -17,7 +17,8 @@ import type { TLSSocket } from 'node:tls';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { FlowPipeline } from '../flows/pipeline.js';
 import { flowCount, type FlowRecord } from '../flows/record.js';
-import { AGENTS_PATH, INGEST_PATH, shipBatchSchema, type AgentInfo, type AgentsReply, type IngestOverlap, type IngestReply } from '../flows/ship-protocol.js';
+import { AGENTS_PATH, INGEST_PATH, type AgentInfo, type AgentsReply, type IngestOverlap, type IngestReply } from '../flows/ship-protocol.js';
+import { parseShipBatch } from '../flows/ship-validate.js';
 import type { FlowStore } from '../flows/store.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
@@ -173,13 +174,12 @@ export const ingestRoutes: FastifyPluginAsync<IngestOptions> = async (app, opts)
     if (opts.requireClientCert && !(req.raw.socket as TLSSocket).authorized) {
       return reply.status(401).send({ statusCode: 401, error: 'Unauthorized', message: 'this server takes flows only from agents with a client certificate signed by its --client-ca (--client-cert, --client-key)' });
     }
-    const parsed = shipBatchSchema.safeParse(req.body);
-    if (!parsed.success) {
+    const parsed = parseShipBatch(req.body);
+    if (!parsed.ok) {
       metrics.batches.inc({ result: 'invalid' });
-      const issue = parsed.error.issues[0];
-      return reply.status(400).send({ statusCode: 400, error: 'Bad Request', message: `flow batch: field ${issue?.path.join('.') || '(body)'}: ${issue?.message ?? 'invalid'}` });
+      return reply.status(400).send({ statusCode: 400, error: 'Bad Request', message: `flow batch: ${parsed.message}` });
     }
-    const b = parsed.data;
+    const b = parsed.batch;
     let sum = 0;
     for (const r of b.records) sum += flowCount(r);
     if (sum !== b.flows) {
