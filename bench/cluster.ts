@@ -48,6 +48,8 @@ const { values } = parseArgs({
     // as a DaemonSet would set it under its memory limit: without one V8 lets garbage pile up
     // far beyond the live heap (at 100k pods ~450 MB live, 1,080 MiB RSS during the churn).
     'agent-heap': { type: 'string', default: '768' },
+    // A V8 CPU profile of the agent during the churn, written to this file (.cpuprofile).
+    'agent-prof': { type: 'string' },
   },
 });
 const PODS = Number(values.pods);
@@ -95,7 +97,7 @@ async function main(): Promise<void> {
   console.log(`cluster: ${pods.length} pods on ${NODES} nodes (${pods.filter((p) => p.node === NODE).length} on ${NODE}), ${generated.networkPolicies.length} NetworkPolicies, ${generated.namespaces.length} namespaces (generated in ${Math.round(performance.now() - t0)} ms)`);
   const livePods = new Map<string, Pod>(pods.map((p) => [`${p.namespace}/${p.name}`, p]));
   await sh(['ip', 'netns', 'add', NETNS]);
-  const child = fork(fileURLToPath(new URL('./cluster-agent.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx', ...(Number(values['agent-heap']) > 0 ? [`--max-old-space-size=${Number(values['agent-heap'])}`] : [])], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(new URL('./cluster-agent.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx', ...(Number(values['agent-heap']) > 0 ? [`--max-old-space-size=${Number(values['agent-heap'])}`] : [])], serialization: 'advanced', env: { ...process.env, ...(values['agent-prof'] ? { WEIR_BENCH_PROF: values['agent-prof'] } : {}) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   agentPid = child.pid;
   const waiters: ((m: FromAgent) => boolean)[] = [];
   let onApplied: ((m: Extract<FromAgent, { applied: true }>) => void) | undefined;
