@@ -9,13 +9,13 @@ import { describe, it } from 'node:test';
 import type { NetworkPolicy, Pod } from '../src/model/cluster.js';
 import { PolicyEngine } from '../src/policy/engine.js';
 import { IdentityChainCache, fullScript, renderRuleset, type LocalPod, type Ruleset } from '../src/render/index.js';
-import { collectReasons } from '../src/render/reasons.js';
+import { collectReasons, type ReasonIds } from '../src/render/reasons.js';
 import { ReasonLedger } from '../src/render/reason-ledger.js';
 import { generateCluster } from '../bench/generate.js';
 
 const policyOnly = { podCidrs: ['10.0.0.0/8'] };
 
-function setup(): { engine: PolicyEngine; pods: Pod[]; policies: NetworkPolicy[] } {
+function setup(): { engine: PolicyEngine; pods: Pod[]; policies: readonly NetworkPolicy[] } {
   const generated = generateCluster({ pods: 400, policiesPerPod: 0.5, seed: 11 });
   // Two of every four pods here: most workloads have a local pod, several identities share policies.
   const pods = generated.pods.map((p, i) => ({ ...p, node: i % 4 < 2 ? 'n0' : 'n1' }));
@@ -26,7 +26,7 @@ function setup(): { engine: PolicyEngine; pods: Pod[]; policies: NetworkPolicy[]
 const localsOf = (pods: readonly Pod[]): LocalPod[] => pods.filter((p) => p.node === 'n0' && p.ip).map((p) => ({ key: `${p.namespace}/${p.name}`, ip: p.ip }));
 
 /** A render with the cache, checked against one without it. */
-function render(engine: PolicyEngine, locals: readonly LocalPod[], cache: IdentityChainCache, reasons = collectReasons(engine)): Ruleset {
+function render(engine: PolicyEngine, locals: readonly LocalPod[], cache: IdentityChainCache, reasons: ReasonIds = collectReasons(engine)): Ruleset {
   const cached = renderRuleset({ engine, localPods: locals, reasons, chainCache: cache, policyOnly });
   const fresh = renderRuleset({ engine, localPods: locals, reasons: collectReasons(engine), policyOnly });
   // The first differing line, not assert's diff of two large scripts (slow).
