@@ -275,8 +275,18 @@ function programEmpty(p: DirectionProgram): boolean {
   return p.admin.length === 0 && !p.isolated && p.baseline.length === 0;
 }
 
+/** Group set names by group key: hashed once, not on every render and pod change (sha256 per call). */
+const groupSetNames = new Map<string, string>();
+
 function groupSetName(key: string): string {
-  return nftName('g', '', key);
+  let name = groupSetNames.get(key);
+  if (name === undefined) {
+    name = nftName('g', '', key);
+    // Bounded: keys of groups long gone do not pile up in a long-running agent.
+    if (groupSetNames.size >= 200_000) groupSetNames.clear();
+    groupSetNames.set(key, name);
+  }
+  return name;
 }
 
 class Renderer {
