@@ -53,7 +53,21 @@ const deltas = new WeakMap<NftSet, Delta>();
  * copy (a 100k-element group set crosses COMPACT every few hundred churn events; comparing
  * its lists then cost ~50 ms).
  */
-const steps = new WeakMap<NftSet, { readonly from: NftSet; readonly added: readonly string[]; readonly removed: readonly string[] }>();
+const steps = new WeakMap<NftSet, { readonly from: number; readonly added: readonly string[]; readonly removed: readonly string[] }>();
+
+/**
+ * A serial number per set object: a step names the set it came from by number, so that it does
+ * not keep it alive (each version would hold the one before: every compacted copy of a large set
+ * since the agent started).
+ */
+const serials = new WeakMap<NftSet, number>();
+let nextSerial = 1;
+
+function serialOf(set: NftSet): number {
+  let n = serials.get(set);
+  if (n === undefined) serials.set(set, (n = nextSerial++));
+  return n;
+}
 
 function merged(d: Delta): string[] {
   const kept = d.del.size > 0 ? d.root.filter((x) => !d.del.has(x)) : [...d.root];
@@ -108,7 +122,7 @@ const NONE: ReadonlySet<string> = new Set();
  */
 export function patchedDifference(prev: NftSet, next: NftSet): { added: string[]; removed: string[] } | undefined {
   const step = steps.get(next);
-  if (step?.from === prev) return { added: [...step.added], removed: [...step.removed] };
+  if (step && step.from === serials.get(prev)) return { added: [...step.added], removed: [...step.removed] };
   const d = deltas.get(next);
   if (!d) return undefined;
   const p = deltas.get(prev);
@@ -199,7 +213,7 @@ export function patchElements(prev: Ruleset, changes: Iterable<ElementChange>): 
     if (add.length > 0) added.set(name, add);
     if (del.length > 0) removed.set(name, del);
     const set = patchedSet(old, add, del);
-    steps.set(set, { from: old, added: add, removed: del });
+    steps.set(set, { from: serialOf(old), added: add, removed: del });
     changed.set(name, set);
     delta += add.length - del.length;
   }
