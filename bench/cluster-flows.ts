@@ -56,7 +56,9 @@ const pctl = (xs: readonly number[], p: number): number => {
 };
 const sum = (xs: readonly WorkerStats[], k: keyof WorkerStats): number => xs.reduce((a, s) => a + s[k], 0);
 
-const server = spawn(process.execPath, ['bin/weir.js', 'serve', '--cluster', '--store', db, '--port', '0', '--token-file', tokenFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+// WEIR_BENCH_SERVER_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`): node flags for the server process only.
+const serverNodeArgs = (process.env.WEIR_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+const server = spawn(process.execPath, [...serverNodeArgs, 'bin/weir.js', 'serve', '--cluster', '--store', db, '--port', '0', '--token-file', tokenFile], { stdio: ['ignore', 'pipe', 'inherit'] });
 const serverPid = server.pid ?? 0;
 let serverOut = '';
 server.stdout.setEncoding('utf8').on('data', (d: string) => (serverOut += d));
@@ -220,6 +222,8 @@ console.log(`exact               ${stored === sentTotal && accepted === sentTota
 console.log(`requests            ${sum(finals, 'sentBatches')} batches (${Math.round(sum(finals, 'sentBatches') / genSeconds)}/s), ${sum(finals, 'failed')} failed attempts (retried); raw rows stored ${rawRows} (samples + one per edge and window)`);
 console.log(`drain after the run ${drainMs} ms`);
 console.log(`CPU                 server ${serverCpuS.toFixed(1)} s (${Math.round((serverCpuS / totalS) * 100)}% of one core); agents ${agentsCpuS.toFixed(1)} s in ${WORKERS} processes (${Math.round((agentsCpuS / totalS) * 100)}%), their event-loop delay p99 up to ${Math.max(...finals.map((s) => s.loopP99Ms))} ms; over ${totalS.toFixed(0)} s wall`);
+// Robust to the machine's load (unlike latencies): what the server spends per request and per flow.
+console.log(`server CPU per unit ${((serverCpuS * 1000) / Math.max(1, sum(finals, 'sentBatches'))).toFixed(2)} ms per request, ${((serverCpuS * 1e6) / Math.max(1, sentTotal)).toFixed(2)} s per 1M flows (includes the bench's /metrics scrapes and the server's timers)`);
 console.log(`new edge → stream   ${seen.length}/${done.length} seen; ${show(lat('addedAt', 'seenAt'))}`);
 console.log(`  where it went     add → sealed ${show(lat('addedAt', 'sealedAt'))}`);
 console.log(`                    sealed → request started ${show(lat('sealedAt', 'sendingAt'))}`);

@@ -17,7 +17,8 @@ import type { TLSSocket } from 'node:tls';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { FlowPipeline } from '../flows/pipeline.js';
 import { flowCount, type FlowRecord } from '../flows/record.js';
-import { AGENTS_PATH, INGEST_PATH, shipBatchSchema, type AgentInfo, type AgentsReply, type IngestOverlap, type IngestReply } from '../flows/ship-protocol.js';
+import { AGENTS_PATH, INGEST_PATH, type AgentInfo, type AgentsReply, type IngestOverlap, type IngestReply } from '../flows/ship-protocol.js';
+import { parseShipBatch } from '../flows/ship-validate.js';
 import type { FlowStore } from '../flows/store.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
@@ -58,6 +59,9 @@ interface AgentEntry extends AgentInfo {
   inflight: Set<number>;
 }
 
+/** The store's state key for the highest batch sequence committed of an agent. */
+export const seqStateKey = (agentId: string): string => `ingest.seq.${agentId}`;
+
 /** What the server knows of the agents that shipped to it. */
 export class AgentRegistry {
   private readonly agents = new Map<string, AgentEntry>();
@@ -66,16 +70,16 @@ export class AgentRegistry {
   entry(agentId: string, node: string, report: AgentInfo['report']): AgentEntry {
     let e = this.agents.get(agentId);
     if (!e) {
-      const seq = Number(this.store.getState(`ingest.seq.${agentId}`) ?? '0');
+      const seq = Number(this.store.getState(seqStateKey(agentId)) ?? '0');
       e = { agentId, node, report, lastSeen: 0, lastSeq: Number.isInteger(seq) ? seq : 0, batches: 0, duplicates: 0, flows: 0, inflight: new Set() };
       this.agents.set(agentId, e);
     }
     return e;
   }
 
+  /** After a commit that stored `seq` under seqStateKey (in the records' own transaction). */
   committed(e: AgentEntry, seq: number): void {
     if (seq > e.lastSeq) e.lastSeq = seq;
-    this.store.setState(`ingest.seq.${e.agentId}`, String(e.lastSeq));
   }
 
   /**
@@ -107,18 +111,24 @@ export class AgentRegistry {
   }
 }
 
-/** Batches arriving together share one pipeline flush; each resolves once that flush committed. */
+/**
+ * Batches arriving together share one pipeline flush; each resolves once that flush committed.
+ * The agents' sequence numbers are written in that same transaction: were they committed apart,
+ * a crash between the two would leave flows counted whose batch the agent, never answered,
+ * sends again — and they would be counted twice.
+ */
 class GroupCommit {
-  private pending: { records: readonly FlowRecord[]; done: (err?: Error) => void }[] = [];
+  private pending: { records: readonly FlowRecord[]; agent: { agentId: string; lastSeq: number }; seq: number; done: (err?: Error) => void }[] = [];
   private scheduled = false;
   constructor(
     private readonly pipeline: FlowPipeline,
     private readonly delayMs: number,
   ) {}
 
-  submit(records: readonly FlowRecord[]): Promise<void> {
+  /** `seq`: the batch's sequence; the agent's highest committed one is its `lastSeq` at commit time, or this. */
+  submit(records: readonly FlowRecord[], agent: { agentId: string; lastSeq: number }, seq: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ records, done: (err) => (err ? reject(err) : resolve()) });
+      this.pending.push({ records, agent, seq, done: (err) => (err ? reject(err) : resolve()) });
       if (!this.scheduled) {
         this.scheduled = true;
         setTimeout(() => this.run(), this.delayMs);
@@ -130,11 +140,15 @@ class GroupCommit {
     this.scheduled = false;
     const batch = this.pending;
     this.pending = [];
-    const failedBefore = this.pipeline.stats.storeFailed;
-    for (const p of batch) this.pipeline.ingest(p.records);
-    this.pipeline.flush();
+    const errorsBefore = this.pipeline.stats.storeErrors;
+    const seqs = new Map<string, number>();
+    for (const p of batch) {
+      this.pipeline.ingest(p.records);
+      seqs.set(p.agent.agentId, Math.max(seqs.get(p.agent.agentId) ?? p.agent.lastSeq, p.seq));
+    }
+    this.pipeline.flush(new Map([...seqs].map(([agentId, seq]) => [seqStateKey(agentId), String(seq)])));
     // The pipeline reports store errors by counting them; a rolled-back flush must not be acknowledged.
-    const err = this.pipeline.stats.storeFailed > failedBefore ? new Error('the flow store could not commit the batch') : undefined;
+    const err = this.pipeline.stats.storeErrors > errorsBefore ? new Error('the flow store could not commit the batch') : undefined;
     for (const p of batch) p.done(err);
   }
 }
@@ -173,13 +187,12 @@ export const ingestRoutes: FastifyPluginAsync<IngestOptions> = async (app, opts)
     if (opts.requireClientCert && !(req.raw.socket as TLSSocket).authorized) {
       return reply.status(401).send({ statusCode: 401, error: 'Unauthorized', message: 'this server takes flows only from agents with a client certificate signed by its --client-ca (--client-cert, --client-key)' });
     }
-    const parsed = shipBatchSchema.safeParse(req.body);
-    if (!parsed.success) {
+    const parsed = parseShipBatch(req.body);
+    if (!parsed.ok) {
       metrics.batches.inc({ result: 'invalid' });
-      const issue = parsed.error.issues[0];
-      return reply.status(400).send({ statusCode: 400, error: 'Bad Request', message: `flow batch: field ${issue?.path.join('.') || '(body)'}: ${issue?.message ?? 'invalid'}` });
+      return reply.status(400).send({ statusCode: 400, error: 'Bad Request', message: `flow batch: ${parsed.message}` });
     }
-    const b = parsed.data;
+    const b = parsed.batch;
     let sum = 0;
     for (const r of b.records) sum += flowCount(r);
     if (sum !== b.flows) {
@@ -216,7 +229,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestOptions> = async (app, opts)
     try {
       // Records arrive stamped by the agent; the node is the agent's, whatever a record says.
       const records = b.records.map((r) => (r.node === e.node ? r : { ...r, node: e.node }));
-      await commit.submit(records);
+      await commit.submit(records, e, b.seq);
       opts.agents.committed(e, b.seq);
       e.batches++;
       e.flows += sum;

@@ -169,9 +169,13 @@ export class FlowPipeline {
     return () => this.listeners.delete(listener);
   }
 
-  /** Flushes what is waiting; with a background store, also waits until it is committed. */
-  flush(): PipelineBatch | undefined {
-    const batch = this.flushBatch();
+  /**
+   * Flushes what is waiting; with a background store, also waits until it is committed. `state`
+   * is committed in the same transaction as the records (the store's `insert`), so that it says
+   * the truth about them after a crash too.
+   */
+  flush(state?: ReadonlyMap<string, string>): PipelineBatch | undefined {
+    const batch = this.flushBatch(state);
     const bg = this.store.background;
     if (bg) {
       try {
@@ -184,18 +188,25 @@ export class FlowPipeline {
     return batch;
   }
 
-  private flushBatch(): PipelineBatch | undefined {
+  private flushBatch(state?: ReadonlyMap<string, string>): PipelineBatch | undefined {
     const now = this.now();
     const t0 = performance.now();
     const records = this.buffer;
     this.buffer = [];
-    if (records.length > 0) {
+    if (records.length > 0 || (state !== undefined && state.size > 0)) {
       const bg = this.store.background;
       let done = 0;
       try {
         if (bg) {
-          // Queues only; the store splits, commits and reports (see the constructor).
+          // Queues only; the store splits, commits and reports (see the constructor). Its state
+          // is written apart, at once: a background store promises no crash atomicity anyway.
           this.store.insert(records);
+          if (state) for (const [k, v] of state) this.store.setState(k, v);
+        } else if (state !== undefined) {
+          // State rides with its records: all of them in one transaction, however many.
+          this.store.insert(records, state);
+          done = records.length;
+          this.s.stored += records.length;
         } else {
           for (; done < records.length; done += this.maxBatch) {
             this.store.insert(records.slice(done, done + this.maxBatch));
@@ -207,8 +218,10 @@ export class FlowPipeline {
         this.s.storeFailed += records.length - done;
         this.onError(e);
       }
-      this.aggregator.add(records);
-      this.metrics?.observe(records);
+      if (records.length > 0) {
+        this.aggregator.add(records);
+        this.metrics?.observe(records);
+      }
     }
     for (const p of this.processors) {
       try {

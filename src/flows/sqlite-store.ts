@@ -259,7 +259,8 @@ export class SqliteFlowStore implements FlowStore {
   private readonly upsertEdge: Database.Statement;
   private readonly upsertPolicy: Database.Statement;
   private readonly upsertRule: Database.Statement;
-  private readonly insertTx: (records: readonly FlowRecord[]) => void;
+  private readonly insertTx: (records: readonly FlowRecord[], state: ReadonlyMap<string, string> | undefined) => void;
+  private readonly putState: Database.Statement;
   private readonly rollupTx: (r: Rollup) => void;
 
   constructor(
@@ -298,7 +299,11 @@ export class SqliteFlowStore implements FlowStore {
         dropped = dropped + excluded.dropped, audit = audit + excluded.audit, packets = packets + excluded.packets,
         bytes = bytes + excluded.bytes, last_seen = max(last_seen, excluded.last_seen)`);
     this.upsertRule = this.db.prepare(`INSERT INTO policy_rule_hits VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET hits = hits + excluded.hits`);
-    this.insertTx = this.db.transaction((records: readonly FlowRecord[]) => this.insertRows(records));
+    this.putState = this.db.prepare('INSERT INTO state VALUES (?, ?) ON CONFLICT DO UPDATE SET value = excluded.value');
+    this.insertTx = this.db.transaction((records: readonly FlowRecord[], state: ReadonlyMap<string, string> | undefined) => {
+      if (records.length > 0) this.insertRows(records);
+      if (state) for (const [k, v] of state) this.putState.run(k, v);
+    });
     this.rollupTx = this.db.transaction((r: Rollup) => this.applyRollup(r));
   }
 
@@ -311,8 +316,8 @@ export class SqliteFlowStore implements FlowStore {
     return s;
   }
 
-  insert(records: readonly FlowRecord[]): void {
-    if (records.length > 0) this.insertTx(records);
+  insert(records: readonly FlowRecord[], state?: ReadonlyMap<string, string>): void {
+    if (records.length > 0 || (state !== undefined && state.size > 0)) this.insertTx(records, state);
   }
 
   /** Aggregates only (no raw rows), one transaction: how shed batches keep their counts. */
@@ -504,7 +509,7 @@ export class SqliteFlowStore implements FlowStore {
   }
 
   setState(key: string, value: string): void {
-    this.stmt('INSERT INTO state VALUES (?, ?) ON CONFLICT DO UPDATE SET value = excluded.value').run(key, value);
+    this.putState.run(key, value);
   }
 
   retention(now: number, opts: Partial<RetentionOptions> = {}): RetentionResult {

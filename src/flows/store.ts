@@ -105,10 +105,12 @@ export interface BackgroundWrites {
 
 export interface FlowStore {
   /**
-   * One transaction: raw rows + per-minute edge aggregates + policy counters. With `background`
-   * the rows are committed later, on the writer's thread, in the order inserted.
+   * One transaction: raw rows + per-minute edge aggregates + policy counters, and the `state`
+   * keys given (what must be true exactly when these rows are, e.g. the highest batch sequence
+   * an agent has committed). With `background` the rows are committed later, on the writer's
+   * thread, in the order inserted.
    */
-  insert(records: readonly FlowRecord[]): void;
+  insert(records: readonly FlowRecord[], state?: ReadonlyMap<string, string>): void;
   readonly background?: BackgroundWrites;
   /** Newest first. */
   queryFlows(filter: FlowFilter): StoredFlow[];

@@ -94,6 +94,8 @@ export function servicesWithPushed(files: ServicesSource | undefined, registry: 
       return { services: serviceViews(s.statuses), errors: s.errors };
     },
     statuses,
+    // The pods' groups come from whoever knows the pods (the lab's view): kept through the merge.
+    ...(files?.endpointGroups ? { endpointGroups: files.endpointGroups.bind(files) } : {}),
   };
 }
 
