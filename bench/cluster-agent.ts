@@ -7,6 +7,8 @@
 // agent → bench: { ready, initialMs, state } · { applied, events, status } · { idle, state }
 //                · { ruleset, sets, chains, reasons } (its last ruleset, then it exits)
 
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import type { Pod } from '../src/model/cluster.js';
 import { ClusterAgent } from '../src/agent/cluster.js';
 import { snapshotOfCluster } from '../src/source/files.js';
@@ -60,9 +62,36 @@ class IpcSource implements ClusterSource {
   }
 }
 
+/**
+ * WEIR_BENCH_PROF=<file>: a V8 CPU profile of the churn only (from the first ruleset in the
+ * kernel to idle), for finding where a batch's time goes (Chrome DevTools, speedscope).
+ */
+const PROFILE = process.env.WEIR_BENCH_PROF;
+let profiler: Session | undefined;
+
+async function startProfile(): Promise<void> {
+  if (!PROFILE) return;
+  profiler = new Session();
+  profiler.connect();
+  await profiler.post('Profiler.enable');
+  await profiler.post('Profiler.setSamplingInterval', { interval: 1000 });
+  await profiler.post('Profiler.start');
+}
+
+async function stopProfile(): Promise<void> {
+  if (!profiler || !PROFILE) return;
+  const { profile } = await profiler.post('Profiler.stop');
+  writeFileSync(PROFILE, JSON.stringify(profile));
+  profiler.disconnect();
+  profiler = undefined;
+  console.error(`bench/cluster-agent: CPU profile of the churn in ${PROFILE}`);
+}
+
 const send = (m: unknown): void => {
   process.send?.(m);
 };
+
+const sendAndWait = (m: unknown): Promise<void> => new Promise((ok) => process.send?.(m, undefined, undefined, () => ok()) ?? ok());
 
 const source = new IpcSource();
 let agent: ClusterAgent | undefined;
@@ -78,7 +107,8 @@ async function check(): Promise<void> {
   await agent.idle();
   const have = agent.agent.lastRuleset;
   if (!have) throw new Error('no ruleset to compare');
-  send({
+  // Sent before the process exits: a large message still in the channel would be lost.
+  await sendAndWait({
     ruleset: true,
     sets: [...have.sets.values()].map((s) => ({ name: s.name, dynamic: s.dynamic, elements: s.dynamic ? [] : [...s.elements] })),
     chains: [...have.chains.values()].map((c) => ({ name: c.name, rules: [...c.rules] })),
@@ -94,13 +124,20 @@ process.on('message', (m: Message) => {
     agent.onApplied = (b) => send({ applied: true, events: b.events, status: { mode: b.status.mode, via: b.status.via, change: b.status.change, renderMs: b.status.renderMs, applyMs: b.status.applyMs, ok: b.status.lastApplyOk } });
     const s0 = performance.now();
     const a = agent;
-    void a.start().then(() => send({ ready: true, initialMs: performance.now() - s0, state: a.state() }));
+    void a
+      .start()
+      .then(startProfile)
+      .then(() => send({ ready: true, initialMs: performance.now() - s0, state: a.state() }));
   } else if ('events' in m) source.deliver(m.events);
   else if ('synced' in m) source.handlers?.onSynced?.();
-  else if ('idle' in m) void agent?.idle().then(() => send({ idle: true, state: agent?.state() }));
+  else if ('idle' in m)
+    void agent
+      ?.idle()
+      .then(stopProfile)
+      .then(() => send({ idle: true, state: agent?.state() }));
   else if ('check' in m) {
     void check()
-      .catch((e: unknown) => send({ ruleset: true, error: (e as Error).message }))
+      .catch((e: unknown) => sendAndWait({ ruleset: true, error: (e as Error).message }))
       .finally(() => {
         void agent?.stop().then(() => process.exit(0));
       });

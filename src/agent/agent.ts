@@ -19,6 +19,7 @@ import { netlinkElementWriter } from '../nft/element-writer.js';
 import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/render.js';
 import { membershipChanges } from '../render/filter.js';
 import { ReasonLedger } from '../render/reason-ledger.js';
+import { IdentityChainCache } from '../render/identity-chains.js';
 import type { Identity } from '../policy/cache.js';
 import { planServices, selectsPod, serviceWeightPatch, type ServicesInput } from '../render/services.js';
 import { chainPatches, patchElements } from '../render/elements.js';
@@ -110,6 +111,8 @@ export class NodeAgent {
   readonly changes = { elements: 0, chains: 0, full: 0 };
   /** The reasons, kept per identity between policy changes (render/reason-ledger.ts). */
   private reasons: ReasonLedger | undefined;
+  /** The node's identity chains between renders (render/identity-chains.ts); emptied by a full render. */
+  readonly chainCache = new IdentityChainCache();
 
   constructor(private readonly opts: NodeAgentOptions) {
     const elements = opts.netlinkElements ?? opts.runner === undefined;
@@ -154,7 +157,7 @@ export class NodeAgent {
       for (const p of changes.removed) expectedLocal.delete(`${p.namespace}/${p.name}`);
       for (const p of changes.added) if (localKeys.has(`${p.namespace}/${p.name}`)) expectedLocal.add(`${p.namespace}/${p.name}`);
       if (expectedLocal.size === localKeys.size && [...localKeys].every((k) => expectedLocal.has(k))) {
-        patched = patchPods(applied, this.engine, changes, { removedIdentities: changes.removedIdentities, removedGroups: changes.removedGroups, locals, localsBefore: this.lastLocalPods, identitiesBefore: new Set(identitiesBefore.keys()), podInterfaces: this.opts.podInterfaces });
+        patched = patchPods(applied, this.engine, changes, { removedIdentities: changes.removedIdentities, removedGroups: changes.removedGroups, locals, localsBefore: this.lastLocalPods, identitiesBefore: new Set(identitiesBefore.keys()), namedEgressRules: this.namedEgress(), podInterfaces: this.opts.podInterfaces });
       }
     }
     const services = this.services();
@@ -170,12 +173,13 @@ export class NodeAgent {
       // the cluster-wide sets are patched, and the chains of this node's identities rendered
       // on top of those sets (RenderReuse). Only what changed reaches the kernel.
       const membership = patchElements(applied, membershipChanges(this.engine, [...podsWere.values()].filter((m) => m !== undefined), podsAfter(this.engine, podsWere.keys()), this.namedEgress()));
-      ruleset = renderRuleset({ engine: this.engine, localPods, reasons: this.ledger(), podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, reuse: { sets: membership.sets, changedPolicies: policies }, ...(services ? { services } : {}) });
+      ruleset = renderRuleset({ engine: this.engine, localPods, reasons: this.ledger(), podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, reuse: { sets: membership.sets, changedPolicies: policies }, chainCache: this.chainCache, ...(services ? { services } : {}) });
       this.change = 'chains';
     }
     if (!ruleset) {
       this.reasons = new ReasonLedger(this.engine);
-      ruleset = renderRuleset({ engine: this.engine, localPods, reasons: this.reasons, podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
+      this.chainCache.clear();
+      ruleset = renderRuleset({ engine: this.engine, localPods, reasons: this.reasons, chainCache: this.chainCache, podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
       this.change = 'full';
     }
     this.lastLocal = localKeys;
@@ -280,7 +284,8 @@ export class NodeAgent {
     this.change = 'full';
     const services = this.services();
     this.reasons = new ReasonLedger(this.engine);
-    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: this.reasons, podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
+    this.chainCache.clear();
+    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: this.reasons, chainCache: this.chainCache, podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
   }
 
   /**

@@ -47,6 +47,28 @@ interface Delta {
 
 const deltas = new WeakMap<NftSet, Delta>();
 
+/**
+ * The set a patch made each patched set from, and the elements it added and removed (sorted):
+ * a diff against that set reads them here, also when the patch merged the set into a plain
+ * copy (a 100k-element group set crosses COMPACT every few hundred churn events; comparing
+ * its lists then cost ~50 ms).
+ */
+const steps = new WeakMap<NftSet, { readonly from: number; readonly added: readonly string[]; readonly removed: readonly string[] }>();
+
+/**
+ * A serial number per set object: a step names the set it came from by number, so that it does
+ * not keep it alive (each version would hold the one before: every compacted copy of a large set
+ * since the agent started).
+ */
+const serials = new WeakMap<NftSet, number>();
+let nextSerial = 1;
+
+function serialOf(set: NftSet): number {
+  let n = serials.get(set);
+  if (n === undefined) serials.set(set, (n = nextSerial++));
+  return n;
+}
+
 function merged(d: Delta): string[] {
   const kept = d.del.size > 0 ? d.root.filter((x) => !d.del.has(x)) : [...d.root];
   if (d.add.size === 0) return kept;
@@ -99,6 +121,8 @@ const NONE: ReadonlySet<string> = new Set();
  * render that reuses patched sets is diffed this way; see RenderReuse). Undefined otherwise.
  */
 export function patchedDifference(prev: NftSet, next: NftSet): { added: string[]; removed: string[] } | undefined {
+  const step = steps.get(next);
+  if (step && step.from === serials.get(prev)) return { added: [...step.added], removed: [...step.removed] };
   const d = deltas.get(next);
   if (!d) return undefined;
   const p = deltas.get(prev);
@@ -188,7 +212,9 @@ export function patchElements(prev: Ruleset, changes: Iterable<ElementChange>): 
     if (add.length === 0 && del.length === 0) continue;
     if (add.length > 0) added.set(name, add);
     if (del.length > 0) removed.set(name, del);
-    changed.set(name, patchedSet(old, add, del));
+    const set = patchedSet(old, add, del);
+    steps.set(set, { from: serialOf(old), added: add, removed: del });
+    changed.set(name, set);
     delta += add.length - del.length;
   }
   const next: Ruleset = { sets: changed.size > 0 ? withSets(prev.sets, changed) : prev.sets, chains: prev.chains, counted: prev.counted, reasons: prev.reasons, patch: { base: prev, added, removed } };

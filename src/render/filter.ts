@@ -69,6 +69,7 @@ import { V4_BASE, intervalsContain, parseIp, type IpInterval } from '../policy/i
 import type { CompiledRule, Direction, DirectionProgram, PortSpec } from '../policy/rules.js';
 import { matchesSelector } from '../policy/selector.js';
 import { hasElement, patchElements, type ElementChange } from './elements.js';
+import type { ChainRecord, IdentityChainCache } from './identity-chains.js';
 import { DENIED_SET, HITS_SET, MASQUERADE_MARK, TABLE, nftName, shortHash } from './names.js';
 import {
   accept,
@@ -99,9 +100,9 @@ import {
   type RuleEnd,
   type Statement,
 } from './nft.js';
-import { IPV6_REASON, NOT_READY_REASON, SPOOF_REASON, collectReasons, defaultDenyReason, ruleReason, type ReasonIds } from './reasons.js';
+import { IPV6_REASON, NOT_READY_REASON, SPOOF_REASON, collectReasons, defaultDenyReason, ruleReason, type Reason, type ReasonIds } from './reasons.js';
 import { LOCAL_IPS_SET, policyOnlyBaseChains, type PolicyOnlyOptions } from './policy-only.js';
-import type { NftSet, Ruleset } from './ruleset.js';
+import type { NftChain, NftSet, Ruleset } from './ruleset.js';
 import type { Section, TableBuilder } from './table.js';
 
 export { DENIED_SET, HITS_SET };
@@ -139,6 +140,12 @@ export interface RenderInput {
    * chains is computed as always, so the result equals a render without `reuse`.
    */
   readonly reuse?: RenderReuse;
+  /**
+   * Identity chains kept from earlier renders (identity-chains.ts): an identity whose programs,
+   * reason ids and NetworkPolicy chain sharing are unchanged is replayed, not rendered again.
+   * The result equals a render without it.
+   */
+  readonly chainCache?: IdentityChainCache;
   /**
    * nft wildcard of the node's pod interfaces (the lab's `wp*`). When set, the node fails
    * closed: traffic from or to a pod interface the ruleset does not know yet (a pod attached
@@ -270,8 +277,18 @@ function programEmpty(p: DirectionProgram): boolean {
   return p.admin.length === 0 && !p.isolated && p.baseline.length === 0;
 }
 
+/** Group set names by group key: hashed once, not on every render and pod change (sha256 per call). */
+const groupSetNames = new Map<string, string>();
+
 function groupSetName(key: string): string {
-  return nftName('g', '', key);
+  let name = groupSetNames.get(key);
+  if (name === undefined) {
+    name = nftName('g', '', key);
+    // Bounded: keys of groups long gone do not pile up in a long-running agent.
+    if (groupSetNames.size >= 200_000) groupSetNames.clear();
+    groupSetNames.set(key, name);
+  }
+  return name;
 }
 
 class Renderer {
@@ -280,6 +297,8 @@ class Renderer {
   /** NetworkPolicy chain name → the identity chains (direction + identity) that use it. */
   private readonly npUsers = new Map<string, Set<string>>();
   private readonly podIp: (key: string) => string | undefined;
+  /** The identity chain being rendered into the cache: what it declares is recorded here. */
+  private rec: ChainRecord | undefined;
 
   constructor(
     private readonly table: TableBuilder,
@@ -287,6 +306,7 @@ class Renderer {
     private readonly reasons: ReasonIds,
     podIps: ReadonlyMap<string, string> | undefined,
     private readonly reuse?: RenderReuse,
+    private readonly chainCache?: IdentityChainCache,
   ) {
     this.podIp = (key) => podIps?.get(key) ?? engine.pods.get(key)?.ip;
   }
@@ -295,6 +315,7 @@ class Renderer {
 
   private counter(id: number): Statement {
     this.table.count(id);
+    this.rec?.counted.add(id);
     return countHit(id);
   }
 
@@ -306,6 +327,7 @@ class Renderer {
    */
   private denyPoint(id: number): RuleEnd {
     this.table.count(id);
+    this.rec?.counted.add(id);
     return end(goto(DENY_CHAIN), setMark(id));
   }
 
@@ -322,6 +344,7 @@ class Renderer {
 
   /** One named set per selector-cache group; elements cluster-wide. */
   private groupSet(gid: number): string {
+    this.rec?.groups.add(gid);
     const cached = this.groupSetNames.get(gid);
     if (cached) return cached;
     const g = this.engine.group(gid);
@@ -377,6 +400,7 @@ class Renderer {
    */
   private namedPortSet(rule: CompiledRule, specs: readonly Extract<PortSpec, { kind: 'named' }>[]): string {
     const name = namedPortSetName(rule, specs);
+    this.rec?.named.push({ rule, specs });
     if (this.table.hasSet(name)) return name;
     const kept = this.reuse?.changedPolicies?.has(rule.ref.policy) ? undefined : this.reuse?.sets.get(name);
     if (kept) {
@@ -435,7 +459,7 @@ class Renderer {
   private enforceVerdict(rule: CompiledRule, direction: Direction): RuleEnd[] {
     const reason = ruleReason(rule);
     if (rule.action === 'Pass' || !reason) return [end(ret)];
-    const id = this.reasons.id(reason);
+    const id = this.reasonId(reason);
     // An egress allow ends the egress program, not the packet's judgement: the destination's
     // ingress program is next (one base chain judges both, see the top of this file).
     if (rule.action === 'Allow') return [end(direction === 'egress' ? goto(INGRESS_CHAIN) : accept, this.counter(id))];
@@ -447,16 +471,30 @@ class Renderer {
     if (rule.action === 'Pass') return [end(tail ? goto(tail) : ret)];
     const reason = ruleReason(rule);
     if (!rule.ref.audit || !reason) return [end(ret)];
-    const id = this.reasons.id(reason);
+    const id = this.reasonId(reason);
     if (rule.action === 'Allow') return [end(ret, this.counter(id))];
     return this.auditPoint(id);
+  }
+
+  /** A reason's id, recorded with the identity chain being rendered (its text holds the id). */
+  private reasonId(r: Reason): number {
+    const id = this.reasons.id(r);
+    this.rec?.ids.set(r, id);
+    return id;
+  }
+
+  /** Declares a chain (once) and records it with the identity chain being rendered. */
+  private declareChain(name: string, rules: readonly Rule[]): string {
+    this.table.chain(name, rules);
+    if (this.rec) this.rec.chains.push(this.table.chainOf(name) as NftChain);
+    return name;
   }
 
   /** A chain named by the hash of its rules, shared by every identity whose program renders to them. */
   private sharedChain(prefix: string, rules: readonly Rule[]): string | undefined {
     if (rules.length === 0) return undefined;
     const text = rules.map(ruleText);
-    return this.table.chain(nftName(prefix, '', text.join('\n')), rules);
+    return this.declareChain(nftName(prefix, '', text.join('\n')), rules);
   }
 
   /**
@@ -487,10 +525,12 @@ class Renderer {
         // single identity chain uses is the same program with one chain and one jump fewer:
         // fewer chains is less for the kernel to validate and for `nft` to fetch before
         // every command (its cache cost is what a pod add pays).
-        if ((this.npUsers.get(np.name)?.size ?? 0) <= 1) out.push(...np.lines);
-        else out.push(end(jump(this.table.chain(np.name, np.lines))));
+        const inline = this.inlined(np.name);
+        this.rec?.inlined.set(np.name, inline);
+        if (inline) out.push(...np.lines);
+        else out.push(end(jump(this.declareChain(np.name, np.lines))));
       }
-      const id = this.reasons.id(defaultDenyReason(program.isolatingPolicies, direction, false));
+      const id = this.reasonId(defaultDenyReason(program.isolatingPolicies, direction, false));
       out.push(this.denyPoint(id));
     } else {
       const banp = this.sharedChain(
@@ -507,12 +547,12 @@ class Renderer {
     if (full.isolated) {
       for (const r of full.networkPolicy) {
         const reason = ruleReason(r);
-        const counter = r.ref.audit && reason ? this.reasons.id(reason) : undefined;
+        const counter = r.ref.audit && reason ? this.reasonId(reason) : undefined;
         tailLines.push(...this.ruleLines(r, direction, subject, [counter === undefined ? end(ret) : end(ret, this.counter(counter))]));
       }
       const auditIsolated = full.isolatingPolicies.some((k) => this.engine.policy(k)?.mode === 'audit');
       if (auditIsolated) {
-        const id = this.reasons.id(defaultDenyReason(full.isolatingPolicies, direction, true));
+        const id = this.reasonId(defaultDenyReason(full.isolatingPolicies, direction, true));
         tailLines.push(...this.auditPoint(id));
       }
     } else {
@@ -529,15 +569,27 @@ class Renderer {
     return this.sharedChain(`au_${short(direction)}`, headLines);
   }
 
+  /** Whether a NetworkPolicy chain is inlined into its one user on this node. */
+  private inlined(name: string): boolean {
+    return (this.npUsers.get(name)?.size ?? 0) <= 1;
+  }
+
   /** Counts, before rendering, which identity chains use each NetworkPolicy chain. */
   planNetworkPolicyChains(identity: Identity, direction: Direction): void {
     if (identity.hostNetwork) return;
     const enforce = this.engine.program(identity.id, direction, 'enforce');
     if (!enforce.isolated) return;
-    for (const key of enforce.isolatingPolicies) {
-      const policy = this.engine.policy(key);
-      if (!policy || policy[direction].length === 0) continue;
-      const name = this.npChainName(key, direction, identity, policy[direction]);
+    let names = this.chainCache?.plan(identity, direction, enforce);
+    if (!names) {
+      const planned: string[] = [];
+      for (const key of enforce.isolatingPolicies) {
+        const policy = this.engine.policy(key);
+        if (policy && policy[direction].length > 0) planned.push(this.npChainName(key, direction, identity, policy[direction]));
+      }
+      this.chainCache?.rememberPlan(identity, direction, enforce, planned);
+      names = planned;
+    }
+    for (const name of names) {
       let users = this.npUsers.get(name);
       if (!users) this.npUsers.set(name, (users = new Set()));
       users.add(`${direction}\u0000${identity.id}`);
@@ -568,18 +620,37 @@ class Renderer {
     if (!identity.hostNetwork) {
       const enforce = this.engine.program(identity.id, direction, 'enforce');
       const full = this.engine.program(identity.id, direction, 'full');
-      const lines: Rule[] = [];
-      if (full.key !== enforce.key) {
-        const audit = this.auditChain(full, direction, identity);
-        if (audit) lines.push(end(jump(audit)));
-      }
-      lines.push(...this.programLines(enforce, direction, identity));
-      if (lines.length > 0) {
-        result = this.table.chain(identityChainName(identity, direction), lines);
+      const cached = this.chainCache?.lookup(identity, direction, enforce, full, this.reasons, (name) => this.inlined(name));
+      if (cached) result = this.replay(cached);
+      else {
+        this.rec = this.chainCache?.start(identity, enforce, full, this.reasons);
+        try {
+          const lines: Rule[] = [];
+          if (full.key !== enforce.key) {
+            const audit = this.auditChain(full, direction, identity);
+            if (audit) lines.push(end(jump(audit)));
+          }
+          lines.push(...this.programLines(enforce, direction, identity));
+          if (lines.length > 0) {
+            result = this.declareChain(identityChainName(identity, direction), lines);
+          }
+          if (this.rec) this.chainCache?.store(direction, { ...this.rec, result });
+        } finally {
+          this.rec = undefined;
+        }
       }
     }
     this.identityChains.set(memo, result);
     return result;
+  }
+
+  /** A cached identity chain, declared as rendering it would: its chains, sets and counted reasons. */
+  private replay(rec: ChainRecord): string | undefined {
+    for (const c of rec.chains) this.table.declare(c);
+    for (const gid of rec.groups) this.groupSet(gid);
+    for (const { rule, specs } of rec.named) this.namedPortSet(rule, specs);
+    for (const id of rec.counted) this.table.count(id);
+    return rec.result;
   }
 
   /** The maps, sets and base chains that bind the identity chains to this node's pods. */
@@ -707,7 +778,8 @@ export function policyFilterSection(input: RenderInput): Section {
     name: 'policy filter',
     render(table: TableBuilder): void {
       const { engine } = input;
-      const r = new Renderer(table, engine, input.reasons ?? collectReasons(engine), input.podIps, input.reuse);
+      const r = new Renderer(table, engine, input.reasons ?? collectReasons(engine), input.podIps, input.reuse, input.chainCache);
+      input.chainCache?.begin();
       const eg: Element[] = [];
       const ing: Element[] = [];
       const locals: { ip: string; identity: Identity; veth?: string }[] = [];
@@ -741,6 +813,7 @@ export function policyFilterSection(input: RenderInput): Section {
         }
       }
       r.finish(eg, ing, ids, ifs, src, locals.flatMap((l) => (l.veth ? [l.veth] : [])), input.podInterfaces, input.policyOnly ? { options: input.policyOnly, localIps: locals.map((l) => l.ip) } : undefined);
+      input.chainCache?.end();
     },
   };
 }

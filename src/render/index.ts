@@ -7,6 +7,7 @@ export { collectReasons, ReasonRegistry, DEFAULT_DENY_RULE, type Reason, type Re
 export { TABLE, FAMILY, nftName, DENIED_SET, HITS_SET } from './names.js';
 export { renderTable, TableBuilder, type Section } from './table.js';
 export { patchElements, hasElement, type ElementChange } from './elements.js';
+export { IdentityChainCache } from './identity-chains.js';
 export { policyFilterSection, patchPods, type PodPatchContext } from './render.js';
 /** Typed nftables rules and elements (matches, statements, verdicts) and their nft syntax. */
 export * as nft from './nft.js';

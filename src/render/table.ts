@@ -58,6 +58,19 @@ export class TableBuilder {
     return name;
   }
 
+  /** A chain declared already, as text (see chain()). */
+  chainOf(name: string): NftChain | undefined {
+    return this.chains.get(name);
+  }
+
+  /** Declares a chain already rendered to text (a cached one), once, as chain() does. */
+  declare(chain: NftChain): string {
+    if (this.chains.has(chain.name)) return chain.name;
+    this.claim(chain.name, 'chain');
+    this.chains.set(chain.name, chain);
+    return chain.name;
+  }
+
   /** A reason id whose hits a rule counts in the `hits` set. */
   count(id: number): void {
     this.counted.add(id);
