@@ -11,7 +11,7 @@
 // connection off that location.
 
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,30 +19,14 @@ import { before, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { stopLabApiServer } from '../src/lab/kube.js';
 import { teardownLab } from './helpers/lab.js';
+import { execResult, weirExpect } from './helpers/cli.js';
 import { netnsSkipReason, tempLabDir, testPrefix } from './helpers/netns.js';
 
 const WEIR = fileURLToPath(new URL('../bin/weir.js', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('./fixtures/lab-kube-services/', import.meta.url));
 
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function exec(file: string, args: readonly string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(file, args, { encoding: 'utf8', timeout: 180_000, env: { ...process.env, WEIR_DEBUG: '' }, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-async function weir(args: readonly string[], code = 0): Promise<Result> {
-  const r = await exec(process.execPath, [WEIR, ...args]);
-  assert.equal(r.code, code, `weir ${args.join(' ')} exited ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
-  return r;
-}
+const exec = execResult;
+const weir = weirExpect;
 
 /** `n` connections, `concurrency` at a time, to ip:port from inside the pod; replies counted by pod name. */
 const CLIENT = `

@@ -6,37 +6,19 @@
 // mid-watch, after a forced 410 Gone and after watches that go silent.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { apiServerFault, readApiServerInfo, startLabApiServer, stopLabApiServer } from '../src/lab/kube.js';
 import { teardownLab } from './helpers/lab.js';
+import { execResult, weirExpect } from './helpers/cli.js';
 import { netnsSkipReason, tempLabDir, testPrefix } from './helpers/netns.js';
 
-const WEIR = fileURLToPath(new URL('../bin/weir.js', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('./fixtures/lab-cli/', import.meta.url));
 
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function exec(file: string, args: readonly string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(file, args, { encoding: 'utf8', timeout: 180_000, env: { ...process.env, WEIR_DEBUG: '' }, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-async function weir(args: readonly string[], code = 0): Promise<Result> {
-  const r = await exec(process.execPath, [WEIR, ...args]);
-  assert.equal(r.code, code, `weir ${args.join(' ')} exited ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
-  return r;
-}
+const exec = execResult;
+const weir = weirExpect;
 
 interface ProbeJson {
   readonly cells: readonly { from: string; to: string; port: number; ok: boolean }[];

@@ -1,6 +1,8 @@
 // The real CLI in a child process: `node bin/weir.js …`, its exit code and both streams.
 
-import { spawn } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 export interface CliResult {
   readonly code: number | null;
@@ -30,4 +32,22 @@ export function weir(args: readonly string[], env: Record<string, string> = {}, 
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Any program, its exit code (1 when it was killed or not found) and both streams; never rejects. */
+export function execResult(file: string, args: readonly string[], timeoutMs = 180_000): Promise<CliResult & { readonly code: number }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, WEIR_DEBUG: '' }, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const WEIR_BIN = fileURLToPath(new URL('../../bin/weir.js', import.meta.url));
+
+/** The real CLI, asserting its exit code (0 unless told) with both streams in the message. */
+export async function weirExpect(args: readonly string[], code = 0): Promise<CliResult & { readonly code: number }> {
+  const r = await execResult(process.execPath, [WEIR_BIN, ...args]);
+  assert.equal(r.code, code, `weir ${args.join(' ')} exited ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+  return r;
 }
