@@ -8,7 +8,12 @@
 // arrivals: "poisson" (exponential gaps at the mean rate: many independent clients) or "even".
 // strategy: "rr" (round-robin), "wrr" (smooth weighted round-robin over `weights`),
 // "lrif" (least requests in flight, ties by round-robin), "weighted" (weighted random over
-// weights read live from stdin, one JSON array per line — the kernel's numgen choice).
+// weights read live from stdin, one JSON array per line — the kernel's numgen choice),
+// "oracle" (a reference no balancer can be: least requests in flight among the endpoints that
+// are healthy *right now*, told the faults in advance by `oracle`: { never: [i…] (too slow
+// for the target), stall: { index, everyMs, forMs } (the lab server's wall-clock stall
+// windows, src/lab/server.mjs), failingFromMs: { index, atMs } (from start) }; an excluded
+// endpoint is used only when nothing else is left).
 // Every second it prints {"tick": [{ requests, errors, latencySum, inFlight } per endpoint]};
 // at the end {"done": { latencies: [ms…], errors, perEndpoint }} (failed requests as -1).
 
@@ -73,6 +78,8 @@ function choose() {
       rr++;
       return best;
     }
+    case 'oracle':
+      return oracleChoice();
     default: {
       const total = weights.reduce((a, b) => a + b, 0);
       let x = Math.random() * total;
@@ -83,6 +90,30 @@ function choose() {
       return n - 1;
     }
   }
+}
+
+function oracleChoice() {
+  const o = config.oracle;
+  const now = performance.now() - start;
+  const bad = (i) => {
+    if (o.never.includes(i)) return true;
+    if (o.stall && o.stall.index === i) {
+      // Stalled now, or would be before a reply queued behind what is in flight could leave.
+      const at = (Date.now() + 20 * (inFlight[i] + 1)) % o.stall.everyMs;
+      if (at < o.stall.forMs || (Date.now() % o.stall.everyMs) < o.stall.forMs) return true;
+    }
+    return o.failingFromMs !== undefined && o.failingFromMs.index === i && now >= o.failingFromMs.atMs;
+  };
+  let best = -1;
+  for (let pass = 0; pass < 2 && best < 0; pass++) {
+    for (let k = 0; k < n; k++) {
+      const i = (rr + k) % n;
+      if (pass === 0 && bad(i)) continue;
+      if (best < 0 || inFlight[i] < inFlight[best]) best = i;
+    }
+  }
+  rr++;
+  return best;
 }
 
 function request(counted) {
