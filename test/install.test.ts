@@ -13,19 +13,11 @@ import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parse, parseAllDocuments } from 'yaml';
 import { containersOf, deployDir, kustomize, renderInstall, validateManifest, type Manifest } from '../src/install/index.js';
-import { KUBE_KINDS } from '../src/source/kube/index.js';
+import { byId, clusterRoleBindings, danglingReferences, grantedPermissions, manifestId as id, sourcePermissions } from './helpers/manifests.js';
 
 const run = promisify(execFile);
 const KUBECTL = '/usr/bin/kubectl';
 const OVERLAYS = ['default', 'with-crds', 'kube-proxy-replacement'];
-
-function id(o: Manifest): string {
-  return `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`;
-}
-
-function byId(objects: readonly Manifest[]): Map<string, Manifest> {
-  return new Map(objects.map((o) => [id(o), o]));
-}
 
 async function weir(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   try {
@@ -58,6 +50,8 @@ describe('cluster manifests', () => {
       const kinds = new Set(r.objects.map((o) => o.kind));
       for (const k of ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'Deployment', 'Service']) assert.ok(kinds.has(k), `${overlay} has a ${k}`);
       if (overlay === 'with-crds') assert.equal(r.objects.filter((o) => o.kind === 'CustomResourceDefinition').length, 2);
+      // Every role, service account and ConfigMap (and key) named resolves; the token Secret is the user's.
+      assert.deepEqual(danglingReferences(r.objects, ['weir-token']), [], overlay);
     }
   });
 
@@ -89,21 +83,11 @@ describe('cluster manifests', () => {
 
   it('grants read-only list/watch on exactly the kinds the Kubernetes source reads, and create on Events', () => {
     const { objects } = renderInstall();
-    const roles = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
-    const rules = roles.flatMap((r) => (r.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]).map((rule) => ({ role: r.metadata.name, ...rule })));
-    const granted = new Set<string>();
-    for (const rule of rules) {
-      assert.ok(!rule.verbs.includes('*') && !rule.resources.includes('*') && !rule.apiGroups.includes('*'), `no wildcard in ${rule.role}`);
-      for (const g of rule.apiGroups) for (const r of rule.resources) for (const v of rule.verbs) granted.add(`${v} ${g}/${r}`);
-    }
-    const wanted = new Set<string>();
-    for (const k of Object.values(KUBE_KINDS)) for (const v of ['list', 'watch']) wanted.add(`${v} ${k.group}/${k.plural}`);
-    wanted.add('create /events');
-    wanted.add('create events.k8s.io/events');
-    assert.deepEqual([...granted].sort(), [...wanted].sort());
+    const { granted, wildcards } = grantedPermissions(objects);
+    assert.deepEqual(wildcards, [], 'no wildcard');
+    assert.deepEqual(granted, sourcePermissions());
     // The agent gets both roles, the server only the read role.
-    const bindings = objects.filter((o) => o.kind === 'ClusterRoleBinding').map((b) => `${(b.subjects as { name: string }[])[0].name} → ${(b.roleRef as { name: string }).name}`);
-    assert.deepEqual(bindings.sort(), ['weir-agent → weir-events', 'weir-agent → weir-read', 'weir-server → weir-read']);
+    assert.deepEqual(clusterRoleBindings(objects), ['weir-agent → weir-events', 'weir-agent → weir-read', 'weir-server → weir-read']);
   });
 
   it('runs the agent on every node with the host network, NET_ADMIN, limits and local probes', () => {
