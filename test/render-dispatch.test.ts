@@ -17,14 +17,13 @@ const cluster = e2eModel([
   genPolicyMatchLabels('x', 'out-b', { pod: 'b' }, setSpecEgressRules(rule([podPeer({ matchLabels: { pod: 'a' } })], [port(80)]))),
 ]);
 const locals = (veth: (name: string) => string): LocalPod[] => cluster.pods.filter((p) => p.namespace === 'x').map((p) => ({ key: `x/${p.name}`, hostVeth: veth(p.name) }));
-const render = (podInterfaces: string | undefined, veth: (name: string) => string = (n) => `wp-x-${n}`): Ruleset =>
-  renderRuleset({ engine: new PolicyEngine(cluster), localPods: locals(veth), ...(podInterfaces ? { podInterfaces } : {}) });
+const render = (podInterfaces: string | undefined, veth: (name: string) => string = (n) => `wp-x-${n}`, withServices = false): Ruleset =>
+  renderRuleset({ engine: new PolicyEngine(cluster), localPods: locals(veth), ...(podInterfaces ? { podInterfaces } : {}), ...(withServices ? { services: { services: [], node: 'n1', nodeIps: ['192.168.0.1'] } } : {}) });
 
 test('one base chain: guards, the conntrack shortcut, the egress dispatch, then the ingress stage', () => {
   const rs = render('wp*');
   const hooked = [...rs.chains.values()].filter((c) => c.hook);
-  // Plus, on postrouting, the ingress of masqueraded connections (judged after SNAT).
-  assert.deepEqual(hooked.map((c) => `${c.name}: ${c.hook}`), ['forward: type filter hook forward priority filter; policy accept;', 'ingress_snat: type filter hook postrouting priority srcnat + 10; policy accept;']);
+  assert.deepEqual(hooked.map((c) => `${c.name}: ${c.hook}`), ['forward: type filter hook forward priority filter; policy accept;']);
   const fwd = rs.chains.get('forward')?.rules ?? [];
   const est = fwd.indexOf('ct state established,related accept');
   assert.ok(est > 0, 'the shortcut is there');
@@ -36,8 +35,8 @@ test('one base chain: guards, the conntrack shortcut, the egress dispatch, then 
     'ct mark set ip saddr map @pod_id ct mark vmap @eg_id',
     'goto ingress',
   ]);
-  // Masqueraded connections skip it here: their ingress is judged after SNAT, in ingress_snat.
-  assert.deepEqual(rs.chains.get('ingress')?.rules, ['meta mark & 0x00004000 == 0x00004000 accept', 'ct status snat accept', 'ct mark set ip daddr map @pod_id ct mark vmap @in_id', 'accept']);
+  // No Service on the node, so nothing is masqueraded: no accepts for it, no postrouting chain.
+  assert.deepEqual(rs.chains.get('ingress')?.rules, ['ct mark set ip daddr map @pod_id ct mark vmap @in_id', 'accept']);
   // Identity chains are jumped to: falling off one comes back to the stage that dispatched it.
   for (const map of ['eg_id', 'in_id']) {
     const els = rs.sets.get(map)?.elements ?? [];
@@ -49,6 +48,16 @@ test('one base chain: guards, the conntrack shortcut, the egress dispatch, then 
   assert.ok(egress.some((r) => / tcp dport 80 update @hits \{ \d+ counter \} goto ingress$/.test(r)), egress.join('\n'));
   assert.ok(egress.every((r) => !r.endsWith(' accept')), 'no egress rule accepts: the ingress stage would be skipped');
   assert.ok(ingress.some((r) => / tcp dport 80 update @hits \{ \d+ counter \} accept$/.test(r)), ingress.join('\n'));
+  assert.doesNotThrow(() => fullScript(rs));
+});
+
+test('with Services on the node, masqueraded connections have their ingress judged after SNAT, in a postrouting chain', () => {
+  const rs = render('wp*', undefined, true);
+  const hooked = [...rs.chains.values()].filter((c) => c.hook && !c.name.startsWith('svc_'));
+  assert.deepEqual(hooked.map((c) => `${c.name}: ${c.hook}`), ['forward: type filter hook forward priority filter; policy accept;', 'ingress_snat: type filter hook postrouting priority srcnat + 10; policy accept;']);
+  assert.deepEqual(rs.chains.get('ingress_snat')?.rules, ['ct state new ct status snat ct mark set ip daddr map @pod_id ct mark vmap @in_id']);
+  // They skip the ingress stage of the forward hook.
+  assert.deepEqual(rs.chains.get('ingress')?.rules, ['meta mark & 0x00004000 == 0x00004000 accept', 'ct status snat accept', 'ct mark set ip daddr map @pod_id ct mark vmap @in_id', 'accept']);
   assert.doesNotThrow(() => fullScript(rs));
 });
 

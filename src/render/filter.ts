@@ -157,6 +157,13 @@ export interface RenderInput {
    * forward, input and output hooks; no interface names, no anti-spoofing by interface.
    */
   readonly policyOnly?: PolicyOnlyOptions;
+  /**
+   * The table translates sources itself (weir's Services masquerade: services.ts): the ingress
+   * of a masqueraded connection is then judged after SNAT, in a postrouting chain. Without it
+   * (no Service on the node, or kube-proxy beside policy-only mode) that chain is left out: a
+   * base chain costs every packet that passes its hook.
+   */
+  readonly snat?: boolean;
 }
 
 /** Identity mark → egress / ingress identity chain (`mark : verdict`). */
@@ -654,7 +661,7 @@ class Renderer {
   }
 
   /** The maps, sets and base chains that bind the identity chains to this node's pods. */
-  finish(eg: readonly Element[], ing: readonly Element[], podIds: readonly Element[], podIfs: readonly Element[], podSrc: readonly Element[], podVeths: readonly string[], podInterfaces?: string, policyOnly?: { options: PolicyOnlyOptions; localIps: readonly string[] }): void {
+  finish(eg: readonly Element[], ing: readonly Element[], podIds: readonly Element[], podIfs: readonly Element[], podSrc: readonly Element[], podVeths: readonly string[], snat: boolean, podInterfaces?: string, policyOnly?: { options: PolicyOnlyOptions; localIps: readonly string[] }): void {
     const t = this.table;
     const texts = (elements: readonly Element[]): string[] => [...new Set(elements.map(elementText))].sort();
     const map = (name: string, type: string, elements: readonly Element[]): NftSet => ({ name, kind: 'map', type, flags: [], extra: [], dynamic: false, elements: texts(elements) });
@@ -705,7 +712,8 @@ class Renderer {
     // the destination's policy sees the address the pod sees — the node's. Egress is judged
     // here as usual. (Policy-only mode beside kube-proxy leaves the mark to kube-proxy, whose
     // SNAT it does not see; with weir's own Services, `policyOnly.services`, it is the lab's way.)
-    const ownNat = !policyOnly || policyOnly.options.services === true;
+    // A node without Services translates nothing: neither the accepts nor the chain are there.
+    const ownNat = snat && (!policyOnly || policyOnly.options.services === true);
     const masqueraded = !ownNat ? [] : [nftRule([bits('meta mark', MASQUERADE_MARK, MASQUERADE_MARK)], end(accept)), nftRule([flags('ct status', 'snat')], end(accept))];
     t.chain(INGRESS_CHAIN, [...masqueraded, dispatch('ip daddr', INGRESS_MAP), end(accept)]);
     const toIngress = end(goto(INGRESS_CHAIN));
@@ -747,7 +755,7 @@ class Renderer {
       ],
       'type filter hook forward priority filter; policy accept;',
     );
-    t.chain(INGRESS_SNAT_CHAIN, [ingressAfterSnat()], INGRESS_SNAT_HOOK);
+    if (ownNat) t.chain(INGRESS_SNAT_CHAIN, [ingressAfterSnat()], INGRESS_SNAT_HOOK);
   }
 }
 
@@ -812,7 +820,7 @@ export function policyFilterSection(input: RenderInput): Section {
           src.push(podSourceElement(veth, ip));
         }
       }
-      r.finish(eg, ing, ids, ifs, src, locals.flatMap((l) => (l.veth ? [l.veth] : [])), input.podInterfaces, input.policyOnly ? { options: input.policyOnly, localIps: locals.map((l) => l.ip) } : undefined);
+      r.finish(eg, ing, ids, ifs, src, locals.flatMap((l) => (l.veth ? [l.veth] : [])), input.snat === true, input.podInterfaces, input.policyOnly ? { options: input.policyOnly, localIps: locals.map((l) => l.ip) } : undefined);
       input.chainCache?.end();
     },
   };

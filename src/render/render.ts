@@ -18,7 +18,7 @@ export { namedEgress, patchPods, policyFilterSection, DENIED_SET, EGRESS_MAP, IN
 /** Renders one node's table: every section into one ruleset (one transaction). */
 export function renderRuleset(input: RenderInput & { readonly services?: ServicesInput }): Ruleset {
   const reasons = input.reasons ?? collectReasons(input.engine);
-  const sections: Section[] = [policyFilterSection({ ...input, reasons })];
+  const sections: Section[] = [policyFilterSection({ ...input, reasons, snat: input.services !== undefined })];
   if (input.services) sections.push(servicesSection(input.services));
   return renderTable(sections, reasons.table);
 }
