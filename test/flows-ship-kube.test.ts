@@ -15,31 +15,17 @@ import { before, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { PolicyCounter } from '../src/flows/aggregate.js';
 import type { StoredFlow } from '../src/flows/store.js';
-import { probe, readState, type LabState } from '../src/lab/index.js';
+import { readState } from '../src/lab/index.js';
 import { stopLabApiServer } from '../src/lab/kube.js';
 import { weir } from './helpers/cli.js';
-import { teardownLab } from './helpers/lab.js';
+import { connect, teardownLab } from './helpers/lab.js';
 import { netnsSkipReason, tempLabDir, testPrefix } from './helpers/netns.js';
+import { until } from './helpers/wait.js';
 
 const BASE = fileURLToPath(new URL('./fixtures/visibility-lab/base/', import.meta.url));
 const SERVICE = fileURLToPath(new URL('./fixtures/flows-ship-kube/service.yaml', import.meta.url));
 const API_POLICY = 'NetworkPolicy back/api-from-web';
 const TOKEN = 'kube-ship-token-0123456789abcdef';
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000, show?: () => Promise<string>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${show ? `: ${await show()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function connect(state: LabState, from: string, to: string, port: number): Promise<boolean> {
-  const r = await probe(state, { from: [from], to: [to], ports: [{ port, protocol: 'TCP' }], timeoutMs: 500, external: false });
-  return r.cells[0]?.ok === true;
-}
 
 interface Cluster {
   readonly prefix: string;

@@ -13,30 +13,16 @@ import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { PolicyCounter } from '../src/flows/aggregate.js';
 import type { StoredFlow } from '../src/flows/store.js';
-import { probe, readState, type LabState } from '../src/lab/index.js';
+import { readState } from '../src/lab/index.js';
 import { agentPidFile } from '../src/lab/supervisor.js';
 import { weir } from './helpers/cli.js';
-import { scratchLab } from './helpers/lab.js';
+import { connect, scratchLab } from './helpers/lab.js';
 import { netnsSkipReason } from './helpers/netns.js';
+import { until } from './helpers/wait.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/visibility-lab/', import.meta.url));
 const API_POLICY = 'NetworkPolicy back/api-from-web';
 const TOKEN = 'lab-ship-token-0123456789abcdef';
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000, show?: () => Promise<string>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${show ? `: ${await show()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function connect(state: LabState, from: string, to: string, port: number): Promise<boolean> {
-  const r = await probe(state, { from: [from], to: [to], ports: [{ port, protocol: 'TCP' }], timeoutMs: 500, external: false });
-  return r.cells[0]?.ok === true;
-}
 
 let skip: string | undefined;
 before(async () => {

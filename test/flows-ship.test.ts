@@ -32,6 +32,7 @@ import { FlowWindow } from '../src/flows/ship-window.js';
 import { SqliteFlowStore } from '../src/flows/sqlite-store.js';
 import { podRecord, syntheticCluster } from '../src/flows/synthetic.js';
 import { weir } from './helpers/cli.js';
+import { until } from './helpers/wait.js';
 
 const OUTAGE_MS = Number(process.env.WEIR_TEST_OUTAGE_MS ?? 6_000);
 const TOKEN = 'test-token-0123456789abcdef';
@@ -90,16 +91,6 @@ async function startServer(db: string, opts: { port?: number; token?: string | n
 
 function shipper(server: string, name: string, o: Partial<ShipperOptions> = {}): FlowShipper {
   return new FlowShipper({ server, token: TOKEN, node: name, version: 'test', bufferDir: join(dir, `buf-${name}`), windowMs: 200, heartbeatMs: 500, backoffBaseMs: 100, backoffMaxMs: 800, maxSamples: 5, log: () => undefined, ...o }).start();
-}
-
-async function until<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Flows and bytes the server's per-minute aggregates hold for one node's traffic. */

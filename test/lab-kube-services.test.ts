@@ -21,6 +21,7 @@ import { stopLabApiServer } from '../src/lab/kube.js';
 import { teardownLab } from './helpers/lab.js';
 import { execResult, weirExpect } from './helpers/cli.js';
 import { netnsSkipReason, tempLabDir, testPrefix } from './helpers/netns.js';
+import { until } from './helpers/wait.js';
 
 const WEIR = fileURLToPath(new URL('../bin/weir.js', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('./fixtures/lab-kube-services/', import.meta.url));
@@ -62,16 +63,6 @@ interface ProbeJson {
     readonly cells: readonly { from: string; to: string; port: number; ok: boolean; reply?: string }[];
     readonly comparison?: { compared: number; disagreements: readonly unknown[] };
   };
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((res) => setTimeout(res, 300));
-  }
 }
 
 let skip: string | undefined;

@@ -18,6 +18,7 @@ import { startServer, stopServer } from '../src/lab/processes.js';
 import { serveInfo } from '../src/lab/supervisor.js';
 import { scratchLab } from './helpers/lab.js';
 import { netnsSkipReason } from './helpers/netns.js';
+import { until } from './helpers/wait.js';
 
 const WEIR = fileURLToPath(new URL('../bin/weir.js', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('./fixtures/node-relabel/', import.meta.url));
@@ -43,16 +44,6 @@ async function get<T>(url: string): Promise<T> {
   const res = await fetch(url);
   assert.equal(res.status, 200, `GET ${url}: HTTP ${res.status}`);
   return (await res.json()) as T;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, describe: () => Promise<string>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${await describe()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 interface ProbeJson {
@@ -95,7 +86,7 @@ describe('one source of cluster state (root)', () => {
     );
     assert.equal(p.comparison.disagreements.length, 0, 'the engine denies it too');
     assert.equal(p.comparison.matrix[0]?.expected, 'Denied');
-    await until('a drop counted for deny-underlay', async () => (((await policies()).get(DENY)?.dropped ?? 0) >= 1 ? true : undefined), policiesText);
+    await until('a drop counted for deny-underlay', async () => (((await policies()).get(DENY)?.dropped ?? 0) >= 1 ? true : undefined), 10_000, policiesText);
 
     // ---- relabel node-1 to zone b: the allow rule now matches it.
     const applied = await ok(['lab', 'apply', `${FIXTURE}relabel-node-1.yaml`, ...at]);
@@ -106,7 +97,7 @@ describe('one source of cluster state (root)', () => {
     assert.equal(p.comparison.matrix[0]?.expected, 'Allowed', 'the engine of probe --compare sees the new node labels');
     // The server attributes the accepted connection with its own engine: the allow rule only if
     // the relabel reached it.
-    await until('a forwarded connection counted for allow-zone-b', async () => (((await policies()).get(ALLOW)?.forwarded ?? 0) >= 1 ? true : undefined), policiesText);
+    await until('a forwarded connection counted for allow-zone-b', async () => (((await policies()).get(ALLOW)?.forwarded ?? 0) >= 1 ? true : undefined), 10_000, policiesText);
     const attribution = await get<{ mismatches: number }>(`${url}/api/attribution`);
     assert.equal(attribution.mismatches, 0, 'kernel and server engine agree');
     const status = JSON.parse(await ok(['lab', 'status', ...at, '--output', 'json'])) as { nodes: { name: string }[]; pods: { key: string; identity: { id: number } | null }[] };
@@ -124,6 +115,7 @@ describe('one source of cluster state (root)', () => {
         const f = await get<{ flows: StoredFlow[] }>(`${url}/api/flows?from_pod=app/client`);
         return f.flows.length > 0 ? f.flows : undefined;
       },
+      10_000,
       async () => 'no flows',
     );
     assert.ok(

@@ -20,12 +20,13 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { before, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { probe, readState, type LabState } from '../src/lab/index.js';
+import { readState } from '../src/lab/index.js';
 import { serveInfo } from '../src/lab/supervisor.js';
 import type { PolicyCounter } from '../src/flows/aggregate.js';
 import type { StoredFlow, AlertRecord } from '../src/flows/store.js';
-import { scratchLab } from './helpers/lab.js';
+import { connect, scratchLab } from './helpers/lab.js';
 import { netnsSkipReason, pidAlive } from './helpers/netns.js';
+import { until } from './helpers/wait.js';
 
 const WEIR = fileURLToPath(new URL('../bin/weir.js', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('./fixtures/visibility-lab/', import.meta.url));
@@ -52,23 +53,6 @@ async function get<T>(url: string): Promise<T> {
   const res = await fetch(url);
   assert.equal(res.status, 200, `GET ${url}: HTTP ${res.status}`);
   return (await res.json()) as T;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000, describe?: () => Promise<string>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${describe ? `: ${await describe()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** One TCP connection attempt per call (a probe with one cell), 500 ms timeout: at most one SYN. */
-async function connect(state: LabState, from: string, to: string, port: number): Promise<boolean> {
-  const r = await probe(state, { from: [from], to: [to], ports: [{ port, protocol: 'TCP' }], timeoutMs: 500, external: false });
-  assert.equal(r.cells.length, 1, `one cell for ${from} -> ${to}:${port}`);
-  return r.cells[0]?.ok === true;
 }
 
 interface Webhook {

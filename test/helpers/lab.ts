@@ -4,7 +4,7 @@
 // registered on the test context, so it runs whatever the test does.
 
 import type { TestContext } from 'node:test';
-import { labDown, readState } from '../../src/lab/index.js';
+import { labDown, probe, readState, type LabState } from '../../src/lab/index.js';
 import { stopAgents, stopServe } from '../../src/lab/supervisor.js';
 import { stopLabDns } from '../../src/lab/dns-lab.js';
 import { cleanupPrefix, removeDir, tempLabDir, testPrefix } from './netns.js';
@@ -30,4 +30,11 @@ export async function scratchLab(t: TestContext): Promise<ScratchLab> {
   const dir = await tempLabDir();
   t.after(() => teardownLab(prefix, dir));
   return { prefix, dir };
+}
+
+/** One TCP connection attempt in the lab (a probe with one cell, 500 ms timeout: at most one SYN), `from` pod to `to` pod on `port`: did it connect? */
+export async function connect(state: LabState, from: string, to: string, port: number): Promise<boolean> {
+  const r = await probe(state, { from: [from], to: [to], ports: [{ port, protocol: 'TCP' }], timeoutMs: 500, external: false });
+  if (r.cells.length !== 1) throw new Error(`expected one cell for ${from} -> ${to}:${port}, got ${r.cells.length}`);
+  return r.cells[0]?.ok === true;
 }
