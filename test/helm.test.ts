@@ -252,6 +252,8 @@ describe('Helm chart (rendered with Helm\'s template engine libraries)', () => {
         nodeSelector: { role: 'infra' },
         store: { existingClaim: 'weir-flows' },
         service: { type: 'NodePort' },
+        nodeOptions: '--max-old-space-size=300',
+        extraEnv: [{ name: 'TZ', value: 'UTC' }],
       },
     };
     const r = await helmOk({ name: 'netpol', namespace: 'netsec', set: [], values });
@@ -306,6 +308,7 @@ describe('Helm chart (rendered with Helm\'s template engine libraries)', () => {
     assert.deepEqual(agent.nodeSelector, values.agent.nodeSelector);
     assert.deepEqual(agent.containers[0].args.slice(-1), ['--strict']);
     assert.equal(agent.containers[0].env?.find((e) => e.name === 'NODE_OPTIONS')?.value, '--max-old-space-size=384');
+    assert.deepEqual(server.containers[0].env, [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=300' }, { name: 'TZ', value: 'UTC' }]);
     assert.equal(agent.containers[0].readinessProbe?.httpGet.port, 9900, 'the probes follow settings.healthPort');
     assert.deepEqual(server.nodeSelector, { role: 'infra' });
     assert.equal(server.tolerations, undefined);
