@@ -1,6 +1,6 @@
 // Flow scale of cluster mode: many agents shipping to one `weir serve --cluster`.
 //
-//   npx tsx bench/cluster-flows.ts [--agents 100] [--rate 1000] [--seconds 60] [--workers 4] [--max-run 32]
+//   npx tsx bench/cluster-flows.ts [--agents 100] [--rate 1000] [--seconds 60] [--workers 4] [--max-run 32] [--server-heap 512]
 //
 // The server runs as its own process (the real CLI), so its RSS and CPU are its own. The agents
 // are FlowShippers (window aggregation, on-disk buffer, HTTP) in `--workers` worker processes
@@ -10,6 +10,9 @@
 // agent opens a brand-new edge; an SSE client (this process, which does nothing else) filtered
 // on that namespace measures when the edge appears in the live stream, and the agent traces
 // the batch that carried it (sealed, request started, committed) to say where the time went.
+//
+// The server runs as the Deployment runs it (deploy/base/server.yaml): V8's old space capped at
+// `--server-heap` MiB (0: V8's default, which lets garbage pile up to several times the live heap).
 //
 // Goals (issue 11): aggregate counts exact — flows committed in the server's SQLite store equal
 // flows the agents observed, none lost —, new edges in the stream ≤ 1 s, server RSS flat.
@@ -57,7 +60,10 @@ const pctl = (xs: readonly number[], p: number): number => {
 const sum = (xs: readonly WorkerStats[], k: keyof WorkerStats): number => xs.reduce((a, s) => a + s[k], 0);
 
 // WEIR_BENCH_SERVER_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`): node flags for the server process only.
-const serverNodeArgs = (process.env.WEIR_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+const serverHeapIndex = process.argv.indexOf('--server-heap');
+const SERVER_HEAP = serverHeapIndex > 0 ? Number(process.argv[serverHeapIndex + 1]) : 512;
+if (!Number.isInteger(SERVER_HEAP) || SERVER_HEAP < 0) throw new Error('--server-heap: MiB, or 0 for V8\'s default');
+const serverNodeArgs = [...(SERVER_HEAP > 0 ? [`--max-old-space-size=${SERVER_HEAP}`] : []), ...(process.env.WEIR_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')];
 const server = spawn(process.execPath, [...serverNodeArgs, 'bin/weir.js', 'serve', '--cluster', '--store', db, '--port', '0', '--token-file', tokenFile], { stdio: ['ignore', 'pipe', 'inherit'] });
 const serverPid = server.pid ?? 0;
 let serverOut = '';
@@ -132,7 +138,7 @@ const sse = (async () => {
   }
 })();
 
-console.log(`cluster flows: ${AGENTS} agents × ${RATE} flows/s for ${SECONDS} s into ${url} (server pid ${serverPid}); ${WORKERS} agent worker processes; 1 s windows, backlog runs of ≤ ${MAX_RUN}, ≤ 20 samples/window`);
+console.log(`cluster flows: ${AGENTS} agents × ${RATE} flows/s for ${SECONDS} s into ${url} (server pid ${serverPid}, V8 old space ${SERVER_HEAP > 0 ? `${SERVER_HEAP} MiB` : "V8's default"}); ${WORKERS} agent worker processes; 1 s windows, backlog runs of ≤ ${MAX_RUN}, ≤ 20 samples/window`);
 console.log('   t   sent flows  accepted flows  buffered  server RSS  server CPU  agents CPU  agents loop p99  load');
 let lastAccepted = 0;
 const acceptedFlows = async (): Promise<number> => {
