@@ -32,6 +32,8 @@ const { values } = parseArgs({
     only: { type: 'string' },
     /** A fixed weighted random split, JSON [[e0..e4] before half-way, [e0..e4] after]: strategy "fixed". */
     fixed: { type: 'string' },
+    /** Print the adaptive state every tick of the first round (to stderr). */
+    trace: { type: 'boolean', default: false },
   },
 });
 const RATE = Number(values.rate);
@@ -227,6 +229,13 @@ function simulate(strategy: Strategy, seed: number): Result {
         state = adaptive.step(state, samples, keys, OPTIONS);
         const w = computeWeights({ endpoints, config: { ...EQUAL, mode: 'adaptive' }, adaptive: adaptive.factors(state) });
         weights = keys.map((k) => w.weights.get(k) ?? 0);
+        if (values.trace && seed % 1000 === 0) {
+          const cell = (k: string, i: number): string => {
+            const e = state.get(k) as adaptive.EndpointState;
+            return `${(100 * e.share).toFixed(0).padStart(3)}% ${(e.latencyMs ?? 0).toFixed(0).padStart(4)}+${(e.stallMs ?? 0).toFixed(0).padStart(3)}ms e${(100 * e.errorRate).toFixed(0).padStart(2)} if${inFlight[i]}`;
+          };
+          console.error(`${(now / 1000).toFixed(1).padStart(5)} ${keys.map(cell).join(' | ')}`);
+        }
       }
       tick = NAMES.map(() => ({ requests: 0, errors: 0, latencySum: 0 }));
     }
@@ -256,13 +265,14 @@ const within = (r: Result): number => r.latencies.filter((x) => x >= 0 && x <= T
 const p99 = (r: Result): number => percentile(r.latencies.filter((x) => x >= 0).sort((a, b) => a - b), 0.99);
 const wrr = pooled.get('wrr') as Result;
 console.log(`bench/lb-sim: a MODEL of bench/lb (simulated time, not a measurement), ${RATE} req/s for ${WARMUP} + ${SECONDS} s x ${ROUNDS} round(s); adaptive options ${JSON.stringify(OPTIONS)}`);
-console.log('| strategy | p50 | p99 | errors | within target | vs WRR | p99 cut | requests e0..e4 | per endpoint p50 / within target |');
+console.log('| strategy | p50 | p99 | errors | within target | vs WRR | p99 cut | requests e0..e4 | per endpoint p50 / within target / requests slower than half the p99 of WRR |');
+const half = p99(wrr) / 2;
 for (const [s, r] of pooled) {
   const ok = r.latencies.filter((x) => x >= 0).sort((a, b) => a - b);
   const cells = NAMES.map((_, k) => {
     const mine = r.latencies.filter((_, j) => r.endpointOf[j] === k);
     const okMine = mine.filter((x) => x >= 0).sort((a, b) => a - b);
-    return `${percentile(okMine, 0.5).toFixed(0)}/${mine.length ? ((100 * okMine.filter((x) => x <= TARGET_MS).length) / mine.length).toFixed(0) : '-'}%`;
+    return `${percentile(okMine, 0.5).toFixed(0)}/${mine.length ? ((100 * okMine.filter((x) => x <= TARGET_MS).length) / mine.length).toFixed(0) : '-'}%/${okMine.filter((x) => x > half).length}`;
   });
   console.log(
     `| ${s} | ${percentile(ok, 0.5).toFixed(1)} | ${p99(r).toFixed(1)} | ${((100 * r.errors) / r.latencies.length).toFixed(1)} % | ${(100 * within(r)).toFixed(1)} % | ${s === 'wrr' ? '' : `${(((within(r) - within(wrr)) / within(wrr)) * 100).toFixed(1)} %`} | ${s === 'wrr' ? '' : `${(p99(wrr) / p99(r)).toFixed(2)}x`} | ${r.perEndpoint.join(' / ')} | ${cells.join(' ')} |`,

@@ -46,6 +46,10 @@ export interface EndpointState {
   /** Share of new connections, all shares summing to 1. */
   readonly share: number;
   readonly latencyMs?: number;
+  /** Remembered excess of intermittent stalls (ms), added to the latency in the cost. */
+  readonly stallMs?: number;
+  /** Lowest latency seen, rising slowly: what the endpoint takes unloaded. */
+  readonly floorMs?: number;
   readonly errorRate: number;
   readonly inFlight: number;
   /** Current largest change of ln(share) per step. */
@@ -61,8 +65,21 @@ export interface AdaptiveOptions {
   readonly smoothing: number;
   /** Fraction of ln(c̄ / cost) applied per step. */
   readonly gain: number;
+  /**
+   * The gain of an endpoint whose requests in flight show a stall now (more than twice the
+   * fleet's mean): that is a fact of this step, not noise, and waiting costs every request sent
+   * meanwhile.
+   */
+  readonly acuteGain: number;
   /** Largest change factor of a share per step. */
   readonly maxStepRatio: number;
+  /**
+   * Largest rise of a share per step (falls are bounded by maxStepRatio only): a share that
+   * doubles in a step can more than fill an endpoint's capacity before the next measurement
+   * shows it (bench/lb: e1, 20 requests/s, went from 2 % to 8 % of 250/s in two steps and
+   * queued for seconds). Shedding load fast is safe; taking it on is done in smaller steps.
+   */
+  readonly maxUpRatio: number;
   /** Smallest step size (as a factor) that reversals can shrink to. */
   readonly minStepRatio: number;
   /** Factor applied to the step size when the direction reverses (1 = no damping). */
@@ -75,12 +92,31 @@ export interface AdaptiveOptions {
   /** Floor of the latency an error costs, in ms. */
   readonly errorPenaltyMs: number;
   /**
+   * How the error penalty shrinks as the fleet queues: it is 10 × the fleet's unloaded latency
+   * (median of the floors) × (floor / median latency)^errorAbsorb. With the others idle an
+   * error costs ten unloaded requests; with them queueing, moving a failing endpoint's load onto
+   * them costs more than its errors (bench/lb: a 20 %-failing endpoint cut to a ninth of a
+   * healthy share loaded the two healthy ones to 90 % of their capacity).
+   */
+  readonly errorAbsorb: number;
+  /** Fraction of the way from the floor to a higher sample taken per step. */
+  readonly floorRise: number;
+  /**
    * Peak latency memory (Finagle's and Linkerd's "peak EWMA"): a sample above the smoothed
    * latency is taken at once, one below pulls it down by this fraction per step. An endpoint
    * that stalls now and then stays expensive between its stalls instead of looking healthy
    * again one step later. 0: a plain EWMA with `smoothing`.
    */
   readonly peakDecay: number;
+  /**
+   * Stall memory: a sample more than `stallFactor` × the endpoint's remembered latency (a
+   * stall, not a steady slowness nor its healing) leaves its excess in `stallMs`, of which
+   * `stallDecay` is forgotten per step. The peak EWMA forgets half its excess per step: a
+   * stall every 2 s (4 steps) was down to a sixteenth at the next one, and e2 of bench/lb kept
+   * 12 % of the requests, a third of them held 400 ms. Infinity: no stall memory.
+   */
+  readonly stallFactor: number;
+  readonly stallDecay: number;
   /**
    * Fraction of the (log) way back to an equal share taken by every endpoint per step, beside
    * its cost move: without it, noise that crosses the dead band walks the shares of equal
@@ -89,6 +125,13 @@ export interface AdaptiveOptions {
    */
   readonly reversion: number;
   /**
+   * Reversion applies to an endpoint whose target is within this factor of an equal share.
+   * bench/lb: pulled toward 20 %, the stalling e2 kept 6 % where its cost asked for 2 %, and its
+   * stalls made the tail; without reversion for the healthy ones, their shares wandered by a
+   * third and each excursion queued one of them.
+   */
+  readonly reversionRange: number;
+  /**
    * Targets are proportional to cost^-costExponent. 1: equal requests in flight (Little's law),
    * which still gives an endpoint 4× slower than a loaded fast one a quarter of its share — as
    * much as a 5× slower one's capacity allows, so it queues, and its requests (all slow) make
@@ -96,21 +139,38 @@ export interface AdaptiveOptions {
    * a third of its pull, which keeps it out of deep queueing.
    */
   readonly costExponent: number;
+  /**
+   * An endpoint whose unloaded latency (its floor) is k × the fleet's (the median floor) has its
+   * pull divided by k^floorExponent besides its cost: it is slow for every request it gets,
+   * not only when loaded. Floors are steady where latencies under load are noisy, so this sends
+   * a 5× slower endpoint to its lower bound without amplifying the noise of the healthy ones
+   * (a higher costExponent does both). bench/lb: e1 (100 ms where the rest take 20) kept 4 %
+   * of the requests at costExponent 2, enough to queue it, and its queued requests made the tail.
+   */
+  readonly floorExponent: number;
 }
 
 export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
   smoothing: 0.5,
-  gain: 0.35,
+  gain: 0.1,
+  acuteGain: 0.35,
   maxStepRatio: 2,
+  maxUpRatio: 1.25,
   minStepRatio: 1.02,
   reversalDamping: 0.5,
   minFactor: 0.1,
   maxFactor: 3,
   deadBand: 0.1,
   errorPenaltyMs: 100,
+  errorAbsorb: 2,
+  floorRise: 0.02,
   peakDecay: 0.5,
+  stallFactor: 3,
+  stallDecay: 0.15,
   reversion: 0.1,
+  reversionRange: 3,
   costExponent: 2,
+  floorExponent: 2,
 };
 
 function fresh(share: number): EndpointState {
@@ -176,7 +236,9 @@ export function step(
     prev.set(k, old ? { ...old, share: knownSum > 0 ? (old.share / knownSum) * room : 1 / n } : fresh(1 / n));
   }
 
-  // 1. Smoothed measurements.
+  // 1. Smoothed measurements. A stall is judged against the endpoint's own memory and the
+  // fleet's unloaded latency: an endpoint that is slow all along has no stalls.
+  const fleetFloor = median(keys.flatMap((x) => (prev.get(x)?.floorMs !== undefined ? [prev.get(x)?.floorMs as number] : [])));
   const smoothed = new Map<string, EndpointState>();
   for (const k of keys) {
     const p = prev.get(k) as EndpointState;
@@ -187,8 +249,15 @@ export function step(
     }
     const errorRate = Math.min(1, Math.max(0, s.errors / s.requests));
     const a = o.smoothing;
+    const kept = (p.stallMs ?? 0) * (1 - o.stallDecay);
+    const stalled = p.latencyMs !== undefined && s.latencyMs > o.stallFactor * Math.max(p.latencyMs, fleetFloor);
+    const stallMs = stalled ? Math.max(kept, s.latencyMs - (p.latencyMs as number)) : kept;
     smoothed.set(k, {
       ...p,
+      stallMs,
+      // Only a sample without errors moves the floor: a reset returns at once, and an endpoint
+      // that fails fast would otherwise look fast unloaded.
+      floorMs: s.errors > 0 ? p.floorMs : p.floorMs === undefined || s.latencyMs < p.floorMs ? s.latencyMs : p.floorMs + o.floorRise * (s.latencyMs - p.floorMs),
       latencyMs:
         p.latencyMs === undefined
           ? s.latencyMs
@@ -206,16 +275,20 @@ export function step(
   const measured = [...smoothed.values()].flatMap((e) => (e.latencyMs !== undefined ? [e.latencyMs] : []));
   if (measured.length === 0) return smoothed;
   const med = median(measured);
-  const penalty = Math.max(o.errorPenaltyMs, 10 * med);
+  const floor = median([...smoothed.values()].flatMap((e) => (e.floorMs !== undefined ? [e.floorMs] : [])));
+  const penalty = Math.max(o.errorPenaltyMs, 10 * floor) * Math.min(1, floor / med) ** o.errorAbsorb;
   const meanInFlight = [...smoothed.values()].reduce((s, e) => s + e.inFlight, 0) / n;
   const cost = new Map<string, number>();
+  const acute = new Set<string>();
+  const perShare = median([...smoothed.values()].map((e) => e.inFlight / Math.max(e.share, 1e-9)));
   for (const k of keys) {
     const e = smoothed.get(k) as EndpointState;
-    const latency = Math.max(e.latencyMs ?? med, 0.01);
+    const latency = Math.max(e.latencyMs ?? med, 0.01) + (e.stallMs ?? 0);
     // Requests in flight beyond twice the fleet's mean: a stall, seen before its completions
     // arrive. Within that, the measured latency already carries the queueing, and counting
     // in-flight requests again would push load onto slow endpoints whenever fast ones are busy.
     const excess = Math.max(0, e.inFlight - 2 * meanInFlight);
+    if (excess > 0 && e.inFlight / Math.max(e.share, 1e-9) > 4 * perShare) acute.add(k);
     cost.set(k, (latency + e.errorRate * penalty) * (1 + excess / (meanInFlight + 1)));
   }
   // The share each endpoint heads for: inversely proportional to its cost. With cost ≈ latency
@@ -226,7 +299,11 @@ export function step(
   // stalling one remembered at its peak, that saturates the fast ones (bench/lb: p50 32 ms).
   // The targets respect the upper bound (what an endpoint at it cannot take goes to the others
   // in proportion); below the lower bound a target stays, so a dead endpoint heads for the floor.
-  const pull = (k: string): number => (cost.get(k) as number) ** -o.costExponent;
+  const pull = (k: string): number => {
+    const e = smoothed.get(k) as EndpointState;
+    const slower = e.floorMs !== undefined && floor > 0 ? Math.max(1, e.floorMs / floor) : 1;
+    return (cost.get(k) as number) ** -o.costExponent * slower ** -o.floorExponent;
+  };
   const inverse = keys.reduce((s, k) => s + pull(k), 0);
   const target = clampShares(new Map(keys.map((k) => [k, pull(k) / inverse])), 0, Math.min(1, o.maxFactor / n));
 
@@ -236,13 +313,17 @@ export function step(
   const maxStep = Math.log(o.maxStepRatio);
   const minStep = Math.log(o.minStepRatio);
   const moved = new Map<string, number>();
+  // Reversion applies among comparable endpoints only (target within reversionRange of an
+  // equal share): there it keeps noise from walking equal shares apart; an endpoint the costs
+  // put far below an equal share is not pulled back toward a share it cannot take.
+  const comparable = (k: string): boolean => Math.abs(Math.log((target.get(k) as number) * n)) < Math.log(o.reversionRange);
   const steps = new Map<string, { stepSize: number; direction: number }>();
   for (const k of keys) {
     const e = smoothed.get(k) as EndpointState;
     const r = Math.log((target.get(k) as number) / e.share);
     const home = o.reversion * Math.log(1 / n / e.share);
     if (Math.abs(r) < Math.log(1 + o.deadBand)) {
-      moved.set(k, e.share * Math.exp(home));
+      moved.set(k, e.share * Math.exp(comparable(k) ? home : 0));
       steps.set(k, { stepSize: e.stepSize, direction: e.direction });
       continue;
     }
@@ -253,8 +334,9 @@ export function step(
         : e.direction === direction
           ? Math.min(maxStep, e.stepSize * 1.5)
           : e.stepSize;
-    const delta = Math.max(-stepSize, Math.min(stepSize, o.gain * r));
-    moved.set(k, e.share * Math.exp(delta + home));
+    const gain = acute.has(k) ? o.acuteGain : o.gain;
+    const delta = Math.max(-stepSize, Math.min(Math.min(stepSize, Math.log(o.maxUpRatio)), gain * r));
+    moved.set(k, e.share * Math.exp(delta + (comparable(k) ? home : 0)));
     steps.set(k, { stepSize, direction });
   }
   const bounded = clampShares(moved, lo, hi);
