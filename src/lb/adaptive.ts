@@ -71,15 +71,15 @@ export interface AdaptiveOptions {
    * meanwhile.
    */
   readonly acuteGain: number;
+  /**
+   * Requests in flight per unit of share (Little: ∝ the latency of what is still waiting) above
+   * which, times the fleet's median, excess requests in flight count as a stall for acuteGain.
+   * Twice the mean in flight alone is common queueing noise of a loaded endpoint with a large
+   * share; a stalled one holds many times its share's worth.
+   */
+  readonly acuteInFlightPerShare: number;
   /** Largest change factor of a share per step. */
   readonly maxStepRatio: number;
-  /**
-   * Largest rise of a share per step (falls are bounded by maxStepRatio only): a share that
-   * doubles in a step can more than fill an endpoint's capacity before the next measurement
-   * shows it (bench/lb: e1, 20 requests/s, went from 2 % to 8 % of 250/s in two steps and
-   * queued for seconds). Shedding load fast is safe; taking it on is done in smaller steps.
-   */
-  readonly maxUpRatio: number;
   /** Smallest step size (as a factor) that reversals can shrink to. */
   readonly minStepRatio: number;
   /** Factor applied to the step size when the direction reverses (1 = no damping). */
@@ -154,8 +154,8 @@ export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
   smoothing: 0.5,
   gain: 0.1,
   acuteGain: 0.35,
+  acuteInFlightPerShare: 4,
   maxStepRatio: 2,
-  maxUpRatio: 1.25,
   minStepRatio: 1.02,
   reversalDamping: 0.5,
   minFactor: 0.1,
@@ -288,7 +288,7 @@ export function step(
     // arrive. Within that, the measured latency already carries the queueing, and counting
     // in-flight requests again would push load onto slow endpoints whenever fast ones are busy.
     const excess = Math.max(0, e.inFlight - 2 * meanInFlight);
-    if (excess > 0 && e.inFlight / Math.max(e.share, 1e-9) > 4 * perShare) acute.add(k);
+    if (excess > 0 && e.inFlight / Math.max(e.share, 1e-9) > o.acuteInFlightPerShare * perShare) acute.add(k);
     cost.set(k, (latency + e.errorRate * penalty) * (1 + excess / (meanInFlight + 1)));
   }
   // The share each endpoint heads for: inversely proportional to its cost. With cost ≈ latency
@@ -335,7 +335,7 @@ export function step(
           ? Math.min(maxStep, e.stepSize * 1.5)
           : e.stepSize;
     const gain = acute.has(k) ? o.acuteGain : o.gain;
-    const delta = Math.max(-stepSize, Math.min(Math.min(stepSize, Math.log(o.maxUpRatio)), gain * r));
+    const delta = Math.max(-stepSize, Math.min(stepSize, gain * r));
     moved.set(k, e.share * Math.exp(delta + (comparable(k) ? home : 0)));
     steps.set(k, { stepSize, direction });
   }
