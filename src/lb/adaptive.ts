@@ -3,34 +3,48 @@
 // and returns new shares. The caller turns shares into kernel weights (computeWeights with
 // the shares as adaptive factors) and applies them as element updates.
 //
-// Cost of an endpoint = (smoothed latency + smoothed error rate × error penalty)
+// Cost of an endpoint = (smoothed latency + stall memory + smoothed error rate × error penalty)
 //                       × (1 + max(0, in flight − 2 × mean in flight) / (mean in flight + 1)).
-// The error penalty is at least ten times the fleet's median latency, so a backend that fails
-// fast looks *slow*, never fast. Requests in flight react within one step to a stall
+// An error costs 10 × the fleet's unloaded latency (the median of the endpoints' floors, the
+// lowest latency each showed in a step without errors; at least errorPenaltyMs) while the
+// others are idle, so a backend that fails fast looks *slow*, never fast; that shrinks as
+// (floor / median latency)² while the others queue, when moving a failing endpoint's load onto
+// them costs more than its errors. Requests in flight react within one step to a stall
 // (completions, and so latency samples, arrive only after it).
 //
-// Each endpoint heads for a share inversely proportional to its cost squared (bounded above: what an
-// endpoint at its upper bound cannot take goes to the others in proportion): each step
-// multiplies its share by exp(gain × ln(target / share)). With cost ≈ latency that is the
-// split where every endpoint holds the same number of requests in flight (Little's law), the
-// fixed point of least-requests-in-flight; a slow or failing endpoint heads for a small share
-// (and the lower bound when its cost is far above the others'). The rule before, "equalise
-// cost", loaded the fast endpoints until they were as slow as the bad ones' floor.
+// Each endpoint heads for a share inversely proportional to its cost squared, and to the square
+// of how much slower than the fleet's its floor is (bounded above: what an endpoint at its
+// upper bound cannot take goes to the others in proportion): each step multiplies its share by
+// exp(gain × ln(target / share)). With cost ≈ latency that is the split where every endpoint
+// holds the same number of requests in flight (Little's law), the fixed point of
+// least-requests-in-flight; a slow, stalling or failing endpoint heads for a small share (and
+// the lower bound when its cost is far above the others'). The rule before, "equalise cost",
+// loaded the fast endpoints until they were as slow as the bad ones' floor.
+//
+// Measured on bench/lb (and on its model, bench/lb-sim): the endpoints that matter most are
+// the healthy ones running at 80 % of their capacity, whose latency over 500 ms swings by half
+// from step to step. Every swing followed moves load onto an endpoint that is queueing, so the
+// gain is small (0.1); a stall seen in flight, which is a fact and not noise, moves at 0.35.
 //
 // Guards, so that moving weight cannot itself cause harm:
 //  - bounds: every share stays within [minFactor / N, maxFactor / N] (default 0.1× and 3× an
 //    equal share): a failing endpoint keeps a trickle that measures its recovery, and no
 //    endpoint is stampeded with the whole load;
 //  - damping: error rates are EWMA-smoothed, latency is a peak EWMA (up at once, down by
-//    `peakDecay` (half the excess) per step: a stall every 2 s is still remembered at the next
-//    one, and a transient that hit every endpoint is forgotten within a few steps); costs within the dead band of the average
-//    count as equal (no churn of kernel elements from noise); a share changes by at most its
-//    own step size per step, which halves every time the direction of change reverses and
-//    grows again (×1.5, up to ×maxStepRatio) while it does not — so an endpoint whose latency
-//    swings with its load settles instead of oscillating, whatever the slope of that swing;
-//  - reversion: every share moves a little toward an equal share each step, so noise cannot
-//    walk equal endpoints apart; a truly slower endpoint settles a little nearer equal;
-//  - stale data: an endpoint with no completed request in a step keeps its smoothed values.
+//    `peakDecay` (half the excess) per step, so a transient that hit every endpoint is
+//    forgotten within a few steps), and a stall (a sample several times the endpoint's memory
+//    and the fleet's floor) leaves a memory that fades by 15 % per step: a stall every 2 s is
+//    still remembered at the next one, and an endpoint that stops stalling earns its share back
+//    within some 10–15 s; a share changes by at most its own step size per step, which halves
+//    every time the direction of change reverses and grows again (×1.5, up to ×maxStepRatio)
+//    while it does not — so an endpoint whose latency swings with its load settles instead of
+//    oscillating, whatever the slope of that swing; targets within the dead band of the share
+//    leave it alone (no churn of kernel elements from noise);
+//  - reversion: every share whose target is within reversionRange of an equal share moves a
+//    little toward an equal share each step, so noise cannot walk equal endpoints apart; an
+//    endpoint the costs put far below is not pulled back up toward a share it cannot take;
+//  - stale data: an endpoint with no completed request in a step keeps its smoothed values,
+//    its floor and its stall memory as they were.
 
 export interface Sample {
   /** Requests (connections) completed in the interval. */
