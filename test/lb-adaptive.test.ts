@@ -287,6 +287,29 @@ describe('adaptive controller', () => {
     assert.ok(after({}) > 0.34, `share after one step ${after({})}`);
   });
 
+  test('a sample without a latency (a tick without a probe reports 0 ms) moves the error rate, not the latency memories', () => {
+    // The agent (src/agent/lb-loop.ts) counts completed connections and resets from conntrack
+    // every tick but measures latency only with its probe; without a probe it reports 0 ms.
+    let st = adaptive.initialState(KEYS);
+    const tick = (latencyMs: number, errors: number): Map<string, adaptive.Sample> => new Map(KEYS.map((k) => [k, { requests: 10, errors, latencyMs, inFlight: 1 }]));
+    for (let i = 0; i < 5; i++) st = adaptive.step(st, tick(20, 0), KEYS);
+    const before = st.get('e0') as adaptive.EndpointState;
+    st = adaptive.step(st, tick(0, 5), KEYS);
+    const after = st.get('e0') as adaptive.EndpointState;
+    assert.equal(after.latencyMs, before.latencyMs);
+    assert.equal(after.floorMs, before.floorMs);
+    assert.ok(after.errorRate > 0.2, `error rate ${after.errorRate}`);
+  });
+
+  test('errors count before any floor is known: when every sample has some errors the median latency stands in', () => {
+    // Busy endpoints behind the agent see a reset now and then in every tick (conntrack), so no
+    // sample is clean and no floor is taken; the penalty must not vanish with the floor.
+    const eps = [0, 1, 2, 3].map(() => ({ ...healthy(), errorRate: 0.02 }));
+    const end = run([...eps, { ...healthy(), errorRate: 0.3, failFast: true }], 30).at(-1) as adaptive.AdaptiveState;
+    assert.equal(end.get('e0')?.floorMs, undefined);
+    assert.ok(share(end, 'e4') < 0.1, `failing share ${share(end, 'e4')}`);
+  });
+
   test('endpoints that join start at an equal share; those that leave are forgotten', () => {
     let st = adaptive.initialState(['a', 'b']);
     st = adaptive.step(st, new Map(), ['a', 'b', 'c', 'd']);

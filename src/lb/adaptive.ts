@@ -50,7 +50,10 @@ export interface Sample {
   /** Requests (connections) completed in the interval. */
   readonly requests: number;
   readonly errors: number;
-  /** Mean latency of the completed requests, in ms (errors included). */
+  /**
+   * Mean latency of the completed requests, in ms (errors included); 0 when nothing measured a
+   * latency in the interval (then only the error rate and requests in flight are taken).
+   */
   readonly latencyMs: number;
   /** Requests in flight at the end of the interval. */
   readonly inFlight: number;
@@ -263,6 +266,13 @@ export function step(
     }
     const errorRate = Math.min(1, Math.max(0, s.errors / s.requests));
     const a = o.smoothing;
+    if (!(s.latencyMs > 0)) {
+      // Requests counted but no latency measured (the agent's tick without a probe reports 0):
+      // the error rate moves, the latency memories stay. Taken as 0 ms, the endpoint would look
+      // fast and its floor would zero the fleet's, and with it the error penalty.
+      smoothed.set(k, { ...p, errorRate: a * errorRate + (1 - a) * p.errorRate, inFlight: s.inFlight });
+      continue;
+    }
     const kept = (p.stallMs ?? 0) * (1 - o.stallDecay);
     const stalled = p.latencyMs !== undefined && s.latencyMs > o.stallFactor * Math.max(p.latencyMs, fleetFloor);
     const stallMs = stalled ? Math.max(kept, s.latencyMs - (p.latencyMs as number)) : kept;
@@ -289,8 +299,10 @@ export function step(
   const measured = [...smoothed.values()].flatMap((e) => (e.latencyMs !== undefined ? [e.latencyMs] : []));
   if (measured.length === 0) return smoothed;
   const med = median(measured);
-  const floor = median([...smoothed.values()].flatMap((e) => (e.floorMs !== undefined ? [e.floorMs] : [])));
-  const penalty = Math.max(o.errorPenaltyMs, 10 * floor) * Math.min(1, floor / med) ** o.errorAbsorb;
+  // No floor yet (every sample so far had errors): the median latency stands in, unscaled.
+  const floors = [...smoothed.values()].flatMap((e) => (e.floorMs !== undefined ? [e.floorMs] : []));
+  const floor = floors.length > 0 ? median(floors) : 0;
+  const penalty = floor > 0 ? Math.max(o.errorPenaltyMs, 10 * floor) * Math.min(1, floor / med) ** o.errorAbsorb : Math.max(o.errorPenaltyMs, 10 * med);
   const meanInFlight = [...smoothed.values()].reduce((s, e) => s + e.inFlight, 0) / n;
   const cost = new Map<string, number>();
   const acute = new Set<string>();
