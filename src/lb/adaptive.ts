@@ -135,6 +135,15 @@ export interface AdaptiveOptions {
   readonly stallFactor: number;
   readonly stallDecay: number;
   /**
+   * Part of the stall memory counted as unloaded slowness beside the floor (for floorExponent):
+   * a stall is not load, so it is compared with the fleet's unloaded latency, not with the
+   * queueing latency of the loaded healthy endpoints, beside which a 400 ms stall every 2 s
+   * looked only 2–3× worse (bench/lb: e2 kept 5 % of the requests and a 400 ms stall held a
+   * dozen of them each time). A stall every few steps delays some 0.2–0.3 of the requests
+   * sent; 0.3.
+   */
+  readonly stallWeight: number;
+  /**
    * Fraction of the (log) way back to an equal share taken by every endpoint per step, beside
    * its cost move: without it, noise that crosses the dead band walks the shares of equal
    * endpoints apart (a random walk has no way home). A truly slower endpoint settles a little
@@ -184,6 +193,7 @@ export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
   peakDecay: 0.5,
   stallFactor: 3,
   stallDecay: 0.15,
+  stallWeight: 0.3,
   reversion: 0.1,
   reversionRange: 3,
   costExponent: 2,
@@ -327,7 +337,7 @@ export function step(
   // in proportion); below the lower bound a target stays, so a dead endpoint heads for the floor.
   const pull = (k: string): number => {
     const e = smoothed.get(k) as EndpointState;
-    const slower = e.floorMs !== undefined && floor > 0 ? Math.max(1, e.floorMs / floor) : 1;
+    const slower = e.floorMs !== undefined && floor > 0 ? Math.max(1, (e.floorMs + o.stallWeight * (e.stallMs ?? 0)) / floor) : 1;
     return (cost.get(k) as number) ** -o.costExponent * slower ** -o.floorExponent;
   };
   const inverse = keys.reduce((s, k) => s + pull(k), 0);
