@@ -310,6 +310,27 @@ describe('adaptive controller', () => {
     assert.ok(share(end, 'e4') < 0.1, `failing share ${share(end, 'e4')}`);
   });
 
+  test('a stall is weighed against the fleet unloaded, not against the queueing of the loaded healthy endpoints', () => {
+    // The healthy endpoints swing between 25 and 60 ms with their load; e2 takes 25 ms but
+    // stalls every fourth step (120 ms). Beside 60 ms its remembered stall looked 2-3x worse and
+    // kept it at 5 % of the requests (bench/lb); beside the 25 ms the fleet takes unloaded it is
+    // far worse.
+    const run2 = (opts: Partial<adaptive.AdaptiveOptions>): number => {
+      let st = adaptive.initialState(KEYS);
+      let sum = 0;
+      for (let i = 0; i < 60; i++) {
+        const lat = (k: string): number => (k === 'e2' ? (i % 4 === 3 ? 120 : 25) : i % 2 ? 60 : 25);
+        st = adaptive.step(st, new Map(KEYS.map((k) => [k, { requests: 40, errors: 0, latencyMs: lat(k), inFlight: 1 }])), KEYS, opts);
+        if (i >= 20) sum += share(st, 'e2');
+      }
+      return sum / 40;
+    };
+    const loadRelative = run2({ stallWeight: 0 });
+    const unloaded = run2({});
+    assert.ok(loadRelative > 0.05, `baseline ${loadRelative}`);
+    assert.ok(unloaded < 0.03, `mean share of the stalling endpoint ${unloaded.toFixed(3)}`);
+  });
+
   test('endpoints that join start at an equal share; those that leave are forgotten', () => {
     let st = adaptive.initialState(['a', 'b']);
     st = adaptive.step(st, new Map(), ['a', 'b', 'c', 'd']);

@@ -13,7 +13,8 @@
 // (completions, and so latency samples, arrive only after it).
 //
 // Each endpoint heads for a share inversely proportional to its cost squared, and to the square
-// of how much slower than the fleet's its floor is (bounded above: what an endpoint at its
+// of how much slower than the fleet's its floor (plus 0.3 of its stall memory: stalls are not
+// load, so they are weighed against the fleet unloaded) is (bounded above: what an endpoint at its
 // upper bound cannot take goes to the others in proportion): each step multiplies its share by
 // exp(gain × ln(target / share)). With cost ≈ latency that is the split where every endpoint
 // holds the same number of requests in flight (Little's law), the fixed point of
