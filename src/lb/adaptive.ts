@@ -22,10 +22,11 @@
 // the lower bound when its cost is far above the others'). The rule before, "equalise cost",
 // loaded the fast endpoints until they were as slow as the bad ones' floor.
 //
-// Measured on bench/lb (and on its model, bench/lb-sim): the endpoints that matter most are
-// the healthy ones running at 80 % of their capacity, whose latency over 500 ms swings by half
-// from step to step. Every swing followed moves load onto an endpoint that is queueing, so the
-// gain is small (0.1); a stall seen in flight, which is a fact and not noise, moves at 0.35.
+// Chosen on bench/lb's model (bench/lb-sim) and checked on bench/lb: the endpoints that matter
+// most are the healthy ones running at 80 % of their capacity, whose latency over 500 ms swings
+// by half from step to step. Every swing followed moves load onto an endpoint that is
+// queueing, so the gain is small (0.1); a stall seen in flight, which is a fact and not noise,
+// moves at 0.35.
 //
 // Guards, so that moving weight cannot itself cause harm:
 //  - bounds: every share stays within [minFactor / N, maxFactor / N] (default 0.1× and 3× an
@@ -131,7 +132,7 @@ export interface AdaptiveOptions {
    * stall, not a steady slowness nor its healing) leaves its excess in `stallMs`, of which
    * `stallDecay` is forgotten per step. The peak EWMA forgets half its excess per step: a
    * stall every 2 s (4 steps) was down to a sixteenth at the next one, and e2 of bench/lb kept
-   * 12 % of the requests, a third of them held 400 ms. Infinity: no stall memory.
+   * 12 % of the requests, a third of them outside the target. Infinity: no stall memory.
    */
   readonly stallFactor: number;
   readonly stallDecay: number;
@@ -139,9 +140,9 @@ export interface AdaptiveOptions {
    * Part of the stall memory counted as unloaded slowness beside the floor (for floorExponent):
    * a stall is not load, so it is compared with the fleet's unloaded latency, not with the
    * queueing latency of the loaded healthy endpoints, beside which a 400 ms stall every 2 s
-   * looked only 2–3× worse (bench/lb: e2 kept 5 % of the requests and a 400 ms stall held a
-   * dozen of them each time). A stall every few steps delays some 0.2–0.3 of the requests
-   * sent; 0.3.
+   * looked only 2–3× worse (bench/lb: e2 kept 5.4 % of the requests, and the ones each stall
+   * held made the p99, 201 ms; with 0.3, 3.1 % and 132 ms, and no less within target). A stall
+   * every few steps delays some 0.2–0.3 of the requests sent; 0.3.
    */
   readonly stallWeight: number;
   /**
@@ -153,9 +154,9 @@ export interface AdaptiveOptions {
   readonly reversion: number;
   /**
    * Reversion applies to an endpoint whose target is within this factor of an equal share.
-   * bench/lb: pulled toward 20 %, the stalling e2 kept 6 % where its cost asked for 2 %, and its
-   * stalls made the tail; without reversion for the healthy ones, their shares wandered by a
-   * third and each excursion queued one of them.
+   * bench/lb-sim: pulled toward 20 %, the stalling e2 kept 6 % where its cost asked for 2 %, and
+   * its stalls made the tail; without reversion for the healthy ones, their shares wandered by
+   * a third and each excursion queued one of them.
    */
   readonly reversionRange: number;
   /**
