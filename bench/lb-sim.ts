@@ -19,8 +19,9 @@
 // How far to trust it (2026-12-01, against quiet bench/lb runs of 3 rounds): weighted
 // round-robin and least-requests-in-flight, whose endpoints run at 60 % of their capacity or
 // less, come out within a point of the real figures; where endpoints run near 80 % (adaptive,
-// the oracle) the model queues more than the lab does, and its within-target share is some 8
-// points low. It ranked the controller changes right except one: it said that counting stalls
+// the oracle) the model queues more than the lab does, and its within-target share is 8 to 15
+// points low (why, is not known: the servers' queue and the arrivals are modelled as the lab
+// has them). It ranked the controller changes right except one: it said that counting stalls
 // against the fleet's unloaded latency (stallWeight) would overload the healthy endpoints; the
 // lab, which has more headroom there, gained on both p99 and within target. A change the model
 // likes is worth a real run; one it dislikes only by a few points may still be.
