@@ -142,8 +142,10 @@ export interface AdaptiveOptions {
    * a stall is not load, so it is compared with the fleet's unloaded latency, not with the
    * queueing latency of the loaded healthy endpoints, beside which a 400 ms stall every 2 s
    * looked only 2–3× worse (bench/lb: e2 kept 5.4 % of the requests, and the ones each stall
-   * held made the p99, 201 ms; with 0.3, 3.1 % and 132 ms, and no less within target). A stall
-   * every few steps delays some 0.2–0.3 of the requests sent; 0.3.
+   * held made much of the p99, 201 ms; with 0.3, 3.1–3.3 % — p99 132 ms in one quiet run and
+   * 322 ms in the next, where the healthy endpoints near capacity queued: the tail there
+   * varies from run to run by more than this setting moves it). A stall every few steps delays
+   * some 0.2–0.3 of the requests sent; 0.3.
    */
   readonly stallWeight: number;
   /**
