@@ -172,6 +172,165 @@ describe('adaptive controller', () => {
     assert.ok(Math.max(...late) < 0.06, `the small endpoint reached a share of ${Math.max(...late).toFixed(3)} (${(250 * Math.max(...late)).toFixed(0)}/s of its 20/s)`);
   });
 
+  /** Shares of e2 when it stalls one step in four (a 150 ms sample where the others take 35 ms) until `stopAt`. */
+  function stalling(opts: Partial<adaptive.AdaptiveOptions>, steps: number, stopAt = Infinity): number[] {
+    let st = adaptive.initialState(KEYS);
+    const out: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const samples = new Map(KEYS.map((k) => [k, { requests: 40, errors: 0, latencyMs: k === 'e2' && i % 4 === 3 && i < stopAt ? 150 : 35, inFlight: 1 }]));
+      st = adaptive.step(st, samples, KEYS, opts);
+      out.push(share(st, 'e2'));
+    }
+    return out;
+  }
+
+  test('a stall every 2 s is remembered until the next one: the stalling endpoint stays near its lower bound in between', () => {
+    // bench/lb's e2: the peak EWMA alone forgets half the excess per step, so three steps after
+    // a stall the endpoint looks nearly healthy and takes its share back just before the next.
+    const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const remembered = mean(stalling({}, 60).slice(20));
+    const forgotten = mean(stalling({ stallFactor: Infinity }, 60).slice(20));
+    assert.ok(forgotten > 0.06, `without the stall memory the baseline should keep a share (${forgotten})`);
+    assert.ok(remembered < 0.03, `mean share between stalls ${remembered.toFixed(3)}`);
+  });
+
+  test('a stalling endpoint that stops stalling earns its share back', () => {
+    const h = stalling({}, 100, 40);
+    assert.ok(h[39] < 0.03);
+    const back = h.findIndex((x, i) => i > 40 && x > 0.17);
+    assert.ok(back !== -1 && back - 40 <= 30, `back to near-equal after ${back - 40} steps`);
+  });
+
+  test('an endpoint 5x slower unloaded goes to its lower bound (its floor, not only its cost)', () => {
+    // bench/lb's e1: at cost^-2 alone it kept 4 % of 250 requests/s, half its capacity, and
+    // queued now and then; every one of its requests is above the others' p99.
+    const eps = [0, 1, 2, 3].map(() => ({ baseMs: 20, concurrency: 2, errorRate: 0 }));
+    const slow = { baseMs: 100, concurrency: 2, errorRate: 0 };
+    const withFloor = run([...eps, slow], 60, {}, 250).at(-1) as adaptive.AdaptiveState;
+    const costOnly = run([...eps, slow], 60, { floorExponent: 0 }, 250).at(-1) as adaptive.AdaptiveState;
+    assert.ok(share(costOnly, 'e4') > 0.025, `cost alone should leave it above its bound (${share(costOnly, 'e4')})`);
+    assert.ok(share(withFloor, 'e4') < 0.021, `share ${share(withFloor, 'e4')}`);
+  });
+
+  test('a floor is taken from samples without errors: endpoints that fail fast do not make the healthy ones look slow', () => {
+    // Three of five fail half their requests at once (1 ms): their mean latency is half the
+    // healthy ones'. Taken as floors, the fleet's floor would halve and the healthy ones would
+    // look twice slower unloaded than the failing ones.
+    const ff = { baseMs: 10, concurrency: 4, errorRate: 0.5, failFast: true };
+    const end = run([healthy(), healthy(), ff, ff, ff], 60).at(-1) as adaptive.AdaptiveState;
+    for (const k of ['e2', 'e3', 'e4']) assert.ok(share(end, k) < 0.1, `${k} (failing) ${share(end, k)}`);
+    assert.ok(share(end, 'e0') > 0.35, `healthy ${share(end, 'e0')}`);
+  });
+
+  test('the error penalty shrinks as the others queue: a failing endpoint keeps load the loaded healthy ones cannot take', () => {
+    // bench/lb's second half: 300 requests/s, three endpoints of 100/s, one of 20/s, one failing
+    // 20 % fast. A fixed penalty of ten median latencies (which grow with the queueing) cut the
+    // failing one to a ninth of a share and loaded the healthy ones to 90 % of their capacity.
+    const h = { baseMs: 20, concurrency: 2, errorRate: 0 };
+    const eps = (): SimEndpoint[] => [h, { baseMs: 100, concurrency: 2, errorRate: 0 }, h, { ...h, errorRate: 0.2, failFast: true }, h];
+    const absorbing = run(eps(), 80, {}, 300).at(-1) as adaptive.AdaptiveState;
+    const fixed = run(eps(), 80, { errorAbsorb: 0 }, 300).at(-1) as adaptive.AdaptiveState;
+    const rho = (st: adaptive.AdaptiveState): number => (300 * share(st, 'e0') * 20) / 1000 / 2;
+    assert.ok(share(fixed, 'e3') < 0.15 && rho(fixed) > 0.8, `baseline: failing ${share(fixed, 'e3')}, healthy at ${rho(fixed)}`);
+    assert.ok(share(absorbing, 'e3') > 0.17, `failing ${share(absorbing, 'e3')}`);
+    assert.ok(rho(absorbing) < 0.8, `healthy at ${rho(absorbing).toFixed(2)} of capacity`);
+    // Errors still count: the failing one gets less than a healthy one.
+    assert.ok(share(absorbing, 'e3') < share(absorbing, 'e0') * 0.8);
+  });
+
+  test('reversion pulls comparable endpoints together, not a slow one back up toward an equal share', () => {
+    const eps = [0, 1, 2, 3].map(() => ({ baseMs: 20, concurrency: 2, errorRate: 0 }));
+    const slow = { baseMs: 100, concurrency: 2, errorRate: 0 };
+    const opts = { floorExponent: 0 };
+    const ranged = run([...eps, slow], 60, opts, 250).at(-1) as adaptive.AdaptiveState;
+    const everywhere = run([...eps, slow], 60, { ...opts, reversionRange: Infinity }, 250).at(-1) as adaptive.AdaptiveState;
+    assert.ok(share(everywhere, 'e4') > 0.04, `baseline ${share(everywhere, 'e4')}`);
+    assert.ok(share(ranged, 'e4') < 0.032, `share ${share(ranged, 'e4')}`);
+  });
+
+  test('queueing noise of a loaded fleet moves shares little: a small gain (a stall seen in flight keeps a fast one, above)', () => {
+    // Five equal endpoints near capacity: the mean latency of 500 ms of requests swings by half
+    // from step to step. Every swing followed is load moved onto an endpoint already queueing.
+    let seed = 5;
+    const noise = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return 0.5 + seed / 2 ** 31;
+    };
+    const spread = (opts: Partial<adaptive.AdaptiveOptions>): number => {
+      seed = 5;
+      let st = adaptive.initialState(KEYS);
+      let worst = 0;
+      for (let i = 0; i < 300; i++) {
+        st = adaptive.step(st, new Map(KEYS.map((k) => [k, { requests: 40, errors: 0, latencyMs: 40 * noise(), inFlight: 3 }])), KEYS, opts);
+        if (i > 50) worst = Math.max(worst, ...KEYS.map((k) => Math.abs(Math.log(share(st, k) * KEYS.length))));
+      }
+      return worst;
+    };
+    const small = spread({});
+    const large = spread({ gain: 0.35 });
+    assert.ok(small < large, `largest log deviation from equal ${small} (gain 0.35: ${large})`);
+    assert.ok(small < Math.log(1.5), `a share strayed ${Math.exp(small).toFixed(2)}x from equal (gain 0.35: ${Math.exp(large).toFixed(2)}x)`);
+  });
+
+  test('requests in flight in proportion to a large share are not a stall: only the stalled get the fast gain', () => {
+    // An endpoint with 40 % of the load holds three requests in flight where the others hold one,
+    // all at 30 ms (Little's law, no stall): more than twice the mean, yet no reason to move it
+    // at the stall's speed, which shifts load onto the rest whenever a big endpoint is busy.
+    const keys = ['a', 'b', 'c', 'd', 'e'];
+    const shares = [0.4, 0.15, 0.15, 0.15, 0.15];
+    const after = (opts: Partial<adaptive.AdaptiveOptions>): number => {
+      const st: adaptive.AdaptiveState = new Map(keys.map((k, i) => [k, { share: shares[i], latencyMs: 30, floorMs: 20, errorRate: 0, inFlight: 0, stepSize: Math.log(2), direction: 0 }]));
+      const samples = new Map(keys.map((k, i) => [k, { requests: 40, errors: 0, latencyMs: 30, inFlight: i === 0 ? 3 : 1 }]));
+      return (adaptive.step(st, samples, keys, opts).get('a') as adaptive.EndpointState).share;
+    };
+    assert.ok(after({ acuteInFlightPerShare: 0 }) < 0.32, `baseline ${after({ acuteInFlightPerShare: 0 })}`);
+    assert.ok(after({}) > 0.34, `share after one step ${after({})}`);
+  });
+
+  test('a sample without a latency (a tick without a probe reports 0 ms) moves the error rate, not the latency memories', () => {
+    // The agent (src/agent/lb-loop.ts) counts completed connections and resets from conntrack
+    // every tick but measures latency only with its probe; without a probe it reports 0 ms.
+    let st = adaptive.initialState(KEYS);
+    const tick = (latencyMs: number, errors: number): Map<string, adaptive.Sample> => new Map(KEYS.map((k) => [k, { requests: 10, errors, latencyMs, inFlight: 1 }]));
+    for (let i = 0; i < 5; i++) st = adaptive.step(st, tick(20, 0), KEYS);
+    const before = st.get('e0') as adaptive.EndpointState;
+    st = adaptive.step(st, tick(0, 5), KEYS);
+    const after = st.get('e0') as adaptive.EndpointState;
+    assert.equal(after.latencyMs, before.latencyMs);
+    assert.equal(after.floorMs, before.floorMs);
+    assert.ok(after.errorRate > 0.2, `error rate ${after.errorRate}`);
+  });
+
+  test('errors count before any floor is known: when every sample has some errors the median latency stands in', () => {
+    // Busy endpoints behind the agent see a reset now and then in every tick (conntrack), so no
+    // sample is clean and no floor is taken; the penalty must not vanish with the floor.
+    const eps = [0, 1, 2, 3].map(() => ({ ...healthy(), errorRate: 0.02 }));
+    const end = run([...eps, { ...healthy(), errorRate: 0.3, failFast: true }], 30).at(-1) as adaptive.AdaptiveState;
+    assert.equal(end.get('e0')?.floorMs, undefined);
+    assert.ok(share(end, 'e4') < 0.1, `failing share ${share(end, 'e4')}`);
+  });
+
+  test('a stall is weighed against the fleet unloaded, not against the queueing of the loaded healthy endpoints', () => {
+    // The healthy endpoints swing between 25 and 60 ms with their load; e2 takes 25 ms but
+    // stalls every fourth step (120 ms). Beside 60 ms its remembered stall looked 2-3x worse and
+    // kept it at 5 % of the requests (bench/lb); beside the 25 ms the fleet takes unloaded it is
+    // far worse.
+    const run2 = (opts: Partial<adaptive.AdaptiveOptions>): number => {
+      let st = adaptive.initialState(KEYS);
+      let sum = 0;
+      for (let i = 0; i < 60; i++) {
+        const lat = (k: string): number => (k === 'e2' ? (i % 4 === 3 ? 120 : 25) : i % 2 ? 60 : 25);
+        st = adaptive.step(st, new Map(KEYS.map((k) => [k, { requests: 40, errors: 0, latencyMs: lat(k), inFlight: 1 }])), KEYS, opts);
+        if (i >= 20) sum += share(st, 'e2');
+      }
+      return sum / 40;
+    };
+    const loadRelative = run2({ stallWeight: 0 });
+    const unloaded = run2({});
+    assert.ok(loadRelative > 0.05, `baseline ${loadRelative}`);
+    assert.ok(unloaded < 0.03, `mean share of the stalling endpoint ${unloaded.toFixed(3)}`);
+  });
+
   test('endpoints that join start at an equal share; those that leave are forgotten', () => {
     let st = adaptive.initialState(['a', 'b']);
     st = adaptive.step(st, new Map(), ['a', 'b', 'c', 'd']);

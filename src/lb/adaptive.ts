@@ -3,40 +3,59 @@
 // and returns new shares. The caller turns shares into kernel weights (computeWeights with
 // the shares as adaptive factors) and applies them as element updates.
 //
-// Cost of an endpoint = (smoothed latency + smoothed error rate × error penalty)
+// Cost of an endpoint = (smoothed latency + stall memory + smoothed error rate × error penalty)
 //                       × (1 + max(0, in flight − 2 × mean in flight) / (mean in flight + 1)).
-// The error penalty is at least ten times the fleet's median latency, so a backend that fails
-// fast looks *slow*, never fast. Requests in flight react within one step to a stall
+// An error costs 10 × the fleet's unloaded latency (the median of the endpoints' floors, the
+// lowest latency each showed in a step without errors; at least errorPenaltyMs) while the
+// others are idle, so a backend that fails fast looks *slow*, never fast; that shrinks as
+// (floor / median latency)² while the others queue, when moving a failing endpoint's load onto
+// them costs more than its errors. Requests in flight react within one step to a stall
 // (completions, and so latency samples, arrive only after it).
 //
-// Each endpoint heads for a share inversely proportional to its cost squared (bounded above: what an
-// endpoint at its upper bound cannot take goes to the others in proportion): each step
-// multiplies its share by exp(gain × ln(target / share)). With cost ≈ latency that is the
-// split where every endpoint holds the same number of requests in flight (Little's law), the
-// fixed point of least-requests-in-flight; a slow or failing endpoint heads for a small share
-// (and the lower bound when its cost is far above the others'). The rule before, "equalise
-// cost", loaded the fast endpoints until they were as slow as the bad ones' floor.
+// Each endpoint heads for a share inversely proportional to its cost squared, and to the square
+// of how much slower than the fleet's its floor (plus 0.3 of its stall memory: stalls are not
+// load, so they are weighed against the fleet unloaded) is (bounded above: what an endpoint at its
+// upper bound cannot take goes to the others in proportion): each step multiplies its share by
+// exp(gain × ln(target / share)). With cost ≈ latency that is the split where every endpoint
+// holds the same number of requests in flight (Little's law), the fixed point of
+// least-requests-in-flight; a slow, stalling or failing endpoint heads for a small share (and
+// the lower bound when its cost is far above the others'). The rule before, "equalise cost",
+// loaded the fast endpoints until they were as slow as the bad ones' floor.
+//
+// Chosen on bench/lb's model (bench/lb-sim) and checked on bench/lb: the endpoints that matter
+// most are the healthy ones running at 80 % of their capacity, whose latency over 500 ms swings
+// by half from step to step. Every swing followed moves load onto an endpoint that is
+// queueing, so the gain is small (0.1); a stall seen in flight, which is a fact and not noise,
+// moves at 0.35.
 //
 // Guards, so that moving weight cannot itself cause harm:
 //  - bounds: every share stays within [minFactor / N, maxFactor / N] (default 0.1× and 3× an
 //    equal share): a failing endpoint keeps a trickle that measures its recovery, and no
 //    endpoint is stampeded with the whole load;
 //  - damping: error rates are EWMA-smoothed, latency is a peak EWMA (up at once, down by
-//    `peakDecay` (half the excess) per step: a stall every 2 s is still remembered at the next
-//    one, and a transient that hit every endpoint is forgotten within a few steps); costs within the dead band of the average
-//    count as equal (no churn of kernel elements from noise); a share changes by at most its
-//    own step size per step, which halves every time the direction of change reverses and
-//    grows again (×1.5, up to ×maxStepRatio) while it does not — so an endpoint whose latency
-//    swings with its load settles instead of oscillating, whatever the slope of that swing;
-//  - reversion: every share moves a little toward an equal share each step, so noise cannot
-//    walk equal endpoints apart; a truly slower endpoint settles a little nearer equal;
-//  - stale data: an endpoint with no completed request in a step keeps its smoothed values.
+//    `peakDecay` (half the excess) per step, so a transient that hit every endpoint is
+//    forgotten within a few steps), and a stall (a sample several times the endpoint's memory
+//    and the fleet's floor) leaves a memory that fades by 15 % per step: a stall every 2 s is
+//    still remembered at the next one, and an endpoint that stops stalling earns its share back
+//    within some 10–15 s; a share changes by at most its own step size per step, which halves
+//    every time the direction of change reverses and grows again (×1.5, up to ×maxStepRatio)
+//    while it does not — so an endpoint whose latency swings with its load settles instead of
+//    oscillating, whatever the slope of that swing; targets within the dead band of the share
+//    leave it alone (no churn of kernel elements from noise);
+//  - reversion: every share whose target is within reversionRange of an equal share moves a
+//    little toward an equal share each step, so noise cannot walk equal endpoints apart; an
+//    endpoint the costs put far below is not pulled back up toward a share it cannot take;
+//  - stale data: an endpoint with no completed request in a step keeps its smoothed values,
+//    its floor and its stall memory as they were.
 
 export interface Sample {
   /** Requests (connections) completed in the interval. */
   readonly requests: number;
   readonly errors: number;
-  /** Mean latency of the completed requests, in ms (errors included). */
+  /**
+   * Mean latency of the completed requests, in ms (errors included); 0 when nothing measured a
+   * latency in the interval (then only the error rate and requests in flight are taken).
+   */
   readonly latencyMs: number;
   /** Requests in flight at the end of the interval. */
   readonly inFlight: number;
@@ -46,6 +65,10 @@ export interface EndpointState {
   /** Share of new connections, all shares summing to 1. */
   readonly share: number;
   readonly latencyMs?: number;
+  /** Remembered excess of intermittent stalls (ms), added to the latency in the cost. */
+  readonly stallMs?: number;
+  /** Lowest latency seen, rising slowly: what the endpoint takes unloaded. */
+  readonly floorMs?: number;
   readonly errorRate: number;
   readonly inFlight: number;
   /** Current largest change of ln(share) per step. */
@@ -61,6 +84,19 @@ export interface AdaptiveOptions {
   readonly smoothing: number;
   /** Fraction of ln(c̄ / cost) applied per step. */
   readonly gain: number;
+  /**
+   * The gain of an endpoint whose requests in flight show a stall now (more than twice the
+   * fleet's mean): that is a fact of this step, not noise, and waiting costs every request sent
+   * meanwhile.
+   */
+  readonly acuteGain: number;
+  /**
+   * Requests in flight per unit of share (Little: ∝ the latency of what is still waiting) above
+   * which, times the fleet's median, excess requests in flight count as a stall for acuteGain.
+   * Twice the mean in flight alone is common queueing noise of a loaded endpoint with a large
+   * share; a stalled one holds many times its share's worth.
+   */
+  readonly acuteInFlightPerShare: number;
   /** Largest change factor of a share per step. */
   readonly maxStepRatio: number;
   /** Smallest step size (as a factor) that reversals can shrink to. */
@@ -75,12 +111,43 @@ export interface AdaptiveOptions {
   /** Floor of the latency an error costs, in ms. */
   readonly errorPenaltyMs: number;
   /**
+   * How the error penalty shrinks as the fleet queues: it is 10 × the fleet's unloaded latency
+   * (median of the floors) × (floor / median latency)^errorAbsorb. With the others idle an
+   * error costs ten unloaded requests; with them queueing, moving a failing endpoint's load onto
+   * them costs more than its errors (bench/lb: with ten median latencies per error, which grow
+   * with the queueing, a 20 %-failing endpoint was cut hard and the two healthy ones took 62 %
+   * of the requests, their p50 21 → 32 ms).
+   */
+  readonly errorAbsorb: number;
+  /** Fraction of the way from the floor to a higher sample taken per step. */
+  readonly floorRise: number;
+  /**
    * Peak latency memory (Finagle's and Linkerd's "peak EWMA"): a sample above the smoothed
    * latency is taken at once, one below pulls it down by this fraction per step. An endpoint
    * that stalls now and then stays expensive between its stalls instead of looking healthy
    * again one step later. 0: a plain EWMA with `smoothing`.
    */
   readonly peakDecay: number;
+  /**
+   * Stall memory: a sample more than `stallFactor` × the endpoint's remembered latency (a
+   * stall, not a steady slowness nor its healing) leaves its excess in `stallMs`, of which
+   * `stallDecay` is forgotten per step. The peak EWMA forgets half its excess per step: a
+   * stall every 2 s (4 steps) was down to a sixteenth at the next one, and e2 of bench/lb kept
+   * 12 % of the requests, a third of them outside the target. Infinity: no stall memory.
+   */
+  readonly stallFactor: number;
+  readonly stallDecay: number;
+  /**
+   * Part of the stall memory counted as unloaded slowness beside the floor (for floorExponent):
+   * a stall is not load, so it is compared with the fleet's unloaded latency, not with the
+   * queueing latency of the loaded healthy endpoints, beside which a 400 ms stall every 2 s
+   * looked only 2–3× worse (bench/lb: e2 kept 5.4 % of the requests, and the ones each stall
+   * held made much of the p99, 201 ms; with 0.3, 3.1–3.3 % — p99 132 ms in one quiet run and
+   * 322 ms in the next, where the healthy endpoints near capacity queued: the tail there
+   * varies from run to run by more than this setting moves it). A stall every few steps delays
+   * some 0.2–0.3 of the requests sent; 0.3.
+   */
+  readonly stallWeight: number;
   /**
    * Fraction of the (log) way back to an equal share taken by every endpoint per step, beside
    * its cost move: without it, noise that crosses the dead band walks the shares of equal
@@ -89,6 +156,13 @@ export interface AdaptiveOptions {
    */
   readonly reversion: number;
   /**
+   * Reversion applies to an endpoint whose target is within this factor of an equal share.
+   * bench/lb-sim: pulled toward 20 %, the stalling e2 kept 6 % where its cost asked for 2 %, and
+   * its stalls made the tail; without reversion for the healthy ones, their shares wandered by
+   * a third and each excursion queued one of them.
+   */
+  readonly reversionRange: number;
+  /**
    * Targets are proportional to cost^-costExponent. 1: equal requests in flight (Little's law),
    * which still gives an endpoint 4× slower than a loaded fast one a quarter of its share — as
    * much as a 5× slower one's capacity allows, so it queues, and its requests (all slow) make
@@ -96,11 +170,22 @@ export interface AdaptiveOptions {
    * a third of its pull, which keeps it out of deep queueing.
    */
   readonly costExponent: number;
+  /**
+   * An endpoint whose unloaded latency (its floor) is k × the fleet's (the median floor) has its
+   * pull divided by k^floorExponent besides its cost: it is slow for every request it gets,
+   * not only when loaded. Floors are steady where latencies under load are noisy, so this sends
+   * a 5× slower endpoint to its lower bound without amplifying the noise of the healthy ones
+   * (a higher costExponent does both). bench/lb: e1 (100 ms where the rest take 20) kept 4 %
+   * of the requests at costExponent 2, enough to queue it, and its queued requests made the tail.
+   */
+  readonly floorExponent: number;
 }
 
 export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
   smoothing: 0.5,
-  gain: 0.35,
+  gain: 0.1,
+  acuteGain: 0.35,
+  acuteInFlightPerShare: 4,
   maxStepRatio: 2,
   minStepRatio: 1.02,
   reversalDamping: 0.5,
@@ -108,9 +193,16 @@ export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
   maxFactor: 3,
   deadBand: 0.1,
   errorPenaltyMs: 100,
+  errorAbsorb: 2,
+  floorRise: 0.02,
   peakDecay: 0.5,
+  stallFactor: 3,
+  stallDecay: 0.15,
+  stallWeight: 0.3,
   reversion: 0.1,
+  reversionRange: 3,
   costExponent: 2,
+  floorExponent: 2,
 };
 
 function fresh(share: number): EndpointState {
@@ -176,7 +268,9 @@ export function step(
     prev.set(k, old ? { ...old, share: knownSum > 0 ? (old.share / knownSum) * room : 1 / n } : fresh(1 / n));
   }
 
-  // 1. Smoothed measurements.
+  // 1. Smoothed measurements. A stall is judged against the endpoint's own memory and the
+  // fleet's unloaded latency: an endpoint that is slow all along has no stalls.
+  const fleetFloor = median(keys.flatMap((x) => (prev.get(x)?.floorMs !== undefined ? [prev.get(x)?.floorMs as number] : [])));
   const smoothed = new Map<string, EndpointState>();
   for (const k of keys) {
     const p = prev.get(k) as EndpointState;
@@ -187,8 +281,22 @@ export function step(
     }
     const errorRate = Math.min(1, Math.max(0, s.errors / s.requests));
     const a = o.smoothing;
+    if (!(s.latencyMs > 0)) {
+      // Requests counted but no latency measured (the agent's tick without a probe reports 0):
+      // the error rate moves, the latency memories stay. Taken as 0 ms, the endpoint would look
+      // fast and its floor would zero the fleet's, and with it the error penalty.
+      smoothed.set(k, { ...p, errorRate: a * errorRate + (1 - a) * p.errorRate, inFlight: s.inFlight });
+      continue;
+    }
+    const kept = (p.stallMs ?? 0) * (1 - o.stallDecay);
+    const stalled = p.latencyMs !== undefined && s.latencyMs > o.stallFactor * Math.max(p.latencyMs, fleetFloor);
+    const stallMs = stalled ? Math.max(kept, s.latencyMs - (p.latencyMs as number)) : kept;
     smoothed.set(k, {
       ...p,
+      stallMs,
+      // Only a sample without errors moves the floor: a reset returns at once, and an endpoint
+      // that fails fast would otherwise look fast unloaded.
+      floorMs: s.errors > 0 ? p.floorMs : p.floorMs === undefined || s.latencyMs < p.floorMs ? s.latencyMs : p.floorMs + o.floorRise * (s.latencyMs - p.floorMs),
       latencyMs:
         p.latencyMs === undefined
           ? s.latencyMs
@@ -206,16 +314,22 @@ export function step(
   const measured = [...smoothed.values()].flatMap((e) => (e.latencyMs !== undefined ? [e.latencyMs] : []));
   if (measured.length === 0) return smoothed;
   const med = median(measured);
-  const penalty = Math.max(o.errorPenaltyMs, 10 * med);
+  // No floor yet (every sample so far had errors): the median latency stands in, unscaled.
+  const floors = [...smoothed.values()].flatMap((e) => (e.floorMs !== undefined ? [e.floorMs] : []));
+  const floor = floors.length > 0 ? median(floors) : 0;
+  const penalty = floor > 0 ? Math.max(o.errorPenaltyMs, 10 * floor) * Math.min(1, floor / med) ** o.errorAbsorb : Math.max(o.errorPenaltyMs, 10 * med);
   const meanInFlight = [...smoothed.values()].reduce((s, e) => s + e.inFlight, 0) / n;
   const cost = new Map<string, number>();
+  const acute = new Set<string>();
+  const perShare = median([...smoothed.values()].map((e) => e.inFlight / Math.max(e.share, 1e-9)));
   for (const k of keys) {
     const e = smoothed.get(k) as EndpointState;
-    const latency = Math.max(e.latencyMs ?? med, 0.01);
+    const latency = Math.max(e.latencyMs ?? med, 0.01) + (e.stallMs ?? 0);
     // Requests in flight beyond twice the fleet's mean: a stall, seen before its completions
     // arrive. Within that, the measured latency already carries the queueing, and counting
     // in-flight requests again would push load onto slow endpoints whenever fast ones are busy.
     const excess = Math.max(0, e.inFlight - 2 * meanInFlight);
+    if (excess > 0 && e.inFlight / Math.max(e.share, 1e-9) > o.acuteInFlightPerShare * perShare) acute.add(k);
     cost.set(k, (latency + e.errorRate * penalty) * (1 + excess / (meanInFlight + 1)));
   }
   // The share each endpoint heads for: inversely proportional to its cost. With cost ≈ latency
@@ -226,7 +340,11 @@ export function step(
   // stalling one remembered at its peak, that saturates the fast ones (bench/lb: p50 32 ms).
   // The targets respect the upper bound (what an endpoint at it cannot take goes to the others
   // in proportion); below the lower bound a target stays, so a dead endpoint heads for the floor.
-  const pull = (k: string): number => (cost.get(k) as number) ** -o.costExponent;
+  const pull = (k: string): number => {
+    const e = smoothed.get(k) as EndpointState;
+    const slower = e.floorMs !== undefined && floor > 0 ? Math.max(1, (e.floorMs + o.stallWeight * (e.stallMs ?? 0)) / floor) : 1;
+    return (cost.get(k) as number) ** -o.costExponent * slower ** -o.floorExponent;
+  };
   const inverse = keys.reduce((s, k) => s + pull(k), 0);
   const target = clampShares(new Map(keys.map((k) => [k, pull(k) / inverse])), 0, Math.min(1, o.maxFactor / n));
 
@@ -236,13 +354,17 @@ export function step(
   const maxStep = Math.log(o.maxStepRatio);
   const minStep = Math.log(o.minStepRatio);
   const moved = new Map<string, number>();
+  // Reversion applies among comparable endpoints only (target within reversionRange of an
+  // equal share): there it keeps noise from walking equal shares apart; an endpoint the costs
+  // put far below an equal share is not pulled back toward a share it cannot take.
+  const comparable = (k: string): boolean => Math.abs(Math.log((target.get(k) as number) * n)) < Math.log(o.reversionRange);
   const steps = new Map<string, { stepSize: number; direction: number }>();
   for (const k of keys) {
     const e = smoothed.get(k) as EndpointState;
     const r = Math.log((target.get(k) as number) / e.share);
     const home = o.reversion * Math.log(1 / n / e.share);
     if (Math.abs(r) < Math.log(1 + o.deadBand)) {
-      moved.set(k, e.share * Math.exp(home));
+      moved.set(k, e.share * Math.exp(comparable(k) ? home : 0));
       steps.set(k, { stepSize: e.stepSize, direction: e.direction });
       continue;
     }
@@ -253,8 +375,9 @@ export function step(
         : e.direction === direction
           ? Math.min(maxStep, e.stepSize * 1.5)
           : e.stepSize;
-    const delta = Math.max(-stepSize, Math.min(stepSize, o.gain * r));
-    moved.set(k, e.share * Math.exp(delta + home));
+    const gain = acute.has(k) ? o.acuteGain : o.gain;
+    const delta = Math.max(-stepSize, Math.min(stepSize, gain * r));
+    moved.set(k, e.share * Math.exp(delta + (comparable(k) ? home : 0)));
     steps.set(k, { stepSize, direction });
   }
   const bounded = clampShares(moved, lo, hi);
