@@ -28,6 +28,7 @@
 
 import { parseArgs } from 'node:util';
 import { adaptive, computeWeights, EQUAL, type Endpoint } from '../src/lb/index.js';
+import { rng } from '../src/synthetic/random.js';
 
 const { values } = parseArgs({
   options: {
@@ -63,18 +64,6 @@ const WRR_WEIGHTS = [5, 1, 5, 5, 5];
 
 type Strategy = 'wrr' | 'lrif' | 'adaptive' | 'oracle' | 'fixed';
 const FIXED = values.fixed ? (JSON.parse(values.fixed) as number[][]) : undefined;
-
-/** mulberry32: a small seeded generator, so a round is reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A binary heap of completion times. */
 class Heap<T> {
