@@ -139,14 +139,18 @@ const sse = (async () => {
 })();
 
 console.log(`cluster flows: ${AGENTS} agents × ${RATE} flows/s for ${SECONDS} s into ${url} (server pid ${serverPid}, V8 old space ${SERVER_HEAP > 0 ? `${SERVER_HEAP} MiB` : "V8's default"}); ${WORKERS} agent worker processes; 1 s windows, backlog runs of ≤ ${MAX_RUN}, ≤ 20 samples/window`);
-console.log('   t   sent flows  accepted flows  buffered  server RSS  server CPU  agents CPU  agents loop p99  load');
+console.log('   t   sent flows  accepted flows  buffered  server RSS  heap used  server CPU  agents CPU  agents loop p99  load');
 let lastAccepted = 0;
+/** The server's V8 heap in use (prom-client's default metrics), MiB, from the last scrape. */
+let heapUsedMiB = 0;
+const heapUsed: number[] = [];
 const acceptedFlows = async (): Promise<number> => {
   // A kept-alive socket the busy server just closed fails one fetch: the next one reconnects.
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
       lastAccepted = Number(/^weir_ingest_flows_total (\d+)/m.exec(text)?.[1] ?? 0);
+      heapUsedMiB = Math.round(Number(/^nodejs_heap_size_used_bytes (\d+)/m.exec(text)?.[1] ?? 0) / 2 ** 20);
       return lastAccepted;
     } catch {
       await new Promise((r) => setTimeout(r, 100));
@@ -182,8 +186,9 @@ while (Date.now() - start < SECONDS * 1000) {
     const pct = (d: number): string => `${Math.round((d / ((now - lastT) / 1000)) * 100)}%`.padStart(9);
     const load = readFileSync('/proc/loadavg', 'utf8').split(' ')[0] ?? '?';
     console.log(
-      `${String(Math.round((now - start) / 1000)).padStart(4)}  ${String(sum(stats, 'sent')).padStart(11)}  ${String(await acceptedFlows()).padStart(14)}  ${String(sum(stats, 'buffered')).padStart(8)}  ${String(r).padStart(7)} MiB  ${pct(serverCpu - lastServerCpu)}  ${pct(agentsCpu - lastAgentsCpu)}  ${String(Math.max(...stats.map((s) => s.loopP99Ms))).padStart(12)} ms  ${load}`,
+      `${String(Math.round((now - start) / 1000)).padStart(4)}  ${String(sum(stats, 'sent')).padStart(11)}  ${String(await acceptedFlows()).padStart(14)}  ${String(sum(stats, 'buffered')).padStart(8)}  ${String(r).padStart(7)} MiB  ${String(heapUsedMiB).padStart(6)} MiB  ${pct(serverCpu - lastServerCpu)}  ${pct(agentsCpu - lastAgentsCpu)}  ${String(Math.max(...stats.map((s) => s.loopP99Ms))).padStart(12)} ms  ${load}`,
     );
+    heapUsed.push(heapUsedMiB);
     lastServerCpu = serverCpu;
     lastAgentsCpu = agentsCpu;
     lastT = now;
@@ -236,4 +241,5 @@ console.log(`                    sealed → request started ${show(lat('sealedAt
 console.log(`                    request → committed (server) ${show(lat('sendingAt', 'deliveredAt'))}`);
 console.log(`                    request → on the stream ${show(lat('sendingAt', 'seenAt'))}`);
 console.log(`server RSS          ${rss.join(' ')} MiB ${rss.length < 3 ? '(too short a run to judge)' : `(median middle third ${mid}, last third ${last}: ${last <= mid * 1.15 ? 'flat' : 'GROWING'})`}`);
+console.log(`server heap used    ${heapUsed.join(' ')} MiB (V8, at each scrape: what is live plus garbage not yet collected)`);
 console.log(`A shared 2-core machine: figures move with the load of other processes (load average now ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}).`);
