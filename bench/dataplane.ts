@@ -334,6 +334,9 @@ async function large(pods: number): Promise<{ lines: string[]; podAdd?: PodAddFi
   const ns = `wbench${tag}L-n2`;
   await sh(['ip', 'netns', 'add', ns]);
   created.push(ns);
+  // The added pods' veth (a bridge stands in: no dummy links here): it exists, so each add also
+  // writes its anti-spoofing elements (by index).
+  await sh(['ip', '-n', ns, 'link', 'add', 'wlarge', 'type', 'bridge']);
   const agent = new NodeAgent({ node: 'n2', netns: ns });
   const local = all.filter((p) => p.node === 'n2').map((p) => ({ key: `${p.namespace}/${p.name}`, ip: p.ip }));
   const genMs = performance.now() - t0;

@@ -278,10 +278,42 @@ describe('applier and agent on the netlink path', { skip: !isRoot && 'needs root
   before(async () => {
     await run(['ip', 'netns', 'add', ns]);
     created.push(ns);
+    // The pods' veths (anti-spoofing matches them by interface index: they must exist; this
+    // kernel has no dummy links, a bridge is the cheapest stand-in).
+    const links = ['wx0', 'wx1', ...Array.from({ length: 50 }, (_, i) => `wc${i}`)];
+    await run(['ip', '-n', ns, '-batch', '-'], { input: links.map((l) => `link add ${l} type bridge\n`).join('') });
   });
   after(async () => {
     await netlinkIdle();
     for (const n of created.splice(0)) await run(['ip', 'netns', 'del', n], { allowFailure: true });
+  });
+
+  it('a pod whose veth appears after the agent learnt of it gets its anti-spoofing elements when the agent looks again', async () => {
+    const agent = new NodeAgent({ node: 'n0', netns: ns, podInterfaces: 'wl*' });
+    try {
+      assert.ok((await agent.sync(churnCluster(), churnLocal())).lastApplyOk);
+      const pod = extraPod(7);
+      const ip = (pod.ip as string).replaceAll('.', '\\.');
+      const added = await agent.podAdded(pod, { key: `x/${pod.name}`, ip: pod.ip, hostVeth: 'wlate' });
+      assert.ok(added.lastApplyOk, added.error ?? '');
+      assert.ok(agent.pendingInterfaces().includes('wlate'), agent.pendingInterfaces().join(', '));
+      assert.doesNotMatch(await nft('list', 'set', 'inet', 'weir', 'pod_src'), new RegExp(ip), 'no element for an interface that is not there');
+      assert.equal(await agent.refreshInterfaces(), undefined, 'still not there: nothing to do');
+      await run(['ip', '-n', ns, 'link', 'add', 'wlate', 'type', 'bridge']);
+      const st = await agent.refreshInterfaces();
+      assert.ok(st?.lastApplyOk, st?.error ?? 'no apply');
+      assert.ok(!agent.pendingInterfaces().includes('wlate'), agent.pendingInterfaces().join(', '));
+      assert.match(await nft('list', 'set', 'inet', 'weir', 'pod_src'), new RegExp(`"wlate" \\. ${ip}`));
+      assert.match(await nft('list', 'set', 'inet', 'weir', 'pod_ifs'), /"wlate"/);
+      // Removed after its veth is gone: the element names the index, so the delete still works.
+      await run(['ip', '-n', ns, 'link', 'del', 'wlate']);
+      const gone = await agent.podRemoved('x', pod.name);
+      assert.ok(gone.lastApplyOk, gone.error ?? '');
+      assert.doesNotMatch(await nft('list', 'set', 'inet', 'weir', 'pod_src'), new RegExp(ip));
+    } finally {
+      agent.close();
+      await run(['ip', '-n', ns, 'link', 'del', 'wlate'], { allowFailure: true });
+    }
   });
 
   it('pod add and remove go as one netlink batch each and reach the kernel', async () => {

@@ -278,16 +278,17 @@ describe('nft agent fast path (pure, stub runner)', () => {
     const scripts: string[] = [];
     const agent = new NodeAgent({ node: 'n0', runner: async (script) => (scripts.push(script), { ok: true, stderr: '' }) });
     const c = richCluster();
-    const local = (cl: Cluster): LocalPod[] => cl.pods.filter((p) => p.namespace !== 'z').map((p) => ({ key: `${p.namespace}/${p.name}`, ip: p.ip, hostVeth: `v-${p.namespace}-${p.name}` }));
+    // Interface indexes given (these veths exist nowhere: the agent would find none to resolve).
+    const local = (cl: Cluster): LocalPod[] => cl.pods.filter((p) => p.namespace !== 'z').map((p, i) => ({ key: `${p.namespace}/${p.name}`, ip: p.ip, hostVeth: `v-${p.namespace}-${p.name}`, hostVethIndex: 100 + i }));
     await agent.sync(c, local(c));
     const pod: Pod = { ...modelPod('x', 'a'), name: 'a-new', ip: '10.1.0.77' };
     const grown: Cluster = { ...c, pods: [...c.pods, pod] };
-    const added = await agent.podAdded(pod, { key: 'x/a-new', ip: pod.ip, hostVeth: 'v-x-a-new' });
+    const added = await agent.podAdded(pod, { key: 'x/a-new', ip: pod.ip, hostVeth: 'v-x-a-new', hostVethIndex: 100 + local(grown).length - 1 });
     assert.equal(added.mode, 'partial');
     assert.equal(canonical(agent.lastRuleset), canonical(render(grown, local(grown))));
     const lines = scripts[1].trim().split('\n');
     assert.ok(lines.every((l) => l.startsWith('add element ')), scripts[1]);
-    assert.ok(lines.some((l) => l.includes('pod_src { "v-x-a-new" . 10.1.0.77 }')), 'anti-spoofing element');
+    assert.ok(lines.some((l) => l.includes(`pod_src { ${100 + local(grown).length - 1} . 10.1.0.77 }`)), 'anti-spoofing element');
     assert.ok(lines.some((l) => /pod_id \{ 10\.1\.0\.77 : 0x[89a-f][0-9a-f]{7} \}/.test(l)), 'pod → identity element');
     assert.ok(lines.every((l) => !l.includes(' : goto ')), 'no verdict element for a pod of a known identity');
     const removed = await agent.podRemoved('x', 'a-new');
@@ -299,8 +300,8 @@ describe('nft agent fast path (pure, stub runner)', () => {
     assert.equal(again.mode, 'noop');
     // A pod of a new identity: a full render (new chains), still correct.
     const fresh: Pod = { ...modelPod('x', 'd', { pod: 'd' }), ip: '10.1.0.88' };
-    await agent.podAdded(fresh, { key: 'x/d', ip: fresh.ip, hostVeth: 'v-x-d' });
     const withFresh: Cluster = { ...c, pods: [...c.pods, fresh] };
+    await agent.podAdded(fresh, { key: 'x/d', ip: fresh.ip, hostVeth: 'v-x-d', hostVethIndex: 100 + local(withFresh).length - 1 });
     assert.equal(canonical(agent.lastRuleset), canonical(render(withFresh, local(withFresh))));
   });
 

@@ -65,16 +65,16 @@ test('anti-spoofing: one lookup per pod packet with the wildcard, the per-packet
   const guards = (rs: Ruleset): string[] => (rs.chains.get('forward')?.rules ?? []).filter((r) => /@pod_(src|ifs)/.test(r));
   const withWildcard = render('wp*');
   assert.deepEqual(guards(withWildcard).map((r) => r.replace(/\d+/g, 'N')), [
-    'iifname "wp*" iifname . ip saddr != @pod_src goto pod_guard',
-    'oifname "wp*" oifname != @pod_ifs meta mark set N goto deny',
+    'iifname "wp*" iif . ip saddr != @pod_src goto pod_guard',
+    'oifname "wp*" oif != @pod_ifs meta mark set N goto deny',
   ]);
-  assert.deepEqual(withWildcard.chains.get('pod_guard')?.rules.map((r) => r.replace(/\d+/g, 'N')), ['iifname != @pod_ifs meta mark set N goto deny', 'meta mark set N goto deny']);
+  assert.deepEqual(withWildcard.chains.get('pod_guard')?.rules.map((r) => r.replace(/\d+/g, 'N')), ['iif != @pod_ifs meta mark set N goto deny', 'meta mark set N goto deny']);
   const without = render(undefined);
-  assert.deepEqual(guards(without).map((r) => r.replace(/\d+/g, 'N')), ['iifname @pod_ifs iifname . ip saddr != @pod_src meta mark set N goto deny']);
+  assert.deepEqual(guards(without).map((r) => r.replace(/\d+/g, 'N')), ['iif @pod_ifs iif . ip saddr != @pod_src meta mark set N goto deny']);
   assert.equal(without.chains.has('pod_guard'), false);
   // A pod veth outside the wildcard still gets the per-packet check: never fail open.
   const odd = render('wp*', (n) => (n === 'c' ? 'other-c' : `wp-x-${n}`));
-  assert.ok(guards(odd).some((r) => r.startsWith('iifname @pod_ifs iifname . ip saddr != @pod_src')), guards(odd).join('\n'));
+  assert.ok(guards(odd).some((r) => r.startsWith('iif @pod_ifs iif . ip saddr != @pod_src')), guards(odd).join('\n'));
   // The sets every pod add changes are declared before the others (the kernel finds sets by a walk).
   const decl = fullScript(withWildcard).split('\n').filter((l) => /^ {2}(set|map) /.test(l)).map((l) => l.trim().split(' ')[1]);
   const firstStatic = decl.findIndex((n) => n !== 'hits' && n !== 'denied');
@@ -91,5 +91,27 @@ test('a pod add through a veth the wildcard does not cover renders in full (it n
   const outside = await agent.podAdded(replica('a3', '10.1.0.51'), { key: 'x/a3', ip: '10.1.0.51', hostVeth: 'other-a3' });
   assert.equal(outside.lastApplyOk, true);
   assert.equal(outside.rendered, true, 'a veth outside the wildcard is not patched in');
-  assert.ok((agent.lastRuleset?.chains.get('forward')?.rules ?? []).some((r) => r.startsWith('iifname @pod_ifs iifname . ip saddr != @pod_src')), 'the render added the per-packet rule');
+  assert.ok((agent.lastRuleset?.chains.get('forward')?.rules ?? []).some((r) => r.startsWith('iif @pod_ifs iif . ip saddr != @pod_src')), 'the render added the per-packet rule');
+});
+
+test('anti-spoofing matches interfaces by index: elements only for veths with one, the agent resolves them in its namespace', async () => {
+  const withIndex = renderRuleset({ engine: new PolicyEngine(cluster), localPods: locals((n) => `wp-x-${n}`).map((p, i) => (i === 0 ? { ...p, hostVethIndex: 7 } : p)) });
+  const ip = cluster.pods.find((p) => p.namespace === 'x')?.ip as string;
+  assert.deepEqual(withIndex.sets.get('pod_ifs')?.elements, ['7'], 'only the pod whose veth has an index');
+  assert.deepEqual(withIndex.sets.get('pod_src')?.elements, [`7 . ${ip}`]);
+  assert.equal(withIndex.sets.get('pod_ifs')?.type, 'iface_index');
+  assert.equal(withIndex.sets.get('pod_src')?.type, 'iface_index . ipv4_addr');
+  // A fixed-size set: the kernel's hash for 4-byte keys, not the resizable one.
+  assert.match(fullScript(withIndex), /set pod_ifs \{ type iface_index; size 65536; \}/);
+  // The agent looks names up where it runs: `lo` exists in every namespace (index 1), the other veths do not.
+  const lines: string[] = [];
+  const agent = new NodeAgent({ node: 'n1', runner: () => Promise.resolve({ ok: true, stderr: '' }), netlinkElements: false, podInterfaces: 'wp*', log: (l) => lines.push(l) });
+  const st = await agent.sync(cluster, locals((n) => (n === 'a' ? 'lo' : `wp-x-${n}`)));
+  assert.equal(st.lastApplyOk, true);
+  const a = cluster.pods.find((p) => p.namespace === 'x' && p.name === 'a');
+  assert.deepEqual(agent.lastRuleset?.sets.get('pod_src')?.elements, [`1 . ${a?.ip ?? ''}`]);
+  assert.deepEqual(agent.pendingInterfaces().sort(), locals((n) => `wp-x-${n}`).filter((p) => p.key !== 'x/a').map((p) => p.hostVeth).sort());
+  assert.ok(lines.some((l) => /pod interfaces not found in the node's namespace: wp-x-.*not ready: dropped/.test(l)), lines.join('\n'));
+  // Nothing appeared: a retry changes nothing.
+  assert.equal(await agent.refreshInterfaces(), undefined);
 });

@@ -16,6 +16,7 @@ import { PolicyEngine } from '../policy/engine.js';
 import type { CompiledRule } from '../policy/rules.js';
 import { Applier, nftRunner, type NftRunner } from '../nft/apply.js';
 import { netlinkElementWriter } from '../nft/element-writer.js';
+import { interfaceIndexes } from '../nft/netlink-socket.js';
 import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/render.js';
 import { membershipChanges } from '../render/filter.js';
 import { ReasonLedger } from '../render/reason-ledger.js';
@@ -143,7 +144,7 @@ export class NodeAgent {
     else if (this.reasons) this.trackIdentities(identitiesBefore);
     this.synced = batch.snapshot;
     this.podEdits.clear();
-    const localPods = batch.localPods;
+    const localPods = this.withInterfaces(batch.localPods);
     const localKeys = new Set(localPods.map((p) => p.key));
     const locals = new Map(localPods.map((p) => [p.key, p]));
     // Replicas coming and going: patch elements instead of re-rendering (same result, see
@@ -156,7 +157,10 @@ export class NodeAgent {
       const expectedLocal = new Set(this.lastLocal);
       for (const p of changes.removed) expectedLocal.delete(`${p.namespace}/${p.name}`);
       for (const p of changes.added) if (localKeys.has(`${p.namespace}/${p.name}`)) expectedLocal.add(`${p.namespace}/${p.name}`);
-      if (expectedLocal.size === localKeys.size && [...localKeys].every((k) => expectedLocal.has(k))) {
+      // A pod whose veth's index changed (the interface came, went or was made anew) changes
+      // anti-spoofing elements the pod patch does not compute: rendered.
+      const sameInterfaces = localPods.every((p) => this.lastLocalPods.get(p.key)?.hostVethIndex === p.hostVethIndex || !this.lastLocalPods.has(p.key));
+      if (sameInterfaces && expectedLocal.size === localKeys.size && [...localKeys].every((k) => expectedLocal.has(k))) {
         patched = patchPods(applied, this.engine, changes, { removedIdentities: changes.removedIdentities, removedGroups: changes.removedGroups, locals, localsBefore: this.lastLocalPods, identitiesBefore: new Set(identitiesBefore.keys()), namedEgressRules: this.namedEgress(), podInterfaces: this.opts.podInterfaces });
       }
     }
@@ -238,6 +242,7 @@ export class NodeAgent {
     const localsBefore = new Map<string, LocalPod>();
     const identity = this.engine.identityOfPod(key);
     if (local) {
+      local = this.withInterfaces([local])[0];
       this.lastLocalPods.set(key, local);
       this.lastLocal?.add(key);
       if (identity) this.localIds.change(identity, 1);
@@ -272,6 +277,60 @@ export class NodeAgent {
         ? patchPods(applied, this.engine, { added: [], removed: [pod] }, { removedIdentities: new Map([[key, identity]]), locals: this.lastLocalPods, localsBefore, identitiesBefore: new Set([identity.id]), namedEgressRules: this.namedEgress() })
         : undefined;
     return this.afterEvent(this.withEndpoints(patched, pod), t0);
+  }
+
+  /**
+   * `pods` with their veths' interface indexes, resolved in the node's namespace where the
+   * caller gave none (anti-spoofing matches by index, see LocalPod.hostVethIndex). A veth that
+   * does not exist stays without one: pendingInterfaces() names it, refreshInterfaces() retries.
+   */
+  private withInterfaces(pods: readonly LocalPod[]): LocalPod[] {
+    if (this.opts.policyOnly) return [...pods];
+    const names = pods.flatMap((p) => (p.hostVeth !== undefined && p.hostVethIndex === undefined ? [p.hostVeth] : []));
+    if (names.length === 0) return [...pods];
+    let found = new Map<string, number>();
+    try {
+      found = interfaceIndexes(this.opts.netns, names);
+    } catch (error) {
+      this.logOnce(`cannot resolve pod interfaces (${error instanceof Error ? error.message : String(error)}): their pods have no anti-spoofing elements`);
+    }
+    const out = pods.map((p) => {
+      const index = p.hostVeth !== undefined && p.hostVethIndex === undefined ? found.get(p.hostVeth) : undefined;
+      return index === undefined ? p : { ...p, hostVethIndex: index };
+    });
+    const missing = out.flatMap((p) => (p.hostVeth !== undefined && p.hostVethIndex === undefined ? [p.hostVeth] : []));
+    if (missing.length > 0) this.logOnce(`pod interface${missing.length > 1 ? 's' : ''} not found in the node's namespace: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? `, … (${missing.length})` : ''} — no anti-spoofing elements until ${missing.length > 1 ? 'they appear' : 'it appears'}${this.opts.podInterfaces ? ' (not ready: dropped)' : ''}`);
+    return out;
+  }
+
+  private logged = '';
+  private logOnce(line: string): void {
+    if (line === this.logged) return;
+    this.logged = line;
+    this.opts.log?.(`weir agent ${this.opts.node}: ${line}`);
+  }
+
+  /** Local pods' veths that had no interface in the node's namespace when last rendered. */
+  pendingInterfaces(): string[] {
+    return [...this.lastLocalPods.values()].flatMap((p) => (p.hostVeth !== undefined && p.hostVethIndex === undefined ? [p.hostVeth] : []));
+  }
+
+  /**
+   * Looks again for the pending veths (pendingInterfaces) and, when some appeared, applies
+   * their anti-spoofing elements (a render of the node's chains, as any batch). Undefined when
+   * nothing changed.
+   */
+  async refreshInterfaces(): Promise<AgentStatus | undefined> {
+    const pending = this.pendingInterfaces();
+    if (pending.length === 0 || this.opts.policyOnly || this.synced === undefined) return undefined;
+    let found: Map<string, number>;
+    try {
+      found = interfaceIndexes(this.opts.netns, pending);
+    } catch {
+      return undefined;
+    }
+    if (found.size === 0) return undefined;
+    return this.apply({ events: [], localPods: [...this.lastLocalPods.values()], snapshot: this.snapshot() });
   }
 
   private localList(replace: string, local: LocalPod | undefined): LocalPod[] {

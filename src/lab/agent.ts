@@ -23,6 +23,9 @@ import { FlowView } from '../flows/view.js';
 import { HOST_VETH_PATTERN as LAB_POD_INTERFACES } from './names.js';
 import { STATE_FILE, type LabNode, type LabState } from './state.js';
 
+/** How often the agent process looks again for pod veths that did not exist yet. */
+const INTERFACE_RETRY_MS = 250;
+
 export function localPodsOf(state: Pick<LabState, 'pods'>, node: string): LocalPod[] {
   return state.pods.filter((p) => p.node === node).map((p) => ({ key: p.key, ip: p.ip, hostVeth: p.hostVeth }));
 }
@@ -48,6 +51,10 @@ export function labEnforcer(desired: () => Cluster, opts: { strict?: boolean; st
   return {
     agents,
     onNodeReady: syncNode,
+    // The pods' veths exist now: their interface indexes (anti-spoofing) are looked up.
+    onPodsAttached: async (state: LabState): Promise<void> => {
+      for (const node of state.nodes) await syncNode(node, state);
+    },
     onChange: async (_change: unknown, state: LabState): Promise<void> => {
       for (const node of state.nodes) await syncNode(node, state);
     },
@@ -164,10 +171,17 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
       onError: (e) => log(`weir agent ${opts.node}: sync failed: ${e.message}`),
     });
     await watch.start();
+    // Pods the agent knows before their veths exist (the planned state, read before the lab
+    // attaches them) have no anti-spoofing elements yet: it looks again until they appear.
+    const retry = setInterval(() => {
+      if (agent && agent.pendingInterfaces().length > 0) void watch.trigger();
+    }, INTERFACE_RETRY_MS);
+    retry.unref();
     await new Promise<void>((resolve) => {
       if (opts.signal?.aborted) resolve();
       else opts.signal?.addEventListener('abort', () => resolve(), { once: true });
     });
+    clearInterval(retry);
     await watch.stop();
     return last;
   } finally {

@@ -25,6 +25,11 @@ export interface LabHooks {
    * the node's ruleset here and no pod ever runs unprotected.
    */
   readonly onNodeReady?: (node: LabNode, state: LabState) => Promise<void>;
+  /**
+   * Called once after `labUp` attached every pod (their veths exist now), before the servers
+   * start: an in-process agent resolves the veths' interface indexes here (anti-spoofing).
+   */
+  readonly onPodsAttached?: (state: LabState) => Promise<void>;
   /** Called after a live change (`addPod`, `removePod`, `updatePodLabels`) was applied and saved. */
   readonly onChange?: (change: LabChange, state: LabState) => Promise<void>;
   /** Receives the planning diagnostics (warnings and notices) of a successful plan. */
@@ -134,6 +139,7 @@ export async function labUp(cluster: Cluster, opts: LabUpOptions = {}): Promise<
       await buildInfrastructure(state);
       for (const node of state.nodes) await opts.onNodeReady?.(node, state);
       await attachPods(state, state.pods);
+      await opts.onPodsAttached?.(state);
       const externalPid = startServer({ netns: state.external.netns, identity: 'external', ports: state.external.served, logDir: logDir(state), controlDir: controlDir(state.dir) });
       for (const [k, v] of await startServers(state, state.pods)) pids.set(k, v);
       pids.set('external', await externalPid);

@@ -40,6 +40,7 @@ interface Libc {
   close(fd: number): number;
   closeAsync(fd: number, done: (error: unknown, result: number) => void): void;
   setns(fd: number, nstype: number): number;
+  ifNameToIndex(name: string): number;
   errno(): number;
 }
 
@@ -62,6 +63,7 @@ function load(): Libc {
       close: (fd) => close(fd) as number,
       closeAsync: (fd, done) => close.async(fd, done),
       setns: fn('int setns(int fd, int nstype)'),
+      ifNameToIndex: fn('unsigned int if_nametoindex(const char *ifname)'),
       errno: () => koffi.errno(),
     };
     return libc;
@@ -102,13 +104,13 @@ const ERRNO_TEXT: Readonly<Record<string, string>> = {
   ENOBUFS: 'acks lost: receive buffer full',
 };
 
-/** A NETLINK_NETFILTER socket in `netns` (the caller's own when undefined). */
-function openSocket(c: Libc, netns: string | undefined): number {
-  if (netns === undefined) {
-    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-    if (fd < 0) throw new NetlinkError('socket', c.errno());
-    return fd;
-  }
+/**
+ * Runs `fn` with the calling thread in `netns` (the caller's own when undefined) and brings
+ * the thread back at once. Sockets keep the namespace they were made in; staying in the
+ * node's namespace would move every later socket of the process there.
+ */
+function inNamespace<T>(c: Libc, netns: string | undefined, fn: () => T): T {
+  if (netns === undefined) return fn();
   if (netns === '' || netns.includes('/') || netns.startsWith('.')) throw new Error(`netlink: invalid netns name ${JSON.stringify(netns)}`);
   // Both descriptors are opened before leaving: once in the target namespace, the way back
   // must not depend on anything that could fail there.
@@ -122,25 +124,52 @@ function openSocket(c: Libc, netns: string | undefined): number {
   }
   try {
     if (c.setns(target, CLONE_NEWNET) !== 0) throw new NetlinkError(`setns ${netns}`, c.errno());
-    let fd = -1;
-    let err = 0;
     try {
-      fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-      if (fd < 0) err = c.errno();
+      return fn();
     } finally {
-      // Sockets keep the namespace they were made in; this thread goes home at once. Staying
-      // in the node's namespace would move every later socket of the process there.
       if (c.setns(own, CLONE_NEWNET) !== 0) {
         process.stderr.write(`weir: cannot return to the process's network namespace after setns into ${netns} (errno ${c.errno()}); exiting\n`);
         process.abort();
       }
     }
-    if (fd < 0) throw new NetlinkError('socket', err);
-    return fd;
   } finally {
     closeSync(target);
     closeSync(own);
   }
+}
+
+/** A NETLINK_NETFILTER socket in `netns` (the caller's own when undefined). */
+function openSocket(c: Libc, netns: string | undefined): number {
+  let err = 0;
+  const fd = inNamespace(c, netns, () => {
+    const made = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    if (made < 0) err = c.errno();
+    return made;
+  });
+  if (fd < 0) throw new NetlinkError('socket', err);
+  return fd;
+}
+
+/** Interface names the kernel accepts (IFNAMSIZ − 1 bytes, no `/`, no whitespace, not `.`/`..`). */
+const IFNAME = /^(?!\.{1,2}$)[^/\s:]{1,15}$/;
+
+/**
+ * The interface index of each name in `netns` (the caller's own when undefined), as
+ * if_nametoindex(3) answers it there; a name with no interface (or not a valid name) is absent
+ * from the result. Throws only when the namespace cannot be entered or libc cannot be loaded.
+ */
+export function interfaceIndexes(netns: string | undefined, names: Iterable<string>): Map<string, number> {
+  const c = load();
+  const wanted = [...new Set(names)].filter((n) => IFNAME.test(n) && Buffer.byteLength(n) <= 15);
+  const out = new Map<string, number>();
+  if (wanted.length === 0) return out;
+  inNamespace(c, netns, () => {
+    for (const name of wanted) {
+      const index = c.ifNameToIndex(name);
+      if (index > 0) out.set(name, index);
+    }
+  });
+  return out;
 }
 
 let closing = 0;

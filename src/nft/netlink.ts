@@ -99,6 +99,13 @@ function encodeField(type: string, text: string): Buffer | undefined {
       const name = Buffer.from(m[1], 'utf8');
       return name.length < IFNAMSIZ ? Buffer.concat([name, Buffer.alloc(IFNAMSIZ - name.length)]) : undefined;
     }
+    case 'iface_index': {
+      // An interface index, a 32-bit integer in host byte order (nft's iface_index type), written
+      // in decimal: names are resolved by the agent (nft would resolve them, and fail for an
+      // interface that is gone, which a delete must not depend on).
+      if (!/^\d{1,10}$/.test(text) || Number(text) === 0 || Number(text) > 0xffffffff) return undefined;
+      return u32(Number(text));
+    }
     case 'inet_proto': {
       const n = /^\d{1,3}$/.test(text) ? Number(text) : PROTOCOLS[text];
       return n !== undefined && n <= 255 ? Buffer.from([n]) : undefined;

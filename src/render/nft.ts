@@ -17,6 +17,9 @@ export type Field =
   | 'th dport'
   | 'iifname'
   | 'oifname'
+  /** The input/output interface by index (4 bytes; nft resolves names when it loads a rule). */
+  | 'iif'
+  | 'oif'
   | 'ct state'
   | 'ct mark'
   /** `ct status dnat`, `ct status snat`: the connection is translated. */
