@@ -305,6 +305,19 @@ describe('applier and agent on the netlink path', { skip: !isRoot && 'needs root
       assert.ok(!agent.pendingInterfaces().includes('wlate'), agent.pendingInterfaces().join(', '));
       assert.match(await nft('list', 'set', 'inet', 'weir', 'pod_src'), new RegExp(`"wlate" \\. ${ip}`));
       assert.match(await nft('list', 'set', 'inet', 'weir', 'pod_ifs'), /"wlate"/);
+      // Made anew under the same name: another index, which the agent notices and follows.
+      const indexOf = async () => Number(/^(\d+):/.exec((await run(['ip', '-n', ns, '-o', 'link', 'show', 'wlate'])).stdout)?.[1]);
+      const first = await indexOf();
+      assert.equal(agent.interfacesChanged(), false);
+      await run(['ip', '-n', ns, 'link', 'del', 'wlate']);
+      await run(['ip', '-n', ns, 'link', 'add', 'wlate', 'type', 'bridge']);
+      const second = await indexOf();
+      assert.notEqual(second, first);
+      assert.equal(agent.interfacesChanged(), true);
+      assert.ok((await agent.refreshInterfaces())?.lastApplyOk);
+      assert.deepEqual(agent.lastRuleset?.sets.get('pod_src')?.elements.filter((e) => e.endsWith(` . ${pod.ip as string}`)), [`${second} . ${pod.ip as string}`]);
+      assert.match(await nft('list', 'set', 'inet', 'weir', 'pod_src'), new RegExp(`"wlate" \\. ${ip}`));
+      assert.doesNotMatch(await nft('list', 'set', 'inet', 'weir', 'pod_src'), new RegExp(`\\b${first} \\. ${ip}`), 'the old index is gone');
       // Removed after its veth is gone: the element names the index, so the delete still works.
       await run(['ip', '-n', ns, 'link', 'del', 'wlate']);
       const gone = await agent.podRemoved('x', pod.name);

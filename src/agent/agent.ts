@@ -316,21 +316,31 @@ export class NodeAgent {
   }
 
   /**
-   * Looks again for the pending veths (pendingInterfaces) and, when some appeared, applies
-   * their anti-spoofing elements (a render of the node's chains, as any batch). Undefined when
-   * nothing changed.
+   * Has any local pod's veth an index other than the one its elements hold — it appeared, went,
+   * or was made anew under the same name? One if_nametoindex per local veth (microseconds).
+   */
+  interfacesChanged(): boolean {
+    if (this.opts.policyOnly) return false;
+    const names = [...this.lastLocalPods.values()].flatMap((p) => (p.hostVeth !== undefined ? [p.hostVeth] : []));
+    if (names.length === 0) return false;
+    let now: Map<string, number>;
+    try {
+      now = interfaceIndexes(this.opts.netns, names);
+    } catch {
+      return false;
+    }
+    return [...this.lastLocalPods.values()].some((p) => p.hostVeth !== undefined && now.get(p.hostVeth) !== p.hostVethIndex);
+  }
+
+  /**
+   * When interfacesChanged(), looks the local veths up again and applies the anti-spoofing
+   * elements that follow (a render of the node's chains, as any batch). Undefined when nothing
+   * changed.
    */
   async refreshInterfaces(): Promise<AgentStatus | undefined> {
-    const pending = this.pendingInterfaces();
-    if (pending.length === 0 || this.opts.policyOnly || this.synced === undefined) return undefined;
-    let found: Map<string, number>;
-    try {
-      found = interfaceIndexes(this.opts.netns, pending);
-    } catch {
-      return undefined;
-    }
-    if (found.size === 0) return undefined;
-    return this.apply({ events: [], localPods: [...this.lastLocalPods.values()], snapshot: this.snapshot() });
+    if (this.synced === undefined || !this.interfacesChanged()) return undefined;
+    const again = [...this.lastLocalPods.values()].map(({ hostVethIndex, ...p }) => (p.hostVeth !== undefined ? p : { ...p, ...(hostVethIndex !== undefined ? { hostVethIndex } : {}) }));
+    return this.apply({ events: [], localPods: again, snapshot: this.snapshot() });
   }
 
   private localList(replace: string, local: LocalPod | undefined): LocalPod[] {

@@ -23,7 +23,7 @@ import { FlowView } from '../flows/view.js';
 import { HOST_VETH_PATTERN as LAB_POD_INTERFACES } from './names.js';
 import { STATE_FILE, type LabNode, type LabState } from './state.js';
 
-/** How often the agent process looks again for pod veths that did not exist yet. */
+/** How often the agent process looks its pods' veths up again (missing, or made anew). */
 const INTERFACE_RETRY_MS = 250;
 
 export function localPodsOf(state: Pick<LabState, 'pods'>, node: string): LocalPod[] {
@@ -172,9 +172,10 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentStatus | und
     });
     await watch.start();
     // Pods the agent knows before their veths exist (the planned state, read before the lab
-    // attaches them) have no anti-spoofing elements yet: it looks again until they appear.
+    // attaches them) have no anti-spoofing elements yet, and a veth made anew under the same
+    // name has another index: it looks again, and re-syncs when an index changed.
     const retry = setInterval(() => {
-      if (agent && agent.pendingInterfaces().length > 0) void watch.trigger();
+      if (agent?.interfacesChanged()) void watch.trigger();
     }, INTERFACE_RETRY_MS);
     retry.unref();
     await new Promise<void>((resolve) => {
