@@ -90,3 +90,21 @@ test('sqlite store: alerts, webhook queue and state persist', () => {
   assert.equal(s.getState('k'), 'v');
   s.close();
 });
+
+/** `n` rows a millisecond apart from `t0`, inserted in batches as the pipeline does. */
+function fill(s: SqliteFlowStore, n: number, t0: number): void {
+  for (let i = 0; i < n; i += 5000) s.insert(Array.from({ length: Math.min(5000, n - i) }, (_, k) => podRecord(P(i + k), P(i + k + 7), { time: t0 + i + k, verdict: (i + k) % 9 === 0 ? 'DROPPED' : 'FORWARDED' })));
+}
+
+test('sqlite store: a row that age retention took out of order makes the cap keep one row fewer, never more', () => {
+  const s = new SqliteFlowStore(join(dir, 'cap-hole.db'));
+  const now = Date.now();
+  fill(s, 100, now - 10_000);
+  // An agent's late batch: older than rawMaxAgeMs, between newer rows.
+  s.insert([podRecord(P(0), P(1), { time: now - 2 * 3_600_000 })]);
+  fill(s, 10, now - 1000);
+  const r = s.retention(now, { rawMaxAgeMs: 3_600_000, rawMaxRows: 50 });
+  assert.equal(r.rawDeleted, 62, 'the late row (id 101) by age, then ids 1–61: max(id) 111 − 50');
+  assert.equal(s.stats().flows, 49, 'ids 62–111 but the hole at 101');
+  s.close();
+});

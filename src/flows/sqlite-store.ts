@@ -520,10 +520,27 @@ export class SqliteFlowStore implements FlowStore {
     let rawDeleted = 0;
     const byAge = this.stmt('DELETE FROM flows WHERE id IN (SELECT id FROM flows WHERE time < ? ORDER BY time LIMIT ?)');
     for (let n = RETENTION_CHUNK; n === RETENTION_CHUNK; rawDeleted += n) n = byAge.run(now - o.rawMaxAgeMs, RETENTION_CHUNK).changes;
-    const cut = this.stmt('SELECT id FROM flows ORDER BY id DESC LIMIT 1 OFFSET ?').get(o.rawMaxRows) as { id: number } | undefined;
-    if (cut) {
-      const byId = this.stmt('DELETE FROM flows WHERE id <= ? AND id < (SELECT min(id) FROM flows) + ?');
-      for (let n = 1; n > 0; rawDeleted += n) n = byId.run(cut.id, RETENTION_CHUNK).changes;
+    // The row cap from the newest id, not by counting: `ORDER BY id DESC LIMIT 1 OFFSET
+    // rawMaxRows` walked two million rows of the table's B-tree (150–185 ms, bench/flows-retention.ts)
+    // where max(id) is one step down its right edge. `id` is the rowid (INTEGER PRIMARY KEY, no
+    // AUTOINCREMENT): every insert gets max(id) + 1, after a restart too, and no path inserts an
+    // explicit id, so the newest rawMaxRows rows are those above max(id) − rawMaxRows. Exact as
+    // long as those ids have no holes; the only holes are rows age retention took out of order
+    // (flows that arrived older than rawMaxAgeMs), and then fewer rows are kept, never more.
+    const top = this.stmt('SELECT max(id) AS m FROM flows').get() as { m: number | null };
+    if (top.m !== null && top.m > o.rawMaxRows) {
+      const cut = top.m - o.rawMaxRows;
+      // By id range from the oldest row, both bounds given: each statement walks only the rows
+      // it deletes. (`id <= cut AND id < (SELECT min(id) FROM flows) + n` was searched on
+      // `id <= cut` alone: every chunk walked all the rows left up to the cut, a pass over 3M
+      // rows of overflow took 57 s in chunks of 20k.)
+      const oldest = this.stmt('SELECT min(id) AS m FROM flows');
+      const byId = this.stmt('DELETE FROM flows WHERE id >= ? AND id < ?');
+      for (;;) {
+        const lo = (oldest.get() as { m: number | null }).m;
+        if (lo === null || lo > cut) break;
+        rawDeleted += byId.run(lo, Math.min(lo + RETENTION_CHUNK, cut + 1)).changes;
+      }
     }
     const aggregatesDeleted = this.stmt('DELETE FROM edge_minutes WHERE minute < ?').run(now - o.aggregateMaxAgeMs).changes;
     const alertsDeleted = this.stmt(`DELETE FROM alerts WHERE state != 'firing' AND fired_at < ?`).run(now - o.alertMaxAgeMs).changes;
