@@ -15,9 +15,9 @@
 // `retention()`, the whole pass in one go.
 //
 // The table is built once with SQL (rows shaped like the server's: 20 namespaces, 1 in 20
-// dropped, times spread over the last 50 minutes so age retention deletes none) into `--base`,
-// reused when it exists with the same row count (`--keep-base` keeps it after the run); each run
-// works on a copy. Printed: the row-count cut query alone (the OFFSET walk and max(id)), the pass
+// dropped, times spread over the 50 minutes before the build, and the pass runs at the build's
+// clock, so age retention deletes none) into `--base`, reused when it exists with the same row
+// count (`--keep-base` keeps it after the run); each run works on a copy. Printed: the row-count cut query alone (the OFFSET walk and max(id)), the pass
 // (total, rows deleted), the longest time the event loop was held (the gaps of a 1-ms
 // timer, and the CPU time used in a gap), and the ingest gaps. Figures only, no asserts.
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -40,6 +40,7 @@ const BASE = bi > 0 ? (process.argv[bi + 1] as string) : join(tmpdir(), `weir-re
 const KEEP_BASE = process.argv.includes('--keep-base') || bi > 0;
 const TOTAL = CAP + OVERFLOW;
 const BUILD_TX = 250_000;
+const BUILT_AT = 'bench.flows-retention.builtAt';
 
 const ms = (x: number): string => `${x.toFixed(1)} ms`;
 const pct = (xs: number[], p: number): number => {
@@ -74,24 +75,32 @@ function build(path: string, now: number): void {
     tx(i, Math.min(TOTAL, i + BUILD_TX - 1));
     process.stdout.write(`\rbuilding ${Math.min(TOTAL, i + BUILD_TX - 1).toLocaleString('en-US')} / ${TOTAL.toLocaleString('en-US')} rows`);
   }
+  // The pass runs at the build's clock: a base reused an hour later would otherwise lose its
+  // oldest rows to age retention first, and the row cap would have less (or nothing) to cut.
+  s.setState(BUILT_AT, String(now));
   s.db.pragma('wal_checkpoint(TRUNCATE)');
   s.close();
   console.log(` in ${((performance.now() - b0) / 1000).toFixed(1)} s`);
 }
 
-function baseRows(path: string): number {
-  if (!existsSync(path)) return -1;
+/** The base's row count and build time, if it has both. */
+function baseInfo(path: string): { rows: number; builtAt: number } | undefined {
+  if (!existsSync(path)) return undefined;
   const s = new SqliteFlowStore(path);
   const r = s.db.prepare('SELECT count(*) AS n FROM flows').get() as { n: number };
+  const builtAt = Number(s.getState(BUILT_AT));
   s.close();
-  return r.n;
+  return Number.isFinite(builtAt) && builtAt > 0 ? { rows: r.n, builtAt } : undefined;
 }
 
-const now = Date.now();
+const base = baseInfo(BASE);
 console.log(`flows retention: cap ${CAP.toLocaleString('en-US')} + overflow ${OVERFLOW.toLocaleString('en-US')} rows; ingest ${INGEST} rows/s during the pass`);
 console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-if (baseRows(BASE) !== TOTAL) build(BASE, now);
-else console.log(`reusing ${BASE}`);
+let now = Date.now();
+if (base?.rows === TOTAL) {
+  now = base.builtAt;
+  console.log(`reusing ${BASE} (built ${new Date(now).toISOString()}; the pass runs at that time)`);
+} else build(BASE, now);
 
 const dir = mkdtempSync(join(tmpdir(), 'weir-retention-'));
 const path = join(dir, 'flows.db');
