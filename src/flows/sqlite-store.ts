@@ -599,7 +599,7 @@ export class SqliteFlowStore implements FlowStore {
       if (c < n) break;
     }
     // The row cap from the newest id, not by counting: `ORDER BY id DESC LIMIT 1 OFFSET
-    // rawMaxRows` walked two million rows of the table's B-tree (150–345 ms, bench/flows-retention.ts)
+    // rawMaxRows` walked two million rows of the table's B-tree (150–425 ms, bench/flows-retention.ts)
     // where max(id) is one step down its right edge. `id` is the rowid (INTEGER PRIMARY KEY, no
     // AUTOINCREMENT): every insert gets max(id) + 1, after a restart too, and no path inserts an
     // explicit id, so the newest rawMaxRows rows are those above max(id) − rawMaxRows. Exact as
