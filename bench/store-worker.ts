@@ -403,6 +403,15 @@ export class WorkerFlowStore extends SqliteFlowStore implements BackgroundWrites
     return r;
   }
 
+  /** On the writer too (the inherited one would delete through the caller's connection); waits as `retention` does. */
+  override retentionInTurns(now: number, opts: Partial<RetentionOptions> = {}): Promise<RetentionResult> {
+    try {
+      return Promise.resolve(this.retention(now, opts));
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
   sync(timeoutMs = this.syncTimeoutMs): void {
     if (this.inFlight.size > 0) {
       this.assertUsable();

@@ -56,6 +56,9 @@ export interface PipelineStats {
   storeShed: number;
   /** Records handed to a background store and not committed yet. */
   storeQueued: number;
+  /** Retention passes finished, and timer ticks skipped because the previous pass still ran. */
+  retentionPasses: number;
+  retentionSkipped: number;
   buffered: number;
   subscribers: number;
   lastFlushMs: number;
@@ -86,8 +89,11 @@ export class FlowPipeline {
     storeErrors: 0,
     storeFailed: 0,
     storeShed: 0,
+    retentionPasses: 0,
+    retentionSkipped: 0,
     lastFlushMs: 0,
   };
+  private retaining: Promise<void> | undefined;
 
   constructor(opts: PipelineOptions) {
     this.store = opts.store;
@@ -103,6 +109,7 @@ export class FlowPipeline {
       this.s.stored += r.committed;
       this.s.storeShed += r.shed;
       this.s.storeFailed += r.failed;
+      if (r.retention) this.s.retentionPasses++;
       if (r.error) {
         this.s.storeErrors++;
         this.onError(r.error);
@@ -118,7 +125,7 @@ export class FlowPipeline {
     if (!this.timer) {
       this.timer = setInterval(() => this.flushBatch(), this.flushMs);
       this.timer.unref();
-      this.retentionTimer = setInterval(() => this.runRetention(), this.retentionEveryMs);
+      this.retentionTimer = setInterval(() => void this.runRetention(), this.retentionEveryMs);
       this.retentionTimer.unref();
     }
     return this;
@@ -245,14 +252,40 @@ export class FlowPipeline {
     return batch;
   }
 
-  runRetention(): void {
+  /**
+   * One retention pass. A store that can (`retentionInTurns`) runs it between event-loop turns,
+   * so that ingest and the live stream go on meanwhile; the promise settles when it is done
+   * (errors go to `onError`). While a pass runs, another call skips (counted) and returns the
+   * running one: passes never overlap and never pile up behind a slow one.
+   */
+  runRetention(): Promise<void> {
+    if (this.retaining) {
+      this.s.retentionSkipped++;
+      return this.retaining;
+    }
     try {
       const bg = this.store.background;
-      if (bg) bg.retentionLater(this.now());
-      else this.store.retention(this.now());
+      if (bg) {
+        bg.retentionLater(this.now());
+      } else if (this.store.retentionInTurns) {
+        const pass = this.store.retentionInTurns(this.now()).then(
+          (r) => {
+            if (!r.interrupted) this.s.retentionPasses++;
+          },
+          (e: unknown) => this.onError(e),
+        );
+        this.retaining = pass.finally(() => {
+          this.retaining = undefined;
+        });
+        return this.retaining;
+      } else {
+        this.store.retention(this.now());
+        this.s.retentionPasses++;
+      }
     } catch (e) {
       this.onError(e);
     }
+    return Promise.resolve();
   }
 
   get stats(): PipelineStats {

@@ -1,8 +1,9 @@
 // Storage contract of the visibility pipeline. Synchronous on purpose: the SQLite
 // implementation answers in microseconds, and a sync interface keeps batch boundaries
-// (one transaction per pipeline flush) explicit. The one exception is bulk flow writes, which
-// at tens of thousands of rows per second would own the caller's thread: a store may commit
-// them in the background and say so through `background` (see WorkerFlowStore).
+// (one transaction per pipeline flush) explicit. The exceptions are the bulk jobs, which at
+// tens of thousands of rows per second would own the caller's thread: a store may commit flow
+// writes in the background and say so through `background` (see WorkerFlowStore), and may run
+// retention in steps between event-loop turns (`retentionInTurns`).
 import type { Edge, EdgeCounters, GroupBy, PolicyCounter } from './aggregate.js';
 import type { FlowFilter } from './filter.js';
 import type { Endpoint, FlowRecord } from './record.js';
@@ -67,6 +68,8 @@ export interface RetentionResult {
   rawDeleted: number;
   aggregatesDeleted: number;
   alertsDeleted: number;
+  /** The store was closed during the pass: it stopped there (the counts say what it did). */
+  interrupted?: boolean;
 }
 
 export interface StoreStats {
@@ -133,7 +136,13 @@ export interface FlowStore {
   getState(key: string): string | undefined;
   setState(key: string, value: string): void;
 
+  /** One retention pass, done when this returns (it holds the caller's thread throughout). */
   retention(now: number, opts?: Partial<RetentionOptions>): RetentionResult;
+  /**
+   * The same pass in small steps between event-loop turns (what a server runs: a pass over
+   * hundreds of thousands of rows must not hold back ingest). Passes never overlap.
+   */
+  retentionInTurns?(now: number, opts?: Partial<RetentionOptions>): Promise<RetentionResult>;
   stats(): StoreStats;
   close(): void;
 }
