@@ -422,7 +422,7 @@ export class WebhookDispatcher {
         help: 'Alerts waiting for webhook delivery (including retries).',
         registers,
         collect() {
-          this.set(store.stats().webhookPending);
+          this.set(store.webhookPending());
         },
       });
       this.deadTotal = new Counter({ name: 'weir_webhook_dead_total', help: 'Alerts given up on after webhook.maxAttempts failed attempts.', registers });
@@ -449,7 +449,7 @@ export class WebhookDispatcher {
       delivered: this.delivered,
       failures: this.failures,
       dead: this.dead,
-      queued: this.opts.store.stats().webhookPending,
+      queued: this.opts.store.webhookPending(),
     };
     if (this.lastError !== undefined) s.lastError = this.lastError;
     if (this.lastErrorAt !== undefined) s.lastErrorAt = this.lastErrorAt;

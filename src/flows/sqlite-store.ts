@@ -641,8 +641,12 @@ export class SqliteFlowStore implements FlowStore {
       flows: one('SELECT count(*) AS n FROM flows'),
       edgeMinutes: one('SELECT count(*) AS n FROM edge_minutes'),
       alerts: one('SELECT count(*) AS n FROM alerts'),
-      webhookPending: one('SELECT count(*) AS n FROM webhook_queue WHERE delivered_at IS NULL AND dead = 0'),
+      webhookPending: this.webhookPending(),
     };
+  }
+
+  webhookPending(): number {
+    return (this.stmt('SELECT count(*) AS n FROM webhook_queue WHERE delivered_at IS NULL AND dead = 0').get() as { n: number }).n;
   }
 
   close(): void {

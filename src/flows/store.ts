@@ -144,5 +144,7 @@ export interface FlowStore {
    */
   retentionInTurns?(now: number, opts?: Partial<RetentionOptions>): Promise<RetentionResult>;
   stats(): StoreStats;
+  /** Webhook deliveries still to be made: stats().webhookPending without counting every flow row (read on each /metrics scrape). */
+  webhookPending(): number;
   close(): void;
 }
