@@ -365,3 +365,17 @@ describe('adaptive controller', () => {
     assert.ok(withIt < 0.52, `an equal endpoint reached a share of ${withIt}`);
   });
 });
+
+describe('adaptive controller and errors while the fleet queues', () => {
+  test('a fast-failing endpoint loses share to a healthy one at the same latency, also while the fleet queues', () => {
+    // Every endpoint answers in 150 ms (7x its unloaded 20 ms: the fleet queues); e4 resets 20 %
+    // of its requests at once, so the mean of its completions is 120 ms. With the error penalty
+    // shrunk by the queueing, it looked faster than the healthy ones and took their share.
+    let st = adaptive.initialState(KEYS);
+    const tick = (ms: number): Map<string, adaptive.Sample> =>
+      new Map(KEYS.map((k) => [k, k === 'e4' ? { requests: 40, errors: 8, latencyMs: 0.8 * ms + 0.2 * 1, inFlight: 3 } : { requests: 40, errors: 0, latencyMs: ms, inFlight: 3 }]));
+    for (let i = 0; i < 10; i++) st = adaptive.step(st, new Map(KEYS.map((k) => [k, { requests: 40, errors: 0, latencyMs: 20, inFlight: 1 }])), KEYS);
+    for (let i = 0; i < 30; i++) st = adaptive.step(st, tick(150), KEYS);
+    assert.ok(share(st, 'e4') < 0.85 * share(st, 'e0'), `failing ${share(st, 'e4').toFixed(3)} vs healthy ${share(st, 'e0').toFixed(3)}`);
+  });
+});

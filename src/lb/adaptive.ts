@@ -3,14 +3,16 @@
 // and returns new shares. The caller turns shares into kernel weights (computeWeights with
 // the shares as adaptive factors) and applies them as element updates.
 //
-// Cost of an endpoint = (smoothed latency + stall memory + smoothed error rate × error penalty)
+// Cost of an endpoint = (smoothed latency / (1 − error rate) + stall memory
+//                        + smoothed error rate × error penalty)
 //                       × (1 + max(0, in flight − 2 × mean in flight) / (mean in flight + 1)).
 // An error costs 10 × the fleet's unloaded latency (the median of the endpoints' floors, the
 // lowest latency each showed in a step without errors; at least errorPenaltyMs) while the
 // others are idle, so a backend that fails fast looks *slow*, never fast; that shrinks as
 // (floor / median latency)² while the others queue, when moving a failing endpoint's load onto
-// them costs more than its errors. Requests in flight react within one step to a stall
-// (completions, and so latency samples, arrive only after it).
+// them costs more than its errors. Its latency is that of its successes (the mean ÷ (1 − error
+// rate)): fast failures must not make it look fast. Requests in flight react within one step
+// to a stall (completions, and so latency samples, arrive only after it).
 //
 // Each endpoint heads for a share inversely proportional to its cost squared, and to the square
 // of how much slower than the fleet's its floor (plus 0.3 of its stall memory: stalls are not
@@ -324,7 +326,12 @@ export function step(
   const perShare = median([...smoothed.values()].map((e) => e.inFlight / Math.max(e.share, 1e-9)));
   for (const k of keys) {
     const e = smoothed.get(k) as EndpointState;
-    const latency = Math.max(e.latencyMs ?? med, 0.01) + (e.stallMs ?? 0);
+    // The latency of its successes: fast failures (resets) pull the mean of an endpoint's
+    // completions down, and with the error penalty shrunk by the others' queueing, an endpoint
+    // failing 20 % looked faster than the healthy ones exactly when they were loaded (bench/lb
+    // at 340 requests/s sent it 107/s, above its capacity). Slow failures make it look slower
+    // still, which is no harm.
+    const latency = Math.max(e.latencyMs ?? med, 0.01) / Math.max(0.05, 1 - e.errorRate) + (e.stallMs ?? 0);
     // Requests in flight beyond twice the fleet's mean: a stall, seen before its completions
     // arrive. Within that, the measured latency already carries the queueing, and counting
     // in-flight requests again would push load onto slow endpoints whenever fast ones are busy.
