@@ -232,13 +232,13 @@ function simulate(strategy: Strategy, seed: number): Result {
       if (strategy === 'adaptive') {
         const samples = new Map<string, adaptive.Sample>();
         tick.forEach((t, k) => samples.set(keys[k], { requests: t.requests, errors: t.errors, latencyMs: t.requests > 0 ? t.latencySum / t.requests : 0, inFlight: inFlight[k] }));
-        state = adaptive.step(state, samples, keys, OPTIONS);
+        state = adaptive.step(state, samples, keys, { intervalMs: TICK_MS, ...OPTIONS });
         const w = computeWeights({ endpoints, config: { ...EQUAL, mode: 'adaptive' }, adaptive: adaptive.factors(state) });
         weights = keys.map((k) => w.weights.get(k) ?? 0);
         if (values.trace && seed % 1000 === 0) {
           const cell = (k: string, i: number): string => {
             const e = state.get(k) as adaptive.EndpointState;
-            return `${(100 * e.share).toFixed(0).padStart(3)}% ${(e.latencyMs ?? 0).toFixed(0).padStart(4)}+${(e.stallMs ?? 0).toFixed(0).padStart(3)}ms e${(100 * e.errorRate).toFixed(0).padStart(2)} if${inFlight[i]}`;
+            return `${(100 * e.share).toFixed(0).padStart(3)}% ${(e.latencyMs ?? 0).toFixed(0).padStart(4)}+${(e.stallMs ?? 0).toFixed(0).padStart(3)}ms e${(100 * e.errorRate).toFixed(0).padStart(2)} if${String(inFlight[i]).padStart(2)} c${e.capacity === undefined ? '  -' : e.capacity.toFixed(0).padStart(3)}`;
           };
           console.error(`${(now / 1000).toFixed(1).padStart(5)} ${keys.map(cell).join(' | ')}`);
         }
