@@ -27,7 +27,7 @@
 // slot it agrees with the lab where it was checked: 250 req/s, adaptive 79.0 % within target
 // (lab 78–83 %); 340 req/s (one real round of 16 s), WRR 69.6 % (70.4 %), least-in-flight
 // 88.1 % (88.7 %), adaptive 26.0 % with p99 1.4 s (25.3 %, 1.0 s) and the same split of its
-// requests. The oracle stays some 10 points under the lab at 250 req/s (74.9 % vs 83–89 %).
+// requests (the controller before its capacity bounds, which the model then led to). The oracle stays some 10 points under the lab at 250 req/s (74.9 % vs 83–89 %).
 // Before that correction it ranked the controller changes right except one: it said that
 // counting stalls against the fleet's unloaded latency (stallWeight) would overload the healthy
 // endpoints; the lab, which has more headroom there, gained on both p99 and within target. A
