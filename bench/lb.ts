@@ -166,12 +166,12 @@ async function runStrategy(strategy: Strategy, dir: string, clientNetns: string,
         line.tick.forEach((t, k) =>
           samples.set(keys[k], { requests: t.requests, errors: t.errors, latencyMs: t.requests > 0 ? t.latencySum / t.requests : 0, inFlight: t.inFlight }),
         );
-        state = adaptive.step(state, samples, keys);
+        state = adaptive.step(state, samples, keys, { intervalMs: TICK_MS });
         if (values.trace) {
           const cell = (k: string): string => {
             const e = state.get(k) as adaptive.EndpointState;
             const t = line.tick?.[keys.indexOf(k)] as Tick;
-            return `${(100 * e.share).toFixed(0).padStart(3)}% ${(e.latencyMs ?? 0).toFixed(0).padStart(4)}ms if${t.inFlight}`;
+            return `${(100 * e.share).toFixed(0).padStart(3)}% ${(e.latencyMs ?? 0).toFixed(0).padStart(4)}ms if${t.inFlight} c${e.capacity === undefined ? '-' : e.capacity.toFixed(0)}`;
           };
           console.error(keys.map(cell).join(' | '));
         }

@@ -365,3 +365,138 @@ describe('adaptive controller', () => {
     assert.ok(withIt < 0.52, `an equal endpoint reached a share of ${withIt}`);
   });
 });
+
+describe('adaptive controller and errors while the fleet queues', () => {
+  test('a fast-failing endpoint loses share to a healthy one at the same latency, also while the fleet queues', () => {
+    // Every endpoint answers in 150 ms (7x its unloaded 20 ms: the fleet queues); e4 resets 20 %
+    // of its requests at once, so the mean of its completions is 120 ms. With the error penalty
+    // shrunk by the queueing, it looked faster than the healthy ones and took their share.
+    let st = adaptive.initialState(KEYS);
+    const tick = (ms: number): Map<string, adaptive.Sample> =>
+      new Map(KEYS.map((k) => [k, k === 'e4' ? { requests: 40, errors: 8, latencyMs: 0.8 * ms + 0.2 * 1, inFlight: 3 } : { requests: 40, errors: 0, latencyMs: ms, inFlight: 3 }]));
+    for (let i = 0; i < 10; i++) st = adaptive.step(st, new Map(KEYS.map((k) => [k, { requests: 40, errors: 0, latencyMs: 20, inFlight: 1 }])), KEYS);
+    for (let i = 0; i < 30; i++) st = adaptive.step(st, tick(150), KEYS);
+    assert.ok(share(st, 'e4') < 0.85 * share(st, 'e0'), `failing ${share(st, 'e4').toFixed(3)} vs healthy ${share(st, 'e0').toFixed(3)}`);
+  });
+});
+
+/**
+ * Endpoints as queues that carry their backlog from step to step (the simulated endpoints above
+ * have no memory: their latency follows their share of this step). Each serves `slots` requests
+ * at a time in `serviceMs`, so it completes at most slots / serviceMs per second; below that its
+ * requests in flight head for what a random stream of arrivals keeps there (waiting time of an
+ * M/M/2 queue), half the way per step; above it the excess waits for the next step. Latency is
+ * Little's: requests in flight over completions. One step is 500 ms, the controller's default.
+ */
+interface QueueEndpoint {
+  serviceMs: number;
+  slots: number;
+}
+
+interface QueueRun {
+  history: adaptive.AdaptiveState[];
+  /** Per step and endpoint: requests sent per second, requests in flight, latency (ms). */
+  sent: number[][];
+  inFlight: number[][];
+  latency: number[][];
+}
+
+function runQueues(eps: readonly QueueEndpoint[], rate: (step: number) => number, steps: number, opts: Partial<adaptive.AdaptiveOptions> = {}): QueueRun {
+  const STEP_S = 0.5;
+  let state = adaptive.initialState(KEYS);
+  const queue = eps.map(() => 0);
+  const run: QueueRun = { history: [state], sent: [], inFlight: [], latency: [] };
+  for (let s = 0; s < steps; s++) {
+    const samples = new Map<string, adaptive.Sample>();
+    const sent: number[] = [];
+    const latency: number[] = [];
+    eps.forEach((e, i) => {
+      const arriving = rate(s) * STEP_S * share(state, KEYS[i]);
+      const capacity = ((e.slots * 1000) / e.serviceMs) * STEP_S;
+      const rho = Math.min(0.98, arriving / capacity);
+      const steady = ((arriving / STEP_S) * e.serviceMs * (1 + rho ** 2 / (1 - rho ** 2))) / 1000;
+      const served = Math.min(capacity, Math.max(0, arriving - (steady - queue[i]) / 2));
+      const before = queue[i];
+      queue[i] = before + arriving - served;
+      const ms = served > 0 ? Math.max(e.serviceMs, (1000 * (before + queue[i])) / 2 / (served / STEP_S)) : 0;
+      samples.set(KEYS[i], { requests: served, errors: 0, latencyMs: ms, inFlight: queue[i] });
+      sent.push(arriving / STEP_S);
+      latency.push(ms);
+    });
+    state = adaptive.step(state, samples, KEYS, opts);
+    run.history.push(state);
+    run.sent.push(sent);
+    run.inFlight.push([...queue]);
+    run.latency.push(latency);
+  }
+  return run;
+}
+
+describe('adaptive controller near the fleet capacity', () => {
+  // bench/lb at 340 requests/s: the costs keep a 5x slower and a 3x slower endpoint near their
+  // lower bounds, which asks the three healthy ones for more than the 100/s each can serve;
+  // their latency shows the queue only as its requests complete. 320/s here (91 % of the
+  // 353/s the five can serve), after 15 s at 200/s.
+  const fleet: QueueEndpoint[] = [
+    { serviceMs: 20, slots: 2 },
+    { serviceMs: 100, slots: 2 },
+    { serviceMs: 60, slots: 2 },
+    { serviceMs: 20, slots: 2 },
+    { serviceMs: 20, slots: 2 },
+  ];
+  const ramp = (step: number): number => (step < 30 ? 200 : 320);
+  const unbounded = { headroom: Infinity, probe: Infinity };
+  const healthy = [0, 3, 4];
+  const late = <T>(xs: readonly T[]): T[] => xs.slice(60);
+
+  test('an endpoint whose requests in flight and latency grow with its share does not keep gaining share', () => {
+    const bounded = runQueues(fleet, ramp, 160);
+    const baseline = runQueues(fleet, ramp, 160, unbounded);
+    const worst = (r: QueueRun, of: (step: number[]) => number[]): number => Math.max(...late(r.latency).map((_, j) => Math.max(...of(late(r.sent)[j]), 0)));
+    const worstLatency = (r: QueueRun): number => Math.max(...late(r.latency).flatMap((l) => healthy.map((i) => l[i])));
+    assert.ok(worst(baseline, (x) => healthy.map((i) => x[i])) > 100, 'without capacity bounds the costs should ask a healthy endpoint for more than it serves');
+    assert.ok(worstLatency(baseline) > 400, `baseline healthy latency ${worstLatency(baseline).toFixed(0)} ms`);
+    // The five can serve 353/s, so 320/s leaves each at some 91 % of its capacity: no more.
+    assert.ok(worst(bounded, (x) => healthy.map((i) => x[i])) < 95, `a healthy endpoint was sent ${worst(bounded, (x) => healthy.map((i) => x[i])).toFixed(0)}/s of its 100/s`);
+    assert.ok(worstLatency(bounded) < 200, `healthy latency reached ${worstLatency(bounded).toFixed(0)} ms`);
+    assertSumsToOne(bounded.history);
+  });
+
+  test('what the healthy endpoints cannot take goes to the slower ones, and nobody is starved', () => {
+    const r = runQueues(fleet, ramp, 160);
+    const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const slow = mean(late(r.sent).map((x) => x[1] + x[2]));
+    assert.ok(slow > 40, `the slower endpoints took ${slow.toFixed(0)}/s`);
+    // …but not more than they serve (20/s and 33/s): their queues do not grow.
+    assert.ok(late(r.inFlight).every((q) => q[1] < 15 && q[2] < 15), `slow queues ${JSON.stringify(r.inFlight.at(-1)?.map((q) => q.toFixed(1)))}`);
+    for (const st of r.history) for (const k of KEYS) assert.ok(share(st, k) >= 0.1 / 5 - 1e-12, `${k} starved`);
+  });
+
+  test('capacity bounds settle: no oscillation', () => {
+    const r = runQueues(fleet, ramp, 160);
+    assert.ok(jitter(r.history, 40) < 0.01, `shares still move by ${jitter(r.history, 40).toFixed(3)} per step`);
+  });
+
+  test('at 60 % of the capacity the costs decide: the bounds change no share', () => {
+    // From a cold start the 5x slower endpoint is sent 40/s and shows its capacity (20/s), so
+    // its bound clips its first steps; after that nothing is bounded.
+    const bounded = runQueues(fleet, () => 200, 80).history.at(-1) as adaptive.AdaptiveState;
+    const baseline = runQueues(fleet, () => 200, 80, unbounded).history.at(-1) as adaptive.AdaptiveState;
+    for (const k of KEYS) assert.ok(Math.abs(share(bounded, k) - share(baseline, k)) < 0.002, `${k}: ${share(bounded, k)} vs ${share(baseline, k)}`);
+  });
+
+  test('a stall says nothing of capacity: a stalling endpoint at a small share gets no capacity from its backlog', () => {
+    // A stall that starts late in one step and holds the next: requests in flight at both ends
+    // of the stalled step and a latency many times the floor, but next to no completions.
+    let st = adaptive.initialState(KEYS);
+    for (let i = 0; i < 40; i++) {
+      const stalled = i % 4 === 3;
+      st = adaptive.step(
+        st,
+        new Map(KEYS.map((k) => [k, k === 'e2' ? { requests: stalled ? 1 : 20, errors: 0, latencyMs: stalled ? 400 : 22, inFlight: stalled || i % 4 === 2 ? 8 : 1 } : { requests: 40, errors: 0, latencyMs: 22, inFlight: 1 }])),
+        KEYS,
+      );
+      assert.equal(st.get('e2')?.capacity, undefined, `step ${i}: capacity ${st.get('e2')?.capacity}`);
+    }
+  });
+});

@@ -469,7 +469,7 @@ export class LbLoop {
         // An unhealthy endpoint's failing probes push its share to the lower bound, so when it
         // returns it starts with a trickle and earns its share back.
         const keys = port.endpoints.map((e) => e.key);
-        const state = adaptive.step(this.controllers.get(id) ?? adaptive.initialState(keys), samples, keys, this.opts.adaptiveOptions);
+        const state = adaptive.step(this.controllers.get(id) ?? adaptive.initialState(keys), samples, keys, { intervalMs: this.intervalMs, ...this.opts.adaptiveOptions });
         this.controllers.set(id, state);
         factors.set(id, adaptive.factors(state));
       }

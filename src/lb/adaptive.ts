@@ -3,14 +3,16 @@
 // and returns new shares. The caller turns shares into kernel weights (computeWeights with
 // the shares as adaptive factors) and applies them as element updates.
 //
-// Cost of an endpoint = (smoothed latency + stall memory + smoothed error rate × error penalty)
+// Cost of an endpoint = (smoothed latency / (1 − error rate) + stall memory
+//                        + smoothed error rate × error penalty)
 //                       × (1 + max(0, in flight − 2 × mean in flight) / (mean in flight + 1)).
 // An error costs 10 × the fleet's unloaded latency (the median of the endpoints' floors, the
 // lowest latency each showed in a step without errors; at least errorPenaltyMs) while the
 // others are idle, so a backend that fails fast looks *slow*, never fast; that shrinks as
 // (floor / median latency)² while the others queue, when moving a failing endpoint's load onto
-// them costs more than its errors. Requests in flight react within one step to a stall
-// (completions, and so latency samples, arrive only after it).
+// them costs more than its errors. Its latency is that of its successes (the mean ÷ (1 − error
+// rate)): fast failures must not make it look fast. Requests in flight react within one step
+// to a stall (completions, and so latency samples, arrive only after it).
 //
 // Each endpoint heads for a share inversely proportional to its cost squared, and to the square
 // of how much slower than the fleet's its floor (plus 0.3 of its stall memory: stalls are not
@@ -28,10 +30,28 @@
 // queueing, so the gain is small (0.1); a stall seen in flight, which is a fact and not noise,
 // moves at 0.35.
 //
+// Capacity. Costs say where a request is best served, not how many an endpoint can take: near
+// the fleet's capacity (bench/lb at 340 requests/s, 85 % of it) the costs kept the slow and the
+// stalling endpoints at their floors and so asked the healthy ones for more than they can serve;
+// their latency, which shows a queue only when its requests complete, told the controller
+// seconds late, and load swung from one queue to the next (25 % within target where weighted
+// round-robin served 70 %). So an endpoint that showed its capacity — requests waiting for it
+// through a whole step (in flight at both ends, well above its busy slots, and its completions'
+// latency a multiple of its own unloaded latency) while it completed at the most it ever did —
+// is sent at most `headroom` (0.85) of that capacity, less what drains its backlog within
+// drainMs; one of unknown capacity at most `probe` (2) × the most it ever completed (slow
+// start: what the others cannot take is not dumped on an endpoint that may be as full). The
+// rest goes to the others in proportion, the slow and stalling ones included, and when every
+// endpoint is at its bound the bounds grow together: the split follows capacity, as weighted
+// round-robin's does. At 60 % of the fleet's capacity no bound holds and nothing changes; a
+// known capacity creeps up between saturations, so an endpoint that got faster is offered more.
+//
 // Guards, so that moving weight cannot itself cause harm:
 //  - bounds: every share stays within [minFactor / N, maxFactor / N] (default 0.1× and 3× an
 //    equal share): a failing endpoint keeps a trickle that measures its recovery, and no
-//    endpoint is stampeded with the whole load;
+//    endpoint is stampeded with the whole load; below that upper bound, an endpoint of known
+//    capacity gets no more than its capacity bound (above) — at once, not damped: a queue is a
+//    fact, not noise;
 //  - damping: error rates are EWMA-smoothed, latency is a peak EWMA (up at once, down by
 //    `peakDecay` (half the excess) per step, so a transient that hit every endpoint is
 //    forgotten within a few steps), and a stall (a sample several times the endpoint's memory
@@ -69,8 +89,25 @@ export interface EndpointState {
   readonly stallMs?: number;
   /** Lowest latency seen, rising slowly: what the endpoint takes unloaded. */
   readonly floorMs?: number;
+  /**
+   * Lowest latency seen in a step without errors, rising by minRise per step: its own time
+   * without a queue, for telling queueing from service. The floor rises by a fiftieth of the gap
+   * per step, and after a minute near capacity it was the queued latency itself.
+   */
+  readonly minMs?: number;
   readonly errorRate: number;
   readonly inFlight: number;
+  /** The most requests per second (errors included) it completed in a step, slowly forgotten. */
+  readonly peakRate?: number;
+  /**
+   * Requests per second it can complete: its peakRate when it last had requests waiting through
+   * a whole step while completing at that rate (saturated), rising by capacityRise per step
+   * since; undefined until then. Errors are counted as they come, so a share of fast failures
+   * raises it as much as they take no service time.
+   */
+  readonly capacity?: number;
+  /** Requests sent to it per second (completed + change of in flight), smoothed. */
+  readonly arrivals?: number;
   /** Current largest change of ln(share) per step. */
   readonly stepSize: number;
   /** Direction of the last change: -1, 0 or 1. */
@@ -179,6 +216,37 @@ export interface AdaptiveOptions {
    * of the requests at costExponent 2, enough to queue it, and its queued requests made the tail.
    */
   readonly floorExponent: number;
+  /** Time between steps (the interval the samples cover), ms: turns counts into rates. */
+  readonly intervalMs: number;
+  /** Utilisation of its measured capacity above which no endpoint is sent more. */
+  readonly headroom: number;
+  /**
+   * Requests in flight at both ends of a step, in units of the endpoint's busy slots (its
+   * completion rate × its unloaded latency minMs, Little), from which it counts as backlogged;
+   * at least `backlogMin`. Its completions must also have taken this multiple of minMs.
+   */
+  readonly backlogFactor: number;
+  readonly backlogMin: number;
+  /** Growth of minMs per step. */
+  readonly minRise: number;
+  /** Fraction of peakRate forgotten per step. */
+  readonly peakForget: number;
+  /**
+   * A backlogged step counts as saturation when the endpoint served at least this fraction of
+   * its peak: one that stalls holds a backlog while serving nothing, which says nothing of its
+   * capacity.
+   */
+  readonly saturatedServed: number;
+  /** An endpoint of unknown capacity is sent at most this multiple of the most it completed. */
+  readonly probe: number;
+  /** Time within which requests waiting at an endpoint of known capacity are to be served, ms. */
+  readonly drainMs: number;
+  /**
+   * Growth of a known capacity per step without saturation: an endpoint held below its bound
+   * cannot show that it got faster, so the bound creeps up until it saturates again (or never
+   * does, and stops mattering).
+   */
+  readonly capacityRise: number;
 }
 
 export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
@@ -203,6 +271,16 @@ export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
   reversionRange: 3,
   costExponent: 2,
   floorExponent: 2,
+  intervalMs: 500,
+  headroom: 0.85,
+  backlogFactor: 2,
+  backlogMin: 3,
+  minRise: 0.001,
+  peakForget: 0.001,
+  saturatedServed: 0.8,
+  capacityRise: 0.005,
+  drainMs: 1000,
+  probe: 2,
 };
 
 function fresh(share: number): EndpointState {
@@ -222,26 +300,27 @@ function median(values: readonly number[]): number {
 }
 
 /**
- * Scale shares by one factor λ and clamp each into [lo, hi] so that they sum to 1: the λ is
- * found by bisection (Σ clamp(λ·s) grows with λ). Endpoints at a bound stay there while the
- * others keep their proportions. Needs n·lo ≤ 1 ≤ n·hi.
+ * Scale shares by one factor λ and clamp each into [lo, hi] (hi: one for all, or per endpoint)
+ * so that they sum to 1: the λ is found by bisection (Σ clamp(λ·s) grows with λ). Endpoints at a
+ * bound stay there while the others keep their proportions. Needs n·lo ≤ 1 ≤ Σ hi.
  */
-export function clampShares(shares: ReadonlyMap<string, number>, lo: number, hi: number): Map<string, number> {
+export function clampShares(shares: ReadonlyMap<string, number>, lo: number, hi: number | ReadonlyMap<string, number>): Map<string, number> {
   const entries = [...shares];
-  const at = (lambda: number): number => entries.reduce((s, [, v]) => s + Math.min(hi, Math.max(lo, v * lambda)), 0);
+  const top = (k: string): number => (typeof hi === 'number' ? hi : (hi.get(k) ?? 1));
+  const at = (lambda: number): number => entries.reduce((s, [k, v]) => s + Math.min(top(k), Math.max(lo, v * lambda)), 0);
   const positive = entries.map(([, v]) => v).filter((v) => v > 0);
   if (positive.length === 0) return new Map(entries.map(([k]) => [k, 1 / entries.length]));
   let a = 0;
-  let b = hi / Math.min(...positive);
+  let b = Math.max(...entries.map(([k]) => top(k))) / Math.min(...positive);
   for (let i = 0; i < 200 && b - a > 1e-15 * b; i++) {
     const m = (a + b) / 2;
     if (at(m) < 1) a = m;
     else b = m;
   }
-  const out = new Map(entries.map(([k, v]) => [k, Math.min(hi, Math.max(lo, v * b))]));
+  const out = new Map(entries.map(([k, v]) => [k, Math.min(top(k), Math.max(lo, v * b))]));
   // Bisection leaves a rounding residue; put it on the free endpoints so the sum is exact.
   const sum = [...out.values()].reduce((s, v) => s + v, 0);
-  const free = [...out].filter(([, v]) => v > lo && v < hi);
+  const free = [...out].filter(([k, v]) => v > lo && v < top(k));
   if (free.length > 0) {
     const freeSum = free.reduce((s, [, v]) => s + v, 0);
     for (const [k, v] of free) out.set(k, v + ((1 - sum) * v) / freeSum);
@@ -273,8 +352,9 @@ export function step(
   const fleetFloor = median(keys.flatMap((x) => (prev.get(x)?.floorMs !== undefined ? [prev.get(x)?.floorMs as number] : [])));
   const smoothed = new Map<string, EndpointState>();
   for (const k of keys) {
-    const p = prev.get(k) as EndpointState;
+    const p0 = prev.get(k) as EndpointState;
     const s = samples.get(k);
+    const p = s ? { ...p0, ...load(p0, s, o) } : p0;
     if (!s || s.requests <= 0) {
       smoothed.set(k, { ...p, inFlight: s ? s.inFlight : p.inFlight });
       continue;
@@ -297,6 +377,7 @@ export function step(
       // Only a sample without errors moves the floor: a reset returns at once, and an endpoint
       // that fails fast would otherwise look fast unloaded.
       floorMs: s.errors > 0 ? p.floorMs : p.floorMs === undefined || s.latencyMs < p.floorMs ? s.latencyMs : p.floorMs + o.floorRise * (s.latencyMs - p.floorMs),
+      minMs: s.errors > 0 ? p.minMs : p.minMs === undefined || s.latencyMs < p.minMs * (1 + o.minRise) ? s.latencyMs : p.minMs * (1 + o.minRise),
       latencyMs:
         p.latencyMs === undefined
           ? s.latencyMs
@@ -324,7 +405,12 @@ export function step(
   const perShare = median([...smoothed.values()].map((e) => e.inFlight / Math.max(e.share, 1e-9)));
   for (const k of keys) {
     const e = smoothed.get(k) as EndpointState;
-    const latency = Math.max(e.latencyMs ?? med, 0.01) + (e.stallMs ?? 0);
+    // The latency of its successes: fast failures (resets) pull the mean of an endpoint's
+    // completions down, and with the error penalty shrunk by the others' queueing, an endpoint
+    // failing 20 % looked faster than the healthy ones exactly when they were loaded (bench/lb
+    // at 340 requests/s sent it 107/s, above its capacity). Slow failures make it look slower
+    // still, which is no harm.
+    const latency = Math.max(e.latencyMs ?? med, 0.01) / Math.max(0.05, 1 - e.errorRate) + (e.stallMs ?? 0);
     // Requests in flight beyond twice the fleet's mean: a stall, seen before its completions
     // arrive. Within that, the measured latency already carries the queueing, and counting
     // in-flight requests again would push load onto slow endpoints whenever fast ones are busy.
@@ -346,11 +432,12 @@ export function step(
     return (cost.get(k) as number) ** -o.costExponent * slower ** -o.floorExponent;
   };
   const inverse = keys.reduce((s, k) => s + pull(k), 0);
-  const target = clampShares(new Map(keys.map((k) => [k, pull(k) / inverse])), 0, Math.min(1, o.maxFactor / n));
-
-  // 3. Damped multiplicative move.
   const lo = o.minFactor / n;
   const hi = Math.min(1, o.maxFactor / n);
+  const tops = capacityBounds(smoothed, keys, lo, hi, o);
+  const target = clampShares(new Map(keys.map((k) => [k, pull(k) / inverse])), 0, tops);
+
+  // 3. Damped multiplicative move.
   const maxStep = Math.log(o.maxStepRatio);
   const minStep = Math.log(o.minStepRatio);
   const moved = new Map<string, number>();
@@ -380,12 +467,80 @@ export function step(
     moved.set(k, e.share * Math.exp(delta + (comparable(k) ? home : 0)));
     steps.set(k, { stepSize, direction });
   }
-  const bounded = clampShares(moved, lo, hi);
+  const bounded = clampShares(moved, lo, tops);
   const out = new Map<string, EndpointState>();
   for (const k of keys) {
     out.set(k, { ...(smoothed.get(k) as EndpointState), ...(steps.get(k) as { stepSize: number; direction: number }), share: bounded.get(k) ?? 1 / n });
   }
   return out;
+}
+
+/**
+ * What a step says of an endpoint's capacity and of the requests sent to it. What it completed
+ * in a step is a lower bound of its capacity; requests waiting for it through the whole step (in
+ * flight at both ends, well above its busy slots: completion rate × unloaded latency, Little)
+ * while it completed at its peak say that the peak is its capacity. A backlog while it completed
+ * little (a stall) says nothing of it.
+ */
+function load(p: EndpointState, s: Sample, o: AdaptiveOptions): Pick<EndpointState, 'peakRate' | 'capacity' | 'arrivals'> {
+  const perSecond = 1000 / o.intervalMs;
+  const served = Math.max(0, s.requests) * perSecond;
+  const peakRate = Math.max(served, (p.peakRate ?? 0) * (1 - o.peakForget));
+  const unloaded = p.minMs ?? p.floorMs ?? p.latencyMs ?? (s.latencyMs > 0 ? s.latencyMs : 0);
+  const busy = (served * unloaded) / 1000;
+  const backlogged = Math.min(p.inFlight, s.inFlight) >= Math.max(o.backlogMin, o.backlogFactor * busy);
+  // Requests queued through the step also waited: a short burst at either end does not make
+  // the mean latency of the step's completions several times the unloaded one.
+  const waited = unloaded > 0 && s.latencyMs >= o.backlogFactor * unloaded;
+  const saturated = backlogged && waited && served > 0 && served >= o.saturatedServed * peakRate;
+  // A queue that grew through the step says it got more than it could serve: no probing up.
+  const growing = Math.min(p.inFlight, s.inFlight) >= o.backlogMin && s.inFlight > p.inFlight;
+  const capacity = saturated ? peakRate : p.capacity === undefined ? undefined : Math.max(served, growing ? p.capacity : p.capacity * (1 + o.capacityRise));
+  const now = Math.max(0, s.requests + s.inFlight - p.inFlight) * perSecond;
+  return { peakRate, capacity, arrivals: p.arrivals === undefined ? now : o.smoothing * now + (1 - o.smoothing) * p.arrivals };
+}
+
+/**
+ * Upper bound of each share: `headroom` of its capacity (as a share of the requests sent now),
+ * less what drains its backlog within drainMs. Endpoints of unknown capacity are bounded by
+ * `probe` × the most they completed, or not at all. When the bounds cannot hold all the
+ * requests, their capacity parts grow together (the split then follows capacity, as weighted
+ * round-robin's does) while the drains stay: the others take a queued endpoint's backlog.
+ */
+function capacityBounds(state: ReadonlyMap<string, EndpointState>, keys: readonly string[], lo: number, hi: number, o: AdaptiveOptions): Map<string, number> {
+  const offered = keys.reduce((s, k) => s + (state.get(k)?.arrivals ?? 0), 0);
+  if (!(offered > 0)) return new Map(keys.map((k) => [k, hi]));
+  const part = new Map(
+    keys.map((k) => {
+      const e = state.get(k) as EndpointState;
+      // Of unknown capacity: at most `probe` × the most it ever completed, so what the others
+      // cannot take is not dumped on an endpoint that may be as full; the bound grows with what
+      // it serves (slow start).
+      if (e.capacity === undefined) return [k, { scaled: e.peakRate !== undefined && e.peakRate > 0 ? (o.probe * e.peakRate) / offered : Infinity, drain: 0 }];
+      // Requests waiting beyond its busy slots are drained within drainMs: sending it its
+      // capacity would leave a backlog that formed before it was known for seconds.
+      const backlog = Math.max(0, e.inFlight - (e.capacity * (e.minMs ?? e.floorMs ?? e.latencyMs ?? 0)) / 1000);
+      return [k, { scaled: (o.headroom * e.capacity) / offered, drain: (backlog * 1000) / o.drainMs / offered }];
+    }),
+  );
+  const bound = (k: string, grow: number): number => {
+    const { scaled, drain } = part.get(k) as { scaled: number; drain: number };
+    return Math.max(lo, Math.min(hi, grow * scaled - drain));
+  };
+  const sum = (grow: number): number => keys.reduce((s, k) => s + bound(k, grow), 0);
+  let grow = 1;
+  if (sum(1) < 1) {
+    const finite = [...part.values()].filter((x) => Number.isFinite(x.scaled) && x.scaled > 0);
+    let b = finite.length > 0 ? Math.max(...finite.map((x) => (hi + x.drain) / x.scaled)) : 1;
+    if (sum(b) < 1) return new Map(keys.map((k) => [k, hi]));
+    for (let i = 0; i < 100 && b - grow > 1e-12 * b; i++) {
+      const m = (grow + b) / 2;
+      if (sum(m) < 1) grow = m;
+      else b = m;
+    }
+    grow = b;
+  }
+  return new Map(keys.map((k) => [k, bound(k, grow)]));
 }
 
 /** Shares as adaptive factors for computeWeights (relative to an equal share). */
