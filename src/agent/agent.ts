@@ -339,7 +339,8 @@ export class NodeAgent {
    */
   async refreshInterfaces(): Promise<AgentStatus | undefined> {
     if (this.synced === undefined || !this.interfacesChanged()) return undefined;
-    const again = [...this.lastLocalPods.values()].map(({ hostVethIndex, ...p }) => (p.hostVeth !== undefined ? p : { ...p, ...(hostVethIndex !== undefined ? { hostVethIndex } : {}) }));
+    // The veths' indexes are forgotten, so that the batch looks each of them up again.
+    const again = [...this.lastLocalPods.values()].map(({ hostVethIndex, ...p }): LocalPod => (p.hostVeth === undefined && hostVethIndex !== undefined ? { ...p, hostVethIndex } : p));
     return this.apply({ events: [], localPods: again, snapshot: this.snapshot() });
   }
 
