@@ -20,7 +20,7 @@
 //
 // How far to trust it (2026-12-01, against quiet bench/lb runs of 3 rounds): weighted
 // round-robin and least-requests-in-flight, whose endpoints run at 60 % of their capacity or
-// less, come out within a point of the real figures. Until 2026-12-02 the model also held a
+// less, come out within a point of the real figures. Until 2026-12-01 10:30 the model also held a
 // server slot for the client's overhead (1.5 ms on 20 ms): a healthy endpoint served 93/s, not
 // the lab's ~100/s, and where endpoints run near 80 % (adaptive, the oracle) it queued more
 // than the lab and came out 8 to 19 points low on within-target. With the overhead outside the

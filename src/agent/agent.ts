@@ -38,6 +38,9 @@ import { REASONS_FILE, writeAgentStatus, writeJsonAtomic, type AgentStatus } fro
 
 export type { AgentStatus };
 
+/** The veths of `pods` that have no interface index (not looked up, or not found). */
+const unresolvedVeths = (pods: Iterable<LocalPod>): string[] => [...pods].flatMap((p) => (p.hostVeth !== undefined && p.hostVethIndex === undefined ? [p.hostVeth] : []));
+
 export interface NodeAgentOptions {
   readonly node: string;
   /** Namespace where `nft` and `conntrack` run; undefined: the current one. */
@@ -286,7 +289,7 @@ export class NodeAgent {
    */
   private withInterfaces(pods: readonly LocalPod[]): LocalPod[] {
     if (this.opts.policyOnly) return [...pods];
-    const names = pods.flatMap((p) => (p.hostVeth !== undefined && p.hostVethIndex === undefined ? [p.hostVeth] : []));
+    const names = unresolvedVeths(pods);
     if (names.length === 0) return [...pods];
     let found = new Map<string, number>();
     try {
@@ -298,7 +301,7 @@ export class NodeAgent {
       const index = p.hostVeth !== undefined && p.hostVethIndex === undefined ? found.get(p.hostVeth) : undefined;
       return index === undefined ? p : { ...p, hostVethIndex: index };
     });
-    const missing = out.flatMap((p) => (p.hostVeth !== undefined && p.hostVethIndex === undefined ? [p.hostVeth] : []));
+    const missing = unresolvedVeths(out);
     if (missing.length > 0) this.logOnce(`pod interface${missing.length > 1 ? 's' : ''} not found in the node's namespace: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? `, … (${missing.length})` : ''} — no anti-spoofing elements until ${missing.length > 1 ? 'they appear' : 'it appears'}${this.opts.podInterfaces ? ' (not ready: dropped)' : ''}`);
     return out;
   }
@@ -312,7 +315,7 @@ export class NodeAgent {
 
   /** Local pods' veths that had no interface in the node's namespace when last rendered. */
   pendingInterfaces(): string[] {
-    return [...this.lastLocalPods.values()].flatMap((p) => (p.hostVeth !== undefined && p.hostVethIndex === undefined ? [p.hostVeth] : []));
+    return unresolvedVeths(this.lastLocalPods.values());
   }
 
   /**

@@ -48,20 +48,17 @@ export function labEnforcer(desired: () => Cluster, opts: { strict?: boolean; st
     const status = await agentFor(node, state).sync(labCluster(desired(), state), localPodsOf(state, node.name));
     if (!status.lastApplyOk) throw new Error(`nftables apply failed on ${node.name}: ${status.error ?? ''}`);
   };
+  const syncAll = async (state: LabState): Promise<void> => {
+    for (const node of state.nodes) await syncNode(node, state);
+  };
   return {
     agents,
     onNodeReady: syncNode,
     // The pods' veths exist now: their interface indexes (anti-spoofing) are looked up.
-    onPodsAttached: async (state: LabState): Promise<void> => {
-      for (const node of state.nodes) await syncNode(node, state);
-    },
-    onChange: async (_change: unknown, state: LabState): Promise<void> => {
-      for (const node of state.nodes) await syncNode(node, state);
-    },
+    onPodsAttached: syncAll,
+    onChange: (_change: unknown, state: LabState): Promise<void> => syncAll(state),
     /** Re-sync every node (after a policy change). */
-    syncAll: async (state: LabState): Promise<void> => {
-      for (const node of state.nodes) await syncNode(node, state);
-    },
+    syncAll,
   };
 }
 
