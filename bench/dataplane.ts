@@ -1,4 +1,4 @@
-// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--large 100000] [--seconds 2] [--rounds 9] [--pod-interfaces 'wp*']` (root).
+// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--large 100000] [--seconds 2] [--rounds 9] [--pod-interfaces 'wp*'] [--pin 0,1]` (root).
 //
 // In namespaces this script creates (and removes, also on failure or Ctrl-C): two "nodes"
 // joined by a veth, one pod on each, routed through the nodes' forward hooks. Three such
@@ -26,6 +26,7 @@
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster, NetworkPolicy, Pod } from '../src/model/cluster.js';
@@ -39,7 +40,7 @@ import { serviceCluster } from './services-cluster.js';
 import { run } from '../src/exec/run.js';
 import { generateCluster } from './generate.js';
 
-const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' }, large: { type: 'string', default: '100000' }, adds: { type: 'string', default: '9' }, services: { type: 'string', default: '10000' }, 'pod-interfaces': { type: 'string', default: '' } } });
+const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' }, large: { type: 'string', default: '100000' }, adds: { type: 'string', default: '9' }, services: { type: 'string', default: '10000' }, 'pod-interfaces': { type: 'string', default: '' }, pin: { type: 'string', default: '0,1' } } });
 const POD_INTERFACES = values['pod-interfaces'] || undefined;
 const SERVICES = Number(values.services);
 const LARGE = Number(values.large);
@@ -49,6 +50,11 @@ const SECONDS = Number(values.seconds);
 const NAIVE_MAX = Number(values['naive-max']);
 const NAIVE_TIME_BOUND_MS = 60_000;
 const ROUNDS = Number(values.rounds);
+// Client on one CPU, servers on another (`--pin ''` leaves placement to the scheduler): on a
+// 2-CPU machine, where the scheduler puts iperf3 and its server from one round to the next
+// moves a round's figure by ±15 %, more than the difference being measured.
+const PIN = values.pin === '' || availableParallelism() < 2 ? undefined : values.pin.split(',');
+const pinned = (which: 0 | 1, argv: string[]): string[] => (PIN ? ['taskset', '-c', PIN[which], ...argv] : argv);
 
 const tag = randomBytes(2).toString('hex');
 type Config = 'no rules' | 'conntrack only' | 'weir';
@@ -157,8 +163,8 @@ Promise.all(Array.from({ length: 16 }, one)).then(() => console.log(JSON.stringi
 `;
 
 async function measure(NS: Topo, dstIp: string): Promise<{ gbps: number; cps: number; failed: number }> {
-  const ipf = JSON.parse(await inNs(NS.p1, ['iperf3', '-c', dstIp, '-t', String(SECONDS), '-J'])) as { end: { sum_received: { bits_per_second: number } } };
-  const conn = JSON.parse(await inNs(NS.p1, [process.execPath, '-e', CONN_CLIENT, dstIp, String(SECONDS)])) as { rate: number; failed: number };
+  const ipf = JSON.parse(await inNs(NS.p1, pinned(0, ['iperf3', '-c', dstIp, '-t', String(SECONDS), '-J']))) as { end: { sum_received: { bits_per_second: number } } };
+  const conn = JSON.parse(await inNs(NS.p1, pinned(0, [process.execPath, '-e', CONN_CLIENT, dstIp, String(SECONDS)]))) as { rate: number; failed: number };
   // Let TIME_WAIT entries of this round not skew the next one.
   await inNs(NS.n1, ['conntrack', '-F']).catch(() => '');
   await inNs(NS.n2, ['conntrack', '-F']).catch(() => '');
@@ -367,8 +373,8 @@ async function main(): Promise<void> {
   console.error(`synthetic cluster: ${cluster.pods.length} pods, ${cluster.networkPolicies.length} NetworkPolicies; measured ${src.namespace}/${src.name} (${src.ip}) → ${dst.namespace}/${dst.name} (${dst.ip})`);
   for (const t of Object.values(TOPO)) {
     await topology(t, src.ip as string, dst.ip as string);
-    background(t.p2, ['iperf3', '-s']);
-    background(t.p2, [process.execPath, '-e', CONN_SERVER]);
+    background(t.p2, pinned(1, ['iperf3', '-s']));
+    background(t.p2, pinned(1, [process.execPath, '-e', CONN_SERVER]));
   }
   await sleep(500);
 
@@ -421,6 +427,12 @@ async function main(): Promise<void> {
   const paired = (x: Config, y: Config, k: 'gbps' | 'cps'): number => {
     const ys = samples.get(y) ?? [];
     return mid((samples.get(x) ?? []).map((v, r) => v[k] / ys[r][k]));
+  };
+  /** The middle half of the per-round ratios: how far one round's figure moves. */
+  const spread = (x: Config, y: Config, k: 'gbps' | 'cps'): string => {
+    const ys = samples.get(y) ?? [];
+    const r = (samples.get(x) ?? []).map((v, i) => v[k] / ys[i][k]).sort((p, q) => p - q);
+    return r.length < 4 ? '' : ` [rounds' middle half ${r[Math.floor(r.length / 4)].toFixed(2)}–${r[Math.floor((3 * r.length) / 4)].toFixed(2)}]`;
   };
   const note = (config: Config) => {
     const xs = samples.get(config) ?? [];
@@ -479,7 +491,7 @@ async function main(): Promise<void> {
   const pad = (s: string, n: number) => s.padEnd(n);
   const vsCt = { gbps: paired('weir', 'conntrack only', 'gbps'), cps: paired('weir', 'conntrack only', 'cps') };
   const lines = [
-    `weir vs conntrack only (median of ${ROUNDS} paired rounds): conn/s ${vsCt.cps.toFixed(3)}, throughput ${vsCt.gbps.toFixed(3)} (goal ≥ 0.97 each)`,
+    `weir vs conntrack only (median of ${ROUNDS} paired rounds): conn/s ${vsCt.cps.toFixed(3)}${spread('weir', 'conntrack only', 'cps')}, throughput ${vsCt.gbps.toFixed(3)}${spread('weir', 'conntrack only', 'gbps')} (goal ≥ 0.97 each; ${PIN ? `client on CPU ${PIN[0]}, servers on CPU ${PIN[1]}` : 'unpinned'})`,
     '',
     `${pad('ruleset', 16)}${pad('TCP Gbit/s', 12)}${pad('/no rules', 10)}${pad('conn/s', 10)}${pad('/no rules', 10)}${pad('rules', 10)}${pad('elements', 10)}note`,
     ...rows.map(
