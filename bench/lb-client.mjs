@@ -9,6 +9,9 @@
 // strategy: "rr" (round-robin), "wrr" (smooth weighted round-robin over `weights`),
 // "lrif" (least requests in flight, ties by round-robin), "weighted" (weighted random over
 // weights read live from stdin, one JSON array per line — the kernel's numgen choice),
+// "slots" (the kernel's `numgen inc mod S` over an interleaved weight map: slot arrays of
+// endpoint indexes, from src/lb/weights.ts `interleave`, read live from stdin like "weighted";
+// one counter that runs on across updates, as the kernel's does),
 // "oracle" (a reference no balancer can be: least requests in flight among the endpoints that
 // are healthy *right now*, told the faults in advance by `oracle`: { never: [i…] (too slow
 // for the target), stall: { index, everyMs, forMs } (the lab server's wall-clock stall
@@ -40,7 +43,9 @@ function fresh() {
   return Array.from({ length: n }, () => ({ requests: 0, errors: 0, latencySum: 0 }));
 }
 
-if (config.strategy === 'weighted') {
+let slots = config.slots ?? Array.from({ length: n }, (_, i) => i);
+let slotCounter = 0;
+if (config.strategy === 'weighted' || config.strategy === 'slots') {
   let buf = '';
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (d) => {
@@ -49,7 +54,9 @@ if (config.strategy === 'weighted') {
     while ((i = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
-      if (line.trim()) weights = JSON.parse(line);
+      if (!line.trim()) continue;
+      if (config.strategy === 'slots') slots = JSON.parse(line);
+      else weights = JSON.parse(line);
     }
   });
 }
@@ -80,6 +87,8 @@ function choose() {
     }
     case 'oracle':
       return oracleChoice();
+    case 'slots':
+      return slots[slotCounter++ % slots.length];
     default: {
       const total = weights.reduce((a, b) => a + b, 0);
       let x = Math.random() * total;

@@ -15,8 +15,9 @@
 // OVERHEAD_MS (connect, close) later — outside the slot, as src/lab/server.mjs takes its slot
 // when the connection is accepted and frees it when its timer ends. The controller is stepped every tick with
 // the same samples bench/lb gives it (completed requests, errors, mean latency, requests in
-// flight at the tick) and its shares become weights by computeWeights, then a weighted random
-// choice. What is not: the kernel, scheduling delays of a loaded 2-core machine, TCP.
+// flight at the tick) and its shares become weights by computeWeights, laid out in the kernel's
+// interleaved slots (`interleave`, taken in turn as `numgen inc` does; `adaptive-random`: a
+// weighted random choice, as `numgen random` would). What is not: the kernel, scheduling delays of a loaded 2-core machine, TCP.
 //
 // How far to trust it (2026-12-01, against quiet bench/lb runs of 3 rounds): weighted
 // round-robin and least-requests-in-flight, whose endpoints run at 60 % of their capacity or
@@ -34,7 +35,7 @@
 // change the model likes is worth a real run; one it dislikes only by a few points may still be.
 
 import { parseArgs } from 'node:util';
-import { adaptive, computeWeights, EQUAL, type Endpoint } from '../src/lb/index.js';
+import { adaptive, computeWeights, EQUAL, interleave, type Endpoint } from '../src/lb/index.js';
 import { rng } from '../src/synthetic/random.js';
 
 const { values } = parseArgs({
@@ -69,7 +70,8 @@ const SLOTS = 2;
 const FAILING = { index: 3, errorRate: 0.2 };
 const WRR_WEIGHTS = [5, 1, 5, 5, 5];
 
-type Strategy = 'wrr' | 'lrif' | 'adaptive' | 'oracle' | 'fixed';
+/** adaptive-random: the controller's weights by weighted random (`numgen random`), for comparison. */
+type Strategy = 'wrr' | 'lrif' | 'adaptive' | 'adaptive-random' | 'oracle' | 'fixed';
 const FIXED = values.fixed ? (JSON.parse(values.fixed) as number[][]) : undefined;
 
 /** A binary heap of completion times. */
@@ -143,6 +145,9 @@ function simulate(strategy: Strategy, seed: number): Result {
   const done = new Heap<Req & { ok: boolean; served?: boolean }>();
   const current = new Array(n).fill(0) as number[];
   let rr = 0;
+  /** Adaptive: the kernel's interleaved slots (`numgen inc mod 100`) and its one counter. */
+  let slots = keys.map((_, i) => i);
+  let slotCounter = 0;
   let tick = NAMES.map(() => ({ requests: 0, errors: 0, latencySum: 0 }));
   const out: Result = { latencies: [], endpointOf: [], perEndpoint: new Array(n).fill(0), errors: 0 };
 
@@ -172,6 +177,7 @@ function simulate(strategy: Strategy, seed: number): Result {
       rr++;
       return best;
     }
+    if (strategy === 'adaptive') return slots[slotCounter++ % slots.length];
     if (strategy === 'fixed' && FIXED) weights = now >= failFrom ? FIXED[1] : FIXED[0];
     const total = weights.reduce((a, b) => a + b, 0);
     let x = random() * total;
@@ -229,12 +235,13 @@ function simulate(strategy: Strategy, seed: number): Result {
       else waiting[i].push(r);
     } else {
       nextTick += TICK_MS;
-      if (strategy === 'adaptive') {
+      if (strategy === 'adaptive' || strategy === 'adaptive-random') {
         const samples = new Map<string, adaptive.Sample>();
         tick.forEach((t, k) => samples.set(keys[k], { requests: t.requests, errors: t.errors, latencyMs: t.requests > 0 ? t.latencySum / t.requests : 0, inFlight: inFlight[k] }));
         state = adaptive.step(state, samples, keys, { intervalMs: TICK_MS, ...OPTIONS });
         const w = computeWeights({ endpoints, config: { ...EQUAL, mode: 'adaptive' }, adaptive: adaptive.factors(state) });
         weights = keys.map((k) => w.weights.get(k) ?? 0);
+        slots = (interleave(w.weights) ?? keys).map((k) => keys.indexOf(k));
         if (values.trace && seed % 1000 === 0) {
           const cell = (k: string, i: number): string => {
             const e = state.get(k) as adaptive.EndpointState;

@@ -22,8 +22,9 @@
 // the nominal 420/s, so that queueing on a bad endpoint matters), one request per connection,
 // for each strategy in turn: round-robin, weighted round-robin with static weights from
 // capacity (5:1:5:5:5), least requests in flight, and weir adaptive (the controller of
-// src/lb/adaptive.ts fed every 500 ms with what completed, its weights turned into choices by
-// weighted random, which is what the kernel's `numgen random` over the weight map does), and
+// src/lb/adaptive.ts fed every 500 ms with what completed, its weights laid out in 100
+// interleaved slots taken in turn, which is what the kernel's `numgen inc mod 100` over the
+// weight map does for an adaptive Service, src/render/services.ts), and
 // last a reference no balancer can be, the *oracle*: told every fault in advance (e1 always too
 // slow for the target, e2's stall windows, e3 failing from half-way), it sends each request to
 // the least loaded of the endpoints healthy at that moment. What it reaches is the ceiling of
@@ -48,7 +49,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { adaptive, computeWeights, EQUAL, type Endpoint } from '../src/lb/index.js';
+import { adaptive, computeWeights, EQUAL, interleave, type Endpoint } from '../src/lb/index.js';
 import { clearBehaviour, setBehaviour, type Behaviour } from '../src/lab/behaviour.js';
 import { labDown, labUp } from '../src/lab/index.js';
 import type { Cluster, Pod } from '../src/model/cluster.js';
@@ -139,7 +140,7 @@ async function runStrategy(strategy: Strategy, dir: string, clientNetns: string,
     timeoutMs: 2000,
     tickMs: TICK_MS,
     arrivals: values.arrivals,
-    strategy: strategy === 'adaptive' ? 'weighted' : strategy,
+    strategy: strategy === 'adaptive' ? 'slots' : strategy,
     weights: strategy === 'wrr' ? WRR_WEIGHTS : undefined,
     // The reference: told the faults in advance (e1 always too slow for the target, e2's
     // stall windows, e3 failing from half-way), least requests in flight among the rest.
@@ -175,8 +176,10 @@ async function runStrategy(strategy: Strategy, dir: string, clientNetns: string,
           };
           console.error(keys.map(cell).join(' | '));
         }
+        // What the kernel gets: the weights laid out in interleaved slots (`numgen inc mod 100`).
         const w = computeWeights({ endpoints, config: { ...EQUAL, mode: 'adaptive' }, adaptive: adaptive.factors(state) });
-        child.stdin.write(`${JSON.stringify(keys.map((k) => w.weights.get(k) ?? 0))}\n`);
+        const slots = interleave(w.weights) ?? keys;
+        child.stdin.write(`${JSON.stringify(slots.map((k) => keys.indexOf(k)))}\n`);
       }
     }
   });

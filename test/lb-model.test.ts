@@ -14,6 +14,7 @@ import {
   parseBalancing,
   resolveServices,
   toIntegers,
+  interleave,
   lintServices,
   type Endpoint,
   type ResolvedService,
@@ -396,6 +397,34 @@ describe('weights', () => {
   test('toIntegers: sums to the total and gives every positive weight at least 1', () => {
     const m = toIntegers(new Map([['a', 1e-9], ['b', 1], ['c', 0]]), 1000);
     assert.deepEqual([...m], [['a', 1], ['b', 999], ['c', 0]]);
+  });
+});
+
+describe('interleave (the slots of `numgen inc`)', () => {
+  test('slots in proportion, each run as short as the weights allow', () => {
+    const slots = interleave(new Map([['a', 700], ['b', 200], ['c', 100]])) ?? assert.fail('no slots');
+    assert.equal(slots.length, 100);
+    assert.deepEqual(['a', 'b', 'c'].map((k) => slots.filter((x) => x === k).length), [70, 20, 10]);
+    // Smooth: in any 10 consecutive slots (the cycle wraps), 7 a, 2 b, 1 c, each ± 1.
+    for (let i = 0; i < 100; i++) {
+      const window = Array.from({ length: 10 }, (_, k) => slots[(i + k) % 100]);
+      for (const [k, n] of [['a', 7], ['b', 2], ['c', 1]] as const) {
+        const got = window.filter((x) => x === k).length;
+        assert.ok(Math.abs(got - n) <= 1, `slots ${i}…: ${k} ${got} times in ${window.join('')}`);
+      }
+    }
+    // Weighted random would give runs; here a never takes more than 3 slots in a row (7:3).
+    assert.ok(!slots.join('').includes('aaaa'), slots.join(''));
+  });
+
+  test('a tiny weight keeps a slot; zero weights get none; one endpoint takes all; too many endpoints → undefined', () => {
+    const tiny = interleave(new Map([['a', 999], ['b', 1], ['z', 0]])) ?? assert.fail('no slots');
+    assert.equal(tiny.filter((x) => x === 'b').length, 1);
+    assert.ok(!tiny.includes('z'));
+    assert.deepEqual(interleave(new Map([['a', 1000]])), new Array(100).fill('a'));
+    assert.equal(interleave(new Map([['a', 0]])), undefined);
+    assert.equal(interleave(new Map(Array.from({ length: 101 }, (_, i) => [`e${i}`, 1]))), undefined);
+    assert.equal(interleave(new Map(Array.from({ length: 100 }, (_, i) => [`e${i}`, 1])))?.length, 100);
   });
 });
 

@@ -19,6 +19,7 @@ import type { NftSet, Ruleset } from '../src/render/index.js';
 import { NodeAgent } from '../src/agent/index.js';
 import { run } from '../src/exec/run.js';
 import { churnCluster, churnLocal, extraPod } from './helpers/netlink-churn.js';
+import { interleave } from '../src/lb/index.js';
 
 const isRoot = process.getuid?.() === 0;
 const PREFIX = `wnl${randomBytes(2).toString('hex')}`;
@@ -134,6 +135,8 @@ describe('netlink element writer in a real namespace', { skip: !isRoot && 'needs
     '  chain s { numgen random mod 1000 vmap @lb; }',
     '  map lbd { typeof numgen random mod 1000 : ip daddr . tcp dport; flags interval; }',
     '  chain n { type nat hook prerouting priority dstnat; policy accept; meta l4proto tcp dnat ip to numgen random mod 1000 map @lbd; }',
+    '  map lbi { typeof numgen inc mod 100 : ip daddr . tcp dport; flags interval; }',
+    '  chain i { type nat hook output priority -100; policy accept; meta l4proto tcp dnat ip to numgen inc mod 100 map @lbi; }',
     '}',
     '',
   ].join('\n');
@@ -209,6 +212,28 @@ describe('netlink element writer in a real namespace', { skip: !isRoot && 'needs
       ]);
       assert.deepEqual(movedD, { outcome: 'applied' });
       assert.equal(await listedD(), '0-999 : 10.244.0.3 . 80');
+      // Interleaved maps (weighted and adaptive Services): `numgen inc mod 100`, many short
+      // runs, replaced by another interleaving in one batch, as an adaptive step does.
+      const lbi = set('lbi', 'typeof numgen inc mod 100 : ip daddr . tcp dport', 'map', ['interval']);
+      const runs = (weights: [string, number][]): string[] => {
+        const slots = interleave(new Map(weights)) ?? assert.fail('no slots');
+        const out: string[] = [];
+        for (let at = 0; at < slots.length; ) {
+          let to = at;
+          while (to + 1 < slots.length && slots[to + 1] === slots[at]) to++;
+          out.push(`${to === at ? at : `${at}-${to}`} : ${slots[at]} . 8080`);
+          at = to + 1;
+        }
+        return out;
+      };
+      const listedI = async () => /elements = \{([^}]*)\}/.exec((await nft('list', 'map', 'inet', 'weir', 'lbi')).replace(/\s+/g, ' '))?.[1].trim() ?? '';
+      const first = runs([['10.244.0.2', 500], ['10.244.0.3', 300], ['10.244.0.4', 200]]);
+      assert.ok(first.length > 50, `${first.length} runs`);
+      assert.deepEqual(await w.write([{ verb: 'add', set: lbi, elements: first }]), { outcome: 'applied' });
+      assert.equal(await listedI(), first.join(', '));
+      const second = runs([['10.244.0.2', 100], ['10.244.0.3', 600], ['10.244.0.4', 300]]);
+      assert.deepEqual(await w.write([{ verb: 'delete', set: lbi, elements: first }, { verb: 'add', set: lbi, elements: second }]), { outcome: 'applied' });
+      assert.equal(await listedI(), second.join(', '));
     } finally {
       w.close();
     }

@@ -35,6 +35,21 @@ spec: { clusterIP: 10.96.0.82, selector: { app: none }, ports: [{ port: 53, prot
 `;
 const PODS = [pod('a', '10.244.0.2', { app: 'web' }), pod('b', '10.244.0.3', { app: 'web' })];
 
+/** A weight map's elements (`0-4 : x`, `5 : y`) as the value of each numgen slot, in order. */
+function slotsOf(elements: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const e of elements) {
+    const m = /^(\d+)(?:-(\d+))? : (.+)$/.exec(e);
+    assert.ok(m, e);
+    for (let i = Number(m[1]); i <= Number(m[2] ?? m[1]); i++) {
+      assert.equal(out[i], undefined, `slot ${i} twice`);
+      out[i] = m[3];
+    }
+  }
+  assert.equal(out.filter((x) => x !== undefined).length, out.length, 'no slot left out');
+  return out;
+}
+
 describe('service NAT section', () => {
   test('one lookup map, weights as ranges, affinity sets, rejects without endpoints', () => {
     const rs = renderServices(planServices(cluster(YAML, PODS), [], 'n0'));
@@ -47,11 +62,20 @@ describe('service NAT section', () => {
     assert.deepEqual(rs.sets.get(SERVICE_REJECT_MAP)?.elements, ['10.96.0.82 . udp . 53 : goto svc_reject_conn']);
     const lb = [...rs.sets.values()].filter((s) => s.name.startsWith('lb_web_80_'));
     assert.equal(lb.length, 1, 'NodePort and ClusterIP share one chain when the traffic policies agree');
-    // Without affinity the weight map holds the endpoints' addresses and ports (DNAT data), no chain per endpoint.
-    assert.deepEqual(lb[0].elements, ['0-899 : 10.244.0.2 . 8080', '900-999 : 10.244.0.3 . 8080']);
-    assert.match(lb[0].type, /^typeof numgen random mod 1000 : ip daddr \. tcp dport$/);
+    // Without affinity the weight map holds the endpoints' addresses and ports (DNAT data), no
+    // chain per endpoint. Weighted (9:1): 100 slots taken in turn (`numgen inc`), interleaved so
+    // that every 10 consecutive new connections hold exactly one for b.
+    assert.match(lb[0].type, /^typeof numgen inc mod 100 : ip daddr \. tcp dport$/);
+    const slots = slotsOf(lb[0].elements);
+    assert.equal(slots.length, 100);
+    assert.equal(slots.filter((x) => x === '10.244.0.3 . 8080').length, 10);
+    assert.equal(slots.filter((x) => x === '10.244.0.2 . 8080').length, 90);
+    for (let i = 0; i < 100; i++) {
+      const window = Array.from({ length: 10 }, (_, k) => slots[(i + k) % 100]);
+      assert.equal(window.filter((x) => x === '10.244.0.3 . 8080').length, 1, `slots ${i}…${i + 9}: ${window.join(', ')}`);
+    }
     const web = [...rs.chains.values()].find((c) => c.name.startsWith('svc_web'));
-    assert.deepEqual(web?.rules, [`meta l4proto tcp dnat ip to numgen random mod 1000 map @${lb[0].name}`]);
+    assert.deepEqual(web?.rules, [`meta l4proto tcp dnat ip to numgen inc mod 100 map @${lb[0].name}`]);
     assert.ok(![...rs.chains.keys()].some((n) => n.startsWith('ep_web')));
     const aff = [...rs.sets.values()].filter((s) => s.name.startsWith('aff_sticky'));
     assert.equal(aff.length, 2);
@@ -83,7 +107,37 @@ describe('service NAT section', () => {
     for (const [name, set] of fresh.sets) assert.deepEqual(patched.sets.get(name)?.elements, set.elements, name);
     const lb = [...patched.patch.added.entries()];
     assert.equal(lb.length, 1);
-    assert.equal(lb[0][1].join(), '0-999 : 10.244.0.3 . 8080');
+    assert.equal(lb[0][1].join(), '0-99 : 10.244.0.3 . 8080');
+  });
+
+  test('equal Services keep weighted random; weighted and adaptive ones take interleaved slots in turn, and a change of mode is more than a patch', () => {
+    const three = [...PODS, pod('c', '10.244.0.4', { app: 'web' })];
+    const svc = (annotations: string) => `apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: shop, annotations: { ${annotations} } }
+spec: { clusterIP: 10.96.0.80, selector: { app: web }, ports: [{ port: 80, targetPort: http }] }
+`;
+    const lbOf = (rs: ReturnType<typeof renderServices>) => [...rs.sets.values()].find((s) => s.name.startsWith('lb_web')) ?? assert.fail('no weight map');
+    const equal = renderServices(planServices(cluster(svc(''), three), [], 'n0'));
+    assert.match(lbOf(equal).type, /^typeof numgen random mod 1000 :/);
+    assert.deepEqual(lbOf(equal).elements, ['0-333 : 10.244.0.2 . 8080', '334-666 : 10.244.0.3 . 8080', '667-999 : 10.244.0.4 . 8080']);
+    // Adaptive with factors 2 : 1 : 1 → 50/25/25 slots: a on every other slot.
+    const adaptiveCluster = cluster(svc('weir.dev/balancing: adaptive'), three);
+    const factors = new Map([['shop/web/0', new Map([['10.244.0.2:8080', 2], ['10.244.0.3:8080', 1], ['10.244.0.4:8080', 1]])]]);
+    const adaptive = renderServices(planServices(adaptiveCluster, [], 'n0', { adaptive: factors }));
+    const slots = slotsOf(lbOf(adaptive).elements);
+    assert.match(lbOf(adaptive).type, /^typeof numgen inc mod 100 :/);
+    assert.equal(slots.length, 100);
+    for (let i = 0; i < 100; i += 2) assert.deepEqual([slots[i] === '10.244.0.2 . 8080', slots[i + 1] === '10.244.0.2 . 8080'].filter(Boolean).length, 1, `slots ${i}, ${i + 1}: ${slots[i]}, ${slots[i + 1]}`);
+    assert.equal(slots.filter((x) => x === '10.244.0.3 . 8080').length, 25);
+    // The factors change: still elements only, equal to a fresh render.
+    const moved = planServices(adaptiveCluster, [], 'n0', { adaptive: new Map([['shop/web/0', new Map([['10.244.0.2:8080', 1], ['10.244.0.3:8080', 3], ['10.244.0.4:8080', 1]])]]) });
+    const patched = serviceWeightPatch(adaptive, moved, new Set(['shop/web']));
+    assert.ok(patched?.patch);
+    assert.deepEqual(patched.sets.get(lbOf(adaptive).name)?.elements, lbOf(renderServices(moved)).elements);
+    assert.equal(slotsOf(lbOf(renderServices(moved)).elements).filter((x) => x === '10.244.0.3 . 8080').length, 60);
+    // From equal to adaptive the rule itself changes (random → inc): not a weight patch.
+    assert.equal(serviceWeightPatch(equal, planServices(adaptiveCluster, [], 'n0'), new Set(['shop/web'])), undefined);
   });
 
   test('NodePort masquerade as kube-proxy: Cluster marks and SNATs to the node address, Local keeps the client and drops without a local endpoint', () => {

@@ -1,7 +1,8 @@
 // The one function that decides how a Service port's new connections are spread:
 // (endpoints, balancing config, health, adaptive factors, drained locations, the client's
 // location) → an integer weight per endpoint. The kernel picks an endpoint with
-// `numgen random mod TOTAL` over ranges sized by these weights, so the integers sum to TOTAL.
+// `numgen random mod TOTAL` over ranges sized by these weights, so the integers sum to TOTAL;
+// for weighted and adaptive Services, with `numgen inc` over the slots of `interleave`.
 //
 // Order of the filters, each one written once here:
 //   1. allowed-locations: a fence. Endpoints outside it never get a weight, even when every
@@ -23,6 +24,12 @@ import type { Endpoint } from './endpoints.js';
 
 /** Kernel weights of one Service port sum to this (a `numgen random mod 1000`). */
 export const WEIGHT_TOTAL = 1000;
+
+/**
+ * Slots of an interleaved weight map (`numgen inc mod 100`): weighted and adaptive Services
+ * take their endpoints in a fixed, smoothly interleaved order of this many slots.
+ */
+export const INTERLEAVE_SLOTS = 100;
 
 export interface WeightInput {
   readonly endpoints: readonly Endpoint[];
@@ -191,6 +198,33 @@ export function toIntegers(real: ReadonlyMap<string, number>, total: number): Ma
     const largest = positive.reduce((m, x) => ((out.get(x) ?? 0) > (out.get(m) ?? 0) ? x : m), positive[0]);
     out.set(largest, (out.get(largest) ?? 0) - 1);
     out.set(k, 1);
+  }
+  return out;
+}
+
+/**
+ * The endpoint of each of `slots` slots, for a `numgen inc mod <slots>` map: the weights
+ * (integers, any total) scaled to `slots` (every positive weight keeps at least one slot) and
+ * laid out in smooth weighted round-robin order (nginx's: each slot goes to the endpoint
+ * furthest behind its share), so consecutive new connections are spread as evenly as the
+ * weights allow. Weighted *random* choice sends runs of connections to one endpoint by chance,
+ * and near capacity those runs are what queues. Undefined when more endpoints have a weight
+ * than there are slots (the caller keeps weighted random). Ties go to the first key in order.
+ */
+export function interleave(weights: ReadonlyMap<string, number>, slots: number = INTERLEAVE_SLOTS): string[] | undefined {
+  const positive = new Map([...weights].filter(([, w]) => w > 0));
+  if (positive.size === 0 || positive.size > slots) return undefined;
+  const scaled = [...toIntegers(positive, slots)].filter(([, w]) => w > 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const current = scaled.map(() => 0);
+  const out: string[] = [];
+  for (let slot = 0; slot < slots; slot++) {
+    let best = 0;
+    for (let i = 0; i < scaled.length; i++) {
+      current[i] += scaled[i][1];
+      if (current[i] > current[best]) best = i;
+    }
+    current[best] -= slots;
+    out.push(scaled[best][0]);
   }
   return out;
 }

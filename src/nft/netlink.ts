@@ -37,8 +37,8 @@ const NFTA_SET_ELEM_DATA = 2;
 const NFTA_SET_ELEM_FLAGS = 3;
 /** include/uapi/linux/netfilter/nf_tables.h: the element that closes an interval. */
 const NFT_SET_ELEM_INTERVAL_END = 0x1;
-/** The weight maps (src/render/services.ts): `typeof numgen random mod <n> : verdict` or `: ip daddr . tcp dport` (DNAT data). */
-const NUMGEN_MAP = /^typeof numgen random mod (\d+) : (verdict|ip daddr \. (?:tcp|udp|sctp) dport)$/;
+/** The weight maps (src/render/services.ts): `typeof numgen random|inc mod <n> : verdict` or `: ip daddr . tcp dport` (DNAT data). */
+const NUMGEN_MAP = /^typeof numgen (?:random|inc) mod (\d+) : (verdict|ip daddr \. (?:tcp|udp|sctp) dport)$/;
 const NFTA_DATA_VALUE = 1;
 const NFTA_DATA_VERDICT = 2;
 const NFTA_VERDICT_CODE = 1;

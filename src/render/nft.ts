@@ -34,7 +34,7 @@ export type Field =
   | 'fib saddr type'
   | `${'tcp' | 'udp' | 'sctp'} dport`
   /** A random number in [0, n): the key of a weighted endpoint map (service NAT). */
-  | `numgen random mod ${number}`;
+  | `numgen ${'random' | 'inc'} mod ${number}`;
 
 /** A literal: a number, an address or range, a keyword (`tcp`), or a quoted string (see `quoted`). */
 export type Literal = string | number;

@@ -16,6 +16,8 @@
 //     meta l4proto tcp dnat ip to numgen random mod 1000 map @lb_<port>
 //                            weights as ranges of endpoint address . port:
 //                            { 0-899 : 10.244.1.5 . 8080, 900-999 : 10.244.2.7 . 8080 }
+//                            weighted and adaptive Services: `numgen inc mod 100` over slots
+//                            in smooth weighted round-robin order (weightMap below)
 //   with ClientIP affinity, a chain per endpoint instead (the affinity set needs one):
 //   chain svc_<port>
 //     ip saddr @aff_<ep> goto ep_<ep>        one dynamic set with timeout per endpoint
@@ -65,7 +67,7 @@ import { allocate, type AllocateOptions } from '../lb/allocate.js';
 import type { Endpoint, ResolvedPort, ResolvedService } from '../lb/endpoints.js';
 import { endpointsForNode, locationOf, resolveServices, type Frontend, type ResolveOptions } from '../lb/endpoints.js';
 import { parseBalancing } from '../lb/config.js';
-import { computeWeights, WEIGHT_TOTAL, type WeightResult } from '../lb/weights.js';
+import { computeWeights, interleave, WEIGHT_TOTAL, type WeightResult } from '../lb/weights.js';
 import { hasElementText, patchElements, type ElementChange } from './elements.js';
 import { MASQUERADE_MARK, nftName } from './names.js';
 import { bits, dnat, dnatMap, drop, elementText, end, flags, goto, inSet, is, jump, markBits, quoted, reject, ret, rule, snat, update, vmap, type Element, type Rule } from './nft.js';
@@ -159,6 +161,11 @@ export interface PortDecision {
   readonly dropNoLocal: boolean;
   /** Connections through this frontend are masqueraded (NodePort, externalTrafficPolicy Cluster). */
   readonly masquerade: boolean;
+  /**
+   * Weighted or adaptive (or split by location): endpoints are taken in an interleaved order,
+   * `numgen inc` over `interleave`'s slots, rather than by weighted random.
+   */
+  readonly interleaved: boolean;
 }
 
 const protoOf = (p: ResolvedPort): 'tcp' | 'udp' | 'sctp' => (p.protocol === 'UDP' ? 'udp' : p.protocol === 'SCTP' ? 'sctp' : 'tcp');
@@ -189,7 +196,7 @@ export function decide(input: ServicesInput): PortDecision[] {
         // Both frontends share a chain unless their traffic policies give them other endpoints.
         const own = frontend === 'node-port' && svc.internalTrafficPolicy !== svc.externalTrafficPolicy;
         const id = `${svc.key}/${port.index}${own ? '/node-port' : ''}`;
-        out.push({ service: svc.key, port, frontend, endpoints, result, chain: nftName('svc', `${svc.name}_${port.port}`, id), dropNoLocal, masquerade: frontend === 'node-port' && svc.externalTrafficPolicy === 'Cluster' });
+        out.push({ service: svc.key, port, frontend, endpoints, result, chain: nftName('svc', `${svc.name}_${port.port}`, id), dropNoLocal, masquerade: frontend === 'node-port' && svc.externalTrafficPolicy === 'Cluster', interleaved: config.mode !== 'equal' || config.split !== undefined });
       }
     }
   }
@@ -211,6 +218,27 @@ function weightElements(decision: PortDecision, target: (e: Endpoint) => Element
     at += w;
   }
   return out;
+}
+
+/**
+ * The weight map of a port: its numgen expression and elements. Equal weights, as kube-proxy:
+ * `numgen random mod 1000` over contiguous ranges. Weighted and adaptive: `numgen inc mod 100`
+ * over slots in smooth weighted round-robin order (`interleave`), runs of one endpoint merged
+ * (`0-1 : a, 2 : b, 3-4 : a, …`): at most 100 elements, so a weight change stays a small
+ * element patch. (`numgen inc` is one counter per rule, shared by all CPUs.)
+ */
+function weightMap(decision: PortDecision, target: (e: Endpoint) => Element['value']): { numgen: `numgen ${'random' | 'inc'} mod ${number}`; elements: Element[] } {
+  const slots = decision.interleaved ? interleave(decision.result.weights) : undefined;
+  if (!slots) return { numgen: `numgen random mod ${WEIGHT_TOTAL}`, elements: weightElements(decision, target) };
+  const byKey = new Map(decision.endpoints.map((e) => [e.key, e]));
+  const elements: Element[] = [];
+  for (let at = 0; at < slots.length; ) {
+    let to = at;
+    while (to + 1 < slots.length && slots[to + 1] === slots[at]) to++;
+    elements.push({ key: [to === at ? `${at}` : `${at}-${to}`], value: target(byKey.get(slots[at]) as Endpoint) });
+    at = to + 1;
+  }
+  return { numgen: `numgen inc mod ${slots.length}`, elements };
 }
 
 const sorted = (elements: readonly Element[]): string[] => [...new Set(elements.map(elementText))].sort();
@@ -272,8 +300,8 @@ export function servicesSection(input: ServicesInput): Section {
           // DNAT reads them from it. A weight or endpoint change is then data elements only; a
           // `goto` element would make nf_tables re-validate every chain reachable from the base
           // chains at commit (measured: 719 ms per change with 10k Services, 60k chains).
-          const numgen = `numgen random mod ${WEIGHT_TOTAL}` as const;
-          t.set({ name: lbMap, kind: 'map', type: `typeof ${numgen} : ip daddr . ${proto} dport`, flags: ['interval'], extra: [], dynamic: false, elements: sorted(weightElements(d, (e) => `${e.ip} . ${e.port}`)) });
+          const { numgen, elements } = weightMap(d, (e) => `${e.ip} . ${e.port}`);
+          t.set({ name: lbMap, kind: 'map', type: `typeof ${numgen} : ip daddr . ${proto} dport`, flags: ['interval'], extra: [], dynamic: false, elements: sorted(elements) });
           t.chain(d.chain, [rule([is('meta l4proto', proto)], end(undefined, dnatMap(numgen, lbMap)))]);
           continue;
         }
@@ -289,8 +317,9 @@ export function servicesSection(input: ServicesInput): Section {
           epRules.push(rule([is('meta l4proto', proto)], end(undefined, dnat(e.ip, e.port))));
           t.chain(epChain(e), mergeUpdate(epRules));
         }
-        t.set({ name: lbMap, kind: 'map', type: `typeof numgen random mod ${WEIGHT_TOTAL} : verdict`, flags: ['interval'], extra: [], dynamic: false, elements: sorted(weightElements(d, (e) => goto(epChain(e)))) });
-        rules.push(end(vmap([`numgen random mod ${WEIGHT_TOTAL}`], lbMap)));
+        const { numgen, elements } = weightMap(d, (e) => goto(epChain(e)));
+        t.set({ name: lbMap, kind: 'map', type: `typeof ${numgen} : verdict`, flags: ['interval'], extra: [], dynamic: false, elements: sorted(elements) });
+        rules.push(end(vmap([numgen], lbMap)));
         t.chain(d.chain, rules);
       }
       t.set({ name: SERVICE_PORTS_MAP, kind: 'map', type: KEY_TYPE, flags: [], extra: [], dynamic: false, elements: sorted(ports) });
