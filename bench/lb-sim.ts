@@ -29,6 +29,8 @@
 // (lab 78–83 %); 340 req/s (one real round of 16 s), WRR 69.6 % (70.4 %), least-in-flight
 // 88.1 % (88.7 %), adaptive 26.0 % with p99 1.4 s (25.3 %, 1.0 s) and the same split of its
 // requests (the controller before its capacity bounds, which the model then led to). The oracle stays some 10 points under the lab at 250 req/s (74.9 % vs 83–89 %).
+// With the interleaved slots (2026-12-01 13:00) it predicted adaptive at 92.3 % within target
+// at 250 req/s and 79.5 % at 340 (5 rounds); the lab gave 93.5 % and 78.9 % (3 rounds each).
 // Before that correction it ranked the controller changes right except one: it said that
 // counting stalls against the fleet's unloaded latency (stallWeight) would overload the healthy
 // endpoints; the lab, which has more headroom there, gained on both p99 and within target. A

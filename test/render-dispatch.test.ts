@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { NodeAgent } from '../src/agent/agent.js';
+import { interfaceIndexes, interfaceIndexesByIp } from '../src/nft/index.js';
 import { PolicyEngine } from '../src/policy/index.js';
 import { fullScript, renderRuleset, type LocalPod, type Ruleset } from '../src/render/index.js';
 import { e2eModel, modelPod } from './helpers/model.js';
@@ -114,4 +115,14 @@ test('anti-spoofing matches interfaces by index: elements only for veths with on
   assert.ok(lines.some((l) => /pod interfaces not found in the node's namespace: wp-x-.*not ready: dropped/.test(l)), lines.join('\n'));
   // Nothing appeared: a retry changes nothing.
   assert.equal(await agent.refreshInterfaces(), undefined);
+});
+
+test('without koffi, interface indexes come from iproute2, the same as if_nametoindex gives', () => {
+  const names = ['lo', 'wp-none-such', 'bad/name'];
+  const ours = interfaceIndexes(undefined, names);
+  const ip = interfaceIndexesByIp(undefined, names);
+  assert.deepEqual([...ip], [['lo', 1]]);
+  assert.deepEqual([...ip], [...ours]);
+  // A namespace that is not there: an error that names the command, not an empty answer.
+  assert.throws(() => interfaceIndexesByIp('weir-no-such-netns', ['lo']), /`ip -n weir-no-such-netns -j link show` failed: .+/);
 });

@@ -13,6 +13,7 @@
 // after a commit that deleted elements — measured ~15 ms per pod removal here (every `nft`
 // process pays it at exit), and the next batch would wait for it too.
 
+import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
@@ -156,19 +157,55 @@ const IFNAME = /^(?!\.{1,2}$)[^/\s:]{1,15}$/;
 /**
  * The interface index of each name in `netns` (the caller's own when undefined), as
  * if_nametoindex(3) answers it there; a name with no interface (or not a valid name) is absent
- * from the result. Throws only when the namespace cannot be entered or libc cannot be loaded.
+ * from the result. Without libc through koffi it asks iproute2 (interfaceIndexesByIp). Throws
+ * only when the namespace cannot be entered, or neither way works.
  */
 export function interfaceIndexes(netns: string | undefined, names: Iterable<string>): Map<string, number> {
-  const c = load();
   const wanted = [...new Set(names)].filter((n) => IFNAME.test(n) && Buffer.byteLength(n) <= 15);
   const out = new Map<string, number>();
   if (wanted.length === 0) return out;
+  let c: Libc;
+  try {
+    c = load();
+  } catch (error) {
+    // Without libc through koffi, iproute2 answers the same question: a process per call, so
+    // slower, but anti-spoofing must not go without its indexes.
+    try {
+      return interfaceIndexesByIp(netns, wanted);
+    } catch (fallback) {
+      throw new Error(`${error instanceof Error ? error.message : String(error)}; and ${fallback instanceof Error ? fallback.message : String(fallback)}`, { cause: fallback });
+    }
+  }
   inNamespace(c, netns, () => {
     for (const name of wanted) {
       const index = c.ifNameToIndex(name);
       if (index > 0) out.set(name, index);
     }
   });
+  return out;
+}
+
+/**
+ * interfaceIndexes through `ip -j link show` (iproute2), for when libc cannot be loaded through
+ * koffi: the same answer, from one process per call.
+ */
+export function interfaceIndexesByIp(netns: string | undefined, names: Iterable<string>): Map<string, number> {
+  const wanted = new Set(names);
+  const argv = [...(netns !== undefined ? ['-n', netns] : []), '-j', 'link', 'show'];
+  let links: unknown;
+  try {
+    links = JSON.parse(execFileSync('ip', argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000, maxBuffer: 256 * 1024 * 1024 }));
+  } catch (error) {
+    const stderr = (error as { stderr?: unknown }).stderr;
+    throw new Error(`\`ip ${argv.join(' ')}\` failed: ${typeof stderr === 'string' && stderr.trim() !== '' ? stderr.trim() : error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  if (!Array.isArray(links)) throw new Error(`\`ip ${argv.join(' ')}\` printed no list of links`);
+  const out = new Map<string, number>();
+  for (const link of links as unknown[]) {
+    if (typeof link !== 'object' || link === null) continue;
+    const { ifname, ifindex } = link as { ifname?: unknown; ifindex?: unknown };
+    if (typeof ifname === 'string' && wanted.has(ifname) && typeof ifindex === 'number' && Number.isInteger(ifindex) && ifindex > 0) out.set(ifname, ifindex);
+  }
   return out;
 }
 
