@@ -15,6 +15,7 @@ import {
   resolveServices,
   toIntegers,
   interleave,
+  slotRuns,
   lintServices,
   type Endpoint,
   type ResolvedService,
@@ -425,6 +426,9 @@ describe('interleave (the slots of `numgen inc`)', () => {
     assert.equal(interleave(new Map([['a', 0]])), undefined);
     assert.equal(interleave(new Map(Array.from({ length: 101 }, (_, i) => [`e${i}`, 1]))), undefined);
     assert.equal(interleave(new Map(Array.from({ length: 100 }, (_, i) => [`e${i}`, 1])))?.length, 100);
+    // As map elements: runs of one endpoint, in slot order, covering every slot once.
+    assert.deepEqual(slotRuns(['a', 'a', 'b', 'a']), [{ from: 0, to: 1, key: 'a' }, { from: 2, to: 2, key: 'b' }, { from: 3, to: 3, key: 'a' }]);
+    assert.deepEqual(slotRuns([]), []);
   });
 });
 

@@ -19,7 +19,7 @@ import type { NftSet, Ruleset } from '../src/render/index.js';
 import { NodeAgent } from '../src/agent/index.js';
 import { run } from '../src/exec/run.js';
 import { churnCluster, churnLocal, extraPod } from './helpers/netlink-churn.js';
-import { interleave } from '../src/lb/index.js';
+import { interleave, slotRuns } from '../src/lb/index.js';
 
 const isRoot = process.getuid?.() === 0;
 const PREFIX = `wnl${randomBytes(2).toString('hex')}`;
@@ -215,17 +215,8 @@ describe('netlink element writer in a real namespace', { skip: !isRoot && 'needs
       // Interleaved maps (weighted and adaptive Services): `numgen inc mod 100`, many short
       // runs, replaced by another interleaving in one batch, as an adaptive step does.
       const lbi = set('lbi', 'typeof numgen inc mod 100 : ip daddr . tcp dport', 'map', ['interval']);
-      const runs = (weights: [string, number][]): string[] => {
-        const slots = interleave(new Map(weights)) ?? assert.fail('no slots');
-        const out: string[] = [];
-        for (let at = 0; at < slots.length; ) {
-          let to = at;
-          while (to + 1 < slots.length && slots[to + 1] === slots[at]) to++;
-          out.push(`${to === at ? at : `${at}-${to}`} : ${slots[at]} . 8080`);
-          at = to + 1;
-        }
-        return out;
-      };
+      const runs = (weights: [string, number][]): string[] =>
+        slotRuns(interleave(new Map(weights)) ?? assert.fail('no slots')).map(({ from, to, key }) => `${to === from ? from : `${from}-${to}`} : ${key} . 8080`);
       const listedI = async () => /elements = \{([^}]*)\}/.exec((await nft('list', 'map', 'inet', 'weir', 'lbi')).replace(/\s+/g, ' '))?.[1].trim() ?? '';
       const first = runs([['10.244.0.2', 500], ['10.244.0.3', 300], ['10.244.0.4', 200]]);
       assert.ok(first.length > 50, `${first.length} runs`);

@@ -228,3 +228,18 @@ export function interleave(weights: ReadonlyMap<string, number>, slots: number =
   }
   return out;
 }
+
+/**
+ * `interleave`'s slots as runs of one endpoint, in slot order (`a a b a` → 0–1 a, 2 b, 3 a):
+ * the elements of an interleaved weight map, `0-1 : a, 2 : b, 3 : a`.
+ */
+export function slotRuns(slots: readonly string[]): { from: number; to: number; key: string }[] {
+  const out: { from: number; to: number; key: string }[] = [];
+  for (let from = 0; from < slots.length; ) {
+    let to = from;
+    while (to + 1 < slots.length && slots[to + 1] === slots[from]) to++;
+    out.push({ from, to, key: slots[from] });
+    from = to + 1;
+  }
+  return out;
+}

@@ -67,7 +67,7 @@ import { allocate, type AllocateOptions } from '../lb/allocate.js';
 import type { Endpoint, ResolvedPort, ResolvedService } from '../lb/endpoints.js';
 import { endpointsForNode, locationOf, resolveServices, type Frontend, type ResolveOptions } from '../lb/endpoints.js';
 import { parseBalancing } from '../lb/config.js';
-import { computeWeights, interleave, WEIGHT_TOTAL, type WeightResult } from '../lb/weights.js';
+import { computeWeights, interleave, slotRuns, WEIGHT_TOTAL, type WeightResult } from '../lb/weights.js';
 import { hasElementText, patchElements, type ElementChange } from './elements.js';
 import { MASQUERADE_MARK, nftName } from './names.js';
 import { bits, dnat, dnatMap, drop, elementText, end, flags, goto, inSet, is, jump, markBits, quoted, reject, ret, rule, snat, update, vmap, type Element, type Rule } from './nft.js';
@@ -231,13 +231,7 @@ function weightMap(decision: PortDecision, target: (e: Endpoint) => Element['val
   const slots = decision.interleaved ? interleave(decision.result.weights) : undefined;
   if (!slots) return { numgen: `numgen random mod ${WEIGHT_TOTAL}`, elements: weightElements(decision, target) };
   const byKey = new Map(decision.endpoints.map((e) => [e.key, e]));
-  const elements: Element[] = [];
-  for (let at = 0; at < slots.length; ) {
-    let to = at;
-    while (to + 1 < slots.length && slots[to + 1] === slots[at]) to++;
-    elements.push({ key: [to === at ? `${at}` : `${at}-${to}`], value: target(byKey.get(slots[at]) as Endpoint) });
-    at = to + 1;
-  }
+  const elements = slotRuns(slots).map(({ from, to, key }): Element => ({ key: [to === from ? `${from}` : `${from}-${to}`], value: target(byKey.get(key) as Endpoint) }));
   return { numgen: `numgen inc mod ${slots.length}`, elements };
 }
 
