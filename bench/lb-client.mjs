@@ -7,11 +7,11 @@
 // Requests started in the first warmupMs feed the ticks but not the result.
 // arrivals: "poisson" (exponential gaps at the mean rate: many independent clients) or "even".
 // strategy: "rr" (round-robin), "wrr" (smooth weighted round-robin over `weights`),
-// "lrif" (least requests in flight, ties by round-robin), "weighted" (weighted random over
-// weights read live from stdin, one JSON array per line — the kernel's numgen choice),
+// "lrif" (least requests in flight, ties by round-robin),
 // "slots" (the kernel's `numgen inc mod S` over an interleaved weight map: slot arrays of
-// endpoint indexes, from src/lb/weights.ts `interleave`, read live from stdin like "weighted";
-// one counter that runs on across updates, as the kernel's does),
+// endpoint indexes, from src/lb/weights.ts `interleave`, read live from stdin, one JSON array
+// per line, round-robin until the first; one counter that runs on across updates, as the
+// kernel's does),
 // "oracle" (a reference no balancer can be: least requests in flight among the endpoints that
 // are healthy *right now*, told the faults in advance by `oracle`: { never: [i…] (too slow
 // for the target), stall: { index, everyMs, forMs } (the lab server's wall-clock stall
@@ -27,7 +27,7 @@ import { clearInterval, setInterval, setTimeout } from 'node:timers';
 
 const config = JSON.parse(process.argv[2]);
 const n = config.endpoints.length;
-let weights = config.weights ?? new Array(n).fill(1);
+const weights = config.weights ?? new Array(n).fill(1);
 const inFlight = new Array(n).fill(0);
 const latencies = [];
 /** The endpoint of each entry of `latencies`. */
@@ -43,9 +43,9 @@ function fresh() {
   return Array.from({ length: n }, () => ({ requests: 0, errors: 0, latencySum: 0 }));
 }
 
-let slots = config.slots ?? Array.from({ length: n }, (_, i) => i);
+let slots = Array.from({ length: n }, (_, i) => i);
 let slotCounter = 0;
-if (config.strategy === 'weighted' || config.strategy === 'slots') {
+if (config.strategy === 'slots') {
   let buf = '';
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (d) => {
@@ -54,9 +54,7 @@ if (config.strategy === 'weighted' || config.strategy === 'slots') {
     while ((i = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
-      if (!line.trim()) continue;
-      if (config.strategy === 'slots') slots = JSON.parse(line);
-      else weights = JSON.parse(line);
+      if (line.trim()) slots = JSON.parse(line);
     }
   });
 }
@@ -89,15 +87,8 @@ function choose() {
       return oracleChoice();
     case 'slots':
       return slots[slotCounter++ % slots.length];
-    default: {
-      const total = weights.reduce((a, b) => a + b, 0);
-      let x = Math.random() * total;
-      for (let i = 0; i < n; i++) {
-        x -= weights[i];
-        if (x < 0) return i;
-      }
-      return n - 1;
-    }
+    default:
+      throw new Error(`unknown strategy ${config.strategy}`);
   }
 }
 
