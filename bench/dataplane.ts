@@ -421,21 +421,20 @@ async function main(): Promise<void> {
     const n = sorted.length;
     return n % 2 === 1 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
   };
-  const base = samples.get('no rules') ?? [];
+  /** x over y, round by round. */
+  const ratios = (x: Config, y: Config, k: 'gbps' | 'cps'): number[] => {
+    const ys = samples.get(y) ?? [];
+    return (samples.get(x) ?? []).map((v, r) => v[k] / ys[r][k]);
+  };
+  const paired = (x: Config, y: Config, k: 'gbps' | 'cps'): number => mid(ratios(x, y, k));
   const median = (config: Config) => {
     const xs = samples.get(config) ?? [];
     // Paired: each round's value over the no-rules value of the same round.
-    const ratio = (k: 'gbps' | 'cps') => mid(xs.map((x, r) => x[k] / base[r][k]));
-    return { gbps: mid(xs.map((x) => x.gbps)), cps: mid(xs.map((x) => x.cps)), gbpsRatio: ratio('gbps'), cpsRatio: ratio('cps'), failed: xs.reduce((n, x) => n + x.failed, 0) };
-  };
-  const paired = (x: Config, y: Config, k: 'gbps' | 'cps'): number => {
-    const ys = samples.get(y) ?? [];
-    return mid((samples.get(x) ?? []).map((v, r) => v[k] / ys[r][k]));
+    return { gbps: mid(xs.map((x) => x.gbps)), cps: mid(xs.map((x) => x.cps)), gbpsRatio: paired(config, 'no rules', 'gbps'), cpsRatio: paired(config, 'no rules', 'cps'), failed: xs.reduce((n, x) => n + x.failed, 0) };
   };
   /** The middle half of the per-round ratios: how far one round's figure moves. */
   const spread = (x: Config, y: Config, k: 'gbps' | 'cps'): string => {
-    const ys = samples.get(y) ?? [];
-    const r = (samples.get(x) ?? []).map((v, i) => v[k] / ys[i][k]).sort((p, q) => p - q);
+    const r = ratios(x, y, k).sort((p, q) => p - q);
     return r.length < 4 ? '' : ` [rounds' middle half ${r[Math.floor(r.length / 4)].toFixed(2)}–${r[Math.floor((3 * r.length) / 4)].toFixed(2)}]`;
   };
   const note = (config: Config) => {
