@@ -38,8 +38,10 @@ import { REASONS_FILE, writeAgentStatus, writeJsonAtomic, type AgentStatus } fro
 
 export type { AgentStatus };
 
-/** The veths of `pods` that have no interface index (not looked up, or not found). */
-const unresolvedVeths = (pods: Iterable<LocalPod>): string[] => [...pods].flatMap((p) => (p.hostVeth !== undefined && p.hostVethIndex === undefined ? [p.hostVeth] : []));
+/** A pod whose veth has no interface index (not looked up, or not found). */
+const unresolved = (p: LocalPod): p is LocalPod & { hostVeth: string } => p.hostVeth !== undefined && p.hostVethIndex === undefined;
+/** The veths of `pods` that have no interface index. */
+const unresolvedVeths = (pods: Iterable<LocalPod>): string[] => [...pods].filter(unresolved).map((p) => p.hostVeth);
 
 export interface NodeAgentOptions {
   readonly node: string;
@@ -298,7 +300,7 @@ export class NodeAgent {
       this.logOnce(`cannot resolve pod interfaces (${error instanceof Error ? error.message : String(error)}): their pods have no anti-spoofing elements`);
     }
     const out = pods.map((p) => {
-      const index = p.hostVeth !== undefined && p.hostVethIndex === undefined ? found.get(p.hostVeth) : undefined;
+      const index = unresolved(p) ? found.get(p.hostVeth) : undefined;
       return index === undefined ? p : { ...p, hostVethIndex: index };
     });
     const missing = unresolvedVeths(out);
