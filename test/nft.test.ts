@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import type { AdminNetworkPolicy, BaselineAdminNetworkPolicy, Cluster, NetworkPolicy, Pod } from '../src/model/cluster.js';
 import { PolicyEngine, allows, evaluatePair, podEndpoint, type Direction } from '../src/policy/index.js';
 import { Applier, nftRunner, type NftRunner } from '../src/nft/index.js';
-import { diffScript, fullScript, renderRuleset, rulesetStats, type LocalPod, type Ruleset } from '../src/render/index.js';
+import { diffScript, fullScript, renderRuleset, rulesetStats, spoofCheckedPerPacket, type LocalPod, type Ruleset } from '../src/render/index.js';
 import { NodeAgent } from '../src/agent/index.js';
 import { parseHitCounters } from '../src/flows/nftjson.js';
 import { run } from '../src/exec/run.js';
@@ -366,6 +366,8 @@ class Topology {
   async up(keys: readonly string[]): Promise<void> {
     await addNetns(this.node);
     await run(['ip', 'netns', 'exec', this.node, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    // Whatever the host's (a new namespace copies it): the strict filter per veth is in force.
+    await run(['ip', 'netns', 'exec', this.node, 'sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=0']);
     await run(['ip', '-n', this.node, 'link', 'set', 'lo', 'up']);
     let i = 0;
     for (const key of keys) {
@@ -750,6 +752,76 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
       assert.match(denied, new RegExp(`10\\.99\\.2\\.77 \\. ${a.ip.replace(/\./g, '\\.')} \\. tcp \\. 80 \\. 0x${Number(id).toString(16).padStart(8, '0')}`));
     } finally {
       await run(['ip', '-n', b.netns, 'addr', 'del', `${spoofed}/32`, 'dev', 'eth0'], { allowFailure: true });
+    }
+  });
+
+  it('anti-spoofing of established flows: the kernel\'s strict reverse-path filter drops a forged packet riding another pod\'s flow', async () => {
+    const rs = await scenario({}, { 'x/b->x/a UDP/81': true });
+    const [a, b, c] = [topo.pods.get('x/a'), topo.pods.get('x/b'), topo.pods.get('y/a')];
+    assert.ok(a && b && c);
+    // The agent turned the filter on for every pod veth, so its own rule sees new connections only.
+    for (const p of [a, b, c]) assert.equal((await run(['ip', 'netns', 'exec', topo.node, 'cat', `/proc/sys/net/ipv4/conf/${p.veth}/rp_filter`])).stdout.trim(), '1', `rp_filter on ${p.veth}`);
+    assert.equal(spoofCheckedPerPacket(rs), false, 'anti-spoofing rule behind the conntrack shortcut');
+    const forward = await topo.nft(['list', 'chain', 'inet', 'weir', 'forward']);
+    assert.ok(forward.indexOf('@pod_src') > forward.indexOf('ct state established,related accept'), forward);
+    // a echoes every datagram on 9181 (so that b's flow is established both ways) and prints it.
+    const echo = spawn('ip', ['netns', 'exec', a.netns, process.execPath, '-e', `const d=require('dgram').createSocket('udp4');d.on('message',(m,r)=>{console.log(m.toString());d.send('ack',r.port,r.address)});d.bind(9181,()=>console.log('ready'))`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let heard = '';
+    echo.stdout.on('data', (d: Buffer) => (heard += d.toString()));
+    const send = async (ns: string, text: string) =>
+      (
+        await run(['ip', 'netns', 'exec', ns, process.execPath, '-e', `const d=require('dgram').createSocket('udp4');const t=setTimeout(()=>{console.log('timeout');d.close()},600);d.on('message',()=>{clearTimeout(t);console.log('ack');d.close()});d.bind({address:'${b.ip}',port:40000},()=>d.send('${text}',9181,'${a.ip}'))`], { allowFailure: true })
+      ).stdout.trim();
+    // The kernel's count of packets its reverse-path filter dropped (TcpExt IPReversePathFilter).
+    const rpDrops = async () => {
+      const lines = (await run(['ip', 'netns', 'exec', topo.node, 'cat', '/proc/net/netstat'])).stdout.split('\n').filter((l) => l.startsWith('TcpExt:'));
+      const [names, values] = lines.map((l) => l.split(/\s+/));
+      return Number(values?.[names?.indexOf('IPReversePathFilter') ?? -1]);
+    };
+    // c holds b's address too, and sends from b's address and port: the same 5-tuple as b's flow.
+    await run(['ip', '-n', c.netns, 'addr', 'add', `${b.ip}/32`, 'dev', 'eth0']);
+    const cVeth = `/proc/sys/net/ipv4/conf/${c.veth}/rp_filter`;
+    try {
+      for (let i = 0; i < 50 && !heard.includes('ready'); i++) await sleep(20);
+      assert.equal(await send(b.netns, 'legit-1'), 'ack', 'b\'s flow is answered');
+      const before = await rpDrops();
+      assert.equal(await send(c.netns, 'forged-1'), 'timeout');
+      assert.ok((await rpDrops()) > before, 'the kernel counted the forged packet');
+      // Control: without the filter the forged packet is part of b's established flow and
+      // passes weir's rules, which no longer look at established packets. The filter is the check.
+      await run(['ip', 'netns', 'exec', topo.node, 'sh', '-c', `echo 0 > ${cVeth}`]);
+      await send(c.netns, 'forged-2');
+      // The agent's interface check (every 250 ms in `weir agent`) sees it and turns it on again.
+      assert.equal(agent.interfacesChanged(), true, 'a filter turned off is noticed');
+      assert.ok(await agent.refreshInterfaces());
+      assert.equal((await run(['ip', 'netns', 'exec', topo.node, 'cat', cVeth])).stdout.trim(), '1');
+      assert.equal(agent.interfacesChanged(), false);
+      assert.equal(await send(c.netns, 'forged-3'), 'timeout');
+      assert.equal(await send(b.netns, 'legit-2'), 'ack');
+      assert.match(heard, /legit-1/);
+      assert.match(heard, /legit-2/);
+      assert.doesNotMatch(heard, /forged-[13]/, 'a forged packet riding b\'s flow is dropped');
+      assert.match(heard, /forged-2/, 'control: without the filter the forged packet would ride the flow');
+    } finally {
+      echo.kill();
+      await run(['ip', 'netns', 'exec', topo.node, 'sh', '-c', `echo 1 > ${cVeth}`], { allowFailure: true });
+      await run(['ip', '-n', c.netns, 'addr', 'del', `${b.ip}/32`, 'dev', 'eth0'], { allowFailure: true });
+    }
+  });
+
+  it('anti-spoofing without the kernel\'s filter (all.rp_filter 2, loose): checked on every packet in nftables', async () => {
+    const all = '/proc/sys/net/ipv4/conf/all/rp_filter';
+    await run(['ip', 'netns', 'exec', topo.node, 'sh', '-c', `echo 2 > ${all}`]);
+    try {
+      const loose = new NodeAgent({ node: 'n0', netns: topo.node });
+      const status = await loose.sync(topo.cluster(), topo.localPods());
+      assert.ok(status.lastApplyOk, status.error ?? 'apply failed');
+      assert.ok(loose.lastRuleset && spoofCheckedPerPacket(loose.lastRuleset), 'anti-spoofing before the conntrack shortcut');
+      const forward = await topo.nft(['list', 'chain', 'inet', 'weir', 'forward']);
+      assert.ok(forward.indexOf('@pod_src') < forward.indexOf('ct state established,related accept'), forward);
+    } finally {
+      await run(['ip', 'netns', 'exec', topo.node, 'sh', '-c', `echo 0 > ${all}`]);
+      await agent.sync(topo.cluster(), topo.localPods());
     }
   });
 

@@ -1,7 +1,8 @@
 // The filter's dispatch (pure, no root): one base chain on the forward hook, the conntrack
 // shortcut right after the guards, egress allows continuing to the ingress stage, identity
-// chains jumped to; anti-spoofing with and without the lab's pod-interface wildcard, and a pod
-// add through a veth the wildcard does not cover taking a full render instead of a patch.
+// chains jumped to; anti-spoofing with and without the lab's pod-interface wildcard, behind the
+// conntrack shortcut where the kernel's reverse-path filter checks every local veth, and pod
+// adds that need the rule elsewhere (a veth the wildcard or the kernel misses) rendering in full.
 // The kernel half (real packets through these chains) is test/nft.test.ts.
 
 import assert from 'node:assert/strict';
@@ -9,7 +10,7 @@ import { test } from 'node:test';
 import { NodeAgent } from '../src/agent/agent.js';
 import { interfaceIndexes, interfaceIndexesByIp } from '../src/nft/index.js';
 import { PolicyEngine } from '../src/policy/index.js';
-import { fullScript, renderRuleset, type LocalPod, type Ruleset } from '../src/render/index.js';
+import { fullScript, renderRuleset, spoofCheckedPerPacket, type LocalPod, type Ruleset } from '../src/render/index.js';
 import { e2eModel, modelPod } from './helpers/model.js';
 import { genPolicyMatchLabels, podPeer, port, rule, setSpecEgressRules, setSpecIngressRules } from './helpers/scenarios.js';
 
@@ -80,6 +81,44 @@ test('anti-spoofing: one lookup per pod packet with the wildcard, the per-packet
   const decl = fullScript(withWildcard).split('\n').filter((l) => /^ {2}(set|map) /.test(l)).map((l) => l.trim().split(' ')[1]);
   const firstStatic = decl.findIndex((n) => n !== 'hits' && n !== 'denied');
   assert.deepEqual(decl.slice(firstStatic, firstStatic + 3).sort(), ['pod_id', 'pod_ifs', 'pod_src']);
+});
+
+test('anti-spoofing behind the conntrack shortcut only when the kernel checks every local veth (strict rp_filter)', () => {
+  const indexed = (checked: (name: string) => boolean): LocalPod[] => locals((n) => `v-${n}`).map((p, i) => ({ ...p, hostVethIndex: 10 + i, hostVethSourceChecked: checked(p.key) }));
+  const forward = (localPods: LocalPod[]): Ruleset => renderRuleset({ engine: new PolicyEngine(cluster), localPods });
+  const all = forward(indexed(() => true));
+  const fwd = all.chains.get('forward')?.rules.map((r) => r.replace(/\d+/g, 'N')) ?? [];
+  assert.deepEqual(fwd.slice(0, 5), [
+    'meta nfproto ipvN update @hits { N counter } drop',
+    'ct state established,related accept',
+    'ct state invalid drop',
+    'iif @pod_ifs iif . ip saddr != @pod_src meta mark set N goto deny',
+    'ct state untracked ip saddr @pod_id drop',
+  ]);
+  assert.equal(spoofCheckedPerPacket(all), false);
+  // One veth the kernel does not check: every packet is checked by the rule, as before.
+  const one = forward(indexed((key) => key !== 'x/b'));
+  assert.equal(one.chains.get('forward')?.rules[1]?.startsWith('iif @pod_ifs iif . ip saddr != @pod_src'), true, (one.chains.get('forward')?.rules ?? []).join('\n'));
+  assert.equal(spoofCheckedPerPacket(one), true);
+  // Same elements either way: only the rule's place differs.
+  assert.deepEqual(one.sets.get('pod_src')?.elements, all.sets.get('pod_src')?.elements);
+  // The wildcard's guard checks every packet whatever the kernel does (it also fails closed).
+  const wild = renderRuleset({ engine: new PolicyEngine(cluster), localPods: indexed(() => true).map((p) => ({ ...p, hostVeth: `wp-${p.key.slice(2)}` })), podInterfaces: 'wp*' });
+  assert.ok((wild.chains.get('forward')?.rules ?? []).indexOf('iifname "wp*" iif . ip saddr != @pod_src goto pod_guard') < (wild.chains.get('forward')?.rules ?? []).indexOf('ct state established,related accept'));
+});
+
+test('a pod add whose veth the kernel does not check, on a node where the rule sees new connections only, renders in full', async () => {
+  const agent = new NodeAgent({ node: 'n1', runner: () => Promise.resolve({ ok: true, stderr: '' }), netlinkElements: false });
+  await agent.sync(cluster, locals((n) => `v-${n}`).map((p, i) => ({ ...p, hostVethIndex: 10 + i, hostVethSourceChecked: true })));
+  assert.equal(agent.lastRuleset && spoofCheckedPerPacket(agent.lastRuleset), false);
+  const replica = (name: string, ip: string) => ({ ...modelPod('x', 'a'), name, ip });
+  const checked = await agent.podAdded(replica('a2', '10.1.0.50'), { key: 'x/a2', ip: '10.1.0.50', hostVeth: 'v-a2', hostVethIndex: 40, hostVethSourceChecked: true });
+  assert.equal(checked.mode, 'partial', 'a checked veth: elements only');
+  const unchecked = await agent.podAdded(replica('a3', '10.1.0.51'), { key: 'x/a3', ip: '10.1.0.51', hostVeth: 'v-a3', hostVethIndex: 41, hostVethSourceChecked: false });
+  assert.equal(unchecked.lastApplyOk, true);
+  assert.equal(unchecked.rendered, true, 'not patched in');
+  assert.equal(agent.lastRuleset && spoofCheckedPerPacket(agent.lastRuleset), true, 'the render moved the rule before the shortcut');
+  assert.ok(agent.lastRuleset?.sets.get('pod_src')?.elements.includes('41 . 10.1.0.51'));
 });
 
 test('a pod add through a veth the wildcard does not cover renders in full (it needs the per-packet rule)', async () => {

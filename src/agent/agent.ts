@@ -16,7 +16,7 @@ import { PolicyEngine } from '../policy/engine.js';
 import type { CompiledRule } from '../policy/rules.js';
 import { Applier, nftRunner, type NftRunner } from '../nft/apply.js';
 import { netlinkElementWriter } from '../nft/element-writer.js';
-import { interfaceIndexes } from '../nft/netlink-socket.js';
+import { interfaceIndexes, sourceCheckInForce, strictSourceCheck } from '../nft/netlink-socket.js';
 import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/render.js';
 import { membershipChanges } from '../render/filter.js';
 import { ReasonLedger } from '../render/reason-ledger.js';
@@ -294,15 +294,23 @@ export class NodeAgent {
     const names = unresolvedVeths(pods);
     if (names.length === 0) return [...pods];
     let found = new Map<string, number>();
+    let checked = new Map<string, boolean>();
     try {
       found = interfaceIndexes(this.opts.netns, names);
+      // Each veth found gets the kernel's strict reverse-path filter: then weir's own
+      // anti-spoofing rule need only see new connections (LocalPod.hostVethSourceChecked).
+      // Not with the pod-interface wildcard: its guard checks every packet anyway (not ready).
+      if (this.opts.podInterfaces === undefined) checked = strictSourceCheck(this.opts.netns, found.keys());
     } catch (error) {
       this.logOnce(`cannot resolve pod interfaces (${error instanceof Error ? error.message : String(error)}): their pods have no anti-spoofing elements`);
     }
     const out = pods.map((p) => {
-      const index = unresolved(p) ? found.get(p.hostVeth) : undefined;
-      return index === undefined ? p : { ...p, hostVethIndex: index };
+      if (!unresolved(p)) return p;
+      const index = found.get(p.hostVeth);
+      return index === undefined ? p : { ...p, hostVethIndex: index, hostVethSourceChecked: checked.get(p.hostVeth) === true };
     });
+    const unchecked = this.opts.podInterfaces === undefined ? [...found.keys()].filter((name) => checked.get(name) !== true) : [];
+    if (unchecked.length > 0) this.logOnce(`strict reverse-path filter not in force on ${unchecked.slice(0, 5).join(', ')}${unchecked.length > 5 ? `, … (${unchecked.length})` : ''} (net.ipv4.conf.all.rp_filter is 2, or the write failed): anti-spoofing checks every packet in nftables`);
     const missing = unresolvedVeths(out);
     if (missing.length > 0) this.logOnce(`pod interface${missing.length > 1 ? 's' : ''} not found in the node's namespace: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? `, … (${missing.length})` : ''} — no anti-spoofing elements until ${missing.length > 1 ? 'they appear' : 'it appears'}${this.opts.podInterfaces ? ' (not ready: dropped)' : ''}`);
     return out;
@@ -322,7 +330,8 @@ export class NodeAgent {
 
   /**
    * Has any local pod's veth an index other than the one its elements hold — it appeared, went,
-   * or was made anew under the same name? One if_nametoindex per local veth (microseconds).
+   * or was made anew under the same name — or lost the strict reverse-path filter the ruleset
+   * relies on? One if_nametoindex and one sysctl read per local veth (microseconds).
    */
   interfacesChanged(): boolean {
     if (this.opts.policyOnly) return false;
@@ -334,7 +343,17 @@ export class NodeAgent {
     } catch {
       return false;
     }
-    return [...this.lastLocalPods.values()].some((p) => p.hostVeth !== undefined && now.get(p.hostVeth) !== p.hostVethIndex);
+    if ([...this.lastLocalPods.values()].some((p) => p.hostVeth !== undefined && now.get(p.hostVeth) !== p.hostVethIndex)) return true;
+    // The kernel's source check the ruleset relies on (LocalPod.hostVethSourceChecked), turned
+    // off since: looked up again, the veth gets it back, or the rule checks every packet again.
+    const relied = [...this.lastLocalPods.values()].flatMap((p) => (p.hostVethSourceChecked === true && p.hostVeth !== undefined ? [p.hostVeth] : []));
+    if (relied.length === 0) return false;
+    try {
+      const inForce = sourceCheckInForce(this.opts.netns, relied);
+      return relied.some((name) => inForce.get(name) !== true);
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -345,7 +364,7 @@ export class NodeAgent {
   async refreshInterfaces(): Promise<AgentStatus | undefined> {
     if (this.synced === undefined || !this.interfacesChanged()) return undefined;
     // The veths' indexes are forgotten, so that the batch looks each of them up again.
-    const again = [...this.lastLocalPods.values()].map(({ hostVethIndex, ...p }): LocalPod => (p.hostVeth === undefined && hostVethIndex !== undefined ? { ...p, hostVethIndex } : p));
+    const again = [...this.lastLocalPods.values()].map(({ hostVethIndex, hostVethSourceChecked, ...p }): LocalPod => (p.hostVeth === undefined && hostVethIndex !== undefined ? { ...p, hostVethIndex, ...(hostVethSourceChecked !== undefined ? { hostVethSourceChecked } : {}) } : p));
     return this.apply({ events: [], localPods: again, snapshot: this.snapshot() });
   }
 

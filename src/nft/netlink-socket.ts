@@ -14,7 +14,7 @@
 // process pays it at exit), and the next batch would wait for it too.
 
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { parseAcks, type Ack } from './netlink.js';
@@ -183,6 +183,112 @@ export function interfaceIndexes(netns: string | undefined, names: Iterable<stri
     }
   });
   return out;
+}
+
+/**
+ * Turns on the kernel's strict reverse-path filter (`rp_filter` 1) on each named interface of
+ * `netns` (the caller's own when undefined): a packet arriving on it whose source address is
+ * not routed back through it is dropped by the kernel, on every packet, at the cost of one
+ * route lookup. Answers, per name, whether the check is in force: the write succeeded and
+ * `all.rp_filter` is not 2 (the kernel uses the larger of `all` and the interface's value, and
+ * 2, loose, accepts any routable source). Without libc through koffi, through `sysctl` in
+ * `ip netns exec`. A name that cannot be set is false; throws only when the namespace cannot
+ * be entered.
+ */
+export function strictSourceCheck(netns: string | undefined, names: Iterable<string>): Map<string, boolean> {
+  const wanted = [...new Set(names)].filter((n) => IFNAME.test(n) && Buffer.byteLength(n) <= 15);
+  const out = new Map<string, boolean>();
+  if (wanted.length === 0) return out;
+  let c: Libc | undefined;
+  try {
+    c = load();
+  } catch {
+    c = undefined;
+  }
+  if (c === undefined) return strictSourceCheckBySysctl(netns, wanted);
+  inNamespace(c, netns, () => {
+    // /proc/sys/net is the namespace of the thread that opens it: this one, while in `netns`.
+    let all: string;
+    try {
+      all = readFileSync('/proc/sys/net/ipv4/conf/all/rp_filter', 'utf8').trim();
+    } catch {
+      all = '';
+    }
+    for (const name of wanted) {
+      try {
+        writeFileSync(`/proc/sys/net/ipv4/conf/${name}/rp_filter`, '1');
+        out.set(name, all === '0' || all === '1');
+      } catch {
+        out.set(name, false);
+      }
+    }
+  });
+  return out;
+}
+
+/**
+ * Is the strict reverse-path filter still in force on each named interface of `netns`
+ * (`rp_filter` reads 1 and `all.rp_filter` is not 2)? Reads only: the agent asks this on its
+ * interface timer, so that a filter someone turned off is turned on again (or, where it cannot
+ * be, anti-spoofing goes back to every packet). A missing interface is false.
+ */
+export function sourceCheckInForce(netns: string | undefined, names: Iterable<string>): Map<string, boolean> {
+  const wanted = [...new Set(names)].filter((n) => IFNAME.test(n) && Buffer.byteLength(n) <= 15);
+  const out = new Map<string, boolean>();
+  if (wanted.length === 0) return out;
+  const path = (name: string): string => `/proc/sys/net/ipv4/conf/${name}/rp_filter`;
+  let values: Map<string, string>;
+  let c: Libc | undefined;
+  try {
+    c = load();
+  } catch {
+    c = undefined;
+  }
+  if (c === undefined) {
+    // One process for all of them: `grep -H .` prints `path:value` for each file it can read.
+    const argv = [...(netns !== undefined ? ['netns', 'exec', netns] : []), 'grep', '-H', '.', path('all'), ...wanted.map(path)];
+    let text: string;
+    try {
+      text = execFileSync(netns !== undefined ? 'ip' : argv[0], netns !== undefined ? argv : argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 });
+    } catch (error) {
+      text = String((error as { stdout?: unknown }).stdout ?? '');
+    }
+    values = new Map(text.split('\n').flatMap((line) => {
+      const at = line.lastIndexOf(':');
+      return at > 0 ? [[line.slice(0, at), line.slice(at + 1).trim()] as [string, string]] : [];
+    }));
+  } else {
+    values = inNamespace(c, netns, () => {
+      const read = new Map<string, string>();
+      for (const p of [path('all'), ...wanted.map(path)]) {
+        try {
+          read.set(p, readFileSync(p, 'utf8').trim());
+        } catch {
+          /* no such interface: absent */
+        }
+      }
+      return read;
+    });
+  }
+  const all = values.get(path('all'));
+  for (const name of wanted) out.set(name, values.get(path(name)) === '1' && (all === '0' || all === '1'));
+  return out;
+}
+
+/** strictSourceCheck through `sysctl` (procps), one process per name: for when libc cannot be loaded through koffi. */
+function strictSourceCheckBySysctl(netns: string | undefined, names: readonly string[]): Map<string, boolean> {
+  const argv = (rest: string[]): [string, string[]] => (netns !== undefined ? ['ip', ['netns', 'exec', netns, 'sysctl', ...rest]] : ['sysctl', rest]);
+  const sysctl = (rest: string[]): string | undefined => {
+    const [cmd, args] = argv(rest);
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 }).trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const all = sysctl(['-n', 'net.ipv4.conf.all.rp_filter']);
+  // Slashes, not dots, separate the parts: an interface name may hold a dot (`eth0.100`).
+  return new Map(names.map((name) => [name, sysctl(['-q', '-w', `net/ipv4/conf/${name}/rp_filter=1`]) !== undefined && (all === '0' || all === '1')]));
 }
 
 /**

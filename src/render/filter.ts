@@ -122,6 +122,15 @@ export interface LocalPod {
    * its interface is not ready (fail closed) until a render with the index.
    */
   readonly hostVethIndex?: number;
+  /**
+   * The kernel's strict reverse-path filter is on for `hostVeth` (`rp_filter` 1, effective:
+   * `all` is not 2), set by the agent when it resolved the index. A packet from the veth whose
+   * source is not routed back through it is then dropped by the kernel on every packet, so
+   * weir's own anti-spoofing rule need only see new connections (where it counts and records
+   * them): when every local pod's veth is so checked, the rule moves behind the conntrack
+   * shortcut and established packets pay no lookup for it.
+   */
+  readonly hostVethSourceChecked?: boolean;
 }
 
 export interface RenderReuse {
@@ -669,13 +678,15 @@ class Renderer {
   }
 
   /** The maps, sets and base chains that bind the identity chains to this node's pods. */
-  finish(eg: readonly Element[], ing: readonly Element[], podIds: readonly Element[], podIfs: readonly Element[], podSrc: readonly Element[], podVeths: readonly string[], snat: boolean, podInterfaces?: string, policyOnly?: { options: PolicyOnlyOptions; localIps: readonly string[] }): void {
+  finish(eg: readonly Element[], ing: readonly Element[], podIds: readonly Element[], podIfs: readonly Element[], podSrc: readonly Element[], podVeths: readonly string[], snat: boolean, kernelChecked: boolean, podInterfaces?: string, policyOnly?: { options: PolicyOnlyOptions; localIps: readonly string[] }): void {
     const t = this.table;
     const texts = (elements: readonly Element[]): string[] => [...new Set(elements.map(elementText))].sort();
     const map = (name: string, type: string, elements: readonly Element[]): NftSet => ({ name, kind: 'map', type, flags: [], extra: [], dynamic: false, elements: texts(elements) });
     t.set(map(EGRESS_MAP, 'mark : verdict', eg));
     t.set(map(INGRESS_MAP, 'mark : verdict', ing));
-    t.set({ ...map(POD_ID_MAP, 'ipv4_addr : mark', podIds), hot: true });
+    // Looked up twice per new connection (source and destination), hits and misses alike: a
+    // fixed-size hash, as pod_ifs (a node's own pods fit in POD_INTERFACE_SET_SIZE).
+    t.set({ ...map(POD_ID_MAP, 'ipv4_addr : mark', podIds), extra: [`size ${POD_INTERFACE_SET_SIZE}`], hot: true });
     const plain = (name: string, type: string, elements: readonly Element[]): NftSet => ({ name, kind: 'set', type, flags: [], extra: [`size ${POD_INTERFACE_SET_SIZE}`], dynamic: false, hot: true, elements: texts(elements) });
     if (!policyOnly) {
       t.set(plain(POD_IFS_SET, 'iface_index', podIfs));
@@ -741,14 +752,18 @@ class Renderer {
     // With the pod-interface wildcard these cost one string compare per packet from or to
     // another interface and one lookup per packet of a pod interface (`iif . ip saddr`
     // answers both questions for a pod's own packets; `pod_guard` says which failed).
+    // Without the wildcard, when the kernel's strict reverse-path filter checks every local
+    // pod's veth (LocalPod.hostVethSourceChecked), anti-spoofing here sees new connections
+    // only (`afterShortcut`): the kernel drops a forged packet of an established flow.
     const guards: Rule[] = [nftRule([is('meta nfproto', 'ipv6')], end(drop, v6))];
+    const afterShortcut: Rule[] = [];
     const wildcard = podInterfaces !== undefined && notReady !== undefined ? podInterfaces : undefined;
     if (wildcard !== undefined && notReady !== undefined && spoof !== undefined) {
       t.chain(POD_GUARD_CHAIN, [nftRule([inSet('iif', POD_IFS_SET, true)], notReady), spoof]);
       guards.push(nftRule([is('iifname', quoted(wildcard)), inSet(['iif', 'ip saddr'], POD_SRC_SET, true)], end(goto(POD_GUARD_CHAIN))));
     }
     // Without the wildcard, or for a pod interface it does not cover: a lookup per packet.
-    if (spoof && (wildcard === undefined || podVeths.some((v) => !interfaceMatches(v, wildcard)))) guards.push(nftRule([inSet('iif', POD_IFS_SET), inSet(['iif', 'ip saddr'], POD_SRC_SET, true)], spoof));
+    if (spoof && (wildcard === undefined || podVeths.some((v) => !interfaceMatches(v, wildcard)))) (wildcard === undefined && kernelChecked ? afterShortcut : guards).push(nftRule([inSet('iif', POD_IFS_SET), inSet(['iif', 'ip saddr'], POD_SRC_SET, true)], spoof));
     if (wildcard !== undefined && notReady !== undefined) guards.push(nftRule([is('oifname', quoted(wildcard)), inSet('oif', POD_IFS_SET, true)], notReady));
     t.chain(
       FORWARD_CHAIN,
@@ -756,6 +771,7 @@ class Renderer {
         ...guards,
         nftRule([flags('ct state', 'established', 'related')], end(accept)),
         nftRule([flags('ct state', 'invalid')], end(drop)),
+        ...afterShortcut,
         untracked('ip saddr'),
         untracked('ip daddr'),
         dispatch('ip saddr', EGRESS_MAP),
@@ -765,6 +781,18 @@ class Renderer {
     );
     if (ownNat) t.chain(INGRESS_SNAT_CHAIN, [ingressAfterSnat()], INGRESS_SNAT_HOOK);
   }
+}
+
+/**
+ * Does `prev`'s forward chain check anti-spoofing on every packet (before the conntrack
+ * shortcut), or only on new connections (after it: every local veth under the kernel's strict
+ * reverse-path filter)? True when it has no such rule (policy-only mode: nothing to move).
+ */
+export function spoofCheckedPerPacket(prev: Ruleset): boolean {
+  const rules = prev.chains.get(FORWARD_CHAIN)?.rules ?? [];
+  const spoof = rules.findIndex((r) => r.startsWith('iif @' + POD_IFS_SET + ' '));
+  const shortcut = rules.findIndex((r) => r.startsWith('ct state established,related accept'));
+  return spoof < 0 || shortcut < 0 || spoof < shortcut;
 }
 
 /** The mark that stands for an identity in `pod_id` and the identity maps. */
@@ -804,12 +832,12 @@ export function policyFilterSection(input: RenderInput): Section {
       input.chainCache?.begin();
       const eg: Element[] = [];
       const ing: Element[] = [];
-      const locals: { ip: string; identity: Identity; veth?: string; ifindex?: number }[] = [];
+      const locals: { ip: string; identity: Identity; veth?: string; ifindex?: number; checked?: boolean }[] = [];
       for (const local of [...input.localPods].sort((a, b) => (a.key < b.key ? -1 : 1))) {
         const ip = local.ip ?? engine.pods.get(local.key)?.ip;
         const identity = engine.identityOfPod(local.key);
         if (!isV4(ip) || !identity) continue;
-        locals.push({ ip, identity, veth: local.hostVeth, ifindex: local.hostVethIndex });
+        locals.push({ ip, identity, veth: local.hostVeth, ifindex: local.hostVethIndex, checked: local.hostVethSourceChecked });
       }
       // Only identities with pods on this node get chains, and only the chains, sets and counters
       // those reach are rendered (per-node pruning; set elements stay cluster-wide).
@@ -834,7 +862,9 @@ export function policyFilterSection(input: RenderInput): Section {
           src.push(podSourceElement(ifindex, ip));
         }
       }
-      r.finish(eg, ing, ids, ifs, src, locals.flatMap((l) => (l.veth ? [l.veth] : [])), input.snat === true, input.podInterfaces, input.policyOnly ? { options: input.policyOnly, localIps: locals.map((l) => l.ip) } : undefined);
+      // Every local pod's interface known to the kernel's source check (none known: vacuously).
+      const kernelChecked = locals.every((l) => l.ifindex === undefined || l.checked === true);
+      r.finish(eg, ing, ids, ifs, src, locals.flatMap((l) => (l.veth ? [l.veth] : [])), input.snat === true, kernelChecked, input.podInterfaces, input.policyOnly ? { options: input.policyOnly, localIps: locals.map((l) => l.ip) } : undefined);
       input.chainCache?.end();
     },
   };
@@ -938,6 +968,8 @@ function podElementChanges(
     // The wildcard guard checks only the interfaces it covers; another needs the per-packet rule a render adds.
     if (add && prev.chains.has(POD_GUARD_CHAIN) && !(ctx.podInterfaces !== undefined && interfaceMatches(local.hostVeth, ctx.podInterfaces))) return undefined;
     const index = local.hostVethIndex;
+    // An interface the kernel does not check, on a node whose anti-spoofing rule sees new connections only: the rule must move (a render).
+    if (add && index !== undefined && local.hostVethSourceChecked !== true && !spoofCheckedPerPacket(prev)) return undefined;
     if (index !== undefined) {
       change(POD_SRC_SET, podSourceElement(index, ip));
       // An interface goes with the last pod that used it.
