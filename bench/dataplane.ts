@@ -16,9 +16,10 @@
 // endpoints loaded against 1 Service (paired rounds, goal ≥ 0.95), and endpoint changes from
 // the change to the kernel's ack (goal ≤ 20 ms).
 //
-// weir's agents render without a pod-interface wildcard by default (anti-spoofing: a lookup of
-// `pod_ifs` per packet); `--pod-interfaces 'wp*'` runs them as the lab does (unknown pod
-// interfaces fail closed: a guard per packet from and to pod interfaces besides anti-spoofing).
+// weir's agents render without a pod-interface wildcard by default (anti-spoofing: the agent
+// turns on the kernel's strict reverse-path filter on the measured pods' veth, `wpod`, and
+// weir's own rule checks new connections only); `--pod-interfaces 'wp*'` runs them as the lab
+// does (unknown pod interfaces fail closed: a guard on every packet from and to pod interfaces).
 //
 // The headline is weir against the conntrack-only table, paired per round: on this kernel
 // (no flowtables) conntrack is the floor of any stateful firewall, so that is the limit weir
