@@ -13,7 +13,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { Applier, netlinkElementWriter, netlinkIdle, nftRunner, elementCommands } from '../src/nft/index.js';
+import { Applier, netlinkElementWriter, netlinkIdle, nftRunner, elementCommands, sourceCheckInForce, sourceCheckInForceByGrep, strictSourceCheck, strictSourceCheckBySysctl } from '../src/nft/index.js';
 import { encodeBatch, encodeElement, parseAcks } from '../src/nft/netlink.js';
 import type { NftSet, Ruleset } from '../src/render/index.js';
 import { NodeAgent } from '../src/agent/index.js';
@@ -283,6 +283,52 @@ describe('netlink element writer in a real namespace', { skip: !isRoot && 'needs
     w.close();
     await netlinkIdle();
     assert.equal(openDescriptors().filter((d) => d.startsWith('socket:')).length, fdsBefore, 'no socket left open');
+  });
+});
+
+describe('the kernel\'s reverse-path filter on pod interfaces, through setns and through processes', { skip: !isRoot && 'needs root' }, () => {
+  const ns = `${PREFIX}-rp`;
+  const sysctl = async (name: string) => (await run(['ip', 'netns', 'exec', ns, 'cat', `/proc/sys/net/ipv4/conf/${name}/rp_filter`])).stdout.trim();
+  const setAll = (v: number) => run(['ip', 'netns', 'exec', ns, 'sh', '-c', `echo ${v} > /proc/sys/net/ipv4/conf/all/rp_filter`]);
+  before(async () => {
+    await run(['ip', 'netns', 'add', ns]);
+    created.push(ns);
+    // Stand-ins for pod veths (no dummy links on this kernel); one name with a dot, which sysctl's dotted form would misread.
+    await run(['ip', '-n', ns, '-batch', '-'], { input: 'link add wr0 type bridge\nlink add wr1 type bridge\nlink add wr.5 type bridge\n' });
+    await setAll(0);
+  });
+  after(async () => {
+    for (const n of created.splice(0)) await run(['ip', 'netns', 'del', n], { allowFailure: true });
+  });
+
+  it('turns the strict filter on in the namespace (not in the caller\'s), and both ways read the same', async () => {
+    const hostLo = (await run(['cat', '/proc/sys/net/ipv4/conf/lo/rp_filter'])).stdout.trim();
+    assert.deepEqual([...strictSourceCheck(ns, ['wr0', 'lo', 'wr-none', 'bad/name'])], [['wr0', true], ['lo', true], ['wr-none', false]]);
+    assert.deepEqual([...strictSourceCheckBySysctl(ns, ['wr.5', 'wr-none', 'bad/name'])], [['wr.5', true], ['wr-none', false]]);
+    assert.equal(await sysctl('wr0'), '1');
+    assert.equal(await sysctl('wr.5'), '1');
+    assert.equal(await sysctl('wr1'), '0', 'only the interfaces named');
+    assert.equal((await run(['cat', '/proc/sys/net/ipv4/conf/lo/rp_filter'])).stdout.trim(), hostLo, 'the caller\'s namespace is untouched');
+    const names = ['wr0', 'wr1', 'wr.5', 'wr-none'];
+    const want = [['wr0', true], ['wr1', false], ['wr.5', true], ['wr-none', false]];
+    assert.deepEqual([...sourceCheckInForce(ns, names)], want);
+    assert.deepEqual([...sourceCheckInForceByGrep(ns, names)], want);
+  });
+
+  it('with all.rp_filter 2 (loose wins) the filter is not in force, whichever way it was asked', async () => {
+    await setAll(2);
+    try {
+      assert.deepEqual([...strictSourceCheck(ns, ['wr1'])], [['wr1', false]]);
+      assert.equal(await sysctl('wr1'), '1', 'written, but loose wins');
+      assert.deepEqual([...strictSourceCheckBySysctl(ns, ['wr1'])], [['wr1', false]]);
+      assert.deepEqual([...sourceCheckInForce(ns, ['wr0', 'wr1'])], [['wr0', false], ['wr1', false]]);
+      assert.deepEqual([...sourceCheckInForceByGrep(ns, ['wr0', 'wr1'])], [['wr0', false], ['wr1', false]]);
+    } finally {
+      await setAll(0);
+    }
+    assert.deepEqual([...sourceCheckInForce(ns, ['wr0'])], [['wr0', true]]);
+    // A namespace that is not there is an error, not a silent "checked".
+    assert.throws(() => strictSourceCheck(`${PREFIX}-none`, ['wr0']), /netns/);
   });
 });
 

@@ -5,4 +5,4 @@
 // agent drives it from above.
 export { Applier, nftRunner, type ApplyResult, type NftRunner, type NftRunResult } from './apply.js';
 export { netlinkElementWriter, elementCommands, type ElementChange, type ElementWriter, type ElementWriteResult } from './element-writer.js';
-export { NfnetlinkSocket, interfaceIndexes, interfaceIndexesByIp, netlinkIdle } from './netlink-socket.js';
+export { NfnetlinkSocket, interfaceIndexes, interfaceIndexesByIp, netlinkIdle, sourceCheckInForce, sourceCheckInForceByGrep, strictSourceCheck, strictSourceCheckBySysctl } from './netlink-socket.js';

@@ -210,13 +210,13 @@ export function strictSourceCheck(netns: string | undefined, names: Iterable<str
     // /proc/sys/net is the namespace of the thread that opens it: this one, while in `netns`.
     let all: string;
     try {
-      all = readFileSync('/proc/sys/net/ipv4/conf/all/rp_filter', 'utf8').trim();
+      all = readFileSync(rpFilterPath('all'), 'utf8').trim();
     } catch {
       all = '';
     }
     for (const name of wanted) {
       try {
-        writeFileSync(`/proc/sys/net/ipv4/conf/${name}/rp_filter`, '1');
+        writeFileSync(rpFilterPath(name), '1');
         out.set(name, all === '0' || all === '1');
       } catch {
         out.set(name, false);
@@ -234,49 +234,62 @@ export function strictSourceCheck(netns: string | undefined, names: Iterable<str
  */
 export function sourceCheckInForce(netns: string | undefined, names: Iterable<string>): Map<string, boolean> {
   const wanted = [...new Set(names)].filter((n) => IFNAME.test(n) && Buffer.byteLength(n) <= 15);
-  const out = new Map<string, boolean>();
-  if (wanted.length === 0) return out;
-  const path = (name: string): string => `/proc/sys/net/ipv4/conf/${name}/rp_filter`;
-  let values: Map<string, string>;
+  if (wanted.length === 0) return new Map();
   let c: Libc | undefined;
   try {
     c = load();
   } catch {
     c = undefined;
   }
-  if (c === undefined) {
-    // One process for all of them: `grep -H .` prints `path:value` for each file it can read.
-    const argv = [...(netns !== undefined ? ['netns', 'exec', netns] : []), 'grep', '-H', '.', path('all'), ...wanted.map(path)];
-    let text: string;
-    try {
-      text = execFileSync(netns !== undefined ? 'ip' : argv[0], netns !== undefined ? argv : argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 });
-    } catch (error) {
-      text = String((error as { stdout?: unknown }).stdout ?? '');
+  if (c === undefined) return sourceCheckInForceByGrep(netns, wanted);
+  const values = inNamespace(c, netns, () => {
+    const read = new Map<string, string>();
+    for (const p of [rpFilterPath('all'), ...wanted.map(rpFilterPath)]) {
+      try {
+        read.set(p, readFileSync(p, 'utf8').trim());
+      } catch {
+        /* no such interface: absent */
+      }
     }
-    values = new Map(text.split('\n').flatMap((line) => {
+    return read;
+  });
+  return inForce(wanted, values);
+}
+
+const rpFilterPath = (name: string): string => `/proc/sys/net/ipv4/conf/${name}/rp_filter`;
+
+/** Per name: its `rp_filter` read 1 and `all`'s is 0 or 1, from values by path. */
+function inForce(names: readonly string[], values: ReadonlyMap<string, string>): Map<string, boolean> {
+  const all = values.get(rpFilterPath('all'));
+  return new Map(names.map((name) => [name, values.get(rpFilterPath(name)) === '1' && (all === '0' || all === '1')]));
+}
+
+/**
+ * sourceCheckInForce through one `grep -H .` process (`path:value` for each file it can read),
+ * in `ip netns exec`: for when libc cannot be loaded through koffi.
+ */
+export function sourceCheckInForceByGrep(netns: string | undefined, names: Iterable<string>): Map<string, boolean> {
+  const wanted = [...new Set(names)].filter((n) => IFNAME.test(n) && Buffer.byteLength(n) <= 15);
+  const grep = ['grep', '-H', '.', rpFilterPath('all'), ...wanted.map(rpFilterPath)];
+  const [cmd, args] = netns !== undefined ? ['ip', ['netns', 'exec', netns, ...grep]] : ['grep', grep.slice(1)];
+  let text: string;
+  try {
+    text = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 });
+  } catch (error) {
+    // grep exits 2 when a file is missing, and still prints the others.
+    text = String((error as { stdout?: unknown }).stdout ?? '');
+  }
+  const values = new Map(
+    text.split('\n').flatMap((line) => {
       const at = line.lastIndexOf(':');
       return at > 0 ? [[line.slice(0, at), line.slice(at + 1).trim()] as [string, string]] : [];
-    }));
-  } else {
-    values = inNamespace(c, netns, () => {
-      const read = new Map<string, string>();
-      for (const p of [path('all'), ...wanted.map(path)]) {
-        try {
-          read.set(p, readFileSync(p, 'utf8').trim());
-        } catch {
-          /* no such interface: absent */
-        }
-      }
-      return read;
-    });
-  }
-  const all = values.get(path('all'));
-  for (const name of wanted) out.set(name, values.get(path(name)) === '1' && (all === '0' || all === '1'));
-  return out;
+    }),
+  );
+  return inForce(wanted, values);
 }
 
 /** strictSourceCheck through `sysctl` (procps), one process per name: for when libc cannot be loaded through koffi. */
-function strictSourceCheckBySysctl(netns: string | undefined, names: readonly string[]): Map<string, boolean> {
+export function strictSourceCheckBySysctl(netns: string | undefined, names: Iterable<string>): Map<string, boolean> {
   const argv = (rest: string[]): [string, string[]] => (netns !== undefined ? ['ip', ['netns', 'exec', netns, 'sysctl', ...rest]] : ['sysctl', rest]);
   const sysctl = (rest: string[]): string | undefined => {
     const [cmd, args] = argv(rest);
@@ -286,9 +299,11 @@ function strictSourceCheckBySysctl(netns: string | undefined, names: readonly st
       return undefined;
     }
   };
+  const wanted = [...new Set(names)].filter((n) => IFNAME.test(n) && Buffer.byteLength(n) <= 15);
+  if (wanted.length === 0) return new Map();
   const all = sysctl(['-n', 'net.ipv4.conf.all.rp_filter']);
   // Slashes, not dots, separate the parts: an interface name may hold a dot (`eth0.100`).
-  return new Map(names.map((name) => [name, sysctl(['-q', '-w', `net/ipv4/conf/${name}/rp_filter=1`]) !== undefined && (all === '0' || all === '1')]));
+  return new Map(wanted.map((name) => [name, sysctl(['-q', '-w', `net/ipv4/conf/${name}/rp_filter=1`]) !== undefined && (all === '0' || all === '1')]));
 }
 
 /**
