@@ -153,6 +153,17 @@ function openSocket(c: Libc, netns: string | undefined): number {
 
 /** Interface names the kernel accepts (IFNAMSIZ − 1 bytes, no `/`, no whitespace, not `.`/`..`). */
 const IFNAME = /^(?!\.{1,2}$)[^/\s:]{1,15}$/;
+/** The distinct names of `names` the kernel accepts as interface names (others are left out). */
+const validNames = (names: Iterable<string>): string[] => [...new Set(names)].filter((n) => IFNAME.test(n) && Buffer.byteLength(n) <= 15);
+
+/** libc through koffi, or undefined where it cannot be loaded (the callers fall back to processes). */
+function libcIfLoadable(): Libc | undefined {
+  try {
+    return load();
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * The interface index of each name in `netns` (the caller's own when undefined), as
@@ -161,7 +172,7 @@ const IFNAME = /^(?!\.{1,2}$)[^/\s:]{1,15}$/;
  * only when the namespace cannot be entered, or neither way works.
  */
 export function interfaceIndexes(netns: string | undefined, names: Iterable<string>): Map<string, number> {
-  const wanted = [...new Set(names)].filter((n) => IFNAME.test(n) && Buffer.byteLength(n) <= 15);
+  const wanted = validNames(names);
   const out = new Map<string, number>();
   if (wanted.length === 0) return out;
   let c: Libc;
@@ -196,15 +207,10 @@ export function interfaceIndexes(netns: string | undefined, names: Iterable<stri
  * be entered.
  */
 export function strictSourceCheck(netns: string | undefined, names: Iterable<string>): Map<string, boolean> {
-  const wanted = [...new Set(names)].filter((n) => IFNAME.test(n) && Buffer.byteLength(n) <= 15);
+  const wanted = validNames(names);
   const out = new Map<string, boolean>();
   if (wanted.length === 0) return out;
-  let c: Libc | undefined;
-  try {
-    c = load();
-  } catch {
-    c = undefined;
-  }
+  const c = libcIfLoadable();
   if (c === undefined) return strictSourceCheckBySysctl(netns, wanted);
   inNamespace(c, netns, () => {
     // /proc/sys/net is the namespace of the thread that opens it: this one, while in `netns`.
@@ -233,14 +239,9 @@ export function strictSourceCheck(netns: string | undefined, names: Iterable<str
  * be, anti-spoofing goes back to every packet). A missing interface is false.
  */
 export function sourceCheckInForce(netns: string | undefined, names: Iterable<string>): Map<string, boolean> {
-  const wanted = [...new Set(names)].filter((n) => IFNAME.test(n) && Buffer.byteLength(n) <= 15);
+  const wanted = validNames(names);
   if (wanted.length === 0) return new Map();
-  let c: Libc | undefined;
-  try {
-    c = load();
-  } catch {
-    c = undefined;
-  }
+  const c = libcIfLoadable();
   if (c === undefined) return sourceCheckInForceByGrep(netns, wanted);
   const values = inNamespace(c, netns, () => {
     const read = new Map<string, string>();
@@ -269,7 +270,7 @@ function inForce(names: readonly string[], values: ReadonlyMap<string, string>):
  * in `ip netns exec`: for when libc cannot be loaded through koffi.
  */
 export function sourceCheckInForceByGrep(netns: string | undefined, names: Iterable<string>): Map<string, boolean> {
-  const wanted = [...new Set(names)].filter((n) => IFNAME.test(n) && Buffer.byteLength(n) <= 15);
+  const wanted = validNames(names);
   const grep = ['grep', '-H', '.', rpFilterPath('all'), ...wanted.map(rpFilterPath)];
   const [cmd, args] = netns !== undefined ? ['ip', ['netns', 'exec', netns, ...grep]] : ['grep', grep.slice(1)];
   let text: string;
@@ -299,7 +300,7 @@ export function strictSourceCheckBySysctl(netns: string | undefined, names: Iter
       return undefined;
     }
   };
-  const wanted = [...new Set(names)].filter((n) => IFNAME.test(n) && Buffer.byteLength(n) <= 15);
+  const wanted = validNames(names);
   if (wanted.length === 0) return new Map();
   const all = sysctl(['-n', 'net.ipv4.conf.all.rp_filter']);
   // Slashes, not dots, separate the parts: an interface name may hold a dot (`eth0.100`).
