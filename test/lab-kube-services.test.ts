@@ -113,10 +113,18 @@ describe('weir agent --services in a kube lab (root)', () => {
     };
     const svcCell = (p: ProbeJson, from: string) => p.services?.cells.find((c) => c.from === from && c.to === 'svc/shop/web');
 
-    // 1. Connections to the ClusterIP from a pod reach every endpoint, all answered.
+    // 1. Connections to the ClusterIP from a pod reach every endpoint, all answered — once the
+    // balancing loops have probed the three and found them healthy (an endpoint whose first
+    // probes came before its server listened is out of the rotation until two good probes).
+    const lbStatus = async (): Promise<string> => (await weir(['lb', 'status', 'shop/web', '--lab-dir', dir, '--json'])).stdout;
+    await until('every endpoint of shop/web healthy in the balancing loops', async () => {
+      const view = JSON.parse(await lbStatus()) as { services?: { nodes?: { endpoints?: { healthy: boolean }[] }[] }[] };
+      const endpoints = (view.services ?? []).flatMap((v) => (v.nodes ?? []).flatMap((n) => n.endpoints ?? []));
+      return endpoints.length >= 3 && endpoints.every((e) => e.healthy);
+    }, 15_000, lbStatus, 250);
     let r = await connect(90);
     assert.deepEqual(r.errors, {}, JSON.stringify(r));
-    assert.deepEqual(Object.keys(r.counts).sort(), ['shop/web-0', 'shop/web-1', 'shop/web-2'], JSON.stringify(r));
+    assert.deepEqual(Object.keys(r.counts).sort(), ['shop/web-0', 'shop/web-1', 'shop/web-2'], `${JSON.stringify(r)}; balancing: ${await lbStatus()}`);
     let p = await compare('after up');
     assert.equal(svcCell(p, 'shop/client')?.ok, true);
     assert.ok(p.services?.cells.some((c) => c.from === 'external' && c.ok), `a NodePort answered the external host: ${JSON.stringify(p.services?.cells)}`);
