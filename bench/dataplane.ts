@@ -226,7 +226,7 @@ interface PodAddFigures {
 /**
  * `ADDS` pod adds on `agent` (new replicas of `template`'s workload, local to the agent's node):
  * each from podAdded() to its return (the kernel acked), then read back from the kernel's
- * `pod_id` map and removed again (not timed).
+ * pod maps (`eg_pod`, `in_pod`) and removed again (not timed).
  */
 async function podAdds(agent: NodeAgent, node: string, ns: string, template: Pod, veth: string): Promise<PodAddFigures> {
   const adds: { ms: number; cpu: number; status: PodAddFigures['status'] }[] = [];
@@ -240,8 +240,8 @@ async function podAdds(agent: NodeAgent, node: string, ns: string, template: Pod
     adds.push({ ms, cpu: (cpu.user + cpu.system) / 1000, status });
     if (!status.lastApplyOk) throw new Error(`pod add failed: ${status.error ?? ''}`);
     // `nft get element` of a 100k-pod table exits 1 with nothing on stderr (nft 1.0.6 fills its
-    // cache with every set's elements first); listing the one map works at both sizes.
-    const listed = await inNs(ns, ['nft', 'list', 'map', 'inet', 'weir', 'pod_id']);
+    // cache with every set's elements first); listing the pod maps works at both sizes.
+    const listed = (await inNs(ns, ['nft', 'list', 'map', 'inet', 'weir', 'eg_pod'])) + (await inNs(ns, ['nft', 'list', 'map', 'inet', 'weir', 'in_pod']));
     if (!listed.includes(`${added.ip} : 0x`)) throw new Error(`pod add not in the kernel: ${added.ip}`);
     await agent.podRemoved(added.namespace, added.name);
   }

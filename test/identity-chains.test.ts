@@ -145,10 +145,10 @@ describe('identity chain cache', () => {
   });
 });
 
-/** Whether `chain` is the one the identity's pod at `ip` dispatches to (pod_id → mark → eg_id/in_id). */
+/** Whether `chain` is the one the identity's pod at `ip` dispatches to (eg_pod/in_pod → mark → eg_id/in_id). */
 function renderedChainOf(rs: Ruleset, chain: string, id: number, ip: string): boolean {
   const mark = `0x${(0x8000_0000 + id).toString(16)}`;
-  const podMapped = rs.sets.get('pod_id')?.elements.some((e) => e.startsWith(`${ip} : `)) ?? false;
+  const podMapped = rs.sets.get(chain.startsWith('eg_') ? 'eg_pod' : 'in_pod')?.elements.includes(`${ip} : ${mark}`) ?? false;
   const verdicts = [...(rs.sets.get('eg_id')?.elements ?? []), ...(rs.sets.get('in_id')?.elements ?? [])];
   return podMapped && verdicts.includes(`${mark} : jump ${chain}`);
 }

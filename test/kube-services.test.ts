@@ -126,7 +126,7 @@ describe('the cluster agent with services', () => {
     assert.equal(rs.sets.has('svc_ports'), false);
     assert.equal([...rs.chains.keys()].some((c) => c.startsWith('svc_')), false);
     assert.equal(rs.chains.has('ingress_snat'), false);
-    assert.deepEqual(rs.chains.get('ingress')?.rules, ['ct mark set ip daddr map @pod_id ct mark vmap @in_id', 'accept']);
+    assert.deepEqual(rs.chains.get('ingress')?.rules, ['ct mark set ip daddr map @in_pod ct mark vmap @in_id', 'accept']);
     await agent.stop();
   });
 });

@@ -401,11 +401,11 @@ describe('applier and agent on the netlink path', { skip: !isRoot && 'needs root
       assert.ok(added.lastApplyOk, added.error ?? '');
       assert.equal(added.via, 'netlink');
       assert.equal(added.fallback, undefined);
-      const mark = new RegExp(`${pod.ip} : (0x[0-9a-f]{8})`).exec(await nft('get', 'element', 'inet', 'weir', 'pod_id', `{ ${pod.ip} }`))?.[1];
+      const mark = new RegExp(`${pod.ip} : (0x[0-9a-f]{8})`).exec(await nft('get', 'element', 'inet', 'weir', 'in_pod', `{ ${pod.ip} }`))?.[1];
       assert.ok(mark, 'pod → identity element in the kernel');
       assert.match(await nft('list', 'map', 'inet', 'weir', 'in_id'), new RegExp(`${mark} : jump in_x_a_`));
       assert.match(await nft('list', 'set', 'inet', 'weir', 'pod_src'), /"wx0" \. 10\.1\.1\.10/);
-      assert.deepEqual(await mapPairs('pod_id'), [...(agent.lastRuleset?.sets.get('pod_id')?.elements ?? [])].sort());
+      assert.deepEqual(await mapPairs('in_pod'), [...(agent.lastRuleset?.sets.get('in_pod')?.elements ?? [])].sort());
       const removed = await agent.podRemoved('x', pod.name);
       assert.ok(removed.lastApplyOk && removed.via === 'netlink', removed.error ?? removed.fallback ?? '');
       assert.doesNotMatch(await nft('list', 'table', 'inet', 'weir'), /10\.1\.1\.10\b/);
@@ -421,12 +421,12 @@ describe('applier and agent on the netlink path', { skip: !isRoot && 'needs root
       const pod = extraPod(1);
       assert.equal((await agent.podAdded(pod, { key: `x/${pod.name}`, ip: pod.ip, hostVeth: 'wx1' })).via, 'netlink');
       // Someone removes the pod's map entry behind the agent's back.
-      await nft('delete', 'element', 'inet', 'weir', 'pod_id', `{ ${pod.ip} }`);
+      await nft('delete', 'element', 'inet', 'weir', 'in_pod', `{ ${pod.ip} }`);
       const st = await agent.podRemoved('x', pod.name);
       assert.ok(st.lastApplyOk, st.error ?? '');
       assert.equal(st.mode, 'full');
-      assert.match(st.fallback ?? '', /netlink refused: delete element inet weir pod_id \{ 10\.1\.1\.11 \}: ENOENT/);
-      assert.deepEqual(await mapPairs('pod_id'), [...(agent.lastRuleset?.sets.get('pod_id')?.elements ?? [])].sort());
+      assert.match(st.fallback ?? '', /netlink refused: delete element inet weir in_pod \{ 10\.1\.1\.11 \}: ENOENT/);
+      assert.deepEqual(await mapPairs('in_pod'), [...(agent.lastRuleset?.sets.get('in_pod')?.elements ?? [])].sort());
       assert.doesNotMatch(await nft('list', 'table', 'inet', 'weir'), /10\.1\.1\.11\b/);
     } finally {
       agent.close();
@@ -491,7 +491,7 @@ describe('applier and agent on the netlink path', { skip: !isRoot && 'needs root
     try {
       const st = await agent.sync(churnCluster(), churnLocal());
       assert.ok(st.lastApplyOk && st.mode === 'full', st.error ?? '');
-      assert.deepEqual(await mapPairs('pod_id'), [...(agent.lastRuleset?.sets.get('pod_id')?.elements ?? [])].sort());
+      assert.deepEqual(await mapPairs('in_pod'), [...(agent.lastRuleset?.sets.get('in_pod')?.elements ?? [])].sort());
       assert.doesNotMatch(await nft('list', 'table', 'inet', 'weir'), /10\.1\.1\.\d+ : 0x/, 'no extra replica left');
     } finally {
       agent.close();

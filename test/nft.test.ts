@@ -120,8 +120,8 @@ describe('nft renderer (pure)', () => {
     const cidr = [...rs.sets.values()].find((s) => s.flags.includes('interval'));
     assert.ok(cidr);
     assert.deepEqual(cidr.elements, ['10.0.0.0/15', '10.3.0.0-10.255.255.255']);
-    // Only the local pod x/b is in the pod → identity map, but peer groups hold every matching pod.
-    assert.equal(rs.sets.get('pod_id')?.elements.length, 1);
+    // Only the local pod x/b is in the pod → identity maps, but peer groups hold every matching pod.
+    assert.equal(new Set(['eg_pod', 'in_pod'].flatMap((m) => rs.sets.get(m)?.elements ?? []).map((e) => e.split(' : ')[0])).size, 1);
     const allNs = [...rs.sets.values()].find((s) => s.name.startsWith('g_') && s.elements.length === 9);
     assert.ok(allNs, 'group of all pods in all namespaces');
   });
@@ -233,7 +233,7 @@ describe('nft renderer (pure)', () => {
     assert.ok(lines.every((l) => l.startsWith('add element ')), diff.script);
     assert.equal(diff.summary.chainsChanged + diff.summary.chainsAdded + diff.summary.chainsRemoved, 0);
     // A data element (address → identity mark), never a new verdict: no jump for the kernel to validate.
-    assert.match(diff.script, /add element inet weir pod_id \{ 10\.1\.0\.77 : 0x[89a-f][0-9a-f]{7} \}/);
+    assert.match(diff.script, /add element inet weir (eg|in)_pod \{ 10\.1\.0\.77 : 0x[89a-f][0-9a-f]{7} \}/);
     assert.doesNotMatch(diff.script, / : goto /);
     // And back: removing it deletes exactly those elements.
     const back = diffScript(after, before);
@@ -289,7 +289,7 @@ describe('nft agent fast path (pure, stub runner)', () => {
     const lines = scripts[1].trim().split('\n');
     assert.ok(lines.every((l) => l.startsWith('add element ')), scripts[1]);
     assert.ok(lines.some((l) => l.includes(`pod_src { ${100 + local(grown).length - 1} . 10.1.0.77 }`)), 'anti-spoofing element');
-    assert.ok(lines.some((l) => /pod_id \{ 10\.1\.0\.77 : 0x[89a-f][0-9a-f]{7} \}/.test(l)), 'pod → identity element');
+    assert.ok(lines.some((l) => /(eg|in)_pod \{ 10\.1\.0\.77 : 0x[89a-f][0-9a-f]{7} \}/.test(l)), 'pod → identity element');
     assert.ok(lines.every((l) => !l.includes(' : goto ')), 'no verdict element for a pod of a known identity');
     const removed = await agent.podRemoved('x', 'a-new');
     assert.equal(removed.mode, 'partial');
@@ -595,6 +595,26 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
     }
   });
 
+  it('untracked packets (no ct mark to dispatch on) are dropped to a pod with an ingress program and pass between pods without one', async () => {
+    await scenario(
+      { networkPolicies: [genPolicyMatchLabels('x', 'allow-b', { pod: 'a' }, setSpecIngressRules(rule([podPeer({ matchLabels: { pod: 'b' } })], [port(80)])))] },
+      { 'x/b->x/a TCP/80': true, 'y/a->x/b TCP/80': true },
+    );
+    // Someone else's table takes the node's forwarded traffic out of conntrack.
+    await topo.nft(['add', 'table', 'inet', 'wnotrack']);
+    try {
+      await topo.nft(['add', 'chain', 'inet', 'wnotrack', 'pre', '{ type filter hook prerouting priority raw; }']);
+      await topo.nft(['add', 'rule', 'inet', 'wnotrack', 'pre', 'meta l4proto tcp notrack']);
+      const cells = await topo.probeAll([{ protocol: 'TCP', port: 80 }]);
+      assert.equal(cells.get('x/b->x/a TCP/80'), false, 'allowed, but untracked: no identity to judge it by, dropped');
+      assert.equal(cells.get('y/a->x/b TCP/80'), true, 'no program on either side: untracked passes as tracked would');
+    } finally {
+      await topo.nft(['delete', 'table', 'inet', 'wnotrack']);
+    }
+    const again = await topo.probeAll([{ protocol: 'TCP', port: 80 }]);
+    assert.equal(again.get('x/b->x/a TCP/80'), true, 'tracked again: allowed');
+  });
+
   it('a failed apply keeps the previous ruleset in force and is reported', async () => {
     const c = topo.cluster({ networkPolicies: [genPolicyMatchLabels('x', 'deny-a', { pod: 'a' }, setSpecIngressRules())] });
     const ok = await agent.sync(c, topo.localPods());
@@ -861,13 +881,13 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
     const ms = performance.now() - t0;
     assert.ok(st.lastApplyOk, st.error ?? '');
     assert.equal(st.mode, 'partial', `element-only (${ms.toFixed(1)} ms)`);
-    const mark = /10\.99\.1\.99 : (0x[0-9a-f]{8})/.exec(await topo.nft(['get', 'element', 'inet', 'weir', 'pod_id', '{ 10.99.1.99 }']))?.[1];
+    const mark = /10\.99\.1\.99 : (0x[0-9a-f]{8})/.exec(await topo.nft(['get', 'element', 'inet', 'weir', 'in_pod', '{ 10.99.1.99 }']))?.[1];
     assert.ok(mark, 'the pod → identity element is in the kernel');
     assert.match(await topo.nft(['list', 'map', 'inet', 'weir', 'in_id']), new RegExp(`${mark} : jump in_x_a_`), 'its identity maps to its chain');
     assert.match(await topo.nft(['list', 'set', 'inet', 'weir', 'pod_src']), /"wv1" \. 10\.99\.1\.99/);
     const gone = await agent.podRemoved('x', 'a-extra');
     assert.ok(gone.lastApplyOk && gone.mode === 'partial', gone.error ?? '');
-    assert.doesNotMatch(await topo.nft(['list', 'map', 'inet', 'weir', 'pod_id']), /10\.99\.1\.99/);
+    assert.doesNotMatch(await topo.nft(['list', 'map', 'inet', 'weir', 'in_pod']), /10\.99\.1\.99/);
   });
 
   it('pod set: the rendered table in the kernel matches the model (chains, sets, element counts)', async () => {

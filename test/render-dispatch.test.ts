@@ -30,15 +30,17 @@ test('one base chain: guards, the conntrack shortcut, the egress dispatch, then 
   const est = fwd.indexOf('ct state established,related accept');
   assert.ok(est > 0, 'the shortcut is there');
   assert.ok(fwd.slice(0, est).every((r) => / (drop|goto (deny|pod_guard))$/.test(r)), `only guards before the shortcut: ${fwd.slice(0, est).join(' | ')}`);
-  assert.deepEqual(fwd.slice(est + 1), [
+  // IPv6 after the shortcut: established packets (all but a connection's first) do not pay for it.
+  assert.deepEqual(fwd.slice(est + 1).map((r) => r.replace(/\d+/g, 'N')), [
     'ct state invalid drop',
-    'ct state untracked ip saddr @pod_id drop',
-    'ct state untracked ip daddr @pod_id drop',
-    'ct mark set ip saddr map @pod_id ct mark vmap @eg_id',
+    'meta nfproto ipvN update @hits { N counter } drop',
+    'ct state untracked goto untracked',
+    'ct mark set ip saddr map @eg_pod ct mark vmap @eg_id',
     'goto ingress',
   ]);
+  assert.deepEqual(rs.chains.get('untracked')?.rules, ['ip saddr @eg_pod drop', 'ip daddr @in_pod drop']);
   // No Service on the node, so nothing is masqueraded: no accepts for it, no postrouting chain.
-  assert.deepEqual(rs.chains.get('ingress')?.rules, ['ct mark set ip daddr map @pod_id ct mark vmap @in_id', 'accept']);
+  assert.deepEqual(rs.chains.get('ingress')?.rules, ['ct mark set ip daddr map @in_pod ct mark vmap @in_id', 'accept']);
   // Identity chains are jumped to: falling off one comes back to the stage that dispatched it.
   for (const map of ['eg_id', 'in_id']) {
     const els = rs.sets.get(map)?.elements ?? [];
@@ -53,13 +55,35 @@ test('one base chain: guards, the conntrack shortcut, the egress dispatch, then 
   assert.doesNotThrow(() => fullScript(rs));
 });
 
+test('one pod map per direction: a pod is in eg_pod when its identity has an egress program, in in_pod when it has an ingress one', async () => {
+  const rs = render(undefined);
+  const ip = (name: string): string => cluster.pods.find((p) => p.namespace === 'x' && p.name === name)?.ip ?? '';
+  const keys = (map: string): string[] => (rs.sets.get(map)?.elements ?? []).map((e) => e.split(' : ')[0]);
+  // x/a is isolated for ingress only, x/b for egress only, x/c for neither.
+  assert.deepEqual(keys('eg_pod'), [ip('b')]);
+  assert.deepEqual(keys('in_pod'), [ip('a')]);
+  assert.equal(rs.sets.has('pod_id'), false);
+  // Both identity maps and both pod maps are fixed-size hashes (the resizable one is slower).
+  for (const map of ['eg_id', 'in_id', 'eg_pod', 'in_pod']) assert.ok(rs.sets.get(map)?.extra.includes('size 65536'), map);
+  // A replica added is patched into its identity's directions only.
+  const scripts: string[] = [];
+  const agent = new NodeAgent({ node: 'n1', runner: (s) => (scripts.push(s), Promise.resolve({ ok: true, stderr: '' })), netlinkElements: false });
+  await agent.sync(cluster, locals((n) => `v-${n}`));
+  const st = await agent.podAdded({ ...modelPod('x', 'b'), name: 'b2', ip: '10.1.0.60' }, { key: 'x/b2', ip: '10.1.0.60' });
+  assert.equal(st.mode, 'partial');
+  const last = scripts.at(-1) ?? '';
+  assert.match(last, /add element inet weir eg_pod \{ 10\.1\.0\.60 : 0x[89a-f][0-9a-f]{7} \}/);
+  assert.doesNotMatch(last, /in_pod/);
+  assert.deepEqual(agent.lastRuleset?.sets.get('eg_pod')?.elements.map((e) => e.split(' : ')[0]).sort(), ['10.1.0.60', ip('b')].sort());
+});
+
 test('with Services on the node, masqueraded connections have their ingress judged after SNAT, in a postrouting chain', () => {
   const rs = render('wp*', undefined, true);
   const hooked = [...rs.chains.values()].filter((c) => c.hook && !c.name.startsWith('svc_'));
   assert.deepEqual(hooked.map((c) => `${c.name}: ${c.hook}`), ['forward: type filter hook forward priority filter; policy accept;', 'ingress_snat: type filter hook postrouting priority srcnat + 10; policy accept;']);
-  assert.deepEqual(rs.chains.get('ingress_snat')?.rules, ['ct state new ct status snat ct mark set ip daddr map @pod_id ct mark vmap @in_id']);
+  assert.deepEqual(rs.chains.get('ingress_snat')?.rules, ['ct state new ct status snat ct mark set ip daddr map @in_pod ct mark vmap @in_id']);
   // They skip the ingress stage of the forward hook.
-  assert.deepEqual(rs.chains.get('ingress')?.rules, ['meta mark & 0x00004000 == 0x00004000 accept', 'ct status snat accept', 'ct mark set ip daddr map @pod_id ct mark vmap @in_id', 'accept']);
+  assert.deepEqual(rs.chains.get('ingress')?.rules, ['meta mark & 0x00004000 == 0x00004000 accept', 'ct status snat accept', 'ct mark set ip daddr map @in_pod ct mark vmap @in_id', 'accept']);
   assert.doesNotThrow(() => fullScript(rs));
 });
 
@@ -80,7 +104,7 @@ test('anti-spoofing: one lookup per pod packet with the wildcard, the per-packet
   // The sets every pod add changes are declared before the others (the kernel finds sets by a walk).
   const decl = fullScript(withWildcard).split('\n').filter((l) => /^ {2}(set|map) /.test(l)).map((l) => l.trim().split(' ')[1]);
   const firstStatic = decl.findIndex((n) => n !== 'hits' && n !== 'denied');
-  assert.deepEqual(decl.slice(firstStatic, firstStatic + 3).sort(), ['pod_id', 'pod_ifs', 'pod_src']);
+  assert.deepEqual(decl.slice(firstStatic, firstStatic + 4).sort(), ['eg_pod', 'in_pod', 'pod_ifs', 'pod_src']);
 });
 
 test('anti-spoofing behind the conntrack shortcut only when the kernel checks every local veth (strict rp_filter)', () => {
@@ -89,16 +113,16 @@ test('anti-spoofing behind the conntrack shortcut only when the kernel checks ev
   const all = forward(indexed(() => true));
   const fwd = all.chains.get('forward')?.rules.map((r) => r.replace(/\d+/g, 'N')) ?? [];
   assert.deepEqual(fwd.slice(0, 5), [
-    'meta nfproto ipvN update @hits { N counter } drop',
     'ct state established,related accept',
     'ct state invalid drop',
+    'meta nfproto ipvN update @hits { N counter } drop',
     'iif @pod_ifs iif . ip saddr != @pod_src meta mark set N goto deny',
-    'ct state untracked ip saddr @pod_id drop',
+    'ct state untracked goto untracked',
   ]);
   assert.equal(spoofCheckedPerPacket(all), false);
   // One veth the kernel does not check: every packet is checked by the rule, as before.
   const one = forward(indexed((key) => key !== 'x/b'));
-  assert.equal(one.chains.get('forward')?.rules[1]?.startsWith('iif @pod_ifs iif . ip saddr != @pod_src'), true, (one.chains.get('forward')?.rules ?? []).join('\n'));
+  assert.equal(one.chains.get('forward')?.rules[0]?.startsWith('iif @pod_ifs iif . ip saddr != @pod_src'), true, (one.chains.get('forward')?.rules ?? []).join('\n'));
   assert.equal(spoofCheckedPerPacket(one), true);
   // Same elements either way: only the rule's place differs.
   assert.deepEqual(one.sets.get('pod_src')?.elements, all.sets.get('pod_src')?.elements);

@@ -42,7 +42,7 @@ test('policy-only ruleset: forward, input and output hooks by address, the node 
   assert.equal(out[0], 'fib saddr type local accept', "the node's own traffic is never filtered");
   const hostIn = rs.chains.get('host_in')?.rules ?? [];
   assert.deepEqual(hostIn.slice(0, 2), ['iifname "lo" accept', 'fib saddr type local accept']);
-  assert.ok(hostIn.includes('ct mark set ip saddr map @pod_id ct mark vmap @eg_id'), 'a pod reaching its node gets its egress program');
+  assert.ok(hostIn.includes('ct mark set ip saddr map @eg_pod ct mark vmap @eg_id'), 'a pod reaching its node gets its egress program');
   // One base chain on forward: the unknown-pod guards before the conntrack shortcut, then the
   // source's egress program, then the ingress stage (where every egress allow also goes).
   const fwd = rs.chains.get('forward')?.rules ?? [];
@@ -50,13 +50,14 @@ test('policy-only ruleset: forward, input and output hooks by address, the node 
   assert.ok(at(/^ip saddr @pod_cidrs ip saddr != @local_ips meta mark set \d+ goto deny$/) >= 0);
   assert.ok(at(/^ip daddr @pod_cidrs ip daddr != @local_ips meta mark set \d+ goto deny$/) >= 0);
   assert.ok(at(/goto deny$/) < at(/^ct state established,related accept$/));
-  assert.equal(fwd.at(-2), 'ct mark set ip saddr map @pod_id ct mark vmap @eg_id');
+  assert.equal(fwd.at(-2), 'ct mark set ip saddr map @eg_pod ct mark vmap @eg_id');
   assert.equal(fwd.at(-1), 'goto ingress');
-  assert.deepEqual(rs.chains.get('ingress')?.rules, ['ct mark set ip daddr map @pod_id ct mark vmap @in_id', 'accept']);
+  assert.deepEqual(rs.chains.get('ingress')?.rules, ['ct mark set ip daddr map @in_pod ct mark vmap @in_id', 'accept']);
   assert.ok(!rs.chains.get('ingress')?.hook, 'the ingress stage is a regular chain');
-  // x/a is isolated both ways: its address maps to its identity's mark, and the mark to its chains.
-  const mark = rs.sets.get('pod_id')?.elements.find((e) => e.startsWith('10.1.0.10 : '))?.split(' : ')[1];
+  // x/a is isolated both ways: its address maps to its identity's mark in both pod maps, and the mark to its chains.
+  const mark = rs.sets.get('eg_pod')?.elements.find((e) => e.startsWith('10.1.0.10 : '))?.split(' : ')[1];
   assert.ok(mark, 'x/a has an identity mark');
+  assert.ok(rs.sets.get('in_pod')?.elements.includes(`10.1.0.10 : ${mark}`));
   assert.ok(rs.sets.get('eg_id')?.elements.some((e) => e.startsWith(`${mark} : jump`)));
   assert.ok(rs.sets.get('in_id')?.elements.some((e) => e.startsWith(`${mark} : jump`)));
 

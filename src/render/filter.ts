@@ -7,25 +7,31 @@
 // policy and per identity, never per pod or per pair):
 //
 //   chain forward (hook forward, priority filter)       chain ingress (regular: the ingress stage)
-//     [IPv6, anti-spoofing, not-ready guards]             ct mark set ip daddr map @pod_id
+//     [anti-spoofing, not-ready guards]                   ct mark set ip daddr map @in_pod
 //     ct state established,related accept                  ct mark vmap @in_id → jump in_<identity>
 //     ct state invalid drop                               accept
-//     ct state untracked ip saddr|daddr @pod_id drop
-//     ct mark set ip saddr map @pod_id
+//     meta nfproto ipv6 drop (counted)
+//     [anti-spoofing of new connections]                chain untracked
+//     ct state untracked goto untracked                   ip saddr @eg_pod drop
+//     ct mark set ip saddr map @eg_pod                    ip daddr @in_pod drop
 //       ct mark vmap @eg_id → jump eg_<identity>
 //     goto ingress
 //
-// A local pod is a *data* element (`pod_id`: address → its identity's mark), and each identity
-// one verdict element (`eg_id`/`in_id`: mark → its chain). A pod add or remove of a known
-// identity therefore changes data elements only: adding a `goto` element makes nf_tables
-// re-validate every chain reachable from the base chains at commit (measured: 1.4 ms at 10k
-// pods, 100 ms at 100k, against 0.2 / 5–11 ms for a data element). nft 1.0.6 cannot write a
-// map lookup as the key of a vmap (`ip saddr map @m vmap @v` is a syntax error, in JSON too), so
-// the identity passes through the connection's ct mark: only new connections get here (after
-// the established shortcut), and the mark, in IDENTITY_MARK_BASE's range, collides with no
-// reason id (src/flows attributes accepted connections by ct mark; unknown marks read as
-// "no policy", as 0 did). Untracked packets have no ct mark: those of a local pod are dropped
-// (fail closed) instead of passing unfiltered.
+// A local pod is a *data* element (`eg_pod`/`in_pod`: address → its identity's mark, in each
+// direction its identity has a program for), and each identity one verdict element
+// (`eg_id`/`in_id`: mark → its chain). A pod add or remove of a known identity therefore
+// changes data elements only: adding a `goto` element makes nf_tables re-validate every chain
+// reachable from the base chains at commit (measured on kernel 6.18: 48 ms at 100k pods
+// against 2.4 ms for a data element; 1.4 ms / 100 ms at 10k / 100k pods on an earlier host).
+// nft 1.0.6 cannot write a map lookup as the key of a vmap (`ip saddr map @m vmap @v` is a
+// syntax error, in JSON too), so the identity passes through the connection's ct mark: only new
+// connections get here (after the established shortcut), and the mark, in IDENTITY_MARK_BASE's
+// range, collides with no reason id (src/flows attributes accepted connections by ct mark;
+// unknown marks read as "no policy", as 0 did). One pod map per direction keeps the commonest
+// case cheap: a pod with no egress policy (most pods) costs its new connections one lookup
+// (a miss) on the egress side, not a lookup, a ct mark and a second lookup. Untracked packets
+// have no ct mark: those of a local pod with a program are dropped (fail closed) instead of
+// passing unfiltered.
 //
 // One base chain composes the egress and ingress verdicts, so that a packet of an established
 // connection pays one chain and one conntrack test after the guards (two base chains, one per
@@ -186,8 +192,18 @@ export interface RenderInput {
 /** Identity mark → egress / ingress identity chain (`mark : verdict`). */
 export const EGRESS_MAP = 'eg_id';
 export const INGRESS_MAP = 'in_id';
-/** Local pod address → its identity's mark (`ipv4_addr : mark`), for pods whose identity has a chain. */
-export const POD_ID_MAP = 'pod_id';
+/**
+ * Local pod address → its identity's mark (`ipv4_addr : mark`), one map per direction: a pod is
+ * in `eg_pod` when its identity has an egress chain and in `in_pod` when it has an ingress
+ * chain, so that a new connection of a pod with no program in that direction costs one
+ * lookup (a miss) and no ct mark.
+ */
+export const EGRESS_POD_MAP = 'eg_pod';
+export const INGRESS_POD_MAP = 'in_pod';
+/** The pod map of each identity map. */
+const POD_MAP_OF = { [EGRESS_MAP]: EGRESS_POD_MAP, [INGRESS_MAP]: INGRESS_POD_MAP } as const;
+/** Untracked packets of local pods with a program: dropped (they carry no ct mark to dispatch on). */
+export const UNTRACKED_CHAIN = 'untracked';
 /** Identity marks are this plus the identity id (below 2^31, src/policy/cache.ts): the top bit set, above any reason id. */
 export const IDENTITY_MARK_BASE = 0x8000_0000;
 /** The one base chain of the filter (hook forward): guards, the conntrack shortcut, the source's egress program. */
@@ -678,15 +694,19 @@ class Renderer {
   }
 
   /** The maps, sets and base chains that bind the identity chains to this node's pods. */
-  finish(eg: readonly Element[], ing: readonly Element[], podIds: readonly Element[], podIfs: readonly Element[], podSrc: readonly Element[], podVeths: readonly string[], snat: boolean, kernelChecked: boolean, podInterfaces?: string, policyOnly?: { options: PolicyOnlyOptions; localIps: readonly string[] }): void {
+  finish(eg: readonly Element[], ing: readonly Element[], podIds: { readonly egress: readonly Element[]; readonly ingress: readonly Element[] }, podIfs: readonly Element[], podSrc: readonly Element[], podVeths: readonly string[], snat: boolean, kernelChecked: boolean, podInterfaces?: string, policyOnly?: { options: PolicyOnlyOptions; localIps: readonly string[] }): void {
     const t = this.table;
     const texts = (elements: readonly Element[]): string[] => [...new Set(elements.map(elementText))].sort();
     const map = (name: string, type: string, elements: readonly Element[]): NftSet => ({ name, kind: 'map', type, flags: [], extra: [], dynamic: false, elements: texts(elements) });
-    t.set(map(EGRESS_MAP, 'mark : verdict', eg));
-    t.set(map(INGRESS_MAP, 'mark : verdict', ing));
-    // Looked up twice per new connection (source and destination), hits and misses alike: a
-    // fixed-size hash, as pod_ifs (a node's own pods fit in POD_INTERFACE_SET_SIZE).
-    t.set({ ...map(POD_ID_MAP, 'ipv4_addr : mark', podIds), extra: [`size ${POD_INTERFACE_SET_SIZE}`], hot: true });
+    // Looked up once per new connection and direction, hits and misses alike: fixed-size
+    // hashes, as pod_ifs (a node's own pods fit in POD_INTERFACE_SET_SIZE, and so do the
+    // identities of its pods). Without a size nf_tables picks its resizable hash, whose lookup
+    // costs more.
+    const sized = { extra: [`size ${POD_INTERFACE_SET_SIZE}`] };
+    t.set({ ...map(EGRESS_MAP, 'mark : verdict', eg), ...sized });
+    t.set({ ...map(INGRESS_MAP, 'mark : verdict', ing), ...sized });
+    t.set({ ...map(EGRESS_POD_MAP, 'ipv4_addr : mark', podIds.egress), ...sized, hot: true });
+    t.set({ ...map(INGRESS_POD_MAP, 'ipv4_addr : mark', podIds.ingress), ...sized, hot: true });
     const plain = (name: string, type: string, elements: readonly Element[]): NftSet => ({ name, kind: 'set', type, flags: [], extra: [`size ${POD_INTERFACE_SET_SIZE}`], dynamic: false, hot: true, elements: texts(elements) });
     if (!policyOnly) {
       t.set(plain(POD_IFS_SET, 'iface_index', podIfs));
@@ -719,8 +739,10 @@ class Renderer {
     t.chain(DENY_CHAIN, [end(undefined, countHit('meta mark')), nftRule([hasPorts], end(drop, recordDenied('th dport', 'meta mark'))), end(drop, recordDenied(0, 'meta mark'))]);
     // A new connection of a local pod (by `key`) to its identity's chain: address → mark →
     // chain. Untracked packets carry no mark to dispatch on: dropped rather than unfiltered.
-    const untracked = (key: 'ip saddr' | 'ip daddr'): Rule => nftRule([flags('ct state', 'untracked'), inSet(key, POD_ID_MAP)], end(drop));
-    const dispatch = (key: 'ip saddr' | 'ip daddr', map: string): Rule => end(vmap(['ct mark'], map), ctMarkFromMap(key, POD_ID_MAP));
+    // (by source: a pod with an egress program; by destination: one with an ingress program)
+    const untrackedPod = (key: 'ip saddr' | 'ip daddr'): Rule => nftRule([inSet(key, key === 'ip saddr' ? EGRESS_POD_MAP : INGRESS_POD_MAP)], end(drop));
+    const untracked = (key: 'ip saddr' | 'ip daddr'): Rule => nftRule([flags('ct state', 'untracked')], untrackedPod(key));
+    const dispatch = (key: 'ip saddr' | 'ip daddr', map: typeof EGRESS_MAP | typeof INGRESS_MAP): Rule => end(vmap(['ct mark'], map), ctMarkFromMap(key, POD_MAP_OF[map]));
     // The ingress stage: reached by every egress allow (`goto`) and, when the source has no
     // egress program or its chain falls off its end, from the base chain. Its identity chains
     // are jumped to, so that falling off one (not isolated, no baseline verdict) comes back
@@ -736,15 +758,19 @@ class Renderer {
     const masqueraded = !ownNat ? [] : [nftRule([bits('meta mark', MASQUERADE_MARK, MASQUERADE_MARK)], end(accept)), nftRule([flags('ct status', 'snat')], end(accept))];
     t.chain(INGRESS_CHAIN, [...masqueraded, dispatch('ip daddr', INGRESS_MAP), end(accept)]);
     const toIngress = end(goto(INGRESS_CHAIN));
-    const ingressAfterSnat = (): Rule => nftRule([flags('ct state', 'new'), flags('ct status', 'snat')], end(vmap(['ct mark'], INGRESS_MAP), ctMarkFromMap('ip daddr', POD_ID_MAP)));
+    const ingressAfterSnat = (): Rule => nftRule([flags('ct state', 'new'), flags('ct status', 'snat')], end(vmap(['ct mark'], INGRESS_MAP), ctMarkFromMap('ip daddr', INGRESS_POD_MAP)));
     if (policyOnly) {
       policyOnlyBaseChains(t, policyOnly.options, { forwardChain: FORWARD_CHAIN, v6, notReady, localIps: policyOnly.localIps, untracked, egressDispatch: dispatch('ip saddr', EGRESS_MAP), toIngress });
       if (ownNat) t.chain(INGRESS_SNAT_CHAIN, [ingressAfterSnat()], INGRESS_SNAT_HOOK);
       return;
     }
+    // IPv6: every rule below matches IPv4 (`ip saddr`, ipv4_addr sets), so IPv6 would pass
+    // unfiltered; a new IPv6 connection is dropped and counted instead (and not recorded:
+    // `denied` is IPv4). The rule sits after the conntrack shortcut, so that the packets of
+    // established IPv4 connections (all but the first of each) do not pay for it: an IPv6
+    // connection is established only if it was before weir's table was loaded, as an IPv4
+    // connection that a later policy denies goes on (see README, Limits).
     // Guards before the conntrack shortcut, so that no packet skips them:
-    // - IPv6: every rule below matches IPv4 (`ip saddr`, ipv4_addr sets), so IPv6 would pass
-    //   unfiltered; it is dropped and counted instead (and not recorded: `denied` is IPv4).
     // - Anti-spoofing: a packet from a local pod's interface must carry that pod's address
     //   (checked on every packet, or a forged source could ride another pod's connection).
     // - Not ready (fail closed, with `podInterfaces`): a pod interface missing from `pod_ifs`
@@ -755,7 +781,7 @@ class Renderer {
     // Without the wildcard, when the kernel's strict reverse-path filter checks every local
     // pod's veth (LocalPod.hostVethSourceChecked), anti-spoofing here sees new connections
     // only (`afterShortcut`): the kernel drops a forged packet of an established flow.
-    const guards: Rule[] = [nftRule([is('meta nfproto', 'ipv6')], end(drop, v6))];
+    const guards: Rule[] = [];
     const afterShortcut: Rule[] = [];
     const wildcard = podInterfaces !== undefined && notReady !== undefined ? podInterfaces : undefined;
     if (wildcard !== undefined && notReady !== undefined && spoof !== undefined) {
@@ -771,14 +797,16 @@ class Renderer {
         ...guards,
         nftRule([flags('ct state', 'established', 'related')], end(accept)),
         nftRule([flags('ct state', 'invalid')], end(drop)),
+        nftRule([is('meta nfproto', 'ipv6')], end(drop, v6)),
         ...afterShortcut,
-        untracked('ip saddr'),
-        untracked('ip daddr'),
+        nftRule([flags('ct state', 'untracked')], end(goto(UNTRACKED_CHAIN))),
         dispatch('ip saddr', EGRESS_MAP),
         toIngress,
       ],
       'type filter hook forward priority filter; policy accept;',
     );
+    // (falling off its end: back to the hook, whose policy accepts, as the dispatch's misses would)
+    t.chain(UNTRACKED_CHAIN, [untrackedPod('ip saddr'), untrackedPod('ip daddr')]);
     if (ownNat) t.chain(INGRESS_SNAT_CHAIN, [ingressAfterSnat()], INGRESS_SNAT_HOOK);
   }
 }
@@ -795,9 +823,9 @@ export function spoofCheckedPerPacket(prev: Ruleset): boolean {
   return spoof < 0 || shortcut < 0 || spoof < shortcut;
 }
 
-/** The mark that stands for an identity in `pod_id` and the identity maps. */
+/** The mark that stands for an identity in `eg_pod`/`in_pod` and the identity maps. */
 const identityMark = (identity: Identity): string => markLiteral(IDENTITY_MARK_BASE + identity.id);
-/** A local pod's entry in `pod_id`: its address → its identity's mark. */
+/** A local pod's entry in `eg_pod`/`in_pod`: its address → its identity's mark. */
 const podIdElement = (ip: string, identity: Identity): Element => ({ key: [ip], value: identityMark(identity) });
 /**
  * An identity's entry in an identity map: its mark → its chain, jumped to (see the ingress
@@ -850,13 +878,14 @@ export function policyFilterSection(input: RenderInput): Section {
       }
       const ifs: Element[] = [];
       const src: Element[] = [];
-      const ids: Element[] = [];
+      const ids = { egress: [] as Element[], ingress: [] as Element[] };
       for (const { ip, identity, ifindex } of locals) {
         const e = r.identityChain(identity, 'egress');
         if (e) eg.push(identityElement(identity, e));
         const i = r.identityChain(identity, 'ingress');
         if (i) ing.push(identityElement(identity, i));
-        if (e || i) ids.push(podIdElement(ip, identity));
+        if (e) ids.egress.push(podIdElement(ip, identity));
+        if (i) ids.ingress.push(podIdElement(ip, identity));
         if (ifindex !== undefined) {
           ifs.push(podInterfaceElement(ifindex));
           src.push(podSourceElement(ifindex, ip));
@@ -947,7 +976,6 @@ function podElementChanges(
   if (!local) return out;
   // Policy-only mode knows local pods by address (a set the lab's table does not have: ignored there).
   change(LOCAL_IPS_SET, { key: [ip] });
-  let chained = false;
   for (const [dir, map] of [['egress', EGRESS_MAP], ['ingress', INGRESS_MAP]] as const) {
     const chain = identityChain(prev, engine, identity, dir);
     if (chain === undefined) return undefined;
@@ -955,13 +983,12 @@ function podElementChanges(
     // The identity's verdict element is there whenever its chain is (both come with its
     // first local pod); checked, as a patch must never point a pod at nothing.
     if (!hasElement(prev, map, identityElement(identity, chain))) return undefined;
-    chained = true;
+    change(POD_MAP_OF[map], podIdElement(ip, identity));
   }
-  if (chained) change(POD_ID_MAP, podIdElement(ip, identity));
   if (!add) {
     // The identity's last local pod: its chains go, which may change how the remaining ones
     // share NetworkPolicy chains. A full render keeps the table minimal.
-    const mapped = out.some((c) => c.set === POD_ID_MAP && hasElement(prev, c.set, c.element));
+    const mapped = out.some((c) => (c.set === EGRESS_POD_MAP || c.set === INGRESS_POD_MAP) && hasElement(prev, c.set, c.element));
     if (mapped && ![...identity.pods].some((key) => ctx.locals.has(key))) return undefined;
   }
   if (local.hostVeth) {
@@ -1044,7 +1071,7 @@ function namedKeysOf(engine: PolicyEngine, rule: CompiledRule, specs: readonly N
  * The changes of the cluster-wide sets (selector groups, named ports) when pods change from
  * `before` (their elements go) to `after` (theirs come; an element in both stays): what keeps
  * the sets a render may reuse (RenderReuse) current. The node's own entries (identity maps,
- * `pod_id`, local addresses) are not here: a render computes them from the local pods.
+ * `eg_pod`/`in_pod`, local addresses) are not here: a render computes them from the local pods.
  */
 export function membershipChanges(engine: PolicyEngine, before: Iterable<PodMembership>, after: Iterable<PodMembership>, namedRules: readonly CompiledRule[]): ElementChange[] {
   const named = namedRules.map((r) => ({ rule: r, specs: namedSpecs(r) }));

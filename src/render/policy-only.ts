@@ -3,11 +3,11 @@
 // interfaces (cali*, veth*, lxc*, …), so local pods are recognised by their addresses alone:
 //
 //   chain forward  (hook forward, filter)       chain host_in  (hook input, filter)
-//     meta nfproto ipv6 drop (counted)            iifname "lo" accept
-//     [unknown local pod as source: deny]         fib saddr type local accept
-//     [unknown local pod as destination: deny]    [unknown local pod as source: deny]
-//     ct state established,related accept        ct state established,related accept
-//     ct state invalid drop                       ip saddr vmap @eg_id  (*)
+//     [unknown local pod as source: deny]         iifname "lo" accept
+//     [unknown local pod as destination: deny]    fib saddr type local accept
+//     ct state established,related accept        [unknown local pod as source: deny]
+//     ct state invalid drop                       ct state established,related accept
+//     meta nfproto ipv6 drop (counted)            ip saddr vmap @eg_id  (*)
 //     ip saddr vmap @eg_id  (*)
 //     goto ingress   (ip daddr vmap @in_id (*), accept; egress allows go there too)
 //
@@ -17,7 +17,7 @@
 //     ct state established,related accept
 //     ip saddr vmap @eg_id  (*)
 //
-// (*) written as the filter's dispatch: `ct mark set ip saddr map @pod_id ct mark vmap @eg_id`
+// (*) written as the filter's dispatch: `ct mark set ip saddr map @eg_pod ct mark vmap @eg_id`
 //     (pod address → identity mark → identity chain; see src/render/filter.ts).
 // - forward: pod to pod and pod to the outside, the same egress and ingress programs as the
 //   lab's; the endpoint maps hold local pod addresses, whatever interface they sit behind.
@@ -104,7 +104,7 @@ export function policyOnlyBaseChains(t: TableBuilder, opts: PolicyOnlyOptions, p
   const egress = [parts.untracked('ip saddr'), parts.egressDispatch];
   t.chain(
     parts.forwardChain,
-    [rule([is('meta nfproto', 'ipv6')], end({ kind: 'drop' }, parts.v6)), ...unknown('ip saddr'), ...unknown('ip daddr'), established, invalid, parts.untracked('ip saddr'), parts.untracked('ip daddr'), parts.egressDispatch, parts.toIngress],
+    [...unknown('ip saddr'), ...unknown('ip daddr'), established, invalid, rule([is('meta nfproto', 'ipv6')], end({ kind: 'drop' }, parts.v6)), parts.untracked('ip saddr'), parts.untracked('ip daddr'), parts.egressDispatch, parts.toIngress],
     hook('forward', 'filter'),
   );
   t.chain(HOST_IN_CHAIN, [rule([is('iifname', quoted('lo'))], end(accept)), own, ...unknown('ip saddr'), established, ...egress], hook('input', 'filter'));

@@ -43,8 +43,8 @@ export function fullScript(rs: Ruleset): string {
   // by walking the table's sets in creation order (nf_tables_api.c, nft_set_lookup), so the
   // order is chosen for those walks: the dynamic sets first (`hits` is named by a rule per
   // counted verdict, thousands; declared last it added 0.25 s to a full load of 10k pods),
-  // then the sets every pod add or remove changes (`pod_id`: at 100k pods, last of 24k sets it
-  // cost a walk of the whole list per pod add), then the rest by size, largest first: a random
+  // then the sets every pod add or remove changes (`eg_pod`, `in_pod`: at 100k pods, a pod map
+  // declared last of 24k sets cost a walk of the whole list per pod add), then the rest by size, largest first: a random
   // pod add touches a group set with a probability that grows with its membership.
   const sets = [...rs.sets.values()];
   const bySize = (a: NftSet, b: NftSet): number => b.elements.length - a.elements.length || (a.name < b.name ? -1 : 1);

@@ -1,5 +1,5 @@
 // The small cluster shared by test/nft-netlink.test.ts and its churn child: the e2e model with
-// x/a isolated for ingress (so it has `in_id` and `pod_id` entries) and selected as a peer by a y policy
+// x/a isolated for ingress (so it has `in_id` and `in_pod` entries) and selected as a peer by a y policy
 // (so its address is in a group set); extra replicas of x/a come and go.
 
 import type { Cluster, Pod } from '../../src/model/cluster.js';
