@@ -517,6 +517,23 @@ spec:
     assert.equal(b.clusterIP, 'None');
   });
 
+  test('externalTrafficPolicy on a Service no one reaches from outside is an error, as the API server says', () => {
+    const svc = (spec: string) => `apiVersion: v1
+kind: Service
+metadata: { name: internal, namespace: shop }
+spec:
+  selector: { app: a }
+  ports: [{ port: 80 }]
+${spec}
+`;
+    const d = oneError(load(svc('  externalTrafficPolicy: Local')), { code: 'invalid-external-traffic-policy', field: 'spec.externalTrafficPolicy', object: 'Service shop/internal' });
+    assert.match(d.message, /may only be set for externally-accessible services .*ClusterIP/);
+    assert.equal(errors(load(svc('  type: ExternalName\n  externalTrafficPolicy: Cluster'))).length, 1);
+    // With external IPs a ClusterIP Service is reachable from outside: accepted.
+    assert.deepEqual(errors(load(svc('  externalTrafficPolicy: Local\n  externalIPs: [203.0.113.7]'))), []);
+    assert.deepEqual(errors(load(svc('  type: LoadBalancer\n  externalTrafficPolicy: Local'))), []);
+  });
+
   test('node InternalIP', () => {
     const r = load(`apiVersion: v1
 kind: Node

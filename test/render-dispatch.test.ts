@@ -22,7 +22,7 @@ const locals = (veth: (name: string) => string): LocalPod[] => cluster.pods.filt
 const render = (podInterfaces: string | undefined, veth: (name: string) => string = (n) => `wp-x-${n}`, withServices = false): Ruleset =>
   renderRuleset({ engine: new PolicyEngine(cluster), localPods: locals(veth), ...(podInterfaces ? { podInterfaces } : {}), ...(withServices ? { services: { services: [], node: 'n1', nodeIps: ['192.168.0.1'] } } : {}) });
 
-test('one base chain: guards, the conntrack shortcut, the egress dispatch, then the ingress stage', () => {
+test('one base chain: guards, the conntrack shortcut, the egress dispatch, then the ingress stage inline', () => {
   const rs = render('wp*');
   const hooked = [...rs.chains.values()].filter((c) => c.hook);
   assert.deepEqual(hooked.map((c) => `${c.name}: ${c.hook}`), ['forward: type filter hook forward priority filter; policy accept;']);
@@ -34,9 +34,12 @@ test('one base chain: guards, the conntrack shortcut, the egress dispatch, then 
   assert.deepEqual(fwd.slice(est + 1).map((r) => r.replace(/\d+/g, 'N')), [
     'ct state invalid drop',
     'meta nfproto ipvN update @hits { N counter } drop',
-    'ct state untracked goto untracked',
     'ct mark set ip saddr map @eg_pod ct mark vmap @eg_id',
-    'goto ingress',
+    // The ingress stage inline: a new connection pays neither a `goto ingress` nor the chain.
+    'ct mark set ip daddr map @in_pod ct mark vmap @in_id',
+    // Untracked packets found no program above (no ct mark): checked last, where only they get.
+    'ct state untracked goto untracked',
+    'accept',
   ]);
   assert.deepEqual(rs.chains.get('untracked')?.rules, ['ip saddr @eg_pod drop', 'ip daddr @in_pod drop']);
   // No Service on the node, so nothing is masqueraded: no accepts for it, no postrouting chain.
@@ -84,6 +87,16 @@ test('with Services on the node, masqueraded connections have their ingress judg
   assert.deepEqual(rs.chains.get('ingress_snat')?.rules, ['ct state new ct status snat ct mark set ip daddr map @in_pod ct mark vmap @in_id']);
   // They skip the ingress stage of the forward hook.
   assert.deepEqual(rs.chains.get('ingress')?.rules, ['meta mark & 0x00004000 == 0x00004000 accept', 'ct status snat accept', 'ct mark set ip daddr map @in_pod ct mark vmap @in_id', 'accept']);
+  // Inline in the base chain too, with the untracked check before the masquerade accepts.
+  const fwd = rs.chains.get('forward')?.rules ?? [];
+  assert.deepEqual(fwd.slice(fwd.indexOf('ct state untracked goto untracked')), [
+    'ct state untracked goto untracked',
+    'ct mark set ip saddr map @eg_pod ct mark vmap @eg_id',
+    'meta mark & 0x00004000 == 0x00004000 accept',
+    'ct status snat accept',
+    'ct mark set ip daddr map @in_pod ct mark vmap @in_id',
+    'accept',
+  ]);
   assert.doesNotThrow(() => fullScript(rs));
 });
 
@@ -117,7 +130,7 @@ test('anti-spoofing behind the conntrack shortcut only when the kernel checks ev
     'ct state invalid drop',
     'meta nfproto ipvN update @hits { N counter } drop',
     'iif @pod_ifs iif . ip saddr != @pod_src meta mark set N goto deny',
-    'ct state untracked goto untracked',
+    'ct mark set ip saddr map @eg_pod ct mark vmap @eg_id',
   ]);
   assert.equal(spoofCheckedPerPacket(all), false);
   // One veth the kernel does not check: every packet is checked by the rule, as before.

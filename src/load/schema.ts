@@ -470,6 +470,17 @@ export const serviceSchema = z.object({
         .optional(),
       internalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
       externalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
+      // Read only to judge externalTrafficPolicy (weir serves no external IPs).
+      externalIPs: z.array(z.string()).optional(),
+    })
+    .superRefine((spec, ctx) => {
+      // The API server's validateServiceExternalTrafficPolicy: the field belongs to Services
+      // reachable from outside (NodePort, LoadBalancer, or with external IPs).
+      const type = spec.type ?? 'ClusterIP';
+      const external = type === 'NodePort' || type === 'LoadBalancer' || (type === 'ClusterIP' && (spec.externalIPs?.length ?? 0) > 0);
+      if (spec.externalTrafficPolicy !== undefined && !external) {
+        fail(ctx, 'invalid-external-traffic-policy', `Invalid value: "${spec.externalTrafficPolicy}": may only be set for externally-accessible services (type NodePort or LoadBalancer, or with externalIPs; this one is ${type})`, ['externalTrafficPolicy']);
+      }
     })
     .optional(),
 });

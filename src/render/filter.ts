@@ -6,16 +6,18 @@
 // Shape (after kube-proxy's nftables proxier — membership in sets and maps, rules per
 // policy and per identity, never per pod or per pair):
 //
-//   chain forward (hook forward, priority filter)       chain ingress (regular: the ingress stage)
-//     [anti-spoofing, not-ready guards]                   ct mark set ip daddr map @in_pod
-//     ct state established,related accept                  ct mark vmap @in_id → jump in_<identity>
-//     ct state invalid drop                               accept
-//     meta nfproto ipv6 drop (counted)
-//     [anti-spoofing of new connections]                chain untracked
-//     ct state untracked goto untracked                   ip saddr @eg_pod drop
-//     ct mark set ip saddr map @eg_pod                    ip daddr @in_pod drop
-//       ct mark vmap @eg_id → jump eg_<identity>
-//     goto ingress
+//   chain forward (hook forward, priority filter)       chain ingress (regular: the ingress stage;
+//     [anti-spoofing, not-ready guards]                   egress allows `goto` it)
+//     ct state established,related accept                ct mark set ip daddr map @in_pod
+//     ct state invalid drop                                 ct mark vmap @in_id → jump in_<identity>
+//     meta nfproto ipv6 drop (counted)                    accept
+//     [anti-spoofing of new connections]
+//     ct mark set ip saddr map @eg_pod                  chain untracked
+//       ct mark vmap @eg_id → jump eg_<identity>          ip saddr @eg_pod drop
+//     ct mark set ip daddr map @in_pod                    ip daddr @in_pod drop
+//       ct mark vmap @in_id → jump in_<identity>   (the ingress stage, inline)
+//     ct state untracked goto untracked
+//     accept
 //
 // A local pod is a *data* element (`eg_pod`/`in_pod`: address → its identity's mark, in each
 // direction its identity has a program for), and each identity one verdict element
@@ -756,7 +758,8 @@ class Renderer {
     // A node without Services translates nothing: neither the accepts nor the chain are there.
     const ownNat = snat && (!policyOnly || policyOnly.options.services === true);
     const masqueraded = !ownNat ? [] : [nftRule([bits('meta mark', MASQUERADE_MARK, MASQUERADE_MARK)], end(accept)), nftRule([flags('ct status', 'snat')], end(accept))];
-    t.chain(INGRESS_CHAIN, [...masqueraded, dispatch('ip daddr', INGRESS_MAP), end(accept)]);
+    const ingressStage = [...masqueraded, dispatch('ip daddr', INGRESS_MAP)];
+    t.chain(INGRESS_CHAIN, [...ingressStage, end(accept)]);
     const toIngress = end(goto(INGRESS_CHAIN));
     const ingressAfterSnat = (): Rule => nftRule([flags('ct state', 'new'), flags('ct status', 'snat')], end(vmap(['ct mark'], INGRESS_MAP), ctMarkFromMap('ip daddr', INGRESS_POD_MAP)));
     if (policyOnly) {
@@ -788,6 +791,10 @@ class Renderer {
       t.chain(POD_GUARD_CHAIN, [nftRule([inSet('iif', POD_IFS_SET, true)], notReady), spoof]);
       guards.push(nftRule([is('iifname', quoted(wildcard)), inSet(['iif', 'ip saddr'], POD_SRC_SET, true)], end(goto(POD_GUARD_CHAIN))));
     }
+    // Untracked packets: both dispatches miss them (no ct mark), so the check comes after them,
+    // where only packets that found no program get; with Services, before the masquerade
+    // accepts (which skip the ingress dispatch).
+    const untrackedToChain = nftRule([flags('ct state', 'untracked')], end(goto(UNTRACKED_CHAIN)));
     // Without the wildcard, or for a pod interface it does not cover: a lookup per packet.
     if (spoof && (wildcard === undefined || podVeths.some((v) => !interfaceMatches(v, wildcard)))) (wildcard === undefined && kernelChecked ? afterShortcut : guards).push(nftRule([inSet('iif', POD_IFS_SET), inSet(['iif', 'ip saddr'], POD_SRC_SET, true)], spoof));
     if (wildcard !== undefined && notReady !== undefined) guards.push(nftRule([is('oifname', quoted(wildcard)), inSet('oif', POD_IFS_SET, true)], notReady));
@@ -799,9 +806,13 @@ class Renderer {
         nftRule([flags('ct state', 'invalid')], end(drop)),
         nftRule([is('meta nfproto', 'ipv6')], end(drop, v6)),
         ...afterShortcut,
-        nftRule([flags('ct state', 'untracked')], end(goto(UNTRACKED_CHAIN))),
+        ...(ownNat ? [untrackedToChain] : []),
         dispatch('ip saddr', EGRESS_MAP),
-        toIngress,
+        // The ingress stage inline (as `goto ingress` would, one rule and one chain fewer per
+        // new connection); egress allows go to the chain.
+        ...ingressStage,
+        ...(ownNat ? [] : [untrackedToChain]),
+        end(accept),
       ],
       'type filter hook forward priority filter; policy accept;',
     );
