@@ -223,7 +223,7 @@ export function strictSourceCheck(netns: string | undefined, names: Iterable<str
     for (const name of wanted) {
       try {
         writeFileSync(rpFilterPath(name), '1');
-        out.set(name, all === '0' || all === '1');
+        out.set(name, strictAllowedBy(all));
       } catch {
         out.set(name, false);
       }
@@ -258,11 +258,16 @@ export function sourceCheckInForce(netns: string | undefined, names: Iterable<st
 }
 
 const rpFilterPath = (name: string): string => `/proc/sys/net/ipv4/conf/${name}/rp_filter`;
+/**
+ * Does `all.rp_filter` (as read; undefined or empty: unreadable) leave an interface's strict
+ * setting in force? The kernel uses the larger of the two, so 2 (loose) overrides it.
+ */
+const strictAllowedBy = (all: string | undefined): boolean => all === '0' || all === '1';
 
 /** Per name: its `rp_filter` read 1 and `all`'s is 0 or 1, from values by path. */
 function inForce(names: readonly string[], values: ReadonlyMap<string, string>): Map<string, boolean> {
   const all = values.get(rpFilterPath('all'));
-  return new Map(names.map((name) => [name, values.get(rpFilterPath(name)) === '1' && (all === '0' || all === '1')]));
+  return new Map(names.map((name) => [name, values.get(rpFilterPath(name)) === '1' && strictAllowedBy(all)]));
 }
 
 /**
@@ -304,7 +309,7 @@ export function strictSourceCheckBySysctl(netns: string | undefined, names: Iter
   if (wanted.length === 0) return new Map();
   const all = sysctl(['-n', 'net.ipv4.conf.all.rp_filter']);
   // Slashes, not dots, separate the parts: an interface name may hold a dot (`eth0.100`).
-  return new Map(wanted.map((name) => [name, sysctl(['-q', '-w', `net/ipv4/conf/${name}/rp_filter=1`]) !== undefined && (all === '0' || all === '1')]));
+  return new Map(wanted.map((name) => [name, sysctl(['-q', '-w', `net/ipv4/conf/${name}/rp_filter=1`]) !== undefined && strictAllowedBy(all)]));
 }
 
 /**
