@@ -1,13 +1,14 @@
-// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--large 100000] [--seconds 2] [--rounds 9] [--pod-interfaces 'wp*'] [--pin 0,1]` (root).
+// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--large 100000] [--seconds 2] [--rounds 9] [--slice-ms 250] [--pod-interfaces 'wp*'] [--pin 0,1]` (root).
 //
 // In namespaces this script creates (and removes, also on failure or Ctrl-C): two "nodes"
 // joined by a veth, one pod on each, routed through the nodes' forward hooks. Three such
 // topologies stand side by side, each with its ruleset loaded once: (a) no rules, (b) a
 // conntrack-only table (the cost of being stateful at all) and (c) weir's ruleset for a
 // synthetic cluster (bench/generate.ts: N pods, N/2 NetworkPolicies). Rounds alternate
-// between them (iperf3 TCP throughput, new TCP connections per second in a bounded loop), so
-// the noise of a shared machine hits every configuration alike; each ratio is the median of
-// the per-round ratios against (a) measured in the same round. Then (d) a naive per-pair rule
+// between them (iperf3 TCP throughput, new TCP connections per second in a bounded loop: each
+// configuration's SECONDS in interleaved slices of --slice-ms), so the noise of a shared
+// machine hits every configuration alike; each ratio is the median of the per-round ratios
+// against (a) measured in the same round. Then (d) a naive per-pair rule
 // list for the same policies (one rule per allowed pair, loaded up to a bound) replaces (c);
 // and for weir: full apply time (render + nft) and one pod add from event to kernel. Last,
 // the pod add again on one node of a `--large` cluster (N pods, N/2 policies; 0 skips it),
@@ -41,7 +42,8 @@ import { serviceCluster } from './services-cluster.js';
 import { run } from '../src/exec/run.js';
 import { generateCluster } from './generate.js';
 
-const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' }, large: { type: 'string', default: '100000' }, adds: { type: 'string', default: '9' }, services: { type: 'string', default: '10000' }, 'pod-interfaces': { type: 'string', default: '' }, pin: { type: 'string', default: '0,1' } } });
+const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' }, large: { type: 'string', default: '100000' }, adds: { type: 'string', default: '9' }, services: { type: 'string', default: '10000' }, 'pod-interfaces': { type: 'string', default: '' }, pin: { type: 'string', default: '0,1' }, 'slice-ms': { type: 'string', default: '250' } } });
+const SLICE_MS = Number(values['slice-ms']);
 const POD_INTERFACES = values['pod-interfaces'] || undefined;
 const SERVICES = Number(values.services);
 const LARGE = Number(values.large);
@@ -67,6 +69,7 @@ interface Topo {
 }
 const topoNames = (c: string): Topo => ({ n1: `wbench${tag}${c}-n1`, n2: `wbench${tag}${c}-n2`, p1: `wbench${tag}${c}-p1`, p2: `wbench${tag}${c}-p2` });
 const TOPO: Record<Config, Topo> = { 'no rules': topoNames('a'), 'conntrack only': topoNames('b'), weir: topoNames('c') };
+const CONFIGS: readonly Config[] = ['no rules', 'conntrack only', 'weir'];
 const created: string[] = [];
 const pids: number[] = [];
 
@@ -171,9 +174,91 @@ async function measure(NS: Topo, dstIp: string): Promise<{ gbps: number; cps: nu
   const ipf = JSON.parse(await inNs(NS.p1, pinned(0, ['iperf3', '-c', dstIp, '-t', String(SECONDS), '-J']))) as { end: { sum_received: { bits_per_second: number } } };
   const conn = JSON.parse(await inNs(NS.p1, pinned(0, [process.execPath, '-e', CONN_CLIENT, dstIp, String(SECONDS)]))) as { rate: number; failed: number };
   // Let TIME_WAIT entries of this round not skew the next one.
+  await flushConntrack(NS);
+  return { gbps: ipf.end.sum_received.bits_per_second / 1e9, cps: conn.rate, failed: conn.failed };
+}
+
+async function flushConntrack(NS: Topo): Promise<void> {
   await inNs(NS.n1, ['conntrack', '-F']).catch(() => '');
   await inNs(NS.n2, ['conntrack', '-F']).catch(() => '');
-  return { gbps: ipf.end.sum_received.bits_per_second / 1e9, cps: conn.rate, failed: conn.failed };
+}
+
+async function throughput(NS: Topo, dstIp: string): Promise<number> {
+  const ipf = JSON.parse(await inNs(NS.p1, pinned(0, ['iperf3', '-c', dstIp, '-t', String(SECONDS), '-J']))) as { end: { sum_received: { bits_per_second: number } } };
+  return ipf.end.sum_received.bits_per_second / 1e9;
+}
+
+// The rounds' connection test: one client per topology stays up (in its source pod, on the
+// client CPU) and opens connections for a slice when told (`go <ms>` on stdin → one JSON line:
+// connections done, failures, the slice's length as measured). A round gives each
+// configuration SECONDS in slices of SLICE_MS, interleaved in a rotating order, so that two
+// configurations' figures of one round are taken within a second of each other: the host's
+// drift from second to second (this shared 2-vCPU machine moves one 2 s figure by ±8 %) hits
+// them alike instead of landing on one of them.
+const SLICE_CLIENT = `
+const net = require('net');
+const ip = process.argv[1];
+require('readline').createInterface({ input: process.stdin }).on('line', (line) => {
+  const ms = Number(line.split(' ')[1]);
+  const t0 = process.hrtime.bigint();
+  const end = Date.now() + ms;
+  let done = 0, failed = 0;
+  function one() {
+    if (Date.now() >= end) return Promise.resolve();
+    return new Promise((resolve) => {
+      const s = net.connect({ host: ip, port: 5202 });
+      s.setTimeout(2000, () => { failed++; s.destroy(); resolve(); });
+      s.on('error', () => { failed++; resolve(); });
+      s.on('data', () => {});
+      s.on('end', () => { done++; s.destroy(); resolve(); });
+    }).then(one);
+  }
+  Promise.all(Array.from({ length: 16 }, one)).then(() => process.stdout.write(JSON.stringify({ done, failed, ms: Number(process.hrtime.bigint() - t0) / 1e6 }) + '\\n'));
+});
+`;
+
+interface SliceClient {
+  slice(ms: number): Promise<{ done: number; failed: number; ms: number }>;
+}
+
+function sliceClient(NS: Topo, dstIp: string): SliceClient {
+  const child = spawn('ip', ['netns', 'exec', NS.p1, ...pinned(0, [process.execPath, '-e', SLICE_CLIENT, dstIp])], { stdio: ['pipe', 'pipe', 'inherit'] });
+  if (child.pid !== undefined) pids.push(child.pid);
+  const waiting: ((r: { done: number; failed: number; ms: number }) => void)[] = [];
+  let buffered = '';
+  child.stdout.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    for (let i = buffered.indexOf('\n'); i >= 0; i = buffered.indexOf('\n')) {
+      const line = buffered.slice(0, i);
+      buffered = buffered.slice(i + 1);
+      waiting.shift()?.(JSON.parse(line) as { done: number; failed: number; ms: number });
+    }
+  });
+  return {
+    slice: (ms) =>
+      new Promise((resolve, reject) => {
+        if (child.exitCode !== null) reject(new Error(`connection client in ${NS.p1} exited`));
+        waiting.push(resolve);
+        child.stdin.write(`go ${ms}\n`);
+      }),
+  };
+}
+
+/** New connections per second of each configuration, over interleaved slices (see SLICE_CLIENT). */
+async function connRates(clients: ReadonlyMap<Config, SliceClient>, order: readonly Config[]): Promise<Map<Config, { cps: number; failed: number }>> {
+  const slices = Math.max(1, Math.round((SECONDS * 1000) / SLICE_MS));
+  const sum = new Map<Config, { done: number; failed: number; ms: number }>(order.map((c) => [c, { done: 0, failed: 0, ms: 0 }]));
+  for (let s = 0; s < slices; s++) {
+    for (let k = 0; k < order.length; k++) {
+      const config = order[(k + s) % order.length];
+      const r = await (clients.get(config) as SliceClient).slice(SLICE_MS);
+      const acc = sum.get(config) as { done: number; failed: number; ms: number };
+      acc.done += r.done;
+      acc.failed += r.failed;
+      acc.ms += r.ms;
+    }
+  }
+  return new Map([...sum].map(([c, v]) => [c, { cps: (v.done * 1000) / v.ms, failed: v.failed }]));
 }
 
 // ------------------------------------------------------------------ rulesets
@@ -411,10 +496,19 @@ async function main(): Promise<void> {
     ['conntrack only', 'weir', 'no rules'],
     ['weir', 'no rules', 'conntrack only'],
   ];
+  const clients = new Map<Config, SliceClient>(CONFIGS.map((c) => [c, sliceClient(TOPO[c], dst.ip as string)]));
+  // A first slice each, unrecorded: the clients' start (and first connections) out of the rounds.
+  if (ROUNDS > 0) for (const c of CONFIGS) await (clients.get(c) as SliceClient).slice(200);
   for (let round = 0; round < ROUNDS; round++) {
-    for (const config of orders[round % orders.length]) {
-      const m = await measure(TOPO[config], dst.ip as string);
-      samples.set(config, [...(samples.get(config) ?? []), m]);
+    const order = orders[round % orders.length];
+    const gbps = new Map<Config, number>();
+    for (const config of order) gbps.set(config, await throughput(TOPO[config], dst.ip as string));
+    const conns = await connRates(clients, order);
+    // Let TIME_WAIT entries of this round not skew the next one.
+    for (const config of order) await flushConntrack(TOPO[config]);
+    for (const config of order) {
+      const c = conns.get(config) as { cps: number; failed: number };
+      samples.set(config, [...(samples.get(config) ?? []), { gbps: gbps.get(config) as number, cps: c.cps, failed: c.failed }]);
     }
   }
   const mid = (xs: readonly number[]): number => {
