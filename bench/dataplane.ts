@@ -151,23 +151,30 @@ function background(ns: string, argv: string[]): void {
 }
 
 const CONN_SERVER = `require('net').createServer((s) => { s.on('error', () => {}); s.end('x'); }).listen(5202, '0.0.0.0');`;
-const CONN_CLIENT = `
+// New TCP connections to ip:5202 (the server, and a ClusterIP's port), 16 at a time, for `ms`:
+// connections done, failures and the time they took (the last ones end just after `ms`).
+const CONNECT_FOR = `
 const net = require('net');
-const [ip, seconds] = process.argv.slice(1);
-// (the server, and a ClusterIP's port, are 5202)
-const end = Date.now() + Number(seconds) * 1000;
-let done = 0, failed = 0;
-function one() {
-  if (Date.now() >= end) return Promise.resolve();
-  return new Promise((resolve) => {
-    const s = net.connect({ host: ip, port: 5202 });
-    s.setTimeout(2000, () => { failed++; s.destroy(); resolve(); });
-    s.on('error', () => { failed++; resolve(); });
-    s.on('data', () => {});
-    s.on('end', () => { done++; s.destroy(); resolve(); });
-  }).then(one);
+function connectFor(ip, ms) {
+  const t0 = process.hrtime.bigint();
+  const end = Date.now() + ms;
+  let done = 0, failed = 0;
+  function one() {
+    if (Date.now() >= end) return Promise.resolve();
+    return new Promise((resolve) => {
+      const s = net.connect({ host: ip, port: 5202 });
+      s.setTimeout(2000, () => { failed++; s.destroy(); resolve(); });
+      s.on('error', () => { failed++; resolve(); });
+      s.on('data', () => {});
+      s.on('end', () => { done++; s.destroy(); resolve(); });
+    }).then(one);
+  }
+  return Promise.all(Array.from({ length: 16 }, one)).then(() => ({ done, failed, ms: Number(process.hrtime.bigint() - t0) / 1e6 }));
 }
-Promise.all(Array.from({ length: 16 }, one)).then(() => console.log(JSON.stringify({ rate: done / Number(seconds), failed })));
+`;
+const CONN_CLIENT = `${CONNECT_FOR}
+const [ip, seconds] = process.argv.slice(1);
+connectFor(ip, Number(seconds) * 1000).then(({ done, failed }) => console.log(JSON.stringify({ rate: done / Number(seconds), failed })));
 `;
 
 async function measure(NS: Topo, dstIp: string): Promise<{ gbps: number; cps: number; failed: number }> {
@@ -195,25 +202,10 @@ async function throughput(NS: Topo, dstIp: string): Promise<number> {
 // configurations' figures of one round are taken within a second of each other: the host's
 // drift from second to second (this shared 2-vCPU machine moves one 2 s figure by ±8 %) hits
 // them alike instead of landing on one of them.
-const SLICE_CLIENT = `
-const net = require('net');
+const SLICE_CLIENT = `${CONNECT_FOR}
 const ip = process.argv[1];
 require('readline').createInterface({ input: process.stdin }).on('line', (line) => {
-  const ms = Number(line.split(' ')[1]);
-  const t0 = process.hrtime.bigint();
-  const end = Date.now() + ms;
-  let done = 0, failed = 0;
-  function one() {
-    if (Date.now() >= end) return Promise.resolve();
-    return new Promise((resolve) => {
-      const s = net.connect({ host: ip, port: 5202 });
-      s.setTimeout(2000, () => { failed++; s.destroy(); resolve(); });
-      s.on('error', () => { failed++; resolve(); });
-      s.on('data', () => {});
-      s.on('end', () => { done++; s.destroy(); resolve(); });
-    }).then(one);
-  }
-  Promise.all(Array.from({ length: 16 }, one)).then(() => process.stdout.write(JSON.stringify({ done, failed, ms: Number(process.hrtime.bigint() - t0) / 1e6 }) + '\\n'));
+  connectFor(ip, Number(line.split(' ')[1])).then((r) => process.stdout.write(JSON.stringify(r) + '\\n'));
 });
 `;
 
