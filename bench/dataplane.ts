@@ -44,6 +44,10 @@ import { generateCluster } from './generate.js';
 
 const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' }, large: { type: 'string', default: '100000' }, adds: { type: 'string', default: '9' }, services: { type: 'string', default: '10000' }, 'pod-interfaces': { type: 'string', default: '' }, pin: { type: 'string', default: '0,1' }, 'slice-ms': { type: 'string', default: '250' } } });
 const SLICE_MS = Number(values['slice-ms']);
+if (!(SLICE_MS >= 10)) {
+  console.error(`bench/dataplane: --slice-ms: a number of milliseconds, at least 10, was expected; got "${values['slice-ms']}"`);
+  process.exit(2);
+}
 const POD_INTERFACES = values['pod-interfaces'] || undefined;
 const SERVICES = Number(values.services);
 const LARGE = Number(values.large);
@@ -178,11 +182,11 @@ connectFor(ip, Number(seconds) * 1000).then(({ done, failed }) => console.log(JS
 `;
 
 async function measure(NS: Topo, dstIp: string): Promise<{ gbps: number; cps: number; failed: number }> {
-  const ipf = JSON.parse(await inNs(NS.p1, pinned(0, ['iperf3', '-c', dstIp, '-t', String(SECONDS), '-J']))) as { end: { sum_received: { bits_per_second: number } } };
+  const gbps = await throughput(NS, dstIp);
   const conn = JSON.parse(await inNs(NS.p1, pinned(0, [process.execPath, '-e', CONN_CLIENT, dstIp, String(SECONDS)]))) as { rate: number; failed: number };
   // Let TIME_WAIT entries of this round not skew the next one.
   await flushConntrack(NS);
-  return { gbps: ipf.end.sum_received.bits_per_second / 1e9, cps: conn.rate, failed: conn.failed };
+  return { gbps, cps: conn.rate, failed: conn.failed };
 }
 
 async function flushConntrack(NS: Topo): Promise<void> {
@@ -216,21 +220,28 @@ interface SliceClient {
 function sliceClient(NS: Topo, dstIp: string): SliceClient {
   const child = spawn('ip', ['netns', 'exec', NS.p1, ...pinned(0, [process.execPath, '-e', SLICE_CLIENT, dstIp])], { stdio: ['pipe', 'pipe', 'inherit'] });
   if (child.pid !== undefined) pids.push(child.pid);
-  const waiting: ((r: { done: number; failed: number; ms: number }) => void)[] = [];
+  type Slice = { done: number; failed: number; ms: number };
+  const waiting: { resolve: (r: Slice) => void; reject: (e: Error) => void }[] = [];
+  let exited = false;
   let buffered = '';
   child.stdout.on('data', (d: Buffer) => {
     buffered += d.toString();
     for (let i = buffered.indexOf('\n'); i >= 0; i = buffered.indexOf('\n')) {
       const line = buffered.slice(0, i);
       buffered = buffered.slice(i + 1);
-      waiting.shift()?.(JSON.parse(line) as { done: number; failed: number; ms: number });
+      waiting.shift()?.resolve(JSON.parse(line) as Slice);
     }
+  });
+  // A client that dies fails the slice it owed (and every later one) instead of hanging the bench.
+  child.on('exit', (code, signal) => {
+    exited = true;
+    for (const w of waiting.splice(0)) w.reject(new Error(`connection client in ${NS.p1} exited (${signal ?? `code ${String(code)}`})`));
   });
   return {
     slice: (ms) =>
       new Promise((resolve, reject) => {
-        if (child.exitCode !== null) reject(new Error(`connection client in ${NS.p1} exited`));
-        waiting.push(resolve);
+        if (exited) return reject(new Error(`connection client in ${NS.p1} exited`));
+        waiting.push({ resolve, reject });
         child.stdin.write(`go ${ms}\n`);
       }),
   };
