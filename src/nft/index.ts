@@ -4,5 +4,5 @@
 // channel, a long-lived `nft` or netlink, plugs in): the renderer stays pure below it, the
 // agent drives it from above.
 export { Applier, nftRunner, type ApplyResult, type NftRunner, type NftRunResult } from './apply.js';
-export { netlinkElementWriter, elementCommands, type ElementChange, type ElementWriter, type ElementWriteResult } from './element-writer.js';
+export { netlinkElementWriter, elementCommands, namedHooksSupported, type ChainChanges, type ElementChange, type ElementWriter, type ElementWriteResult } from './element-writer.js';
 export { NfnetlinkSocket, interfaceIndexes, interfaceIndexesByIp, netlinkIdle, sourceCheckInForce, sourceCheckInForceByGrep, strictSourceCheck, strictSourceCheckBySysctl } from './netlink-socket.js';

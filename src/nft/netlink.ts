@@ -9,7 +9,8 @@
 // else: its cost does not depend on the table's size. The kernel commits or aborts a batch as
 // a whole (nfnetlink_rcv_batch), so one batch is one transaction, as one `nft -f` is.
 //
-// Only what the renderer's element patches hold is encoded (see encodeElement); anything else
+// Only what the renderer's element patches hold is encoded (see encodeElement), and the one
+// chain shape they add and remove, a pod veth's source chain (encodeSourceChain); anything else
 // returns undefined and goes through `nft -f`, which knows every type.
 
 import { endianness } from 'node:os';
@@ -23,8 +24,14 @@ const NLA_F_NESTED = 0x8000;
 const NFNL_SUBSYS_NFTABLES = 10;
 const NFNL_MSG_BATCH_BEGIN = 0x10;
 const NFNL_MSG_BATCH_END = 0x11;
+const NFT_MSG_NEWTABLE = 0;
+const NFT_MSG_DELTABLE = 2;
+const NFT_MSG_NEWCHAIN = 3;
+const NFT_MSG_DELCHAIN = 5;
+const NFT_MSG_NEWRULE = 6;
 const NFT_MSG_NEWSETELEM = 12;
 const NFT_MSG_DELSETELEM = 14;
+const NLM_F_APPEND = 0x800;
 /** nfproto of `inet` tables. */
 export const NFPROTO_INET = 1;
 
@@ -260,6 +267,92 @@ function elementAttr(e: EncodedElement): Buffer {
   return nested(NFTA_LIST_ELEM, parts);
 }
 
+// ------------------------------------------------------------------ source chains
+
+// A pod veth's source check (src/render/filter.ts, sourceChainOf): a base chain on the veth's
+// ingress hook whose one rule drops IPv4 packets not from the pod's address. Only that shape is
+// encoded; anything else returns undefined and goes through `nft -f`.
+
+const NFTA_TABLE_NAME = 1;
+const NFTA_CHAIN_TABLE = 1;
+const NFTA_CHAIN_NAME = 3;
+const NFTA_CHAIN_HOOK = 4;
+const NFTA_CHAIN_POLICY = 5;
+const NFTA_CHAIN_TYPE = 7;
+const NFTA_HOOK_HOOKNUM = 1;
+const NFTA_HOOK_PRIORITY = 2;
+const NFTA_HOOK_DEV = 3;
+const NFTA_RULE_TABLE = 1;
+const NFTA_RULE_CHAIN = 2;
+const NFTA_RULE_EXPRESSIONS = 4;
+const NFTA_EXPR_NAME = 1;
+const NFTA_EXPR_DATA = 2;
+/** enum nf_inet_hooks: NF_INET_INGRESS. */
+const NF_INET_INGRESS = 5;
+const NF_ACCEPT = 1;
+const NFT_REG_VERDICT = 0;
+const NFT_REG_1 = 1;
+const NFT_META_NFPROTO = 15;
+const NFPROTO_IPV4 = 2;
+const NFT_PAYLOAD_NETWORK_HEADER = 1;
+const NFT_CMP_EQ = 0;
+const NFT_CMP_NEQ = 1;
+
+const be32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+};
+
+/** A source chain, as the kernel is told it: where it hooks, which address may pass, and where the rest goes. */
+export interface SourceChain {
+  readonly name: string;
+  readonly device: string;
+  readonly priority: number;
+  /** The rule (none: the probe's empty chain): the pod's address (4 bytes), and the chain others `goto`. */
+  readonly check?: { readonly address: Buffer; readonly target: string };
+}
+
+const SOURCE_HOOK = /^type filter hook ingress device "([^"\\]{1,15})" priority (-?\d{1,10}); policy accept;$/;
+const SOURCE_RULE = /^ip saddr != (\S+) goto (\S+)$/;
+
+/** The source chain `chain` is (its name, hook and rule as the renderer writes them), or undefined. */
+export function encodeSourceChain(chain: { readonly name: string; readonly hook?: string; readonly rules: readonly string[] }): SourceChain | undefined {
+  const hook = chain.hook !== undefined ? SOURCE_HOOK.exec(chain.hook) : null;
+  const rule = chain.rules.length === 1 ? SOURCE_RULE.exec(chain.rules[0]) : null;
+  if (!hook || !rule || !CHAIN_NAME.test(chain.name) || chain.name.length >= NFT_NAME_MAXLEN || Buffer.byteLength(hook[1]) >= IFNAMSIZ) return undefined;
+  if (!CHAIN_NAME.test(rule[2]) || rule[2].length >= NFT_NAME_MAXLEN) return undefined;
+  const priority = Number(hook[2]);
+  const address = encodeField('ipv4_addr', rule[1]);
+  if (!address || priority < -0x8000_0000 || priority > 0x7fff_ffff) return undefined;
+  return { name: chain.name, device: hook[1], priority, check: { address, target: rule[2] } };
+}
+
+const expression = (name: string, data: readonly Buffer[]): Buffer => nested(NFTA_LIST_ELEM, [attr(NFTA_EXPR_NAME, cstring(name)), nested(NFTA_EXPR_DATA, data)]);
+const cmp = (op: number, value: Buffer): Buffer => expression('cmp', [attr(1, be32(NFT_REG_1)), attr(2, be32(op)), nested(3, [attr(NFTA_DATA_VALUE, value)])]);
+
+/** NEWCHAIN: the base chain on the device's ingress hook, policy accept. */
+function sourceChainAttrs(table: string, c: SourceChain): Buffer[] {
+  const hook = nested(NFTA_CHAIN_HOOK, [attr(NFTA_HOOK_HOOKNUM, be32(NF_INET_INGRESS)), attr(NFTA_HOOK_PRIORITY, be32(c.priority)), attr(NFTA_HOOK_DEV, cstring(c.device))]);
+  return [attr(NFTA_CHAIN_TABLE, cstring(table)), attr(NFTA_CHAIN_NAME, cstring(c.name)), hook, attr(NFTA_CHAIN_POLICY, be32(NF_ACCEPT)), attr(NFTA_CHAIN_TYPE, cstring('filter'))];
+}
+
+/**
+ * NEWRULE: `ip saddr != <address> goto <target>`, as nft lays it out in an inet chain: the
+ * protocol test nft adds for `ip`, the source address at offset 12 of the network header, and
+ * the verdict.
+ */
+function sourceRuleAttrs(table: string, name: string, check: NonNullable<SourceChain['check']>): Buffer[] {
+  const exprs = [
+    expression('meta', [attr(1, be32(NFT_REG_1)), attr(2, be32(NFT_META_NFPROTO))]),
+    cmp(NFT_CMP_EQ, Buffer.from([NFPROTO_IPV4])),
+    expression('payload', [attr(1, be32(NFT_REG_1)), attr(2, be32(NFT_PAYLOAD_NETWORK_HEADER)), attr(3, be32(12)), attr(4, be32(4))]),
+    cmp(NFT_CMP_NEQ, check.address),
+    expression('immediate', [attr(1, be32(NFT_REG_VERDICT)), nested(2, [nested(NFTA_DATA_VERDICT, [attr(NFTA_VERDICT_CODE, be32(CHAIN_VERDICTS.goto)), attr(NFTA_VERDICT_CHAIN, cstring(check.target))])])]),
+  ];
+  return [attr(NFTA_RULE_TABLE, cstring(table)), attr(NFTA_RULE_CHAIN, cstring(name)), nested(NFTA_RULE_EXPRESSIONS, exprs)];
+}
+
 // ------------------------------------------------------------------ messages
 
 function message(type: number, flags: number, seq: number, family: number, resId: number, attrs: readonly Buffer[]): Buffer {
@@ -283,27 +376,72 @@ export interface ElementCommand {
   readonly text: string;
 }
 
+/**
+ * A source chain added (NEWCHAIN, then NEWRULE for its rule, if any) or deleted (DELCHAIN, which takes
+ * its rules with it). A removed chain and an added one of the same name in one batch: the
+ * deletion goes first (encodeBatch sends commands in order).
+ */
+export interface ChainCommand {
+  readonly verb: 'add chain' | 'delete chain';
+  readonly family: number;
+  readonly table: string;
+  /** Deletions need the name only. */
+  readonly chain: SourceChain | { readonly name: string };
+  readonly text: string;
+}
+
+/** A table made (if missing: no NLM_F_EXCL) or deleted. */
+export interface TableCommand {
+  readonly verb: 'add table' | 'delete table';
+  readonly family: number;
+  readonly table: string;
+  readonly text: string;
+}
+
+export type BatchCommand = ElementCommand | ChainCommand | TableCommand;
+
 export interface Batch {
   readonly bytes: Buffer;
-  /** seq → command, for the replies (every command asks for an ack). */
-  readonly commands: ReadonlyMap<number, ElementCommand>;
+  /** seq → command, for the replies (every message asks for an ack; an added chain is two). */
+  readonly commands: ReadonlyMap<number, BatchCommand>;
+}
+
+/** The messages (type, flags, attributes) of one command. */
+function commandMessages(c: BatchCommand): { type: number; flags: number; attrs: Buffer[] }[] {
+  const req = NLM_F_REQUEST | NLM_F_ACK;
+  switch (c.verb) {
+    case 'add':
+    case 'delete':
+      return [{ type: c.verb === 'add' ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, flags: req | (c.verb === 'add' ? NLM_F_CREATE : 0), attrs: [attr(NFTA_SET_ELEM_LIST_TABLE, cstring(c.table)), attr(NFTA_SET_ELEM_LIST_SET, cstring(c.set)), nested(NFTA_SET_ELEM_LIST_ELEMENTS, c.elements.flatMap(elementAttrs))] }];
+    case 'add chain': {
+      if (!('device' in c.chain)) throw new Error(`add chain ${c.chain.name}: no hook`);
+      const chain = { type: NFT_MSG_NEWCHAIN, flags: req | NLM_F_CREATE, attrs: sourceChainAttrs(c.table, c.chain) };
+      if (!c.chain.check) return [chain];
+      return [chain, { type: NFT_MSG_NEWRULE, flags: req | NLM_F_CREATE | NLM_F_APPEND, attrs: sourceRuleAttrs(c.table, c.chain.name, c.chain.check) }];
+    }
+    case 'delete chain':
+      return [{ type: NFT_MSG_DELCHAIN, flags: req, attrs: [attr(NFTA_CHAIN_TABLE, cstring(c.table)), attr(NFTA_CHAIN_NAME, cstring(c.chain.name))] }];
+    case 'add table':
+    case 'delete table':
+      return [{ type: c.verb === 'add table' ? NFT_MSG_NEWTABLE : NFT_MSG_DELTABLE, flags: req | (c.verb === 'add table' ? NLM_F_CREATE : 0), attrs: [attr(NFTA_TABLE_NAME, cstring(c.table))] }];
+  }
 }
 
 /**
- * One transaction: BATCH_BEGIN, one NEWSETELEM/DELSETELEM per command, BATCH_END. Every command
- * asks for an ack, so success is one zero ack per command and a refusal names its command.
+ * One transaction: BATCH_BEGIN, the commands' messages (one NEWSETELEM/DELSETELEM per element
+ * command), BATCH_END. Every message asks for an ack, so success is one zero ack per message and
+ * a refusal names its command.
  */
-export function encodeBatch(commands: readonly ElementCommand[], firstSeq: number): Batch {
+export function encodeBatch(commands: readonly BatchCommand[], firstSeq: number): Batch {
   const parts: Buffer[] = [];
-  const bySeq = new Map<number, ElementCommand>();
+  const bySeq = new Map<number, BatchCommand>();
   let seq = firstSeq;
   parts.push(message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq++, 0, NFNL_SUBSYS_NFTABLES, []));
   for (const c of commands) {
-    const type = (NFNL_SUBSYS_NFTABLES << 8) | (c.verb === 'add' ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM);
-    const flags = NLM_F_REQUEST | NLM_F_ACK | (c.verb === 'add' ? NLM_F_CREATE : 0);
-    const attrs = [attr(NFTA_SET_ELEM_LIST_TABLE, cstring(c.table)), attr(NFTA_SET_ELEM_LIST_SET, cstring(c.set)), nested(NFTA_SET_ELEM_LIST_ELEMENTS, c.elements.flatMap(elementAttrs))];
-    bySeq.set(seq, c);
-    parts.push(message(type, flags, seq++, c.family, 0, attrs));
+    for (const m of commandMessages(c)) {
+      bySeq.set(seq, c);
+      parts.push(message((NFNL_SUBSYS_NFTABLES << 8) | m.type, m.flags, seq++, c.family, 0, m.attrs));
+    }
   }
   parts.push(message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq, 0, NFNL_SUBSYS_NFTABLES, []));
   return { bytes: Buffer.concat(parts), commands: bySeq };
@@ -329,4 +467,25 @@ export function parseAcks(datagram: Buffer): Ack[] {
     off += pad4(len);
   }
   return out;
+}
+
+/** The probe's table: made and deleted in the same batch, so it never exists outside it. */
+export const PROBE_TABLE = 'weir_probe';
+
+/**
+ * Can this kernel hook a chain on a device that does not exist (Linux 6.16 and later keep a
+ * netdev hook by name, bound whenever an interface of that name exists)? A batch that adds a
+ * table, a source chain on a device name no interface has, and deletes the table again: the
+ * kernel accepts it or refuses with ENOENT, and holds nothing afterwards either way.
+ */
+export function probeBatch(firstSeq: number, device: string): Batch {
+  const chain: SourceChain = { name: 'probe', device, priority: -500 };
+  return encodeBatch(
+    [
+      { verb: 'add table', family: NFPROTO_INET, table: PROBE_TABLE, text: `add table inet ${PROBE_TABLE}` },
+      { verb: 'add chain', family: NFPROTO_INET, table: PROBE_TABLE, chain, text: `add chain inet ${PROBE_TABLE} probe (device ${device})` },
+      { verb: 'delete table', family: NFPROTO_INET, table: PROBE_TABLE, text: `delete table inet ${PROBE_TABLE}` },
+    ],
+    firstSeq,
+  );
 }
