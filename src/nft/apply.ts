@@ -11,7 +11,7 @@
 import { run } from '../exec/run.js';
 import { diffScript, fullScript, patchScript, type DiffSummary } from '../render/script.js';
 import { rememberStats, rulesetStats, type ElementPatch, type Ruleset, type RulesetStats } from '../render/ruleset.js';
-import type { ElementChange, ElementWriter } from './element-writer.js';
+import type { ChainChanges, ElementChange, ElementWriter } from './element-writer.js';
 
 export interface NftRunResult {
   readonly ok: boolean;
@@ -115,7 +115,8 @@ export class Applier {
       let partial = diff !== undefined;
       if (patch && this.elements) {
         const t0 = performance.now();
-        const w = await this.elements.write(patchChanges(next, patch));
+        const chains: ChainChanges | undefined = patch.chainsAdded || patch.chainsRemoved ? { removed: patch.chainsRemoved ?? [], added: patch.chainsAdded ?? [] } : undefined;
+        const w = await this.elements.write(patchChanges(next, patch), chains);
         const applyMs = performance.now() - t0;
         if (w.outcome === 'applied') {
           this.last = withoutPatch(next);

@@ -14,7 +14,7 @@
 // script, a test), once; after COMPACT changes the next patch merges them itself.
 
 import { elementText, type Element } from './nft.js';
-import { elementCounts, rememberStats, rulesetStats, type NftSet, type Ruleset } from './ruleset.js';
+import { elementCounts, isSourceChain, rememberStats, rulesetStats, type NftChain, type NftSet, type Ruleset } from './ruleset.js';
 
 export interface ElementChange {
   readonly set: string;
@@ -99,7 +99,7 @@ function patchedSet(old: NftSet, added: readonly string[], removed: readonly str
   for (const x of removed) if (!add.delete(x)) del.add(x);
   for (const x of added) if (!del.delete(x)) add.add(x);
   const d: Delta = { root, add, del };
-  const shape = { name: old.name, kind: old.kind, type: old.type, flags: old.flags, extra: old.extra, dynamic: old.dynamic, ...(old.hot ? { hot: true } : {}) };
+  const shape = { name: old.name, kind: old.kind, type: old.type, flags: old.flags, extra: old.extra, dynamic: old.dynamic, ...(old.hot ? { hot: true } : {}), ...(old.table ? { table: old.table } : {}) };
   if (add.size + del.size > COMPACT) return { ...shape, elements: merged(d) };
   let memo: readonly string[] | undefined;
   const set: NftSet = {
@@ -174,6 +174,69 @@ function withSets(prev: ReadonlyMap<string, NftSet>, changed: ReadonlyMap<string
   return new Map([...root].map(([name, s]) => [name, replaced.get(name) ?? s]));
 }
 
+/**
+ * The chains of a patched ruleset that added or removed source chains: the last full map, less
+ * the names removed, with the chains added (disjoint from the removed names). Composed, never
+ * stacked, as Overlay; a handful of chains per pod add, against thousands in the map.
+ */
+class ChainOverlay implements ReadonlyMap<string, NftChain> {
+  readonly size: number;
+  constructor(
+    readonly root: ReadonlyMap<string, NftChain>,
+    readonly added: ReadonlyMap<string, NftChain>,
+    readonly removed: ReadonlySet<string>,
+  ) {
+    let n = root.size;
+    for (const k of added.keys()) if (!root.has(k) || removed.has(k)) n++;
+    for (const k of removed) if (root.has(k)) n--;
+    this.size = n;
+  }
+  get(name: string): NftChain | undefined {
+    return this.added.get(name) ?? (this.removed.has(name) ? undefined : this.root.get(name));
+  }
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+  *entries(): MapIterator<[string, NftChain]> {
+    for (const [name, c] of this.root) if (!this.removed.has(name) && !this.added.has(name)) yield [name, c];
+    yield* this.added.entries();
+  }
+  *keys(): MapIterator<string> {
+    for (const [name] of this.entries()) yield name;
+  }
+  *values(): MapIterator<NftChain> {
+    for (const [, c] of this.entries()) yield c;
+  }
+  [Symbol.iterator](): MapIterator<[string, NftChain]> {
+    return this.entries();
+  }
+  forEach(fn: (value: NftChain, key: string, map: ReadonlyMap<string, NftChain>) => void): void {
+    for (const [k, v] of this.entries()) fn(v, k, this);
+  }
+}
+
+/** `prev` less `removed`, with `added` (a name in both: replaced). */
+function withChains(prev: ReadonlyMap<string, NftChain>, removed: readonly string[], added: readonly NftChain[]): ReadonlyMap<string, NftChain> {
+  const root = prev instanceof ChainOverlay ? prev.root : prev;
+  const add = new Map(prev instanceof ChainOverlay ? prev.added : []);
+  const del = new Set(prev instanceof ChainOverlay ? prev.removed : []);
+  for (const name of removed) {
+    add.delete(name);
+    if (root.has(name)) del.add(name);
+  }
+  for (const c of added) add.set(c.name, c);
+  if (add.size + del.size <= COMPACT) return new ChainOverlay(root, add, del);
+  return new Map([...new ChainOverlay(root, add, del)].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+}
+
+/** Source chains to remove and add (see ElementPatch); the patch records what they changed. */
+export interface ChainChange {
+  readonly removed: readonly string[];
+  readonly added: readonly NftChain[];
+}
+
+const sameChain = (a: NftChain, b: NftChain): boolean => a.hook === b.hook && a.rules.length === b.rules.length && a.rules.every((r, i) => r === b.rules[i]);
+
 /** Whether `rs` holds the element (exactly: a map element with its value). */
 export function hasElement(rs: Ruleset, set: string, element: Element): boolean {
   return hasElementText(rs, set, elementText(element));
@@ -190,7 +253,7 @@ export function hasElementText(rs: Ruleset, set: string, text: string): boolean 
  * present element or removing an absent one is no change). Costs what changes: no set is
  * copied or scanned (see the top of this file).
  */
-export function patchElements(prev: Ruleset, changes: Iterable<ElementChange>): Ruleset {
+export function patchElements(prev: Ruleset, changes: Iterable<ElementChange>, chains?: ChainChange): Ruleset {
   const edits = new Map<string, { add: Set<string>; del: Set<string> }>();
   for (const c of changes) {
     if (!prev.sets.has(c.set)) continue;
@@ -217,9 +280,36 @@ export function patchElements(prev: Ruleset, changes: Iterable<ElementChange>): 
     changed.set(name, set);
     delta += add.length - del.length;
   }
-  const next: Ruleset = { sets: changed.size > 0 ? withSets(prev.sets, changed) : prev.sets, chains: prev.chains, counted: prev.counted, reasons: prev.reasons, patch: { base: prev, added, removed } };
+  // Source chains only (they come and go with their pods); a removal of a chain `prev` lacks,
+  // or an add of one it holds as is, is no change.
+  const chainsRemoved: string[] = [];
+  const chainsAdded: NftChain[] = [];
+  const gone = new Set(chains?.removed.filter((n) => prev.chains.has(n)));
+  for (const c of chains?.added ?? []) {
+    if (!isSourceChain(c)) throw new Error(`patchElements: ${c.name} is not a source chain`);
+    const old = prev.chains.get(c.name);
+    if (old && !gone.has(c.name) && sameChain(old, c)) continue;
+    if (old) gone.add(c.name);
+    chainsAdded.push(c);
+  }
+  for (const name of gone) {
+    const old = prev.chains.get(name);
+    if (old && !isSourceChain(old)) throw new Error(`patchElements: ${name} is not a source chain`);
+    chainsRemoved.push(name);
+  }
+  let rules = 0;
+  for (const name of chainsRemoved) rules -= prev.chains.get(name)?.rules.length ?? 0;
+  for (const c of chainsAdded) rules += c.rules.length;
+  const chainsOut = chainsRemoved.length + chainsAdded.length > 0 ? withChains(prev.chains, chainsRemoved, chainsAdded) : prev.chains;
+  const next: Ruleset = {
+    sets: changed.size > 0 ? withSets(prev.sets, changed) : prev.sets,
+    chains: chainsOut,
+    counted: prev.counted,
+    reasons: prev.reasons,
+    patch: { base: prev, added, removed, ...(chainsRemoved.length > 0 ? { chainsRemoved } : {}), ...(chainsAdded.length > 0 ? { chainsAdded } : {}) },
+  };
   const stats = rulesetStats(prev);
-  rememberStats(next, { ...stats, elements: stats.elements + delta });
+  rememberStats(next, { ...stats, elements: stats.elements + delta, chains: chainsOut.size, rules: stats.rules + rules });
   return next;
 }
 
@@ -245,7 +335,17 @@ export function chainPatches(first: Ruleset, second: Ruleset): Ruleset {
     if (add.length > 0) added.set(name, add);
     if (del.length > 0) removed.set(name, del);
   }
-  const out: Ruleset = { sets: second.sets, chains: second.chains, counted: second.counted, reasons: second.reasons, patch: { base: a.base, added, removed } };
+  // Source chains: the first patch's changes, then the second's (a chain the first added and
+  // the second removed was never there, unless it replaced one the base held).
+  const chainsRemoved = [...(a.chainsRemoved ?? [])];
+  const chainsAdded = new Map((a.chainsAdded ?? []).map((c) => [c.name, c]));
+  for (const name of b.chainsRemoved ?? []) {
+    if (chainsAdded.delete(name) && !chainsRemoved.includes(name) && !a.base.chains.has(name)) continue;
+    if (!chainsRemoved.includes(name)) chainsRemoved.push(name);
+  }
+  for (const c of b.chainsAdded ?? []) chainsAdded.set(c.name, c);
+  const chainParts = { ...(chainsRemoved.length > 0 ? { chainsRemoved } : {}), ...(chainsAdded.size > 0 ? { chainsAdded: [...chainsAdded.values()] } : {}) };
+  const out: Ruleset = { sets: second.sets, chains: second.chains, counted: second.counted, reasons: second.reasons, patch: { base: a.base, added, removed, ...chainParts } };
   rememberStats(out, rulesetStats(second));
   return out;
 }

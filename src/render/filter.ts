@@ -19,6 +19,10 @@
 //     ct state untracked goto untracked
 //     accept
 //
+//   table inet weir_src (source chains, without a pod-interface wildcard; see SOURCE_PRIORITY):
+//   chain src_<veth> (hook ingress device "<veth>")   chain spoofed
+//     ip saddr != <pod address> goto spoofed            count, record (src_hits, src_denied), drop
+//
 // A local pod is a *data* element (`eg_pod`/`in_pod`: address → its identity's mark, in each
 // direction its identity has a program for), and each identity one verdict element
 // (`eg_id`/`in_id`: mark → its chain). A pod add or remove of a known identity therefore
@@ -78,7 +82,7 @@ import type { CompiledRule, Direction, DirectionProgram, PortSpec } from '../pol
 import { matchesSelector } from '../policy/selector.js';
 import { hasElement, patchElements, type ElementChange } from './elements.js';
 import type { ChainRecord, IdentityChainCache } from './identity-chains.js';
-import { DENIED_SET, HITS_SET, MASQUERADE_MARK, TABLE, nftName, shortHash } from './names.js';
+import { DENIED_SET, HITS_SET, MASQUERADE_MARK, SOURCE_DENIED_SET, SOURCE_HITS_SET, SPOOFED_CHAIN, TABLE, nftName, shortHash } from './names.js';
 import {
   accept,
   bits,
@@ -110,7 +114,7 @@ import {
 } from './nft.js';
 import { IPV6_REASON, NOT_READY_REASON, SPOOF_REASON, collectReasons, defaultDenyReason, ruleReason, type Reason, type ReasonIds } from './reasons.js';
 import { LOCAL_IPS_SET, policyOnlyBaseChains, type PolicyOnlyOptions } from './policy-only.js';
-import type { NftChain, NftSet, Ruleset } from './ruleset.js';
+import { SOURCE_HOOK_PREFIX, type NftChain, type NftSet, type Ruleset } from './ruleset.js';
 import type { Section, TableBuilder } from './table.js';
 
 export { DENIED_SET, HITS_SET };
@@ -141,6 +145,33 @@ export interface LocalPod {
   readonly hostVethSourceChecked?: boolean;
 }
 
+/**
+ * Source chains (RenderInput.sourceChains): each local pod's veth gets a base chain on its
+ * ingress hook, `ip saddr != <pod address> goto spoofed`, one compare per packet and no route
+ * lookup; `spoofed` counts and records the packet under the spoofing reason, as weir's deny
+ * chain does, and drops it. All in the source chains' table (names.ts, SOURCE_TABLE). The
+ * priority puts the check before anything else on the veth.
+ */
+const SOURCE_PRIORITY = -500;
+/** A veth name the kernel can hold (IFNAMSIZ) and nft can quote. */
+const hookable = (veth: string): boolean => /^[^"\\\s]{1,15}$/.test(veth) && Buffer.byteLength(veth) < 16;
+
+/** The source chain of a veth: named after it (the hook binds by name, not index). */
+export function sourceChainName(veth: string): string {
+  return nftName('src', veth);
+}
+
+function sourceChain(veth: string, ip: string): NftChain {
+  return { name: sourceChainName(veth), hook: `${SOURCE_HOOK_PREFIX}"${veth}" priority ${SOURCE_PRIORITY}; policy accept;`, rules: [`ip saddr != ${ip} goto ${SPOOFED_CHAIN}`], table: 'src' };
+}
+
+/** The veths (of `pods`, by name) that can have a source chain: hookable, and one local pod's only. */
+function sourceChainVeths(pods: Iterable<{ readonly veth?: string }>): Set<string> {
+  const count = new Map<string, number>();
+  for (const p of pods) if (p.veth !== undefined) count.set(p.veth, (count.get(p.veth) ?? 0) + 1);
+  return new Set([...count].flatMap(([veth, n]) => (n === 1 && hookable(veth) ? [veth] : [])));
+}
+
 export interface RenderReuse {
   readonly sets: ReadonlyMap<string, NftSet>;
   /**
@@ -156,6 +187,13 @@ export interface RenderInput {
   readonly localPods: readonly LocalPod[];
   /** Pod IPs cluster-wide (`ns/name` → IP); default: the engine's `pod.ip`. */
   readonly podIps?: ReadonlyMap<string, string>;
+  /**
+   * Anti-spoofing of established packets by source chains (see SOURCE_PRIORITY), not the
+   * kernel's reverse-path filter: set by an agent without a pod-interface wildcard whose kernel
+   * keeps netdev hooks by name (Linux 6.16+). Ignored with the wildcard (its guard checks every
+   * packet) and in policy-only mode.
+   */
+  readonly sourceChains?: boolean;
   /** A reasons registry computed once for the whole cluster (saves recomputing per node). */
   readonly reasons?: ReasonIds;
   /**
@@ -235,9 +273,9 @@ const PORT_PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
 const FULL_RANGE: readonly [number, number] = [1, 65535];
 
 /** Counts one hit of the reason `key` (a constant id, or `meta mark` in the shared deny chain). */
-const countHit = (key: Field | number): Statement => update(HITS_SET, [key], true);
+const countHit = (key: Field | number, set: string = HITS_SET): Statement => update(set, [key], true);
 /** Records the flow in `denied` under the reason `key`; `port` is `th dport`, or 0 for protocols without ports. */
-const recordDenied = (port: Field | 0, key: Field | number): Statement => update(DENIED_SET, ['ip saddr', 'ip daddr', 'meta l4proto', port, key]);
+const recordDenied = (port: Field | 0, key: Field | number, set: string = DENIED_SET): Statement => update(set, ['ip saddr', 'ip daddr', 'meta l4proto', port, key]);
 /** Matches the protocols that have a destination port. */
 const hasPorts = is('meta l4proto', ...PORT_PROTOCOLS);
 const short = (d: Direction): string => (d === 'ingress' ? 'in' : 'eg');
@@ -359,6 +397,11 @@ class Renderer {
     this.table.count(id);
     this.rec?.counted.add(id);
     return countHit(id);
+  }
+
+  /** The spoofing reason's id (source chains record their drops under it). */
+  spoofReasonId(): number {
+    return this.reasons.id(SPOOF_REASON);
   }
 
   /**
@@ -714,29 +757,12 @@ class Renderer {
       t.set(plain(POD_IFS_SET, 'iface_index', podIfs));
       t.set(plain(POD_SRC_SET, 'iface_index . ipv4_addr', podSrc));
     }
-    t.set({
-      name: DENIED_SET,
-      kind: 'set',
-      type: 'ipv4_addr . ipv4_addr . inet_proto . inet_service . mark',
-      flags: ['dynamic', 'timeout'],
-      extra: ['timeout 60s', 'counter', 'size 65536'],
-      dynamic: true,
-      elements: [],
-    });
+    t.set(deniedSet(DENIED_SET));
     const v6 = this.counter(this.reasons.id(IPV6_REASON));
     const spoof = policyOnly ? undefined : this.denyPoint(this.reasons.id(SPOOF_REASON));
     const failClosed = policyOnly ? policyOnly.options.podCidrs.length > 0 : podInterfaces !== undefined;
     const notReady = failClosed ? this.denyPoint(this.reasons.id(NOT_READY_REASON)) : undefined;
-    t.set({
-      name: HITS_SET,
-      kind: 'set',
-      type: 'mark',
-      flags: ['dynamic'],
-      // Room for every reason id of a large cluster (one element per reason that was hit).
-      extra: ['counter', 'size 1048576'],
-      dynamic: true,
-      elements: [],
-    });
+    t.set(hitsSet(HITS_SET));
     // ICMP and other protocols have no ports: recorded with port 0.
     t.chain(DENY_CHAIN, [end(undefined, countHit('meta mark')), nftRule([hasPorts], end(drop, recordDenied('th dport', 'meta mark'))), end(drop, recordDenied(0, 'meta mark'))]);
     // A new connection of a local pod (by `key`) to its identity's chain: address → mark →
@@ -834,6 +860,29 @@ export function spoofCheckedPerPacket(prev: Ruleset): boolean {
   return spoof < 0 || shortcut < 0 || spoof < shortcut;
 }
 
+/** `denied`: flows the ruleset denied (or audited), recorded from the packet path. */
+function deniedSet(name: string, table?: 'src'): NftSet {
+  return { name, kind: 'set', type: 'ipv4_addr . ipv4_addr . inet_proto . inet_service . mark', flags: ['dynamic', 'timeout'], extra: ['timeout 60s', 'counter', 'size 65536'], dynamic: true, elements: [], ...(table ? { table } : {}) };
+}
+
+/** `hits`: one counter per reason id that was hit (room for every reason of a large cluster). */
+function hitsSet(name: string, table?: 'src'): NftSet {
+  return { name, kind: 'set', type: 'mark', flags: ['dynamic'], extra: ['counter', 'size 1048576'], dynamic: true, elements: [], ...(table ? { table } : {}) };
+}
+
+/**
+ * What the source chains need besides themselves (see SOURCE_PRIORITY): `spoofed`, which counts
+ * and records a forged packet under the spoofing reason and drops it, and the sets it writes.
+ * Rendered whenever source chains are on, so that a pod add need only add its chain.
+ */
+function sourceTableObjects(t: TableBuilder, spoofId: number): void {
+  t.set(deniedSet(SOURCE_DENIED_SET, 'src'));
+  t.set(hitsSet(SOURCE_HITS_SET, 'src'));
+  t.count(spoofId);
+  const rules = [end(undefined, countHit(spoofId, SOURCE_HITS_SET)), nftRule([hasPorts], end(drop, recordDenied('th dport', spoofId, SOURCE_DENIED_SET))), end(drop, recordDenied(0, spoofId, SOURCE_DENIED_SET))];
+  t.declare({ name: SPOOFED_CHAIN, rules: rules.map(ruleText), table: 'src' });
+}
+
 /** The mark that stands for an identity in `eg_pod`/`in_pod` and the identity maps. */
 const identityMark = (identity: Identity): string => markLiteral(IDENTITY_MARK_BASE + identity.id);
 /** A local pod's entry in `eg_pod`/`in_pod`: its address → its identity's mark. */
@@ -902,8 +951,14 @@ export function policyFilterSection(input: RenderInput): Section {
           src.push(podSourceElement(ifindex, ip));
         }
       }
-      // Every local pod's interface known to the kernel's source check (none known: vacuously).
-      const kernelChecked = locals.every((l) => l.ifindex === undefined || l.checked === true);
+      // Source chains: one per local veth, each checking every packet of its pod.
+      const sourceChains = input.sourceChains === true && input.podInterfaces === undefined && !input.policyOnly;
+      if (sourceChains) sourceTableObjects(table, r.spoofReasonId());
+      const chained = sourceChains ? sourceChainVeths(locals) : new Set<string>();
+      for (const l of locals) if (l.veth !== undefined && chained.has(l.veth)) table.declare(sourceChain(l.veth, l.ip));
+      // Every local pod's interface checked on every packet, by the kernel's source check or a
+      // source chain (none known: vacuously).
+      const kernelChecked = locals.every((l) => l.ifindex === undefined || l.checked === true || (l.veth !== undefined && chained.has(l.veth)));
       r.finish(eg, ing, ids, ifs, src, locals.flatMap((l) => (l.veth ? [l.veth] : [])), input.snat === true, kernelChecked, input.podInterfaces, input.policyOnly ? { options: input.policyOnly, localIps: locals.map((l) => l.ip) } : undefined);
       input.chainCache?.end();
     },
@@ -949,6 +1004,8 @@ export interface PodPatchContext {
   readonly namedEgressRules?: readonly CompiledRule[];
   /** The wildcard the ruleset was rendered with (RenderInput.podInterfaces): an added veth it does not cover needs a render. */
   readonly podInterfaces?: string;
+  /** RenderInput.sourceChains, as the ruleset was rendered. */
+  readonly sourceChains?: boolean;
 }
 
 /**
@@ -967,6 +1024,7 @@ function podElementChanges(
   add: boolean,
   ctx: PodPatchContext,
   named: readonly { rule: CompiledRule; specs: NamedSpec[] }[],
+  chains: { readonly removed: string[]; readonly added: NftChain[] },
   groups: Iterable<Group> = engine.cache.podGroupsOf(identity),
 ): ElementChange[] | undefined {
   const ip = local?.ip ?? pod.ip;
@@ -1006,8 +1064,27 @@ function podElementChanges(
     // The wildcard guard checks only the interfaces it covers; another needs the per-packet rule a render adds.
     if (add && prev.chains.has(POD_GUARD_CHAIN) && !(ctx.podInterfaces !== undefined && interfaceMatches(local.hostVeth, ctx.podInterfaces))) return undefined;
     const index = local.hostVethIndex;
+    // Source chains: the pod's comes and goes with it. A veth another local pod shares has
+    // none (which pods keep theirs is a render's to say).
+    let chained = false;
+    if (ctx.sourceChains === true && ctx.podInterfaces === undefined) {
+      // The chain the source chains go to comes with a render.
+      if (!prev.chains.has(SPOOFED_CHAIN)) return undefined;
+      const veth = local.hostVeth;
+      // A loop, not a copy: a node may hold tens of thousands of local pods.
+      const shared = (m: ReadonlyMap<string, LocalPod>): boolean => {
+        for (const l of m.values()) if (l.hostVeth === veth && l.key !== local.key) return true;
+        return false;
+      };
+      if (shared(ctx.locals) || shared(ctx.localsBefore)) return undefined;
+      chained = hookable(veth);
+      if (chained) {
+        if (add) chains.added.push(sourceChain(veth, ip));
+        else chains.removed.push(sourceChainName(veth));
+      }
+    }
     // An interface the kernel does not check, on a node whose anti-spoofing rule sees new connections only: the rule must move (a render).
-    if (add && index !== undefined && local.hostVethSourceChecked !== true && !spoofCheckedPerPacket(prev)) return undefined;
+    if (add && index !== undefined && !chained && local.hostVethSourceChecked !== true && !spoofCheckedPerPacket(prev)) return undefined;
     if (index !== undefined) {
       change(POD_SRC_SET, podSourceElement(index, ip));
       // An interface goes with the last pod that used it.
@@ -1027,6 +1104,7 @@ function podElementChanges(
 export function patchPods(prev: Ruleset, engine: PolicyEngine, delta: PodDelta, ctx: PodPatchContext): Ruleset | undefined {
   const named = (ctx.namedEgressRules ?? namedEgress(engine)).map((r) => ({ rule: r, specs: namedSpecs(r) }));
   const changes: ElementChange[] = [];
+  const chains = { removed: [] as string[], added: [] as NftChain[] };
   for (const pod of delta.removed) {
     const key = `${pod.namespace}/${pod.name}`;
     const identity = ctx.removedIdentities.get(key);
@@ -1039,7 +1117,7 @@ export function patchPods(prev: Ruleset, engine: PolicyEngine, delta: PodDelta, 
       groups = ctx.removedGroups?.get(key);
       if (local || !groups || [...identity.pods].some((k) => k !== key)) return undefined;
     }
-    const c = podElementChanges(prev, engine, pod, identity, local, false, ctx, named, groups);
+    const c = podElementChanges(prev, engine, pod, identity, local, false, ctx, named, chains, groups);
     if (!c) return undefined;
     changes.push(...c);
   }
@@ -1049,11 +1127,11 @@ export function patchPods(prev: Ruleset, engine: PolicyEngine, delta: PodDelta, 
     const local = ctx.locals.get(key);
     // A new identity here needs chains and reasons; on another node only its group elements.
     if (!identity || (local && !ctx.identitiesBefore.has(identity.id))) return undefined;
-    const c = podElementChanges(prev, engine, pod, identity, local, true, ctx, named);
+    const c = podElementChanges(prev, engine, pod, identity, local, true, ctx, named, chains);
     if (!c) return undefined;
     changes.push(...c);
   }
-  return patchElements(prev, changes);
+  return patchElements(prev, changes, chains);
 }
 
 /** A pod as a batch found it or left it: what its elements in cluster-wide sets follow from. */

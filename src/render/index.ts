@@ -8,7 +8,7 @@ export { TABLE, FAMILY, nftName, DENIED_SET, HITS_SET } from './names.js';
 export { renderTable, TableBuilder, type Section } from './table.js';
 export { patchElements, hasElement, type ElementChange } from './elements.js';
 export { IdentityChainCache } from './identity-chains.js';
-export { policyFilterSection, patchPods, spoofCheckedPerPacket, type PodPatchContext } from './render.js';
+export { policyFilterSection, patchPods, sourceChainName, spoofCheckedPerPacket, type PodPatchContext } from './render.js';
 /** Typed nftables rules and elements (matches, statements, verdicts) and their nft syntax. */
 export * as nft from './nft.js';
 export { servicesSection, planServices, renderServices, serviceWeightPatch, decide as decideServices, SERVICE_PORTS_MAP, SERVICE_REJECT_MAP, type ServicesInput, type PortDecision } from './services.js';

@@ -12,6 +12,23 @@ import { createHash } from 'node:crypto';
 
 export const TABLE = 'weir';
 export const FAMILY = 'inet';
+/**
+ * The source chains' table (src/render/filter.ts, sourceChain): apart from `TABLE` because the
+ * kernel validates a table's whole chain graph at the commit of any rule with a verdict, and a
+ * pod add brings one such rule — in `TABLE`, that walk of thousands of chains cost ~9 ms per pod
+ * add at 10k pods; here it walks the source chains alone. Same family; part of the Ruleset
+ * model all the same (rules are `NftChain`s with isSourceChain), written by the same scripts
+ * and batches.
+ */
+export const SOURCE_TABLE = 'weir_src';
+/**
+ * In SOURCE_TABLE: what the source chains drop is counted and recorded there as `DENIED_SET` and
+ * `HITS_SET` record the rest (same types, same reason ids), through SPOOFED_CHAIN; the flow
+ * source reads both tables.
+ */
+export const SOURCE_DENIED_SET = 'src_denied';
+export const SOURCE_HITS_SET = 'src_hits';
+export const SPOOFED_CHAIN = 'spoofed';
 
 // The sets another process reads from the kernel (src/flows/node-source.ts: `nft -j list set
 // inet weir denied|hits`): one definition, imported by the renderer that declares them and the

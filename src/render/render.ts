@@ -13,7 +13,7 @@ import type { Ruleset } from './ruleset.js';
 import { servicesSection, type ServicesInput } from './services.js';
 import { renderTable, type Section } from './table.js';
 
-export { namedEgress, patchPods, policyFilterSection, spoofCheckedPerPacket, DENIED_SET, EGRESS_MAP, INGRESS_MAP, EGRESS_POD_MAP, INGRESS_POD_MAP, UNTRACKED_CHAIN, IDENTITY_MARK_BASE, FORWARD_CHAIN, INGRESS_CHAIN, type LocalPod, type RenderInput, type RenderReuse, type PodDelta, type PodPatchContext } from './filter.js';
+export { namedEgress, patchPods, policyFilterSection, sourceChainName, spoofCheckedPerPacket, DENIED_SET, EGRESS_MAP, INGRESS_MAP, EGRESS_POD_MAP, INGRESS_POD_MAP, UNTRACKED_CHAIN, IDENTITY_MARK_BASE, FORWARD_CHAIN, INGRESS_CHAIN, type LocalPod, type RenderInput, type RenderReuse, type PodDelta, type PodPatchContext } from './filter.js';
 
 /** Renders one node's table: every section into one ruleset (one transaction). */
 export function renderRuleset(input: RenderInput & { readonly services?: ServicesInput }): Ruleset {

@@ -18,6 +18,8 @@ export interface NftSet {
   readonly hot?: boolean;
   /** Sorted, unique. Map elements are `key : verdict`. */
   readonly elements: readonly string[];
+  /** `src`: in the source chains' table (names.ts, SOURCE_TABLE); otherwise in `inet weir`. */
+  readonly table?: 'src';
 }
 
 export interface NftChain {
@@ -25,6 +27,8 @@ export interface NftChain {
   /** Base chains: `type filter hook forward priority filter; policy accept;`. */
   readonly hook?: string;
   readonly rules: readonly string[];
+  /** As NftSet.table. */
+  readonly table?: 'src';
 }
 
 export interface RulesetStats {
@@ -44,6 +48,12 @@ export interface ElementPatch {
   readonly base: Ruleset;
   readonly added: ReadonlyMap<string, readonly string[]>;
   readonly removed: ReadonlyMap<string, readonly string[]>;
+  /**
+   * Source chains (isSourceChain: a pod veth's ingress check, which comes and goes with its
+   * pod) deleted, then added: a name in both is a chain replaced. Elements stay the rest.
+   */
+  readonly chainsRemoved?: readonly string[];
+  readonly chainsAdded?: readonly NftChain[];
 }
 
 export interface Ruleset {
@@ -55,6 +65,17 @@ export interface Ruleset {
   readonly reasons: ReasonsTable;
   /** Set only on a ruleset patched from another (see ElementPatch). */
   readonly patch?: ElementPatch;
+}
+
+/**
+ * The hook of a source chain: a pod veth's ingress check (src/render/filter.ts), the only base
+ * chain that an element patch or a partial sync adds and removes. Source chains live in the
+ * source chains' table (`table: 'src'`), with what records their drops.
+ */
+export const SOURCE_HOOK_PREFIX = 'type filter hook ingress device ';
+
+export function isSourceChain(c: NftChain): boolean {
+  return c.table === 'src' && c.hook !== undefined && c.hook.startsWith(SOURCE_HOOK_PREFIX);
 }
 
 const stats = new WeakMap<Ruleset, RulesetStats>();
