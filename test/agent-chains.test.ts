@@ -26,9 +26,9 @@ const PREFIX = `wac${randomBytes(2).toString('hex')}`;
 const NODE = 'n0';
 const policyOnly = { podCidrs: ['10.0.0.0/16', '172.16.0.0/16'] };
 
-/** The table as nft lists it in JSON, handles dropped, elements sorted, objects sorted. */
+/** The namespace's tables (weir's and the source chains') as nft lists them in JSON, handles dropped, elements sorted, objects sorted. */
 async function listing(ns: string): Promise<string[]> {
-  const json = JSON.parse((await run(['ip', 'netns', 'exec', ns, 'nft', '-j', 'list', 'table', 'inet', 'weir'])).stdout) as { nftables: Record<string, Record<string, unknown>>[] };
+  const json = JSON.parse((await run(['ip', 'netns', 'exec', ns, 'nft', '-j', 'list', 'ruleset'])).stdout) as { nftables: Record<string, Record<string, unknown>>[] };
   return json.nftables
     .filter((o) => !('metainfo' in o))
     .map((o) => {

@@ -155,9 +155,9 @@ describe('incremental pod changes equal a fresh render (kernel listings)', { ski
     for (const ns of created.splice(0)) await run(['ip', 'netns', 'del', ns], { allowFailure: true });
   });
 
-  /** The table as nft lists it in JSON, with handles dropped and every set's elements sorted. */
+  /** The namespace's tables (weir's and the source chains') as nft lists them in JSON, with handles dropped and every set's elements sorted. */
   const listing = async (ns: string): Promise<unknown> => {
-    const json = JSON.parse((await run(['ip', 'netns', 'exec', ns, 'nft', '-j', 'list', 'table', 'inet', 'weir'])).stdout) as { nftables: Record<string, Record<string, unknown>>[] };
+    const json = JSON.parse((await run(['ip', 'netns', 'exec', ns, 'nft', '-j', 'list', 'ruleset'])).stdout) as { nftables: Record<string, Record<string, unknown>>[] };
     return json.nftables
       .filter((o) => !('metainfo' in o))
       .map((o) => {

@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Applier, netlinkElementWriter, netlinkIdle, nftRunner, elementCommands, sourceCheckInForce, sourceCheckInForceByGrep, strictSourceCheck, strictSourceCheckBySysctl } from '../src/nft/index.js';
-import { encodeBatch, encodeElement, parseAcks } from '../src/nft/netlink.js';
-import type { NftSet, Ruleset } from '../src/render/index.js';
+import { encodeBatch, encodeElement, encodeSourceChain, parseAcks } from '../src/nft/netlink.js';
+import { renderRuleset, sourceChainName, type NftSet, type Ruleset } from '../src/render/index.js';
 import { NodeAgent } from '../src/agent/index.js';
 import { run } from '../src/exec/run.js';
 import { churnCluster, churnLocal, extraPod } from './helpers/netlink-churn.js';
@@ -27,6 +27,16 @@ const created: string[] = [];
 
 const set = (name: string, type: string, kind: 'set' | 'map' = 'set', flags: string[] = []): NftSet => ({ name, kind, type, flags, extra: [], dynamic: false, elements: [] });
 const hex = (b: Buffer | undefined) => b?.toString('hex');
+/** The type and flags of each netlink message of a batch, in order. */
+function headers(bytes: Buffer): { types: number[]; flags: number[] } {
+  const types: number[] = [];
+  const flags: number[] = [];
+  for (let off = 0; off < bytes.length; off += bytes.readUInt32LE(off)) {
+    types.push(bytes.readUInt16LE(off + 4));
+    flags.push(bytes.readUInt16LE(off + 6));
+  }
+  return { types, flags };
+}
 
 describe('netlink element encoding (pure)', () => {
   // The bytes below are what `nft --debug=netlink add element …` 1.0.6 sends for each type.
@@ -82,12 +92,7 @@ describe('netlink element encoding (pure)', () => {
       ],
       100,
     );
-    const types: number[] = [];
-    const flags: number[] = [];
-    for (let off = 0; off < b.bytes.length; off += b.bytes.readUInt32LE(off)) {
-      types.push(b.bytes.readUInt16LE(off + 4));
-      flags.push(b.bytes.readUInt16LE(off + 6));
-    }
+    const { types, flags } = headers(b.bytes);
     assert.deepEqual(types, [0x10, (10 << 8) | 14, (10 << 8) | 12, 0x11]);
     assert.deepEqual(flags, [1, 1 | 4, 1 | 4 | 0x400, 1]);
     assert.deepEqual([...b.commands.keys()], [101, 102]);
@@ -104,6 +109,39 @@ describe('netlink element encoding (pure)', () => {
       { seq: 102, error: -2 },
       { seq: 101, error: 0 },
     ]);
+  });
+  it('a source chain is encoded only in the shape the renderer writes: a chain and its rule, two messages of one command', () => {
+    const hook = 'type filter hook ingress device "wpod1" priority -500; policy accept;';
+    const chain = { name: 'src_wpod1_1234abcd', hook, rules: ['ip saddr != 10.1.2.3 goto spoofed'] };
+    assert.deepEqual(encodeSourceChain(chain), { name: chain.name, device: 'wpod1', priority: -500, check: { address: Buffer.from([10, 1, 2, 3]), target: 'spoofed' } });
+    for (const other of [
+      { ...chain, hook: undefined },
+      { ...chain, hook: hook.replace('ingress', 'egress') },
+      { ...chain, hook: hook.replace('policy accept', 'policy drop') },
+      { ...chain, hook: hook.replace('wpod1', 'a-name-of-16-byt') },
+      { ...chain, hook: hook.replace('wpod1', 'w\\"x') },
+      { ...chain, rules: ['ip saddr != 10.1.2.3 drop'] },
+      { ...chain, rules: ['ip saddr != 10.1.2.3 counter goto spoofed'] },
+      { ...chain, rules: ['ip saddr != 10.1.2.300 goto spoofed'] },
+      { ...chain, rules: ['ip saddr != 10.1.2.3 goto a;b'] },
+      { ...chain, rules: ['ip saddr != 10.1.2.3 goto spoofed', 'accept'] },
+      { ...chain, name: 'a name' },
+    ]) assert.equal(encodeSourceChain(other), undefined, JSON.stringify(other));
+    const c = encodeSourceChain(chain);
+    assert.ok(c);
+    const b = encodeBatch(
+      [
+        { verb: 'delete chain', family: 1, table: 'weir_src', chain: { name: 'src_old' }, text: 'delete' },
+        { verb: 'add table', family: 1, table: 'weir_src', text: 'table' },
+        { verb: 'add chain', family: 1, table: 'weir_src', chain: c, text: 'add' },
+      ],
+      200,
+    );
+    const { types, flags } = headers(b.bytes);
+    // DELCHAIN, NEWTABLE, NEWCHAIN, NEWRULE (create, append), each asking for an ack.
+    assert.deepEqual(types, [0x10, (10 << 8) | 5, (10 << 8) | 0, (10 << 8) | 3, (10 << 8) | 6, 0x11]);
+    assert.deepEqual(flags, [1, 1 | 4, 1 | 4 | 0x400, 1 | 4 | 0x400, 1 | 4 | 0x400 | 0x800, 1]);
+    assert.deepEqual([...b.commands.values()].map((x) => x.text), ['delete', 'table', 'add', 'add']);
   });
 });
 
@@ -411,6 +449,62 @@ describe('applier and agent on the netlink path', { skip: !isRoot && 'needs root
       assert.doesNotMatch(await nft('list', 'table', 'inet', 'weir'), /10\.1\.1\.10\b/);
     } finally {
       agent.close();
+    }
+  });
+
+  it('source chains: a pod add brings its veth\'s check in the same batch, a remove takes it; the chain checks real packets and follows a veth made anew under its name', async () => {
+    const pod = extraPod(5);
+    const ip = pod.ip as string;
+    const podNs = `${PREFIX}-p`;
+    await run(['ip', 'netns', 'add', podNs]);
+    created.push(podNs);
+    // The pod: eth0 in its namespace, wsv0 on the node, 10.1.1.0/24 between them.
+    const wire = async () => {
+      await run(['ip', '-n', ns, 'link', 'add', 'wsv0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', podNs]);
+      await run(['ip', '-n', ns, 'addr', 'add', '10.1.1.1/24', 'dev', 'wsv0']);
+      await run(['ip', '-n', ns, 'link', 'set', 'wsv0', 'up']);
+      await run(['ip', '-n', podNs, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+      await run(['ip', '-n', podNs, 'addr', 'add', '10.1.1.99/32', 'dev', 'eth0']);
+      await run(['ip', '-n', podNs, 'link', 'set', 'eth0', 'up']);
+    };
+    await run(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0']);
+    await wire();
+    // A TCP connect to the node's closed port 9 from `from`: refused (it arrived) or timeout (dropped).
+    const knock = async (from: string) =>
+      (await run(['ip', 'netns', 'exec', podNs, process.execPath, '-e', `const s=require('net').connect({host:'10.1.1.1',port:9,localAddress:'${from}',timeout:600});s.on('connect',()=>{console.log('open');s.destroy()});s.on('timeout',()=>{console.log('timeout');s.destroy()});s.on('error',(e)=>console.log(e.code==='ECONNREFUSED'?'refused':e.code))`], { allowFailure: true })).stdout.trim();
+    assert.equal(await knock('10.1.1.99'), 'refused', 'before weir, a forged source gets through');
+    const agent = new NodeAgent({ node: 'n0', netns: ns });
+    try {
+      assert.equal(agent.sourceChains, true, 'this kernel keeps netdev hooks by name');
+      assert.ok((await agent.sync(churnCluster(), churnLocal())).lastApplyOk);
+      const added = await agent.podAdded(pod, { key: `x/${pod.name}`, ip, hostVeth: 'wsv0' });
+      assert.ok(added.lastApplyOk && added.via === 'netlink' && added.mode === 'partial', added.error ?? added.fallback ?? added.mode);
+      const name = sourceChainName('wsv0');
+      assert.match(await nft('list', 'chain', 'inet', 'weir_src', name), new RegExp(`type filter hook ingress device "wsv0" priority -500; policy accept;\\s+ip saddr != ${ip.replaceAll('.', '\\.')} goto spoofed`));
+      // The patched model is what a render of the same state gives.
+      const fresh = renderRuleset({ engine: agent.engine, localPods: [...churnLocal(), { key: `x/${pod.name}`, ip, hostVeth: 'wsv0' }], sourceChains: true });
+      assert.ok(agent.lastRuleset);
+      assert.deepEqual(agent.lastRuleset.chains.get(name), fresh.chains.get(name));
+      assert.deepEqual([...agent.lastRuleset.chains.keys()].sort(), [...fresh.chains.keys()].sort());
+      assert.equal(await knock(ip), 'refused', 'the pod\'s own address passes');
+      assert.equal(await knock('10.1.1.99'), 'timeout', 'a forged source is dropped');
+      // Counted and recorded as weir's deny chain would (under the spoofing reason), in weir_src.
+      assert.match(await nft('list', 'set', 'inet', 'weir_src', 'src_denied'), /10\.1\.1\.99 \. 10\.1\.1\.1 \. tcp \. 9 \. 0x[0-9a-f]{8}/);
+      assert.match(await nft('list', 'set', 'inet', 'weir_src', 'src_hits'), /0x[0-9a-f]{8} counter packets [1-9]/);
+      // The veth deleted and made anew under its name (a CNI re-plumbing the pod): the kernel
+      // binds the same chain to it; nothing for the agent to do.
+      await run(['ip', '-n', ns, 'link', 'del', 'wsv0']);
+      await wire();
+      assert.equal(await knock('10.1.1.99'), 'timeout', 'still dropped on the new veth');
+      assert.equal(await knock(ip), 'refused');
+      const removed = await agent.podRemoved('x', pod.name);
+      assert.ok(removed.lastApplyOk && removed.via === 'netlink', removed.error ?? removed.fallback ?? '');
+      assert.doesNotMatch(await nft('list', 'table', 'inet', 'weir_src'), new RegExp(name));
+      assert.equal(agent.lastRuleset?.chains.has(name), false);
+      assert.equal(await knock('10.1.1.99'), 'refused', 'the check went with its pod');
+    } finally {
+      agent.close();
+      await run(['ip', '-n', ns, 'link', 'del', 'wsv0'], { allowFailure: true });
     }
   });
 

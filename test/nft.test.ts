@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import type { AdminNetworkPolicy, BaselineAdminNetworkPolicy, Cluster, NetworkPolicy, Pod } from '../src/model/cluster.js';
 import { PolicyEngine, allows, evaluatePair, podEndpoint, type Direction } from '../src/policy/index.js';
 import { Applier, nftRunner, type NftRunner } from '../src/nft/index.js';
-import { diffScript, fullScript, renderRuleset, rulesetStats, spoofCheckedPerPacket, type LocalPod, type Ruleset } from '../src/render/index.js';
+import { diffScript, fullScript, renderRuleset, rulesetStats, sourceChainName, spoofCheckedPerPacket, type LocalPod, type Ruleset } from '../src/render/index.js';
 import { NodeAgent } from '../src/agent/index.js';
 import { parseHitCounters } from '../src/flows/nftjson.js';
 import { run } from '../src/exec/run.js';
@@ -749,83 +749,173 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
     assert.ok(((await counters(topo)).get(id) ?? 0) > before, 'IPv6 drop counted');
   });
 
-  it('anti-spoofing: a packet from a pod interface with another source address is dropped and counted', async () => {
+  // What the source chains dropped (inet weir_src): counted under the spoofing reason, recorded by flow.
+  const sourceHits = async (id: string): Promise<number> => parseHitCounters(await topo.nft(['-j', 'list', 'set', 'inet', 'weir_src', 'src_hits'])).find((c) => String(c.reasonId) === id)?.packets ?? 0;
+  const sourceDenied = async (): Promise<string> => topo.nft(['list', 'set', 'inet', 'weir_src', 'src_denied']);
+  const connectFrom = async (ns: string, to: string, from: string) =>
+    (
+      await run(
+        ['ip', 'netns', 'exec', ns, process.execPath, '-e', `const s=require('net').connect({host:'${to}',port:80,localAddress:'${from}',timeout:800});s.on('connect',()=>{console.log('ok');s.destroy()});s.on('timeout',()=>{console.log('timeout');s.destroy()});s.on('error',()=>console.log('error'))`],
+        { allowFailure: true },
+      )
+    ).stdout.trim();
+  /** The shared agent's table again, by a full replace (after another agent loaded its own). */
+  const reloadShared = async () => {
+    agent.close();
+    agent = new NodeAgent({ node: 'n0', netns: topo.node });
+    const st = await agent.sync(topo.cluster(), topo.localPods());
+    assert.ok(st.lastApplyOk, st.error ?? 'apply failed');
+  };
+
+  it('anti-spoofing: a packet from a pod interface with another source address is dropped by its veth\'s source chain, counted and recorded', async () => {
     const rs = await scenario({}, { 'x/b->x/a TCP/80': true });
-    const [a, b] = [topo.pods.get('x/a'), topo.pods.get('x/b')];
-    assert.ok(a && b);
-    const connect = async (from: string) =>
-      (
-        await run(
-          ['ip', 'netns', 'exec', b.netns, process.execPath, '-e', `const s=require('net').connect({host:'${a.ip}',port:80,localAddress:'${from}',timeout:800});s.on('connect',()=>{console.log('ok');s.destroy()});s.on('timeout',()=>{console.log('timeout');s.destroy()});s.on('error',()=>console.log('error'))`],
-          { allowFailure: true },
-        )
-      ).stdout.trim();
+    const [a, b, c] = [topo.pods.get('x/a'), topo.pods.get('x/b'), topo.pods.get('y/a')];
+    assert.ok(a && b && c);
+    const id = reasonId(rs, (r) => r.policy === 'weir data plane' && r.rule === 'spoofed source address');
+    // One source chain per pod veth, in its own table, hooked on the veth's ingress.
+    const table = await topo.nft(['list', 'table', 'inet', 'weir_src']);
+    for (const p of [a, b, c]) assert.match(table, new RegExp(`chain ${sourceChainName(p.veth)} \\{\\s+type filter hook ingress device "${p.veth}" priority -500; policy accept;\\s+ip saddr != ${p.ip.replace(/\./g, '\\.')} goto spoofed`), `${p.veth}'s source chain`);
+    assert.equal(spoofCheckedPerPacket(rs), false, 'weir\'s own rule behind the conntrack shortcut');
     const spoofed = '10.99.2.77';
     await run(['ip', '-n', b.netns, 'addr', 'add', `${spoofed}/32`, 'dev', 'eth0']);
     try {
-      const id = reasonId(rs, (r) => r.policy === 'weir data plane' && r.rule === 'spoofed source address');
-      const before = (await counters(topo)).get(id) ?? 0;
-      assert.equal(await connect(b.ip), 'ok', 'the pod\'s own address passes');
-      assert.equal(await connect(spoofed), 'timeout', 'a forged source is dropped');
-      assert.ok(((await counters(topo)).get(id) ?? 0) > before, 'spoofing counted');
-      const denied = await topo.nft(['list', 'set', 'inet', 'weir', 'denied']);
-      assert.match(denied, new RegExp(`10\\.99\\.2\\.77 \\. ${a.ip.replace(/\./g, '\\.')} \\. tcp \\. 80 \\. 0x${Number(id).toString(16).padStart(8, '0')}`));
+      const before = await sourceHits(id);
+      assert.equal(await connectFrom(b.netns, a.ip, b.ip), 'ok', 'the pod\'s own address passes');
+      assert.equal(await sourceHits(id), before, 'nothing of it counted as forged');
+      assert.equal(await connectFrom(b.netns, a.ip, spoofed), 'timeout', 'a forged source is dropped');
+      assert.ok((await sourceHits(id)) > before, 'counted under the spoofing reason');
+      assert.match(await sourceDenied(), new RegExp(`10\\.99\\.2\\.77 \\. ${a.ip.replace(/\./g, '\\.')} \\. tcp \\. 80 \\. 0x${Number(id).toString(16).padStart(8, '0')}`), 'recorded as a denied flow');
     } finally {
       await run(['ip', '-n', b.netns, 'addr', 'del', `${spoofed}/32`, 'dev', 'eth0'], { allowFailure: true });
     }
   });
 
-  it('anti-spoofing of established flows: the kernel\'s strict reverse-path filter drops a forged packet riding another pod\'s flow', async () => {
-    const rs = await scenario({}, { 'x/b->x/a UDP/81': true });
-    const [a, b, c] = [topo.pods.get('x/a'), topo.pods.get('x/b'), topo.pods.get('y/a')];
-    assert.ok(a && b && c);
-    // The agent turned the filter on for every pod veth, so its own rule sees new connections only.
-    for (const p of [a, b, c]) assert.equal((await run(['ip', 'netns', 'exec', topo.node, 'cat', `/proc/sys/net/ipv4/conf/${p.veth}/rp_filter`])).stdout.trim(), '1', `rp_filter on ${p.veth}`);
-    assert.equal(spoofCheckedPerPacket(rs), false, 'anti-spoofing rule behind the conntrack shortcut');
-    const forward = await topo.nft(['list', 'chain', 'inet', 'weir', 'forward']);
-    assert.ok(forward.indexOf('@pod_src') > forward.indexOf('ct state established,related accept'), forward);
-    // a echoes every datagram on 9181 (so that b's flow is established both ways) and prints it.
+  it('anti-spoofing without source chains (the reverse-path filter\'s mode): a forged new connection is dropped, counted and recorded by weir', async () => {
+    const rs = await scenario({}, { 'x/b->x/a TCP/80': true });
+    const [a, b] = [topo.pods.get('x/a'), topo.pods.get('x/b')];
+    assert.ok(a && b);
+    const rp = new NodeAgent({ node: 'n0', netns: topo.node, sourceChains: false });
+    const spoofed = '10.99.2.77';
+    await run(['ip', '-n', b.netns, 'addr', 'add', `${spoofed}/32`, 'dev', 'eth0']);
+    try {
+      const st = await rp.sync(topo.cluster(), topo.localPods());
+      assert.ok(st.lastApplyOk, st.error ?? 'apply failed');
+      assert.equal((await run(['ip', 'netns', 'exec', topo.node, 'nft', 'list', 'tables'])).stdout.includes('weir_src'), false, 'no source chains table');
+      const id = reasonId(rs, (r) => r.policy === 'weir data plane' && r.rule === 'spoofed source address');
+      const before = (await counters(topo)).get(id) ?? 0;
+      assert.equal(await connectFrom(b.netns, a.ip, b.ip), 'ok', 'the pod\'s own address passes');
+      // In b's /24: the reverse-path filter lets it through, weir's rule drops it.
+      assert.equal(await connectFrom(b.netns, a.ip, spoofed), 'timeout', 'a forged source is dropped');
+      assert.ok(((await counters(topo)).get(id) ?? 0) > before, 'spoofing counted');
+      const denied = await topo.nft(['list', 'set', 'inet', 'weir', 'denied']);
+      assert.match(denied, new RegExp(`10\\.99\\.2\\.77 \\. ${a.ip.replace(/\./g, '\\.')} \\. tcp \\. 80 \\. 0x${Number(id).toString(16).padStart(8, '0')}`));
+    } finally {
+      rp.close();
+      await run(['ip', '-n', b.netns, 'addr', 'del', `${spoofed}/32`, 'dev', 'eth0'], { allowFailure: true });
+      await reloadShared();
+    }
+  });
+
+  // a echoes every datagram on 9181 (so that b's flow is established both ways) and prints it;
+  // `send` sends one from b's address and port 40000, the same 5-tuple from whichever pod.
+  const udpFlow = (a: TopoPod, b: TopoPod) => {
     const echo = spawn('ip', ['netns', 'exec', a.netns, process.execPath, '-e', `const d=require('dgram').createSocket('udp4');d.on('message',(m,r)=>{console.log(m.toString());d.send('ack',r.port,r.address)});d.bind(9181,()=>console.log('ready'))`], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let heard = '';
-    echo.stdout.on('data', (d: Buffer) => (heard += d.toString()));
+    const state = { heard: '' };
+    echo.stdout.on('data', (d: Buffer) => (state.heard += d.toString()));
     const send = async (ns: string, text: string) =>
       (
         await run(['ip', 'netns', 'exec', ns, process.execPath, '-e', `const d=require('dgram').createSocket('udp4');const t=setTimeout(()=>{console.log('timeout');d.close()},600);d.on('message',()=>{clearTimeout(t);console.log('ack');d.close()});d.bind({address:'${b.ip}',port:40000},()=>d.send('${text}',9181,'${a.ip}'))`], { allowFailure: true })
       ).stdout.trim();
+    const ready = async () => {
+      for (let i = 0; i < 50 && !state.heard.includes('ready'); i++) await sleep(20);
+    };
+    return { echo, state, send, ready };
+  };
+
+  it('anti-spoofing of established flows: the source chain drops a forged packet riding another pod\'s flow', async () => {
+    const rs = await scenario({}, { 'x/b->x/a UDP/81': true });
+    const [a, b, c] = [topo.pods.get('x/a'), topo.pods.get('x/b'), topo.pods.get('y/a')];
+    assert.ok(a && b && c);
+    assert.equal(spoofCheckedPerPacket(rs), false, 'weir\'s own rule sees new connections only');
+    const flow = udpFlow(a, b);
+    // The kernel's reverse-path filter off on c's veth (an agent with source chains leaves it as
+    // it finds it; the test before may have turned it on): the chain alone is the check.
+    const cVeth = `/proc/sys/net/ipv4/conf/${c.veth}/rp_filter`;
+    const rpWas = (await run(['ip', 'netns', 'exec', topo.node, 'cat', cVeth])).stdout.trim();
+    await run(['ip', 'netns', 'exec', topo.node, 'sh', '-c', `echo 0 > ${cVeth}`]);
+    // c holds b's address too, and sends from b's address and port: the same 5-tuple as b's flow.
+    await run(['ip', '-n', c.netns, 'addr', 'add', `${b.ip}/32`, 'dev', 'eth0']);
+    try {
+      await flow.ready();
+      assert.equal(await flow.send(b.netns, 'legit-1'), 'ack', 'b\'s flow is answered');
+      const id = reasonId(rs, (r) => r.policy === 'weir data plane' && r.rule === 'spoofed source address');
+      const before = await sourceHits(id);
+      assert.equal(await flow.send(c.netns, 'forged-1'), 'timeout');
+      assert.ok((await sourceHits(id)) > before, 'the forged packet counted');
+      assert.match(await sourceDenied(), new RegExp(`${b.ip.replace(/\./g, '\\.')} \\. ${a.ip.replace(/\./g, '\\.')} \\. udp \\. 9181 \\.`), 'and recorded');
+      // Control: without c's source chain the forged packet is part of b's established flow and
+      // passes weir's rules, which no longer look at established packets. The chain is the check.
+      await topo.nft(['flush', 'chain', 'inet', 'weir_src', sourceChainName(c.veth)]);
+      await flow.send(c.netns, 'forged-2');
+      await reloadShared();
+      assert.equal(await flow.send(c.netns, 'forged-3'), 'timeout');
+      assert.equal(await flow.send(b.netns, 'legit-2'), 'ack');
+      assert.match(flow.state.heard, /legit-1/);
+      assert.match(flow.state.heard, /legit-2/);
+      assert.doesNotMatch(flow.state.heard, /forged-[13]/, 'a forged packet riding b\'s flow is dropped');
+      assert.match(flow.state.heard, /forged-2/, 'control: without the chain the forged packet would ride the flow');
+    } finally {
+      flow.echo.kill();
+      await run(['ip', 'netns', 'exec', topo.node, 'sh', '-c', `echo ${rpWas} > ${cVeth}`], { allowFailure: true });
+      await run(['ip', '-n', c.netns, 'addr', 'del', `${b.ip}/32`, 'dev', 'eth0'], { allowFailure: true });
+    }
+  });
+
+  it('anti-spoofing of established flows without source chains: the kernel\'s strict reverse-path filter drops a forged packet riding another pod\'s flow', async () => {
+    await scenario({}, { 'x/b->x/a UDP/81': true });
+    const [a, b, c] = [topo.pods.get('x/a'), topo.pods.get('x/b'), topo.pods.get('y/a')];
+    assert.ok(a && b && c);
+    const rp = new NodeAgent({ node: 'n0', netns: topo.node, sourceChains: false });
+    const flow = udpFlow(a, b);
+    const cVeth = `/proc/sys/net/ipv4/conf/${c.veth}/rp_filter`;
     // The kernel's count of packets its reverse-path filter dropped (TcpExt IPReversePathFilter).
     const rpDrops = async () => {
       const lines = (await run(['ip', 'netns', 'exec', topo.node, 'cat', '/proc/net/netstat'])).stdout.split('\n').filter((l) => l.startsWith('TcpExt:'));
       const [names, values] = lines.map((l) => l.split(/\s+/));
       return Number(values?.[names?.indexOf('IPReversePathFilter') ?? -1]);
     };
-    // c holds b's address too, and sends from b's address and port: the same 5-tuple as b's flow.
     await run(['ip', '-n', c.netns, 'addr', 'add', `${b.ip}/32`, 'dev', 'eth0']);
-    const cVeth = `/proc/sys/net/ipv4/conf/${c.veth}/rp_filter`;
     try {
-      for (let i = 0; i < 50 && !heard.includes('ready'); i++) await sleep(20);
-      assert.equal(await send(b.netns, 'legit-1'), 'ack', 'b\'s flow is answered');
+      const st = await rp.sync(topo.cluster(), topo.localPods());
+      assert.ok(st.lastApplyOk && rp.lastRuleset, st.error ?? 'apply failed');
+      // The agent turned the filter on for every pod veth, so its own rule sees new connections only.
+      for (const p of [a, b, c]) assert.equal((await run(['ip', 'netns', 'exec', topo.node, 'cat', `/proc/sys/net/ipv4/conf/${p.veth}/rp_filter`])).stdout.trim(), '1', `rp_filter on ${p.veth}`);
+      assert.equal(spoofCheckedPerPacket(rp.lastRuleset), false, 'anti-spoofing rule behind the conntrack shortcut');
+      const forward = await topo.nft(['list', 'chain', 'inet', 'weir', 'forward']);
+      assert.ok(forward.indexOf('@pod_src') > forward.indexOf('ct state established,related accept'), forward);
+      await flow.ready();
+      assert.equal(await flow.send(b.netns, 'legit-1'), 'ack', 'b\'s flow is answered');
       const before = await rpDrops();
-      assert.equal(await send(c.netns, 'forged-1'), 'timeout');
+      assert.equal(await flow.send(c.netns, 'forged-1'), 'timeout');
       assert.ok((await rpDrops()) > before, 'the kernel counted the forged packet');
-      // Control: without the filter the forged packet is part of b's established flow and
-      // passes weir's rules, which no longer look at established packets. The filter is the check.
+      // Control: without the filter the forged packet rides b's established flow.
       await run(['ip', 'netns', 'exec', topo.node, 'sh', '-c', `echo 0 > ${cVeth}`]);
-      await send(c.netns, 'forged-2');
+      await flow.send(c.netns, 'forged-2');
       // The agent's interface check (every 250 ms in `weir agent`) sees it and turns it on again.
-      assert.equal(agent.interfacesChanged(), true, 'a filter turned off is noticed');
-      assert.ok(await agent.refreshInterfaces());
+      assert.equal(rp.interfacesChanged(), true, 'a filter turned off is noticed');
+      assert.ok(await rp.refreshInterfaces());
       assert.equal((await run(['ip', 'netns', 'exec', topo.node, 'cat', cVeth])).stdout.trim(), '1');
-      assert.equal(agent.interfacesChanged(), false);
-      assert.equal(await send(c.netns, 'forged-3'), 'timeout');
-      assert.equal(await send(b.netns, 'legit-2'), 'ack');
-      assert.match(heard, /legit-1/);
-      assert.match(heard, /legit-2/);
-      assert.doesNotMatch(heard, /forged-[13]/, 'a forged packet riding b\'s flow is dropped');
-      assert.match(heard, /forged-2/, 'control: without the filter the forged packet would ride the flow');
+      assert.equal(rp.interfacesChanged(), false);
+      assert.equal(await flow.send(c.netns, 'forged-3'), 'timeout');
+      assert.equal(await flow.send(b.netns, 'legit-2'), 'ack');
+      assert.doesNotMatch(flow.state.heard, /forged-[13]/, 'a forged packet riding b\'s flow is dropped');
+      assert.match(flow.state.heard, /forged-2/, 'control: without the filter the forged packet would ride the flow');
     } finally {
-      echo.kill();
+      flow.echo.kill();
+      rp.close();
       await run(['ip', 'netns', 'exec', topo.node, 'sh', '-c', `echo 1 > ${cVeth}`], { allowFailure: true });
       await run(['ip', '-n', c.netns, 'addr', 'del', `${b.ip}/32`, 'dev', 'eth0'], { allowFailure: true });
+      await reloadShared();
     }
   });
 
@@ -833,7 +923,7 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
     const all = '/proc/sys/net/ipv4/conf/all/rp_filter';
     await run(['ip', 'netns', 'exec', topo.node, 'sh', '-c', `echo 2 > ${all}`]);
     try {
-      const loose = new NodeAgent({ node: 'n0', netns: topo.node });
+      const loose = new NodeAgent({ node: 'n0', netns: topo.node, sourceChains: false });
       const status = await loose.sync(topo.cluster(), topo.localPods());
       assert.ok(status.lastApplyOk, status.error ?? 'apply failed');
       assert.ok(loose.lastRuleset && spoofCheckedPerPacket(loose.lastRuleset), 'anti-spoofing before the conntrack shortcut');
@@ -841,7 +931,7 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
       assert.ok(forward.indexOf('@pod_src') < forward.indexOf('ct state established,related accept'), forward);
     } finally {
       await run(['ip', 'netns', 'exec', topo.node, 'sh', '-c', `echo 0 > ${all}`]);
-      await agent.sync(topo.cluster(), topo.localPods());
+      await reloadShared();
     }
   });
 
@@ -893,9 +983,11 @@ describe('nft data plane with real packets', { skip: !isRoot && 'needs root' }, 
   it('pod set: the rendered table in the kernel matches the model (chains, sets, element counts)', async () => {
     const c = topo.cluster({ networkPolicies: [genPolicyMatchLabels('x', 'allow-b', { pod: 'a' }, setSpecIngressRules(rule([podPeer({ matchLabels: { pod: 'b' } })])))] });
     await agent.sync(c, topo.localPods());
-    const json = JSON.parse(await topo.nft(['-j', 'list', 'table', 'inet', 'weir'])) as { nftables: Record<string, { name?: string }>[] };
-    const chains = json.nftables.filter((o) => 'chain' in o).map((o) => o.chain?.name).sort();
+    // The source chains in their own table, the rest in `weir`.
+    const listed = async (table: string) => (JSON.parse(await topo.nft(['-j', 'list', 'table', 'inet', table])) as { nftables: Record<string, { name?: string }>[] }).nftables.filter((o) => 'chain' in o).map((o) => o.chain?.name);
+    const chains = [...(await listed('weir')), ...(await listed('weir_src'))].sort();
     assert.deepEqual(chains, [...(agent.lastRuleset?.chains.keys() ?? [])].sort());
+    assert.equal((await listed('weir_src')).filter((n) => n !== 'spoofed').length, topo.localPods().length, 'one source chain per local pod, and `spoofed`');
   });
 });
 

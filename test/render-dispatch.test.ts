@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { NodeAgent } from '../src/agent/agent.js';
 import { interfaceIndexes, interfaceIndexesByIp } from '../src/nft/index.js';
 import { PolicyEngine } from '../src/policy/index.js';
-import { fullScript, renderRuleset, spoofCheckedPerPacket, type LocalPod, type Ruleset } from '../src/render/index.js';
+import { fullScript, renderRuleset, sourceChainName, spoofCheckedPerPacket, type LocalPod, type Ruleset } from '../src/render/index.js';
 import { e2eModel, modelPod } from './helpers/model.js';
 import { genPolicyMatchLabels, podPeer, port, rule, setSpecEgressRules, setSpecIngressRules } from './helpers/scenarios.js';
 
@@ -142,6 +142,60 @@ test('anti-spoofing behind the conntrack shortcut only when the kernel checks ev
   // The wildcard's guard checks every packet whatever the kernel does (it also fails closed).
   const wild = renderRuleset({ engine: new PolicyEngine(cluster), localPods: indexed(() => true).map((p) => ({ ...p, hostVeth: `wp-${p.key.slice(2)}` })), podInterfaces: 'wp*' });
   assert.ok((wild.chains.get('forward')?.rules ?? []).indexOf('iifname "wp*" iif . ip saddr != @pod_src goto pod_guard') < (wild.chains.get('forward')?.rules ?? []).indexOf('ct state established,related accept'));
+});
+
+test('source chains: one per local veth in weir_src, the rule behind the shortcut; a shared veth gets none; a pod add or remove patches its chain', async () => {
+  const indexed = (veth: (name: string) => string): LocalPod[] => locals(veth).map((p, i) => ({ ...p, hostVethIndex: 10 + i }));
+  const engine = new PolicyEngine(cluster);
+  const rs = renderRuleset({ engine, localPods: indexed((n) => `v-${n}`), sourceChains: true });
+  const ipOf = (name: string) => cluster.pods.find((p) => p.namespace === 'x' && p.name === name)?.ip as string;
+  const sources = [...rs.chains.values()].filter((c) => c.table === 'src' && c.hook);
+  assert.deepEqual(
+    sources.map((c) => [c.name, c.hook, c.rules]),
+    locals((n) => `v-${n}`).map((p) => {
+      const name = p.key.slice(2);
+      return [sourceChainName(`v-${name}`), `type filter hook ingress device "v-${name}" priority -500; policy accept;`, [`ip saddr != ${ipOf(name)} goto spoofed`]];
+    }),
+  );
+  assert.deepEqual(rs.chains.get('spoofed')?.rules.map((r) => r.replace(/\d+/g, 'N')), ['update @src_hits { N counter }', 'meta lNproto { tcp, udp, sctp } update @src_denied { ip saddr . ip daddr . meta lNproto . th dport . N } drop', 'update @src_denied { ip saddr . ip daddr . meta lNproto . N . N } drop']);
+  assert.equal(spoofCheckedPerPacket(rs), false, 'every veth checked on every packet: weir\'s rule sees new connections only');
+  // In their own table, replaced with weir's in one script.
+  const script = fullScript(rs);
+  assert.match(script, /\nadd table inet weir_src\ndelete table inet weir_src\ntable inet weir_src \{\n {2}set src_(denied|hits)/);
+  assert.ok(script.indexOf(`chain ${sourceChainName('v-a')} {`) > script.indexOf('table inet weir_src {'));
+  // Two pods on one veth: neither gets a chain, and the rule checks every packet again.
+  const shared = renderRuleset({ engine, localPods: indexed((n) => (n === 'c' ? 'v-b' : `v-${n}`)), sourceChains: true });
+  assert.equal(shared.chains.has(sourceChainName('v-b')), false);
+  assert.equal(shared.chains.has(sourceChainName('v-a')), true);
+  assert.equal(spoofCheckedPerPacket(shared), true);
+  // With the wildcard (its guard checks every packet) or without the option: no source objects.
+  for (const other of [renderRuleset({ engine, localPods: indexed((n) => `wp-${n}`), sourceChains: true, podInterfaces: 'wp*' }), renderRuleset({ engine, localPods: indexed((n) => `v-${n}`) })]) {
+    assert.deepEqual([...other.chains.values()].filter((c) => c.table === 'src'), []);
+    assert.deepEqual([...other.sets.values()].filter((x) => x.table === 'src'), []);
+    assert.match(fullScript(other), /\nadd table inet weir_src\ndelete table inet weir_src\n$/, 'a stale source table is removed');
+  }
+  // The agent: a pod add brings its chain as a patch (no render), a remove takes it; the model
+  // equals a fresh render each time.
+  const scripts: string[] = [];
+  const agent = new NodeAgent({ node: 'n1', runner: (x) => (scripts.push(x), Promise.resolve({ ok: true, stderr: '' })), netlinkElements: false, sourceChains: true });
+  await agent.sync(cluster, indexed((n) => `v-${n}`));
+  const replica = { ...modelPod('x', 'a'), name: 'a2', ip: '10.1.0.50' };
+  const local: LocalPod = { key: 'x/a2', ip: '10.1.0.50', hostVeth: 'v-a2', hostVethIndex: 40 };
+  const added = await agent.podAdded(replica, local);
+  assert.equal(added.mode, 'partial');
+  assert.equal(added.rendered, false, 'patched, not rendered');
+  assert.deepEqual(scripts.at(-1)?.split('\n').filter((l) => l.includes('weir_src')), ['add table inet weir_src', `add chain inet weir_src ${sourceChainName('v-a2')} { type filter hook ingress device "v-a2" priority -500; policy accept; }`, `add rule inet weir_src ${sourceChainName('v-a2')} ip saddr != 10.1.0.50 goto spoofed`]);
+  const fresh = renderRuleset({ engine: agent.engine, localPods: [...indexed((n) => `v-${n}`), local], sourceChains: true });
+  assert.equal(agent.lastRuleset && fullScript(agent.lastRuleset), fullScript(fresh));
+  const removed = await agent.podRemoved('x', 'a2');
+  assert.equal(removed.rendered, false);
+  assert.deepEqual(scripts.at(-1)?.split('\n').filter((l) => l.includes('weir_src')), [`delete chain inet weir_src ${sourceChainName('v-a2')}`]);
+  assert.equal(agent.lastRuleset?.chains.has(sourceChainName('v-a2')), false);
+  // A pod on a veth another local pod has: rendered (neither keeps a chain).
+  const twin = await agent.podAdded({ ...replica, name: 'a3', ip: '10.1.0.51' }, { key: 'x/a3', ip: '10.1.0.51', hostVeth: 'v-a', hostVethIndex: 10 });
+  assert.equal(twin.rendered, true);
+  assert.equal(agent.lastRuleset?.chains.has(sourceChainName('v-a')), false);
+  assert.equal(agent.lastRuleset && spoofCheckedPerPacket(agent.lastRuleset), true);
 });
 
 test('a pod add whose veth the kernel does not check, on a node where the rule sees new connections only, renders in full', async () => {

@@ -15,7 +15,7 @@ import { formatDiagnostic, type Diagnostic } from '../model/diagnostics.js';
 import { PolicyEngine } from '../policy/engine.js';
 import type { CompiledRule } from '../policy/rules.js';
 import { Applier, nftRunner, type NftRunner } from '../nft/apply.js';
-import { netlinkElementWriter } from '../nft/element-writer.js';
+import { namedHooksSupported, netlinkElementWriter } from '../nft/element-writer.js';
 import { interfaceIndexes, sourceCheckInForce, strictSourceCheck } from '../nft/netlink-socket.js';
 import { namedEgress, patchPods, renderRuleset, type LocalPod } from '../render/render.js';
 import { membershipChanges } from '../render/filter.js';
@@ -64,6 +64,13 @@ export interface NodeAgentOptions {
   readonly policyOnly?: PolicyOnlyOptions;
   /** Where Services with a selector get their endpoints (src/lb/endpoints.ts; a Kubernetes node: `slices`). */
   readonly serviceEndpoints?: 'pods' | 'slices';
+  /**
+   * Anti-spoofing of established packets (without `podInterfaces`) by a source chain on each
+   * pod veth (RenderInput.sourceChains) rather than the kernel's strict reverse-path filter.
+   * Default: on when the kernel keeps netdev hooks by name (Linux 6.16+, probed once) and
+   * element changes go by netlink; false keeps the reverse-path filter.
+   */
+  readonly sourceChains?: boolean;
 }
 
 /** One batch of a cluster source, with what only the node knows. */
@@ -120,9 +127,22 @@ export class NodeAgent {
   /** The node's identity chains between renders (render/identity-chains.ts); emptied by a full render. */
   readonly chainCache = new IdentityChainCache();
 
+  private readonly netlinkElements: boolean;
+  private sourceChainsOn: boolean | undefined;
+
   constructor(private readonly opts: NodeAgentOptions) {
-    const elements = opts.netlinkElements ?? opts.runner === undefined;
-    this.applier = new Applier(opts.runner ?? nftRunner(opts.netns), elements ? netlinkElementWriter(opts.netns) : undefined);
+    this.netlinkElements = opts.netlinkElements ?? opts.runner === undefined;
+    this.applier = new Applier(opts.runner ?? nftRunner(opts.netns), this.netlinkElements ? netlinkElementWriter(opts.netns) : undefined);
+  }
+
+  /** NodeAgentOptions.sourceChains, decided on first need (the probe is one netlink batch). */
+  get sourceChains(): boolean {
+    if (this.sourceChainsOn === undefined) {
+      const wanted = this.opts.podInterfaces === undefined && !this.opts.policyOnly;
+      this.sourceChainsOn = wanted && (this.opts.sourceChains ?? (this.netlinkElements && namedHooksSupported(this.opts.netns)));
+      if (wanted) this.logOnce(`anti-spoofing of established packets: ${this.sourceChainsOn ? 'a source chain per pod veth (table inet weir_src)' : `the kernel's strict reverse-path filter per pod veth${this.opts.sourceChains === false ? '' : ' (this kernel does not keep netdev hooks by name, or netlink is off)'}`}`);
+    }
+    return this.sourceChainsOn;
   }
 
   /** Releases the applier's netlink socket (it would close itself when idle). */
@@ -166,7 +186,7 @@ export class NodeAgent {
       // anti-spoofing elements the pod patch does not compute: rendered.
       const sameInterfaces = localPods.every((p) => this.lastLocalPods.get(p.key)?.hostVethIndex === p.hostVethIndex || !this.lastLocalPods.has(p.key));
       if (sameInterfaces && expectedLocal.size === localKeys.size && [...localKeys].every((k) => expectedLocal.has(k))) {
-        patched = patchPods(applied, this.engine, changes, { removedIdentities: changes.removedIdentities, removedGroups: changes.removedGroups, locals, localsBefore: this.lastLocalPods, identitiesBefore: new Set(identitiesBefore.keys()), namedEgressRules: this.namedEgress(), podInterfaces: this.opts.podInterfaces });
+        patched = patchPods(applied, this.engine, changes, { removedIdentities: changes.removedIdentities, removedGroups: changes.removedGroups, locals, localsBefore: this.lastLocalPods, identitiesBefore: new Set(identitiesBefore.keys()), namedEgressRules: this.namedEgress(), podInterfaces: this.opts.podInterfaces, sourceChains: this.sourceChains });
       }
     }
     const services = this.services();
@@ -182,13 +202,13 @@ export class NodeAgent {
       // the cluster-wide sets are patched, and the chains of this node's identities rendered
       // on top of those sets (RenderReuse). Only what changed reaches the kernel.
       const membership = patchElements(applied, membershipChanges(this.engine, [...podsWere.values()].filter((m) => m !== undefined), podsAfter(this.engine, podsWere.keys()), this.namedEgress()));
-      ruleset = renderRuleset({ engine: this.engine, localPods, reasons: this.ledger(), podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, reuse: { sets: membership.sets, changedPolicies: policies }, chainCache: this.chainCache, ...(services ? { services } : {}) });
+      ruleset = renderRuleset({ engine: this.engine, localPods, reasons: this.ledger(), podInterfaces: this.opts.podInterfaces, sourceChains: this.sourceChains, policyOnly: this.opts.policyOnly, reuse: { sets: membership.sets, changedPolicies: policies }, chainCache: this.chainCache, ...(services ? { services } : {}) });
       this.change = 'chains';
     }
     if (!ruleset) {
       this.reasons = new ReasonLedger(this.engine);
       this.chainCache.clear();
-      ruleset = renderRuleset({ engine: this.engine, localPods, reasons: this.reasons, chainCache: this.chainCache, podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
+      ruleset = renderRuleset({ engine: this.engine, localPods, reasons: this.reasons, chainCache: this.chainCache, podInterfaces: this.opts.podInterfaces, sourceChains: this.sourceChains, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
       this.change = 'full';
     }
     this.lastLocal = localKeys;
@@ -255,7 +275,7 @@ export class NodeAgent {
     const applied = this.applier.applied;
     // The identity existed before when the pod is not its only one.
     const known = identity && identity.pods.size > 1 ? new Set([identity.id]) : new Set<number>();
-    const patched = applied ? patchPods(applied, this.engine, { added: [pod], removed: [] }, { removedIdentities: new Map(), locals: this.lastLocalPods, localsBefore, identitiesBefore: known, namedEgressRules: this.namedEgress(), podInterfaces: this.opts.podInterfaces }) : undefined;
+    const patched = applied ? patchPods(applied, this.engine, { added: [pod], removed: [] }, { removedIdentities: new Map(), locals: this.lastLocalPods, localsBefore, identitiesBefore: known, namedEgressRules: this.namedEgress(), podInterfaces: this.opts.podInterfaces, sourceChains: this.sourceChains }) : undefined;
     return this.afterEvent(this.withEndpoints(patched, pod), t0);
   }
 
@@ -279,7 +299,7 @@ export class NodeAgent {
     const applied = this.applier.applied;
     const patched =
       applied && this.engine.cache.identities.has(identity.id)
-        ? patchPods(applied, this.engine, { added: [], removed: [pod] }, { removedIdentities: new Map([[key, identity]]), locals: this.lastLocalPods, localsBefore, identitiesBefore: new Set([identity.id]), namedEgressRules: this.namedEgress() })
+        ? patchPods(applied, this.engine, { added: [], removed: [pod] }, { removedIdentities: new Map([[key, identity]]), locals: this.lastLocalPods, localsBefore, identitiesBefore: new Set([identity.id]), namedEgressRules: this.namedEgress(), sourceChains: this.sourceChains })
         : undefined;
     return this.afterEvent(this.withEndpoints(patched, pod), t0);
   }
@@ -299,8 +319,9 @@ export class NodeAgent {
       found = interfaceIndexes(this.opts.netns, names);
       // Each veth found gets the kernel's strict reverse-path filter: then weir's own
       // anti-spoofing rule need only see new connections (LocalPod.hostVethSourceChecked).
-      // Not with the pod-interface wildcard: its guard checks every packet anyway (not ready).
-      if (this.opts.podInterfaces === undefined) checked = strictSourceCheck(this.opts.netns, found.keys());
+      // Not with the pod-interface wildcard: its guard checks every packet anyway (not ready);
+      // nor with source chains, which check every packet on the veth's ingress hook.
+      if (this.opts.podInterfaces === undefined && !this.sourceChains) checked = strictSourceCheck(this.opts.netns, found.keys());
     } catch (error) {
       this.logOnce(`cannot resolve pod interfaces (${error instanceof Error ? error.message : String(error)}): their pods have no anti-spoofing elements`);
     }
@@ -309,7 +330,7 @@ export class NodeAgent {
       const index = found.get(p.hostVeth);
       return index === undefined ? p : { ...p, hostVethIndex: index, hostVethSourceChecked: checked.get(p.hostVeth) === true };
     });
-    const unchecked = this.opts.podInterfaces === undefined ? [...found.keys()].filter((name) => checked.get(name) !== true) : [];
+    const unchecked = this.opts.podInterfaces === undefined && !this.sourceChains ? [...found.keys()].filter((name) => checked.get(name) !== true) : [];
     if (unchecked.length > 0) this.logOnce(`strict reverse-path filter not in force on ${unchecked.slice(0, 5).join(', ')}${unchecked.length > 5 ? `, … (${unchecked.length})` : ''} (net.ipv4.conf.all.rp_filter is 2, or the write failed): anti-spoofing checks every packet in nftables`);
     const missing = unresolvedVeths(out);
     if (missing.length > 0) this.logOnce(`pod interface${missing.length > 1 ? 's' : ''} not found in the node's namespace: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? `, … (${missing.length})` : ''} — no anti-spoofing elements until ${missing.length > 1 ? 'they appear' : 'it appears'}${this.opts.podInterfaces ? ' (not ready: dropped)' : ''}`);
@@ -379,7 +400,7 @@ export class NodeAgent {
     const services = this.services();
     this.reasons = new ReasonLedger(this.engine);
     this.chainCache.clear();
-    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: this.reasons, chainCache: this.chainCache, podInterfaces: this.opts.podInterfaces, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
+    return renderRuleset({ engine: this.engine, localPods: [...this.lastLocalPods.values()], reasons: this.reasons, chainCache: this.chainCache, podInterfaces: this.opts.podInterfaces, sourceChains: this.sourceChains, policyOnly: this.opts.policyOnly, ...(services ? { services } : {}) });
   }
 
   /**
