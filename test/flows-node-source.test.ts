@@ -100,3 +100,45 @@ test('NodeFlowSource: real conntrack events and denied-set counters become attri
   assert.ok(counters.includes(1), 'the allow is counted');
   assert.deepEqual(warnings.map(String), []);
 });
+
+test('NodeFlowSource: what the source chains drop (inet weir_src) becomes records and counts too', { skip, timeout: 30_000 }, async () => {
+  // The shape the agent renders with source chains: the node-side veth's ingress check, going to
+  // `spoofed`, which counts and records under a reason id (3 here) and drops.
+  sh(['ip', 'netns', 'exec', B, 'nft', '-f', '-'], `table inet weir_src {
+  set src_hits { type mark; flags dynamic; counter; size 1048576; }
+  set src_denied { type ipv4_addr . ipv4_addr . inet_proto . inet_service . mark; flags dynamic,timeout; timeout 60s; counter; size 65536; }
+  chain spoofed {
+    update @src_hits { 3 counter }
+    meta l4proto { tcp, udp, sctp } update @src_denied { ip saddr . ip daddr . meta l4proto . th dport . 3 } drop
+    update @src_denied { ip saddr . ip daddr . meta l4proto . 0 . 3 } drop
+  }
+  chain src_vb { type filter hook ingress device "vb${tag}" priority -500; policy accept; ip saddr != 10.213.0.1 goto spoofed; }
+}`);
+  sh(['ip', '-n', A, 'addr', 'add', '10.213.0.9/32', 'dev', `va${tag}`]);
+  const src = new NodeFlowSource({ node: 'node-b', netns: B, reasonsFile: join(dir, 'reasons.json'), pollMs: 200 });
+  const warnings: Error[] = [];
+  src.on('warning', (e) => warnings.push(e));
+  const got: FlowRecord[] = [];
+  src.on('records', (r) => got.push(...r));
+  const counted = new Map<number, number>();
+  src.on('counters', (d) => d.forEach((x) => counted.set(x.reasonId, (counted.get(x.reasonId) ?? 0) + x.packets)));
+  try {
+    await src.start();
+    await new Promise((r) => setTimeout(r, 400));
+    // A forged source: dropped on the veth's ingress, before any other hook.
+    sh(['ip', 'netns', 'exec', A, process.execPath, '-e', `const s=require('net').connect({host:'10.213.0.2',port:80,localAddress:'10.213.0.9',timeout:500});s.on('error',()=>{});s.on('timeout',()=>s.destroy())`]);
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline && !got.some((r) => r.src.ip === '10.213.0.9')) await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    await src.stop();
+    spawnSync('ip', ['-n', A, 'addr', 'del', '10.213.0.9/32', 'dev', `va${tag}`]);
+    spawnSync('ip', ['netns', 'exec', B, 'nft', 'delete', 'table', 'inet', 'weir_src']);
+  }
+  const drop = got.find((r) => r.src.ip === '10.213.0.9');
+  assert.ok(drop, JSON.stringify(got));
+  assert.equal(drop.verdict, 'DROPPED');
+  assert.equal(drop.dstPort, 80);
+  assert.equal(drop.policy, 'NetworkPolicy y/default-deny', 'attributed by its reason id');
+  assert.ok((counted.get(3) ?? 0) >= 1, 'counted under its reason');
+  assert.deepEqual(warnings.map(String), []);
+});

@@ -97,10 +97,11 @@ export function parseDeniedSet(text: string | unknown): DeniedElement[] {
   return out;
 }
 
-/** Elements of the `hits` set (mark → counter): one counter per reason id that was hit. */
-export function parseHitCounters(text: string | unknown): ReasonCounter[] {
+/** Elements of the `hits` set (mark → counter): one counter per reason id that was hit; of the set named `only`, if given. */
+export function parseHitCounters(text: string | unknown, only?: string): ReasonCounter[] {
   const out: ReasonCounter[] = [];
-  for (const { key, packets, bytes } of setElements(text)) {
+  for (const { set, key, packets, bytes } of setElements(text)) {
+    if (only !== undefined && set !== only) continue;
     // A mark prints as a number (or a hex string with some nft versions).
     const id = typeof key === 'number' ? key : typeof key === 'string' && /^(0x[0-9a-f]+|\d+)$/i.test(key) ? Number(key) : undefined;
     if (id === undefined || !Number.isInteger(id) || id <= 0) continue;

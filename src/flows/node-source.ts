@@ -11,7 +11,7 @@ import type { Enricher } from './enrich.js';
 import { CounterTracker, DeniedSetTracker, parseDeniedSet, parseHitCounters, type CounterDelta } from './nftjson.js';
 import { loadReasons, type ReasonsTable } from './reasons.js';
 import type { FlowRecord } from './record.js';
-import { DENIED_SET, FAMILY, HITS_SET, TABLE } from '../render/names.js';
+import { DENIED_SET, FAMILY, HITS_SET, SOURCE_DENIED_SET, SOURCE_HITS_SET, SOURCE_TABLE, TABLE } from '../render/names.js';
 
 const execFileP = promisify(execFile);
 
@@ -80,6 +80,8 @@ export class NodeFlowSource extends EventEmitter<NodeFlowSourceEvents> implement
   private pending: FlowRecord[] = [];
   private lastPoll = 0;
   private polling = false;
+  /** The source chains' table was not there: looked for again after this time (ms). */
+  private sourceTableAgain = 0;
   private stopped = false;
   readonly stats = { conntrackLines: 0, polls: 0, pollErrors: 0 };
 
@@ -172,6 +174,26 @@ export class NodeFlowSource extends EventEmitter<NodeFlowSourceEvents> implement
     return stdout;
   }
 
+  /**
+   * The source chains' table, listed (one `nft` for both its sets), on a node with the default
+   * table; undefined when it is not there (looked for again every 10 s: a node without source
+   * chains pays one `nft` per 10 s for it) or could not be read (a poll error).
+   */
+  private async sourceTable(now: number): Promise<string | undefined> {
+    if (this.opts.table !== undefined || now < this.sourceTableAgain) return undefined;
+    try {
+      return await this.nftJson(['list', 'table', FAMILY, SOURCE_TABLE]);
+    } catch (e) {
+      const stderr = (e as { stderr?: unknown }).stderr;
+      if (typeof stderr === 'string' && /No such file or directory/.test(stderr)) this.sourceTableAgain = now + 10_000;
+      else {
+        this.stats.pollErrors++;
+        this.emit('warning', e as Error);
+      }
+      return undefined;
+    }
+  }
+
   /** One poll of the denied sets and counters. */
   async poll(): Promise<void> {
     if (this.polling || this.stopped) return;
@@ -191,7 +213,10 @@ export class NodeFlowSource extends EventEmitter<NodeFlowSourceEvents> implement
           this.emit('warning', e as Error);
         }
       }
-      let recs = this.denied.update(elements, now, interval);
+      // What the source chains dropped (names.ts, SOURCE_TABLE), when the node has them.
+      const source = await this.sourceTable(now);
+      const sourceDenied = source === undefined ? [] : parseDeniedSet(source).filter((e) => e.set === SOURCE_DENIED_SET);
+      let recs = this.denied.update([...elements, ...sourceDenied], now, interval);
       const max = this.opts.maxDeniedRecordsPerElement ?? 1000;
       recs = recs.flatMap((r) => splitDenied(r, max));
       const attributor = this.opts.attributor?.();
@@ -200,7 +225,17 @@ export class NodeFlowSource extends EventEmitter<NodeFlowSourceEvents> implement
       if (en) recs = recs.map((r) => en.enrich(r));
       if (recs.length) this.emit('records', recs);
       try {
-        const deltas = this.counters.update(parseHitCounters(await this.nftJson(['list', 'set', family, table, this.opts.hitsSet ?? HITS_SET])));
+        const hits = parseHitCounters(await this.nftJson(['list', 'set', family, table, this.opts.hitsSet ?? HITS_SET]));
+        // One count per reason: the source chains' drops add to the spoofing reason's.
+        const sum = new Map<number, { reasonId: number; packets: number; bytes: number }>();
+        for (const h of [...hits, ...(source === undefined ? [] : parseHitCounters(source, SOURCE_HITS_SET))]) {
+          const c = sum.get(h.reasonId);
+          if (c) {
+            c.packets += h.packets;
+            c.bytes += h.bytes;
+          } else sum.set(h.reasonId, { ...h });
+        }
+        const deltas = this.counters.update([...sum.values()]);
         if (deltas.length) this.emit('counters', deltas);
       } catch (e) {
         this.stats.pollErrors++;
