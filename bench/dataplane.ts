@@ -17,10 +17,11 @@
 // endpoints loaded against 1 Service (paired rounds, goal ≥ 0.95), and endpoint changes from
 // the change to the kernel's ack (goal ≤ 20 ms).
 //
-// weir's agents render without a pod-interface wildcard by default (anti-spoofing: the agent
-// turns on the kernel's strict reverse-path filter on the measured pods' veth, `wpod`, and
-// weir's own rule checks new connections only); `--pod-interfaces 'wp*'` runs them as the lab
-// does (unknown pod interfaces fail closed: a guard on every packet from and to pod interfaces).
+// weir's agents render without a pod-interface wildcard by default (anti-spoofing: a source
+// chain on the measured pods' veth, `wpod`, checks every packet, and weir's own rule new
+// connections only; `--anti-spoofing rp-filter` has the agent turn on the kernel's strict
+// reverse-path filter there instead); `--pod-interfaces 'wp*'` runs them as the lab does
+// (unknown pod interfaces fail closed: a guard on every packet from and to pod interfaces).
 //
 // The headline is weir against the conntrack-only table, paired per round: on this kernel
 // (no flowtables) conntrack is the floor of any stateful firewall, so that is the limit weir
@@ -42,13 +43,22 @@ import { serviceCluster } from './services-cluster.js';
 import { run } from '../src/exec/run.js';
 import { generateCluster } from './generate.js';
 
-const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' }, large: { type: 'string', default: '100000' }, adds: { type: 'string', default: '9' }, services: { type: 'string', default: '10000' }, 'pod-interfaces': { type: 'string', default: '' }, pin: { type: 'string', default: '0,1' }, 'slice-ms': { type: 'string', default: '250' } } });
+const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' }, large: { type: 'string', default: '100000' }, adds: { type: 'string', default: '9' }, services: { type: 'string', default: '10000' }, 'pod-interfaces': { type: 'string', default: '' }, pin: { type: 'string', default: '0,1' }, 'slice-ms': { type: 'string', default: '250' }, 'anti-spoofing': { type: 'string', default: 'source-chains' } } });
 const SLICE_MS = Number(values['slice-ms']);
 if (!(SLICE_MS >= 10)) {
   console.error(`bench/dataplane: --slice-ms: a number of milliseconds, at least 10, was expected; got "${values['slice-ms']}"`);
   process.exit(2);
 }
 const POD_INTERFACES = values['pod-interfaces'] || undefined;
+// Anti-spoofing of established packets without a wildcard: weir's source chains (the default,
+// where the kernel allows them) or the kernel's strict reverse-path filter (NodeAgentOptions.sourceChains).
+if (values['anti-spoofing'] !== 'source-chains' && values['anti-spoofing'] !== 'rp-filter') {
+  console.error(`bench/dataplane: --anti-spoofing: source-chains or rp-filter was expected; got "${values['anti-spoofing']}"`);
+  process.exit(2);
+}
+const SOURCE_CHAINS = values['anti-spoofing'] === 'source-chains';
+/** The agents' option: their default (source chains where the kernel keeps hooks by name), or the filter. */
+const ANTI_SPOOFING = SOURCE_CHAINS ? {} : { sourceChains: false };
 const SERVICES = Number(values.services);
 const LARGE = Number(values.large);
 const ADDS = Number(values.adds);
@@ -316,10 +326,14 @@ interface PodAddFigures {
  * each from podAdded() to its return (the kernel acked), then read back from the kernel's
  * pod maps (`eg_pod`, `in_pod`) and removed again (not timed).
  */
-async function podAdds(agent: NodeAgent, node: string, ns: string, template: Pod, veth: string): Promise<PodAddFigures> {
+async function podAdds(agent: NodeAgent, node: string, ns: string, template: Pod, vethPrefix: string): Promise<PodAddFigures> {
   const adds: { ms: number; cpu: number; status: PodAddFigures['status'] }[] = [];
   for (let i = 0; i < ADDS; i++) {
     const added: Pod = { ...template, name: `${template.name}-extra${i}`, ip: `10.250.0.${7 + i}`, node };
+    // The pod's own host link (a bridge stands in: no dummy links here), made before the add is
+    // timed: it exists, so the add writes its anti-spoofing elements (by index) and its source chain.
+    const veth = `${vethPrefix}${i}`;
+    await sh(['ip', '-n', ns, 'link', 'add', veth, 'type', 'bridge']);
     const c1 = process.cpuUsage();
     const t1 = performance.now();
     const status = await agent.podAdded(added, { key: `${added.namespace}/${added.name}`, ip: added.ip, hostVeth: veth });
@@ -332,6 +346,7 @@ async function podAdds(agent: NodeAgent, node: string, ns: string, template: Pod
     const listed = (await inNs(ns, ['nft', 'list', 'map', 'inet', 'weir', 'eg_pod'])) + (await inNs(ns, ['nft', 'list', 'map', 'inet', 'weir', 'in_pod']));
     if (!listed.includes(`${added.ip} : 0x`)) throw new Error(`pod add not in the kernel: ${added.ip}`);
     await agent.podRemoved(added.namespace, added.name);
+    await sh(['ip', '-n', ns, 'link', 'del', veth]);
   }
   const sorted = [...adds].sort((x, y) => x.ms - y.ms);
   const mid = sorted[Math.floor(sorted.length / 2)];
@@ -384,8 +399,7 @@ async function servicesBench(n: number, dstIp: string): Promise<{ lines: string[
         const r = await rate(t);
         failed += r.failed;
         got.set(t, r.rate);
-        await inNs(t.n1, ['conntrack', '-F']).catch(() => '');
-        await inNs(t.n2, ['conntrack', '-F']).catch(() => '');
+        await flushConntrack(t);
       }
       ratios.push((got.get(many) ?? 0) / (got.get(one) ?? 1));
       rates.push(`${Math.round(got.get(one) ?? 0)}/${Math.round(got.get(many) ?? 0)}`);
@@ -433,10 +447,7 @@ async function large(pods: number): Promise<{ lines: string[]; podAdd?: PodAddFi
   const ns = `wbench${tag}L-n2`;
   await sh(['ip', 'netns', 'add', ns]);
   created.push(ns);
-  // The added pods' veth (a bridge stands in: no dummy links here): it exists, so each add also
-  // writes its anti-spoofing elements (by index).
-  await sh(['ip', '-n', ns, 'link', 'add', 'wlarge', 'type', 'bridge']);
-  const agent = new NodeAgent({ node: 'n2', netns: ns });
+  const agent = new NodeAgent({ node: 'n2', netns: ns, ...ANTI_SPOOFING });
   const local = all.filter((p) => p.node === 'n2').map((p) => ({ key: `${p.namespace}/${p.name}`, ip: p.ip }));
   const genMs = performance.now() - t0;
   const t1 = performance.now();
@@ -448,9 +459,10 @@ async function large(pods: number): Promise<{ lines: string[]; podAdd?: PodAddFi
   );
   if (!st.lastApplyOk) return { lines };
   const template = all[2];
-  const podAdd = await podAdds(agent, 'n2', ns, template, 'wlarge');
+  const podAdd = await podAdds(agent, 'n2', ns, template, 'wadd');
   lines.push(podAddLine(`${pods} pods`, podAdd));
   await inNs(ns, ['nft', 'delete', 'table', 'inet', 'weir']);
+  await inNs(ns, ['nft', 'delete', 'table', 'inet', 'weir_src']).catch(() => '');
   await sh(['ip', 'netns', 'del', ns]);
   created.splice(created.indexOf(ns), 1);
   return { lines, podAdd };
@@ -478,7 +490,7 @@ async function main(): Promise<void> {
   const NS = TOPO.weir;
   const localOf = (node: string): LocalPod[] =>
     cluster.pods.filter((p) => p.node === node).map((p) => ({ key: `${p.namespace}/${p.name}`, ip: p.ip, ...(p === src || p === dst ? { hostVeth: 'wpod' } : {}) }));
-  const agents = { n1: new NodeAgent({ node: 'n1', netns: NS.n1, podInterfaces: POD_INTERFACES }), n2: new NodeAgent({ node: 'n2', netns: NS.n2, podInterfaces: POD_INTERFACES }) };
+  const agents = { n1: new NodeAgent({ node: 'n1', netns: NS.n1, podInterfaces: POD_INTERFACES, ...ANTI_SPOOFING }), n2: new NodeAgent({ node: 'n2', netns: NS.n2, podInterfaces: POD_INTERFACES, ...ANTI_SPOOFING }) };
   const t0 = performance.now();
   const s1 = await agents.n1.sync(cluster, localOf('n1'));
   const fullMs = performance.now() - t0;
@@ -549,15 +561,14 @@ async function main(): Promise<void> {
 
   // Pod add (a new replica of an existing workload on n2): from the event (podAdded) to the
   // kernel's ack, verified by reading the element back from the kernel.
-  const podAdd = await podAdds(agents.n2, 'n2', NS.n2, cluster.pods[2], 'wpod');
+  const podAdd = await podAdds(agents.n2, 'n2', NS.n2, cluster.pods[2], 'wadd');
   // And a full render alone, for the record.
   const engine = agents.n2.engine;
   const t2 = performance.now();
   const rs = renderRuleset({ engine, localPods: localOf('n2') });
   const renderMs = performance.now() - t2;
   const scriptBytes = fullScript(rs).length;
-  await inNs(NS.n1, ['nft', 'delete', 'table', 'inet', 'weir']);
-  await inNs(NS.n2, ['nft', 'delete', 'table', 'inet', 'weir']);
+  for (const n of [NS.n1, NS.n2]) for (const table of ['weir', 'weir_src']) await inNs(n, ['nft', 'delete', 'table', 'inet', table]).catch(() => '');
 
   // (d) naive per-pair list, in place of weir; its ratio against a no-rules run right after.
   // `--naive-max 0` or `--rounds 0` (no traffic) skips it.
@@ -600,7 +611,7 @@ async function main(): Promise<void> {
         `${pad(r.name, 16)}${pad(r.gbps.toFixed(2), 12)}${pad(r.gbpsRatio.toFixed(3), 10)}${pad(Math.round(r.cps).toString(), 10)}${pad(r.cpsRatio.toFixed(3), 10)}${pad(String(r.rules), 10)}${pad(String(r.elements), 10)}${r.note}`,
     ),
     '',
-    `weir on node 2 (pod interfaces ${POD_INTERFACES ? `"${POD_INTERFACES}"` : 'without a wildcard'}): ${s2.rules} rules, ${s2.chains} chains, ${s2.sets} sets, ${s2.setElements} elements, ${s2.counters} reasons counted in one \`hits\` set; script ${(scriptBytes / 1e6).toFixed(1)} MB`,
+    `weir on node 2 (pod interfaces ${POD_INTERFACES ? `"${POD_INTERFACES}"` : `without a wildcard; anti-spoofing of established packets: ${agents.n2.sourceChains ? 'source chains' : 'strict reverse-path filter'}`}): ${s2.rules} rules, ${s2.chains} chains, ${s2.sets} sets, ${s2.setElements} elements, ${s2.counters} reasons counted in one \`hits\` set; script ${(scriptBytes / 1e6).toFixed(1)} MB`,
     `rules per policy: ${(s2.rules / cluster.networkPolicies.length).toFixed(2)} (goal ≤ 20)`,
     `full apply, ${cluster.pods.length} pods (engine + render + nft, node 1): ${Math.round(fullMs)} ms (render alone, warm: ${Math.round(renderMs)} ms; nft: ${Math.round(s1.applyMs)} ms) (goal ≤ 2000 ms)`,
     podAddLine(`${cluster.pods.length} pods`, podAdd),
