@@ -168,6 +168,15 @@ test('source chains: one per local veth in weir_src, the rule behind the shortcu
   assert.equal(shared.chains.has(sourceChainName('v-b')), false);
   assert.equal(shared.chains.has(sourceChainName('v-a')), true);
   assert.equal(spoofCheckedPerPacket(shared), true);
+  // A veth name nft cannot quote or the kernel cannot hold: no chain (never a broken script),
+  // and the rule checks every packet again.
+  for (const bad of ['v"a', 'v\\a', 'v a', 'a-name-of-16-byt']) {
+    const odd = renderRuleset({ engine, localPods: indexed((n) => (n === 'a' ? bad : `v-${n}`)), sourceChains: true });
+    assert.equal(odd.chains.has(sourceChainName(bad)), false, bad);
+    assert.equal(odd.chains.has(sourceChainName('v-b')), true);
+    assert.equal(spoofCheckedPerPacket(odd), true, bad);
+    assert.doesNotThrow(() => fullScript(odd));
+  }
   // With the wildcard (its guard checks every packet) or without the option: no source objects.
   for (const other of [renderRuleset({ engine, localPods: indexed((n) => `wp-${n}`), sourceChains: true, podInterfaces: 'wp*' }), renderRuleset({ engine, localPods: indexed((n) => `v-${n}`) })]) {
     assert.deepEqual([...other.chains.values()].filter((c) => c.table === 'src'), []);
