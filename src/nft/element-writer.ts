@@ -5,7 +5,7 @@
 // one transaction: all of it is committed, or the kernel aborts it and nothing changes.
 
 import { FAMILY, SOURCE_TABLE, TABLE } from '../render/names.js';
-import { encodeBatch, encodeElement, encodeSourceChain, NFPROTO_INET, probeBatch, type Ack, type BatchCommand, type EncodedElement } from './netlink.js';
+import { encodeBatch, encodeElement, encodeSourceChain, NFPROTO_INET, probeBatch, type Ack, type Batch, type BatchCommand, type EncodedElement } from './netlink.js';
 import { errnoName, NfnetlinkSocket } from './netlink-socket.js';
 import { elementKey, type NftChain, type NftSet } from '../render/ruleset.js';
 
@@ -84,8 +84,16 @@ export function elementCommands(changes: readonly ElementChange[], chains?: Chai
   return { commands };
 }
 
+/** A batch encoded from the next free sequence numbers (its messages' and BATCH_BEGIN/END's). */
+function nextBatch(encode: (firstSeq: number) => Batch): { batch: Batch; firstSeq: number } {
+  const firstSeq = nextSeq;
+  const batch = encode(firstSeq);
+  nextSeq = (nextSeq + batch.commands.size + 2) % 0x7fff_ffff || 1;
+  return { batch, firstSeq };
+}
+
 /** What the acks of a batch say (see ElementWriteResult). */
-function outcomeOf(acks: readonly Ack[], batch: ReturnType<typeof encodeBatch>, firstSeq: number): ElementWriteResult {
+function outcomeOf(acks: readonly Ack[], batch: Batch, firstSeq: number): ElementWriteResult {
   const refusals: string[] = [];
   let lost = false;
   const acked = new Set<number>();
@@ -115,9 +123,7 @@ function outcomeOf(acks: readonly Ack[], batch: ReturnType<typeof encodeBatch>, 
 export function namedHooksSupported(netns?: string): boolean {
   const socket = new NfnetlinkSocket(netns);
   try {
-    const firstSeq = nextSeq;
-    const batch = probeBatch(firstSeq, 'weir-nx-probe');
-    nextSeq = (nextSeq + batch.commands.size + 2) % 0x7fff_ffff || 1;
+    const { batch, firstSeq } = nextBatch((seq) => probeBatch(seq, 'weir-nx-probe'));
     return outcomeOf(socket.transact(batch.bytes), batch, firstSeq).outcome === 'applied';
   } catch {
     return false;
@@ -133,9 +139,7 @@ export function netlinkElementWriter(netns?: string): ElementWriter {
     const planned = elementCommands(changes, chains);
     if ('unsupported' in planned) return { outcome: 'unsupported', error: `cannot encode ${planned.unsupported}` };
     if (planned.commands.length === 0) return { outcome: 'applied' };
-    const firstSeq = nextSeq;
-    const batch = encodeBatch(planned.commands, firstSeq);
-    nextSeq = (nextSeq + batch.commands.size + 2) % 0x7fff_ffff || 1;
+    const { batch, firstSeq } = nextBatch((seq) => encodeBatch(planned.commands, seq));
     if (batch.bytes.length > MAX_BATCH_BYTES) return { outcome: 'unsupported', error: `batch of ${batch.bytes.length} bytes` };
     let acks;
     try {

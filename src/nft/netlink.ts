@@ -269,9 +269,10 @@ function elementAttr(e: EncodedElement): Buffer {
 
 // ------------------------------------------------------------------ source chains
 
-// A pod veth's source check (src/render/filter.ts, sourceChainOf): a base chain on the veth's
-// ingress hook whose one rule drops IPv4 packets not from the pod's address. Only that shape is
-// encoded; anything else returns undefined and goes through `nft -f`.
+// A pod veth's source check (src/render/filter.ts, sourceChain): a base chain on the veth's
+// ingress hook whose one rule sends IPv4 packets not from the pod's address to `spoofed` (which
+// counts, records and drops them). Only that shape is encoded; anything else returns undefined
+// and goes through `nft -f`.
 
 const NFTA_TABLE_NAME = 1;
 const NFTA_CHAIN_TABLE = 1;

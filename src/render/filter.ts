@@ -278,6 +278,12 @@ const countHit = (key: Field | number, set: string = HITS_SET): Statement => upd
 const recordDenied = (port: Field | 0, key: Field | number, set: string = DENIED_SET): Statement => update(set, ['ip saddr', 'ip daddr', 'meta l4proto', port, key]);
 /** Matches the protocols that have a destination port. */
 const hasPorts = is('meta l4proto', ...PORT_PROTOCOLS);
+/**
+ * A deny chain's rules: count the reason `key` in `hits`, record the flow in `denied` (ICMP and
+ * other protocols have no ports: recorded with port 0), drop. weir's deny chain keys on the
+ * packet's mark; the source chains' `spoofed` on the spoofing reason, in its own table's sets.
+ */
+const denyRules = (key: Field | number, hits: string = HITS_SET, denied: string = DENIED_SET): Rule[] => [end(undefined, countHit(key, hits)), nftRule([hasPorts], end(drop, recordDenied('th dport', key, denied))), end(drop, recordDenied(0, key, denied))];
 const short = (d: Direction): string => (d === 'ingress' ? 'in' : 'eg');
 
 
@@ -763,8 +769,7 @@ class Renderer {
     const failClosed = policyOnly ? policyOnly.options.podCidrs.length > 0 : podInterfaces !== undefined;
     const notReady = failClosed ? this.denyPoint(this.reasons.id(NOT_READY_REASON)) : undefined;
     t.set(hitsSet(HITS_SET));
-    // ICMP and other protocols have no ports: recorded with port 0.
-    t.chain(DENY_CHAIN, [end(undefined, countHit('meta mark')), nftRule([hasPorts], end(drop, recordDenied('th dport', 'meta mark'))), end(drop, recordDenied(0, 'meta mark'))]);
+    t.chain(DENY_CHAIN, denyRules('meta mark'));
     // A new connection of a local pod (by `key`) to its identity's chain: address → mark →
     // chain. Untracked packets carry no mark to dispatch on: dropped rather than unfiltered.
     // (by source: a pod with an egress program; by destination: one with an ingress program)
@@ -879,8 +884,7 @@ function sourceTableObjects(t: TableBuilder, spoofId: number): void {
   t.set(deniedSet(SOURCE_DENIED_SET, 'src'));
   t.set(hitsSet(SOURCE_HITS_SET, 'src'));
   t.count(spoofId);
-  const rules = [end(undefined, countHit(spoofId, SOURCE_HITS_SET)), nftRule([hasPorts], end(drop, recordDenied('th dport', spoofId, SOURCE_DENIED_SET))), end(drop, recordDenied(0, spoofId, SOURCE_DENIED_SET))];
-  t.declare({ name: SPOOFED_CHAIN, rules: rules.map(ruleText), table: 'src' });
+  t.declare({ name: SPOOFED_CHAIN, rules: denyRules(spoofId, SOURCE_HITS_SET, SOURCE_DENIED_SET).map(ruleText), table: 'src' });
 }
 
 /** The mark that stands for an identity in `eg_pod`/`in_pod` and the identity maps. */
