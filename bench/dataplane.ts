@@ -1,4 +1,4 @@
-// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--large 100000] [--seconds 2] [--rounds 9] [--slice-ms 250] [--pod-interfaces 'wp*'] [--pin 0,1]` (root).
+// Data-plane benchmark: `npx tsx bench/dataplane.ts [--pods 10000] [--large 100000] [--seconds 2] [--rounds 9] [--slice-ms 250] [--pod-interfaces 'wp*'] [--pin 0,1] [--control]` (root).
 //
 // In namespaces this script creates (and removes, also on failure or Ctrl-C): two "nodes"
 // joined by a veth, one pod on each, routed through the nodes' forward hooks. Three such
@@ -25,7 +25,8 @@
 //
 // The headline is weir against the conntrack-only table, paired per round: on this kernel
 // (no flowtables) conntrack is the floor of any stateful firewall, so that is the limit weir
-// is held to (≥ 0.97). The no-rules row stays as information.
+// is held to (≥ 0.97). The no-rules row stays as information. `--control` adds a fourth copy, a
+// second conntrack-only table: what the method reads between two identical copies.
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -43,7 +44,7 @@ import { serviceCluster } from './services-cluster.js';
 import { run } from '../src/exec/run.js';
 import { generateCluster } from './generate.js';
 
-const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' }, large: { type: 'string', default: '100000' }, adds: { type: 'string', default: '9' }, services: { type: 'string', default: '10000' }, 'pod-interfaces': { type: 'string', default: '' }, pin: { type: 'string', default: '0,1' }, 'slice-ms': { type: 'string', default: '250' }, 'anti-spoofing': { type: 'string', default: 'source-chains' } } });
+const { values } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '2' }, 'naive-max': { type: 'string', default: '100000' }, rounds: { type: 'string', default: '9' }, large: { type: 'string', default: '100000' }, adds: { type: 'string', default: '9' }, services: { type: 'string', default: '10000' }, 'pod-interfaces': { type: 'string', default: '' }, pin: { type: 'string', default: '0,1' }, 'slice-ms': { type: 'string', default: '250' }, 'anti-spoofing': { type: 'string', default: 'source-chains' }, control: { type: 'boolean', default: false } } });
 const SLICE_MS = Number(values['slice-ms']);
 if (!(SLICE_MS >= 10)) {
   console.error(`bench/dataplane: --slice-ms: a number of milliseconds, at least 10, was expected; got "${values['slice-ms']}"`);
@@ -74,7 +75,7 @@ const PIN = values.pin === '' || availableParallelism() < 2 ? undefined : values
 const pinned = (which: 0 | 1, argv: string[]): string[] => (PIN ? ['taskset', '-c', PIN[which], ...argv] : argv);
 
 const tag = randomBytes(2).toString('hex');
-type Config = 'no rules' | 'conntrack only' | 'weir';
+type Config = 'no rules' | 'conntrack only' | 'weir' | 'control';
 interface Topo {
   n1: string;
   n2: string;
@@ -82,8 +83,12 @@ interface Topo {
   p2: string;
 }
 const topoNames = (c: string): Topo => ({ n1: `wbench${tag}${c}-n1`, n2: `wbench${tag}${c}-n2`, p1: `wbench${tag}${c}-p1`, p2: `wbench${tag}${c}-p2` });
-const TOPO: Record<Config, Topo> = { 'no rules': topoNames('a'), 'conntrack only': topoNames('b'), weir: topoNames('c') };
-const CONFIGS: readonly Config[] = ['no rules', 'conntrack only', 'weir'];
+// `--control`: a fourth copy, a second conntrack-only table measured in the same rounds. Its
+// ratio against the first is what the method itself reads between two identical copies (its
+// offset and spread), the yardstick for weir's figure.
+const CONTROL = values.control === true;
+const TOPO: Record<Config, Topo> = { 'no rules': topoNames('a'), 'conntrack only': topoNames('b'), weir: topoNames('c'), control: topoNames('d') };
+const CONFIGS: readonly Config[] = CONTROL ? ['no rules', 'conntrack only', 'weir', 'control'] : ['no rules', 'conntrack only', 'weir'];
 const created: string[] = [];
 const pids: number[] = [];
 
@@ -212,7 +217,7 @@ async function throughput(NS: Topo, dstIp: string): Promise<number> {
 // The rounds' connection test: one client per topology stays up (in its source pod, on the
 // client CPU) and opens connections for a slice when told (`go <ms>` on stdin → one JSON line:
 // connections done, failures, the slice's length as measured). A round gives each
-// configuration SECONDS in slices of SLICE_MS, interleaved in a rotating order, so that two
+// configuration SECONDS (rounded up to whole rotations) in slices of SLICE_MS, interleaved in a rotating order, so that two
 // configurations' figures of one round are taken within a second of each other: the host's
 // drift from second to second (this shared 2-vCPU machine moves one 2 s figure by ±8 %) hits
 // them alike instead of landing on one of them.
@@ -259,7 +264,9 @@ function sliceClient(NS: Topo, dstIp: string): SliceClient {
 
 /** New connections per second of each configuration, over interleaved slices (see SLICE_CLIENT). */
 async function connRates(clients: ReadonlyMap<Config, SliceClient>, order: readonly Config[]): Promise<Map<Config, { cps: number; failed: number }>> {
-  const slices = Math.max(1, Math.round((SECONDS * 1000) / SLICE_MS));
+  // A whole number of rotations: each configuration takes each place in the rotation equally
+  // often (8 slices over 3 configurations gave one of them the first place only twice).
+  const slices = Math.max(1, Math.ceil((SECONDS * 1000) / SLICE_MS / order.length)) * order.length;
   const sum = new Map<Config, { done: number; failed: number; ms: number }>(order.map((c) => [c, { done: 0, failed: 0, ms: 0 }]));
   for (let s = 0; s < slices; s++) {
     for (let k = 0; k < order.length; k++) {
@@ -476,7 +483,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
   const { cluster, src, dst } = benchCluster();
   console.error(`synthetic cluster: ${cluster.pods.length} pods, ${cluster.networkPolicies.length} NetworkPolicies; measured ${src.namespace}/${src.name} (${src.ip}) → ${dst.namespace}/${dst.name} (${dst.ip})`);
-  for (const t of Object.values(TOPO)) {
+  for (const t of CONFIGS.map((c) => TOPO[c])) {
     await topology(t, src.ip as string, dst.ip as string);
     background(t.p2, pinned(1, ['iperf3', '-s']));
     background(t.p2, pinned(1, [process.execPath, '-e', CONN_SERVER]));
@@ -499,18 +506,14 @@ async function main(): Promise<void> {
   // (b) A minimal stateful firewall: conntrack on, established accepted, nothing else. It
   // separates what conntrack itself costs from what weir's rules cost.
   const CT_ONLY = 'table inet wbench_ct {\n chain ctonly {\n  type filter hook forward priority filter; policy accept;\n  ct state established,related accept\n  ct state invalid drop\n }\n}\n';
-  for (const n of [TOPO['conntrack only'].n1, TOPO['conntrack only'].n2]) await inNs(n, ['nft', '-f', '-'], CT_ONLY);
+  for (const c of CONFIGS.filter((x) => x === 'conntrack only' || x === 'control')) for (const n of [TOPO[c].n1, TOPO[c].n2]) await inNs(n, ['nft', '-f', '-'], CT_ONLY);
 
   // Alternating rounds over the standing topologies.
   const samples = new Map<Config, { gbps: number; cps: number; failed: number }[]>();
-  const orders: Config[][] = [
-    ['no rules', 'conntrack only', 'weir'],
-    ['weir', 'conntrack only', 'no rules'],
-    ['conntrack only', 'no rules', 'weir'],
-    ['no rules', 'weir', 'conntrack only'],
-    ['conntrack only', 'weir', 'no rules'],
-    ['weir', 'no rules', 'conntrack only'],
-  ];
+  // Every rotation of the configurations, forwards and backwards: each takes each place equally
+  // often (for three, these are all six orders).
+  const rotations = CONFIGS.map((_, k) => [...CONFIGS.slice(k), ...CONFIGS.slice(0, k)]);
+  const orders: Config[][] = rotations.flatMap((r) => [r, [...r].reverse()]);
   const clients = new Map<Config, SliceClient>(CONFIGS.map((c) => [c, sliceClient(TOPO[c], dst.ip as string)]));
   // A first slice each, unrecorded: the clients' start (and first connections) out of the rounds.
   if (ROUNDS > 0) for (const c of CONFIGS) await (clients.get(c) as SliceClient).slice(200);
@@ -558,6 +561,7 @@ async function main(): Promise<void> {
   const b = median('weir');
   rows.push({ name: 'conntrack only', ...ct, rules: 2, elements: 0, note: note('conntrack only') });
   rows.push({ name: 'weir', ...b, rules: s2.rules, elements: s2.setElements, note: note('weir') });
+  if (CONTROL) rows.push({ name: 'control', ...median('control'), rules: 2, elements: 0, note: `a second conntrack-only copy; ${note('control')}` });
 
   // Pod add (a new replica of an existing workload on n2): from the event (podAdded) to the
   // kernel's ack, verified by reading the element back from the kernel.
@@ -604,6 +608,9 @@ async function main(): Promise<void> {
   const vsCt = { gbps: paired('weir', 'conntrack only', 'gbps'), cps: paired('weir', 'conntrack only', 'cps') };
   const lines = [
     `weir vs conntrack only (median of ${ROUNDS} paired rounds): conn/s ${vsCt.cps.toFixed(3)}${spread('weir', 'conntrack only', 'cps')}, throughput ${vsCt.gbps.toFixed(3)}${spread('weir', 'conntrack only', 'gbps')} (goal ≥ 0.97 each; ${PIN ? `client on CPU ${PIN[0]}, servers on CPU ${PIN[1]}` : 'unpinned'})`,
+    ...(CONTROL
+      ? [`control, a second conntrack-only copy vs the first (the method's own reading of two identical copies): conn/s ${paired('control', 'conntrack only', 'cps').toFixed(3)}${spread('control', 'conntrack only', 'cps')}, throughput ${paired('control', 'conntrack only', 'gbps').toFixed(3)}${spread('control', 'conntrack only', 'gbps')}`]
+      : []),
     '',
     `${pad('ruleset', 16)}${pad('TCP Gbit/s', 12)}${pad('/no rules', 10)}${pad('conn/s', 10)}${pad('/no rules', 10)}${pad('rules', 10)}${pad('elements', 10)}note`,
     ...rows.map(
