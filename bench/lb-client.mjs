@@ -24,6 +24,7 @@ import net from 'node:net';
 import process from 'node:process';
 import { performance } from 'node:perf_hooks';
 import { clearInterval, setInterval, setTimeout } from 'node:timers';
+import { leastInFlight, smoothWeighted } from './pick.mjs';
 
 const config = JSON.parse(process.argv[2]);
 const n = config.endpoints.length;
@@ -63,26 +64,10 @@ function choose() {
   switch (config.strategy) {
     case 'rr':
       return rr++ % n;
-    case 'wrr': {
-      // nginx's smooth weighted round-robin: deterministic, interleaved.
-      const total = weights.reduce((a, b) => a + b, 0);
-      let best = 0;
-      for (let i = 0; i < n; i++) {
-        current[i] += weights[i];
-        if (current[i] > current[best]) best = i;
-      }
-      current[best] -= total;
-      return best;
-    }
-    case 'lrif': {
-      let best = -1;
-      for (let k = 0; k < n; k++) {
-        const i = (rr + k) % n;
-        if (best < 0 || inFlight[i] < inFlight[best]) best = i;
-      }
-      rr++;
-      return best;
-    }
+    case 'wrr':
+      return smoothWeighted(current, weights);
+    case 'lrif':
+      return leastInFlight(inFlight, rr++);
     case 'oracle':
       return oracleChoice();
     case 'slots':
@@ -104,16 +89,7 @@ function oracleChoice() {
     }
     return o.failingFromMs !== undefined && o.failingFromMs.index === i && now >= o.failingFromMs.atMs;
   };
-  let best = -1;
-  for (let pass = 0; pass < 2 && best < 0; pass++) {
-    for (let k = 0; k < n; k++) {
-      const i = (rr + k) % n;
-      if (pass === 0 && bad(i)) continue;
-      if (best < 0 || inFlight[i] < inFlight[best]) best = i;
-    }
-  }
-  rr++;
-  return best;
+  return leastInFlight(inFlight, rr++, bad);
 }
 
 function request(counted) {

@@ -39,6 +39,7 @@
 import { parseArgs } from 'node:util';
 import { adaptive, computeWeights, EQUAL, interleave, type Endpoint } from '../src/lb/index.js';
 import { rng } from '../src/synthetic/random.js';
+import { leastInFlight, smoothWeighted } from './pick.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -155,29 +156,11 @@ function simulate(strategy: Strategy, seed: number): Result {
 
   const stalled = (t: number): boolean => (t + phase) % STALL.everyMs < STALL.forMs;
   const choose = (now: number): number => {
-    if (strategy === 'wrr') {
-      const total = WRR_WEIGHTS.reduce((a, b) => a + b, 0);
-      let best = 0;
-      for (let i = 0; i < n; i++) {
-        current[i] += WRR_WEIGHTS[i];
-        if (current[i] > current[best]) best = i;
-      }
-      current[best] -= total;
-      return best;
-    }
+    if (strategy === 'wrr') return smoothWeighted(current, WRR_WEIGHTS);
     if (strategy === 'lrif' || strategy === 'oracle') {
       const bad = (i: number): boolean =>
         strategy === 'oracle' && (i === 1 || (i === STALL.index && (stalled(now + 20 * (inFlight[i] + 1)) || stalled(now))) || (i === FAILING.index && now >= failFrom));
-      let best = -1;
-      for (let pass = 0; pass < 2 && best < 0; pass++) {
-        for (let k = 0; k < n; k++) {
-          const i = (rr + k) % n;
-          if (pass === 0 && bad(i)) continue;
-          if (best < 0 || inFlight[i] < inFlight[best]) best = i;
-        }
-      }
-      rr++;
-      return best;
+      return leastInFlight(inFlight, rr++, bad);
     }
     if (strategy === 'adaptive') return slots[slotCounter++ % slots.length];
     if (strategy === 'fixed' && FIXED) weights = now >= failFrom ? FIXED[1] : FIXED[0];
