@@ -144,7 +144,7 @@ test('anti-spoofing behind the conntrack shortcut only when the kernel checks ev
   assert.ok((wild.chains.get('forward')?.rules ?? []).indexOf('iifname "wp*" iif . ip saddr != @pod_src goto pod_guard') < (wild.chains.get('forward')?.rules ?? []).indexOf('ct state established,related accept'));
 });
 
-test('source chains: one per local veth in weir_src, the rule behind the shortcut; a shared veth gets none; a pod add or remove patches its chain', async () => {
+test('source chains: one per local veth in weir_src, no forward-chain source check for a chained veth; a shared veth gets none; a pod add or remove patches its chain', async () => {
   const indexed = (veth: (name: string) => string): LocalPod[] => locals(veth).map((p, i) => ({ ...p, hostVethIndex: 10 + i }));
   const engine = new PolicyEngine(cluster);
   const rs = renderRuleset({ engine, localPods: indexed((n) => `v-${n}`), sourceChains: true });
@@ -158,7 +158,12 @@ test('source chains: one per local veth in weir_src, the rule behind the shortcu
     }),
   );
   assert.deepEqual(rs.chains.get('spoofed')?.rules.map((r) => r.replace(/\d+/g, 'N')), ['update @src_hits { N counter }', 'meta lNproto { tcp, udp, sctp } update @src_denied { ip saddr . ip daddr . meta lNproto . th dport . N } drop', 'update @src_denied { ip saddr . ip daddr . meta lNproto . N . N } drop']);
-  assert.equal(spoofCheckedPerPacket(rs), false, 'every veth checked on every packet: weir\'s rule sees new connections only');
+  // Every veth chained: its chain checks new connections too, so the forward chain has no
+  // anti-spoofing rule and the sets it would look up hold nothing.
+  const sourceCheck = (x: typeof rs): string[] => (x.chains.get('forward')?.rules ?? []).filter((r) => r.includes('@pod_src'));
+  assert.deepEqual(sourceCheck(rs), []);
+  assert.deepEqual(rs.sets.get('pod_src')?.elements, []);
+  assert.deepEqual(rs.sets.get('pod_ifs')?.elements, []);
   // In their own table, replaced with weir's in one script.
   const script = fullScript(rs);
   assert.match(script, /\nadd table inet weir_src\ndelete table inet weir_src\ntable inet weir_src \{\n {2}set src_(denied|hits)/);
@@ -168,6 +173,8 @@ test('source chains: one per local veth in weir_src, the rule behind the shortcu
   assert.equal(shared.chains.has(sourceChainName('v-b')), false);
   assert.equal(shared.chains.has(sourceChainName('v-a')), true);
   assert.equal(spoofCheckedPerPacket(shared), true);
+  assert.equal(sourceCheck(shared).length, 1, 'the rule, for the shared veth');
+  assert.deepEqual(shared.sets.get('pod_src')?.elements, [`11 . ${ipOf('b')}`, `12 . ${ipOf('c')}`], 'the shared veth\'s pods only');
   // A veth name nft cannot quote or the kernel cannot hold: no chain (never a broken script),
   // and the rule checks every packet again.
   for (const bad of ['v"a', 'v\\a', 'v a', 'a-name-of-16-byt']) {
@@ -194,12 +201,21 @@ test('source chains: one per local veth in weir_src, the rule behind the shortcu
   assert.equal(added.mode, 'partial');
   assert.equal(added.rendered, false, 'patched, not rendered');
   assert.deepEqual(scripts.at(-1)?.split('\n').filter((l) => l.includes('weir_src')), ['add table inet weir_src', `add chain inet weir_src ${sourceChainName('v-a2')} { type filter hook ingress device "v-a2" priority -500; policy accept; }`, `add rule inet weir_src ${sourceChainName('v-a2')} ip saddr != 10.1.0.50 goto spoofed`]);
+  assert.equal(scripts.at(-1)?.includes('pod_src'), false, 'no anti-spoofing element for a chained veth');
   const fresh = renderRuleset({ engine: agent.engine, localPods: [...indexed((n) => `v-${n}`), local], sourceChains: true });
   assert.equal(agent.lastRuleset && fullScript(agent.lastRuleset), fullScript(fresh));
   const removed = await agent.podRemoved('x', 'a2');
   assert.equal(removed.rendered, false);
   assert.deepEqual(scripts.at(-1)?.split('\n').filter((l) => l.includes('weir_src')), [`delete chain inet weir_src ${sourceChainName('v-a2')}`]);
   assert.equal(agent.lastRuleset?.chains.has(sourceChainName('v-a2')), false);
+  // A pod on a veth the kernel cannot hook: rendered, and the forward chain's rule comes back for it alone.
+  const odd = await agent.podAdded({ ...replica, name: 'a4', ip: '10.1.0.52' }, { key: 'x/a4', ip: '10.1.0.52', hostVeth: 'a-name-of-16-byt', hostVethIndex: 44 });
+  assert.equal(odd.rendered, true);
+  assert.deepEqual(agent.lastRuleset?.sets.get('pod_src')?.elements, ['44 . 10.1.0.52']);
+  assert.equal(agent.lastRuleset && sourceCheck(agent.lastRuleset).length, 1);
+  const oddGone = await agent.podRemoved('x', 'a4');
+  assert.equal(oddGone.rendered, true, 'and goes with it (a render)');
+  assert.equal(agent.lastRuleset && sourceCheck(agent.lastRuleset).length, 0);
   // A pod on a veth another local pod has: rendered (neither keeps a chain).
   const twin = await agent.podAdded({ ...replica, name: 'a3', ip: '10.1.0.51' }, { key: 'x/a3', ip: '10.1.0.51', hostVeth: 'v-a', hostVethIndex: 10 });
   assert.equal(twin.rendered, true);

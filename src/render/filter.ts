@@ -745,7 +745,7 @@ class Renderer {
   }
 
   /** The maps, sets and base chains that bind the identity chains to this node's pods. */
-  finish(eg: readonly Element[], ing: readonly Element[], podIds: { readonly egress: readonly Element[]; readonly ingress: readonly Element[] }, podIfs: readonly Element[], podSrc: readonly Element[], podVeths: readonly string[], snat: boolean, kernelChecked: boolean, podInterfaces?: string, policyOnly?: { options: PolicyOnlyOptions; localIps: readonly string[] }): void {
+  finish(eg: readonly Element[], ing: readonly Element[], podIds: { readonly egress: readonly Element[]; readonly ingress: readonly Element[] }, podIfs: readonly Element[], podSrc: readonly Element[], podVeths: readonly string[], snat: boolean, kernelChecked: boolean, spoofRule: boolean, podInterfaces?: string, policyOnly?: { options: PolicyOnlyOptions; localIps: readonly string[] }): void {
     const t = this.table;
     const texts = (elements: readonly Element[]): string[] => [...new Set(elements.map(elementText))].sort();
     const map = (name: string, type: string, elements: readonly Element[]): NftSet => ({ name, kind: 'map', type, flags: [], extra: [], dynamic: false, elements: texts(elements) });
@@ -827,7 +827,7 @@ class Renderer {
     // accepts (which skip the ingress dispatch).
     const untrackedToChain = nftRule([flags('ct state', 'untracked')], end(goto(UNTRACKED_CHAIN)));
     // Without the wildcard, or for a pod interface it does not cover: a lookup per packet.
-    if (spoof && (wildcard === undefined || podVeths.some((v) => !interfaceMatches(v, wildcard)))) (wildcard === undefined && kernelChecked ? afterShortcut : guards).push(nftRule([inSet('iif', POD_IFS_SET), inSet(['iif', 'ip saddr'], POD_SRC_SET, true)], spoof));
+    if (spoof && spoofRule && (wildcard === undefined || podVeths.some((v) => !interfaceMatches(v, wildcard)))) (wildcard === undefined && kernelChecked ? afterShortcut : guards).push(nftRule([inSet('iif', POD_IFS_SET), inSet(['iif', 'ip saddr'], POD_SRC_SET, true)], spoof));
     if (wildcard !== undefined && notReady !== undefined) guards.push(nftRule([is('oifname', quoted(wildcard)), inSet('oif', POD_IFS_SET, true)], notReady));
     t.chain(
       FORWARD_CHAIN,
@@ -940,30 +940,36 @@ export function policyFilterSection(input: RenderInput): Section {
         r.planNetworkPolicyChains(identity, 'egress');
         r.planNetworkPolicyChains(identity, 'ingress');
       }
+      // Source chains: one per local veth, each checking every packet of its pod.
+      const sourceChains = input.sourceChains === true && input.podInterfaces === undefined && !input.policyOnly;
+      if (sourceChains) sourceTableObjects(table, r.spoofReasonId());
+      const chained = sourceChains ? sourceChainVeths(locals) : new Set<string>();
+      for (const l of locals) if (l.veth !== undefined && chained.has(l.veth)) table.declare(sourceChain(l.veth, l.ip));
       const ifs: Element[] = [];
       const src: Element[] = [];
       const ids = { egress: [] as Element[], ingress: [] as Element[] };
-      for (const { ip, identity, ifindex } of locals) {
+      for (const { ip, identity, ifindex, veth } of locals) {
         const e = r.identityChain(identity, 'egress');
         if (e) eg.push(identityElement(identity, e));
         const i = r.identityChain(identity, 'ingress');
         if (i) ing.push(identityElement(identity, i));
         if (e) ids.egress.push(podIdElement(ip, identity));
         if (i) ids.ingress.push(podIdElement(ip, identity));
-        if (ifindex !== undefined) {
+        // A veth with a source chain is checked there, new connections included: the forward
+        // chain's rule would repeat it (two lookups per new connection on the pod's node).
+        if (ifindex !== undefined && !(veth !== undefined && chained.has(veth))) {
           ifs.push(podInterfaceElement(ifindex));
           src.push(podSourceElement(ifindex, ip));
         }
       }
-      // Source chains: one per local veth, each checking every packet of its pod.
-      const sourceChains = input.sourceChains === true && input.podInterfaces === undefined && !input.policyOnly;
-      if (sourceChains) sourceTableObjects(table, r.spoofReasonId());
-      const chained = sourceChains ? sourceChainVeths(locals) : new Set<string>();
-      for (const l of locals) if (l.veth !== undefined && chained.has(l.veth)) table.declare(sourceChain(l.veth, l.ip));
       // Every local pod's interface checked on every packet, by the kernel's source check or a
       // source chain (none known: vacuously).
       const kernelChecked = locals.every((l) => l.ifindex === undefined || l.checked === true || (l.veth !== undefined && chained.has(l.veth)));
-      r.finish(eg, ing, ids, ifs, src, locals.flatMap((l) => (l.veth ? [l.veth] : [])), input.snat === true, kernelChecked, input.podInterfaces, input.policyOnly ? { options: input.policyOnly, localIps: locals.map((l) => l.ip) } : undefined);
+      // With source chains the forward chain's anti-spoofing rule is there only for veths
+      // without one (shared, or a name the kernel cannot hook): it costs every new connection
+      // of the node a lookup even when it has nothing to check.
+      const spoofRule = !sourceChains || src.length > 0;
+      r.finish(eg, ing, ids, ifs, src, locals.flatMap((l) => (l.veth ? [l.veth] : [])), input.snat === true, kernelChecked, spoofRule, input.podInterfaces, input.policyOnly ? { options: input.policyOnly, localIps: locals.map((l) => l.ip) } : undefined);
       input.chainCache?.end();
     },
   };
@@ -1071,7 +1077,8 @@ function podElementChanges(
     // Source chains: the pod's comes and goes with it. A veth another local pod shares has
     // none (which pods keep theirs is a render's to say).
     let chained = false;
-    if (ctx.sourceChains === true && ctx.podInterfaces === undefined) {
+    const sourceChainMode = ctx.sourceChains === true && ctx.podInterfaces === undefined;
+    if (sourceChainMode) {
       // The chain the source chains go to comes with a render.
       if (!prev.chains.has(SPOOFED_CHAIN)) return undefined;
       const veth = local.hostVeth;
@@ -1087,9 +1094,13 @@ function podElementChanges(
         else chains.removed.push(sourceChainName(veth));
       }
     }
+    // A veth with a source chain has no anti-spoofing elements in `inet weir` (its chain checks
+    // every packet). One without, where source chains are the rule, needs the forward chain's
+    // rule, which is there only while some veth needs it: a render's to say.
+    if (sourceChainMode && !chained && index !== undefined) return undefined;
     // An interface the kernel does not check, on a node whose anti-spoofing rule sees new connections only: the rule must move (a render).
     if (add && index !== undefined && !chained && local.hostVethSourceChecked !== true && !spoofCheckedPerPacket(prev)) return undefined;
-    if (index !== undefined) {
+    if (index !== undefined && !chained) {
       change(POD_SRC_SET, podSourceElement(index, ip));
       // An interface goes with the last pod that used it.
       if (add || ![...ctx.locals.values()].some((l) => l.hostVethIndex === index)) change(POD_IFS_SET, podInterfaceElement(index));
