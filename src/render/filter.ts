@@ -22,6 +22,8 @@
 //   table inet weir_src (source chains, without a pod-interface wildcard; see SOURCE_PRIORITY):
 //   chain src_<veth> (hook ingress device "<veth>")   chain spoofed
 //     ip saddr != <pod address> goto spoofed            count, record (src_hits, src_denied), drop
+//   (a chained veth is not in pod_ifs/pod_src: the forward chain's anti-spoofing of new
+//   connections is there only for veths without a chain)
 //
 // A local pod is a *data* element (`eg_pod`/`in_pod`: address → its identity's mark, in each
 // direction its identity has a program for), and each identity one verdict element
